@@ -1,0 +1,102 @@
+//! The hit path without sockets: L1 lookup, judgement, and building the response.
+
+#![allow(missing_docs)]
+
+use std::sync::Arc;
+use std::time::{Duration, SystemTime};
+
+use bytes::Bytes;
+use criterion::{Criterion, criterion_group, criterion_main};
+use http::{HeaderMap, HeaderValue, Method, StatusCode, Uri};
+use sidecache::cache::key::CacheKey;
+use sidecache::cache::loading::{LoadingCache, LoadingConfig, Served};
+use sidecache::cache::object::{CachedObject, Variant};
+use sidecache::cache::policy::{PolicyConfig, ResponsePolicy};
+use sidecache::cache::vary::VaryKey;
+use sidecache::config::HostHeader;
+use sidecache::origin::{OriginClient, OriginSettings};
+use sidecache::proxy::cache_status::CacheStatus;
+use sidecache::proxy::loader::OriginLoader;
+use sidecache::proxy::request::RequestHead;
+use sidecache::proxy::respond;
+use sidecache::store::MemoryStore;
+
+fn stored_object(request: &HeaderMap) -> Arc<CachedObject> {
+    let mut headers = HeaderMap::new();
+    headers.insert("cache-control", HeaderValue::from_static("public, max-age=3600"));
+    headers.insert("content-type", HeaderValue::from_static("text/plain"));
+    headers.insert("content-length", HeaderValue::from_static("1024"));
+    let now = SystemTime::now();
+    let policy = ResponsePolicy::new(
+        &Method::GET,
+        request,
+        StatusCode::OK,
+        &headers,
+        now,
+        now,
+        &PolicyConfig::default(),
+    );
+    let vary = VaryKey::capture(&headers, request).expect("no Vary: *");
+    let variant = Variant {
+        status: StatusCode::OK,
+        headers,
+        body: Bytes::from(vec![b'x'; 1024]),
+        policy,
+        vary,
+    };
+    Arc::new(CachedObject::with_variant(None, Arc::new(variant)))
+}
+
+fn hit_path(c: &mut Criterion) {
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("runtime");
+    let origin = OriginClient::new(OriginSettings {
+        url: Uri::from_static("http://127.0.0.1:9"),
+        connect_timeout: Duration::from_secs(1),
+        first_byte_timeout: Duration::from_secs(1),
+        body_timeout: Duration::from_secs(1),
+        pool_idle_timeout: Duration::from_secs(1),
+        host_header: HostHeader::Preserve,
+    })
+    .expect("origin");
+    let cache = runtime.block_on(async {
+        LoadingCache::new(
+            OriginLoader::new(origin, PolicyConfig::default(), 1 << 20),
+            MemoryStore::new(1 << 30),
+            LoadingConfig {
+                coalesce_timeout: Duration::from_secs(5),
+                hit_for_miss_ttl: Duration::from_secs(10),
+            },
+        )
+    });
+    let mut headers = HeaderMap::new();
+    headers.insert("host", HeaderValue::from_static("bench.test"));
+    let (head, key) = RequestHead::new(
+        Method::GET,
+        &Uri::from_static("/hot"),
+        headers,
+        "127.0.0.1".parse().expect("ip"),
+    )
+    .expect("head");
+    let head = Arc::new(head);
+    runtime.block_on(cache.store().insert(key.clone(), stored_object(&head.headers)));
+    let key: CacheKey = key;
+
+    c.bench_function("hit: lookup + judge + respond (1 KiB)", |b| {
+        b.to_async(&runtime).iter(|| async {
+            let answer = cache.get(&key, &head).await;
+            let Served::Value(object) = answer.served else {
+                panic!("expected a hit");
+            };
+            let variant = object.select(&head.headers).expect("variant");
+            let now = SystemTime::now();
+            let status = CacheStatus::hit(variant.policy.ttl_seconds(now));
+            respond::stored(variant, &head.method, &head.headers, &status, now)
+        });
+    });
+}
+
+criterion_group!(benches, hit_path);
+criterion_main!(benches);

@@ -1,0 +1,250 @@
+//! The admin listener: health, readiness and purges, on a port of its own.
+//!
+//! | endpoint | method | what |
+//! |---|---|---|
+//! | `/healthz` | GET | 200 while the process runs |
+//! | `/readyz` | GET | 200 while serving, 503 once draining |
+//! | `/purge?url=PATH[&host=HOST]` | POST | removes one URL (every variant); without `host`, on every host |
+//! | `/purge?prefix=PREFIX[&host=HOST]` | POST | removes every URL whose path starts with `PREFIX` |
+//!
+//! Purges answer `{"purged": N}`: how many stored URLs went. When an admin token is configured,
+//! state-changing calls need `Authorization: Bearer TOKEN`, else 401.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+
+use bytes::Bytes;
+use http::header::{self, HeaderMap, HeaderValue};
+use http::{Method, Request, Response, StatusCode};
+use hyper::body::Incoming;
+
+use crate::body::Body;
+use crate::cache::key::CacheKey;
+use crate::proxy::service::Proxy;
+use crate::server::Handler;
+
+/// Whether the process should receive traffic. Cloned handles share the flag.
+#[derive(Debug, Clone)]
+pub struct Readiness(Arc<AtomicBool>);
+
+/// The admin endpoints.
+pub struct Admin {
+    proxy: Arc<Proxy>,
+    /// When set, the bearer token that state-changing calls must present.
+    token: Option<String>,
+    readiness: Readiness,
+}
+
+/// What a purge call asks to remove.
+#[derive(Debug, PartialEq, Eq)]
+enum PurgeTarget {
+    /// One path (with its query), on one host or every host.
+    Url { host: Option<String>, path: String },
+    /// Every path starting with the prefix, on one host or every host.
+    Prefix {
+        host: Option<String>,
+        prefix: String,
+    },
+}
+
+// === impl Readiness ===
+
+impl Readiness {
+    /// A flag that starts out ready.
+    pub fn new() -> Self {
+        Self(Arc::new(AtomicBool::new(true)))
+    }
+
+    /// Reports not-ready from now on (the first step of a drain).
+    pub fn set_draining(&self) {
+        self.0.store(false, Ordering::SeqCst);
+    }
+
+    /// Whether the process is ready.
+    pub fn is_ready(&self) -> bool {
+        self.0.load(Ordering::SeqCst)
+    }
+}
+
+impl Default for Readiness {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+// === impl Admin ===
+
+impl Admin {
+    /// Admin endpoints for `proxy`.
+    pub fn new(proxy: Arc<Proxy>, token: Option<String>, readiness: Readiness) -> Self {
+        Self {
+            proxy,
+            token,
+            readiness,
+        }
+    }
+
+    async fn route(&self, request: &Request<Incoming>) -> Response<Body> {
+        match (request.method(), request.uri().path()) {
+            (&Method::GET | &Method::HEAD, "/healthz") => text(StatusCode::OK, "ok\n"),
+            (&Method::GET | &Method::HEAD, "/readyz") if self.readiness.is_ready() => {
+                text(StatusCode::OK, "ready\n")
+            }
+            (&Method::GET | &Method::HEAD, "/readyz") => {
+                text(StatusCode::SERVICE_UNAVAILABLE, "draining\n")
+            }
+            (&Method::POST, "/purge") => {
+                if !self.authorized(request.headers()) {
+                    return unauthorized();
+                }
+                match PurgeTarget::parse(request.uri().query().unwrap_or("")) {
+                    Ok(target) => self.purge(target).await,
+                    Err(message) => text(StatusCode::BAD_REQUEST, message),
+                }
+            }
+            (_, "/healthz" | "/readyz" | "/purge") => {
+                text(StatusCode::METHOD_NOT_ALLOWED, "method not allowed\n")
+            }
+            _ => text(StatusCode::NOT_FOUND, "not found\n"),
+        }
+    }
+
+    fn authorized(&self, headers: &HeaderMap) -> bool {
+        let Some(token) = &self.token else {
+            return true;
+        };
+        let presented = headers
+            .get(header::AUTHORIZATION)
+            .and_then(|value| value.to_str().ok())
+            .and_then(|value| value.strip_prefix("Bearer "))
+            .unwrap_or("");
+        constant_time_eq(presented.as_bytes(), token.as_bytes())
+    }
+
+    async fn purge(&self, target: PurgeTarget) -> Response<Body> {
+        let cache = self.proxy.cache();
+        let purged = match target {
+            PurgeTarget::Url {
+                host: Some(host),
+                path,
+            } => usize::from(cache.invalidate(&CacheKey::new(&host, &path)).await),
+            PurgeTarget::Url { host: None, path } => {
+                cache
+                    .invalidate_matching(|key| key.path_and_query() == path)
+                    .await
+            }
+            PurgeTarget::Prefix { host, prefix } => {
+                cache
+                    .invalidate_matching(|key| {
+                        host.as_deref().is_none_or(|host| key.host() == host)
+                            && key.path_and_query().starts_with(&prefix)
+                    })
+                    .await
+            }
+        };
+        tracing::info!(purged, "purge");
+        json(StatusCode::OK, format!("{{\"purged\":{purged}}}\n"))
+    }
+}
+
+impl Handler for Admin {
+    async fn handle(&self, request: Request<Incoming>, _peer: SocketAddr) -> Response<Body> {
+        self.route(&request).await
+    }
+}
+
+// === impl PurgeTarget ===
+
+impl PurgeTarget {
+    fn parse(query: &str) -> Result<Self, &'static str> {
+        let mut url = None;
+        let mut prefix = None;
+        let mut host = None;
+        for (name, value) in form_urlencoded::parse(query.as_bytes()) {
+            match &*name {
+                "url" => url = Some(value.into_owned()),
+                "prefix" => prefix = Some(value.into_owned()),
+                "host" => host = Some(value.to_ascii_lowercase()),
+                _ => return Err("unknown parameter: use url=, prefix= and host=\n"),
+            }
+        }
+        match (url, prefix) {
+            (Some(path), None) if path.starts_with('/') => Ok(Self::Url { host, path }),
+            (None, Some(prefix)) if prefix.starts_with('/') => Ok(Self::Prefix { host, prefix }),
+            (Some(_), Some(_)) => Err("give either url= or prefix=, not both\n"),
+            (None, None) => Err("give url=/path or prefix=/path\n"),
+            _ => Err("paths start with /\n"),
+        }
+    }
+}
+
+/// Compares without stopping at the first difference, so timing does not leak the token.
+fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
+    a.len() == b.len() && a.iter().zip(b).fold(0u8, |diff, (x, y)| diff | (x ^ y)) == 0
+}
+
+fn text(status: StatusCode, body: &'static str) -> Response<Body> {
+    respond(
+        status,
+        "text/plain; charset=utf-8",
+        Bytes::from_static(body.as_bytes()),
+    )
+}
+
+fn json(status: StatusCode, body: String) -> Response<Body> {
+    respond(status, "application/json", Bytes::from(body))
+}
+
+fn unauthorized() -> Response<Body> {
+    let mut response = text(StatusCode::UNAUTHORIZED, "admin token required\n");
+    response
+        .headers_mut()
+        .insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
+    response
+}
+
+fn respond(status: StatusCode, content_type: &'static str, body: Bytes) -> Response<Body> {
+    let mut response = Response::new(Body::full(body));
+    *response.status_mut() = status;
+    response
+        .headers_mut()
+        .insert(header::CONTENT_TYPE, HeaderValue::from_static(content_type));
+    response
+        .headers_mut()
+        .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    response
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn purge_targets_are_parsed_and_bad_ones_rejected() {
+        assert_eq!(
+            PurgeTarget::parse("url=%2Fa%3Fb%3D1&host=Example.com"),
+            Ok(PurgeTarget::Url {
+                host: Some("example.com".into()),
+                path: "/a?b=1".into()
+            })
+        );
+        assert_eq!(
+            PurgeTarget::parse("prefix=/static/"),
+            Ok(PurgeTarget::Prefix {
+                host: None,
+                prefix: "/static/".into()
+            })
+        );
+        for bad in ["", "url=/a&prefix=/b", "url=a", "nope=1"] {
+            assert!(PurgeTarget::parse(bad).is_err(), "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn tokens_compare_exactly() {
+        assert!(constant_time_eq(b"secret", b"secret"));
+        assert!(!constant_time_eq(b"secret", b"secreT"));
+        assert!(!constant_time_eq(b"secret", b"secret2"));
+    }
+}

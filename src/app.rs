@@ -1,0 +1,196 @@
+//! Builds the parts from a [`Config`], binds the listeners, serves, and drains in order.
+//!
+//! Tests run exactly what the binary runs: [`App::bind`] then [`App::run_until`] with a future
+//! of their choosing as the shutdown signal.
+
+use std::future::Future;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use http::Uri;
+use tokio::net::TcpListener;
+use tokio_util::sync::CancellationToken;
+
+use crate::admin::{Admin, Readiness};
+use crate::cache::loading::{LoadingCache, LoadingConfig};
+use crate::cache::policy::PolicyConfig;
+use crate::config::Config;
+use crate::demo::DemoOrigin;
+use crate::origin::{OriginClient, OriginSettings};
+use crate::proxy::loader::OriginLoader;
+use crate::proxy::service::Proxy;
+use crate::server::{self, Drained};
+use crate::store::MemoryStore;
+
+/// A bound, ready-to-serve sidecache.
+pub struct App {
+    proxy_listener: TcpListener,
+    admin_listener: TcpListener,
+    /// The embedded demo origin, when no origin was configured.
+    demo: Option<TcpListener>,
+    proxy: Arc<Proxy>,
+    admin: Arc<Admin>,
+    readiness: Readiness,
+    shutdown_grace: Duration,
+}
+
+/// Why the app could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum AppError {
+    /// A listener could not be bound.
+    #[error("cannot listen on {addr}: {source}")]
+    Bind {
+        /// The address asked for.
+        addr: SocketAddr,
+        /// The cause.
+        source: std::io::Error,
+    },
+    /// The origin URL cannot be used.
+    #[error("origin: {0}")]
+    Origin(String),
+}
+
+// === impl App ===
+
+impl App {
+    /// Builds everything from `config` and binds the listeners (and the demo origin, if no origin
+    /// is configured). Nothing is served until [`run_until`](Self::run_until).
+    ///
+    /// # Errors
+    /// A port cannot be bound, or the origin URL is unusable.
+    pub async fn bind(config: &Config) -> Result<Self, AppError> {
+        let proxy_listener = bind(config.proxy.listen).await?;
+        let admin_listener = bind(config.admin.listen).await?;
+        let (demo, origin_url) = match &config.origin.url {
+            Some(url) => (None, url.clone()),
+            None => {
+                let listener = bind(SocketAddr::from(([127, 0, 0, 1], 0))).await?;
+                let url = demo_url(&listener)?;
+                (Some(listener), url)
+            }
+        };
+        let origin = OriginClient::new(OriginSettings {
+            url: origin_url,
+            connect_timeout: config.origin.connect_timeout,
+            first_byte_timeout: config.origin.first_byte_timeout,
+            body_timeout: config.origin.body_timeout,
+            pool_idle_timeout: config.origin.pool_idle_timeout,
+            host_header: config.proxy.host_header,
+        })
+        .map_err(AppError::Origin)?;
+        let policy = PolicyConfig {
+            max_heuristic_freshness: config.cache.max_heuristic_freshness,
+            grace: config.cache.grace,
+            ..PolicyConfig::default()
+        };
+        let loader = OriginLoader::new(origin, policy, config.cache.max_object_bytes);
+        let cache = LoadingCache::new(
+            loader,
+            MemoryStore::new(config.cache.capacity_bytes),
+            LoadingConfig {
+                coalesce_timeout: config.cache.coalesce_timeout,
+                hit_for_miss_ttl: config.cache.hit_for_miss_ttl,
+            },
+        );
+        let proxy = Arc::new(Proxy::new(cache));
+        let readiness = Readiness::new();
+        let admin = Arc::new(Admin::new(
+            Arc::clone(&proxy),
+            config.admin.token.clone(),
+            readiness.clone(),
+        ));
+        Ok(Self {
+            proxy_listener,
+            admin_listener,
+            demo,
+            proxy,
+            admin,
+            readiness,
+            shutdown_grace: config.shutdown_grace,
+        })
+    }
+
+    /// Where the proxy listens.
+    pub fn proxy_addr(&self) -> SocketAddr {
+        local_addr(&self.proxy_listener)
+    }
+
+    /// Where the admin endpoints listen.
+    pub fn admin_addr(&self) -> SocketAddr {
+        local_addr(&self.admin_listener)
+    }
+
+    /// Where the embedded demo origin listens, if it runs.
+    pub fn demo_addr(&self) -> Option<SocketAddr> {
+        self.demo.as_ref().map(local_addr)
+    }
+
+    /// The proxy (for tests that look inside the cache).
+    pub fn proxy(&self) -> &Arc<Proxy> {
+        &self.proxy
+    }
+
+    /// Serves until `shutdown` completes, then drains in order: report not-ready, stop accepting,
+    /// let in-flight requests finish (at most the shutdown grace), wait for background loads,
+    /// stop the admin listener and the demo origin.
+    pub async fn run_until(self, shutdown: impl Future<Output = ()>) -> Drained {
+        let stop_others = CancellationToken::new();
+        let admin = tokio::spawn(server::serve(
+            self.admin_listener,
+            self.admin,
+            stop_others.clone().cancelled_owned(),
+            self.shutdown_grace,
+        ));
+        let demo = self.demo.map(|listener| {
+            tokio::spawn(server::serve(
+                listener,
+                Arc::new(DemoOrigin::default()),
+                stop_others.clone().cancelled_owned(),
+                self.shutdown_grace,
+            ))
+        });
+        let readiness = self.readiness.clone();
+        let drained = server::serve(
+            self.proxy_listener,
+            Arc::clone(&self.proxy),
+            async move {
+                shutdown.await;
+                readiness.set_draining();
+            },
+            self.shutdown_grace,
+        )
+        .await;
+        let loads = tokio::time::timeout(self.shutdown_grace, self.proxy.cache().drain()).await;
+        if loads.is_err() {
+            tracing::warn!("background loads still running at the end of the grace period");
+        }
+        stop_others.cancel();
+        let _ = admin.await;
+        if let Some(demo) = demo {
+            let _ = demo.await;
+        }
+        if drained == Drained::TimedOut {
+            tracing::warn!("connections still open at the end of the grace period were dropped");
+        }
+        drained
+    }
+}
+
+async fn bind(addr: SocketAddr) -> Result<TcpListener, AppError> {
+    TcpListener::bind(addr)
+        .await
+        .map_err(|source| AppError::Bind { addr, source })
+}
+
+fn local_addr(listener: &TcpListener) -> SocketAddr {
+    listener
+        .local_addr()
+        .expect("a bound TCP listener has a local address")
+}
+
+fn demo_url(listener: &TcpListener) -> Result<Uri, AppError> {
+    format!("http://{}", local_addr(listener))
+        .parse()
+        .map_err(|_| AppError::Origin("the demo origin's address is not a URL".into()))
+}

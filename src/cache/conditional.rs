@@ -1,0 +1,677 @@
+//! Conditional requests answered from the cache (RFC 9110 §13, RFC 9111 §4.3.2).
+//!
+//! A cache evaluates only the validation preconditions, `If-None-Match` and `If-Modified-Since`,
+//! against a stored response; `If-Match` and `If-Unmodified-Since` "are not applicable to a
+//! cache" (RFC 9111 §4.3.2) and go to the origin. `If-Range` belongs to range handling
+//! (`range.rs`). The proxy evaluates these before `Range`: RFC 9110 §14.2 ignores `Range` when
+//! a conditional `GET` results in 304.
+
+use std::time::{Duration, SystemTime};
+
+use http::header::{
+    CONNECTION, CONTENT_ENCODING, CONTENT_LANGUAGE, CONTENT_LENGTH, CONTENT_RANGE, CONTENT_TYPE,
+    DATE, ETAG, HeaderName, IF_MATCH, IF_MODIFIED_SINCE, IF_NONE_MATCH, IF_UNMODIFIED_SINCE,
+    LAST_MODIFIED, TE, TRAILER, TRANSFER_ENCODING, UPGRADE,
+};
+use http::{HeaderMap, HeaderValue, Method, StatusCode};
+
+/// What a conditional request asks of a stored response.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Precondition {
+    /// A validation precondition is false: answer 304 (Not Modified) with
+    /// [`not_modified_headers`].
+    NotModified,
+    /// No precondition stops the request: answer normally (full or range response).
+    Proceed,
+}
+
+/// An entity tag (RFC 9110 §8.8.3), borrowed from a header value.
+///
+/// ```text
+/// entity-tag = [ weak ] opaque-tag
+/// weak       = %s"W/"
+/// opaque-tag = DQUOTE *etagc DQUOTE
+/// etagc      = %x21 / %x23-7E / obs-text
+/// ```
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct EntityTag<'a> {
+    /// Whether the tag carried the (case-sensitive) `W/` prefix.
+    weak: bool,
+    /// The opaque-tag including its quotes; the comparison functions compare exactly this.
+    opaque: &'a [u8],
+}
+
+/// Evaluates a request's validation preconditions against a stored response (RFC 9110
+/// §13.2.2 steps 3 and 4, as RFC 9111 §4.3.2 applies them to caches).
+///
+/// - Only `GET` and `HEAD` are evaluated: the cache answers no other method, and for those
+///   a false `If-None-Match` means 412 from the origin, not 304 (RFC 9110 §13.1.2).
+/// - Only a 2xx stored response is evaluated: RFC 9110 §13.2.1 ignores preconditions when the
+///   unconditional answer would not be 2xx (a cached 404 is sent as is).
+/// - `If-None-Match` (RFC 9110 §13.1.2) uses the weak comparison; `*` matches the stored
+///   representation. A malformed field is ignored, giving [`Precondition::Proceed`].
+/// - `If-Modified-Since` (RFC 9110 §13.1.3) is evaluated only when `If-None-Match` is absent,
+///   and ignored when it is not a single valid HTTP-date. It compares with the stored
+///   `Last-Modified`, or the stored `Date` when there is no (valid) `Last-Modified` (RFC 9111
+///   §4.3.2). RFC 9111 then falls back to the time the response was received: callers ensure
+///   a stored response has a `Date`, which RFC 9110 §6.6.1 requires of a cache anyway.
+#[must_use]
+pub fn evaluate(
+    method: &Method,
+    request: &HeaderMap,
+    stored_status: StatusCode,
+    stored: &HeaderMap,
+) -> Precondition {
+    if (method != Method::GET && method != Method::HEAD) || !stored_status.is_success() {
+        return Precondition::Proceed;
+    }
+    // RFC 9110 §13.1.3: "A recipient MUST ignore If-Modified-Since if the request contains an
+    // If-None-Match header field" -- even a malformed one.
+    if request.contains_key(IF_NONE_MATCH) {
+        return if_none_match(request, stored);
+    }
+    if_modified_since(request, stored)
+}
+
+/// Whether the request carries preconditions a cache does not evaluate itself (`If-Match`,
+/// `If-Unmodified-Since`; RFC 9111 §4.3.2: "not applicable to a cache"), so the proxy sends
+/// the request through to the origin.
+#[must_use]
+pub fn has_state_changing_preconditions(request: &HeaderMap) -> bool {
+    request.contains_key(IF_MATCH) || request.contains_key(IF_UNMODIFIED_SINCE)
+}
+
+/// Fields never copied from a stored response into a 304.
+///
+/// RFC 9110 §15.4.5: a 304 has no content, and "a sender SHOULD NOT generate representation
+/// metadata other than the above listed fields [Content-Location, Date, ETag, Vary,
+/// Cache-Control, Expires] unless said metadata exists for the purpose of guiding cache
+/// updates". Content-Type, Content-Encoding and Content-Language (RFC 9110 §8.3-8.5) are such
+/// metadata. Content-Length is only permitted when it equals the 200's length (RFC 9110 §8.6,
+/// "MAY"), and some recipients take it as the 304's own body length, so it is left out.
+/// Content-Range does not describe a 200. The rest are framing or hop-by-hop fields of another
+/// message (RFC 9112 §6.1, §7; RFC 9110 §7.6.1) and digests of content the 304 does not carry.
+const NOT_IN_304: [HeaderName; 15] = [
+    CONTENT_TYPE,
+    CONTENT_ENCODING,
+    CONTENT_LANGUAGE,
+    CONTENT_LENGTH,
+    CONTENT_RANGE,
+    TRANSFER_ENCODING,
+    TRAILER,
+    CONNECTION,
+    TE,
+    UPGRADE,
+    HeaderName::from_static("keep-alive"),
+    HeaderName::from_static("proxy-connection"),
+    HeaderName::from_static("content-md5"),
+    HeaderName::from_static("content-digest"),
+    HeaderName::from_static("repr-digest"),
+];
+
+/// The header fields of a 304 (Not Modified) built from a stored 200 response.
+///
+/// RFC 9110 §15.4.5: "The server generating a 304 response MUST generate any of the following
+/// header fields that would have been sent in a 200 (OK) response to the same request:
+/// Content-Location, Date, ETag, and Vary; Cache-Control and Expires". Those are kept, as are
+/// fields that are not representation metadata (for example `Accept-Ranges`, `Link`, custom
+/// fields), which a downstream cache uses to update its stored copy (RFC 9111 §4.3.4). Removed:
+/// the fields in the list above, and `Last-Modified` when there is an `ETag`, since
+/// §15.4.5 keeps `Last-Modified` only as a validator to guide cache updates ("might be useful
+/// if the response does not have an ETag field").
+#[must_use]
+pub fn not_modified_headers(stored: &HeaderMap) -> HeaderMap {
+    let mut headers = stored.clone();
+    for name in &NOT_IN_304 {
+        headers.remove(name);
+    }
+    if headers.contains_key(ETAG) {
+        headers.remove(LAST_MODIFIED);
+    }
+    headers
+}
+
+// === impl EntityTag ===
+
+impl<'a> EntityTag<'a> {
+    /// Parses a whole field value holding exactly one entity tag (an `ETag` or `If-Range`
+    /// value), allowing surrounding whitespace; `None` when malformed.
+    pub fn parse(value: &'a [u8]) -> Option<Self> {
+        let (tag, rest) = Self::parse_prefix(trim_ows(value))?;
+        rest.is_empty().then_some(tag)
+    }
+
+    /// The entity tag of a stored response: its single `ETag` field, if valid.
+    pub fn of(headers: &'a HeaderMap) -> Option<Self> {
+        single_value(headers, &ETAG).and_then(|value| Self::parse(value.as_bytes()))
+    }
+
+    /// Whether the tag is weak (`W/"..."`).
+    pub fn is_weak(&self) -> bool {
+        self.weak
+    }
+
+    /// RFC 9110 §8.8.3.2 strong comparison: both strong and the opaque-tags identical.
+    pub fn strong_eq(&self, other: &EntityTag<'_>) -> bool {
+        !self.weak && !other.weak && self.opaque == other.opaque
+    }
+
+    /// RFC 9110 §8.8.3.2 weak comparison: the opaque-tags identical, weak or not.
+    pub fn weak_eq(&self, other: &EntityTag<'_>) -> bool {
+        self.opaque == other.opaque
+    }
+
+    /// Parses one entity tag at the start of `input`, returning it and the bytes after it.
+    ///
+    /// The opaque-tag ends at the first `"` after the opening one: `etagc` excludes DQUOTE and
+    /// has no escapes, while it does include `,` -- so lists must be split by this parser, not
+    /// at commas.
+    fn parse_prefix(input: &'a [u8]) -> Option<(Self, &'a [u8])> {
+        let (weak, quoted) = match input.strip_prefix(b"W/") {
+            Some(rest) => (true, rest),
+            None => (false, input),
+        };
+        let after_open = quoted.strip_prefix(b"\"")?;
+        let close = after_open.iter().position(|&b| b == b'"')?;
+        if !after_open[..close].iter().all(|&b| is_etagc(b)) {
+            return None;
+        }
+        let (opaque, rest) = quoted.split_at(close + 2);
+        Some((Self { weak, opaque }, rest))
+    }
+}
+
+// === If-None-Match ===
+
+/// RFC 9110 §13.1.2: `If-None-Match = "*" / #entity-tag`, possibly over several field lines.
+/// The condition is false (so 304) for `*` when a representation exists, which a stored
+/// response is, or when a listed tag weakly matches the stored `ETag`.
+fn if_none_match(request: &HeaderMap, stored: &HeaderMap) -> Precondition {
+    let stored_tag = EntityTag::of(stored);
+    let mut stars = 0;
+    let mut tags = 0;
+    let mut matched = false;
+    for line in request.get_all(IF_NONE_MATCH) {
+        let value = trim_ows(line.as_bytes());
+        if value == b"*" {
+            stars += 1;
+            continue;
+        }
+        for tag in tag_list(value) {
+            let Some(tag) = tag else {
+                // Malformed: ignore the whole field.
+                return Precondition::Proceed;
+            };
+            tags += 1;
+            matched |= stored_tag.is_some_and(|stored| tag.weak_eq(&stored));
+        }
+    }
+    match (stars, tags) {
+        (0, _) if matched => Precondition::NotModified,
+        (0, _) => Precondition::Proceed,
+        // "*" alone: the stored response is a current representation.
+        (1, 0) => Precondition::NotModified,
+        // "*" must be the whole field value; with tags (or twice) the field is malformed.
+        _ => Precondition::Proceed,
+    }
+}
+
+/// Iterates the entity tags of a `#entity-tag` list value (RFC 9110 §5.6.1: elements separated
+/// by commas with optional whitespace; empty elements ignored). Yields `None` once, then stops,
+/// when the list is malformed.
+fn tag_list(value: &[u8]) -> impl Iterator<Item = Option<EntityTag<'_>>> {
+    let mut rest = value;
+    let mut failed = false;
+    std::iter::from_fn(move || {
+        if failed {
+            return None;
+        }
+        // Skip separators and empty elements.
+        while let [b' ' | b'\t' | b',', tail @ ..] = rest {
+            rest = tail;
+        }
+        if rest.is_empty() {
+            return None;
+        }
+        let parsed = EntityTag::parse_prefix(rest).and_then(|(tag, tail)| {
+            let tail = trim_ows(tail);
+            // After a tag comes the end of the value or a comma, nothing else.
+            (tail.is_empty() || tail.starts_with(b",")).then_some((tag, tail))
+        });
+        match parsed {
+            Some((tag, tail)) => {
+                rest = tail;
+                Some(Some(tag))
+            }
+            None => {
+                failed = true;
+                Some(None)
+            }
+        }
+    })
+}
+
+// === If-Modified-Since ===
+
+/// RFC 9110 §13.1.3 with RFC 9111 §4.3.2: 304 when the stored response's modification time
+/// (`Last-Modified`, else `Date`) is earlier than or equal to the field's date.
+fn if_modified_since(request: &HeaderMap, stored: &HeaderMap) -> Precondition {
+    // "MUST ignore ... if the received field value is not a valid HTTP-date, [or] the field
+    // value has more than one member"; several field lines are several members.
+    let Some(since) = single_value(request, &IF_MODIFIED_SINCE).and_then(http_date) else {
+        return Precondition::Proceed;
+    };
+    let modified = single_value(stored, &LAST_MODIFIED)
+        .and_then(http_date)
+        .or_else(|| single_value(stored, &DATE).and_then(http_date));
+    match modified {
+        Some(modified) if modified <= since => Precondition::NotModified,
+        // Modified since, or no modification time at all ("MUST ignore If-Modified-Since if
+        // the resource does not have a modification date available").
+        _ => Precondition::Proceed,
+    }
+}
+
+// === shared field helpers ===
+
+/// The value of a field that must appear on exactly one line; `None` when absent or repeated.
+pub(crate) fn single_value<'a>(
+    headers: &'a HeaderMap,
+    name: &HeaderName,
+) -> Option<&'a HeaderValue> {
+    let mut lines = headers.get_all(name).iter();
+    let first = lines.next()?;
+    lines.next().is_none().then_some(first)
+}
+
+/// Parses an HTTP-date in any of the three formats recipients must accept (RFC 9110 §5.6.7).
+pub(crate) fn http_date(value: &HeaderValue) -> Option<SystemTime> {
+    let text = value.to_str().ok()?;
+    httpdate::parse_http_date(text.trim_matches(|c| c == ' ' || c == '\t')).ok()
+}
+
+/// Whether a `Last-Modified` value is a strong validator for a cache comparing it with its own
+/// stored entry (RFC 9110 §8.8.2.2): the entry's `Date` is at least one second later.
+pub(crate) fn last_modified_is_strong(last_modified: SystemTime, stored: &HeaderMap) -> bool {
+    single_value(stored, &DATE)
+        .and_then(http_date)
+        .is_some_and(|date| date >= last_modified + Duration::from_secs(1))
+}
+
+/// Strips optional whitespace (SP / HTAB, RFC 9110 §5.6.3) from both ends.
+fn trim_ows(mut bytes: &[u8]) -> &[u8] {
+    while let [b' ' | b'\t', rest @ ..] = bytes {
+        bytes = rest;
+    }
+    while let [rest @ .., b' ' | b'\t'] = bytes {
+        bytes = rest;
+    }
+    bytes
+}
+
+/// RFC 9110 §8.8.3 `etagc = %x21 / %x23-7E / obs-text`.
+fn is_etagc(b: u8) -> bool {
+    b == 0x21 || (0x23..=0x7E).contains(&b) || b >= 0x80
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use http::header::{ACCEPT_RANGES, CACHE_CONTROL, CONTENT_LOCATION, EXPIRES, VARY};
+
+    const GET: &Method = &Method::GET;
+    const OK: StatusCode = StatusCode::OK;
+    const NOT_MODIFIED: Precondition = Precondition::NotModified;
+    const PROCEED: Precondition = Precondition::Proceed;
+
+    fn map(lines: &[(&str, &str)]) -> HeaderMap {
+        let mut headers = HeaderMap::new();
+        for (name, value) in lines {
+            headers.append(
+                HeaderName::from_bytes(name.as_bytes()).unwrap(),
+                HeaderValue::from_str(value).unwrap(),
+            );
+        }
+        headers
+    }
+
+    #[test]
+    fn entity_tag_parse() {
+        // (input, Some((weak, opaque including quotes)) or None)
+        type Parsed<'a> = Option<(bool, &'a [u8])>;
+        let cases: &[(&[u8], Parsed)] = &[
+            (b"\"xyzzy\"", Some((false, b"\"xyzzy\""))),
+            (b"W/\"xyzzy\"", Some((true, b"\"xyzzy\""))),
+            (b"\"\"", Some((false, b"\"\""))),
+            (b"W/\"\"", Some((true, b"\"\""))),
+            (b"  \"a\"\t", Some((false, b"\"a\""))),
+            // etagc includes ',' and '\' and obs-text; there are no escapes
+            (b"\"a,b\"", Some((false, b"\"a,b\""))),
+            (b"\"a\\\"", Some((false, b"\"a\\\""))),
+            (b"\"caf\xe9\"", Some((false, b"\"caf\xe9\""))),
+            // malformed
+            (b"xyzzy", None),
+            (b"\"xyzzy", None),
+            (b"w/\"xyzzy\"", None), // weak = %s"W/" is case-sensitive
+            (b"W/ \"x\"", None),
+            (b"W/xyzzy", None),
+            (b"\"a\"b\"", None),
+            (b"\"a\" \"b\"", None),
+            (b"\"a\", \"b\"", None),
+            (b"\"a b\"", None), // SP is not etagc
+            (b"", None),
+            (b"*", None),
+        ];
+        for (input, want) in cases {
+            let got = EntityTag::parse(input).map(|t| (t.is_weak(), t.opaque));
+            assert_eq!(got, *want, "{:?}", String::from_utf8_lossy(input));
+        }
+    }
+
+    #[test]
+    fn entity_tag_comparison() {
+        // RFC 9110 §8.8.3.2 example table.
+        let cases: &[(&str, &str, bool, bool)] = &[
+            // (tag 1, tag 2, strong match, weak match)
+            ("W/\"1\"", "W/\"1\"", false, true),
+            ("W/\"1\"", "W/\"2\"", false, false),
+            ("W/\"1\"", "\"1\"", false, true),
+            ("\"1\"", "\"1\"", true, true),
+        ];
+        for (a, b, strong, weak) in cases {
+            let a = EntityTag::parse(a.as_bytes()).unwrap();
+            let b = EntityTag::parse(b.as_bytes()).unwrap();
+            assert_eq!(a.strong_eq(&b), *strong, "{a:?} {b:?}");
+            assert_eq!(b.strong_eq(&a), *strong, "{a:?} {b:?}");
+            assert_eq!(a.weak_eq(&b), *weak, "{a:?} {b:?}");
+            assert_eq!(b.weak_eq(&a), *weak, "{a:?} {b:?}");
+        }
+    }
+
+    #[test]
+    fn entity_tag_of_stored_response() {
+        assert!(EntityTag::of(&map(&[("etag", "\"a\"")])).is_some());
+        assert!(EntityTag::of(&map(&[])).is_none());
+        assert!(EntityTag::of(&map(&[("etag", "a")])).is_none());
+        assert!(EntityTag::of(&map(&[("etag", "\"a\""), ("etag", "\"b\"")])).is_none());
+    }
+
+    #[test]
+    fn if_none_match_table() {
+        // (If-None-Match lines, stored ETag lines, expected)
+        let cases: &[(&[&str], &[&str], Precondition)] = &[
+            (&["\"a\""], &["\"a\""], NOT_MODIFIED),
+            (&["\"a\""], &["\"b\""], PROCEED),
+            // weak comparison either way (RFC 9110 §13.1.2)
+            (&["W/\"a\""], &["\"a\""], NOT_MODIFIED),
+            (&["\"a\""], &["W/\"a\""], NOT_MODIFIED),
+            (&["W/\"a\""], &["W/\"a\""], NOT_MODIFIED),
+            // lists, OWS, empty elements, several field lines
+            (&["\"x\", \"a\""], &["\"a\""], NOT_MODIFIED),
+            (&["\"x\",\"a\""], &["\"a\""], NOT_MODIFIED),
+            (&[" , \"x\" ,, W/\"a\" ,"], &["\"a\""], NOT_MODIFIED),
+            (&["\"x\"", "\"a\""], &["\"a\""], NOT_MODIFIED),
+            (&["\"x\", \"y\""], &["\"a\""], PROCEED),
+            // commas inside the opaque-tag are part of it
+            (&["\"a,b\""], &["\"a,b\""], NOT_MODIFIED),
+            (&["\"a,b\""], &["\"a\""], PROCEED),
+            (&["\"x\", \"a,b\""], &["\"a,b\""], NOT_MODIFIED),
+            // "*" matches any stored representation, with or without an ETag
+            (&["*"], &["\"a\""], NOT_MODIFIED),
+            (&["*"], &[], NOT_MODIFIED),
+            (&[" * "], &[], NOT_MODIFIED),
+            // no stored ETag: a list never matches
+            (&["\"a\""], &[], PROCEED),
+            // an unparsable stored ETag never matches
+            (&["\"a\""], &["a"], PROCEED),
+            // malformed If-None-Match is ignored (Proceed) -- even if a tag would match
+            (&["a"], &["\"a\""], PROCEED),
+            (&["\"a\" \"b\""], &["\"a\""], PROCEED),
+            (&["\"a\", b"], &["\"a\""], PROCEED),
+            (&["\"a\", *"], &["\"a\""], PROCEED),
+            (&["*", "\"a\""], &["\"a\""], PROCEED),
+            (&["*", "*"], &["\"a\""], PROCEED),
+            (&["\"a\"", "junk"], &["\"a\""], PROCEED),
+            (&["w/\"a\""], &["\"a\""], PROCEED),
+            // an empty list is valid and matches nothing
+            (&[""], &["\"a\""], PROCEED),
+        ];
+        for (inm, etags, want) in cases {
+            let request: Vec<_> = inm.iter().map(|v| ("if-none-match", *v)).collect();
+            let stored: Vec<_> = etags.iter().map(|v| ("etag", *v)).collect();
+            let got = evaluate(GET, &map(&request), OK, &map(&stored));
+            assert_eq!(got, *want, "If-None-Match {inm:?}, ETag {etags:?}");
+        }
+    }
+
+    const T0: &str = "Sun, 06 Nov 1994 08:49:37 GMT";
+    const T0_RFC850: &str = "Sunday, 06-Nov-94 08:49:37 GMT";
+    const T0_ASCTIME: &str = "Sun Nov  6 08:49:37 1994";
+    const T_BEFORE: &str = "Sun, 06 Nov 1994 08:49:36 GMT";
+    const T_AFTER: &str = "Sun, 06 Nov 1994 08:49:38 GMT";
+
+    #[test]
+    fn if_modified_since_table() {
+        // (request lines, stored lines, expected)
+        type Lines<'a> = &'a [(&'a str, &'a str)];
+        let ims = "if-modified-since";
+        let cases: &[(Lines, Lines, Precondition)] = &[
+            // Last-Modified earlier than or equal to the date: 304 (RFC 9110 §13.1.3)
+            (&[(ims, T0)], &[("last-modified", T0)], NOT_MODIFIED),
+            (&[(ims, T_AFTER)], &[("last-modified", T0)], NOT_MODIFIED),
+            (&[(ims, T_BEFORE)], &[("last-modified", T0)], PROCEED),
+            // all three HTTP-date formats (RFC 9110 §5.6.7)
+            (&[(ims, T0_RFC850)], &[("last-modified", T0)], NOT_MODIFIED),
+            (&[(ims, T0_ASCTIME)], &[("last-modified", T0)], NOT_MODIFIED),
+            (&[(ims, T0)], &[("last-modified", T0_ASCTIME)], NOT_MODIFIED),
+            // no Last-Modified: the stored Date (RFC 9111 §4.3.2)
+            (&[(ims, T0)], &[("date", T0)], NOT_MODIFIED),
+            (&[(ims, T_BEFORE)], &[("date", T0)], PROCEED),
+            // Last-Modified takes precedence over Date
+            (
+                &[(ims, T0)],
+                &[("last-modified", T_AFTER), ("date", T_BEFORE)],
+                PROCEED,
+            ),
+            (
+                &[(ims, T0)],
+                &[("last-modified", T_BEFORE), ("date", T_AFTER)],
+                NOT_MODIFIED,
+            ),
+            // an invalid Last-Modified: fall back to Date
+            (
+                &[(ims, T0)],
+                &[("last-modified", "yesterday"), ("date", T0)],
+                NOT_MODIFIED,
+            ),
+            // no modification date at all: ignore the field
+            (&[(ims, T0)], &[], PROCEED),
+            // invalid If-Modified-Since is ignored
+            (&[(ims, "yesterday")], &[("last-modified", T0)], PROCEED),
+            (&[(ims, "")], &[("last-modified", T0)], PROCEED),
+            (
+                &[(ims, "Sun, 06 Nov 1994 08:49:37")],
+                &[("last-modified", T0)],
+                PROCEED,
+            ),
+            // more than one member is ignored
+            (
+                &[(ims, T_AFTER), (ims, T_AFTER)],
+                &[("last-modified", T0)],
+                PROCEED,
+            ),
+            (
+                &[(ims, &format!("{T_AFTER}, {T_AFTER}"))],
+                &[("last-modified", T0)],
+                PROCEED,
+            ),
+            // If-None-Match present (even malformed, even not matching): IMS is ignored
+            (
+                &[(ims, T_AFTER), ("if-none-match", "\"b\"")],
+                &[("last-modified", T0), ("etag", "\"a\"")],
+                PROCEED,
+            ),
+            (
+                &[(ims, T_AFTER), ("if-none-match", "junk")],
+                &[("last-modified", T0)],
+                PROCEED,
+            ),
+            (
+                &[(ims, T_BEFORE), ("if-none-match", "\"a\"")],
+                &[("last-modified", T0), ("etag", "\"a\"")],
+                NOT_MODIFIED,
+            ),
+            // no preconditions at all
+            (&[], &[("last-modified", T0), ("etag", "\"a\"")], PROCEED),
+        ];
+        for (request, stored, want) in cases {
+            let got = evaluate(GET, &map(request), OK, &map(stored));
+            assert_eq!(got, *want, "{request:?} vs {stored:?}");
+        }
+    }
+
+    #[test]
+    fn only_get_and_head_on_a_2xx() {
+        let request = map(&[("if-none-match", "*"), ("if-modified-since", T_AFTER)]);
+        let stored = map(&[("etag", "\"a\""), ("last-modified", T0)]);
+        let ims_only = map(&[("if-modified-since", T_AFTER)]);
+        let cases: &[(Method, StatusCode, &HeaderMap, Precondition)] = &[
+            (Method::GET, OK, &request, NOT_MODIFIED),
+            (Method::HEAD, OK, &request, NOT_MODIFIED),
+            (Method::HEAD, OK, &ims_only, NOT_MODIFIED),
+            (Method::POST, OK, &request, PROCEED),
+            (Method::PUT, OK, &request, PROCEED),
+            (Method::DELETE, OK, &request, PROCEED),
+            (Method::OPTIONS, OK, &ims_only, PROCEED),
+            (
+                Method::GET,
+                StatusCode::NON_AUTHORITATIVE_INFORMATION,
+                &request,
+                NOT_MODIFIED,
+            ),
+            (
+                Method::GET,
+                StatusCode::PARTIAL_CONTENT,
+                &request,
+                NOT_MODIFIED,
+            ),
+            // RFC 9110 §13.2.1: not 2xx without the preconditions => ignore them
+            (Method::GET, StatusCode::NOT_FOUND, &request, PROCEED),
+            (
+                Method::GET,
+                StatusCode::MOVED_PERMANENTLY,
+                &ims_only,
+                PROCEED,
+            ),
+            (Method::GET, StatusCode::GONE, &ims_only, PROCEED),
+        ];
+        for (method, status, request, want) in cases {
+            assert_eq!(
+                evaluate(method, request, *status, &stored),
+                *want,
+                "{method} {status}"
+            );
+        }
+    }
+
+    #[test]
+    fn state_changing_preconditions() {
+        let cases: &[(&[(&str, &str)], bool)] = &[
+            (&[], false),
+            (&[("if-match", "\"a\"")], true),
+            (&[("if-match", "*")], true),
+            (&[("if-unmodified-since", T0)], true),
+            (&[("if-none-match", "\"a\"")], false),
+            (&[("if-modified-since", T0)], false),
+            (&[("if-range", "\"a\"")], false),
+        ];
+        for (request, want) in cases {
+            assert_eq!(
+                has_state_changing_preconditions(&map(request)),
+                *want,
+                "{request:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn not_modified_keeps_the_fields_rfc_9110_lists() {
+        let stored = map(&[
+            ("cache-control", "max-age=60"),
+            ("content-location", "/doc.en"),
+            ("date", T0),
+            ("etag", "\"a\""),
+            ("expires", T_AFTER),
+            ("vary", "accept-encoding"),
+            ("vary", "accept"),
+            ("accept-ranges", "bytes"),
+            ("x-custom", "1"),
+            ("last-modified", T_BEFORE),
+            ("content-type", "text/html"),
+            ("content-encoding", "gzip"),
+            ("content-language", "en"),
+            ("content-length", "1234"),
+            ("content-range", "bytes 0-1/2"),
+            ("transfer-encoding", "chunked"),
+            ("trailer", "x"),
+            ("connection", "close"),
+            ("keep-alive", "timeout=5"),
+            ("content-digest", "sha-256=:x:"),
+        ]);
+        let headers = not_modified_headers(&stored);
+        for kept in [
+            CACHE_CONTROL,
+            CONTENT_LOCATION,
+            DATE,
+            ETAG,
+            EXPIRES,
+            ACCEPT_RANGES,
+        ] {
+            assert_eq!(headers.get(&kept), stored.get(&kept), "{kept}");
+        }
+        assert_eq!(headers.get_all(VARY).iter().count(), 2);
+        assert_eq!(headers.get("x-custom").unwrap(), "1");
+        for dropped in [
+            "last-modified",
+            "content-type",
+            "content-encoding",
+            "content-language",
+            "content-length",
+            "content-range",
+            "transfer-encoding",
+            "trailer",
+            "connection",
+            "keep-alive",
+            "content-digest",
+        ] {
+            assert!(!headers.contains_key(dropped), "{dropped}");
+        }
+    }
+
+    #[test]
+    fn not_modified_keeps_last_modified_without_etag() {
+        let stored = map(&[("last-modified", T0), ("content-type", "text/plain")]);
+        let headers = not_modified_headers(&stored);
+        assert_eq!(headers.get(LAST_MODIFIED).unwrap(), T0);
+        assert!(!headers.contains_key(CONTENT_TYPE));
+    }
+
+    #[test]
+    fn last_modified_strength() {
+        let lm = httpdate::parse_http_date(T0).unwrap();
+        let cases: &[(&[(&str, &str)], bool)] = &[
+            (&[("date", T_AFTER)], true),
+            (&[("date", T0)], false),
+            (&[("date", T_BEFORE)], false),
+            (&[], false),
+            (&[("date", "junk")], false),
+        ];
+        for (stored, want) in cases {
+            assert_eq!(
+                last_modified_is_strong(lm, &map(stored)),
+                *want,
+                "{stored:?}"
+            );
+        }
+    }
+}

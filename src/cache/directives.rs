@@ -1,0 +1,1230 @@
+//! Cache-Control directive parsing (RFC 9111 §5.2) and targeted cache-control fields (RFC 9213).
+//!
+//! Two syntaxes feed the same directive model:
+//!
+//! * `Cache-Control` (RFC 9111 §5.2): `#cache-directive`, where a directive is
+//!   `token [ "=" ( token / quoted-string ) ]`. Names are case-insensitive, empty list
+//!   members are skipped, unknown directives are ignored and one malformed directive does
+//!   not spoil the others. The argument grammar is exact, though: whitespace around `=`
+//!   makes the argument invalid, as the cache-tests suite requires.
+//! * Targeted fields such as `CDN-Cache-Control` (RFC 9213 §2): a Structured Field
+//!   Dictionary (RFC 8941 §3.2). Parsing is strict: a field that is not a valid
+//!   dictionary, or gives a delta-seconds directive a value that is not an integer, is
+//!   ignored as a whole and the next source is used instead.
+
+use std::time::Duration;
+
+use http::HeaderMap;
+use http::header::{CACHE_CONTROL, PRAGMA};
+
+/// Targeted field aimed at sidecache alone (RFC 9213 §2.1); first on our target list.
+pub const SIDECACHE_CACHE_CONTROL: &str = "sidecache-cache-control";
+
+/// Targeted field aimed at every CDN-like cache (RFC 9213 §3); second on our target list.
+pub const CDN_CACHE_CONTROL: &str = "cdn-cache-control";
+
+/// Our target list, most specific first (RFC 9213 §2.1: "select the first (in target-list
+/// order) field with a valid, non-empty value").
+const TARGET_LIST: [&str; 2] = [SIDECACHE_CACHE_CONTROL, CDN_CACHE_CONTROL];
+
+/// RFC 9111 §1.2.2: a delta-seconds value too large to represent (or any later overflow) is
+/// taken as 2^31 seconds, which the RFC uses as "infinity".
+pub const DELTA_SECONDS_MAX: u64 = 1 << 31;
+
+/// Response directives the cache acts on.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ResponseDirectives {
+    /// `max-age` (§5.2.2.1): freshness lifetime when no `s-maxage` applies.
+    pub max_age: Option<Duration>,
+    /// `s-maxage` (§5.2.2.10): freshness lifetime for shared caches like us; it also carries
+    /// the semantics of `proxy-revalidate`.
+    pub s_maxage: Option<Duration>,
+    /// `no-store` (§5.2.2.5): never store (unless overridden by `must-understand`).
+    pub no_store: bool,
+    /// `no-cache` (§5.2.2.4): store, but validate before every reuse. The qualified form
+    /// `no-cache="field"` is treated as unqualified, which §5.2.2.4 explicitly allows.
+    pub no_cache: bool,
+    /// `private` (§5.2.2.7): a shared cache must not store it. The qualified form
+    /// `private="field"` is treated as unqualified, the conservative reading.
+    pub private: bool,
+    /// `public` (§5.2.2.9): storable even where it would otherwise not be (Authorization,
+    /// non-heuristic status); sidecache also lets it share a `Set-Cookie` response.
+    pub public: bool,
+    /// `must-revalidate` (§5.2.2.2): never serve stale, not even when disconnected.
+    pub must_revalidate: bool,
+    /// `proxy-revalidate` (§5.2.2.8): `must-revalidate` for shared caches.
+    pub proxy_revalidate: bool,
+    /// `must-understand` (§5.2.2.3): store only if we understand the status code, and
+    /// then ignore `no-store`.
+    pub must_understand: bool,
+    /// `immutable` (RFC 8246): parsed so callers can see it; it does not extend freshness.
+    pub immutable: bool,
+    /// `stale-while-revalidate` (RFC 5861 §3): how long past freshness the response may be
+    /// served while it is revalidated in the background.
+    pub stale_while_revalidate: Option<Duration>,
+    /// `stale-if-error` (RFC 5861 §4): how long past freshness the response may stand in
+    /// for an origin error.
+    pub stale_if_error: Option<Duration>,
+    /// max-age or s-maxage present more than once with different values, or with a value that is not
+    /// delta-seconds: the response's freshness information is invalid and the cache treats it as stale
+    /// (§4.2.1 "caches are encouraged to consider responses that have invalid freshness information to be stale").
+    pub freshness_invalid: bool,
+    /// These came from a targeted field (RFC 9213): then `Expires` and `Cache-Control` are ignored.
+    pub targeted: bool,
+}
+
+/// Request directives the cache acts on (RFC 9111 §5.2.1, RFC 5861 §4).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct RequestDirectives {
+    /// `max-age` (§5.2.1.1): the client does not want a response older than this.
+    pub max_age: Option<Duration>,
+    /// `max-stale` (§5.2.1.2): the client accepts a stale response (up to a limit).
+    pub max_stale: Option<MaxStale>,
+    /// `min-fresh` (§5.2.1.3): the client wants a response fresh for at least this long.
+    pub min_fresh: Option<Duration>,
+    /// `no-cache` (§5.2.1.4): validate before reusing. Also set by `Pragma: no-cache` when the
+    /// request has no `Cache-Control` field (§5.4).
+    pub no_cache: bool,
+    /// `no-store` (§5.2.1.5): do not store the request or its response; checked by the caller.
+    pub no_store: bool,
+    /// `only-if-cached` (§5.2.1.7): answer from the cache or with 504, never from the origin.
+    pub only_if_cached: bool,
+    /// `stale-if-error` as a request directive (RFC 5861 §4: "its scope of application is the
+    /// request it appears in"): how stale a response the client accepts instead of an error.
+    pub stale_if_error: Option<Duration>,
+}
+
+/// The argument of a request `max-stale` directive (§5.2.1.2).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum MaxStale {
+    /// `max-stale` without a value: "the client will accept a stale response of any age".
+    Any,
+    /// `max-stale=N`: stale by no more than N seconds.
+    Limit(Duration),
+}
+
+/// Parses an RFC 9111 §1.2.2 `delta-seconds` (`1*DIGIT`), saturating at 2^31 seconds.
+///
+/// Returns `None` for anything else: empty, signed, fractional or containing non-digits.
+/// Surrounding whitespace is not accepted; callers trim where the grammar allows OWS.
+pub fn parse_delta_seconds(value: &str) -> Option<Duration> {
+    if value.is_empty() || !value.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    // Accumulate with saturation so arbitrarily long digit strings cannot overflow (§1.2.2).
+    let secs = value.bytes().fold(0u64, |acc, b| {
+        acc.saturating_mul(10)
+            .saturating_add(u64::from(b - b'0'))
+            .min(DELTA_SECONDS_MAX)
+    });
+    Some(Duration::from_secs(secs))
+}
+
+// === impl ResponseDirectives ===
+
+impl ResponseDirectives {
+    /// Parses the response's directives: the first targeted field with a valid, non-empty value in
+    /// target-list order (`Sidecache-Cache-Control`, then `CDN-Cache-Control`), else `Cache-Control`.
+    ///
+    /// All field lines of a field are combined, as §5.3 of RFC 9110 allows for list fields.
+    pub fn from_response(headers: &HeaderMap) -> Self {
+        for name in TARGET_LIST {
+            if let Some(members) = targeted_field(headers, name) {
+                let mut directives = Self::from_directives(&members);
+                directives.targeted = true;
+                return directives;
+            }
+        }
+        Self::from_directives(&cache_control_directives(headers))
+    }
+
+    fn from_directives(directives: &[Directive]) -> Self {
+        let mut out = Self::default();
+        let mut max_age = Occurrence::Absent;
+        let mut s_maxage = Occurrence::Absent;
+        for directive in directives {
+            if directive.value.is_false() {
+                // RFC 9213 targeted fields: `name=?0` means the directive is not there.
+                continue;
+            }
+            match directive.name.as_str() {
+                "max-age" => max_age.record(directive.value.delta_seconds()),
+                "s-maxage" => s_maxage.record(directive.value.delta_seconds()),
+                "no-store" => out.no_store = true,
+                "no-cache" => out.no_cache = true,
+                "private" => out.private = true,
+                "public" => out.public = true,
+                "must-revalidate" => out.must_revalidate = true,
+                "proxy-revalidate" => out.proxy_revalidate = true,
+                "must-understand" => out.must_understand = true,
+                "immutable" => out.immutable = true,
+                "stale-while-revalidate" => {
+                    out.stale_while_revalidate =
+                        shortest(out.stale_while_revalidate, directive.value.delta_seconds())
+                }
+                "stale-if-error" => {
+                    out.stale_if_error =
+                        shortest(out.stale_if_error, directive.value.delta_seconds())
+                }
+                _ => {} // §5.2.3: unknown extensions are ignored.
+            }
+        }
+        out.max_age = max_age.value();
+        out.s_maxage = s_maxage.value();
+        out.freshness_invalid = max_age.is_invalid() || s_maxage.is_invalid();
+        out
+    }
+}
+
+/// Merges a repeated directive keeping the shorter value: for windows and the request's
+/// `max-age` that is the most restrictive one (§4.2.1 "If directives conflict ... the most
+/// restrictive directive should be honored"). An invalid (`None`) value is ignored.
+fn shortest(current: Option<Duration>, new: Option<Duration>) -> Option<Duration> {
+    match (current, new) {
+        (Some(a), Some(b)) => Some(a.min(b)),
+        (a, b) => a.or(b),
+    }
+}
+
+/// What has been seen of a freshness directive (`max-age`, `s-maxage`) so far.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Occurrence {
+    Absent,
+    Valid(Duration),
+    /// A value that is not delta-seconds, or two different values (§4.2.1).
+    Invalid,
+}
+
+impl Occurrence {
+    fn record(&mut self, value: Option<Duration>) {
+        *self = match (*self, value) {
+            (Self::Absent, Some(v)) => Self::Valid(v),
+            // Duplicates with the same value are harmless.
+            (Self::Valid(old), Some(v)) if old == v => Self::Valid(v),
+            _ => Self::Invalid,
+        };
+    }
+
+    fn value(self) -> Option<Duration> {
+        match self {
+            Self::Valid(v) => Some(v),
+            Self::Absent | Self::Invalid => None,
+        }
+    }
+
+    fn is_invalid(self) -> bool {
+        self == Self::Invalid
+    }
+}
+
+// === impl RequestDirectives ===
+
+impl RequestDirectives {
+    /// Parses the request's `Cache-Control` (and, without it, `Pragma: no-cache`, §5.4).
+    ///
+    /// Invalid values make the directive absent: a client's malformed preference must not
+    /// turn into a stricter or looser one. Duplicates keep the most restrictive value.
+    pub fn from_request(headers: &HeaderMap) -> Self {
+        let mut out = Self::default();
+        for directive in cache_control_directives(headers) {
+            match directive.name.as_str() {
+                "max-age" => {
+                    out.max_age = shortest(out.max_age, directive.value.delta_seconds());
+                }
+                "min-fresh" => {
+                    out.min_fresh = longest(out.min_fresh, directive.value.delta_seconds());
+                }
+                "max-stale" => {
+                    let new = match directive.value {
+                        Value::Absent => Some(MaxStale::Any),
+                        _ => directive.value.delta_seconds().map(MaxStale::Limit),
+                    };
+                    out.max_stale = stricter_max_stale(out.max_stale, new);
+                }
+                "stale-if-error" => {
+                    out.stale_if_error =
+                        shortest(out.stale_if_error, directive.value.delta_seconds());
+                }
+                "no-cache" => out.no_cache = true,
+                "no-store" => out.no_store = true,
+                "only-if-cached" => out.only_if_cached = true,
+                _ => {}
+            }
+        }
+        // §5.4: Pragma only counts for HTTP/1.0 clients that send no Cache-Control at all.
+        if !headers.contains_key(CACHE_CONTROL) && pragma_no_cache(headers) {
+            out.no_cache = true;
+        }
+        out
+    }
+}
+
+/// Merges a repeated `min-fresh`, keeping the longer (more restrictive) value.
+fn longest(current: Option<Duration>, new: Option<Duration>) -> Option<Duration> {
+    match (current, new) {
+        (Some(a), Some(b)) => Some(a.max(b)),
+        (a, b) => a.or(b),
+    }
+}
+
+/// Merges a repeated `max-stale`: a limit is stricter than none, a shorter limit stricter still.
+fn stricter_max_stale(current: Option<MaxStale>, new: Option<MaxStale>) -> Option<MaxStale> {
+    match (current, new) {
+        (Some(MaxStale::Limit(a)), Some(MaxStale::Limit(b))) => Some(MaxStale::Limit(a.min(b))),
+        (Some(MaxStale::Limit(a)), _) | (_, Some(MaxStale::Limit(a))) => Some(MaxStale::Limit(a)),
+        (a, b) => a.or(b),
+    }
+}
+
+/// `Pragma: no-cache` (RFC 9111 §5.4; the pragma-directive names are case-insensitive tokens).
+fn pragma_no_cache(headers: &HeaderMap) -> bool {
+    headers.get_all(PRAGMA).iter().any(|line| {
+        String::from_utf8_lossy(line.as_bytes())
+            .split(',')
+            .any(|member| member.trim().eq_ignore_ascii_case("no-cache"))
+    })
+}
+
+// === directive model shared by both syntaxes ===
+
+/// One directive as received, before its meaning is applied.
+#[derive(Debug, Clone, PartialEq)]
+struct Directive {
+    /// Lowercase name.
+    name: String,
+    value: Value,
+}
+
+/// A directive's argument, keeping enough of its syntax to judge validity.
+#[derive(Debug, Clone, PartialEq)]
+enum Value {
+    /// No argument (`Cache-Control: no-store`).
+    Absent,
+    /// A `Cache-Control` argument: a token, or a quoted-string with its escapes removed.
+    Text(String),
+    /// A `Cache-Control` argument that is neither a token nor a well-formed quoted-string.
+    Malformed,
+    /// An sf-integer from a targeted field.
+    Integer(i64),
+    /// An sf-boolean from a targeted field; a bare key is `?1` (RFC 8941 §3.2).
+    Boolean(bool),
+    /// Any other structured value (string, token, decimal, byte sequence, inner list).
+    OtherStructured,
+}
+
+impl Value {
+    /// The value as delta-seconds, or `None` when it is not one (RFC 9111 §1.2.2 for
+    /// `Cache-Control`; RFC 9213 §2.1 sf-integer for targeted fields).
+    fn delta_seconds(&self) -> Option<Duration> {
+        match self {
+            // §5.2: recipients must accept both token and quoted-string forms.
+            Self::Text(text) => parse_delta_seconds(text),
+            Self::Integer(n) => u64::try_from(*n)
+                .ok()
+                .map(|secs| Duration::from_secs(secs.min(DELTA_SECONDS_MAX))),
+            Self::Absent | Self::Malformed | Self::Boolean(_) | Self::OtherStructured => None,
+        }
+    }
+
+    fn is_false(&self) -> bool {
+        *self == Self::Boolean(false)
+    }
+}
+
+// === Cache-Control syntax (RFC 9111 §5.2) ===
+
+/// All directives from every `Cache-Control` field line, in order.
+///
+/// Lines are parsed one by one rather than joined so that an unterminated quoted-string on
+/// one line cannot swallow the directives of the next.
+fn cache_control_directives(headers: &HeaderMap) -> Vec<Directive> {
+    let mut out = Vec::new();
+    for line in headers.get_all(CACHE_CONTROL) {
+        parse_cache_control_line(&String::from_utf8_lossy(line.as_bytes()), &mut out);
+    }
+    out
+}
+
+/// Parses one `Cache-Control` field line, appending its directives to `out`.
+fn parse_cache_control_line(line: &str, out: &mut Vec<Directive>) {
+    let mut rest = line;
+    loop {
+        rest = rest.trim_start_matches(|c| c == ',' || is_ows(c));
+        if rest.is_empty() {
+            return;
+        }
+        let name_end = rest.find(['=', ',']).unwrap_or(rest.len());
+        let raw_name = &rest[..name_end];
+        let name = raw_name.trim_end_matches(is_ows).to_ascii_lowercase();
+        rest = &rest[name_end..];
+        let value = match rest.strip_prefix('=') {
+            Some(after_eq) => {
+                let (value, remainder) = parse_argument(after_eq.trim_start_matches(is_ows));
+                rest = remainder;
+                // `cache-directive = token [ "=" ( token / quoted-string ) ]` has no
+                // whitespace around "=", and cache-tests requires `max-age =100` and
+                // `max-age= 100` to be ignored, so such an argument is unusable.
+                let spaced = raw_name.ends_with(is_ows) || after_eq.starts_with(is_ows);
+                if spaced { Value::Malformed } else { value }
+            }
+            None => Value::Absent,
+        };
+        if !name.is_empty() {
+            out.push(Directive { name, value });
+        }
+    }
+}
+
+/// Parses a directive argument (token or quoted-string) up to the next list separator.
+/// Returns the value and the input after it (starting at the `,` or empty).
+fn parse_argument(input: &str) -> (Value, &str) {
+    let Some(quoted) = input.strip_prefix('"') else {
+        let end = input.find(',').unwrap_or(input.len());
+        let token = input[..end].trim_end_matches(is_ows);
+        return (Value::Text(token.to_owned()), &input[end..]);
+    };
+    let mut text = String::new();
+    let mut chars = quoted.char_indices();
+    while let Some((i, c)) = chars.next() {
+        match c {
+            // RFC 9110 §5.6.4 quoted-pair: the backslash escapes the next character.
+            '\\' => match chars.next() {
+                Some((_, escaped)) => text.push(escaped),
+                None => return (Value::Malformed, ""),
+            },
+            '"' => {
+                let after = &quoted[i + 1..];
+                let end = after.find(',').unwrap_or(after.len());
+                // Anything but whitespace between the closing quote and the comma is junk
+                // that makes the argument unusable (the directive itself still counts).
+                let value = if after[..end].trim_matches(is_ows).is_empty() {
+                    Value::Text(text)
+                } else {
+                    Value::Malformed
+                };
+                return (value, &after[end..]);
+            }
+            _ => text.push(c),
+        }
+    }
+    // Unterminated quoted-string: it runs to the end of the line.
+    (Value::Malformed, "")
+}
+
+/// RFC 9110 §5.6.3 OWS: space or horizontal tab.
+fn is_ows(c: char) -> bool {
+    c == ' ' || c == '\t'
+}
+
+// === targeted fields: Structured Field Dictionary (RFC 8941 §4.2.2) ===
+
+/// The members of targeted field `name`, if it is present with a valid, non-empty value
+/// (RFC 9213 §2.1). A parse error or an empty dictionary means "behave as if absent".
+fn targeted_field(headers: &HeaderMap, name: &str) -> Option<Vec<Directive>> {
+    let mut lines = headers.get_all(name).iter().peekable();
+    lines.peek()?;
+    // RFC 8941 §4.2: combine multiple field lines with ", " before parsing. Structured
+    // fields are ASCII-only, so a non-ASCII byte makes the whole field invalid.
+    let mut combined = String::new();
+    for (i, line) in lines.enumerate() {
+        if i > 0 {
+            combined.push_str(", ");
+        }
+        combined.push_str(std::str::from_utf8(line.as_bytes()).ok()?);
+    }
+    let members = sf::parse_dictionary(&combined).ok()?;
+    if members.is_empty() || members.iter().any(|(key, value)| wrong_type(key, value)) {
+        return None;
+    }
+    Some(
+        members
+            .into_iter()
+            .map(|(key, value)| Directive { name: key, value })
+            .collect(),
+    )
+}
+
+/// RFC 9213 §2.1 maps delta-seconds arguments to sf-integers. A value of another type is
+/// treated as a parse error of the whole field (which is then ignored), as the cache-tests
+/// suite requires (`cdn-cc-invalid-sh-type-wrong`: `max-age="10000"` must not override
+/// `Cache-Control: no-store`). A negative integer has the right type and only makes that
+/// directive invalid.
+fn wrong_type(key: &str, value: &Value) -> bool {
+    const DELTA_SECONDS_DIRECTIVES: [&str; 4] = [
+        "max-age",
+        "s-maxage",
+        "stale-while-revalidate",
+        "stale-if-error",
+    ];
+    DELTA_SECONDS_DIRECTIVES.contains(&key) && !matches!(value, Value::Integer(_))
+}
+
+/// A minimal RFC 8941 parser: just enough to parse a Dictionary whose member values the
+/// cache reads as integers or booleans. Parameters are parsed (for validity) and dropped.
+mod sf {
+    use super::Value;
+
+    /// The input is not a valid Structured Field Dictionary.
+    #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+    pub(super) struct ParseError;
+
+    type Result<T> = std::result::Result<T, ParseError>;
+
+    /// RFC 8941 §4.2 + §4.2.2: parses a whole field value as a Dictionary. Later duplicate
+    /// keys overwrite earlier ones, keeping the first position (§4.2.2 step 1.4).
+    pub(super) fn parse_dictionary(field: &str) -> Result<Vec<(String, Value)>> {
+        if !field.is_ascii() {
+            return Err(ParseError);
+        }
+        let mut p = Parser {
+            input: field.trim_matches(' ').as_bytes(),
+            pos: 0,
+        };
+        let mut members: Vec<(String, Value)> = Vec::new();
+        while !p.at_end() {
+            let key = p.key()?;
+            let value = if p.eat(b'=') {
+                p.item_or_inner_list()?
+            } else {
+                p.parameters()?;
+                Value::Boolean(true)
+            };
+            match members.iter_mut().find(|(k, _)| *k == key) {
+                Some(member) => member.1 = value,
+                None => members.push((key, value)),
+            }
+            p.skip_ows();
+            if p.at_end() {
+                break;
+            }
+            if !p.eat(b',') {
+                return Err(ParseError);
+            }
+            p.skip_ows();
+            if p.at_end() {
+                // A trailing comma is an error (§4.2.2 step 1.7).
+                return Err(ParseError);
+            }
+        }
+        Ok(members)
+    }
+
+    struct Parser<'a> {
+        input: &'a [u8],
+        pos: usize,
+    }
+
+    impl Parser<'_> {
+        fn at_end(&self) -> bool {
+            self.pos >= self.input.len()
+        }
+
+        fn peek(&self) -> Option<u8> {
+            self.input.get(self.pos).copied()
+        }
+
+        fn next(&mut self) -> Option<u8> {
+            let c = self.peek()?;
+            self.pos += 1;
+            Some(c)
+        }
+
+        fn eat(&mut self, c: u8) -> bool {
+            let matched = self.peek() == Some(c);
+            if matched {
+                self.pos += 1;
+            }
+            matched
+        }
+
+        fn skip_sp(&mut self) {
+            while self.eat(b' ') {}
+        }
+
+        fn skip_ows(&mut self) {
+            while matches!(self.peek(), Some(b' ' | b'\t')) {
+                self.pos += 1;
+            }
+        }
+
+        /// §4.2.3.3: `key = ( lcalpha / "*" ) *( lcalpha / DIGIT / "_" / "-" / "." / "*" )`.
+        fn key(&mut self) -> Result<String> {
+            let start = self.pos;
+            match self.next() {
+                Some(c) if c.is_ascii_lowercase() || c == b'*' => {}
+                _ => return Err(ParseError),
+            }
+            while matches!(self.peek(), Some(c) if c.is_ascii_lowercase() || c.is_ascii_digit() || b"_-.*".contains(&c))
+            {
+                self.pos += 1;
+            }
+            Ok(String::from_utf8_lossy(&self.input[start..self.pos]).into_owned())
+        }
+
+        /// §4.2.1.1 / §4.2.3.2 item or inner list, with its parameters.
+        fn item_or_inner_list(&mut self) -> Result<Value> {
+            if self.peek() == Some(b'(') {
+                self.inner_list()?;
+                return Ok(Value::OtherStructured);
+            }
+            let value = self.bare_item()?;
+            self.parameters()?;
+            Ok(value)
+        }
+
+        /// §4.2.1.2: `"(" *SP [ sf-item *( 1*SP sf-item ) *SP ] ")" parameters`.
+        fn inner_list(&mut self) -> Result<()> {
+            self.pos += 1; // the "("
+            loop {
+                self.skip_sp();
+                if self.eat(b')') {
+                    return self.parameters();
+                }
+                self.bare_item()?;
+                self.parameters()?;
+                match self.peek() {
+                    Some(b' ' | b')') => {}
+                    _ => return Err(ParseError),
+                }
+            }
+        }
+
+        /// §4.2.3.2: `*( ";" *SP key [ "=" bare-item ] )`.
+        fn parameters(&mut self) -> Result<()> {
+            while self.eat(b';') {
+                self.skip_sp();
+                self.key()?;
+                if self.eat(b'=') {
+                    self.bare_item()?;
+                }
+            }
+            Ok(())
+        }
+
+        /// §4.2.3.1: dispatch on the first character.
+        fn bare_item(&mut self) -> Result<Value> {
+            match self.peek() {
+                Some(b'-' | b'0'..=b'9') => self.number(),
+                Some(b'"') => self.string().map(|()| Value::OtherStructured),
+                Some(c) if c.is_ascii_alphabetic() || c == b'*' => {
+                    self.token();
+                    Ok(Value::OtherStructured)
+                }
+                Some(b':') => self.byte_sequence().map(|()| Value::OtherStructured),
+                Some(b'?') => self.boolean(),
+                _ => Err(ParseError),
+            }
+        }
+
+        /// §4.2.4: integer (at most 15 digits) or decimal (at most 12.3 digits).
+        fn number(&mut self) -> Result<Value> {
+            let negative = self.eat(b'-');
+            let start = self.pos;
+            let mut decimal = false;
+            if !matches!(self.peek(), Some(c) if c.is_ascii_digit()) {
+                return Err(ParseError);
+            }
+            while let Some(c) = self.peek() {
+                if c.is_ascii_digit() {
+                    self.pos += 1;
+                } else if c == b'.' && !decimal {
+                    if self.pos - start > 12 {
+                        return Err(ParseError);
+                    }
+                    decimal = true;
+                    self.pos += 1;
+                } else {
+                    break;
+                }
+                let len = self.pos - start;
+                if (!decimal && len > 15) || (decimal && len > 16) {
+                    return Err(ParseError);
+                }
+            }
+            let digits = &self.input[start..self.pos];
+            if decimal {
+                let fraction = digits.iter().rev().take_while(|c| **c != b'.').count();
+                if fraction == 0 || fraction > 3 {
+                    return Err(ParseError);
+                }
+                return Ok(Value::OtherStructured);
+            }
+            // At most 15 ASCII digits: always fits in an i64.
+            let magnitude = digits
+                .iter()
+                .fold(0i64, |acc, c| acc * 10 + i64::from(c - b'0'));
+            Ok(Value::Integer(if negative {
+                -magnitude
+            } else {
+                magnitude
+            }))
+        }
+
+        /// §4.2.5: printable ASCII, with `\"` and `\\` as the only escapes.
+        fn string(&mut self) -> Result<()> {
+            self.pos += 1; // the opening DQUOTE
+            loop {
+                match self.next() {
+                    None => return Err(ParseError),
+                    Some(b'\\') => match self.next() {
+                        Some(b'"' | b'\\') => {}
+                        _ => return Err(ParseError),
+                    },
+                    Some(b'"') => return Ok(()),
+                    Some(c) if (0x20..0x7f).contains(&c) => {}
+                    Some(_) => return Err(ParseError),
+                }
+            }
+        }
+
+        /// §4.2.6: `( ALPHA / "*" ) *( tchar / ":" / "/" )`; the first character was checked.
+        fn token(&mut self) {
+            self.pos += 1;
+            while matches!(self.peek(), Some(c) if is_tchar(c) || c == b':' || c == b'/') {
+                self.pos += 1;
+            }
+        }
+
+        /// §4.2.7: `":" *(base64) ":"`.
+        fn byte_sequence(&mut self) -> Result<()> {
+            self.pos += 1;
+            loop {
+                match self.next() {
+                    Some(b':') => return Ok(()),
+                    Some(c) if c.is_ascii_alphanumeric() || b"+/=".contains(&c) => {}
+                    _ => return Err(ParseError),
+                }
+            }
+        }
+
+        /// §4.2.8: `"?" ( "0" / "1" )`.
+        fn boolean(&mut self) -> Result<Value> {
+            self.pos += 1;
+            match self.next() {
+                Some(b'1') => Ok(Value::Boolean(true)),
+                Some(b'0') => Ok(Value::Boolean(false)),
+                _ => Err(ParseError),
+            }
+        }
+    }
+
+    /// RFC 9110 §5.6.2 tchar.
+    fn is_tchar(c: u8) -> bool {
+        c.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&c)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use http::HeaderName;
+
+    fn headers(fields: &[(&str, &str)]) -> HeaderMap {
+        let mut map = HeaderMap::new();
+        for (name, value) in fields {
+            let name = HeaderName::from_bytes(name.as_bytes()).expect("test header name");
+            map.append(name, value.parse().expect("test header value"));
+        }
+        map
+    }
+
+    fn cc(value: &str) -> ResponseDirectives {
+        ResponseDirectives::from_response(&headers(&[("cache-control", value)]))
+    }
+
+    fn req(fields: &[(&str, &str)]) -> RequestDirectives {
+        RequestDirectives::from_request(&headers(fields))
+    }
+
+    fn secs(n: u64) -> Option<Duration> {
+        Some(Duration::from_secs(n))
+    }
+
+    /// Header fields as written in a table row.
+    type Fields<'a> = &'a [(&'a str, &'a str)];
+
+    const MAX: Option<Duration> = Some(Duration::from_secs(DELTA_SECONDS_MAX));
+
+    #[test]
+    fn rfc9111_1_2_2_delta_seconds() {
+        let cases: &[(&str, Option<Duration>)] = &[
+            ("0", secs(0)),
+            ("60", secs(60)),
+            ("0060", secs(60)),
+            ("2147483647", secs(2_147_483_647)),
+            ("2147483648", MAX),
+            ("2147483649", MAX),
+            ("99999999999999999999999999999", MAX),
+            ("", None),
+            ("-1", None),
+            ("+1", None),
+            ("1.5", None),
+            ("1e3", None),
+            (" 1", None),
+            ("1 2", None),
+            ("abc", None),
+        ];
+        for (input, expected) in cases {
+            assert_eq!(parse_delta_seconds(input), *expected, "{input:?}");
+        }
+    }
+
+    #[test]
+    fn rfc9111_5_2_2_every_response_directive() {
+        let d = cc(
+            "max-age=1, s-maxage=2, no-store, no-cache, private, public, must-revalidate, \
+                    proxy-revalidate, must-understand, immutable, stale-while-revalidate=3, \
+                    stale-if-error=4",
+        );
+        let expected = ResponseDirectives {
+            max_age: secs(1),
+            s_maxage: secs(2),
+            no_store: true,
+            no_cache: true,
+            private: true,
+            public: true,
+            must_revalidate: true,
+            proxy_revalidate: true,
+            must_understand: true,
+            immutable: true,
+            stale_while_revalidate: secs(3),
+            stale_if_error: secs(4),
+            freshness_invalid: false,
+            targeted: false,
+        };
+        assert_eq!(d, expected);
+        assert_eq!(
+            ResponseDirectives::from_response(&HeaderMap::new()),
+            ResponseDirectives::default()
+        );
+    }
+
+    /// Table: Cache-Control value -> (max_age, freshness_invalid).
+    #[test]
+    fn rfc9111_5_2_cache_control_syntax() {
+        let cases: &[(&str, Option<Duration>, bool)] = &[
+            // §5.2: "Cache directives are identified by a token, to be compared
+            // case-insensitively".
+            ("MAX-AGE=60", secs(60), false),
+            ("Max-Age=60", secs(60), false),
+            // §5.2: "recipients ... MUST accept both forms, even if a specific form is
+            // required for generation".
+            ("max-age=\"60\"", secs(60), false),
+            ("max-age=\"6\\0\"", secs(60), false),
+            // OWS around commas and empty list members are fine (RFC 9110 §5.6.1)...
+            ("  max-age=60  ", secs(60), false),
+            (",, ,max-age=60,,", secs(60), false),
+            // ...but the grammar has no whitespace around "=" (cache-tests
+            // freshness-max-age-space-before-equals / -space-after-equals).
+            ("max-age =60", None, true),
+            ("max-age= 60", None, true),
+            ("max-age = 60", None, true),
+            ("max-age=\t60", None, true),
+            ("foo= \"a, b\", max-age=60", secs(60), false),
+            ("public ,max-age=60\t, private", secs(60), false),
+            // Commas inside a quoted-string do not split members.
+            (
+                "private=\"set-cookie, max-age=1\", max-age=60",
+                secs(60),
+                false,
+            ),
+            (
+                "no-cache=\"a\\\"b, max-age=1\", max-age=60",
+                secs(60),
+                false,
+            ),
+            // Unknown directives are ignored (§5.2.3).
+            ("foo, bar=baz, qux=\"1,2\", max-age=60", secs(60), false),
+            // §4.2.1 duplicates: same value is fine, different values are invalid.
+            ("max-age=60, max-age=60", secs(60), false),
+            ("max-age=60, max-age=060", secs(60), false),
+            ("max-age=60, max-age=61", None, true),
+            ("max-age=60, max-age=abc", None, true),
+            // §1.2.2 / §4.2.1: not delta-seconds makes freshness invalid.
+            ("max-age=-1", None, true),
+            ("max-age=1.5", None, true),
+            ("max-age=", None, true),
+            ("max-age", None, true),
+            ("max-age=abc", None, true),
+            ("max-age=1 2", None, true),
+            ("max-age=\"60\"junk", None, true),
+            ("max-age=\"60", None, true),
+            ("s-maxage=x, max-age=60", secs(60), true),
+            // §1.2.2: too large means 2^31.
+            ("max-age=99999999999999999999", MAX, false),
+            ("max-age=2147483648", MAX, false),
+        ];
+        for (value, max_age, invalid) in cases {
+            let d = cc(value);
+            assert_eq!(d.max_age, *max_age, "max_age for {value:?}");
+            assert_eq!(
+                d.freshness_invalid, *invalid,
+                "freshness_invalid for {value:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn rfc9111_5_2_field_lines_are_combined() {
+        let d = ResponseDirectives::from_response(&headers(&[
+            ("cache-control", "max-age=10"),
+            ("cache-control", "public"),
+            ("cache-control", "max-age=10, s-maxage=20"),
+        ]));
+        assert_eq!(d.max_age, secs(10));
+        assert_eq!(d.s_maxage, secs(20));
+        assert!(d.public);
+        assert!(!d.freshness_invalid);
+
+        let d = ResponseDirectives::from_response(&headers(&[
+            ("cache-control", "max-age=10"),
+            ("cache-control", "max-age=20"),
+        ]));
+        assert!(d.freshness_invalid, "conflict across field lines");
+
+        // An unterminated quoted-string does not swallow the next field line.
+        let d = ResponseDirectives::from_response(&headers(&[
+            ("cache-control", "no-cache=\"abc, max-age=5"),
+            ("cache-control", "s-maxage=7"),
+        ]));
+        assert!(d.no_cache);
+        assert_eq!(d.max_age, None);
+        assert_eq!(d.s_maxage, secs(7));
+    }
+
+    #[test]
+    fn rfc9111_5_2_2_qualified_forms_are_unqualified() {
+        // §5.2.2.4 allows treating qualified no-cache as unqualified; private likewise.
+        assert!(cc("no-cache=\"set-cookie\"").no_cache);
+        assert!(cc("private=\"x-user, x-other\"").private);
+        assert!(cc("no-store=anything").no_store);
+    }
+
+    #[test]
+    fn rfc5861_windows_parse_and_ignore_invalid() {
+        let d = cc("stale-while-revalidate=30, stale-if-error=\"60\"");
+        assert_eq!(d.stale_while_revalidate, secs(30));
+        assert_eq!(d.stale_if_error, secs(60));
+        let d = cc("stale-while-revalidate=-1, stale-if-error");
+        assert_eq!(d.stale_while_revalidate, None);
+        assert_eq!(d.stale_if_error, None);
+        assert!(
+            !d.freshness_invalid,
+            "only max-age/s-maxage affect freshness"
+        );
+        // Conflicting windows: the most restrictive one (§4.2.1).
+        let d = cc("stale-while-revalidate=30, stale-while-revalidate=10");
+        assert_eq!(d.stale_while_revalidate, secs(10));
+    }
+
+    #[test]
+    fn rfc9111_5_2_1_request_directives() {
+        let cases: &[(Fields<'_>, RequestDirectives)] = &[
+            (&[], RequestDirectives::default()),
+            (
+                &[("cache-control", "max-age=5, min-fresh=6, max-stale=7")],
+                RequestDirectives {
+                    max_age: secs(5),
+                    min_fresh: secs(6),
+                    max_stale: Some(MaxStale::Limit(Duration::from_secs(7))),
+                    ..Default::default()
+                },
+            ),
+            (
+                &[(
+                    "cache-control",
+                    "MAX-STALE, No-Cache, no-store, only-if-cached",
+                )],
+                RequestDirectives {
+                    max_stale: Some(MaxStale::Any),
+                    no_cache: true,
+                    no_store: true,
+                    only_if_cached: true,
+                    ..Default::default()
+                },
+            ),
+            // Invalid values: the directive is ignored, not made stricter or looser.
+            (
+                &[(
+                    "cache-control",
+                    "max-age=-1, min-fresh=x, max-stale=1.5, max-stale=",
+                )],
+                RequestDirectives::default(),
+            ),
+            (
+                &[("cache-control", "max-age=\"10\"")],
+                RequestDirectives {
+                    max_age: secs(10),
+                    ..Default::default()
+                },
+            ),
+            // Duplicates keep the most restrictive value.
+            (
+                &[(
+                    "cache-control",
+                    "max-age=10, max-age=5, min-fresh=1, min-fresh=3",
+                )],
+                RequestDirectives {
+                    max_age: secs(5),
+                    min_fresh: secs(3),
+                    ..Default::default()
+                },
+            ),
+            (
+                &[("cache-control", "max-stale, max-stale=9, max-stale=20")],
+                RequestDirectives {
+                    max_stale: Some(MaxStale::Limit(Duration::from_secs(9))),
+                    ..Default::default()
+                },
+            ),
+            // RFC 5861 §4: stale-if-error in a request.
+            (
+                &[("cache-control", "stale-if-error=30")],
+                RequestDirectives {
+                    stale_if_error: secs(30),
+                    ..Default::default()
+                },
+            ),
+            // §5.4: Pragma: no-cache counts only without Cache-Control.
+            (
+                &[("pragma", "No-Cache")],
+                RequestDirectives {
+                    no_cache: true,
+                    ..Default::default()
+                },
+            ),
+            (&[("pragma", "x, no-cachex")], RequestDirectives::default()),
+            (
+                &[("pragma", "no-cache"), ("cache-control", "max-age=3")],
+                RequestDirectives {
+                    max_age: secs(3),
+                    ..Default::default()
+                },
+            ),
+        ];
+        for (fields, expected) in cases {
+            assert_eq!(req(fields), *expected, "{fields:?}");
+        }
+    }
+
+    /// RFC 9213 §2.1 target-list precedence and fallback.
+    #[test]
+    fn rfc9213_2_1_targeted_field_selection() {
+        // (fields, expected max-age, expected targeted)
+        let cases: &[(Fields<'_>, Option<Duration>, bool)] = &[
+            (&[("cache-control", "max-age=10")], secs(10), false),
+            (
+                &[
+                    ("cache-control", "max-age=10"),
+                    ("cdn-cache-control", "max-age=20"),
+                ],
+                secs(20),
+                true,
+            ),
+            (
+                &[
+                    ("cache-control", "max-age=10"),
+                    ("cdn-cache-control", "max-age=20"),
+                    ("sidecache-cache-control", "max-age=30"),
+                ],
+                secs(30),
+                true,
+            ),
+            // An invalid Sidecache-Cache-Control falls back to CDN-Cache-Control.
+            (
+                &[
+                    ("cache-control", "max-age=10"),
+                    ("cdn-cache-control", "max-age=20"),
+                    ("sidecache-cache-control", "Max-Age=30"),
+                ],
+                secs(20),
+                true,
+            ),
+            // Invalid or empty targeted fields fall back to Cache-Control.
+            (
+                &[
+                    ("cache-control", "max-age=10"),
+                    ("cdn-cache-control", "max-age=20,"),
+                ],
+                secs(10),
+                false,
+            ),
+            (
+                &[("cache-control", "max-age=10"), ("cdn-cache-control", "")],
+                secs(10),
+                false,
+            ),
+            (
+                &[
+                    ("cache-control", "max-age=10"),
+                    ("cdn-cache-control", "   "),
+                ],
+                secs(10),
+                false,
+            ),
+            (
+                &[
+                    ("cache-control", "max-age=10"),
+                    ("cdn-cache-control", "max-age = 20"),
+                ],
+                secs(10),
+                false,
+            ),
+            // A valid targeted field without max-age still wins: Cache-Control is ignored.
+            (
+                &[
+                    ("cache-control", "max-age=10"),
+                    ("cdn-cache-control", "public"),
+                ],
+                None,
+                true,
+            ),
+        ];
+        for (fields, max_age, targeted) in cases {
+            let d = ResponseDirectives::from_response(&headers(fields));
+            assert_eq!(d.max_age, *max_age, "max_age for {fields:?}");
+            assert_eq!(d.targeted, *targeted, "targeted for {fields:?}");
+        }
+    }
+
+    #[test]
+    fn rfc9213_2_1_targeted_values() {
+        let cdn = |value: &str| {
+            ResponseDirectives::from_response(&headers(&[
+                ("cache-control", "no-store"),
+                ("cdn-cache-control", value),
+            ]))
+        };
+        // Booleans: bare key or ?1 means present, ?0 means absent.
+        assert!(cdn("no-store").no_store);
+        assert!(cdn("no-store=?1").no_store);
+        assert!(!cdn("no-store=?0").no_store);
+        assert!(!cdn("max-age=60").no_store, "Cache-Control is ignored");
+        // Strings and tokens: present, like the qualified Cache-Control forms.
+        assert!(cdn("no-cache=\"set-cookie\"").no_cache);
+        assert!(cdn("private=x").private);
+        // Parameters are ignored.
+        let d = cdn("max-age=60;foo=bar, public;x;y=?0");
+        assert_eq!(d.max_age, secs(60));
+        assert!(d.public && !d.freshness_invalid);
+        // A negative integer has the right type: only the directive is invalid.
+        for negative in ["max-age=-1", "s-maxage=-5"] {
+            let d = cdn(negative);
+            assert!(d.targeted, "{negative:?}");
+            assert!(d.freshness_invalid, "{negative:?}");
+            assert_eq!((d.max_age, d.s_maxage), (None, None), "{negative:?}");
+            assert!(!d.no_store, "{negative:?}: Cache-Control is ignored");
+        }
+        let d = cdn("stale-while-revalidate=-1");
+        assert!(d.targeted && !d.freshness_invalid);
+        assert_eq!(d.stale_while_revalidate, None);
+        // Any other type for a delta-seconds directive makes the whole field invalid, so
+        // Cache-Control (here: no-store) applies (cache-tests cdn-cc-invalid-sh-type-wrong).
+        for wrong in [
+            "max-age=1.5",
+            "max-age=\"60\"",
+            "max-age=sixty",
+            "max-age",
+            "max-age=?1",
+            "max-age=?0",
+            "max-age=(1 2)",
+            "max-age=:AAAA:",
+            "s-maxage=\"1\"",
+            "stale-while-revalidate=1.5",
+            "public, stale-if-error",
+        ] {
+            let d = cdn(wrong);
+            assert!(!d.targeted, "{wrong:?} must be ignored");
+            assert!(d.no_store, "{wrong:?} falls back to Cache-Control");
+        }
+        // cache-tests cdn-cc-invalid-sh-type-unknown: not a Structured Field at all.
+        assert!(!cdn("max-age=10000, &&&&&").targeted);
+        assert_eq!(cdn("max-age=999999999999999").max_age, MAX);
+        // RFC 8941 §4.2.2: a later duplicate key overwrites the earlier one.
+        let d = cdn("max-age=1, max-age=2");
+        assert_eq!(d.max_age, secs(2));
+        assert!(!d.freshness_invalid);
+    }
+
+    #[test]
+    fn rfc9213_targeted_field_lines_are_combined() {
+        let d = ResponseDirectives::from_response(&headers(&[
+            ("cdn-cache-control", "max-age=20"),
+            ("cdn-cache-control", "stale-if-error=30"),
+        ]));
+        assert_eq!(d.max_age, secs(20));
+        assert_eq!(d.stale_if_error, secs(30));
+        assert!(d.targeted);
+    }
+
+    /// RFC 8941 §4.2.2 dictionary parsing, valid and invalid inputs.
+    #[test]
+    fn rfc8941_dictionary_parser() {
+        let valid = [
+            "a",
+            "a=1",
+            "a=1, b=2",
+            "a=1,b=2",
+            "a=1 ,\tb=2",
+            "a=-1",
+            "a=1.5",
+            "a=123456789012.123",
+            "a=\"str \\\" \\\\ ing\"",
+            "a=tok/en:x",
+            "*a=*b",
+            "a=:aGVsbG8=:",
+            "a=?0, b=?1",
+            "a=(1 2 \"x\");p, b=()",
+            "a;p=1;q",
+            "a=1;p=\"x\";q=?1",
+            "a_b-c.d*e9=1",
+            "  a=1  ",
+        ];
+        for input in valid {
+            assert!(
+                sf::parse_dictionary(input).is_ok(),
+                "{input:?} should parse"
+            );
+        }
+        let invalid = [
+            "A=1",
+            "1a=1",
+            "a=1,",
+            "a=1,,b=2",
+            ",a=1",
+            "a=1 b=2",
+            "a = 1",
+            "a=",
+            "a=-",
+            "a=1.",
+            "a=1.1234",
+            "a=1234567890123.1",
+            "a=1234567890123456",
+            "a=\"unterminated",
+            "a=\"bad \\n escape\"",
+            "a=?2",
+            "a=:not base64!:",
+            "a=(1 2",
+            "a=(1,2)",
+            "a;P=1",
+            "a=#",
+            "a=é",
+        ];
+        for input in invalid {
+            assert!(
+                sf::parse_dictionary(input).is_err(),
+                "{input:?} should fail"
+            );
+        }
+        assert_eq!(
+            sf::parse_dictionary("a=5, b, c=?0, d=x").expect("valid"),
+            vec![
+                ("a".to_owned(), Value::Integer(5)),
+                ("b".to_owned(), Value::Boolean(true)),
+                ("c".to_owned(), Value::Boolean(false)),
+                ("d".to_owned(), Value::OtherStructured),
+            ]
+        );
+        assert_eq!(sf::parse_dictionary("").expect("empty is valid"), vec![]);
+    }
+}

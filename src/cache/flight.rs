@@ -1,0 +1,342 @@
+//! Single-flight: at most one load per key at a time, with the waiters woken when it completes.
+//!
+//! [`Flight::join`] makes the caller either the [`Leader`] of a new load or a [`Follower`] of the
+//! one already under way. The roles are types:
+//!
+//! - the leader holds a [`Leader`] permit and must [`publish`](Leader::publish) an [`Outcome`];
+//!   a permit dropped without publishing (its task panicked or was cancelled) tells every follower
+//!   the load is [`Dangling`](Wait::Dangling), so they elect a new leader instead of hanging;
+//! - a follower holds a [`Follower`] handle and [`wait`](Follower::wait)s on a watch channel: it is
+//!   woken the moment the outcome is published (no polling), and it waits no longer than the bound
+//!   it is given.
+//!
+//! This module knows nothing about HTTP or about where values are stored; [`super::loading`]
+//! builds the read-through cache on it.
+
+use std::collections::HashMap;
+use std::hash::Hash;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::Duration;
+
+use tokio::sync::watch;
+
+/// What a finished load tells the followers.
+#[derive(Debug)]
+pub enum Outcome<V, E> {
+    /// A value every follower may use (each still judges it against its own request).
+    Shared(V),
+    /// The leader's answer was meant for the leader's caller only; each follower loads on its own.
+    NotShareable,
+    /// The load failed; the error is shared, never stored.
+    Failed(Arc<E>),
+}
+
+impl<V: Clone, E> Clone for Outcome<V, E> {
+    fn clone(&self) -> Self {
+        match self {
+            Self::Shared(value) => Self::Shared(value.clone()),
+            Self::NotShareable => Self::NotShareable,
+            Self::Failed(error) => Self::Failed(Arc::clone(error)),
+        }
+    }
+}
+
+/// How a follower's wait ended.
+#[derive(Debug)]
+pub enum Wait<V, E> {
+    /// The leader published an outcome.
+    Done(Outcome<V, E>),
+    /// The leader went away without publishing; join again to elect a new one.
+    Dangling,
+    /// The wait bound passed first; the follower should load on its own.
+    TimedOut,
+}
+
+/// The state of one load as followers see it.
+#[derive(Debug)]
+enum State<V, E> {
+    Loading,
+    Finished(Outcome<V, E>),
+    Dangling,
+}
+
+/// One load under way: its identity and the channel its followers wait on.
+struct Call<V, E> {
+    /// Distinguishes this load from a later one for the same key, so a finishing leader never
+    /// removes its successor's entry.
+    id: u64,
+    state: watch::Sender<State<V, E>>,
+}
+
+/// Coordinates loads so that only one per key runs at a time.
+///
+/// Cheap to share: wrap it in an `Arc` (the permits keep a reference to it).
+pub struct Flight<K, V, E> {
+    /// Loads under way. A std mutex: it is held only to look up, insert or remove, never across
+    /// an `.await`.
+    calls: Mutex<HashMap<K, Arc<Call<V, E>>>>,
+    next_id: AtomicU64,
+}
+
+/// The caller's role for one key, as decided by [`Flight::join`].
+pub enum Role<K: Hash + Eq + Clone, V, E> {
+    /// No load was under way: this caller now owns one.
+    Leader(Leader<K, V, E>),
+    /// A load is under way: wait for it.
+    Follower(Follower<V, E>),
+}
+
+/// The permit to run the one load for a key. Publish exactly once; dropping it unpublished marks
+/// the load dangling.
+pub struct Leader<K: Hash + Eq + Clone, V, E> {
+    flight: Arc<Flight<K, V, E>>,
+    key: K,
+    call: Arc<Call<V, E>>,
+    published: bool,
+}
+
+/// A handle to wait for another caller's load.
+pub struct Follower<V, E> {
+    state: watch::Receiver<State<V, E>>,
+}
+
+// === impl Flight ===
+
+impl<K, V, E> Flight<K, V, E>
+where
+    K: Hash + Eq + Clone,
+{
+    /// An empty flight table.
+    pub fn new() -> Self {
+        Self {
+            calls: Mutex::new(HashMap::new()),
+            next_id: AtomicU64::new(0),
+        }
+    }
+
+    /// Becomes the leader of a new load for `key`, or a follower of the load already under way.
+    ///
+    /// # Concurrent calls on the same key
+    /// Exactly one caller becomes the leader; all others that arrive before it publishes become
+    /// its followers. After it publishes (or is dropped), the next caller leads a new load.
+    pub fn join(self: &Arc<Self>, key: &K) -> Role<K, V, E> {
+        let mut calls = self.lock_calls();
+        if let Some(call) = calls.get(key) {
+            return Role::Follower(Follower {
+                state: call.state.subscribe(),
+            });
+        }
+        let (state, _) = watch::channel(State::Loading);
+        let call = Arc::new(Call {
+            id: self.next_id.fetch_add(1, Ordering::Relaxed),
+            state,
+        });
+        calls.insert(key.clone(), Arc::clone(&call));
+        Role::Leader(Leader {
+            flight: Arc::clone(self),
+            key: key.clone(),
+            call,
+            published: false,
+        })
+    }
+
+    /// How many loads are under way (a saturation gauge).
+    pub fn in_flight(&self) -> usize {
+        self.lock_calls().len()
+    }
+
+    fn lock_calls(&self) -> MutexGuard<'_, HashMap<K, Arc<Call<V, E>>>> {
+        // A panic while the lock is held can only come from the HashMap itself; the map is still
+        // consistent then, so carry on with it rather than poisoning every later request.
+        self.calls
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    /// Removes `call` from the table if it is still the current load for `key`.
+    fn finish(&self, key: &K, call: &Arc<Call<V, E>>) {
+        let mut calls = self.lock_calls();
+        if calls.get(key).is_some_and(|current| current.id == call.id) {
+            calls.remove(key);
+        }
+    }
+}
+
+impl<K: Hash + Eq + Clone, V, E> Default for Flight<K, V, E> {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+// === impl Leader ===
+
+impl<K: Hash + Eq + Clone, V, E> Leader<K, V, E> {
+    /// The key this permit loads.
+    pub fn key(&self) -> &K {
+        &self.key
+    }
+
+    /// Ends the load: the key becomes free for a new load, then every follower is woken with
+    /// `outcome`.
+    ///
+    /// Publish only after the value is in the store, so that a request arriving between the two
+    /// finds it there instead of starting a second load.
+    pub fn publish(mut self, outcome: Outcome<V, E>) {
+        self.published = true;
+        self.flight.finish(&self.key, &self.call);
+        self.call.state.send_replace(State::Finished(outcome));
+    }
+}
+
+impl<K: Hash + Eq + Clone, V, E> Drop for Leader<K, V, E> {
+    fn drop(&mut self) {
+        if !self.published {
+            self.flight.finish(&self.key, &self.call);
+            self.call.state.send_replace(State::Dangling);
+        }
+    }
+}
+
+// === impl Follower ===
+
+impl<V: Clone, E> Follower<V, E> {
+    /// Waits for the leader's outcome, at most `bound`.
+    ///
+    /// The follower is woken by the leader's publish (or its drop); it never polls.
+    pub async fn wait(mut self, bound: Duration) -> Wait<V, E> {
+        let finished = self
+            .state
+            .wait_for(|state| !matches!(state, State::Loading));
+        match tokio::time::timeout(bound, finished).await {
+            Err(_elapsed) => Wait::TimedOut,
+            // The sender lives in the `Call` the leader holds, and the leader marks the call
+            // dangling before dropping it; a closed channel therefore means the same thing.
+            Ok(Err(_closed)) => Wait::Dangling,
+            Ok(Ok(state)) => match &*state {
+                State::Finished(outcome) => Wait::Done(outcome.clone()),
+                State::Dangling | State::Loading => Wait::Dangling,
+            },
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    type TestFlight = Flight<&'static str, u32, &'static str>;
+
+    fn leader(
+        flight: &Arc<TestFlight>,
+        key: &'static str,
+    ) -> Leader<&'static str, u32, &'static str> {
+        match flight.join(&key) {
+            Role::Leader(leader) => leader,
+            Role::Follower(_) => panic!("expected to lead {key}"),
+        }
+    }
+
+    fn follower(flight: &Arc<TestFlight>, key: &'static str) -> Follower<u32, &'static str> {
+        match flight.join(&key) {
+            Role::Follower(follower) => follower,
+            Role::Leader(_) => panic!("expected to follow {key}"),
+        }
+    }
+
+    #[tokio::test]
+    async fn followers_receive_the_published_value() {
+        let flight = Arc::new(TestFlight::new());
+        let permit = leader(&flight, "k");
+        let waiters: Vec<_> = (0..10).map(|_| follower(&flight, "k")).collect();
+        assert_eq!(flight.in_flight(), 1);
+
+        let handles: Vec<_> = waiters
+            .into_iter()
+            .map(|f| tokio::spawn(f.wait(Duration::from_secs(60))))
+            .collect();
+        permit.publish(Outcome::Shared(7));
+        for handle in handles {
+            let wait = handle.await.expect("waiter task");
+            assert!(matches!(wait, Wait::Done(Outcome::Shared(7))), "{wait:?}");
+        }
+        assert_eq!(flight.in_flight(), 0);
+    }
+
+    #[tokio::test]
+    async fn different_keys_load_independently() {
+        let flight = Arc::new(TestFlight::new());
+        let _a = leader(&flight, "a");
+        let _b = leader(&flight, "b");
+        assert_eq!(flight.in_flight(), 2);
+    }
+
+    #[tokio::test]
+    async fn after_publish_the_next_caller_leads_a_new_load() {
+        let flight = Arc::new(TestFlight::new());
+        leader(&flight, "k").publish(Outcome::NotShareable);
+        let _next = leader(&flight, "k");
+    }
+
+    #[tokio::test]
+    async fn a_dropped_leader_wakes_followers_as_dangling_and_one_new_leader_is_elected() {
+        let flight = Arc::new(TestFlight::new());
+        let permit = leader(&flight, "k");
+        let waiters: Vec<_> = (0..5).map(|_| follower(&flight, "k")).collect();
+        drop(permit);
+        for waiter in waiters {
+            assert!(matches!(
+                waiter.wait(Duration::from_secs(60)).await,
+                Wait::Dangling
+            ));
+        }
+        // The woken followers re-join: the first leads, the rest follow it.
+        let roles: Vec<_> = (0..5).map(|_| flight.join(&"k")).collect();
+        let leaders = roles
+            .iter()
+            .filter(|role| matches!(role, Role::Leader(_)))
+            .count();
+        assert_eq!(leaders, 1);
+    }
+
+    #[tokio::test]
+    async fn errors_reach_every_follower_and_are_not_kept() {
+        let flight = Arc::new(TestFlight::new());
+        let permit = leader(&flight, "k");
+        let waiter = follower(&flight, "k");
+        permit.publish(Outcome::Failed(Arc::new("origin down")));
+        match waiter.wait(Duration::from_secs(60)).await {
+            Wait::Done(Outcome::Failed(error)) => assert_eq!(*error, "origin down"),
+            other => panic!("unexpected {other:?}"),
+        }
+        let _fresh_load = leader(&flight, "k");
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_follower_waits_no_longer_than_its_bound() {
+        let flight = Arc::new(TestFlight::new());
+        let _permit = leader(&flight, "k");
+        let waiter = follower(&flight, "k");
+        let started = tokio::time::Instant::now();
+        assert!(matches!(
+            waiter.wait(Duration::from_millis(250)).await,
+            Wait::TimedOut
+        ));
+        assert_eq!(started.elapsed(), Duration::from_millis(250));
+    }
+
+    #[tokio::test]
+    async fn a_stale_permit_does_not_remove_its_successor() {
+        let flight = Arc::new(TestFlight::new());
+        let first = leader(&flight, "k");
+        // Simulate the table losing the first call (as after publish) and a successor starting.
+        flight.finish(&"k", &first.call);
+        let _second = leader(&flight, "k");
+        drop(first);
+        assert_eq!(
+            flight.in_flight(),
+            1,
+            "the successor's load must stay registered"
+        );
+    }
+}

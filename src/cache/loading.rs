@@ -1,0 +1,504 @@
+//! The read-through cache: L1 store, then one coalesced load per key through a [`Loader`].
+//!
+//! This is the generic, HTTP-free core (the proxy is one user of it). A lookup goes:
+//!
+//! 1. **L1** ([`MemoryStore`]): the loader [judges](Loader::judge) the stored value for this
+//!    request: fresh → answered; usable while refreshing → answered, and exactly one background
+//!    refresh is started; otherwise the value is kept as the base of the load (revalidation, or
+//!    the stand-in if the load fails).
+//! 2. **hit-for-miss**: a key whose last load was not shareable skips the queue and loads on its
+//!    own for a short while, so nobody waits behind a load that cannot help them.
+//! 3. **flight**: one load per key ([`Flight`]). The load runs in a spawned task that owns it, so
+//!    a caller that goes away does not stall the others. The task asks the cache tier
+//!    ([`Loader::load_cached`], an L2) first, then the source ([`Loader::load_source`]), stores
+//!    a shareable result, and wakes every follower.
+//! 4. **followers** judge the shared value against their own request; if it does not fit (or the
+//!    leader's answer was private, or the wait bound passed) they load on their own. A failed
+//!    load is shared as an error, never stored; a stale value stands in where the loader allows.
+
+use std::fmt;
+use std::future::Future;
+use std::hash::Hash;
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::sync::oneshot;
+use tokio_util::task::TaskTracker;
+
+use super::flight::{Flight, Follower, Leader, Outcome, Role, Wait};
+use crate::store::{MemoryStore, Weighed};
+
+/// How a stored value may serve one request.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Judgement {
+    /// Serve it as it is.
+    Fresh,
+    /// Serve it now and refresh it in the background (e.g. `stale-while-revalidate`).
+    ServeAndRefresh,
+    /// Load first. The stored value is handed to the load (to revalidate it, or to build on it)
+    /// and may stand in if the load fails.
+    Load,
+}
+
+/// What a source load produced.
+#[derive(Debug)]
+pub enum Source<V, P> {
+    /// A new value that may be stored and shared.
+    Fetched(V),
+    /// The stored value, confirmed unchanged by the source and refreshed.
+    Revalidated(V),
+    /// An answer for the requesting caller only: not stored, not shared.
+    Private(P),
+}
+
+/// The three loads in the spirit of a single-flight cache's `LoadCacheData` / `LoadSourceData`
+/// / `InvalidateCache`, plus the judgement of a stored value.
+///
+/// All methods may be called concurrently, for the same key too.
+pub trait Loader: Send + Sync + 'static {
+    /// Identifies a cached value.
+    type Key: Hash + Eq + Clone + Send + Sync + fmt::Debug + 'static;
+    /// What a caller asks with (e.g. an HTTP request head). Cloned into the load task.
+    type Request: Clone + Send + Sync + 'static;
+    /// A shareable value (cheap to clone: an `Arc`).
+    type Value: Weighed + Clone + Send + Sync + 'static;
+    /// An answer for one caller only (e.g. a streaming response).
+    type Private: Send + 'static;
+    /// Why a load failed.
+    type Error: Send + Sync + 'static;
+
+    /// How `value` may serve `request`.
+    fn judge(&self, value: &Self::Value, request: &Self::Request) -> Judgement;
+
+    /// Whether `value` may stand in for `request` when a load failed with `error`.
+    fn usable_on_error(
+        &self,
+        value: &Self::Value,
+        request: &Self::Request,
+        error: &Self::Error,
+    ) -> bool;
+
+    /// Looks in a shared cache tier behind L1 (an L2). The default has none.
+    fn load_cached(&self, _key: &Self::Key) -> impl Future<Output = Option<Self::Value>> + Send {
+        std::future::ready(None)
+    }
+
+    /// Loads from the source. `current` is the stored value, if any, to revalidate or build on.
+    fn load_source(
+        &self,
+        key: &Self::Key,
+        request: &Self::Request,
+        current: Option<Self::Value>,
+    ) -> impl Future<Output = Result<Source<Self::Value, Self::Private>, Self::Error>> + Send;
+
+    /// Tells the tiers behind L1 that `key` is invalid. The default does nothing.
+    fn invalidate(&self, _key: &Self::Key) -> impl Future<Output = ()> + Send {
+        std::future::ready(())
+    }
+}
+
+/// The path an answer took; it maps one-to-one onto what is counted and reported.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Route {
+    /// Served from L1 (or an L2 fill) without a load.
+    Hit,
+    /// Served stale while one background refresh runs.
+    StaleWhileRefresh,
+    /// This caller's request caused the load (it led, or loaded on its own).
+    Miss,
+    /// This caller's load revalidated the stored value.
+    Revalidated,
+    /// Answered with another caller's load.
+    Coalesced,
+    /// The key is marked hit-for-miss: loaded on its own without queueing.
+    Pass,
+    /// The load failed and a stale value stood in.
+    StaleOnError,
+    /// The load failed.
+    Error,
+}
+
+/// How a follower's wait ended, for the coalescing counters.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum WaitResult {
+    /// The leader's value served this follower.
+    Shared,
+    /// The leader's answer could not serve this follower (private, or not fitting its request):
+    /// it loaded on its own.
+    RefetchUncacheable,
+    /// The wait bound passed: it loaded on its own.
+    Timeout,
+    /// The leader's load failed.
+    LeaderError,
+}
+
+/// What the caller gets.
+#[derive(Debug)]
+pub enum Served<V, P, E> {
+    /// A stored or storable value.
+    Value(V),
+    /// An answer for this caller only.
+    Private(P),
+    /// The load failed and nothing could stand in.
+    Failed(Arc<E>),
+}
+
+/// An answer and how it came about.
+#[derive(Debug)]
+pub struct Answer<V, P, E> {
+    /// What to give the caller.
+    pub served: Served<V, P, E>,
+    /// The path it took.
+    pub route: Route,
+    /// For a caller that waited on another's load, how the wait ended.
+    pub waited: Option<WaitResult>,
+}
+
+/// Knobs of the read-through cache.
+#[derive(Debug, Clone)]
+pub struct LoadingConfig {
+    /// A follower waits at most this long for the leader's load, then loads on its own.
+    pub coalesce_timeout: Duration,
+    /// How long a key whose load was not shareable bypasses the queue (hit-for-miss).
+    pub hit_for_miss_ttl: Duration,
+}
+
+/// A generic single-flight read-through cache over a [`Loader`].
+///
+/// Cloning is cheap; clones share everything.
+pub struct LoadingCache<L: Loader> {
+    inner: Arc<Inner<L>>,
+}
+
+type Answered<L> = Answer<<L as Loader>::Value, <L as Loader>::Private, <L as Loader>::Error>;
+
+struct Inner<L: Loader> {
+    loader: L,
+    store: MemoryStore<L::Key, L::Value>,
+    flight: Arc<Flight<L::Key, L::Value, L::Error>>,
+    /// Keys whose last load was not shareable (hit-for-miss markers with a short TTL).
+    uncacheable: moka::sync::Cache<L::Key, ()>,
+    /// Owns the spawned loads, so shutdown can wait for them.
+    loads: TaskTracker,
+    config: LoadingConfig,
+}
+
+/// How many times a caller joins again after its leader vanished before loading on its own.
+const MAX_ELECTIONS: usize = 3;
+
+// === impl LoadingCache ===
+
+impl<L: Loader> Clone for LoadingCache<L> {
+    fn clone(&self) -> Self {
+        Self {
+            inner: Arc::clone(&self.inner),
+        }
+    }
+}
+
+impl<L: Loader> LoadingCache<L> {
+    /// A cache over `store`, loading through `loader`.
+    pub fn new(loader: L, store: MemoryStore<L::Key, L::Value>, config: LoadingConfig) -> Self {
+        let uncacheable = moka::sync::Cache::builder()
+            .time_to_live(config.hit_for_miss_ttl.max(Duration::from_millis(1)))
+            .max_capacity(100_000)
+            .build();
+        Self {
+            inner: Arc::new(Inner {
+                loader,
+                store,
+                flight: Arc::new(Flight::new()),
+                uncacheable,
+                loads: TaskTracker::new(),
+                config,
+            }),
+        }
+    }
+
+    /// The loader.
+    pub fn loader(&self) -> &L {
+        &self.inner.loader
+    }
+
+    /// The L1 store.
+    pub fn store(&self) -> &MemoryStore<L::Key, L::Value> {
+        &self.inner.store
+    }
+
+    /// Loads under way (a saturation gauge).
+    pub fn in_flight(&self) -> usize {
+        self.inner.flight.in_flight()
+    }
+
+    /// The value for `key` as `request` needs it: from L1, from a load another caller started,
+    /// or from a load this call starts.
+    ///
+    /// # Concurrent calls on the same key
+    /// At most one load per key runs at a time (plus the loads of followers that could not use
+    /// it). If this call's future is dropped, a load it started carries on for the others.
+    pub async fn get(&self, key: &L::Key, request: &L::Request) -> Answered<L> {
+        let current = self.inner.store.get(key).await;
+        if let Some(value) = &current {
+            match self.inner.loader.judge(value, request) {
+                Judgement::Fresh => return answer(Served::Value(value.clone()), Route::Hit),
+                Judgement::ServeAndRefresh => {
+                    self.refresh_in_background(key, request, value.clone());
+                    return answer(Served::Value(value.clone()), Route::StaleWhileRefresh);
+                }
+                Judgement::Load => {}
+            }
+        }
+        if self.inner.uncacheable.contains_key(key) {
+            return self.load_alone(key, request, current, Route::Pass).await;
+        }
+        self.load_coalesced(key, request, current).await
+    }
+
+    /// The stored value for `key` and its judgement for `request`, without loading anything
+    /// (for `only-if-cached`).
+    pub async fn peek(&self, key: &L::Key, request: &L::Request) -> Option<(L::Value, Judgement)> {
+        let value = self.inner.store.get(key).await?;
+        let judgement = self.inner.loader.judge(&value, request);
+        Some((value, judgement))
+    }
+
+    /// Loads `key` from the source on this caller's behalf, outside the flight and without
+    /// storing the result (for requests that must not be stored or coalesced).
+    pub async fn load_uncached(
+        &self,
+        key: &L::Key,
+        request: &L::Request,
+    ) -> Result<Source<L::Value, L::Private>, L::Error> {
+        self.inner.loader.load_source(key, request, None).await
+    }
+
+    /// Removes `key` from L1 and the tiers behind it; returns whether L1 held it.
+    pub async fn invalidate(&self, key: &L::Key) -> bool {
+        self.inner.uncacheable.invalidate(key);
+        self.inner.loader.invalidate(key).await;
+        self.inner.store.remove(key).await
+    }
+
+    /// Removes from L1 every key that matches (and tells the tiers behind it); returns how many
+    /// L1 held.
+    pub async fn invalidate_matching(&self, matches: impl Fn(&L::Key) -> bool) -> usize {
+        let mut removed_keys = Vec::new();
+        let removed = self
+            .inner
+            .store
+            .remove_matching(|key| {
+                let hit = matches(key);
+                if hit {
+                    removed_keys.push(key.clone());
+                }
+                hit
+            })
+            .await;
+        for key in &removed_keys {
+            self.inner.uncacheable.invalidate(key);
+            self.inner.loader.invalidate(key).await;
+        }
+        removed
+    }
+
+    /// Stops accepting new background loads and waits for those under way.
+    pub async fn drain(&self) {
+        self.inner.loads.close();
+        self.inner.loads.wait().await;
+    }
+
+    async fn load_coalesced(
+        &self,
+        key: &L::Key,
+        request: &L::Request,
+        current: Option<L::Value>,
+    ) -> Answered<L> {
+        for _ in 0..MAX_ELECTIONS {
+            match self.inner.flight.join(key) {
+                Role::Leader(permit) => {
+                    let (reply, answer) = oneshot::channel();
+                    self.spawn_load(permit, request.clone(), current.clone(), Some(reply));
+                    match answer.await {
+                        Ok(answer) => return answer,
+                        // The load task died without answering (it panicked); its permit marked
+                        // the load dangling, so join again.
+                        Err(_) => continue,
+                    }
+                }
+                Role::Follower(follower) => {
+                    if let Some(answer) = self.follow(follower, key, request, &current).await {
+                        return answer;
+                    }
+                }
+            }
+        }
+        self.load_alone(key, request, current, Route::Miss).await
+    }
+
+    /// Waits on another caller's load. `None` means the leader vanished: join again.
+    async fn follow(
+        &self,
+        follower: Follower<L::Value, L::Error>,
+        key: &L::Key,
+        request: &L::Request,
+        current: &Option<L::Value>,
+    ) -> Option<Answered<L>> {
+        let waited = match follower.wait(self.inner.config.coalesce_timeout).await {
+            Wait::Dangling => return None,
+            Wait::TimedOut => WaitResult::Timeout,
+            Wait::Done(Outcome::NotShareable) => WaitResult::RefetchUncacheable,
+            Wait::Done(Outcome::Shared(value)) => {
+                if self.inner.loader.judge(&value, request) == Judgement::Fresh {
+                    return Some(Answer {
+                        served: Served::Value(value),
+                        route: Route::Coalesced,
+                        waited: Some(WaitResult::Shared),
+                    });
+                }
+                // The value does not fit this request (another variant, or not fresh enough for
+                // it): build on it with an own load.
+                let mut answer = self
+                    .load_alone(key, request, Some(value), Route::Miss)
+                    .await;
+                answer.waited = Some(WaitResult::RefetchUncacheable);
+                return Some(answer);
+            }
+            Wait::Done(Outcome::Failed(error)) => {
+                let mut answer = self.fall_back(current.clone(), request, error);
+                answer.waited = Some(WaitResult::LeaderError);
+                return Some(answer);
+            }
+        };
+        let mut answer = self
+            .load_alone(key, request, current.clone(), Route::Miss)
+            .await;
+        answer.waited = Some(waited);
+        Some(answer)
+    }
+
+    /// Loads on this caller's own behalf, outside the flight, storing a shareable result.
+    async fn load_alone(
+        &self,
+        key: &L::Key,
+        request: &L::Request,
+        current: Option<L::Value>,
+        route: Route,
+    ) -> Answered<L> {
+        match self
+            .inner
+            .loader
+            .load_source(key, request, current.clone())
+            .await
+        {
+            Ok(Source::Fetched(value)) => {
+                self.inner.uncacheable.invalidate(key);
+                self.inner.store.insert(key.clone(), value.clone()).await;
+                answer(Served::Value(value), route)
+            }
+            Ok(Source::Revalidated(value)) => {
+                self.inner.store.insert(key.clone(), value.clone()).await;
+                answer(Served::Value(value), Route::Revalidated)
+            }
+            Ok(Source::Private(private)) => answer(Served::Private(private), route),
+            Err(error) => self.fall_back(current, request, Arc::new(error)),
+        }
+    }
+
+    /// A failed load: the stored value if it may stand in, else the error.
+    fn fall_back(
+        &self,
+        current: Option<L::Value>,
+        request: &L::Request,
+        error: Arc<L::Error>,
+    ) -> Answered<L> {
+        match current {
+            Some(value) if self.inner.loader.usable_on_error(&value, request, &error) => {
+                answer(Served::Value(value), Route::StaleOnError)
+            }
+            _ => answer(Served::Failed(error), Route::Error),
+        }
+    }
+
+    /// Starts the one background refresh for `key`, unless a load is already under way.
+    fn refresh_in_background(&self, key: &L::Key, request: &L::Request, current: L::Value) {
+        if let Role::Leader(permit) = self.inner.flight.join(key) {
+            self.spawn_load(permit, request.clone(), Some(current), None);
+        }
+        // A follower role means a load is already under way: it will refresh the entry.
+    }
+
+    /// Runs the leader's load in a task of its own; the initiating caller (if any) is told the
+    /// result on `reply`.
+    fn spawn_load(
+        &self,
+        permit: Leader<L::Key, L::Value, L::Error>,
+        request: L::Request,
+        current: Option<L::Value>,
+        reply: Option<oneshot::Sender<Answered<L>>>,
+    ) {
+        let cache = self.clone();
+        self.inner.loads.spawn(async move {
+            let answer = cache.lead(permit, &request, current).await;
+            if let Some(reply) = reply {
+                // The initiating caller may have gone away; the load has done its job for the
+                // store and the followers either way.
+                let _ = reply.send(answer);
+            }
+        });
+    }
+
+    /// The leader's load: L2, then the source; store, then wake the followers.
+    async fn lead(
+        &self,
+        permit: Leader<L::Key, L::Value, L::Error>,
+        request: &L::Request,
+        current: Option<L::Value>,
+    ) -> Answered<L> {
+        let key = permit.key().clone();
+        let inner = &self.inner;
+        if let Some(value) = inner.loader.load_cached(&key).await {
+            if inner.loader.judge(&value, request) == Judgement::Fresh {
+                inner.store.insert(key, value.clone()).await;
+                permit.publish(Outcome::Shared(value.clone()));
+                return answer(Served::Value(value), Route::Hit);
+            }
+        }
+        match inner
+            .loader
+            .load_source(&key, request, current.clone())
+            .await
+        {
+            Ok(Source::Fetched(value)) => {
+                inner.store.insert(key, value.clone()).await;
+                permit.publish(Outcome::Shared(value.clone()));
+                answer(Served::Value(value), Route::Miss)
+            }
+            Ok(Source::Revalidated(value)) => {
+                inner.store.insert(key, value.clone()).await;
+                permit.publish(Outcome::Shared(value.clone()));
+                answer(Served::Value(value), Route::Revalidated)
+            }
+            Ok(Source::Private(private)) => {
+                inner.uncacheable.insert(key, ());
+                permit.publish(Outcome::NotShareable);
+                answer(Served::Private(private), Route::Miss)
+            }
+            Err(error) => {
+                let error = Arc::new(error);
+                permit.publish(Outcome::Failed(Arc::clone(&error)));
+                self.fall_back(current, request, error)
+            }
+        }
+    }
+}
+
+fn answer<V, P, E>(served: Served<V, P, E>, route: Route) -> Answer<V, P, E> {
+    Answer {
+        served,
+        route,
+        waited: None,
+    }
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,383 @@
+//! Tests of the read-through cache with a counting, gated loader.
+
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicUsize, Ordering};
+
+use tokio::sync::Semaphore;
+
+use super::*;
+
+/// A value tagged with the variant it was loaded for.
+#[derive(Debug, Clone, PartialEq)]
+struct Val {
+    load: usize,
+    variant: &'static str,
+    stale: bool,
+}
+
+impl Weighed for Val {
+    fn weight_bytes(&self) -> u32 {
+        100
+    }
+    fn retain_for(&self) -> Duration {
+        Duration::from_secs(3600)
+    }
+}
+
+#[derive(Debug, Clone, Copy)]
+enum Behaviour {
+    Fetch,
+    FetchStale,
+    Private,
+    Fail,
+    Panic,
+}
+
+/// Counts its loads; each load waits for a permit on `gate` so tests decide when it finishes.
+struct TestLoader {
+    loads: AtomicUsize,
+    gate: Arc<Semaphore>,
+    behaviour: Mutex<Behaviour>,
+    stale_ok_on_error: bool,
+}
+
+#[derive(Debug, PartialEq)]
+struct Failure;
+
+impl Loader for Arc<TestLoader> {
+    type Key = &'static str;
+    type Request = &'static str;
+    type Value = Val;
+    type Private = String;
+    type Error = Failure;
+
+    fn judge(&self, value: &Val, request: &&'static str) -> Judgement {
+        if value.variant != *request {
+            Judgement::Load
+        } else if value.stale {
+            Judgement::ServeAndRefresh
+        } else {
+            Judgement::Fresh
+        }
+    }
+
+    fn usable_on_error(&self, _value: &Val, _request: &&'static str, _error: &Failure) -> bool {
+        self.stale_ok_on_error
+    }
+
+    async fn load_source(
+        &self,
+        _key: &&'static str,
+        request: &&'static str,
+        _current: Option<Val>,
+    ) -> Result<Source<Val, String>, Failure> {
+        let load = self.loads.fetch_add(1, Ordering::SeqCst) + 1;
+        self.gate.acquire().await.expect("gate open").forget();
+        let behaviour = *self.behaviour.lock().expect("behaviour");
+        match behaviour {
+            Behaviour::Fetch => Ok(Source::Fetched(Val {
+                load,
+                variant: request,
+                stale: false,
+            })),
+            Behaviour::FetchStale => Ok(Source::Fetched(Val {
+                load,
+                variant: request,
+                stale: true,
+            })),
+            Behaviour::Private => Ok(Source::Private(format!("private {load}"))),
+            Behaviour::Fail => Err(Failure),
+            Behaviour::Panic => {
+                *self.behaviour.lock().expect("behaviour") = Behaviour::Fetch;
+                panic!("loader bug")
+            }
+        }
+    }
+}
+
+struct Fixture {
+    loader: Arc<TestLoader>,
+    cache: LoadingCache<Arc<TestLoader>>,
+}
+
+fn fixture(behaviour: Behaviour) -> Fixture {
+    fixture_with(behaviour, false, Duration::from_secs(60))
+}
+
+fn fixture_with(
+    behaviour: Behaviour,
+    stale_ok_on_error: bool,
+    coalesce_timeout: Duration,
+) -> Fixture {
+    let loader = Arc::new(TestLoader {
+        loads: AtomicUsize::new(0),
+        gate: Arc::new(Semaphore::new(0)),
+        behaviour: Mutex::new(behaviour),
+        stale_ok_on_error,
+    });
+    let cache = LoadingCache::new(
+        Arc::clone(&loader),
+        MemoryStore::new(1 << 20),
+        LoadingConfig {
+            coalesce_timeout,
+            hit_for_miss_ttl: Duration::from_secs(60),
+        },
+    );
+    Fixture { loader, cache }
+}
+
+impl Fixture {
+    fn loads(&self) -> usize {
+        self.loader.loads.load(Ordering::SeqCst)
+    }
+
+    fn release(&self, loads: usize) {
+        self.loader.gate.add_permits(loads);
+    }
+
+    fn set(&self, behaviour: Behaviour) {
+        *self.loader.behaviour.lock().expect("behaviour") = behaviour;
+    }
+
+    /// Starts `n` concurrent lookups and lets each run until it blocks.
+    async fn start(
+        &self,
+        n: usize,
+        request: &'static str,
+    ) -> Vec<tokio::task::JoinHandle<Answer<Val, String, Failure>>> {
+        let handles = (0..n)
+            .map(|_| {
+                let cache = self.cache.clone();
+                tokio::spawn(async move { cache.get(&"k", &request).await })
+            })
+            .collect();
+        settle().await;
+        handles
+    }
+}
+
+/// On the current-thread runtime, lets every ready task run until it blocks.
+async fn settle() {
+    for _ in 0..10 {
+        tokio::task::yield_now().await;
+    }
+}
+
+async fn finish(
+    handles: Vec<tokio::task::JoinHandle<Answer<Val, String, Failure>>>,
+) -> Vec<Answer<Val, String, Failure>> {
+    let mut answers = Vec::new();
+    for handle in handles {
+        answers.push(handle.await.expect("caller task"));
+    }
+    answers
+}
+
+fn value(answer: &Answer<Val, String, Failure>) -> &Val {
+    match &answer.served {
+        Served::Value(value) => value,
+        other => panic!("expected a value, got {other:?}"),
+    }
+}
+
+#[tokio::test]
+async fn concurrent_misses_share_one_load() {
+    let f = fixture(Behaviour::Fetch);
+    let handles = f.start(50, "v").await;
+    assert_eq!(f.loads(), 1);
+    assert_eq!(f.cache.in_flight(), 1);
+    f.release(1);
+    let answers = finish(handles).await;
+    assert_eq!(f.loads(), 1);
+    let leaders = answers.iter().filter(|a| a.route == Route::Miss).count();
+    let coalesced = answers
+        .iter()
+        .filter(|a| a.route == Route::Coalesced && a.waited == Some(WaitResult::Shared))
+        .count();
+    assert_eq!((leaders, coalesced), (1, 49));
+    assert!(answers.iter().all(|a| value(a).load == 1));
+
+    let hit = f.cache.get(&"k", &"v").await;
+    assert_eq!(hit.route, Route::Hit);
+    assert_eq!(f.loads(), 1);
+}
+
+#[tokio::test]
+async fn a_leader_that_goes_away_does_not_stop_the_load() {
+    let f = fixture(Behaviour::Fetch);
+    let mut handles = f.start(3, "v").await;
+    // The first caller led the load: abort it while the load is still gated.
+    handles.remove(0).abort();
+    settle().await;
+    f.release(1);
+    let answers = finish(handles).await;
+    assert_eq!(f.loads(), 1);
+    assert!(answers.iter().all(|a| a.route == Route::Coalesced));
+    f.cache.drain().await;
+    assert_eq!(
+        f.cache.get(&"k", &"v").await.route,
+        Route::Hit,
+        "the load was stored"
+    );
+}
+
+#[tokio::test]
+async fn a_private_answer_goes_to_its_caller_only_and_followers_load_in_parallel() {
+    let f = fixture(Behaviour::Private);
+    let handles = f.start(5, "v").await;
+    assert_eq!(f.loads(), 1);
+    f.release(1);
+    settle().await;
+    // The four followers now load on their own, all at once, not one after another.
+    assert_eq!(f.loads(), 5);
+    f.release(4);
+    let answers = finish(handles).await;
+    let mut privates: Vec<_> = answers
+        .iter()
+        .map(|a| match &a.served {
+            Served::Private(p) => p.clone(),
+            other => panic!("{other:?}"),
+        })
+        .collect();
+    privates.sort();
+    privates.dedup();
+    assert_eq!(privates.len(), 5, "each caller got its own answer");
+    let refetched = answers
+        .iter()
+        .filter(|a| a.waited == Some(WaitResult::RefetchUncacheable))
+        .count();
+    assert_eq!(refetched, 4);
+
+    // Hit-for-miss: the next callers do not queue behind one another.
+    let handles = f.start(3, "v").await;
+    assert_eq!(f.loads(), 8);
+    f.release(3);
+    let answers = finish(handles).await;
+    assert!(
+        answers
+            .iter()
+            .all(|a| a.route == Route::Pass && a.waited.is_none())
+    );
+}
+
+#[tokio::test]
+async fn a_failed_load_reaches_every_waiter_once_and_is_not_kept() {
+    let f = fixture(Behaviour::Fail);
+    let handles = f.start(4, "v").await;
+    f.release(1);
+    let answers = finish(handles).await;
+    assert_eq!(f.loads(), 1);
+    assert!(answers.iter().all(|a| a.route == Route::Error));
+    assert_eq!(
+        answers
+            .iter()
+            .filter(|a| a.waited == Some(WaitResult::LeaderError))
+            .count(),
+        3
+    );
+
+    f.set(Behaviour::Fetch);
+    let handles = f.start(1, "v").await;
+    f.release(1);
+    let answers = finish(handles).await;
+    assert_eq!(
+        answers[0].route,
+        Route::Miss,
+        "the next request starts a fresh load"
+    );
+    assert_eq!(f.loads(), 2);
+}
+
+#[tokio::test]
+async fn a_stale_value_stands_in_for_a_failed_load_where_allowed() {
+    let f = fixture_with(Behaviour::Fetch, true, Duration::from_secs(60));
+    f.release(2);
+    assert_eq!(f.cache.get(&"k", &"v").await.route, Route::Miss);
+    f.set(Behaviour::Fail);
+    // Another variant of the key is requested: the stored value does not fit, the load fails,
+    // and the loader allows the stored value to stand in.
+    let answer = f.cache.get(&"k", &"w").await;
+    assert_eq!(answer.route, Route::StaleOnError);
+    assert_eq!(value(&answer).variant, "v");
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_waiter_gives_up_after_its_bound_and_loads_on_its_own() {
+    let f = fixture_with(Behaviour::Fetch, false, Duration::from_millis(500));
+    let leader = f.start(1, "v").await;
+    let waiter = f.start(1, "v").await;
+    assert_eq!(f.loads(), 1, "the waiter is queued");
+    tokio::time::sleep(Duration::from_millis(501)).await;
+    settle().await;
+    assert_eq!(f.loads(), 2, "the waiter went on its own");
+    f.release(2);
+    let waited = finish(waiter).await;
+    assert_eq!(waited[0].waited, Some(WaitResult::Timeout));
+    assert_eq!(waited[0].route, Route::Miss);
+    assert_eq!(finish(leader).await[0].route, Route::Miss);
+}
+
+#[tokio::test]
+async fn a_waiter_with_another_variant_loads_its_own() {
+    let f = fixture(Behaviour::Fetch);
+    let leader = f.start(1, "v").await;
+    let other = f.start(1, "w").await;
+    f.release(1);
+    settle().await;
+    assert_eq!(f.loads(), 2);
+    f.release(1);
+    let other = finish(other).await;
+    assert_eq!(other[0].waited, Some(WaitResult::RefetchUncacheable));
+    assert_eq!(value(&other[0]).variant, "w");
+    assert_eq!(value(&finish(leader).await[0]).variant, "v");
+}
+
+#[tokio::test]
+async fn stale_while_refresh_serves_at_once_and_refreshes_exactly_once() {
+    let f = fixture(Behaviour::FetchStale);
+    f.release(1);
+    assert_eq!(f.cache.get(&"k", &"v").await.route, Route::Miss);
+    f.set(Behaviour::Fetch);
+    let handles = f.start(10, "v").await;
+    let answers = finish(handles).await;
+    assert!(
+        answers
+            .iter()
+            .all(|a| a.route == Route::StaleWhileRefresh && value(a).load == 1)
+    );
+    assert_eq!(f.loads(), 2, "exactly one background refresh");
+    f.release(1);
+    f.cache.drain().await;
+    let refreshed = f.cache.get(&"k", &"v").await;
+    assert_eq!((refreshed.route, value(&refreshed).load), (Route::Hit, 2));
+}
+
+#[tokio::test]
+async fn a_load_that_panics_is_taken_over_by_exactly_one_new_leader() {
+    let f = fixture(Behaviour::Panic);
+    let handles = f.start(6, "v").await;
+    f.release(1);
+    settle().await;
+    // The panicking load is dangling now; one of the six leads the second load.
+    assert_eq!(f.loads(), 2);
+    f.release(1);
+    let answers = finish(handles).await;
+    assert_eq!(f.loads(), 2);
+    assert!(answers.iter().all(|a| value(a).load == 2));
+}
+
+#[tokio::test]
+async fn invalidation_removes_the_value_and_the_hit_for_miss_marker() {
+    let f = fixture(Behaviour::Fetch);
+    f.release(2);
+    f.cache.get(&"k", &"v").await;
+    assert!(f.cache.invalidate(&"k").await);
+    assert!(!f.cache.invalidate(&"k").await);
+    assert_eq!(f.cache.get(&"k", &"v").await.route, Route::Miss);
+    assert_eq!(
+        f.cache
+            .invalidate_matching(|key| key.starts_with('k'))
+            .await,
+        1
+    );
+}

@@ -1,0 +1,1408 @@
+//! RFC 9111 policy for one response in a shared cache: storability, freshness, age and reuse.
+//!
+//! A [`ResponsePolicy`] is built once, when a response arrives from the origin, and answers
+//! every later question about it from values computed at construction; every question that
+//! depends on time takes `now` explicitly, so the policy has no clock of its own.
+//!
+//! Stale-serving choices that the RFCs leave to the cache (all documented where they are made):
+//!
+//! * `s-maxage` implies `proxy-revalidate` for a shared cache (RFC 9111 §5.2.2.10), but an
+//!   explicit `stale-while-revalidate` / `stale-if-error` from the origin (RFC 5861) overrides
+//!   that *implicit* prohibition, so `s-maxage=600, stale-while-revalidate=30` works as it
+//!   does on CDNs. Explicit `no-cache`, `must-revalidate` and `proxy-revalidate` are never
+//!   overridden, and neither the client (`max-stale`, request `stale-if-error`) nor our own
+//!   grace period overrides `s-maxage`.
+//! * Grace ([`PolicyConfig::grace`]) is the "disconnected" case of §4.2.4: it applies only
+//!   when the origin is unreachable, never to an origin that answered with an error.
+
+use std::time::{Duration, SystemTime};
+
+use http::header::{
+    AGE, AUTHORIZATION, CONNECTION, CONTENT_LENGTH, CONTENT_RANGE, DATE, ETAG, EXPIRES, HeaderName,
+    LAST_MODIFIED, PROXY_AUTHENTICATE, PROXY_AUTHORIZATION, SET_COOKIE, TE, TRANSFER_ENCODING,
+    UPGRADE, VARY,
+};
+use http::{HeaderMap, HeaderValue, Method, StatusCode};
+
+use super::directives::parse_delta_seconds;
+use super::directives::{DELTA_SECONDS_MAX, MaxStale, RequestDirectives, ResponseDirectives};
+
+/// A stored response that has a validator is kept at least this long (or [`PolicyConfig::grace`]
+/// if longer), even when it can never be served without validation: a conditional request
+/// that ends in 304 still saves the origin from sending the body again.
+pub const MIN_VALIDATOR_RETENTION: Duration = Duration::from_secs(60);
+
+/// Cache-wide knobs the policy needs.
+#[derive(Debug, Clone)]
+pub struct PolicyConfig {
+    /// Fraction of (Date - Last-Modified) used as heuristic freshness (RFC 9111 §4.2.2 suggests 10%).
+    pub heuristic_fraction: f64,
+    /// Upper bound for heuristic freshness.
+    pub max_heuristic_freshness: Duration,
+    /// How long past freshness (+ stale windows) a stored response is kept to be served when the
+    /// origin is unreachable (connection refused / timeout) — "grace", RFC 9111 §4.2.4 "disconnected".
+    ///
+    /// Measured from the end of the freshness lifetime, like the RFC 5861 windows.
+    pub grace: Duration,
+}
+
+impl Default for PolicyConfig {
+    fn default() -> Self {
+        Self {
+            heuristic_fraction: 0.1,
+            max_heuristic_freshness: Duration::from_secs(24 * 60 * 60),
+            grace: Duration::from_secs(60),
+        }
+    }
+}
+
+/// Why a response is not stored. `as_str()` gives the metric label.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum RefuseReason {
+    /// The request method is not one we cache (only GET and HEAD are).
+    Method,
+    /// `no-store` (§5.2.2.5), not lifted by `must-understand`.
+    NoStore,
+    /// `private` (§5.2.2.7): a shared cache must not store it.
+    Private,
+    /// `Set-Cookie` without `public`: sidecache never shares one user's cookie with others.
+    SetCookie,
+    /// The request carried `Authorization` and the response does not allow sharing (§3.5).
+    Authorization,
+    /// The status code: not final, partial (206), 304, one we must not store (RFC 6585), one
+    /// `must-understand` requires us to know, or not heuristically cacheable without
+    /// explicit freshness (§3).
+    Status,
+    /// `Vary: *` (§4.1): no later request can ever match it.
+    VaryStar,
+    /// Nothing would ever reuse it: stale on arrival, no stale window, no validator.
+    ZeroTtl,
+}
+
+impl RefuseReason {
+    /// Metric label for `sidecache_store_refused_total{reason}`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Method => "method",
+            Self::NoStore => "no_store",
+            Self::Private => "private",
+            Self::SetCookie => "set_cookie",
+            Self::Authorization => "authorization",
+            Self::Status => "status",
+            Self::VaryStar => "vary_star",
+            Self::ZeroTtl => "zero_ttl",
+        }
+    }
+}
+
+/// What the origin did wrong, for deciding whether a stale response may stand in.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum OriginFailure {
+    /// Connect error, reset, timeout, unparseable response: the cache is "disconnected"
+    /// (RFC 9111 §4.2.4), so grace applies.
+    Unreachable,
+    /// The origin answered 500, 502, 503 or 504 (the errors of RFC 5861 §4).
+    ErrorStatus,
+}
+
+/// How a stored response may be used for one request.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Reuse {
+    /// Fresh and nothing asks for validation: serve it.
+    Fresh,
+    /// Stale, but the request's `max-stale` allows it (serve, no revalidation).
+    StaleAllowedByRequest,
+    /// Stale within `stale-while-revalidate`: serve now, revalidate in the background.
+    StaleWhileRevalidate,
+    /// Must be validated with the origin first.
+    Revalidate,
+}
+
+/// The RFC 9111 facts about one stored response, computed once at construction.
+#[derive(Debug, Clone)]
+pub struct ResponsePolicy {
+    /// The directives that govern this response (targeted field or `Cache-Control`).
+    directives: ResponseDirectives,
+    /// Only GET and HEAD responses are stored.
+    method_cacheable: bool,
+    status: StatusCode,
+    /// §3.5 needs to know whether the request that produced it was authenticated.
+    request_had_authorization: bool,
+    has_set_cookie: bool,
+    vary_star: bool,
+    /// An `Expires` field counts as explicit freshness for §3 even when invalid, but not when a
+    /// targeted field governs the response (RFC 9213 §2.1).
+    has_expires: bool,
+    has_validator: bool,
+    freshness_lifetime: Duration,
+    /// §4.2.3 `corrected_initial_age`; `current_age` adds the resident time to it.
+    corrected_initial_age: Duration,
+    response_time: SystemTime,
+    grace: Duration,
+}
+
+// === impl ResponsePolicy ===
+
+impl ResponsePolicy {
+    /// `request_time`/`response_time`: when the request to the origin was sent / response received
+    /// (RFC 9111 §4.2.3). `req_headers` are the headers of the request that was sent to the origin.
+    pub fn new(
+        req_method: &Method,
+        req_headers: &HeaderMap,
+        status: StatusCode,
+        res_headers: &HeaderMap,
+        request_time: SystemTime,
+        response_time: SystemTime,
+        config: &PolicyConfig,
+    ) -> Self {
+        let directives = ResponseDirectives::from_response(res_headers);
+        let date = single_http_date(res_headers, &DATE);
+        // RFC 9110 §6.6.1: without a (valid) Date, the time of receipt stands in for it.
+        let date_value = date.unwrap_or(response_time);
+        let expires = if directives.targeted {
+            Expires::Absent
+        } else {
+            Expires::from_headers(res_headers)
+        };
+        let last_modified = single_http_date(res_headers, &LAST_MODIFIED);
+        let freshness_lifetime = freshness_lifetime(
+            &directives,
+            status,
+            expires,
+            date_value,
+            last_modified,
+            config,
+        );
+        let corrected_initial_age =
+            corrected_initial_age(date, age_value(res_headers), request_time, response_time);
+        let has_etag = res_headers
+            .get(ETAG)
+            .is_some_and(|etag| !etag.as_bytes().is_empty());
+        Self {
+            method_cacheable: *req_method == Method::GET || *req_method == Method::HEAD,
+            status,
+            request_had_authorization: req_headers.contains_key(AUTHORIZATION),
+            has_set_cookie: res_headers.contains_key(SET_COOKIE),
+            vary_star: vary_star(res_headers),
+            has_expires: expires != Expires::Absent,
+            has_validator: has_etag || last_modified.is_some(),
+            freshness_lifetime,
+            corrected_initial_age,
+            response_time,
+            grace: config.grace,
+            directives,
+        }
+    }
+
+    /// RFC 9111 §3 (+ §3.5 Authorization) + our Set-Cookie rule. Ok(()) means store.
+    ///
+    /// The request's own `no-store` is the caller's to check. Checks run from the most to the
+    /// least specific reason, so the label says what the origin actually asked for.
+    ///
+    /// # Errors
+    ///
+    /// The reason the response must not (or need not) be stored.
+    pub fn storable(&self) -> Result<(), RefuseReason> {
+        let d = &self.directives;
+        if !self.method_cacheable {
+            return Err(RefuseReason::Method);
+        }
+        let code = self.status.as_u16();
+        // §3: the status must be final; we store neither partial content nor 304s.
+        if self.status.is_informational() || code == 206 || code == 304 {
+            return Err(RefuseReason::Status);
+        }
+        // RFC 6585 §§3-6: 428, 429, 431 and 511 "MUST NOT be stored by a cache".
+        if matches!(code, 428 | 429 | 431 | 511) {
+            return Err(RefuseReason::Status);
+        }
+        // §5.2.2.3: with must-understand we store only statuses whose caching rules we
+        // implement, and for those the accompanying no-store is ignored.
+        let understood = d.must_understand && understood_status(self.status);
+        if d.must_understand && !understood && !d.no_store {
+            return Err(RefuseReason::Status);
+        }
+        if d.no_store && !understood {
+            return Err(RefuseReason::NoStore);
+        }
+        if d.private {
+            return Err(RefuseReason::Private);
+        }
+        // §3.5: only must-revalidate, public and s-maxage allow sharing an authenticated response.
+        if self.request_had_authorization
+            && !(d.public || d.s_maxage.is_some() || d.must_revalidate)
+        {
+            return Err(RefuseReason::Authorization);
+        }
+        if self.has_set_cookie && !d.public {
+            return Err(RefuseReason::SetCookie);
+        }
+        if self.vary_star {
+            return Err(RefuseReason::VaryStar);
+        }
+        if !self.has_explicit_freshness() && !heuristically_cacheable(self.status) {
+            return Err(RefuseReason::Status);
+        }
+        if self.retain_for(self.response_time).is_zero() {
+            return Err(RefuseReason::ZeroTtl);
+        }
+        Ok(())
+    }
+
+    /// §4.2.1 (+ §4.2.2 heuristic): how long the response is fresh, counted from its origin.
+    pub fn freshness_lifetime(&self) -> Duration {
+        self.freshness_lifetime
+    }
+
+    /// §4.2.3 `current_age` at `now`.
+    pub fn current_age(&self, now: SystemTime) -> Duration {
+        let resident_time = elapsed(self.response_time, now);
+        self.corrected_initial_age.saturating_add(resident_time)
+    }
+
+    /// Whole seconds for the `Age` header (§5.1), at most 2^31 (§1.2.2).
+    pub fn age_header_seconds(&self, now: SystemTime) -> u64 {
+        self.current_age(now).as_secs().min(DELTA_SECONDS_MAX)
+    }
+
+    /// freshness_lifetime - current_age in whole seconds, negative when stale (RFC 9211 `ttl`).
+    ///
+    /// Rounded down, so any staleness at all gives a negative value.
+    pub fn ttl_seconds(&self, now: SystemTime) -> i64 {
+        let remaining =
+            self.freshness_lifetime.as_nanos() as i128 - self.current_age(now).as_nanos() as i128;
+        let secs = remaining.div_euclid(1_000_000_000);
+        i64::try_from(secs).unwrap_or(if secs < 0 { i64::MIN } else { i64::MAX })
+    }
+
+    /// §4.2: `response_is_fresh = (freshness_lifetime > current_age)`.
+    pub fn is_fresh(&self, now: SystemTime) -> bool {
+        self.freshness_lifetime > self.current_age(now)
+    }
+
+    /// How the stored response may be used for a request with `request` directives (§4,
+    /// §4.2.4, §5.2.1, §5.2.2, RFC 5861 §3).
+    ///
+    /// When a stale response is both within `stale-while-revalidate` and allowed by the
+    /// request's `max-stale`, this answers [`Reuse::StaleWhileRevalidate`]: the client gets the
+    /// same response either way, and the background revalidation refreshes the entry.
+    pub fn reuse(&self, request: &RequestDirectives, now: SystemTime) -> Reuse {
+        let d = &self.directives;
+        // §4 / §5.2.2.4 and §5.2.1.4: no-cache on either side means validate first.
+        if d.no_cache || request.no_cache {
+            return Reuse::Revalidate;
+        }
+        let age = self.current_age(now);
+        // §5.2.1.1: the client does not want a response older than max-age.
+        if request.max_age.is_some_and(|max_age| age > max_age) {
+            return Reuse::Revalidate;
+        }
+        let remaining = self.freshness_lifetime.saturating_sub(age);
+        // §5.2.1.3: the response must stay fresh for at least min-fresh more.
+        if request
+            .min_fresh
+            .is_some_and(|min_fresh| remaining < min_fresh)
+        {
+            return Reuse::Revalidate;
+        }
+        if self.freshness_lifetime > age {
+            return Reuse::Fresh;
+        }
+        // §4.2.4: stale from here on.
+        let staleness = age - self.freshness_lifetime;
+        if self.forbids_stale_explicitly() {
+            return Reuse::Revalidate;
+        }
+        // RFC 5861 §3, overriding the implicit proxy-revalidate of s-maxage (module docs).
+        if d.stale_while_revalidate.is_some_and(|swr| staleness <= swr) {
+            return Reuse::StaleWhileRevalidate;
+        }
+        if !self.forbids_stale_implicitly() && max_stale_allows(request.max_stale, staleness) {
+            return Reuse::StaleAllowedByRequest;
+        }
+        Reuse::Revalidate
+    }
+
+    /// Whether this stored response may stand in for a failed origin fetch (stale-if-error, or
+    /// grace when the origin is unreachable), §4.2.4, RFC 5861 §4.
+    ///
+    /// A fresh response may always stand in (RFC 9111 §4.3.3 lets a cache act as if a
+    /// failed validation never happened), unless it carries `no-cache`: that response must
+    /// never be used without a successful validation (§5.2.2.4). The request's `no-cache`,
+    /// `max-age` and `min-fresh` are preferences for the normal path (§5.2.1) and do not stop
+    /// a stand-in; its `max-stale` and `stale-if-error` widen what may stand in.
+    pub fn usable_on_error(
+        &self,
+        request: &RequestDirectives,
+        failure: OriginFailure,
+        now: SystemTime,
+    ) -> bool {
+        let d = &self.directives;
+        if d.no_cache {
+            return false;
+        }
+        let age = self.current_age(now);
+        if self.freshness_lifetime > age {
+            return true;
+        }
+        // §5.2.2.2 / §5.2.2.8: "MUST NOT reuse ... until it has been successfully validated",
+        // even when disconnected.
+        if self.forbids_stale_explicitly() {
+            return false;
+        }
+        let staleness = age - self.freshness_lifetime;
+        // RFC 5861 §4, from the origin: overrides the implicit prohibition of s-maxage.
+        if d.stale_if_error.is_some_and(|sie| staleness <= sie) {
+            return true;
+        }
+        if self.forbids_stale_implicitly() {
+            return false;
+        }
+        // RFC 5861 §4 in a request, and §5.2.1.2 max-stale: the client allows it.
+        if request.stale_if_error.is_some_and(|sie| staleness <= sie)
+            || max_stale_allows(request.max_stale, staleness)
+        {
+            return true;
+        }
+        failure == OriginFailure::Unreachable && staleness <= self.grace
+    }
+
+    /// How long from `now` the store should keep the response: remaining freshness plus the longest
+    /// stale window that could still use it (swr, sie, grace where allowed); Duration::ZERO if none
+    /// and it has no validator (ETag / Last-Modified) that would make it worth keeping for revalidation.
+    ///
+    /// Choices:
+    /// * The windows that count are the response's own `stale-while-revalidate` and
+    ///   `stale-if-error`, and grace unless `s-maxage` forbids it — the same rules as
+    ///   [`Self::reuse`] and [`Self::usable_on_error`]. A client's `max-stale` cannot be
+    ///   foreseen and does not extend retention.
+    /// * `no-cache`, `must-revalidate` and `proxy-revalidate` close every stale window; a
+    ///   `no-cache` response without a validator is not worth keeping at all (every reuse would
+    ///   be a full fetch, and it may not stand in for errors).
+    /// * A response with a validator is kept at least `max(grace, 60 s)` from `now`
+    ///   ([`MIN_VALIDATOR_RETENTION`]), even if already stale: revalidating it costs the origin
+    ///   a 304 instead of a body. This is what keeps `no-cache` + `ETag` and `max-age=0` +
+    ///   `ETag` responses useful. Each successful revalidation builds a new policy and so
+    ///   starts a new retention period.
+    pub fn retain_for(&self, now: SystemTime) -> Duration {
+        let retain = self
+            .freshness_lifetime
+            .saturating_add(self.longest_stale_window())
+            .saturating_sub(self.current_age(now));
+        if self.has_validator {
+            retain.max(self.grace.max(MIN_VALIDATOR_RETENTION))
+        } else if self.directives.no_cache {
+            Duration::ZERO
+        } else {
+            retain
+        }
+    }
+
+    /// Whether the response has a validator (`ETag` or a valid `Last-Modified`) that a
+    /// conditional request can use (RFC 9110 §8.8).
+    pub fn has_validator(&self) -> bool {
+        self.has_validator
+    }
+
+    /// The directives that govern this response (from a targeted field or `Cache-Control`).
+    pub fn directives(&self) -> &ResponseDirectives {
+        &self.directives
+    }
+
+    /// §3: max-age, s-maxage (even invalid ones), Expires (even an invalid one), or public.
+    fn has_explicit_freshness(&self) -> bool {
+        let d = &self.directives;
+        d.max_age.is_some()
+            || d.s_maxage.is_some()
+            || d.freshness_invalid
+            || self.has_expires
+            || d.public
+    }
+
+    /// §4.2.4: "prohibited by an explicit in-protocol directive". Nothing overrides these.
+    fn forbids_stale_explicitly(&self) -> bool {
+        let d = &self.directives;
+        d.no_cache || d.must_revalidate || d.proxy_revalidate
+    }
+
+    /// §5.2.2.10: s-maxage "incorporates the semantics of the proxy-revalidate response
+    /// directive" for shared caches. Only the origin's explicit RFC 5861 windows override it.
+    fn forbids_stale_implicitly(&self) -> bool {
+        self.directives.s_maxage.is_some()
+    }
+
+    /// The longest time past freshness during which some path may still serve the response.
+    fn longest_stale_window(&self) -> Duration {
+        if self.forbids_stale_explicitly() {
+            return Duration::ZERO;
+        }
+        let d = &self.directives;
+        let explicit = d
+            .stale_while_revalidate
+            .unwrap_or_default()
+            .max(d.stale_if_error.unwrap_or_default());
+        if self.forbids_stale_implicitly() {
+            explicit
+        } else {
+            explicit.max(self.grace)
+        }
+    }
+}
+
+/// §5.2.1.2: `max-stale` without a value accepts any staleness, with one accepts up to it.
+fn max_stale_allows(max_stale: Option<MaxStale>, staleness: Duration) -> bool {
+    match max_stale {
+        Some(MaxStale::Any) => true,
+        Some(MaxStale::Limit(limit)) => staleness <= limit,
+        None => false,
+    }
+}
+
+/// The `Expires` field as §4.2.1 and §5.3 see it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Expires {
+    Absent,
+    /// §5.3: "A cache recipient MUST interpret invalid date formats, especially the value
+    /// "0", as representing a time in the past (i.e., "already expired")." Several field
+    /// lines are invalid too: Expires is a singleton and its dates contain commas.
+    Invalid,
+    At(SystemTime),
+}
+
+impl Expires {
+    fn from_headers(headers: &HeaderMap) -> Self {
+        let mut lines = headers.get_all(EXPIRES).iter();
+        match (lines.next(), lines.next()) {
+            (None, _) => Self::Absent,
+            (Some(value), None) => parse_http_date(value).map_or(Self::Invalid, Self::At),
+            (Some(_), Some(_)) => Self::Invalid,
+        }
+    }
+}
+
+/// §4.2.1 (first match wins) and §4.2.2.
+fn freshness_lifetime(
+    d: &ResponseDirectives,
+    status: StatusCode,
+    expires: Expires,
+    date_value: SystemTime,
+    last_modified: Option<SystemTime>,
+    config: &PolicyConfig,
+) -> Duration {
+    // §4.2.1: "Caches are encouraged to consider responses that have invalid freshness
+    // information ... to be stale."
+    if d.freshness_invalid {
+        return Duration::ZERO;
+    }
+    // A shared cache prefers s-maxage; either directive makes Expires irrelevant (§5.3).
+    if let Some(lifetime) = d.s_maxage.or(d.max_age) {
+        return lifetime;
+    }
+    match expires {
+        Expires::At(expires) => return elapsed(date_value, expires),
+        Expires::Invalid => return Duration::ZERO,
+        Expires::Absent => {}
+    }
+    // §4.2.2 heuristic: only without explicit expiration, for heuristically cacheable status
+    // codes, or any status marked `public` (§5.2.2.9).
+    if !(heuristically_cacheable(status) || d.public) {
+        return Duration::ZERO;
+    }
+    let Some(last_modified) = last_modified else {
+        return Duration::ZERO;
+    };
+    // A Last-Modified in the future (after Date) gives an empty interval, hence zero.
+    let interval = elapsed(last_modified, date_value);
+    Duration::try_from_secs_f64(interval.as_secs_f64() * config.heuristic_fraction)
+        // A negative or NaN fraction is a misconfiguration: no heuristic freshness then.
+        .unwrap_or(Duration::ZERO)
+        .min(config.max_heuristic_freshness)
+}
+
+/// §4.2.3: `corrected_initial_age = max(apparent_age, age_value + response_delay)`.
+fn corrected_initial_age(
+    date: Option<SystemTime>,
+    age_value: Duration,
+    request_time: SystemTime,
+    response_time: SystemTime,
+) -> Duration {
+    // Without a valid Date there is no apparent age (the Date would be response_time).
+    let apparent_age = date.map_or(Duration::ZERO, |date| elapsed(date, response_time));
+    let response_delay = elapsed(request_time, response_time);
+    apparent_age.max(age_value.saturating_add(response_delay))
+}
+
+/// §5.1: the first member of the first `Age` field line; an invalid value means no Age.
+fn age_value(headers: &HeaderMap) -> Duration {
+    headers
+        .get(AGE)
+        .and_then(|value| value.to_str().ok())
+        .and_then(|value| value.split(',').next())
+        .and_then(|first| parse_delta_seconds(first.trim_matches([' ', '\t'])))
+        .unwrap_or(Duration::ZERO)
+}
+
+/// `later - earlier`, or zero when `later` is not later (clock skew never yields negative ages).
+fn elapsed(earlier: SystemTime, later: SystemTime) -> Duration {
+    later.duration_since(earlier).unwrap_or(Duration::ZERO)
+}
+
+/// RFC 9110 §5.6.7: IMF-fixdate, rfc850-date or asctime-date; anything else is invalid.
+fn parse_http_date(value: &HeaderValue) -> Option<SystemTime> {
+    let text = value.to_str().ok()?;
+    httpdate::parse_http_date(text.trim_matches([' ', '\t'])).ok()
+}
+
+/// A singleton date field (Date, Last-Modified): several field lines make it invalid.
+fn single_http_date(headers: &HeaderMap, name: &HeaderName) -> Option<SystemTime> {
+    let mut lines = headers.get_all(name).iter();
+    let value = lines.next()?;
+    if lines.next().is_some() {
+        return None;
+    }
+    parse_http_date(value)
+}
+
+/// §4.1: "A stored response with a Vary header field value containing a member "*" always
+/// fails to match."
+fn vary_star(headers: &HeaderMap) -> bool {
+    headers.get_all(VARY).iter().any(|line| {
+        line.as_bytes()
+            .split(|b| *b == b',')
+            .any(|member| member.trim_ascii() == b"*")
+    })
+}
+
+/// RFC 9110 §15.1: the status codes defined as "heuristically cacheable" (200, 203, 204, 206,
+/// 300, 301, 308, 404, 405, 410, 414 and 501); no other registered code is.
+fn heuristically_cacheable(status: StatusCode) -> bool {
+    matches!(
+        status.as_u16(),
+        200 | 203 | 204 | 206 | 300 | 301 | 308 | 404 | 405 | 410 | 414 | 501
+    )
+}
+
+/// Status codes whose caching requirements we implement (§5.2.2.3 must-understand): the
+/// final RFC 9110 codes, except 206 and 304 (we store neither), the deprecated or unused
+/// 305, 306 and 418, and the RFC 6585 codes that must never be stored anyway.
+fn understood_status(status: StatusCode) -> bool {
+    matches!(
+        status.as_u16(),
+        200..=205 | 300..=303 | 307 | 308 | 400..=417 | 421 | 422 | 426 | 500..=505
+    )
+}
+
+// === 304 handling (§4.3.4, §3.2) ===
+
+/// §4.3.4: does a 304 received for a revalidation request select (apply to) this stored response?
+///
+/// With one stored response per key:
+/// * a strong ETag in the 304 selects it iff the stored ETag is the same strong validator;
+/// * a weak ETag selects it iff the stored ETag matches by weak comparison (RFC 9110 §8.8.3.2);
+/// * only a Last-Modified in the 304 selects it iff the stored Last-Modified is the same;
+/// * no validator at all selects it iff the stored response has no validator either.
+pub fn not_modified_selects(stored: &HeaderMap, not_modified: &HeaderMap) -> bool {
+    if let Some(new) = not_modified.get(ETAG) {
+        let Some(old) = stored.get(ETAG) else {
+            // "If none of the stored responses contain the same strong validator, then the
+            // cache MUST NOT use the new response to update any stored responses."
+            return false;
+        };
+        let (new, old) = (EntityTag::parse(new), EntityTag::parse(old));
+        return if new.weak {
+            new.opaque == old.opaque
+        } else {
+            !old.weak && new.opaque == old.opaque
+        };
+    }
+    if let Some(new) = not_modified.get(LAST_MODIFIED) {
+        return stored.get(LAST_MODIFIED).is_some_and(|old| {
+            match (parse_http_date(old), parse_http_date(new)) {
+                (Some(old), Some(new)) => old == new,
+                _ => old.as_bytes().trim_ascii() == new.as_bytes().trim_ascii(),
+            }
+        });
+    }
+    !stored.contains_key(ETAG) && !stored.contains_key(LAST_MODIFIED)
+}
+
+/// RFC 9110 §8.8.3 `entity-tag = [ weak ] opaque-tag`, kept as bytes for comparison.
+struct EntityTag<'a> {
+    weak: bool,
+    opaque: &'a [u8],
+}
+
+impl<'a> EntityTag<'a> {
+    fn parse(value: &'a HeaderValue) -> Self {
+        let bytes = value.as_bytes().trim_ascii();
+        // The weak prefix is case-sensitive: `weak = %s"W/"`.
+        match bytes.strip_prefix(b"W/") {
+            Some(opaque) => Self { weak: true, opaque },
+            None => Self {
+                weak: false,
+                opaque: bytes,
+            },
+        }
+    }
+}
+
+/// §3.2: the stored header fields updated from a 304 (replace every field present in the 304, except
+/// Content-Length, framing/hop-by-hop fields, and other exceptions in §3.2).
+///
+/// RFC 9111 §3.2: "the cache MUST add each header field in the provided response to the
+/// stored response, replacing field values that are already present, with the following
+/// exceptions:
+///  * Header fields excepted from storage in Section 3.1,
+///  * Header fields that the cache's stored response depends upon, as described below,
+///  * Header fields that are automatically processed and removed by the recipient, as
+///    described below, and
+///  * The Content-Length header field."
+///
+/// How each exception applies here:
+/// * §3.1: `Connection` and the fields it nominates, plus the fields RFC 9110 §7.6.1 says
+///   are removed before forwarding (`Proxy-Connection`, `Keep-Alive`, `TE`,
+///   `Transfer-Encoding`, `Upgrade`), and the proxy-specific `Proxy-Authenticate`,
+///   `Proxy-Authentication-Info` and `Proxy-Authorization`.
+/// * "depends upon": sidecache stores the response bytes as received, not the result of
+///   processing them, so no field qualifies; `Content-Type` and `Content-Encoding` are updated.
+/// * "automatically processed and removed": `Content-Range`, which §3.2 names as the example
+///   ("Implementations MAY automatically omit such header fields from updates").
+/// * `Content-Length`: the 304 describes no content.
+///
+/// Two further choices, both about information that is about the message and not the
+/// stored content:
+/// * `Age` belongs to the message it arrived on. When the 304 has none, the validated
+///   response is first-hand as of the 304 (§4.2.3 recomputes its age from the 304's Date), so
+///   the stored `Age` is dropped rather than carried into the new age calculation.
+/// * `Set-Cookie` from a 304 was issued to the one client whose request caused the
+///   revalidation; it is merged only when the freshened response is `public` (sidecache's
+///   rule that cookies are never shared otherwise). The caller may still forward it to that
+///   client.
+pub fn freshen_headers(stored: &HeaderMap, not_modified: &HeaderMap) -> HeaderMap {
+    let nominated = connection_nominated(not_modified);
+    let mut out = stored.clone();
+    if !not_modified.contains_key(AGE) {
+        out.remove(AGE);
+    }
+    for name in not_modified.keys() {
+        if *name == SET_COOKIE || excluded_from_update(name, &nominated) {
+            continue;
+        }
+        replace_field(&mut out, not_modified, name);
+    }
+    if not_modified.contains_key(SET_COOKIE) && ResponseDirectives::from_response(&out).public {
+        replace_field(&mut out, not_modified, &SET_COOKIE);
+    }
+    out
+}
+
+/// Replaces every line of `name` in `target` with the lines `source` has.
+fn replace_field(target: &mut HeaderMap, source: &HeaderMap, name: &HeaderName) {
+    target.remove(name);
+    for value in source.get_all(name) {
+        target.append(name.clone(), value.clone());
+    }
+}
+
+/// The §3.2 exceptions (see [`freshen_headers`]).
+fn excluded_from_update(name: &HeaderName, nominated: &[String]) -> bool {
+    // Not among `http`'s constants.
+    const BY_NAME: [&str; 3] = [
+        "proxy-connection",
+        "keep-alive",
+        "proxy-authentication-info",
+    ];
+    *name == CONNECTION
+        || *name == TE
+        || *name == TRANSFER_ENCODING
+        || *name == UPGRADE
+        || *name == PROXY_AUTHENTICATE
+        || *name == PROXY_AUTHORIZATION
+        || *name == CONTENT_LENGTH
+        || *name == CONTENT_RANGE
+        || BY_NAME.contains(&name.as_str())
+        || nominated.iter().any(|n| n == name.as_str())
+}
+
+/// Lowercase field names listed in `Connection` (RFC 9110 §7.6.1).
+fn connection_nominated(headers: &HeaderMap) -> Vec<String> {
+    headers
+        .get_all(CONNECTION)
+        .iter()
+        .flat_map(|line| {
+            String::from_utf8_lossy(line.as_bytes())
+                .split(',')
+                .map(|n| n.trim().to_ascii_lowercase())
+                .filter(|n| !n.is_empty())
+                .collect::<Vec<_>>()
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::time::UNIX_EPOCH;
+
+    /// A fixed origin for test time: 2023-11-14T22:13:20Z.
+    fn t(offset_secs: i64) -> SystemTime {
+        let base = UNIX_EPOCH + Duration::from_secs(1_700_000_000);
+        if offset_secs >= 0 {
+            base + Duration::from_secs(offset_secs.unsigned_abs())
+        } else {
+            base - Duration::from_secs(offset_secs.unsigned_abs())
+        }
+    }
+
+    fn http_date(offset_secs: i64) -> String {
+        httpdate::fmt_http_date(t(offset_secs))
+    }
+
+    fn headers(fields: &[(&str, &str)]) -> HeaderMap {
+        let mut map = HeaderMap::new();
+        for (name, value) in fields {
+            let name = HeaderName::from_bytes(name.as_bytes()).expect("test header name");
+            map.append(name, value.parse().expect("test header value"));
+        }
+        map
+    }
+
+    fn secs(n: u64) -> Duration {
+        Duration::from_secs(n)
+    }
+
+    /// Header fields as written in a table row.
+    type Fields<'a> = &'a [(&'a str, &'a str)];
+
+    /// One origin exchange to build a policy from.
+    struct Exchange<'a> {
+        method: Method,
+        request: Vec<(&'a str, &'a str)>,
+        status: u16,
+        response: Vec<(&'a str, String)>,
+        request_time: SystemTime,
+        response_time: SystemTime,
+        config: PolicyConfig,
+    }
+
+    impl<'a> Exchange<'a> {
+        /// A GET answered with 200 at t(0), instantly, with `Date: t(0)`.
+        fn new(response: &[(&'a str, &str)]) -> Self {
+            let mut response: Vec<_> = response.iter().map(|(n, v)| (*n, v.to_string())).collect();
+            if !response.iter().any(|(n, _)| n.eq_ignore_ascii_case("date")) {
+                response.push(("date", http_date(0)));
+            }
+            Self {
+                method: Method::GET,
+                request: Vec::new(),
+                status: 200,
+                response,
+                request_time: t(0),
+                response_time: t(0),
+                config: PolicyConfig::default(),
+            }
+        }
+
+        fn without_date(mut self) -> Self {
+            self.response
+                .retain(|(n, _)| !n.eq_ignore_ascii_case("date"));
+            self
+        }
+
+        fn status(mut self, status: u16) -> Self {
+            self.status = status;
+            self
+        }
+
+        fn method(mut self, method: Method) -> Self {
+            self.method = method;
+            self
+        }
+
+        fn request(mut self, fields: &[(&'a str, &'a str)]) -> Self {
+            self.request = fields.to_vec();
+            self
+        }
+
+        fn times(mut self, request_time: SystemTime, response_time: SystemTime) -> Self {
+            self.request_time = request_time;
+            self.response_time = response_time;
+            self
+        }
+
+        fn grace(mut self, grace: Duration) -> Self {
+            self.config.grace = grace;
+            self
+        }
+
+        fn policy(&self) -> ResponsePolicy {
+            let response: Vec<(&str, &str)> = self
+                .response
+                .iter()
+                .map(|(n, v)| (*n, v.as_str()))
+                .collect();
+            ResponsePolicy::new(
+                &self.method,
+                &headers(&self.request),
+                StatusCode::from_u16(self.status).expect("test status"),
+                &headers(&response),
+                self.request_time,
+                self.response_time,
+                &self.config,
+            )
+        }
+    }
+
+    fn policy(response: &[(&str, &str)]) -> ResponsePolicy {
+        Exchange::new(response).policy()
+    }
+
+    fn request(cache_control: &str) -> RequestDirectives {
+        RequestDirectives::from_request(&headers(&[("cache-control", cache_control)]))
+    }
+
+    fn no_request() -> RequestDirectives {
+        RequestDirectives::default()
+    }
+
+    // --- §3 storability ---
+
+    #[test]
+    fn rfc9111_3_storable_reasons() {
+        use RefuseReason::*;
+        #[rustfmt::skip]
+        let cases: Vec<(&str, Exchange<'_>, Result<(), RefuseReason>)> = vec![
+            ("§3 plain fresh 200", Exchange::new(&[("cache-control", "max-age=60")]), Ok(())),
+            ("§3 HEAD", Exchange::new(&[("cache-control", "max-age=60")]).method(http::Method::HEAD), Ok(())),
+            ("§3 method not cached", Exchange::new(&[("cache-control", "max-age=60")]).method(http::Method::POST), Err(Method)),
+            ("§3 status not final", Exchange::new(&[("cache-control", "max-age=60")]).status(103), Err(Status)),
+            ("§3 206 not stored", Exchange::new(&[("cache-control", "max-age=60")]).status(206), Err(Status)),
+            ("§3 304 not stored", Exchange::new(&[("cache-control", "max-age=60")]).status(304), Err(Status)),
+            ("RFC 6585 429 never stored", Exchange::new(&[("cache-control", "max-age=60")]).status(429), Err(Status)),
+            ("RFC 6585 511 never stored", Exchange::new(&[("cache-control", "public, max-age=60")]).status(511), Err(Status)),
+            ("§5.2.2.5 no-store", Exchange::new(&[("cache-control", "no-store, max-age=60")]), Err(NoStore)),
+            ("§5.2.2.3 must-understand lifts no-store", Exchange::new(&[("cache-control", "must-understand, no-store, max-age=60")]), Ok(())),
+            ("§5.2.2.3 must-understand lifts no-store (301)", Exchange::new(&[("cache-control", "must-understand, no-store, max-age=60")]).status(301), Ok(())),
+            ("§5.2.2.3 unknown status keeps no-store", Exchange::new(&[("cache-control", "must-understand, no-store, max-age=60")]).status(299), Err(NoStore)),
+            ("§5.2.2.3 unknown status without no-store", Exchange::new(&[("cache-control", "must-understand, max-age=60")]).status(299), Err(Status)),
+            ("§3 unknown status, explicit freshness", Exchange::new(&[("cache-control", "max-age=60")]).status(299), Ok(())),
+            ("§5.2.2.7 private", Exchange::new(&[("cache-control", "private, max-age=60")]), Err(Private)),
+            ("§5.2.2.7 qualified private", Exchange::new(&[("cache-control", "private=\"x-user\", max-age=60")]), Err(Private)),
+            ("no-store beats private", Exchange::new(&[("cache-control", "private, no-store")]), Err(NoStore)),
+            ("§3.5 Authorization", Exchange::new(&[("cache-control", "max-age=60")]).request(&[("authorization", "Bearer x")]), Err(Authorization)),
+            ("§3.5 Authorization + public", Exchange::new(&[("cache-control", "public, max-age=60")]).request(&[("authorization", "Bearer x")]), Ok(())),
+            ("§3.5 Authorization + s-maxage", Exchange::new(&[("cache-control", "s-maxage=60")]).request(&[("authorization", "Bearer x")]), Ok(())),
+            ("§3.5 Authorization + must-revalidate", Exchange::new(&[("cache-control", "must-revalidate, max-age=60")]).request(&[("authorization", "Bearer x")]), Ok(())),
+            ("Set-Cookie is not shared", Exchange::new(&[("cache-control", "max-age=60"), ("set-cookie", "a=b")]), Err(SetCookie)),
+            ("Set-Cookie + public", Exchange::new(&[("cache-control", "public, max-age=60"), ("set-cookie", "a=b")]), Ok(())),
+            ("private beats Set-Cookie", Exchange::new(&[("cache-control", "private"), ("set-cookie", "a=b")]), Err(Private)),
+            ("§4.1 Vary: *", Exchange::new(&[("cache-control", "max-age=60"), ("vary", "*")]), Err(VaryStar)),
+            ("§4.1 Vary member *", Exchange::new(&[("cache-control", "max-age=60"), ("vary", "accept"), ("vary", "accept-encoding, *")]), Err(VaryStar)),
+            ("§4.1 Vary without *", Exchange::new(&[("cache-control", "max-age=60"), ("vary", "accept-encoding")]), Ok(())),
+            ("§3 500 without freshness", Exchange::new(&[]).status(500), Err(Status)),
+            ("§3 500 with max-age", Exchange::new(&[("cache-control", "max-age=60")]).status(500), Ok(())),
+            ("§3 302 with Expires", Exchange::new(&[("expires", &http_date(60))]).status(302), Ok(())),
+            ("§3 302 with invalid Expires", Exchange::new(&[("expires", "0")]).status(302), Ok(())),
+            ("§3 302 without freshness", Exchange::new(&[("last-modified", &http_date(-1000))]).status(302), Err(Status)),
+            ("§3 302 with public", Exchange::new(&[("cache-control", "public"), ("last-modified", &http_date(-1000))]).status(302), Ok(())),
+            ("§3 302 with invalid max-age", Exchange::new(&[("cache-control", "max-age=x")]).status(302), Ok(())),
+            ("§3 heuristic 404", Exchange::new(&[("last-modified", &http_date(-1000))]).status(404), Ok(())),
+            ("heuristic 200 without Last-Modified: kept for grace", Exchange::new(&[]), Ok(())),
+            ("heuristic 200 without Last-Modified, no grace", Exchange::new(&[]).grace(Duration::ZERO), Err(ZeroTtl)),
+            ("stale on arrival, must-revalidate, no validator", Exchange::new(&[("cache-control", "max-age=0, must-revalidate")]), Err(ZeroTtl)),
+            ("old on arrival (Age), must-revalidate", Exchange::new(&[("cache-control", "max-age=60, must-revalidate"), ("age", "100")]), Err(ZeroTtl)),
+            ("stale on arrival, must-revalidate, ETag", Exchange::new(&[("cache-control", "max-age=0, must-revalidate"), ("etag", "\"v1\"")]), Ok(())),
+            ("§5.2.2.4 no-cache without validator", Exchange::new(&[("cache-control", "no-cache, max-age=600")]), Err(ZeroTtl)),
+            ("§5.2.2.4 no-cache with ETag", Exchange::new(&[("cache-control", "no-cache"), ("etag", "\"v1\"")]), Ok(())),
+            ("§5.2.2.4 no-cache with Last-Modified", Exchange::new(&[("cache-control", "no-cache"), ("last-modified", &http_date(-10))]), Ok(())),
+            ("s-maxage=0 without validator: no grace", Exchange::new(&[("cache-control", "s-maxage=0")]), Err(ZeroTtl)),
+            ("max-age=0 with swr", Exchange::new(&[("cache-control", "max-age=0, stale-while-revalidate=30")]).grace(Duration::ZERO), Ok(())),
+            ("RFC 9213: targeted field overrides Cache-Control no-store", Exchange::new(&[("cache-control", "no-store"), ("cdn-cache-control", "max-age=60")]), Ok(())),
+            ("RFC 9213: wrongly typed targeted field is ignored", Exchange::new(&[("cache-control", "no-store"), ("cdn-cache-control", "max-age=\"10000\"")]), Err(NoStore)),
+            ("RFC 9213: targeted no-store", Exchange::new(&[("cache-control", "max-age=60"), ("cdn-cache-control", "no-store")]), Err(NoStore)),
+            ("RFC 9213: Expires ignored for explicit freshness", Exchange::new(&[("cdn-cache-control", "must-revalidate"), ("expires", &http_date(600))]).status(302), Err(Status)),
+        ];
+        for (name, exchange, expected) in cases {
+            assert_eq!(exchange.policy().storable(), expected, "{name}");
+        }
+    }
+
+    #[test]
+    fn refuse_reason_labels() {
+        use RefuseReason::*;
+        let labels: Vec<_> = [
+            Method,
+            NoStore,
+            Private,
+            SetCookie,
+            Authorization,
+            Status,
+            VaryStar,
+            ZeroTtl,
+        ]
+        .iter()
+        .map(|r| r.as_str())
+        .collect();
+        assert_eq!(
+            labels,
+            [
+                "method",
+                "no_store",
+                "private",
+                "set_cookie",
+                "authorization",
+                "status",
+                "vary_star",
+                "zero_ttl"
+            ]
+        );
+    }
+
+    // --- §4.2.1 freshness lifetime, §4.2.2 heuristic, §5.3 Expires ---
+
+    #[test]
+    fn rfc9111_4_2_1_freshness_lifetime() {
+        let lm_1000 = http_date(-1000);
+        #[rustfmt::skip]
+        let cases: Vec<(&str, Exchange<'_>, Duration)> = vec![
+            ("§4.2.1 s-maxage beats max-age", Exchange::new(&[("cache-control", "max-age=10, s-maxage=20")]), secs(20)),
+            ("§4.2.1 s-maxage=0 beats max-age", Exchange::new(&[("cache-control", "max-age=10, s-maxage=0")]), secs(0)),
+            ("§4.2.1 max-age", Exchange::new(&[("cache-control", "max-age=10")]), secs(10)),
+            ("§5.3 max-age beats Expires", Exchange::new(&[("cache-control", "max-age=10"), ("expires", &http_date(100))]), secs(10)),
+            ("§5.3 s-maxage beats invalid Expires", Exchange::new(&[("cache-control", "s-maxage=10"), ("expires", "0")]), secs(10)),
+            ("§4.2.1 Expires - Date", Exchange::new(&[("expires", &http_date(100))]), secs(100)),
+            ("§4.2.1 Expires - Date, Date in the past", Exchange::new(&[("date", &http_date(-50)), ("expires", &http_date(100))]), secs(150)),
+            ("§4.2.1 Expires without Date uses response_time", Exchange::new(&[("expires", &http_date(100))]).without_date().times(t(-5), t(-5)), secs(105)),
+            ("§4.2.1 Expires with invalid Date uses response_time", Exchange::new(&[("date", "yesterday"), ("expires", &http_date(100))]).times(t(-5), t(-5)), secs(105)),
+            ("§4.2.1 Expires before Date", Exchange::new(&[("expires", &http_date(-100))]), secs(0)),
+            ("§5.3 Expires: 0", Exchange::new(&[("expires", "0"), ("last-modified", &lm_1000)]), secs(0)),
+            ("§5.3 Expires garbage", Exchange::new(&[("expires", "soon"), ("last-modified", &lm_1000)]), secs(0)),
+            ("§4.2.1 two Expires lines", Exchange::new(&[("expires", &http_date(100)), ("expires", &http_date(100))]), secs(0)),
+            ("RFC 9110 §5.6.7 rfc850-date", Exchange::new(&[("expires", "Tuesday, 14-Nov-23 22:15:00 GMT")]), secs(100)),
+            ("RFC 9110 §5.6.7 asctime-date", Exchange::new(&[("expires", "Tue Nov 14 22:15:00 2023")]), secs(100)),
+            ("RFC 9110 §5.6.7 IMF-fixdate", Exchange::new(&[("expires", "Tue, 14 Nov 2023 22:15:00 GMT")]), secs(100)),
+            ("RFC 9110 §5.6.7 not an HTTP-date", Exchange::new(&[("expires", "2023-11-14T22:15:00Z")]), secs(0)),
+            ("§4.2.1 invalid freshness beats everything", Exchange::new(&[("cache-control", "max-age=10, max-age=20"), ("expires", &http_date(100))]), secs(0)),
+            ("§4.2.1 invalid s-maxage", Exchange::new(&[("cache-control", "s-maxage=-1, max-age=20")]), secs(0)),
+            ("RFC 9213 targeted max-age", Exchange::new(&[("cache-control", "max-age=10"), ("cdn-cache-control", "max-age=20")]), secs(20)),
+            ("RFC 9213 targeted field ignores Expires", Exchange::new(&[("cdn-cache-control", "public"), ("expires", &http_date(100)), ("last-modified", &lm_1000)]), secs(100)),
+            ("§4.2.2 no Last-Modified", Exchange::new(&[]), secs(0)),
+            ("§4.2.2 10% of Date - Last-Modified", Exchange::new(&[("last-modified", &lm_1000)]), secs(100)),
+            ("§4.2.2 relative to Date, not receipt", Exchange::new(&[("date", &http_date(-500)), ("last-modified", &lm_1000)]).times(t(0), t(0)), secs(50)),
+            ("§4.2.2 capped", Exchange::new(&[("last-modified", &http_date(-100 * 24 * 3600))]), secs(24 * 3600)),
+            ("§4.2.2 Last-Modified in the future", Exchange::new(&[("last-modified", &http_date(1000))]), secs(0)),
+            ("§4.2.2 Last-Modified invalid", Exchange::new(&[("last-modified", "last tuesday")]), secs(0)),
+            ("§4.2.2 heuristic status 404", Exchange::new(&[("last-modified", &lm_1000)]).status(404), secs(100)),
+            ("§4.2.2 heuristic status 501", Exchange::new(&[("last-modified", &lm_1000)]).status(501), secs(100)),
+            ("§4.2.2 not heuristic: 302", Exchange::new(&[("last-modified", &lm_1000)]).status(302), secs(0)),
+            ("§4.2.2 not heuristic: 500", Exchange::new(&[("last-modified", &lm_1000)]).status(500), secs(0)),
+            ("§5.2.2.9 public makes 302 heuristic", Exchange::new(&[("cache-control", "public"), ("last-modified", &lm_1000)]).status(302), secs(100)),
+            ("§4.2.2 no heuristic with explicit expiry", Exchange::new(&[("expires", "0"), ("last-modified", &lm_1000)]), secs(0)),
+            ("no-cache keeps the lifetime", Exchange::new(&[("cache-control", "no-cache, max-age=30")]), secs(30)),
+            ("immutable does not extend", Exchange::new(&[("cache-control", "immutable, max-age=30")]), secs(30)),
+        ];
+        for (name, exchange, expected) in cases {
+            assert_eq!(exchange.policy().freshness_lifetime(), expected, "{name}");
+        }
+    }
+
+    #[test]
+    fn rfc9111_4_2_2_heuristic_config() {
+        let mut exchange = Exchange::new(&[]);
+        exchange.response.push(("last-modified", http_date(-1000)));
+        exchange.config.heuristic_fraction = 0.5;
+        assert_eq!(exchange.policy().freshness_lifetime(), secs(500));
+        exchange.config.max_heuristic_freshness = secs(200);
+        assert_eq!(exchange.policy().freshness_lifetime(), secs(200));
+        for bad in [f64::NAN, -0.1, f64::INFINITY] {
+            exchange.config.heuristic_fraction = bad;
+            let lifetime = exchange.policy().freshness_lifetime();
+            assert!(lifetime <= secs(200), "fraction {bad} gave {lifetime:?}");
+        }
+    }
+
+    // --- §4.2.3 age, §5.1 Age ---
+
+    #[test]
+    fn rfc9111_4_2_3_current_age() {
+        // (name, exchange, current_age at response_time)
+        #[rustfmt::skip]
+        let cases: Vec<(&str, Exchange<'_>, Duration)> = vec![
+            ("§4.2.3 nothing", Exchange::new(&[]), secs(0)),
+            ("§5.1 Age", Exchange::new(&[("age", "100")]), secs(100)),
+            ("§4.2.3 response_delay added to Age", Exchange::new(&[("age", "10")]).times(t(-2), t(0)), secs(12)),
+            ("§4.2.3 response_delay counts without Age", Exchange::new(&[]).times(t(-3), t(0)), secs(3)),
+            ("§4.2.3 apparent age from Date", Exchange::new(&[("date", &http_date(-30))]), secs(30)),
+            ("§4.2.3 max(apparent, corrected): apparent", Exchange::new(&[("date", &http_date(-30)), ("age", "10")]), secs(30)),
+            ("§4.2.3 max(apparent, corrected): Age", Exchange::new(&[("date", &http_date(-5)), ("age", "10")]), secs(10)),
+            ("§4.2.3 Date in the future: no apparent age", Exchange::new(&[("date", &http_date(30))]), secs(0)),
+            ("§4.2.3 invalid Date: no apparent age", Exchange::new(&[("date", "not a date")]), secs(0)),
+            ("§4.2.3 two Date lines: no apparent age", Exchange::new(&[("date", &http_date(-30)), ("date", &http_date(-30))]), secs(0)),
+            ("§5.1 invalid Age ignored", Exchange::new(&[("age", "abc")]), secs(0)),
+            ("§5.1 negative Age ignored", Exchange::new(&[("age", "-5")]), secs(0)),
+            ("§5.1 fractional Age ignored", Exchange::new(&[("age", "1.5")]), secs(0)),
+            ("§5.1 empty Age ignored", Exchange::new(&[("age", "")]), secs(0)),
+            ("§5.1 list: first member", Exchange::new(&[("age", "10, 20")]), secs(10)),
+            ("§5.1 list: first line", Exchange::new(&[("age", "10"), ("age", "20")]), secs(10)),
+            ("§5.1 list: invalid first member", Exchange::new(&[("age", "x, 20")]), secs(0)),
+            ("§5.1 whitespace", Exchange::new(&[("age", "7 ")]), secs(7)),
+            ("§1.2.2 huge Age", Exchange::new(&[("age", "99999999999999999999")]), secs(DELTA_SECONDS_MAX)),
+        ];
+        for (name, exchange, expected) in cases {
+            let policy = exchange.policy();
+            assert_eq!(
+                policy.current_age(exchange.response_time),
+                expected,
+                "{name}"
+            );
+        }
+    }
+
+    #[test]
+    fn rfc9111_4_2_3_resident_time_and_headers() {
+        let policy = Exchange::new(&[("cache-control", "max-age=100"), ("age", "10")]).policy();
+        assert_eq!(policy.current_age(t(50)), secs(60));
+        // A clock that went backwards adds no resident time.
+        assert_eq!(policy.current_age(t(-50)), secs(10));
+        // §5.1: whole seconds, rounded down.
+        assert_eq!(
+            policy.age_header_seconds(t(50) + Duration::from_millis(999)),
+            60
+        );
+        // RFC 9211 ttl: remaining freshness, negative when stale.
+        assert_eq!(policy.ttl_seconds(t(0)), 90);
+        assert_eq!(policy.ttl_seconds(t(89) + Duration::from_millis(500)), 0);
+        assert!(policy.is_fresh(t(89) + Duration::from_millis(500)));
+        assert_eq!(policy.ttl_seconds(t(90)), 0);
+        assert!(
+            !policy.is_fresh(t(90)),
+            "§4.2: fresh only while lifetime > age"
+        );
+        assert_eq!(policy.ttl_seconds(t(90) + Duration::from_millis(1)), -1);
+        assert_eq!(policy.ttl_seconds(t(200)), -110);
+
+        let huge = policy_from_age("2147483648");
+        assert_eq!(
+            huge.age_header_seconds(t(1000)),
+            DELTA_SECONDS_MAX,
+            "§1.2.2 cap"
+        );
+    }
+
+    fn policy_from_age(age: &str) -> ResponsePolicy {
+        policy(&[("age", age)])
+    }
+
+    // --- §4, §4.2.4, §5.2.1, RFC 5861 reuse ---
+
+    #[test]
+    fn rfc9111_4_reuse() {
+        use Reuse::*;
+        // (name, response Cache-Control, request Cache-Control, now, expected); Date = t(0).
+        #[rustfmt::skip]
+        let cases: &[(&str, &str, &str, i64, Reuse)] = &[
+            ("§4.2 fresh", "max-age=100", "", 50, Fresh),
+            ("§4.2 stale at exactly the lifetime", "max-age=100", "", 100, Revalidate),
+            ("§4.2.4 stale", "max-age=100", "", 101, Revalidate),
+            ("§5.2.2.4 response no-cache", "no-cache, max-age=100", "", 1, Revalidate),
+            ("§5.2.2.4 qualified no-cache", "no-cache=\"set-cookie\", max-age=100", "", 1, Revalidate),
+            ("§5.2.1.4 request no-cache", "max-age=100", "no-cache", 1, Revalidate),
+            ("§5.2.1.1 request max-age exceeded", "max-age=100", "max-age=10", 11, Revalidate),
+            ("§5.2.1.1 request max-age met", "max-age=100", "max-age=10", 10, Fresh),
+            ("§5.2.1.1 request max-age=0", "max-age=100", "max-age=0", 1, Revalidate),
+            ("§5.2.1.1 max-age with max-stale", "max-age=10", "max-age=30, max-stale", 20, StaleAllowedByRequest),
+            ("§5.2.1.3 min-fresh not met", "max-age=100", "min-fresh=60", 50, Revalidate),
+            ("§5.2.1.3 min-fresh met", "max-age=100", "min-fresh=50", 50, Fresh),
+            ("§5.2.1.3 min-fresh beats max-stale", "max-age=100", "min-fresh=10, max-stale", 150, Revalidate),
+            ("§5.2.1.2 max-stale any", "max-age=100", "max-stale", 10_000, StaleAllowedByRequest),
+            ("§5.2.1.2 max-stale within", "max-age=100", "max-stale=50", 150, StaleAllowedByRequest),
+            ("§5.2.1.2 max-stale beyond", "max-age=100", "max-stale=50", 151, Revalidate),
+            ("§5.2.2.2 must-revalidate beats max-stale", "max-age=100, must-revalidate", "max-stale", 101, Revalidate),
+            ("§5.2.2.8 proxy-revalidate beats max-stale", "max-age=100, proxy-revalidate", "max-stale", 101, Revalidate),
+            ("§5.2.2.10 s-maxage beats max-stale", "s-maxage=100", "max-stale", 101, Revalidate),
+            ("§5.2.2.4 no-cache beats max-stale", "no-cache", "max-stale", 1, Revalidate),
+            ("RFC 5861 §3 swr", "max-age=100, stale-while-revalidate=30", "", 120, StaleWhileRevalidate),
+            ("RFC 5861 §3 swr edge", "max-age=100, stale-while-revalidate=30", "", 130, StaleWhileRevalidate),
+            ("RFC 5861 §3 swr beyond", "max-age=100, stale-while-revalidate=30", "", 131, Revalidate),
+            ("RFC 5861 §3 swr but fresh", "max-age=100, stale-while-revalidate=30", "", 99, Fresh),
+            ("swr overrides s-maxage's implied proxy-revalidate", "s-maxage=100, stale-while-revalidate=30", "", 120, StaleWhileRevalidate),
+            ("swr does not override must-revalidate", "max-age=100, must-revalidate, stale-while-revalidate=30", "", 120, Revalidate),
+            ("swr does not override proxy-revalidate", "max-age=100, proxy-revalidate, stale-while-revalidate=30", "", 120, Revalidate),
+            ("swr does not override no-cache", "no-cache, max-age=100, stale-while-revalidate=30", "", 120, Revalidate),
+            ("swr does not override request no-cache", "max-age=100, stale-while-revalidate=30", "no-cache", 120, Revalidate),
+            ("swr preferred over max-stale", "max-age=100, stale-while-revalidate=30", "max-stale", 120, StaleWhileRevalidate),
+            ("max-stale beyond swr", "max-age=100, stale-while-revalidate=30", "max-stale", 200, StaleAllowedByRequest),
+            ("sie does not allow normal stale reuse", "max-age=100, stale-if-error=300", "", 120, Revalidate),
+            ("§4.2.1 invalid freshness is stale", "max-age=abc", "", 0, Revalidate),
+            ("§5.2 no whitespace before =", "max-age =100", "", 1, Revalidate),
+            ("§5.2 no whitespace after =", "max-age= 100", "", 1, Revalidate),
+            ("§4.2.1 invalid freshness with max-stale", "max-age=abc", "max-stale", 0, StaleAllowedByRequest),
+        ];
+        for (name, response, req, now, expected) in cases {
+            let policy = policy(&[("cache-control", response)]);
+            let request = if req.is_empty() {
+                no_request()
+            } else {
+                request(req)
+            };
+            assert_eq!(policy.reuse(&request, t(*now)), *expected, "{name}");
+        }
+    }
+
+    #[test]
+    fn rfc9111_5_4_pragma_no_cache_forces_revalidation() {
+        let policy = policy(&[("cache-control", "max-age=100")]);
+        let pragma = RequestDirectives::from_request(&headers(&[("pragma", "no-cache")]));
+        assert_eq!(policy.reuse(&pragma, t(1)), Reuse::Revalidate);
+    }
+
+    #[test]
+    fn rfc9111_4_2_3_reuse_uses_corrected_age() {
+        // Age 90 on arrival + 5 s in transit: only 5 s of the 100 s lifetime remain.
+        let policy = Exchange::new(&[("cache-control", "max-age=100"), ("age", "90")])
+            .times(t(-5), t(0))
+            .policy();
+        assert_eq!(policy.reuse(&no_request(), t(4)), Reuse::Fresh);
+        assert_eq!(policy.reuse(&no_request(), t(5)), Reuse::Revalidate);
+    }
+
+    // --- usable_on_error: §4.2.4, RFC 5861 §4, grace ---
+
+    #[test]
+    fn rfc5861_4_usable_on_error() {
+        use OriginFailure::*;
+        // (name, response Cache-Control, request Cache-Control, failure, now, expected);
+        // Date = t(0), grace = 60 s.
+        #[rustfmt::skip]
+        let cases: &[(&str, &str, &str, OriginFailure, i64, bool)] = &[
+            ("fresh stands in", "max-age=100", "", ErrorStatus, 50, true),
+            ("fresh must-revalidate stands in", "max-age=100, must-revalidate", "", ErrorStatus, 50, true),
+            ("§5.2.2.4 fresh no-cache never", "no-cache, max-age=100", "", Unreachable, 50, false),
+            ("sie within", "max-age=100, stale-if-error=60", "", ErrorStatus, 160, true),
+            ("sie beyond", "max-age=100, stale-if-error=60", "", ErrorStatus, 161, false),
+            ("sie beyond, unreachable, grace beyond too", "max-age=100, stale-if-error=60", "", Unreachable, 161, false),
+            ("sie longer than grace", "max-age=100, stale-if-error=600", "", Unreachable, 600, true),
+            ("grace: unreachable", "max-age=100", "", Unreachable, 160, true),
+            ("grace: beyond", "max-age=100", "", Unreachable, 161, false),
+            ("grace: not for an error status", "max-age=100", "", ErrorStatus, 110, false),
+            ("§5.2.2.2 must-revalidate beats sie", "max-age=100, must-revalidate, stale-if-error=60", "", ErrorStatus, 110, false),
+            ("§5.2.2.2 must-revalidate beats grace", "max-age=100, must-revalidate", "", Unreachable, 110, false),
+            ("§5.2.2.8 proxy-revalidate beats grace", "max-age=100, proxy-revalidate", "", Unreachable, 110, false),
+            ("§5.2.2.8 proxy-revalidate beats sie", "max-age=100, proxy-revalidate, stale-if-error=60", "", ErrorStatus, 110, false),
+            ("§5.2.2.4 no-cache beats sie", "no-cache, stale-if-error=60", "", ErrorStatus, 1, false),
+            ("§5.2.2.10 s-maxage beats grace", "s-maxage=100", "", Unreachable, 110, false),
+            ("sie overrides s-maxage's implied proxy-revalidate", "s-maxage=100, stale-if-error=60", "", ErrorStatus, 110, true),
+            ("s-maxage with sie, then beyond sie: no grace", "s-maxage=100, stale-if-error=10", "", Unreachable, 120, false),
+            ("RFC 5861 §4 request sie", "max-age=100", "stale-if-error=300", ErrorStatus, 400, true),
+            ("RFC 5861 §4 request sie beyond", "max-age=100", "stale-if-error=300", ErrorStatus, 401, false),
+            ("request sie does not override s-maxage", "s-maxage=100", "stale-if-error=300", ErrorStatus, 110, false),
+            ("request sie does not override must-revalidate", "max-age=100, must-revalidate", "stale-if-error=300", ErrorStatus, 110, false),
+            ("§5.2.1.2 max-stale", "max-age=100", "max-stale=50", ErrorStatus, 150, true),
+            ("§5.2.1.2 max-stale beyond", "max-age=100", "max-stale=50", ErrorStatus, 151, false),
+            ("request no-cache does not stop a fresh stand-in", "max-age=100", "no-cache", Unreachable, 50, true),
+            ("§5.2.1.2 max-stale does not override s-maxage", "s-maxage=100", "max-stale", ErrorStatus, 110, false),
+        ];
+        for (name, response, req, failure, now, expected) in cases {
+            let policy = policy(&[("cache-control", response)]);
+            let request = if req.is_empty() {
+                no_request()
+            } else {
+                request(req)
+            };
+            assert_eq!(
+                policy.usable_on_error(&request, *failure, t(*now)),
+                *expected,
+                "{name}"
+            );
+        }
+    }
+
+    // --- retain_for ---
+
+    #[test]
+    fn retain_for_windows_and_validators() {
+        // (name, response fields, grace, now, expected retention); Date = t(0).
+        const ETAG: (&str, &str) = ("etag", "\"v1\"");
+        #[rustfmt::skip]
+        let cases: Vec<(&str, Fields<'_>, u64, i64, Duration)> = vec![
+            ("freshness + grace", &[("cache-control", "max-age=100")], 60, 0, secs(160)),
+            ("later", &[("cache-control", "max-age=100")], 60, 100, secs(60)),
+            ("past everything", &[("cache-control", "max-age=100")], 60, 200, secs(0)),
+            ("no grace", &[("cache-control", "max-age=100")], 0, 0, secs(100)),
+            ("swr longer than grace", &[("cache-control", "max-age=100, stale-while-revalidate=300")], 60, 0, secs(400)),
+            ("sie longer than swr", &[("cache-control", "max-age=100, stale-while-revalidate=30, stale-if-error=500")], 60, 0, secs(600)),
+            ("s-maxage: no grace", &[("cache-control", "s-maxage=100")], 60, 0, secs(100)),
+            ("s-maxage + swr", &[("cache-control", "s-maxage=100, stale-while-revalidate=30")], 60, 0, secs(130)),
+            ("must-revalidate: no window", &[("cache-control", "max-age=100, must-revalidate, stale-if-error=500")], 60, 0, secs(100)),
+            ("proxy-revalidate: no window", &[("cache-control", "max-age=100, proxy-revalidate")], 60, 0, secs(100)),
+            ("no-cache without validator: useless", &[("cache-control", "no-cache, max-age=100")], 60, 0, secs(0)),
+            ("no-cache with validator: at least 60 s", &[("cache-control", "no-cache"), ETAG], 60, 0, secs(60)),
+            ("no-cache with validator and freshness", &[("cache-control", "no-cache, max-age=600"), ETAG], 60, 0, secs(600)),
+            ("validator keeps a stale response", &[("cache-control", "max-age=0, must-revalidate"), ETAG], 60, 1000, secs(60)),
+            ("validator keeps at least grace", &[("cache-control", "max-age=0, must-revalidate"), ETAG], 300, 1000, secs(300)),
+            ("validator: 60 s even with no grace", &[("cache-control", "max-age=0, must-revalidate"), ETAG], 0, 0, MIN_VALIDATOR_RETENTION),
+            ("Last-Modified is a validator", &[("cache-control", "max-age=0, must-revalidate"), ("last-modified", "Tue, 14 Nov 2023 22:00:00 GMT")], 0, 0, secs(60)),
+            ("validator does not shorten", &[("cache-control", "max-age=1000"), ETAG], 60, 0, secs(1060)),
+        ];
+        for (name, fields, grace, now, expected) in cases {
+            let policy = Exchange::new(fields).grace(secs(grace)).policy();
+            assert_eq!(policy.retain_for(t(now)), expected, "{name}");
+        }
+    }
+
+    #[test]
+    fn rfc9110_8_8_has_validator() {
+        assert!(policy(&[("etag", "\"x\"")]).has_validator());
+        assert!(policy(&[("etag", "W/\"x\"")]).has_validator());
+        assert!(policy(&[("last-modified", &http_date(-10))]).has_validator());
+        assert!(!policy(&[("last-modified", "garbage")]).has_validator());
+        assert!(!policy(&[("cache-control", "max-age=10")]).has_validator());
+    }
+
+    // --- §4.3.4 selecting the stored response for a 304 ---
+
+    #[test]
+    fn rfc9111_4_3_4_not_modified_selects() {
+        let lm = "Tue, 14 Nov 2023 22:00:00 GMT";
+        let lm_rfc850 = "Tuesday, 14-Nov-23 22:00:00 GMT";
+        #[rustfmt::skip]
+        let cases: &[(&str, Fields<'_>, Fields<'_>, bool)] = &[
+            ("strong match", &[("etag", "\"a\"")], &[("etag", "\"a\"")], true),
+            ("strong mismatch", &[("etag", "\"a\"")], &[("etag", "\"b\"")], false),
+            ("strong vs stored weak", &[("etag", "W/\"a\"")], &[("etag", "\"a\"")], false),
+            ("weak vs stored strong", &[("etag", "\"a\"")], &[("etag", "W/\"a\"")], true),
+            ("weak vs stored weak", &[("etag", "W/\"a\"")], &[("etag", "W/\"a\"")], true),
+            ("weak mismatch", &[("etag", "W/\"a\"")], &[("etag", "W/\"b\"")], false),
+            ("weak prefix is case-sensitive", &[("etag", "w/\"a\"")], &[("etag", "W/\"a\"")], false),
+            ("ETag in 304, none stored", &[("last-modified", lm)], &[("etag", "\"a\""), ("last-modified", lm)], false),
+            ("ETag wins over Last-Modified", &[("etag", "\"a\""), ("last-modified", lm)], &[("etag", "\"b\""), ("last-modified", lm)], false),
+            ("Last-Modified only, equal", &[("etag", "\"a\""), ("last-modified", lm)], &[("last-modified", lm)], true),
+            ("Last-Modified only, other format", &[("last-modified", lm)], &[("last-modified", lm_rfc850)], true),
+            ("Last-Modified only, different", &[("last-modified", lm)], &[("last-modified", "Tue, 14 Nov 2023 22:00:01 GMT")], false),
+            ("Last-Modified only, none stored", &[("etag", "\"a\"")], &[("last-modified", lm)], false),
+            ("no validators anywhere", &[("content-type", "text/plain")], &[("date", lm)], true),
+            ("no validator in 304, stored has one", &[("etag", "\"a\"")], &[("date", lm)], false),
+        ];
+        for (name, stored, not_modified, expected) in cases {
+            assert_eq!(
+                not_modified_selects(&headers(stored), &headers(not_modified)),
+                *expected,
+                "{name}"
+            );
+        }
+    }
+
+    // --- §3.2 freshening stored header fields ---
+
+    fn values(map: &HeaderMap, name: &str) -> Vec<String> {
+        map.get_all(name)
+            .iter()
+            .map(|v| v.to_str().expect("ascii").to_owned())
+            .collect()
+    }
+
+    #[test]
+    fn rfc9111_3_2_freshen_headers() {
+        let stored = headers(&[
+            ("cache-control", "max-age=10"),
+            ("content-type", "text/plain"),
+            ("content-length", "42"),
+            ("content-encoding", "gzip"),
+            ("etag", "\"a\""),
+            ("x-stored-only", "kept"),
+            ("x-multi", "1"),
+            ("x-multi", "2"),
+            ("age", "30"),
+            ("date", "Tue, 14 Nov 2023 22:00:00 GMT"),
+        ]);
+        let not_modified = headers(&[
+            ("cache-control", "max-age=600"),
+            ("content-type", "text/html"),
+            ("content-length", "0"),
+            ("content-range", "bytes 0-1/2"),
+            ("x-multi", "3"),
+            ("x-new", "new"),
+            ("date", "Tue, 14 Nov 2023 22:10:00 GMT"),
+            ("connection", "x-hop, close"),
+            ("x-hop", "1"),
+            ("keep-alive", "timeout=5"),
+            ("transfer-encoding", "chunked"),
+            ("upgrade", "h2c"),
+            ("proxy-connection", "keep-alive"),
+            ("te", "trailers"),
+            ("proxy-authenticate", "Basic"),
+            ("set-cookie", "session=secret"),
+        ]);
+        let out = freshen_headers(&stored, &not_modified);
+        let expect: &[(&str, &[&str])] = &[
+            // Replaced by the 304's values.
+            ("cache-control", &["max-age=600"]),
+            ("content-type", &["text/html"]),
+            ("date", &["Tue, 14 Nov 2023 22:10:00 GMT"]),
+            ("x-multi", &["3"]),
+            ("x-new", &["new"]),
+            // Kept from the stored response.
+            ("content-length", &["42"]),
+            ("content-encoding", &["gzip"]),
+            ("etag", &["\"a\""]),
+            ("x-stored-only", &["kept"]),
+            // Never merged (§3.1 / §3.2 exceptions).
+            ("content-range", &[]),
+            ("connection", &[]),
+            ("x-hop", &[]),
+            ("keep-alive", &[]),
+            ("transfer-encoding", &[]),
+            ("upgrade", &[]),
+            ("proxy-connection", &[]),
+            ("te", &[]),
+            ("proxy-authenticate", &[]),
+            // Not public: one client's cookie is not stored for everyone.
+            ("set-cookie", &[]),
+            // The 304 carries no Age: the stored one no longer applies.
+            ("age", &[]),
+        ];
+        for (name, expected) in expect {
+            assert_eq!(values(&out, name), *expected, "{name}");
+        }
+    }
+
+    #[test]
+    fn rfc9111_3_2_freshen_age_and_public_set_cookie() {
+        let stored = headers(&[("cache-control", "max-age=10"), ("age", "30")]);
+        let not_modified = headers(&[
+            ("cache-control", "public, max-age=60"),
+            ("age", "5"),
+            ("set-cookie", "a=1"),
+            ("set-cookie", "b=2"),
+        ]);
+        let out = freshen_headers(&stored, &not_modified);
+        assert_eq!(values(&out, "age"), ["5"]);
+        assert_eq!(values(&out, "set-cookie"), ["a=1", "b=2"]);
+    }
+
+    #[test]
+    fn rfc9111_4_3_4_freshened_policy_is_fresh_again() {
+        // A stale stored response, validated by a 304 at t(1000): rebuilt from the merged
+        // fields with the new exchange times, it is fresh again and not aged by the old Age.
+        let stored = headers(&[
+            ("cache-control", "max-age=100"),
+            ("date", &http_date(0)),
+            ("age", "50"),
+            ("etag", "\"a\""),
+        ]);
+        let not_modified = headers(&[("date", &http_date(1000)), ("etag", "\"a\"")]);
+        assert!(not_modified_selects(&stored, &not_modified));
+        let merged = freshen_headers(&stored, &not_modified);
+        let policy = ResponsePolicy::new(
+            &Method::GET,
+            &HeaderMap::new(),
+            StatusCode::OK,
+            &merged,
+            t(1000),
+            t(1000),
+            &PolicyConfig::default(),
+        );
+        assert_eq!(policy.current_age(t(1000)), Duration::ZERO);
+        assert_eq!(policy.reuse(&no_request(), t(1050)), Reuse::Fresh);
+    }
+}

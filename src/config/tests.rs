@@ -1,0 +1,895 @@
+//! Tests of loading (sources, precedence, errors, `--help`) and validation.
+
+use std::collections::HashMap;
+use std::fs;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::Duration;
+
+use clap::ArgAction;
+
+use super::error::{Place, Problem};
+use super::sources::testing;
+use super::*;
+
+// === helpers ===
+
+/// Environment variables as (name, value) pairs.
+type Vars<'a> = &'a [(&'a str, &'a str)];
+
+fn env(pairs: Vars<'_>) -> HashMap<String, String> {
+    pairs
+        .iter()
+        .map(|&(name, value)| (name.to_owned(), value.to_owned()))
+        .collect()
+}
+
+fn load(args: &[&str], vars: &[(&str, &str)]) -> Result<Config, ConfigError> {
+    let argv = std::iter::once("sidecache").chain(args.iter().copied());
+    Config::load_from(argv, &env(vars))
+}
+
+fn load_ok(args: &[&str], vars: &[(&str, &str)]) -> Config {
+    load(args, vars).unwrap_or_else(|error| panic!("{args:?} {vars:?} should load: {error}"))
+}
+
+fn load_err(args: &[&str], vars: &[(&str, &str)]) -> ConfigError {
+    match load(args, vars) {
+        Ok(config) => panic!("{args:?} {vars:?} should fail, loaded {config:#?}"),
+        Err(error) => error,
+    }
+}
+
+fn secs(seconds: u64) -> Duration {
+    Duration::from_secs(seconds)
+}
+
+fn addr(text: &str) -> SocketAddr {
+    text.parse().expect("test address")
+}
+
+/// A directory under the system temp dir, unique to this test, removed on drop.
+struct TempDir {
+    path: PathBuf,
+}
+
+impl TempDir {
+    fn new() -> Self {
+        static NEXT: AtomicUsize = AtomicUsize::new(0);
+        let path = std::env::temp_dir().join(format!(
+            "sidecache-config-test-{}-{}",
+            std::process::id(),
+            NEXT.fetch_add(1, Ordering::Relaxed)
+        ));
+        // A leftover from a crashed earlier run with the same pid is ours to replace.
+        let _ = fs::remove_dir_all(&path);
+        fs::create_dir(&path).expect("create temp dir");
+        Self { path }
+    }
+
+    fn file(&self, name: &str, contents: &str) -> PathBuf {
+        let path = self.path.join(name);
+        fs::write(&path, contents).expect("write temp file");
+        path
+    }
+}
+
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        let _ = fs::remove_dir_all(&self.path);
+    }
+}
+
+fn path_str(path: &Path) -> &str {
+    path.to_str().expect("temp paths are UTF-8")
+}
+
+fn has_problem(error: &ConfigError, place: &Place, needle: &str) -> bool {
+    error
+        .problems()
+        .iter()
+        .any(|problem| &problem.place == place && problem.message.contains(needle))
+}
+
+fn flag(long: &str) -> Place {
+    Place::flag(long)
+}
+
+fn env_var(var: &str) -> Place {
+    Place::Env {
+        var: var.to_owned(),
+    }
+}
+
+// === defaults ===
+
+#[test]
+fn defaults_when_nothing_is_given() {
+    let expected = Config {
+        proxy: ProxyConfig {
+            listen: addr("127.0.0.1:8080"),
+            host_header: HostHeader::Preserve,
+        },
+        origin: OriginConfig {
+            url: None,
+            connect_timeout: secs(5),
+            first_byte_timeout: secs(30),
+            body_timeout: secs(60),
+            pool_idle_timeout: secs(90),
+        },
+        cache: CacheConfig {
+            capacity_bytes: 256 * 1024 * 1024,
+            max_object_bytes: 8 * 1024 * 1024,
+            coalesce_timeout: secs(5),
+            hit_for_miss_ttl: secs(10),
+            grace: secs(60),
+            max_heuristic_freshness: secs(24 * 60 * 60),
+        },
+        admin: AdminConfig {
+            listen: addr("127.0.0.1:8081"),
+            token: None,
+        },
+        log: LogConfig {
+            format: LogFormat::Text,
+            level: "info".to_owned(),
+        },
+        shutdown_grace: secs(10),
+    };
+    assert_eq!(load_ok(&[], &[]), expected);
+    assert_eq!(Config::default(), expected);
+    assert!(expected.validate().is_ok());
+}
+
+#[test]
+fn an_empty_argument_list_is_the_same_as_no_flags() {
+    let config = Config::load_from(Vec::<String>::new(), &env(&[])).expect("defaults load");
+    assert_eq!(config, Config::default());
+}
+
+// === precedence ===
+
+/// One option set at each level; `expected` is what wins with
+/// [nothing, file, file + env, file + env + flag].
+struct PrecedenceCase {
+    long: &'static str,
+    env: &'static str,
+    toml_value: &'static str,
+    env_value: &'static str,
+    flag_value: &'static str,
+    read: fn(&Config) -> String,
+    expected: [&'static str; 4],
+}
+
+#[test]
+fn each_source_overrides_the_one_below() {
+    let cases = [
+        PrecedenceCase {
+            long: "listen",
+            env: "SIDECACHE_LISTEN",
+            toml_value: "\"10.0.0.1:1001\"",
+            env_value: "10.0.0.2:1002",
+            flag_value: "10.0.0.3:1003",
+            read: |config| config.proxy.listen.to_string(),
+            expected: [
+                "127.0.0.1:8080",
+                "10.0.0.1:1001",
+                "10.0.0.2:1002",
+                "10.0.0.3:1003",
+            ],
+        },
+        PrecedenceCase {
+            long: "cache-capacity",
+            env: "SIDECACHE_CACHE_CAPACITY",
+            // A TOML integer where the flag takes a number.
+            toml_value: "1048576",
+            env_value: "2 MiB",
+            flag_value: "3000KB",
+            read: |config| config.cache.capacity_bytes.to_string(),
+            expected: ["268435456", "1048576", "2097152", "3000000"],
+        },
+        PrecedenceCase {
+            long: "origin-timeout",
+            env: "SIDECACHE_ORIGIN_TIMEOUT",
+            toml_value: "\"250ms\"",
+            env_value: "1m 30s",
+            flag_value: "2h",
+            read: |config| format!("{:?}", config.origin.first_byte_timeout),
+            expected: ["30s", "250ms", "90s", "7200s"],
+        },
+        PrecedenceCase {
+            long: "log-format",
+            env: "SIDECACHE_LOG_FORMAT",
+            toml_value: "\"json\"",
+            env_value: "text",
+            flag_value: "json",
+            read: |config| format!("{:?}", config.log.format),
+            expected: ["Text", "Json", "Text", "Json"],
+        },
+        PrecedenceCase {
+            long: "origin",
+            env: "SIDECACHE_ORIGIN",
+            toml_value: "\"http://file.example:1\"",
+            env_value: "http://env.example:2",
+            flag_value: "http://flag.example:3/",
+            read: |config| format!("{:?}", config.origin.url.as_ref().map(ToString::to_string)),
+            expected: [
+                "None",
+                "Some(\"http://file.example:1/\")",
+                "Some(\"http://env.example:2/\")",
+                "Some(\"http://flag.example:3/\")",
+            ],
+        },
+        PrecedenceCase {
+            long: "log-level",
+            env: "SIDECACHE_LOG",
+            toml_value: "\"warn\"",
+            // Values that look like flags are still values.
+            env_value: "-weird",
+            flag_value: "sidecache=debug",
+            read: |config| config.log.level.clone(),
+            expected: ["info", "warn", "-weird", "sidecache=debug"],
+        },
+    ];
+
+    let dir = TempDir::new();
+    for case in cases {
+        // Keeps max-object-size within every capacity above.
+        let file = dir.file(
+            &format!("{}.toml", case.long),
+            &format!(
+                "max-object-size = \"1KiB\"\n{} = {}\n",
+                case.long, case.toml_value
+            ),
+        );
+        let file = path_str(&file);
+        let flag = format!("--{}", case.long);
+        let runs: [(Vec<&str>, Vars<'_>); 4] = [
+            (vec![], &[]),
+            (vec!["--config", file], &[]),
+            (vec!["--config", file], &[(case.env, case.env_value)]),
+            (
+                vec!["--config", file, &flag, case.flag_value],
+                &[(case.env, case.env_value)],
+            ),
+        ];
+        for ((args, vars), expected) in runs.iter().zip(case.expected) {
+            let config = load_ok(args, vars);
+            assert_eq!(
+                (case.read)(&config),
+                expected,
+                "{} with {args:?} {vars:?}",
+                case.long
+            );
+        }
+    }
+}
+
+#[test]
+fn the_config_file_comes_from_sidecache_config_unless_the_flag_names_one() {
+    let dir = TempDir::new();
+    let from_env = dir.file("env.toml", "grace = \"1s\"\n");
+    let from_flag = dir.file("flag.toml", "grace = \"2s\"\n");
+    let vars = [("SIDECACHE_CONFIG", path_str(&from_env))];
+
+    assert_eq!(load_ok(&[], &vars).cache.grace, secs(1));
+    assert_eq!(
+        load_ok(&["--config", path_str(&from_flag)], &vars)
+            .cache
+            .grace,
+        secs(2)
+    );
+}
+
+#[test]
+fn a_repeated_flag_takes_its_last_value() {
+    let config = load_ok(&["--listen", "10.0.0.1:1", "--listen", "10.0.0.2:2"], &[]);
+    assert_eq!(config.proxy.listen, addr("10.0.0.2:2"));
+}
+
+#[test]
+fn every_option_is_read_from_its_environment_variable() {
+    let vars = [
+        ("SIDECACHE_ORIGIN", "http://127.0.0.1:9000"),
+        ("SIDECACHE_LISTEN", "0.0.0.0:80"),
+        ("SIDECACHE_ADMIN_LISTEN", "0.0.0.0:81"),
+        ("SIDECACHE_ADMIN_TOKEN", "s3cret"),
+        ("SIDECACHE_HOST_HEADER", "origin"),
+        ("SIDECACHE_CACHE_CAPACITY", "1GiB"),
+        ("SIDECACHE_MAX_OBJECT_SIZE", "1MB"),
+        ("SIDECACHE_COALESCE_TIMEOUT", "1s"),
+        ("SIDECACHE_HIT_FOR_MISS_TTL", "2s"),
+        ("SIDECACHE_GRACE", "3s"),
+        ("SIDECACHE_MAX_HEURISTIC_FRESHNESS", "4s"),
+        ("SIDECACHE_ORIGIN_CONNECT_TIMEOUT", "5s"),
+        ("SIDECACHE_ORIGIN_TIMEOUT", "6s"),
+        ("SIDECACHE_ORIGIN_BODY_TIMEOUT", "7s"),
+        ("SIDECACHE_ORIGIN_POOL_IDLE_TIMEOUT", "8s"),
+        ("SIDECACHE_LOG_FORMAT", "json"),
+        ("SIDECACHE_LOG", "debug"),
+        ("SIDECACHE_SHUTDOWN_GRACE", "9s"),
+    ];
+    // Every option has a variable in the table above.
+    let mut listed: Vec<_> = vars.iter().map(|&(var, _)| var).collect();
+    listed.push("SIDECACHE_CONFIG");
+    listed.sort_unstable();
+    let mut declared: Vec<_> = testing::options().into_iter().map(|(_, var)| var).collect();
+    declared.sort_unstable();
+    assert_eq!(listed, declared);
+
+    let config = load_ok(&[], &vars);
+    let expected = Config {
+        proxy: ProxyConfig {
+            listen: addr("0.0.0.0:80"),
+            host_header: HostHeader::Origin,
+        },
+        origin: OriginConfig {
+            url: Some(http::Uri::from_static("http://127.0.0.1:9000")),
+            connect_timeout: secs(5),
+            first_byte_timeout: secs(6),
+            body_timeout: secs(7),
+            pool_idle_timeout: secs(8),
+        },
+        cache: CacheConfig {
+            capacity_bytes: 1 << 30,
+            max_object_bytes: 1_000_000,
+            coalesce_timeout: secs(1),
+            hit_for_miss_ttl: secs(2),
+            grace: secs(3),
+            max_heuristic_freshness: secs(4),
+        },
+        admin: AdminConfig {
+            listen: addr("0.0.0.0:81"),
+            token: Some("s3cret".to_owned()),
+        },
+        log: LogConfig {
+            format: LogFormat::Json,
+            level: "debug".to_owned(),
+        },
+        shutdown_grace: secs(9),
+    };
+    assert_eq!(config, expected);
+}
+
+// === the TOML file ===
+
+#[test]
+fn unknown_toml_keys_are_all_listed_with_the_file_name() {
+    let dir = TempDir::new();
+    let file = dir.file(
+        "unknown.toml",
+        "cache-size = \"1MiB\"\nlisten = \"0.0.0.0:1\"\nfoo = 1\n# --config is not a file key\nconfig = \"other.toml\"\n\n[cache]\ncapacity = 5\n",
+    );
+    let error = load_err(&["--config", path_str(&file)], &[]);
+    let message = error.to_string();
+    assert_eq!(error.exit_code(), EX_USAGE);
+    assert_eq!(error.problems().len(), 1, "{message}");
+    assert!(
+        message.contains(&format!(
+            "{}: unknown keys: cache, cache-size, config, foo",
+            file.display()
+        )),
+        "{message}"
+    );
+}
+
+#[test]
+fn toml_values_of_the_wrong_type_or_syntax_name_file_and_key() {
+    let dir = TempDir::new();
+    let file = dir.file("types.toml", "grace = 1.5\ncoalesce-timeout = 5\n");
+    let error = load_err(&["--config", path_str(&file)], &[]);
+    let key = |key: &str| Place::FileKey {
+        path: file.clone(),
+        key: key.to_owned(),
+    };
+    assert!(
+        has_problem(
+            &error,
+            &key("grace"),
+            "expected a string, integer or boolean, found float"
+        ),
+        "{error}"
+    );
+    // An integer is accepted as TOML, then rejected by the duration parser: no unit.
+    assert!(
+        has_problem(&error, &key("coalesce-timeout"), "invalid value \"5\""),
+        "{error}"
+    );
+}
+
+#[test]
+fn an_unreadable_or_malformed_file_is_a_config_error() {
+    let dir = TempDir::new();
+    let missing = dir.path.join("missing.toml");
+    let error = load_err(&["--config", path_str(&missing)], &[]);
+    assert_eq!(error.exit_code(), EX_USAGE);
+    assert!(
+        has_problem(
+            &error,
+            &Place::File {
+                path: missing.clone()
+            },
+            "cannot read the config file"
+        ),
+        "{error}"
+    );
+
+    let malformed = dir.file("malformed.toml", "listen = \n");
+    let error = load_err(&["--config", path_str(&malformed)], &[]);
+    assert!(
+        has_problem(
+            &error,
+            &Place::File { path: malformed },
+            "not a valid TOML file"
+        ),
+        "{error}"
+    );
+}
+
+// === errors ===
+
+#[test]
+fn all_problems_are_reported_together() {
+    let error = load_err(
+        &[
+            "--cache-capacity",
+            "1MiB",
+            "--max-object-size",
+            "2MiB",
+            "--origin-timeout",
+            "0s",
+        ],
+        &[],
+    );
+    let message = error.to_string();
+    assert!(
+        message.contains("--max-object-size: 2MiB exceeds --cache-capacity (1MiB)"),
+        "{message}"
+    );
+    assert!(
+        message.contains("--origin-timeout: must be greater than zero"),
+        "{message}"
+    );
+    assert_eq!(error.problems().len(), 2, "{message}");
+}
+
+#[test]
+fn problems_from_every_source_are_reported_together() {
+    let dir = TempDir::new();
+    let file = dir.file("mixed.toml", "grace = \"soon\"\nbogus = true\n");
+    let error = load_err(
+        &["--config", path_str(&file), "--coalesce-timeout", "0s"],
+        &[
+            ("SIDECACHE_CACHE_CAPACITY", "12XB"),
+            ("SIDECACHE_SHUTDOWN_GRACE", "0s"),
+            ("SIDECACHE_HOST_HEADER", "client"),
+        ],
+    );
+    let grace_key = Place::FileKey {
+        path: file.clone(),
+        key: "grace".to_owned(),
+    };
+    assert!(
+        has_problem(&error, &grace_key, "invalid value \"soon\""),
+        "{error}"
+    );
+    assert!(
+        has_problem(&error, &Place::File { path: file }, "unknown keys: bogus"),
+        "{error}"
+    );
+    assert!(
+        has_problem(
+            &error,
+            &env_var("SIDECACHE_CACHE_CAPACITY"),
+            "unknown unit \"XB\""
+        ),
+        "{error}"
+    );
+    assert!(
+        has_problem(
+            &error,
+            &env_var("SIDECACHE_HOST_HEADER"),
+            "expected one of preserve, origin"
+        ),
+        "{error}"
+    );
+    assert!(
+        has_problem(
+            &error,
+            &env_var("SIDECACHE_SHUTDOWN_GRACE"),
+            "must be greater than zero"
+        ),
+        "{error}"
+    );
+    assert!(
+        has_problem(
+            &error,
+            &flag("coalesce-timeout"),
+            "must be greater than zero"
+        ),
+        "{error}"
+    );
+    assert_eq!(error.problems().len(), 6, "{error}");
+}
+
+#[test]
+fn a_problem_names_the_source_its_value_came_from() {
+    let dir = TempDir::new();
+    let file = dir.file("zero.toml", "origin-timeout = \"0s\"\n");
+    let config = path_str(&file);
+    let file_key = Place::FileKey {
+        path: file.clone(),
+        key: "origin-timeout".to_owned(),
+    };
+    let runs: [(&[&str], Vars<'_>, Place); 3] = [
+        (&["--config", config], &[], file_key),
+        (
+            &["--config", config],
+            &[("SIDECACHE_ORIGIN_TIMEOUT", "0ms")],
+            env_var("SIDECACHE_ORIGIN_TIMEOUT"),
+        ),
+        (
+            &["--config", config, "--origin-timeout", "0ns"],
+            &[("SIDECACHE_ORIGIN_TIMEOUT", "0ms")],
+            flag("origin-timeout"),
+        ),
+    ];
+    for (args, vars, place) in runs {
+        let error = load_err(args, vars);
+        assert_eq!(
+            error.problems(),
+            [Problem::new(place, "must be greater than zero")],
+            "{args:?} {vars:?}"
+        );
+    }
+}
+
+#[test]
+fn bad_byte_sizes_are_rejected_with_the_reason() {
+    let cases = [
+        ("18446744073709551616", "too large"),
+        ("17179869184GiB", "too large"),
+        ("12XB", "unknown unit \"XB\""),
+        ("1.5GiB", "unknown unit \".5GiB\""),
+        ("-5", "must not be negative"),
+        ("-5MiB", "must not be negative"),
+        ("MiB", "whole number"),
+        ("", "empty"),
+    ];
+    for (value, reason) in cases {
+        let error = load_err(&[], &[("SIDECACHE_MAX_OBJECT_SIZE", value)]);
+        assert!(
+            has_problem(
+                &error,
+                &env_var("SIDECACHE_MAX_OBJECT_SIZE"),
+                &format!("invalid value {value:?}: ")
+            ) && error.to_string().contains(reason),
+            "{value:?}: {error}"
+        );
+    }
+}
+
+#[test]
+fn command_line_syntax_errors_are_clap_errors_with_exit_code_64() {
+    for args in [
+        &["--cache-capacity", "12XB"][..],
+        &["--origin-timeout", "soon"],
+        &["--listen", "localhost"],
+        &["--bogus"],
+        &["--log-format"],
+    ] {
+        let error = load_err(args, &[]);
+        assert!(!error.is_help_or_version(), "{args:?}");
+        assert_eq!(error.exit_code(), EX_USAGE, "{args:?}");
+        assert!(
+            error.to_string().starts_with("error: "),
+            "{args:?}: {error}"
+        );
+        assert!(error.to_string().contains(args[0]), "{args:?}: {error}");
+    }
+}
+
+// === validation ===
+
+#[test]
+fn the_origin_must_be_an_absolute_http_url_without_a_path() {
+    for accepted in [
+        "http://127.0.0.1:9000",
+        "http://origin.internal:9000/",
+        "http://[::1]",
+    ] {
+        let config = load_ok(&["--origin", accepted], &[]);
+        let expected: http::Uri = accepted.parse().expect("test URL");
+        assert_eq!(config.origin.url, Some(expected));
+    }
+    let rejected = [
+        (
+            "https://origin.internal",
+            "TLS to the origin is not supported yet",
+        ),
+        ("ftp://origin.internal", "scheme ftp:// is not supported"),
+        ("127.0.0.1:9000", "must be an absolute http:// URL"),
+        ("/api", "must be an absolute http:// URL"),
+        (
+            "http://origin.internal/api",
+            "the path must be empty or \"/\"",
+        ),
+        (
+            "http://origin.internal/?debug=1",
+            "the path must be empty or \"/\"",
+        ),
+    ];
+    for (url, reason) in rejected {
+        let error = load_err(&["--origin", url], &[]);
+        assert!(
+            has_problem(&error, &flag("origin"), reason),
+            "{url}: {error}"
+        );
+    }
+}
+
+#[test]
+fn zero_is_an_error_for_timeouts_but_turns_off_grace_and_hit_for_miss() {
+    let config = load_ok(
+        &[
+            "--grace",
+            "0s",
+            "--hit-for-miss-ttl",
+            "0s",
+            "--max-heuristic-freshness",
+            "0s",
+        ],
+        &[],
+    );
+    assert_eq!(config.cache.grace, Duration::ZERO);
+    assert_eq!(config.cache.hit_for_miss_ttl, Duration::ZERO);
+
+    for long in [
+        "coalesce-timeout",
+        "origin-connect-timeout",
+        "origin-timeout",
+        "origin-body-timeout",
+        "origin-pool-idle-timeout",
+        "shutdown-grace",
+    ] {
+        let error = load_err(&[&format!("--{long}"), "0s"], &[]);
+        assert_eq!(
+            error.problems(),
+            [Problem::new(flag(long), "must be greater than zero")],
+            "{long}"
+        );
+    }
+}
+
+#[test]
+fn cache_sizes_must_be_positive_and_fit_together() {
+    let error = load_err(&["--cache-capacity", "0"], &[]);
+    assert!(
+        has_problem(&error, &flag("cache-capacity"), "must be greater than zero"),
+        "{error}"
+    );
+    let error = load_err(&["--max-object-size", "0B"], &[]);
+    assert!(
+        has_problem(
+            &error,
+            &flag("max-object-size"),
+            "must be greater than zero"
+        ),
+        "{error}"
+    );
+    let config = load_ok(
+        &["--cache-capacity", "8MiB", "--max-object-size", "8MiB"],
+        &[],
+    );
+    assert_eq!(config.cache.max_object_bytes, config.cache.capacity_bytes);
+}
+
+#[test]
+fn the_admin_token_must_be_usable_in_an_authorization_header() {
+    for (args, vars) in [
+        (&["--admin-token", ""][..], &[][..]),
+        (&[], &[("SIDECACHE_ADMIN_TOKEN", "")]),
+    ] {
+        let error = load_err(args, vars);
+        assert!(error.to_string().contains("must not be empty"), "{error}");
+    }
+    let error = load_err(&["--admin-token", "two words"], &[]);
+    let message = error.to_string();
+    assert!(message.contains("must be visible ASCII"), "{message}");
+    assert!(
+        !message.contains("two words"),
+        "the token is a secret: {message}"
+    );
+
+    let config = load_ok(&[], &[("SIDECACHE_ADMIN_TOKEN", "s3cret-token_1")]);
+    assert_eq!(config.admin.token.as_deref(), Some("s3cret-token_1"));
+}
+
+#[test]
+fn the_admin_port_is_separate_from_the_proxy_port() {
+    let error = load_err(
+        &[
+            "--listen",
+            "127.0.0.1:9000",
+            "--admin-listen",
+            "127.0.0.1:9000",
+        ],
+        &[],
+    );
+    assert!(
+        has_problem(&error, &flag("admin-listen"), "must be separate"),
+        "{error}"
+    );
+    // Port 0 asks the OS for a fresh port for each listener.
+    load_ok(
+        &["--listen", "127.0.0.1:0", "--admin-listen", "127.0.0.1:0"],
+        &[],
+    );
+}
+
+#[test]
+fn the_log_level_must_not_be_empty() {
+    let error = load_err(&[], &[("SIDECACHE_LOG", " ")]);
+    assert!(
+        has_problem(&error, &env_var("SIDECACHE_LOG"), "must not be empty"),
+        "{error}"
+    );
+}
+
+#[test]
+fn validate_reports_every_broken_rule_of_a_config_built_in_code() {
+    let mut config = Config::default();
+    config.origin.url = Some(http::Uri::from_static("https://origin.internal/api"));
+    config.origin.connect_timeout = Duration::ZERO;
+    config.origin.first_byte_timeout = Duration::ZERO;
+    config.origin.body_timeout = Duration::ZERO;
+    config.origin.pool_idle_timeout = Duration::ZERO;
+    config.cache.coalesce_timeout = Duration::ZERO;
+    config.shutdown_grace = Duration::ZERO;
+    config.cache.capacity_bytes = 0;
+    config.cache.max_object_bytes = 0;
+    config.admin.listen = config.proxy.listen;
+    config.admin.token = Some(String::new());
+    config.log.level = String::new();
+
+    let error = config.validate().expect_err("everything is broken");
+    assert_eq!(error.exit_code(), EX_USAGE);
+    let declared: Vec<String> = testing::options()
+        .into_iter()
+        .map(|(long, _)| long)
+        .collect();
+    let mut named = Vec::new();
+    for problem in error.problems() {
+        let Place::Flag { long } = &problem.place else {
+            panic!("validation names options by flag: {problem}");
+        };
+        assert!(declared.contains(long), "{long} is not a declared flag");
+        named.push(long.as_str());
+    }
+    named.dedup();
+    assert_eq!(
+        named,
+        [
+            "origin",
+            "origin-connect-timeout",
+            "origin-timeout",
+            "origin-body-timeout",
+            "origin-pool-idle-timeout",
+            "coalesce-timeout",
+            "shutdown-grace",
+            "cache-capacity",
+            "max-object-size",
+            "admin-listen",
+            "admin-token",
+            "log-level",
+        ]
+    );
+}
+
+// === help, version, conventions ===
+
+#[test]
+fn help_documents_every_option_with_its_env_name_and_default() {
+    let command = testing::command();
+    for args in [["--help"], ["-h"]] {
+        let error = load_err(&args, &[]);
+        assert!(error.is_help_or_version());
+        assert_eq!(error.exit_code(), 0);
+        let help = error.to_string();
+        for arg in command.get_arguments() {
+            let Some(long) = arg.get_long() else { continue };
+            if matches!(long, "help" | "version") {
+                continue;
+            }
+            assert!(
+                help.contains(&format!("--{long} <")),
+                "{args:?}: --{long} missing"
+            );
+            let env = testing::options()
+                .into_iter()
+                .find_map(|(option, env)| (option == long).then_some(env))
+                .expect("every option has an environment variable");
+            assert!(
+                help.contains(&format!("[env: {env}]")),
+                "{args:?}: {env} missing"
+            );
+            match arg.get_default_values() {
+                [default] => assert!(
+                    help.contains(&format!("[default: {}]", default.to_string_lossy())),
+                    "{args:?}: --{long} default missing"
+                ),
+                _ => assert!(
+                    arg.get_help()
+                        .is_some_and(|h| h.to_string().contains("Unset by default")),
+                    "--{long} without a default must say what unset means"
+                ),
+            }
+        }
+        // Units of BYTES and DURATION are explained once.
+        assert!(
+            help.contains("KiB/MiB/GiB") && help.contains("250ms"),
+            "{help}"
+        );
+    }
+}
+
+#[test]
+fn version_is_not_a_failure() {
+    let error = load_err(&["--version"], &[]);
+    assert!(error.is_help_or_version());
+    assert_eq!(error.exit_code(), 0);
+    assert!(error.to_string().starts_with("sidecache "), "{error}");
+}
+
+#[test]
+fn every_option_follows_the_conventions() {
+    let mut command = testing::command();
+    command.build();
+    command.clone().debug_assert();
+    let options = testing::options();
+    let mut envs: Vec<_> = options.iter().map(|(_, env)| env.as_str()).collect();
+    envs.sort_unstable();
+    envs.dedup();
+    assert_eq!(
+        envs.len(),
+        options.len(),
+        "environment variables are unique"
+    );
+
+    for arg in command.get_arguments() {
+        let id = arg.get_id().as_str();
+        if matches!(id, "help" | "version") {
+            continue;
+        }
+        let long = arg
+            .get_long()
+            .unwrap_or_else(|| panic!("{id} has no long flag"));
+        let env = options
+            .iter()
+            .find_map(|(option, env)| (option == long).then_some(env))
+            .unwrap_or_else(|| panic!("--{long} has no env = \"SIDECACHE_...\""));
+        assert!(env.starts_with("SIDECACHE_"), "--{long}: {env}");
+        assert!(
+            arg.get_env().is_none(),
+            "--{long}: clap must not read the process environment"
+        );
+        // Sources are layered by giving an option again, so it must take exactly one value.
+        assert!(
+            matches!(arg.get_action(), ArgAction::Set),
+            "--{long} must use ArgAction::Set"
+        );
+        assert!(
+            arg.get_value_names().is_some(),
+            "--{long} needs a value_name (its unit)"
+        );
+        assert!(arg.get_help().is_some(), "--{long} needs a doc comment");
+    }
+}
+
+#[test]
+fn debug_output_hides_the_admin_token() {
+    let config = load_ok(&["--admin-token", "s3cret"], &[]);
+    let debug = format!("{config:?}");
+    assert!(!debug.contains("s3cret"), "{debug}");
+    assert!(debug.contains("<redacted>"), "{debug}");
+}

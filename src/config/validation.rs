@@ -1,0 +1,130 @@
+//! Semantic checks on a [`Config`]: the rules that go beyond one value's syntax.
+//!
+//! Every check names the option by its long flag; the loader re-labels a problem with the source
+//! the value actually came from (environment variable or file key).
+
+use std::time::Duration;
+
+use super::error::{Place, Problem};
+use super::{ByteSize, Config};
+
+/// Every rule `config` breaks, in option order.
+pub(super) fn problems(config: &Config) -> Vec<Problem> {
+    let mut found = Vec::new();
+    if let Some(url) = &config.origin.url {
+        check_origin_url(url, &mut found);
+    }
+    check_non_zero_durations(config, &mut found);
+    check_cache_sizes(config, &mut found);
+    check_listeners_differ(config, &mut found);
+    check_admin_token(config.admin.token.as_deref(), &mut found);
+    if config.log.level.trim().is_empty() {
+        found.push(problem(
+            "log-level",
+            "must not be empty (e.g. \"info\" or \"sidecache=debug,hyper=warn\")",
+        ));
+    }
+    found
+}
+
+fn problem(long: &str, message: impl Into<String>) -> Problem {
+    Problem::new(Place::flag(long), message)
+}
+
+/// The origin must be plain `http://host[:port]`: sidecache forwards each client's path and query.
+fn check_origin_url(url: &http::Uri, found: &mut Vec<Problem>) {
+    match url.scheme_str() {
+        Some("http") => {}
+        Some("https") => found.push(problem(
+            "origin",
+            format!("{url}: TLS to the origin is not supported yet; use an http:// URL"),
+        )),
+        Some(other) => found.push(problem(
+            "origin",
+            format!("{url}: scheme {other}:// is not supported; use an http:// URL"),
+        )),
+        None => found.push(problem(
+            "origin",
+            format!("{url}: must be an absolute http:// URL, e.g. http://127.0.0.1:9000"),
+        )),
+    }
+    if let Some(path_and_query) = url.path_and_query() {
+        if !matches!(path_and_query.as_str(), "" | "/") {
+            found.push(problem(
+                "origin",
+                format!(
+                    "{url}: the path must be empty or \"/\" (got {path_and_query:?}); \
+                     sidecache forwards each client's path and query unchanged"
+                ),
+            ));
+        }
+    }
+}
+
+/// Timeouts and deadlines of zero would fail every request (or every drain) at once.
+fn check_non_zero_durations(config: &Config, found: &mut Vec<Problem>) {
+    let must_be_positive: [(&str, Duration); 6] = [
+        ("origin-connect-timeout", config.origin.connect_timeout),
+        ("origin-timeout", config.origin.first_byte_timeout),
+        ("origin-body-timeout", config.origin.body_timeout),
+        ("origin-pool-idle-timeout", config.origin.pool_idle_timeout),
+        ("coalesce-timeout", config.cache.coalesce_timeout),
+        ("shutdown-grace", config.shutdown_grace),
+    ];
+    for (long, duration) in must_be_positive {
+        if duration.is_zero() {
+            found.push(problem(long, "must be greater than zero"));
+        }
+    }
+}
+
+fn check_cache_sizes(config: &Config, found: &mut Vec<Problem>) {
+    let capacity = config.cache.capacity_bytes;
+    let max_object = config.cache.max_object_bytes;
+    if capacity == 0 {
+        found.push(problem("cache-capacity", "must be greater than zero"));
+    }
+    if max_object == 0 {
+        found.push(problem("max-object-size", "must be greater than zero"));
+    } else if capacity > 0 && max_object > capacity {
+        found.push(problem(
+            "max-object-size",
+            format!(
+                "{} exceeds --cache-capacity ({}); an object larger than the cache could never be stored",
+                ByteSize(max_object),
+                ByteSize(capacity)
+            ),
+        ));
+    }
+}
+
+/// The admin port is separate from the proxy port (port 0 asks for a fresh port each time).
+fn check_listeners_differ(config: &Config, found: &mut Vec<Problem>) {
+    let admin = config.admin.listen;
+    if admin == config.proxy.listen && admin.port() != 0 {
+        found.push(problem(
+            "admin-listen",
+            format!(
+                "{admin} is also the proxy's --listen address; the admin port must be separate"
+            ),
+        ));
+    }
+}
+
+/// The token travels in an `Authorization: Bearer` header, so it must be non-empty visible ASCII;
+/// anything else could never match and would lock the admin endpoints for good.
+fn check_admin_token(token: Option<&str>, found: &mut Vec<Problem>) {
+    let Some(token) = token else { return };
+    if token.is_empty() {
+        found.push(problem(
+            "admin-token",
+            "must not be empty (leave it unset to allow admin calls without a token)",
+        ));
+    } else if !token.bytes().all(|byte| byte.is_ascii_graphic()) {
+        // The token itself is never echoed: it is a secret.
+        found.push(problem(
+            "admin-token",
+            "must be visible ASCII without spaces, as it is sent in an Authorization header",
+        ));
+    }
+}

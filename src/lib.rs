@@ -1,0 +1,40 @@
+//! sidecache: a caching reverse proxy that runs beside a slow origin service.
+//!
+//! It answers from an in-memory cache when it can, loads from the origin **once per key however
+//! many clients ask at the same moment** (single-flight), serves stale when the origin is down,
+//! and tells every client how it was answered (`Cache-Status`, RFC 9211).
+//!
+//! # Layout
+//!
+//! Dependencies point inward: `app → proxy → cache → store`.
+//!
+//! | module | owns |
+//! |---|---|
+//! | [`config`] | the typed configuration: flags > environment > TOML file > defaults |
+//! | [`app`] | builds the parts from a `Config`, binds, serves, drains in order |
+//! | [`server`] | the accept loop both listeners share, graceful drain |
+//! | [`proxy`] | the request path: classify, key, lookup, load, respond, record; the HTTP loader |
+//! | [`cache`] | HTTP-free single-flight ([`cache::flight`]) and read-through cache ([`cache::loading`]); RFC 9111 policy, keys, `Vary`, conditionals, ranges |
+//! | [`store`] | the byte-bounded moka store with per-entry expiry |
+//! | [`origin`] | the pooled client to the origin: timeouts, header hygiene, error classification |
+//! | [`admin`] | the admin listener: health, readiness, purge |
+//! | [`body`] | the body type shared by both directions |
+//! | [`demo`] | the embedded demo origin |
+//! | [`telemetry`] | logging |
+//! | [`shutdown`] | the shutdown signal |
+//!
+//! The generic core can be used without HTTP: implement [`cache::loading::Loader`] and put a
+//! [`cache::loading::LoadingCache`] over it.
+
+pub mod admin;
+pub mod app;
+pub mod body;
+pub mod cache;
+pub mod config;
+pub mod demo;
+pub mod origin;
+pub mod proxy;
+pub mod server;
+pub mod shutdown;
+pub mod store;
+pub mod telemetry;

@@ -1,0 +1,55 @@
+//! The `sidecache` binary: parse the configuration, start logging, serve until SIGTERM/SIGINT,
+//! drain, exit. No business logic lives here.
+
+use std::process::ExitCode;
+
+use sidecache::app::App;
+use sidecache::config::Config;
+use sidecache::demo::DemoOrigin;
+use sidecache::server::Drained;
+use sidecache::{shutdown, telemetry};
+
+fn main() -> ExitCode {
+    // A bad configuration exits 64 (EX_USAGE) before any port is bound.
+    let config = Config::load().unwrap_or_else(|error| error.exit());
+    if let Err(error) = telemetry::init(&config.log) {
+        eprintln!("sidecache: {error}");
+        return ExitCode::from(64);
+    }
+    let runtime = match tokio::runtime::Runtime::new() {
+        Ok(runtime) => runtime,
+        Err(error) => {
+            eprintln!("sidecache: cannot start the runtime: {error}");
+            return ExitCode::FAILURE;
+        }
+    };
+    runtime.block_on(run(config))
+}
+
+async fn run(config: Config) -> ExitCode {
+    let app = match App::bind(&config).await {
+        Ok(app) => app,
+        Err(error) => {
+            eprintln!("sidecache: {error}");
+            return ExitCode::FAILURE;
+        }
+    };
+    tracing::info!(
+        proxy = %app.proxy_addr(),
+        admin = %app.admin_addr(),
+        origin = %config.origin.url.as_ref().map_or("embedded demo".to_owned(), ToString::to_string),
+        "sidecache listening"
+    );
+    if let Some(demo) = app.demo_addr() {
+        tracing::info!(%demo, "embedded demo origin started (no --origin given)");
+        println!(
+            "{}",
+            DemoOrigin::walkthrough(app.proxy_addr(), app.admin_addr())
+        );
+    }
+    match app.run_until(shutdown::signal()).await {
+        Drained::Cleanly => tracing::info!("drained, exiting"),
+        Drained::TimedOut => tracing::warn!("shutdown grace period ran out, exiting"),
+    }
+    ExitCode::SUCCESS
+}

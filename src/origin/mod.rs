@@ -1,0 +1,185 @@
+//! The pooled client to the origin: timeouts, header hygiene, error classification.
+//!
+//! Everything that goes to the origin goes through [`OriginClient::send`], and a response body
+//! that is to be stored is read through [`OriginClient::buffer_body`], so that the timeouts and
+//! the classification of failures are the same on every path.
+
+pub mod error;
+pub mod headers;
+
+use std::time::Duration;
+
+use bytes::{Bytes, BytesMut};
+use http::header::{self, HeaderValue};
+use http::uri::{Authority, Scheme};
+use http::{Request, Response, Uri};
+use http_body::Body as _;
+use http_body_util::BodyExt;
+use hyper::body::Incoming;
+use hyper_util::client::legacy::Client;
+use hyper_util::client::legacy::connect::HttpConnector;
+use hyper_util::rt::{TokioExecutor, TokioTimer};
+use tokio::time::Instant;
+
+pub use self::error::{ErrorResponse, OriginError, OriginErrorKind, is_error_status};
+use crate::body::Body;
+pub use crate::config::HostHeader;
+
+/// Where the origin is and how long to wait for it.
+#[derive(Debug, Clone)]
+pub struct OriginSettings {
+    /// The origin's base URL (`http://host:port`).
+    pub url: Uri,
+    /// Limit for establishing a connection.
+    pub connect_timeout: Duration,
+    /// Limit from sending the request to receiving the response head.
+    pub first_byte_timeout: Duration,
+    /// Limit for reading a whole body that is to be stored.
+    pub body_timeout: Duration,
+    /// How long an idle pooled connection is kept.
+    pub pool_idle_timeout: Duration,
+    /// How the `Host` header is set.
+    pub host_header: HostHeader,
+}
+
+/// A response body read for storing.
+#[derive(Debug)]
+pub enum Buffered {
+    /// The whole body, within the limit.
+    Complete(Bytes),
+    /// The body passed the limit: what was read, and the rest still to stream.
+    TooLarge {
+        /// Bytes read so far.
+        prefix: Bytes,
+        /// The unread remainder.
+        rest: Incoming,
+    },
+}
+
+/// A pooled HTTP client bound to one origin.
+#[derive(Clone)]
+pub struct OriginClient {
+    client: Client<HttpConnector, Body>,
+    scheme: Scheme,
+    authority: Authority,
+    /// The authority as a ready-made `Host` value, for [`HostHeader::Origin`].
+    authority_host: HeaderValue,
+    settings: OriginSettings,
+}
+
+// === impl OriginClient ===
+
+impl OriginClient {
+    /// A client for the origin at `settings.url`.
+    ///
+    /// # Errors
+    /// The URL lacks a scheme or an authority.
+    pub fn new(settings: OriginSettings) -> Result<Self, String> {
+        let scheme = settings
+            .url
+            .scheme()
+            .cloned()
+            .ok_or_else(|| format!("origin URL {} has no scheme", settings.url))?;
+        let authority = settings
+            .url
+            .authority()
+            .cloned()
+            .ok_or_else(|| format!("origin URL {} has no host", settings.url))?;
+        let authority_host = HeaderValue::from_str(authority.as_str())
+            .map_err(|_| format!("origin authority {authority} is not a valid Host"))?;
+        let mut connector = HttpConnector::new();
+        connector.set_connect_timeout(Some(settings.connect_timeout));
+        connector.set_nodelay(true);
+        let client = Client::builder(TokioExecutor::new())
+            .pool_idle_timeout(settings.pool_idle_timeout)
+            .pool_timer(TokioTimer::new())
+            .build(connector);
+        Ok(Self {
+            client,
+            scheme,
+            authority,
+            authority_host,
+            settings,
+        })
+    }
+
+    /// The origin's base URL.
+    pub fn url(&self) -> &Uri {
+        &self.settings.url
+    }
+
+    /// Sends `request` (whose URI is the path and query to ask for) and waits for the response
+    /// head, at most the first-byte timeout.
+    ///
+    /// # Errors
+    /// Connection failures, timeouts and malformed answers, classified as [`OriginError`].
+    pub async fn send(
+        &self,
+        mut request: Request<Body>,
+    ) -> Result<Response<Incoming>, OriginError> {
+        let path = request
+            .uri()
+            .path_and_query()
+            .cloned()
+            .unwrap_or_else(|| http::uri::PathAndQuery::from_static("/"));
+        *request.uri_mut() = Uri::builder()
+            .scheme(self.scheme.clone())
+            .authority(self.authority.clone())
+            .path_and_query(path)
+            .build()
+            .map_err(|e| OriginError::new(OriginErrorKind::Protocol, e))?;
+        if self.settings.host_header == HostHeader::Origin
+            || !request.headers().contains_key(header::HOST)
+        {
+            request
+                .headers_mut()
+                .insert(header::HOST, self.authority_host.clone());
+        }
+        match tokio::time::timeout(
+            self.settings.first_byte_timeout,
+            self.client.request(request),
+        )
+        .await
+        {
+            Err(elapsed) => Err(OriginError::new(OriginErrorKind::Timeout, elapsed)),
+            Ok(Err(error)) if error.is_connect() => {
+                Err(OriginError::new(OriginErrorKind::Connect, error))
+            }
+            Ok(Err(error)) => Err(OriginError::new(OriginErrorKind::Protocol, error)),
+            Ok(Ok(response)) => Ok(response),
+        }
+    }
+
+    /// Reads `body` whole if it is at most `limit` bytes, within the body timeout.
+    ///
+    /// # Errors
+    /// The body broke off, did not match its framing, or took longer than the body timeout:
+    /// nothing read is usable then.
+    pub async fn buffer_body(
+        &self,
+        mut body: Incoming,
+        limit: u64,
+    ) -> Result<Buffered, OriginError> {
+        let deadline = Instant::now() + self.settings.body_timeout;
+        let expected = body.size_hint().lower().min(limit);
+        let mut buffer = BytesMut::with_capacity(usize::try_from(expected).unwrap_or(0));
+        loop {
+            let frame = match tokio::time::timeout_at(deadline, body.frame()).await {
+                Err(elapsed) => return Err(OriginError::new(OriginErrorKind::Body, elapsed)),
+                Ok(None) => return Ok(Buffered::Complete(buffer.freeze())),
+                Ok(Some(Err(error))) => return Err(OriginError::new(OriginErrorKind::Body, error)),
+                Ok(Some(Ok(frame))) => frame,
+            };
+            // Trailers are not stored; only data frames count.
+            if let Ok(data) = frame.into_data() {
+                buffer.extend_from_slice(&data);
+                if buffer.len() as u64 > limit {
+                    return Ok(Buffered::TooLarge {
+                        prefix: buffer.freeze(),
+                        rest: body,
+                    });
+                }
+            }
+        }
+    }
+}

@@ -1,0 +1,185 @@
+//! The RFC 9211 `Cache-Status` field and the decision enum it is derived from.
+
+use std::fmt::Write as _;
+
+use http::StatusCode;
+use http::header::{HeaderName, HeaderValue};
+
+/// The `Cache-Status` header (RFC 9211).
+pub const CACHE_STATUS: HeaderName = HeaderName::from_static("cache-status");
+
+/// The name sidecache reports itself by in `Cache-Status`.
+const CACHE_NAME: &str = "sidecache";
+
+/// How a request was answered, at the granularity the metrics count (one label value each).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CacheResult {
+    /// From the cache, without asking the origin.
+    Hit,
+    /// From the origin, because nothing stored could serve it.
+    Miss,
+    /// A stale stored response (stale-while-revalidate, stale-if-error, grace).
+    Stale,
+    /// A stored response the origin confirmed with a 304.
+    Revalidated,
+    /// Another client's origin load, shared.
+    Coalesced,
+    /// Sent to the origin without the cache: an unsafe or uncacheable method, hit-for-miss, a
+    /// request that must not be stored.
+    Pass,
+    /// No usable answer: a 502/504 or the origin's own server error.
+    Error,
+}
+
+impl CacheResult {
+    /// The label value.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Hit => "hit",
+            Self::Miss => "miss",
+            Self::Stale => "stale",
+            Self::Revalidated => "revalidated",
+            Self::Coalesced => "coalesced",
+            Self::Pass => "pass",
+            Self::Error => "error",
+        }
+    }
+}
+
+/// Why the request went forward (RFC 9211 §2.2 `fwd` values sidecache uses).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Forward {
+    /// Configured or decided not to use the cache (hit-for-miss, `no-store` requests).
+    Bypass,
+    /// The method is not cacheable.
+    Method,
+    /// Nothing usable was stored.
+    Miss,
+    /// The request's own directives asked to go forward (`no-cache`, `max-age=0`).
+    Request,
+    /// A stored response was stale and was revalidated (or stood in after the origin failed).
+    Stale,
+}
+
+impl Forward {
+    fn as_str(self) -> &'static str {
+        match self {
+            Self::Bypass => "bypass",
+            Self::Method => "method",
+            Self::Miss => "miss",
+            Self::Request => "request",
+            Self::Stale => "stale",
+        }
+    }
+}
+
+/// One `Cache-Status` member, built from the request's decisions.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CacheStatus {
+    /// Whether the answer came from the cache without going forward.
+    pub hit: bool,
+    /// Why it went forward, if it did.
+    pub forward: Option<Forward>,
+    /// The origin's status for the forwarded request, if one arrived.
+    pub forward_status: Option<StatusCode>,
+    /// Whether the origin's response was stored.
+    pub stored: bool,
+    /// Whether this request was answered by another request's origin load.
+    pub collapsed: bool,
+    /// The stored response's remaining freshness in seconds (negative when stale).
+    pub ttl: Option<i64>,
+    /// More detail, a token.
+    pub detail: Option<&'static str>,
+}
+
+impl CacheStatus {
+    /// A hit with `ttl` seconds of freshness left.
+    pub fn hit(ttl: i64) -> Self {
+        Self {
+            hit: true,
+            ttl: Some(ttl),
+            ..Self::forwarded(Forward::Miss)
+        }
+    }
+
+    /// A request that went forward for `reason`.
+    pub fn forwarded(reason: Forward) -> Self {
+        Self {
+            hit: false,
+            forward: Some(reason),
+            forward_status: None,
+            stored: false,
+            collapsed: false,
+            ttl: None,
+            detail: None,
+        }
+    }
+
+    /// The header value, e.g. `sidecache; fwd=miss; fwd-status=200; stored; ttl=60`.
+    pub fn to_header_value(&self) -> HeaderValue {
+        let mut text = String::from(CACHE_NAME);
+        if self.hit {
+            text.push_str("; hit");
+        } else if let Some(forward) = self.forward {
+            let _ = write!(text, "; fwd={}", forward.as_str());
+        }
+        if let Some(status) = self.forward_status {
+            let _ = write!(text, "; fwd-status={}", status.as_u16());
+        }
+        if self.stored {
+            text.push_str("; stored");
+        }
+        if self.collapsed {
+            text.push_str("; collapsed");
+        }
+        if let Some(ttl) = self.ttl {
+            let _ = write!(text, "; ttl={ttl}");
+        }
+        if let Some(detail) = self.detail {
+            let _ = write!(text, "; detail={detail}");
+        }
+        HeaderValue::from_str(&text).expect("Cache-Status is built from tokens and integers")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn members_follow_rfc_9211_syntax() {
+        let cases = [
+            (CacheStatus::hit(42), "sidecache; hit; ttl=42"),
+            (
+                CacheStatus {
+                    forward_status: Some(StatusCode::OK),
+                    stored: true,
+                    ttl: Some(60),
+                    ..CacheStatus::forwarded(Forward::Miss)
+                },
+                "sidecache; fwd=miss; fwd-status=200; stored; ttl=60",
+            ),
+            (
+                CacheStatus {
+                    collapsed: true,
+                    ..CacheStatus::forwarded(Forward::Miss)
+                },
+                "sidecache; fwd=miss; collapsed",
+            ),
+            (
+                CacheStatus {
+                    detail: Some("stale-while-revalidate"),
+                    ..CacheStatus::hit(-3)
+                },
+                "sidecache; hit; ttl=-3; detail=stale-while-revalidate",
+            ),
+            (
+                CacheStatus::forwarded(Forward::Method),
+                "sidecache; fwd=method",
+            ),
+        ];
+        for (status, expected) in cases {
+            assert_eq!(status.to_header_value(), expected);
+        }
+    }
+}

@@ -1,0 +1,311 @@
+//! The HTTP [`Loader`]: loads a URL from the origin, revalidates stored responses, and decides
+//! what may be stored and shared.
+
+use std::sync::Arc;
+use std::time::SystemTime;
+
+use bytes::Bytes;
+use http::header::{self, HeaderMap, HeaderValue};
+use http::{Method, Request, Response, StatusCode};
+use hyper::body::Incoming;
+
+use super::request::RequestHead;
+use crate::body::Body;
+use crate::cache::key::CacheKey;
+use crate::cache::loading::{Judgement, Loader, Source};
+use crate::cache::object::{CachedObject, Variant};
+use crate::cache::policy::{OriginFailure, PolicyConfig, RefuseReason, ResponsePolicy, Reuse};
+use crate::cache::policy::{freshen_headers, not_modified_selects};
+use crate::cache::vary::VaryKey;
+use crate::origin::headers::remove_hop_by_hop;
+use crate::origin::{
+    Buffered, ErrorResponse, OriginClient, OriginError, OriginErrorKind, is_error_status,
+};
+
+/// At most this much of an origin's error body is kept to hand to every waiting client.
+const ERROR_BODY_LIMIT: u64 = 64 * 1024;
+
+/// Request fields the client's own conditional or range request carries. A shared load asks for
+/// the full, unconditional representation; the client's conditions are then answered from it.
+const CLIENT_CONDITIONS: [header::HeaderName; 6] = [
+    header::IF_NONE_MATCH,
+    header::IF_MODIFIED_SINCE,
+    header::IF_MATCH,
+    header::IF_UNMODIFIED_SINCE,
+    header::IF_RANGE,
+    header::RANGE,
+];
+
+/// Why a response reached its client without being stored.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum NotStored {
+    /// The policy refused it.
+    Refused(RefuseReason),
+    /// Larger than the largest object the cache stores.
+    TooLarge,
+}
+
+impl NotStored {
+    /// The metric label / `Cache-Status` detail.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Refused(reason) => reason.as_str(),
+            Self::TooLarge => "too_large",
+        }
+    }
+}
+
+/// A response for one client only, streamed, never stored.
+#[derive(Debug)]
+pub struct PassResponse {
+    /// The origin's response (hop-by-hop fields removed).
+    pub response: Response<Body>,
+    /// Why it was not stored.
+    pub not_stored: NotStored,
+}
+
+/// Loads from the origin into stored objects.
+pub struct OriginLoader {
+    origin: OriginClient,
+    policy: PolicyConfig,
+    max_object_bytes: u64,
+}
+
+/// What came back from the origin, with the times the age calculation needs.
+struct Exchange {
+    response: Response<Incoming>,
+    request_time: SystemTime,
+    response_time: SystemTime,
+}
+
+// === impl OriginLoader ===
+
+impl OriginLoader {
+    /// A loader asking `origin`, judging with `policy`, storing objects up to `max_object_bytes`.
+    pub fn new(origin: OriginClient, policy: PolicyConfig, max_object_bytes: u64) -> Self {
+        Self {
+            origin,
+            policy,
+            max_object_bytes,
+        }
+    }
+
+    /// The origin client (also used for requests that bypass the cache).
+    pub fn origin(&self) -> &OriginClient {
+        &self.origin
+    }
+
+    /// Sends a GET for `request`, conditional on `validators`' ETag / Last-Modified when given.
+    async fn fetch(
+        &self,
+        request: &RequestHead,
+        validators: Option<&Variant>,
+    ) -> Result<Exchange, OriginError> {
+        let mut headers = request.headers.clone();
+        for name in &CLIENT_CONDITIONS {
+            headers.remove(name);
+        }
+        if let Some(stored) = validators {
+            // RFC 9111 §4.3.1: send the stored entity tag in If-None-Match and the stored
+            // Last-Modified in If-Modified-Since.
+            if let Some(etag) = stored.headers.get(header::ETAG) {
+                headers.insert(header::IF_NONE_MATCH, etag.clone());
+            }
+            if let Some(modified) = stored.headers.get(header::LAST_MODIFIED) {
+                headers.insert(header::IF_MODIFIED_SINCE, modified.clone());
+            }
+        }
+        let mut origin_request = Request::new(Body::empty());
+        *origin_request.method_mut() = Method::GET;
+        *origin_request.uri_mut() = request.uri.clone();
+        *origin_request.headers_mut() = headers;
+        let request_time = SystemTime::now();
+        let mut response = self.origin.send(origin_request).await?;
+        let response_time = SystemTime::now();
+        remove_hop_by_hop(response.headers_mut());
+        // RFC 9110 §6.6.1: a recipient with a clock that caches or forwards a response without
+        // Date records when it arrived as its Date.
+        if !response.headers().contains_key(header::DATE) {
+            let date = HeaderValue::from_str(&httpdate::fmt_http_date(response_time))
+                .expect("an HTTP-date is a valid header value");
+            response.headers_mut().insert(header::DATE, date);
+        }
+        Ok(Exchange {
+            response,
+            request_time,
+            response_time,
+        })
+    }
+
+    /// The stored object with `stored` refreshed by a 304 (RFC 9111 §3.2, §4.3.4).
+    fn freshen(
+        &self,
+        current: Option<&CachedObject>,
+        stored: &Variant,
+        request: &RequestHead,
+        not_modified: &Exchange,
+    ) -> CachedObject {
+        let headers = freshen_headers(&stored.headers, not_modified.response.headers());
+        let policy = ResponsePolicy::new(
+            &Method::GET,
+            &request.headers,
+            stored.status,
+            &headers,
+            not_modified.request_time,
+            not_modified.response_time,
+            &self.policy,
+        );
+        let variant = Variant {
+            status: stored.status,
+            headers,
+            body: stored.body.clone(),
+            policy,
+            vary: stored.vary.clone(),
+        };
+        CachedObject::with_variant(current, Arc::new(variant))
+    }
+
+    /// Turns a server-error answer into the error every waiting client is given.
+    async fn error_status(&self, exchange: Exchange) -> OriginError {
+        let (parts, body) = exchange.response.into_parts();
+        let body = match self.origin.buffer_body(body, ERROR_BODY_LIMIT).await {
+            Ok(Buffered::Complete(body)) => body,
+            Ok(Buffered::TooLarge { prefix, .. }) => prefix.slice(..ERROR_BODY_LIMIT as usize),
+            Err(_) => Bytes::new(),
+        };
+        let mut headers = parts.headers;
+        headers.remove(header::CONTENT_LENGTH);
+        OriginError::bare(OriginErrorKind::ErrorStatus(ErrorResponse {
+            status: parts.status,
+            headers,
+            body,
+        }))
+    }
+
+    /// Stores a complete response, or hands it to its client alone when it must not be stored.
+    async fn admit(
+        &self,
+        current: Option<&CachedObject>,
+        request: &RequestHead,
+        exchange: Exchange,
+    ) -> Result<Source<Arc<CachedObject>, PassResponse>, OriginError> {
+        let (parts, body) = exchange.response.into_parts();
+        let policy = ResponsePolicy::new(
+            &Method::GET,
+            &request.headers,
+            parts.status,
+            &parts.headers,
+            exchange.request_time,
+            exchange.response_time,
+            &self.policy,
+        );
+        let vary = VaryKey::capture(&parts.headers, &request.headers);
+        let refusal = match (policy.storable(), &vary) {
+            (Err(reason), _) => Some(NotStored::Refused(reason)),
+            (Ok(()), None) => Some(NotStored::Refused(RefuseReason::VaryStar)),
+            (Ok(()), Some(_)) if self.declared_too_large(&parts.headers) => {
+                Some(NotStored::TooLarge)
+            }
+            (Ok(()), Some(_)) => None,
+        };
+        if let Some(not_stored) = refusal {
+            return Ok(Source::Private(PassResponse {
+                response: Response::from_parts(parts, Body::stream(body)),
+                not_stored,
+            }));
+        }
+        let vary = vary.expect("a storable response has a Vary key (checked above)");
+        match self.origin.buffer_body(body, self.max_object_bytes).await? {
+            Buffered::TooLarge { prefix, rest } => Ok(Source::Private(PassResponse {
+                response: Response::from_parts(parts, Body::resume(prefix, rest)),
+                not_stored: NotStored::TooLarge,
+            })),
+            Buffered::Complete(body) => {
+                let variant = Variant {
+                    status: parts.status,
+                    headers: parts.headers,
+                    body,
+                    policy,
+                    vary,
+                };
+                Ok(Source::Fetched(Arc::new(CachedObject::with_variant(
+                    current,
+                    Arc::new(variant),
+                ))))
+            }
+        }
+    }
+
+    fn declared_too_large(&self, headers: &HeaderMap) -> bool {
+        headers
+            .get(header::CONTENT_LENGTH)
+            .and_then(|length| length.to_str().ok())
+            .and_then(|length| length.parse::<u64>().ok())
+            .is_some_and(|length| length > self.max_object_bytes)
+    }
+}
+
+impl Loader for OriginLoader {
+    type Key = CacheKey;
+    type Request = Arc<RequestHead>;
+    type Value = Arc<CachedObject>;
+    type Private = PassResponse;
+    type Error = OriginError;
+
+    fn judge(&self, object: &Arc<CachedObject>, request: &Arc<RequestHead>) -> Judgement {
+        let Some(variant) = object.select(&request.headers) else {
+            return Judgement::Load;
+        };
+        match variant.policy.reuse(&request.directives, SystemTime::now()) {
+            Reuse::Fresh | Reuse::StaleAllowedByRequest => Judgement::Fresh,
+            Reuse::StaleWhileRevalidate => Judgement::ServeAndRefresh,
+            Reuse::Revalidate => Judgement::Load,
+        }
+    }
+
+    fn usable_on_error(
+        &self,
+        object: &Arc<CachedObject>,
+        request: &Arc<RequestHead>,
+        error: &OriginError,
+    ) -> bool {
+        let failure = if error.is_unreachable() {
+            OriginFailure::Unreachable
+        } else {
+            OriginFailure::ErrorStatus
+        };
+        object.select(&request.headers).is_some_and(|variant| {
+            variant
+                .policy
+                .usable_on_error(&request.directives, failure, SystemTime::now())
+        })
+    }
+
+    async fn load_source(
+        &self,
+        _key: &CacheKey,
+        request: &Arc<RequestHead>,
+        current: Option<Arc<CachedObject>>,
+    ) -> Result<Source<Arc<CachedObject>, PassResponse>, OriginError> {
+        let current = current.as_deref();
+        let stored = current
+            .and_then(|object| object.select(&request.headers))
+            .filter(|variant| variant.policy.has_validator());
+        let mut exchange = self.fetch(request, stored.map(|v| v.as_ref())).await?;
+        if exchange.response.status() == StatusCode::NOT_MODIFIED {
+            if let Some(stored) = stored {
+                if not_modified_selects(&stored.headers, exchange.response.headers()) {
+                    let object = self.freshen(current, stored, request, &exchange);
+                    return Ok(Source::Revalidated(Arc::new(object)));
+                }
+            }
+            // A 304 that does not fit what is stored (RFC 9111 §4.3.4: it must not update it):
+            // ask again, unconditionally.
+            exchange = self.fetch(request, None).await?;
+        }
+        if is_error_status(exchange.response.status()) {
+            return Err(self.error_status(exchange).await);
+        }
+        self.admit(current, request, exchange).await
+    }
+}

@@ -1,0 +1,7 @@
+//! The caching proxy: the request path and the HTTP loader behind it.
+
+pub mod cache_status;
+pub mod loader;
+pub mod request;
+pub mod respond;
+pub mod service;

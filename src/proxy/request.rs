@@ -1,0 +1,90 @@
+//! The client's request as the cache sees it: classified, keyed and cleaned once.
+
+use std::net::IpAddr;
+
+use http::header::{self, HeaderMap, HeaderValue};
+use http::{Method, Uri};
+
+use crate::cache::conditional;
+use crate::cache::directives::RequestDirectives;
+use crate::cache::key::{CacheKey, KeyError};
+use crate::origin::headers::{append_forwarded_for, append_via, remove_hop_by_hop};
+
+/// What the proxy will do with a request, decided from its method and preconditions.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Class {
+    /// GET or HEAD: answered from the cache where possible.
+    Cacheable,
+    /// POST, PUT, DELETE, PATCH: sent through; a success invalidates what it touched (RFC 9111 §4.4).
+    Unsafe,
+    /// Any other method, or a GET carrying preconditions the origin must judge: sent through.
+    Pass,
+}
+
+/// The request head shared with the load that serves it (cheap to clone behind an `Arc`).
+#[derive(Debug)]
+pub struct RequestHead {
+    /// The client's method.
+    pub method: Method,
+    /// The path and query to ask the origin for.
+    pub uri: Uri,
+    /// The fields to forward: hop-by-hop fields removed, `Via` and `X-Forwarded-For` added, and
+    /// `Host` always present.
+    pub headers: HeaderMap,
+    /// The request's cache directives, parsed once.
+    pub directives: RequestDirectives,
+}
+
+impl Class {
+    /// The class of a request with this method and these fields.
+    pub fn of(method: &Method, headers: &HeaderMap) -> Self {
+        match *method {
+            Method::GET | Method::HEAD
+                if conditional::has_state_changing_preconditions(headers) =>
+            {
+                Self::Pass
+            }
+            Method::GET | Method::HEAD => Self::Cacheable,
+            Method::POST | Method::PUT | Method::DELETE | Method::PATCH => Self::Unsafe,
+            _ => Self::Pass,
+        }
+    }
+}
+
+impl RequestHead {
+    /// Builds the head from the client's request and the client's address.
+    ///
+    /// # Errors
+    /// The request names no valid host (the client is answered 400).
+    pub fn new(
+        method: Method,
+        uri: &Uri,
+        mut headers: HeaderMap,
+        client: IpAddr,
+    ) -> Result<(Self, CacheKey), KeyError> {
+        let key = CacheKey::from_request(uri, &headers)?;
+        remove_hop_by_hop(&mut headers);
+        append_via(&mut headers);
+        append_forwarded_for(&mut headers, client);
+        if uri.authority().is_some() || !headers.contains_key(header::HOST) {
+            // HTTP/2 and absolute-form requests carry the host in the URI, which wins over any
+            // Host field (RFC 9112 §3.2.2); the origin gets it as a Host field either way.
+            let host = HeaderValue::from_str(key.host()).map_err(|_| KeyError::InvalidHost)?;
+            headers.insert(header::HOST, host);
+        }
+        let path = Uri::builder()
+            .path_and_query(key.path_and_query())
+            .build()
+            .map_err(|_| KeyError::InvalidHost)?;
+        let directives = RequestDirectives::from_request(&headers);
+        Ok((
+            Self {
+                method,
+                uri: path,
+                headers,
+                directives,
+            },
+            key,
+        ))
+    }
+}

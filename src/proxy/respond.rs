@@ -1,0 +1,131 @@
+//! Turning decisions into responses: stored responses (with conditional, range and HEAD
+//! handling), pass-through responses, and sidecache's own error answers. The one place where
+//! errors become responses; it has no side effects.
+
+use std::time::SystemTime;
+
+use bytes::Bytes;
+use http::header::{self, HeaderMap, HeaderValue};
+use http::{Method, Response, StatusCode};
+
+use super::cache_status::{CACHE_STATUS, CacheStatus};
+use crate::body::Body;
+use crate::cache::conditional::{self, Precondition};
+use crate::cache::directives::SIDECACHE_CACHE_CONTROL;
+use crate::cache::object::Variant;
+use crate::cache::range::{self, RangeAnswer};
+use crate::origin::OriginError;
+use crate::origin::headers::append_via;
+
+/// Answers `method` with the stored `variant`, honouring the request's conditional and range
+/// fields (RFC 9110 §13, §14; RFC 9111 §4.3.2).
+pub fn stored(
+    variant: &Variant,
+    method: &Method,
+    request: &HeaderMap,
+    status: &CacheStatus,
+    now: SystemTime,
+) -> Response<Body> {
+    let age = HeaderValue::from(variant.policy.age_header_seconds(now));
+    if conditional::evaluate(method, request, variant.status, &variant.headers)
+        == Precondition::NotModified
+    {
+        let mut headers = conditional::not_modified_headers(&variant.headers);
+        headers.insert(header::AGE, age);
+        return finish(StatusCode::NOT_MODIFIED, headers, Body::empty(), status);
+    }
+    let mut headers = variant.headers.clone();
+    headers.insert(header::AGE, age);
+    let body_len = variant.body.len() as u64;
+    let (code, body) =
+        match range::evaluate(method, request, variant.status, &variant.headers, body_len) {
+            RangeAnswer::Full => (variant.status, variant.body.clone()),
+            RangeAnswer::Partial { start, end } => {
+                headers.insert(
+                    header::CONTENT_RANGE,
+                    range::content_range(start, end, body_len),
+                );
+                headers.insert(header::CONTENT_LENGTH, HeaderValue::from(end - start + 1));
+                let slice = variant.body.slice(start as usize..=end as usize);
+                (StatusCode::PARTIAL_CONTENT, slice)
+            }
+            RangeAnswer::Unsatisfiable => {
+                headers.insert(header::CONTENT_RANGE, range::unsatisfied_range(body_len));
+                headers.insert(header::CONTENT_LENGTH, HeaderValue::from(0));
+                (StatusCode::RANGE_NOT_SATISFIABLE, Bytes::new())
+            }
+        };
+    if code != StatusCode::RANGE_NOT_SATISFIABLE && !headers.contains_key(header::CONTENT_LENGTH) {
+        headers.insert(header::CONTENT_LENGTH, HeaderValue::from(body.len()));
+    }
+    let body = if *method == Method::HEAD {
+        Body::empty()
+    } else {
+        Body::full(body)
+    };
+    finish(code, headers, body, status)
+}
+
+/// Passes an origin response through to the client (for a HEAD, without its body).
+pub fn passed(response: Response<Body>, method: &Method, status: &CacheStatus) -> Response<Body> {
+    let (parts, body) = response.into_parts();
+    let body = if *method == Method::HEAD {
+        Body::empty()
+    } else {
+        body
+    };
+    finish(parts.status, parts.headers, body, status)
+}
+
+/// The answer to a client when the origin failed and nothing could stand in: the origin's own
+/// server error where it sent one, else 502 or 504.
+pub fn origin_failed(error: &OriginError, method: &Method, status: &CacheStatus) -> Response<Body> {
+    if let crate::origin::OriginErrorKind::ErrorStatus(answer) = error.kind() {
+        let body = if *method == Method::HEAD {
+            Body::empty()
+        } else {
+            Body::full(answer.body.clone())
+        };
+        let mut headers = answer.headers.clone();
+        headers.insert(header::CONTENT_LENGTH, HeaderValue::from(answer.body.len()));
+        return finish(answer.status, headers, body, status);
+    }
+    let text = match error.client_status() {
+        StatusCode::GATEWAY_TIMEOUT => "origin timed out\n",
+        _ => "origin unavailable\n",
+    };
+    own(error.client_status(), text, status)
+}
+
+/// An answer sidecache makes itself (e.g. 400 for a request without a host, 504 for
+/// `only-if-cached` with nothing stored).
+pub fn own(code: StatusCode, text: &'static str, status: &CacheStatus) -> Response<Body> {
+    let mut headers = HeaderMap::new();
+    headers.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("text/plain; charset=utf-8"),
+    );
+    headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    finish(
+        code,
+        headers,
+        Body::full(Bytes::from_static(text.as_bytes())),
+        status,
+    )
+}
+
+/// Adds what every answer carries and strips what only sidecache may see.
+fn finish(
+    code: StatusCode,
+    mut headers: HeaderMap,
+    body: Body,
+    status: &CacheStatus,
+) -> Response<Body> {
+    headers.remove(SIDECACHE_CACHE_CONTROL);
+    append_via(&mut headers);
+    headers.append(CACHE_STATUS, status.to_header_value());
+    let mut response = Response::new(body);
+    *response.status_mut() = code;
+    *response.headers_mut() = headers;
+    response
+}

@@ -1,0 +1,462 @@
+//! The proxy's request path: classify → key → lookup → hit / stale / load → respond → record.
+//!
+//! Each request runs the same fixed phases; every decision is kept as an enum
+//! ([`CacheResult`], [`CacheStatus`]) from which the response header, the log line (and the
+//! metrics) are derived, never recomputed.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::{Instant, SystemTime};
+
+use http::header::{self, HeaderMap};
+use http::request::Parts;
+use http::{Method, Request, Response, StatusCode};
+use hyper::body::Incoming;
+
+use super::cache_status::{CacheResult, CacheStatus, Forward};
+use super::loader::{OriginLoader, PassResponse};
+use super::request::{Class, RequestHead};
+use super::respond;
+use crate::body::Body;
+use crate::cache::key::CacheKey;
+use crate::cache::loading::{Answer, Judgement, LoadingCache, Route, Served, Source};
+use crate::cache::object::CachedObject;
+use crate::origin::OriginError;
+use crate::origin::headers::remove_hop_by_hop;
+use crate::server::Handler;
+
+/// The caching proxy: the cache and the origin behind it.
+pub struct Proxy {
+    cache: LoadingCache<OriginLoader>,
+    /// Requests received and not yet answered (a saturation gauge).
+    in_flight: AtomicUsize,
+}
+
+/// What the end-of-request hook learns about each request.
+#[derive(Debug, Clone, Copy)]
+pub struct Finished {
+    /// How the request was answered.
+    pub result: CacheResult,
+    /// The status the client got.
+    pub status: StatusCode,
+    /// Time from receiving the request head to having the response head ready.
+    pub elapsed: std::time::Duration,
+}
+
+type LoadAnswer = Answer<Arc<CachedObject>, PassResponse, OriginError>;
+
+/// Counts a request as in flight for as long as it lives.
+struct InFlight<'a>(&'a AtomicUsize);
+
+impl<'a> InFlight<'a> {
+    fn enter(counter: &'a AtomicUsize) -> Self {
+        counter.fetch_add(1, Ordering::SeqCst);
+        Self(counter)
+    }
+}
+
+impl Drop for InFlight<'_> {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::SeqCst);
+    }
+}
+
+// === impl Proxy ===
+
+impl Proxy {
+    /// A proxy answering from `cache`.
+    pub fn new(cache: LoadingCache<OriginLoader>) -> Self {
+        Self {
+            cache,
+            in_flight: AtomicUsize::new(0),
+        }
+    }
+
+    /// Requests received and not yet answered.
+    pub fn in_flight_requests(&self) -> usize {
+        self.in_flight.load(Ordering::SeqCst)
+    }
+
+    /// The cache (for purges and shutdown).
+    pub fn cache(&self) -> &LoadingCache<OriginLoader> {
+        &self.cache
+    }
+
+    async fn route(
+        &self,
+        parts: Parts,
+        body: Incoming,
+        client: SocketAddr,
+    ) -> (Response<Body>, CacheResult) {
+        if parts.method == Method::CONNECT {
+            return own_error(StatusCode::METHOD_NOT_ALLOWED, "CONNECT is not supported\n");
+        }
+        let class = Class::of(&parts.method, &parts.headers);
+        let (head, key) =
+            match RequestHead::new(parts.method, &parts.uri, parts.headers, client.ip()) {
+                Ok(built) => built,
+                Err(_) => return own_error(StatusCode::BAD_REQUEST, "missing or invalid Host\n"),
+            };
+        match class {
+            // A body on a GET or HEAD has no defined meaning; it is not forwarded to a shared load.
+            Class::Cacheable => self.cacheable(key, Arc::new(head)).await,
+            Class::Unsafe => self.forward(key, head, body, true).await,
+            Class::Pass => self.forward(key, head, body, false).await,
+        }
+    }
+
+    /// GET and HEAD: from the cache where possible.
+    async fn cacheable(
+        &self,
+        key: CacheKey,
+        head: Arc<RequestHead>,
+    ) -> (Response<Body>, CacheResult) {
+        let directives = &head.directives;
+        if directives.only_if_cached || directives.no_store {
+            if let Some((object, Judgement::Fresh)) = self.cache.peek(&key, &head).await {
+                return self.answer(&head, Served::Value(object), Route::Hit, false);
+            }
+            if directives.only_if_cached {
+                // RFC 9111 §5.2.1.7: nothing stored satisfies it, so 504.
+                let status = CacheStatus {
+                    detail: Some("only-if-cached"),
+                    ..CacheStatus::forwarded(Forward::Miss)
+                };
+                let response = respond::own(StatusCode::GATEWAY_TIMEOUT, "not in cache\n", &status);
+                return (response, CacheResult::Miss);
+            }
+            // RFC 9111 §5.2.1.5: neither this request nor its response may be stored.
+            return self.load_unstored(&key, &head).await;
+        }
+        let LoadAnswer {
+            served,
+            route,
+            waited,
+        } = self.cache.get(&key, &head).await;
+        self.answer(&head, served, route, waited.is_some())
+    }
+
+    /// A `no-store` request that the cache could not answer: loaded for this client only.
+    async fn load_unstored(
+        &self,
+        key: &CacheKey,
+        head: &Arc<RequestHead>,
+    ) -> (Response<Body>, CacheResult) {
+        let status = CacheStatus::forwarded(Forward::Bypass);
+        match self.cache.load_uncached(key, head).await {
+            Ok(Source::Fetched(object) | Source::Revalidated(object)) => {
+                let Some(variant) = object.select(&head.headers) else {
+                    return unselectable();
+                };
+                let status = CacheStatus {
+                    forward_status: Some(variant.status),
+                    ..status
+                };
+                let response = respond::stored(
+                    variant,
+                    &head.method,
+                    &head.headers,
+                    &status,
+                    SystemTime::now(),
+                );
+                (response, CacheResult::Pass)
+            }
+            Ok(Source::Private(pass)) => {
+                let status = CacheStatus {
+                    forward_status: Some(pass.response.status()),
+                    ..status
+                };
+                (
+                    respond::passed(pass.response, &head.method, &status),
+                    CacheResult::Pass,
+                )
+            }
+            Err(error) => (
+                respond::origin_failed(&error, &head.method, &failed_status(&error)),
+                CacheResult::Error,
+            ),
+        }
+    }
+
+    /// Builds the response for what the cache answered, with its `Cache-Status`.
+    fn answer(
+        &self,
+        head: &RequestHead,
+        served: Served<Arc<CachedObject>, PassResponse, OriginError>,
+        route: Route,
+        collapsed: bool,
+    ) -> (Response<Body>, CacheResult) {
+        match served {
+            Served::Value(object) => {
+                let Some(variant) = object.select(&head.headers) else {
+                    return unselectable();
+                };
+                let now = SystemTime::now();
+                let ttl = variant.policy.ttl_seconds(now);
+                let forwarded = |reason: Forward| CacheStatus {
+                    forward_status: Some(variant.status),
+                    stored: true,
+                    collapsed,
+                    ttl: Some(ttl),
+                    ..CacheStatus::forwarded(reason)
+                };
+                let (result, status) = match route {
+                    Route::Hit => (CacheResult::Hit, CacheStatus::hit(ttl)),
+                    Route::StaleWhileRefresh => (
+                        CacheResult::Stale,
+                        CacheStatus {
+                            detail: Some("stale-while-revalidate"),
+                            ..CacheStatus::hit(ttl)
+                        },
+                    ),
+                    Route::Coalesced => (
+                        CacheResult::Coalesced,
+                        CacheStatus {
+                            stored: false,
+                            ..forwarded(Forward::Miss)
+                        },
+                    ),
+                    Route::Revalidated => (
+                        CacheResult::Revalidated,
+                        CacheStatus {
+                            forward_status: Some(StatusCode::NOT_MODIFIED),
+                            ..forwarded(Forward::Stale)
+                        },
+                    ),
+                    Route::Pass => (
+                        CacheResult::Pass,
+                        CacheStatus {
+                            detail: Some("hit-for-miss"),
+                            ..forwarded(Forward::Bypass)
+                        },
+                    ),
+                    Route::StaleOnError => (
+                        CacheResult::Stale,
+                        CacheStatus {
+                            forward_status: None,
+                            stored: false,
+                            detail: Some("stale-if-error"),
+                            ..forwarded(Forward::Stale)
+                        },
+                    ),
+                    Route::Miss | Route::Error => (CacheResult::Miss, forwarded(Forward::Miss)),
+                };
+                let response = respond::stored(variant, &head.method, &head.headers, &status, now);
+                (response, result)
+            }
+            Served::Private(pass) => {
+                let (result, reason, detail) = match route {
+                    Route::Pass => (CacheResult::Pass, Forward::Bypass, "hit-for-miss"),
+                    _ => (CacheResult::Miss, Forward::Miss, pass.not_stored.as_str()),
+                };
+                let status = CacheStatus {
+                    forward_status: Some(pass.response.status()),
+                    collapsed,
+                    detail: Some(detail),
+                    ..CacheStatus::forwarded(reason)
+                };
+                (
+                    respond::passed(pass.response, &head.method, &status),
+                    result,
+                )
+            }
+            Served::Failed(error) => {
+                let status = CacheStatus {
+                    collapsed,
+                    ..failed_status(&error)
+                };
+                (
+                    respond::origin_failed(&error, &head.method, &status),
+                    CacheResult::Error,
+                )
+            }
+        }
+    }
+
+    /// Unsafe and uncacheable methods: straight to the origin, bodies streamed both ways.
+    async fn forward(
+        &self,
+        key: CacheKey,
+        head: RequestHead,
+        body: Incoming,
+        invalidates: bool,
+    ) -> (Response<Body>, CacheResult) {
+        let mut request = Request::new(Body::stream(body));
+        *request.method_mut() = head.method.clone();
+        *request.uri_mut() = head.uri;
+        *request.headers_mut() = head.headers;
+        match self.cache.loader().origin().send(request).await {
+            Ok(response) => {
+                let (mut parts, body) = response.into_parts();
+                remove_hop_by_hop(&mut parts.headers);
+                // RFC 9111 §4.4: a non-error response to an unsafe method invalidates the target
+                // URI and the same-origin URIs in Location and Content-Location.
+                if invalidates && (parts.status.is_success() || parts.status.is_redirection()) {
+                    self.invalidate_after_unsafe(&key, &parts.headers).await;
+                }
+                let status = CacheStatus {
+                    forward_status: Some(parts.status),
+                    ..CacheStatus::forwarded(Forward::Method)
+                };
+                let response = Response::from_parts(parts, Body::stream(body));
+                (
+                    respond::passed(response, &head.method, &status),
+                    CacheResult::Pass,
+                )
+            }
+            Err(error) => (
+                respond::origin_failed(&error, &head.method, &failed_status(&error)),
+                CacheResult::Error,
+            ),
+        }
+    }
+
+    async fn invalidate_after_unsafe(&self, key: &CacheKey, response: &HeaderMap) {
+        self.cache.invalidate(key).await;
+        for name in [header::LOCATION, header::CONTENT_LOCATION] {
+            let target = response
+                .get(&name)
+                .and_then(|value| value.to_str().ok())
+                .and_then(|reference| same_origin_key(key, reference));
+            if let Some(target) = target {
+                self.cache.invalidate(&target).await;
+            }
+        }
+    }
+}
+
+impl Handler for Proxy {
+    /// Answers one client request. Never fails: every error becomes a response here.
+    async fn handle(&self, request: Request<Incoming>, client: SocketAddr) -> Response<Body> {
+        let _in_flight = InFlight::enter(&self.in_flight);
+        let started = Instant::now();
+        let (parts, body) = request.into_parts();
+        let method = parts.method.clone();
+        let path = parts.uri.path().to_owned();
+        let (response, result) = self.route(parts, body, client).await;
+        record(
+            &method,
+            &path,
+            Finished {
+                result,
+                status: response.status(),
+                elapsed: started.elapsed(),
+            },
+        );
+        response
+    }
+}
+
+/// The cache key of `reference` (a `Location` or `Content-Location` value) resolved against
+/// `base`, if it has the same origin (RFC 9111 §4.4 invalidates only same-origin URIs).
+pub fn same_origin_key(base: &CacheKey, reference: &str) -> Option<CacheKey> {
+    let lower = reference.to_ascii_lowercase();
+    if lower.starts_with("http://") || lower.starts_with("https://") {
+        let uri: http::Uri = reference.parse().ok()?;
+        let authority = uri.authority()?;
+        if !authority.as_str().eq_ignore_ascii_case(base.host()) {
+            return None;
+        }
+        let path = uri.path_and_query().map_or("/", |p| p.as_str());
+        return Some(CacheKey::new(base.host(), path));
+    }
+    if reference.starts_with("//") {
+        // A network-path reference names another authority: resolve it like an absolute URI.
+        return same_origin_key(base, &format!("http:{reference}"));
+    }
+    if reference.starts_with('/') {
+        return Some(CacheKey::new(base.host(), reference));
+    }
+    if reference.is_empty() || reference.contains(':') {
+        return None;
+    }
+    // A relative path: resolve against the base path's directory (RFC 3986 §5.2.3).
+    let base_path = base.path_and_query();
+    let base_path = base_path.split(['?', '#']).next().unwrap_or("/");
+    let directory = &base_path[..base_path.rfind('/').map_or(0, |slash| slash + 1)];
+    Some(CacheKey::new(
+        base.host(),
+        &format!("{directory}{reference}"),
+    ))
+}
+
+fn failed_status(error: &OriginError) -> CacheStatus {
+    let forward_status = match error.kind() {
+        crate::origin::OriginErrorKind::ErrorStatus(answer) => Some(answer.status),
+        _ => None,
+    };
+    CacheStatus {
+        forward_status,
+        detail: Some(error.as_str()),
+        ..CacheStatus::forwarded(Forward::Miss)
+    }
+}
+
+fn own_error(code: StatusCode, text: &'static str) -> (Response<Body>, CacheResult) {
+    let status = CacheStatus {
+        detail: Some("bad-request"),
+        ..CacheStatus::forwarded(Forward::Bypass)
+    };
+    (respond::own(code, text, &status), CacheResult::Error)
+}
+
+/// A stored object that has no response for the request that loaded it: a bug, answered
+/// cleanly rather than with a panic.
+fn unselectable() -> (Response<Body>, CacheResult) {
+    tracing::error!("a loaded object had no variant for its own request");
+    let status = CacheStatus {
+        detail: Some("internal"),
+        ..CacheStatus::forwarded(Forward::Miss)
+    };
+    (
+        respond::own(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "internal error\n",
+            &status,
+        ),
+        CacheResult::Error,
+    )
+}
+
+/// The end-of-request hook: runs once for every request, errors included.
+fn record(method: &Method, path: &str, finished: Finished) {
+    tracing::debug!(
+        target: "sidecache::access",
+        %method,
+        path,
+        status = finished.status.as_u16(),
+        cache_result = finished.result.as_str(),
+        elapsed_us = finished.elapsed.as_micros() as u64,
+        "request"
+    );
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn location_targets_resolve_to_same_origin_keys_only() {
+        let base = CacheKey::new("example.com", "/a/b?x=1");
+        let cases = [
+            ("/c", Some("example.com/c")),
+            ("c", Some("example.com/a/c")),
+            ("http://example.com/d?q", Some("example.com/d?q")),
+            ("HTTP://EXAMPLE.COM/e", Some("example.com/e")),
+            ("http://other.example/f", None),
+            ("//other.example/g", None),
+            ("//example.com/h", Some("example.com/h")),
+            ("mailto:x@example.com", None),
+            ("", None),
+        ];
+        for (reference, expected) in cases {
+            let key = same_origin_key(&base, reference);
+            assert_eq!(
+                key.as_ref().map(CacheKey::as_str),
+                expected,
+                "reference {reference:?}"
+            );
+        }
+    }
+}

@@ -1,0 +1,299 @@
+//! Single-flight end to end: one origin load per key however many clients ask at once, and the
+//! right thing when the leader's client leaves, when the answer is private, and when the origin
+//! fails or hangs.
+
+mod support;
+
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use http::Request;
+use http_body_util::{BodyExt, Empty};
+use hyper_util::rt::TokioIo;
+use support::{Gate, Reply, Sidecache, TestClient, TestOrigin};
+use tokio::net::TcpStream;
+use tokio::sync::watch;
+
+/// 200 clients on pre-opened connections, released at one instant.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_hundred_simultaneous_clients_cause_one_origin_load() {
+    let body = Bytes::from(vec![b'x'; 1024]);
+    let reply_body = body.clone();
+    let origin = TestOrigin::start(move |_, _| {
+        Reply::ok(reply_body.clone())
+            .header("cache-control", "public, max-age=60")
+            .delay(Duration::from_millis(200))
+    })
+    .await;
+    let sidecache = Sidecache::start(&origin.url(), &[]).await;
+
+    let (go, _) = watch::channel(false);
+    let mut clients = Vec::new();
+    for _ in 0..200 {
+        let stream = TcpStream::connect(sidecache.proxy_addr)
+            .await
+            .expect("connect");
+        let (mut sender, connection) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
+            .await
+            .expect("handshake");
+        tokio::spawn(connection);
+        let mut go = go.subscribe();
+        let url = sidecache.url("/cold");
+        clients.push(tokio::spawn(async move {
+            go.wait_for(|go| *go).await.expect("go");
+            let request = Request::get(url)
+                .header("host", "cache.test")
+                .body(Empty::<Bytes>::new())
+                .expect("request");
+            let response = sender.send_request(request).await.expect("response");
+            let status = response.status();
+            let cache_status = response.headers()["cache-status"]
+                .to_str()
+                .unwrap()
+                .to_owned();
+            let body = response
+                .into_body()
+                .collect()
+                .await
+                .expect("body")
+                .to_bytes();
+            (status, cache_status, body, Instant::now())
+        }));
+    }
+    go.send_replace(true);
+    let mut answers = Vec::new();
+    for client in clients {
+        answers.push(client.await.expect("client"));
+    }
+
+    assert_eq!(origin.count("/cold"), 1, "exactly one origin request");
+    assert!(
+        answers
+            .iter()
+            .all(|(status, _, got, _)| *status == 200 && *got == body)
+    );
+    let stored = answers
+        .iter()
+        .filter(|(_, cs, _, _)| cs.contains("fwd=miss") && cs.contains("stored"))
+        .count();
+    assert_eq!(stored, 1, "one leader stored the response");
+    let collapsed_or_hit = answers
+        .iter()
+        .filter(|(_, cs, _, _)| cs.contains("collapsed") || cs.contains("; hit"))
+        .count();
+    assert_eq!(collapsed_or_hit, 199);
+
+    // Waiters are woken by the load's completion, not by a poll: all are answered within a
+    // small fraction of nginx's 500 ms lock poll after the origin answered.
+    let answered = origin.seen()[0].answered_at.expect("origin answered");
+    let last = answers
+        .iter()
+        .map(|(_, _, _, at)| *at)
+        .max()
+        .expect("answers");
+    let lag = last.saturating_duration_since(answered);
+    assert!(
+        lag < Duration::from_millis(150),
+        "last waiter answered {lag:?} after the load"
+    );
+    sidecache.stop().await;
+}
+
+#[tokio::test]
+async fn when_the_leaders_client_disconnects_the_load_goes_on_for_the_waiters_and_the_cache() {
+    let gate = Gate::new();
+    let origin_gate = gate.clone();
+    let origin = TestOrigin::start(move |_, _| {
+        Reply::ok("the body")
+            .header("cache-control", "max-age=60")
+            .gated(&origin_gate)
+    })
+    .await;
+    let sidecache = Sidecache::start(&origin.url(), &[]).await;
+    let client = TestClient::new();
+
+    let leader = tokio::spawn({
+        let (client, url) = (client.clone(), sidecache.url("/k"));
+        async move { client.get(&url).await }
+    });
+    origin.arrivals(1).await;
+    let waiters: Vec<_> = (0..4)
+        .map(|_| {
+            let (client, url) = (client.clone(), sidecache.url("/k"));
+            tokio::spawn(async move { client.get(&url).await })
+        })
+        .collect();
+    sidecache.in_flight(5).await;
+    leader.abort();
+    // The leader's request ends when its connection closes; the waiters' do not.
+    support::wait_until(|| sidecache.proxy.in_flight_requests() == 4).await;
+    gate.open();
+
+    for waiter in waiters {
+        let got = waiter.await.expect("waiter");
+        assert_eq!(
+            (got.status.as_u16(), got.text().as_str()),
+            (200, "the body")
+        );
+        assert!(
+            got.cache_status().contains("collapsed"),
+            "{}",
+            got.cache_status()
+        );
+    }
+    let later = client.get(&sidecache.url("/k")).await;
+    assert!(
+        later.cache_status().contains("; hit"),
+        "{}",
+        later.cache_status()
+    );
+    assert_eq!(origin.count("/k"), 1);
+    sidecache.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn private_answers_with_cookies_are_never_shared_and_later_requests_do_not_queue() {
+    let origin = TestOrigin::start(|_, n| {
+        Reply::ok(format!("for client {n}"))
+            .header("cache-control", "private")
+            .header("set-cookie", format!("session={n}"))
+            .delay(Duration::from_millis(300))
+    })
+    .await;
+    let sidecache = Sidecache::start(&origin.url(), &[]).await;
+    let client = TestClient::new();
+
+    let requests: Vec<_> = (0..20)
+        .map(|_| {
+            let (client, url) = (client.clone(), sidecache.url("/me"));
+            tokio::spawn(async move { client.get(&url).await })
+        })
+        .collect();
+    let mut sessions = Vec::new();
+    for request in requests {
+        let got = request.await.expect("client");
+        assert_eq!(got.status, 200);
+        let cookie = got.header("set-cookie").to_owned();
+        let n = cookie
+            .strip_prefix("session=")
+            .expect("a cookie")
+            .to_owned();
+        assert_eq!(
+            got.text(),
+            format!("for client {n}"),
+            "cookie and body belong together"
+        );
+        sessions.push(n);
+    }
+    sessions.sort();
+    sessions.dedup();
+    assert_eq!(
+        sessions.len(),
+        20,
+        "no cookie was handed to a second client"
+    );
+    assert_eq!(origin.count("/me"), 20);
+
+    // Hit-for-miss: later requests go to the origin at once, side by side.
+    let later: Vec<_> = (0..5)
+        .map(|_| {
+            let (client, url) = (client.clone(), sidecache.url("/me?later"));
+            tokio::spawn(async move { client.get(&url).await })
+        })
+        .collect();
+    for request in later {
+        request.await.expect("client");
+    }
+    let again: Vec<_> = (0..5)
+        .map(|_| {
+            let (client, url) = (client.clone(), sidecache.url("/me?later"));
+            tokio::spawn(async move { client.get(&url).await })
+        })
+        .collect();
+    for request in again {
+        let got = request.await.expect("client");
+        assert!(
+            got.cache_status().contains("hit-for-miss"),
+            "{}",
+            got.cache_status()
+        );
+    }
+    assert_eq!(
+        origin.max_concurrency("/me?later"),
+        5,
+        "hit-for-miss requests ran in parallel"
+    );
+    sidecache.stop().await;
+}
+
+#[tokio::test]
+async fn a_failed_load_gives_every_waiter_a_clean_502_and_the_next_request_loads_again() {
+    let gate = Gate::new();
+    let origin_gate = gate.clone();
+    let mut origin = TestOrigin::start(move |_, _| {
+        Reply::ok("fine")
+            .header("cache-control", "max-age=60")
+            .gated(&origin_gate)
+    })
+    .await;
+    let sidecache = Sidecache::start(&origin.url(), &["--grace", "0s"]).await;
+    let client = TestClient::new();
+    let requests: Vec<_> = (0..5)
+        .map(|_| {
+            let (client, url) = (client.clone(), sidecache.url("/down"));
+            tokio::spawn(async move { client.get(&url).await })
+        })
+        .collect();
+    origin.arrivals(1).await;
+    sidecache.in_flight(5).await;
+    // The origin goes away with the load in flight: the leader's connection is reset.
+    origin.stop();
+    for request in requests {
+        let got = request.await.expect("client");
+        assert_eq!(got.status, 502, "{}", got.cache_status());
+    }
+    assert_eq!(origin.count("/down"), 1);
+    let next = client.get(&sidecache.url("/down")).await;
+    assert_eq!(next.status, 502);
+    assert!(
+        next.cache_status().contains("origin-connect-failed"),
+        "{}",
+        next.cache_status()
+    );
+    sidecache.stop().await;
+}
+
+#[tokio::test]
+async fn a_hanging_origin_gives_504_to_the_leader_and_every_waiter() {
+    let gate = Gate::new();
+    let origin_gate = gate.clone();
+    let origin = TestOrigin::start(move |_, _| Reply::ok("late").gated(&origin_gate)).await;
+    let sidecache = Sidecache::start(
+        &origin.url(),
+        &["--origin-timeout", "300ms", "--grace", "0s"],
+    )
+    .await;
+    let client = TestClient::new();
+    let requests: Vec<_> = (0..5)
+        .map(|_| {
+            let (client, url) = (client.clone(), sidecache.url("/hang"));
+            tokio::spawn(async move { client.get(&url).await })
+        })
+        .collect();
+    for request in requests {
+        let got = request.await.expect("client");
+        assert_eq!(got.status, 504);
+        assert!(
+            got.cache_status().contains("origin-timeout"),
+            "{}",
+            got.cache_status()
+        );
+    }
+    assert_eq!(
+        origin.count("/hang"),
+        1,
+        "the waiters shared the leader's timeout"
+    );
+    gate.open();
+    sidecache.stop().await;
+}

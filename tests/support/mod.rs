@@ -1,0 +1,422 @@
+//! Test support: a scriptable origin, a sidecache started in-process on port 0, and a client.
+//! Each is one line in a test.
+
+#![allow(dead_code)] // each test binary uses a different part of the support module
+
+use std::collections::HashMap;
+use std::convert::Infallible;
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use http::{HeaderMap, Method, Request, Response, StatusCode};
+use http_body_util::{BodyExt, Full};
+use hyper::body::Incoming;
+use hyper_util::client::legacy::Client;
+use hyper_util::client::legacy::connect::HttpConnector;
+use hyper_util::rt::{TokioExecutor, TokioIo};
+use sidecache::app::App;
+use sidecache::config::Config;
+use sidecache::proxy::service::Proxy;
+use sidecache::server::Drained;
+use tokio::net::TcpListener;
+use tokio::sync::{oneshot, watch};
+
+// === origin ===
+
+/// What the test origin answers.
+#[derive(Clone, Debug)]
+pub struct Reply {
+    pub status: StatusCode,
+    pub headers: Vec<(String, String)>,
+    pub body: Bytes,
+    /// Wait this long before answering (the origin's own slowness, not test synchronisation).
+    pub delay: Duration,
+    /// Wait until this gate opens before answering.
+    pub gate: Option<Gate>,
+}
+
+impl Reply {
+    pub fn new(status: u16, body: impl Into<Bytes>) -> Self {
+        Self {
+            status: StatusCode::from_u16(status).expect("status"),
+            headers: Vec::new(),
+            body: body.into(),
+            delay: Duration::ZERO,
+            gate: None,
+        }
+    }
+
+    pub fn ok(body: impl Into<Bytes>) -> Self {
+        Self::new(200, body)
+    }
+
+    pub fn header(mut self, name: &str, value: impl Into<String>) -> Self {
+        self.headers.push((name.to_owned(), value.into()));
+        self
+    }
+
+    pub fn delay(mut self, delay: Duration) -> Self {
+        self.delay = delay;
+        self
+    }
+
+    pub fn gated(mut self, gate: &Gate) -> Self {
+        self.gate = Some(gate.clone());
+        self
+    }
+}
+
+/// A gate the test opens to let gated origin replies through.
+#[derive(Clone, Debug)]
+pub struct Gate(watch::Sender<bool>);
+
+impl Gate {
+    pub fn new() -> Self {
+        Self(watch::channel(false).0)
+    }
+
+    pub fn open(&self) {
+        self.0.send_replace(true);
+    }
+
+    async fn passed(&self) {
+        let mut open = self.0.subscribe();
+        let _ = open.wait_for(|open| *open).await;
+    }
+}
+
+/// A request as the origin saw it.
+#[derive(Clone, Debug)]
+pub struct Seen {
+    pub method: Method,
+    pub path: String,
+    pub headers: HeaderMap,
+    pub body: Bytes,
+    /// When the origin finished sending its answer head.
+    pub answered_at: Option<Instant>,
+}
+
+type Script = dyn Fn(&Seen, usize) -> Reply + Send + Sync;
+
+struct OriginState {
+    script: Box<Script>,
+    seen: Mutex<Vec<Seen>>,
+    /// Requests received so far (a signal tests wait on).
+    arrivals: watch::Sender<usize>,
+    in_flight: Mutex<HashMap<String, (usize, usize)>>,
+}
+
+/// A scriptable origin on a loopback port. The script gets each request and its per-path
+/// sequence number (1-based) and says what to answer.
+pub struct TestOrigin {
+    pub addr: SocketAddr,
+    state: Arc<OriginState>,
+    stop: Option<oneshot::Sender<()>>,
+}
+
+impl TestOrigin {
+    pub async fn start(script: impl Fn(&Seen, usize) -> Reply + Send + Sync + 'static) -> Self {
+        let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind origin");
+        Self::serve(listener, script)
+    }
+
+    /// Serves on an already bound listener (to restart an origin on the same port).
+    pub fn serve(
+        listener: TcpListener,
+        script: impl Fn(&Seen, usize) -> Reply + Send + Sync + 'static,
+    ) -> Self {
+        let addr = listener.local_addr().expect("origin addr");
+        let state = Arc::new(OriginState {
+            script: Box::new(script),
+            seen: Mutex::new(Vec::new()),
+            arrivals: watch::channel(0).0,
+            in_flight: Mutex::new(HashMap::new()),
+        });
+        let (stop, mut stopped) = oneshot::channel::<()>();
+        let serving = Arc::clone(&state);
+        tokio::spawn(async move {
+            let mut connections = tokio::task::JoinSet::new();
+            loop {
+                tokio::select! {
+                    _ = &mut stopped => break,
+                    accepted = listener.accept() => {
+                        let Ok((stream, _)) = accepted else { continue };
+                        let state = Arc::clone(&serving);
+                        connections.spawn(async move {
+                            let service = hyper::service::service_fn(move |request| {
+                                let state = Arc::clone(&state);
+                                async move { Ok::<_, Infallible>(answer(&state, request).await) }
+                            });
+                            let _ = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new())
+                                .serve_connection(TokioIo::new(stream), service)
+                                .await;
+                        });
+                    }
+                }
+            }
+            // Stopping the origin drops every connection: the port refuses from now on.
+            connections.abort_all();
+        });
+        Self {
+            addr,
+            state,
+            stop: Some(stop),
+        }
+    }
+
+    pub fn url(&self) -> String {
+        format!("http://{}", self.addr)
+    }
+
+    /// Every request seen so far.
+    pub fn seen(&self) -> Vec<Seen> {
+        self.state.seen.lock().expect("seen").clone()
+    }
+
+    /// How many requests for `path` (path and query) arrived.
+    pub fn count(&self, path: &str) -> usize {
+        self.seen().iter().filter(|s| s.path == path).count()
+    }
+
+    /// The most requests for `path` that were being answered at the same time.
+    pub fn max_concurrency(&self, path: &str) -> usize {
+        self.state
+            .in_flight
+            .lock()
+            .expect("in flight")
+            .get(path)
+            .map_or(0, |(_, max)| *max)
+    }
+
+    /// Waits until at least `n` requests have arrived in total.
+    pub async fn arrivals(&self, n: usize) {
+        let mut arrivals = self.state.arrivals.subscribe();
+        tokio::time::timeout(
+            Duration::from_secs(10),
+            arrivals.wait_for(|seen| *seen >= n),
+        )
+        .await
+        .expect("origin requests did not arrive in time")
+        .expect("origin alive");
+    }
+
+    /// Stops serving: later connections are refused.
+    pub fn stop(&mut self) {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+    }
+}
+
+impl Drop for TestOrigin {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}
+
+async fn answer(state: &OriginState, request: Request<Incoming>) -> Response<Full<Bytes>> {
+    let (parts, body) = request.into_parts();
+    let body = body
+        .collect()
+        .await
+        .map(|b| b.to_bytes())
+        .unwrap_or_default();
+    let path = parts
+        .uri
+        .path_and_query()
+        .map_or("/".to_owned(), |p| p.as_str().to_owned());
+    let mut seen = Seen {
+        method: parts.method,
+        path: path.clone(),
+        headers: parts.headers,
+        body,
+        answered_at: None,
+    };
+    let (index, sequence) = {
+        let mut all = state.seen.lock().expect("seen");
+        let sequence = all.iter().filter(|s| s.path == path).count() + 1;
+        all.push(seen.clone());
+        (all.len() - 1, sequence)
+    };
+    state.arrivals.send_modify(|n| *n += 1);
+    let reply = (state.script)(&seen, sequence);
+    {
+        let mut in_flight = state.in_flight.lock().expect("in flight");
+        let entry = in_flight.entry(path.clone()).or_insert((0, 0));
+        entry.0 += 1;
+        entry.1 = entry.1.max(entry.0);
+    }
+    if let Some(gate) = &reply.gate {
+        gate.passed().await;
+    }
+    if !reply.delay.is_zero() {
+        tokio::time::sleep(reply.delay).await;
+    }
+    if let Some((current, _)) = state.in_flight.lock().expect("in flight").get_mut(&path) {
+        *current -= 1;
+    }
+    seen.answered_at = Some(Instant::now());
+    state.seen.lock().expect("seen")[index].answered_at = seen.answered_at;
+    let mut response = Response::new(Full::new(reply.body));
+    *response.status_mut() = reply.status;
+    for (name, value) in reply.headers {
+        response.headers_mut().append(
+            http::HeaderName::from_bytes(name.as_bytes()).expect("header name"),
+            http::HeaderValue::from_str(&value).expect("header value"),
+        );
+    }
+    response
+}
+
+// === sidecache ===
+
+/// A sidecache running in-process, exactly as the binary runs it.
+pub struct Sidecache {
+    pub proxy_addr: SocketAddr,
+    pub admin_addr: SocketAddr,
+    pub proxy: Arc<Proxy>,
+    stop: Option<oneshot::Sender<()>>,
+    task: Option<tokio::task::JoinHandle<Drained>>,
+}
+
+impl Sidecache {
+    /// Starts sidecache in front of `origin` with extra command-line flags.
+    pub async fn start(origin: &str, flags: &[&str]) -> Self {
+        let mut args = vec![
+            "sidecache",
+            "--origin",
+            origin,
+            "--listen",
+            "127.0.0.1:0",
+            "--admin-listen",
+            "127.0.0.1:0",
+        ];
+        args.extend_from_slice(flags);
+        let config = Config::load_from(args, &HashMap::<String, String>::new()).expect("config");
+        Self::start_with(&config).await
+    }
+
+    pub async fn start_with(config: &Config) -> Self {
+        let app = App::bind(config).await.expect("bind sidecache");
+        let proxy_addr = app.proxy_addr();
+        let admin_addr = app.admin_addr();
+        let proxy = Arc::clone(app.proxy());
+        let (stop, stopped) = oneshot::channel::<()>();
+        let task = tokio::spawn(app.run_until(async move {
+            let _ = stopped.await;
+        }));
+        Self {
+            proxy_addr,
+            admin_addr,
+            proxy,
+            stop: Some(stop),
+            task: Some(task),
+        }
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("http://{}{}", self.proxy_addr, path)
+    }
+
+    pub fn admin_url(&self, path: &str) -> String {
+        format!("http://{}{}", self.admin_addr, path)
+    }
+
+    /// Signals shutdown and waits for the drain.
+    pub async fn stop(mut self) -> Drained {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+        self.task
+            .take()
+            .expect("running")
+            .await
+            .expect("sidecache task")
+    }
+
+    /// Waits until sidecache has at least `n` requests in flight.
+    pub async fn in_flight(&self, n: usize) {
+        wait_until(|| self.proxy.in_flight_requests() >= n).await;
+    }
+}
+
+/// Waits (up to 10 s) for a condition that has no signal of its own, checking every millisecond.
+pub async fn wait_until(mut condition: impl FnMut() -> bool) {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !condition() {
+        assert!(Instant::now() < deadline, "condition not reached in 10 s");
+        tokio::time::sleep(Duration::from_millis(1)).await;
+    }
+}
+
+// === client ===
+
+/// A response, read whole.
+#[derive(Debug)]
+pub struct Got {
+    pub status: StatusCode,
+    pub headers: HeaderMap,
+    pub body: Bytes,
+}
+
+impl Got {
+    pub fn header(&self, name: &str) -> &str {
+        self.headers
+            .get(name)
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or("")
+    }
+
+    pub fn cache_status(&self) -> &str {
+        self.header("cache-status")
+    }
+
+    pub fn text(&self) -> String {
+        String::from_utf8_lossy(&self.body).into_owned()
+    }
+}
+
+/// A pooled test client.
+#[derive(Clone)]
+pub struct TestClient(Client<HttpConnector, Full<Bytes>>);
+
+impl TestClient {
+    pub fn new() -> Self {
+        Self(Client::builder(TokioExecutor::new()).build_http())
+    }
+
+    pub async fn get(&self, url: &str) -> Got {
+        self.send(Method::GET, url, &[], Bytes::new()).await
+    }
+
+    pub async fn get_with(&self, url: &str, headers: &[(&str, &str)]) -> Got {
+        self.send(Method::GET, url, headers, Bytes::new()).await
+    }
+
+    pub async fn send(
+        &self,
+        method: Method,
+        url: &str,
+        headers: &[(&str, &str)],
+        body: Bytes,
+    ) -> Got {
+        let mut request = Request::builder().method(method).uri(url);
+        for (name, value) in headers {
+            request = request.header(*name, *value);
+        }
+        let request = request.body(Full::new(body)).expect("request");
+        let response = tokio::time::timeout(Duration::from_secs(30), self.0.request(request))
+            .await
+            .expect("response in time")
+            .expect("response");
+        let (parts, body) = response.into_parts();
+        let body = body.collect().await.expect("body").to_bytes();
+        Got {
+            status: parts.status,
+            headers: parts.headers,
+            body,
+        }
+    }
+}
