@@ -1,0 +1,113 @@
+//! Protocols and lifecycle: HTTP/2 cleartext, readiness, and a graceful drain that lets
+//! in-flight requests finish.
+
+mod support;
+
+use std::time::Duration;
+
+use bytes::Bytes;
+use http::Request;
+use http_body_util::{BodyExt, Empty};
+use hyper_util::client::legacy::Client;
+use hyper_util::rt::TokioExecutor;
+use sidecache::server::Drained;
+use support::{Gate, Reply, Sidecache, TestClient, TestOrigin};
+
+#[tokio::test]
+async fn http2_cleartext_clients_are_served_from_the_same_cache() {
+    let origin =
+        TestOrigin::start(|_, _| Reply::ok("h2 body").header("cache-control", "max-age=60")).await;
+    let sidecache = Sidecache::start(&origin.url(), &[]).await;
+    let h2 = Client::builder(TokioExecutor::new())
+        .http2_only(true)
+        .build_http::<Empty<Bytes>>();
+    for expected in ["fwd=miss", "; hit"] {
+        let request = Request::get(sidecache.url("/h2"))
+            .body(Empty::new())
+            .expect("request");
+        let response = h2.request(request).await.expect("h2 response");
+        assert_eq!(response.version(), http::Version::HTTP_2);
+        let cache_status = response.headers()["cache-status"]
+            .to_str()
+            .expect("ascii")
+            .to_owned();
+        assert!(cache_status.contains(expected), "{cache_status}");
+        let body = response
+            .into_body()
+            .collect()
+            .await
+            .expect("body")
+            .to_bytes();
+        assert_eq!(body, "h2 body");
+    }
+    // An HTTP/1.1 client with the same Host gets the entry the HTTP/2 client stored.
+    let h1 = TestClient::new().get(&sidecache.url("/h2")).await;
+    assert!(h1.cache_status().contains("; hit"), "{}", h1.cache_status());
+    assert_eq!(origin.count("/h2"), 1);
+    sidecache.stop().await;
+}
+
+#[tokio::test]
+async fn a_drain_reports_not_ready_and_lets_in_flight_requests_finish() {
+    let gate = Gate::new();
+    let origin_gate = gate.clone();
+    let origin = TestOrigin::start(move |_, _| {
+        Reply::ok("finished")
+            .header("cache-control", "max-age=60")
+            .gated(&origin_gate)
+    })
+    .await;
+    let sidecache = Sidecache::start(&origin.url(), &["--shutdown-grace", "5s"]).await;
+    let client = TestClient::new();
+    let ready = client.get(&sidecache.admin_url("/readyz")).await;
+    assert_eq!(ready.status, 200);
+
+    let in_flight = tokio::spawn({
+        let (client, url) = (client.clone(), sidecache.url("/slow"));
+        async move { client.get(&url).await }
+    });
+    origin.arrivals(1).await;
+    let admin = sidecache.admin_url("/readyz");
+    let proxy_addr = sidecache.proxy_addr;
+    let stopping = tokio::spawn(sidecache.stop());
+
+    // While draining, the admin port says not ready and the proxy accepts no new connections.
+    let mut not_ready = false;
+    for _ in 0..1000 {
+        if TestClient::new().get(&admin).await.status == 503 {
+            not_ready = true;
+            break;
+        }
+        tokio::task::yield_now().await;
+    }
+    assert!(not_ready, "readiness never turned to 503");
+    support::wait_until(|| std::net::TcpStream::connect(proxy_addr).is_err()).await;
+
+    gate.open();
+    let finished = in_flight.await.expect("in-flight request");
+    assert_eq!(
+        (finished.status.as_u16(), finished.text().as_str()),
+        (200, "finished")
+    );
+    let drained = tokio::time::timeout(Duration::from_secs(10), stopping)
+        .await
+        .expect("drain within the grace period")
+        .expect("stop task");
+    assert_eq!(drained, Drained::Cleanly);
+}
+
+#[tokio::test]
+async fn a_drain_gives_up_after_the_grace_period() {
+    let gate = Gate::new();
+    let origin_gate = gate.clone();
+    let origin = TestOrigin::start(move |_, _| Reply::ok("never").gated(&origin_gate)).await;
+    let sidecache = Sidecache::start(&origin.url(), &["--shutdown-grace", "200ms"]).await;
+    let client = TestClient::new();
+    let _stuck = tokio::spawn({
+        let url = sidecache.url("/stuck");
+        async move { client.get(&url).await }
+    });
+    origin.arrivals(1).await;
+    assert_eq!(sidecache.stop().await, Drained::TimedOut);
+    gate.open();
+}
