@@ -23,7 +23,10 @@ use sidecache::store::MemoryStore;
 
 fn stored_object(request: &HeaderMap) -> Arc<CachedObject> {
     let mut headers = HeaderMap::new();
-    headers.insert("cache-control", HeaderValue::from_static("public, max-age=3600"));
+    headers.insert(
+        "cache-control",
+        HeaderValue::from_static("public, max-age=3600"),
+    );
     headers.insert("content-type", HeaderValue::from_static("text/plain"));
     headers.insert("content-length", HeaderValue::from_static("1024"));
     let now = SystemTime::now();
@@ -81,7 +84,11 @@ fn hit_path(c: &mut Criterion) {
     )
     .expect("head");
     let head = Arc::new(head);
-    runtime.block_on(cache.store().insert(key.clone(), stored_object(&head.headers)));
+    runtime.block_on(
+        cache
+            .store()
+            .insert(key.clone(), stored_object(&head.headers)),
+    );
     let key: CacheKey = key;
 
     c.bench_function("hit: lookup + judge + respond (1 KiB)", |b| {
