@@ -19,9 +19,11 @@ use super::loader::{OriginLoader, PassResponse};
 use super::request::{Class, RequestHead};
 use super::respond;
 use crate::body::Body;
+use crate::cache::directives::RequestDirectives;
 use crate::cache::key::CacheKey;
 use crate::cache::loading::{Answer, Judgement, LoadingCache, Route, Served, Source};
 use crate::cache::object::CachedObject;
+use crate::cache::policy::Reuse;
 use crate::origin::OriginError;
 use crate::origin::headers::remove_hop_by_hop;
 use crate::server::Handler;
@@ -115,7 +117,7 @@ impl Proxy {
         let directives = &head.directives;
         if directives.only_if_cached || directives.no_store {
             if let Some((object, Judgement::Fresh)) = self.cache.peek(&key, &head).await {
-                return self.answer(&head, Served::Value(object), Route::Hit, false);
+                return self.answer(&head, Served::Value(object), Route::Hit, false, false);
             }
             if directives.only_if_cached {
                 // RFC 9111 §5.2.1.7: nothing stored satisfies it, so 504.
@@ -129,12 +131,37 @@ impl Proxy {
             // RFC 9111 §5.2.1.5: neither this request nor its response may be stored.
             return self.load_unstored(&key, &head).await;
         }
+        let refused_fresh = self.request_refuses_fresh(&key, &head).await;
         let LoadAnswer {
             served,
             route,
             waited,
         } = self.cache.get(&key, &head).await;
-        self.answer(&head, served, route, waited.is_some())
+        self.answer(&head, served, route, waited.is_some(), refused_fresh)
+    }
+
+    /// Whether a fresh stored response exists that only the request's own directives
+    /// (`no-cache`, `max-age`, `min-fresh`) refuse: RFC 9211 §2.2 reports such a forward as
+    /// `fwd=request`, not `fwd=stale`.
+    ///
+    /// Looks in the store only when the request carries one of those directives, so ordinary
+    /// requests pay nothing. The store may change before the load; that only affects the
+    /// reported reason.
+    async fn request_refuses_fresh(&self, key: &CacheKey, head: &Arc<RequestHead>) -> bool {
+        let directives = &head.directives;
+        if !(directives.no_cache || directives.max_age.is_some() || directives.min_fresh.is_some())
+        {
+            return false;
+        }
+        let Some((object, Judgement::Load)) = self.cache.peek(key, head).await else {
+            return false;
+        };
+        object.select(&head.headers).is_some_and(|variant| {
+            variant
+                .policy
+                .reuse(&RequestDirectives::default(), SystemTime::now())
+                == Reuse::Fresh
+        })
     }
 
     /// A `no-store` request that the cache could not answer: loaded for this client only.
@@ -186,6 +213,7 @@ impl Proxy {
         served: Served<Arc<CachedObject>, PassResponse, OriginError>,
         route: Route,
         collapsed: bool,
+        refused_fresh: bool,
     ) -> (Response<Body>, CacheResult) {
         match served {
             Served::Value(object) => {
@@ -199,7 +227,11 @@ impl Proxy {
                     stored: true,
                     collapsed,
                     ttl: Some(ttl),
-                    ..CacheStatus::forwarded(reason)
+                    ..CacheStatus::forwarded(match reason {
+                        // The stored response was fresh: the request's directives sent it on.
+                        Forward::Miss | Forward::Stale if refused_fresh => Forward::Request,
+                        reason => reason,
+                    })
                 };
                 let (result, status) = match route {
                     Route::Hit => (CacheResult::Hit, CacheStatus::hit(ttl)),
