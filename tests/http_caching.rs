@@ -312,6 +312,123 @@ async fn a_response_with_vary_star_is_never_stored() {
     .await;
 }
 
+#[tokio::test]
+async fn a_follower_whose_vary_fields_differ_loads_its_own_variant() {
+    bounded(async {
+        let gate = Gate::new();
+        let origin_gate = gate.clone();
+        let origin = TestOrigin::start(move |seen, _| {
+            let language = header(seen, "accept-language").to_owned();
+            let reply = Reply::ok(format!("in {language}"))
+                .header("cache-control", "max-age=60")
+                .header("vary", "Accept-Language");
+            if language == "en" {
+                reply.gated(&origin_gate)
+            } else {
+                reply
+            }
+        })
+        .await;
+        let sidecache = Sidecache::start(&origin.url(), &[]).await;
+        let client = TestClient::new();
+        let url = sidecache.url("/lang");
+        let english = tokio::spawn({
+            let (client, url) = (client.clone(), url.clone());
+            async move { client.get_with(&url, &[("accept-language", "en")]).await }
+        });
+        origin.arrivals(1).await;
+        // Queued behind the English load, which cannot serve it.
+        let french = tokio::spawn({
+            let (client, url) = (client.clone(), url.clone());
+            async move { client.get_with(&url, &[("accept-language", "fr")]).await }
+        });
+        sidecache.in_flight(2).await;
+        gate.open();
+        assert_eq!(english.await.expect("en").text(), "in en");
+        assert_eq!(french.await.expect("fr").text(), "in fr");
+        assert_eq!(origin.count("/lang"), 2);
+        for language in ["en", "fr"] {
+            let got = client
+                .get_with(&url, &[("accept-language", language)])
+                .await;
+            assert_eq!(got.text(), format!("in {language}"));
+            expect_status(&got, &["hit"]);
+        }
+    })
+    .await;
+}
+
+// === what may be stored (RFC 9111 §3, §5.2.2; RFC 6585) ===
+
+#[tokio::test]
+async fn only_storable_responses_are_stored() {
+    bounded(async {
+        // (status, response fields, whether the second request is a hit)
+        let cases: [(u16, Fields, bool); 12] = [
+            (200, &[("cache-control", "max-age=60")], true),
+            (200, &[("cache-control", "no-store, max-age=60")], false),
+            (200, &[("cache-control", "private, max-age=60")], false),
+            (
+                200,
+                &[("cache-control", "max-age=60"), ("set-cookie", "id=1")],
+                false,
+            ),
+            // §5.2.2.3: must-understand lifts no-store for a status the cache understands...
+            (
+                200,
+                &[("cache-control", "must-understand, no-store, max-age=60")],
+                true,
+            ),
+            // ...and otherwise the response is not stored.
+            (
+                299,
+                &[("cache-control", "must-understand, no-store, max-age=60")],
+                false,
+            ),
+            (204, &[("cache-control", "max-age=60")], true),
+            (404, &[("cache-control", "max-age=60")], true),
+            (410, &[("last-modified", LAST_MODIFIED)], true),
+            // A status that is not heuristically cacheable needs explicit freshness (§3).
+            (302, &[("last-modified", LAST_MODIFIED)], false),
+            (
+                302,
+                &[("cache-control", "max-age=60"), ("location", "/x")],
+                true,
+            ),
+            // RFC 6585 §4: "MUST NOT be stored by a cache".
+            (429, &[("cache-control", "max-age=60")], false),
+        ];
+        for (case, (status, fields, stored)) in cases.into_iter().enumerate() {
+            let fields = owned(fields);
+            let origin = TestOrigin::start(move |_, _| {
+                fields
+                    .iter()
+                    .fold(Reply::new(status, "storable?"), |reply, (name, value)| {
+                        reply.header(name, value.clone())
+                    })
+            })
+            .await;
+            let sidecache = Sidecache::start(&origin.url(), &[]).await;
+            let client = TestClient::new();
+            let url = sidecache.url("/s");
+            let first = client.get(&url).await;
+            assert_eq!(first.status.as_u16(), status, "case {case}");
+            let second = client.get(&url).await;
+            assert_eq!(second.status.as_u16(), status, "case {case}");
+            if stored {
+                expect_status(&second, &["hit"]);
+                assert_eq!(origin.count("/s"), 1, "case {case}");
+            } else {
+                expect_status(&first, &["!stored"]);
+                expect_status(&second, &["!hit"]);
+                assert_eq!(origin.count("/s"), 2, "case {case}");
+            }
+            sidecache.stop().await;
+        }
+    })
+    .await;
+}
+
 // === revalidation with the origin (RFC 9111 §4.3.1, §4.3.3, §4.3.4, §3.2) ===
 
 #[tokio::test]
@@ -1170,13 +1287,20 @@ async fn freshness_follows_the_response_and_the_request_directives() {
         for (name, fields, request, second) in cases {
             let mut fields = owned(&fields);
             fields.push(("etag".into(), "\"f\"".into()));
-            let origin = TestOrigin::start(validating("fresh?", fields, vec![])).await;
+            let origin = TestOrigin::start(validating("fresh?", fields.clone(), vec![])).await;
             let sidecache = Sidecache::start(&origin.url(), &[]).await;
             let client = TestClient::new();
             let url = sidecache.url("/f");
             let first = client.get(&url).await;
             assert_eq!(first.text(), "fresh?", "{name}");
             expect_status(&first, &["fwd=miss", "stored"]);
+            // §5.1: the age the response arrived with is passed on (and only grows).
+            let origin_age = fields
+                .iter()
+                .find(|(name, _)| name == "age")
+                .map_or(0, |(_, age)| age.parse::<u64>().expect("an Age"));
+            let age: u64 = first.header("age").parse().expect("an Age header");
+            assert!(age >= origin_age, "{name}: Age {age} < {origin_age}");
             let got = client.get_with(&url, &request).await;
             assert_eq!(
                 (got.status.as_u16(), got.text().as_str()),
