@@ -502,6 +502,38 @@ async fn a_stale_response_is_revalidated_and_a_304_refreshes_it() {
 }
 
 #[tokio::test]
+async fn a_304_that_makes_the_stored_response_private_ends_its_sharing() {
+    bounded(async {
+        let origin = TestOrigin::start(|seen, n| {
+            if header(seen, "if-none-match") == "\"p\"" {
+                return Reply::new(304, "")
+                    .header("etag", "\"p\"")
+                    .header("cache-control", "private, max-age=60");
+            }
+            Reply::ok(format!("load {n}"))
+                .header("etag", "\"p\"")
+                .header("cache-control", "max-age=0")
+        })
+        .await;
+        let sidecache = Sidecache::start(&origin.url(), &[]).await;
+        let client = TestClient::new();
+        let url = sidecache.url("/p");
+        assert_eq!(client.get(&url).await.text(), "load 1");
+        // §4.3.4 updates the stored response with the 304's fields; it now says `private`,
+        // which a shared cache "MUST NOT store" (§5.2.2.7). The client that revalidated gets
+        // it, but it is not stored as fresh for the next client.
+        let second = client.get(&url).await;
+        assert_eq!(second.text(), "load 1");
+        assert_eq!(second.header("cache-control"), "private, max-age=60");
+        expect_status(&second, &["!stored"]);
+        let third = client.get(&url).await;
+        expect_status(&third, &["!hit"]);
+        assert_eq!(origin.count("/p"), 3);
+    })
+    .await;
+}
+
+#[tokio::test]
 async fn a_stale_response_replaced_by_a_new_200_reports_fwd_stale() {
     bounded(async {
         let origin = TestOrigin::start(|_, n| {
