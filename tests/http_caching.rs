@@ -1845,6 +1845,59 @@ async fn hop_by_hop_request_fields_stay_behind_and_via_is_added() {
 }
 
 #[tokio::test]
+async fn max_forwards_is_decremented_and_at_zero_sidecache_answers_itself() {
+    bounded(async {
+        let origin = TestOrigin::start(|seen, _| {
+            Reply::ok(format!("max-forwards={}", header(seen, "max-forwards")))
+        })
+        .await;
+        let sidecache = Sidecache::start(&origin.url(), &[]).await;
+        let client = TestClient::new();
+        // RFC 9110 §7.6.2, for OPTIONS and TRACE only: (method, Max-Forwards sent, what the
+        // origin sees, or None when the request must not be forwarded)
+        let cases = [
+            (Method::OPTIONS, Some("5"), Some("4")),
+            (Method::OPTIONS, Some("1"), Some("0")),
+            (Method::OPTIONS, Some("0"), None),
+            (Method::TRACE, Some("3"), Some("2")),
+            (Method::TRACE, Some("0"), None),
+            (Method::OPTIONS, None, Some("")),
+            // Other methods carry it untouched.
+            (Method::GET, Some("0"), Some("0")),
+        ];
+        for (method, sent, forwarded) in cases {
+            let before = origin.seen().len();
+            let fields: Vec<_> = sent
+                .map(|value| ("max-forwards", value))
+                .into_iter()
+                .collect();
+            let path = format!("/mf-{}", before);
+            let got = client
+                .send(method.clone(), &sidecache.url(&path), &fields, Bytes::new())
+                .await;
+            match forwarded {
+                Some(value) => {
+                    assert_eq!(
+                        got.text(),
+                        format!("max-forwards={value}"),
+                        "{method} {sent:?}"
+                    );
+                    assert_eq!(origin.seen().len(), before + 1, "{method} {sent:?}");
+                }
+                None => {
+                    assert_eq!(origin.seen().len(), before, "{method} {sent:?}: forwarded");
+                    assert!(!got.status.is_server_error(), "{method}: {}", got.status);
+                    if method == Method::OPTIONS {
+                        assert_eq!(got.status, 200);
+                    }
+                }
+            }
+        }
+    })
+    .await;
+}
+
+#[tokio::test]
 async fn hop_by_hop_response_fields_reach_neither_the_client_nor_the_store() {
     bounded(async {
         // Raw bytes, so that the fields are on the wire exactly as written.

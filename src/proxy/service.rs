@@ -9,7 +9,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Instant, SystemTime};
 
-use http::header::{self, HeaderMap};
+use http::header::{self, HeaderMap, HeaderValue};
 use http::request::Parts;
 use http::{Method, Request, Response, StatusCode};
 use hyper::body::Incoming;
@@ -87,12 +87,25 @@ impl Proxy {
 
     async fn route(
         &self,
-        parts: Parts,
+        mut parts: Parts,
         body: Incoming,
         client: SocketAddr,
     ) -> (Response<Body>, CacheResult) {
         if parts.method == Method::CONNECT {
             return own_error(StatusCode::METHOD_NOT_ALLOWED, "CONNECT is not supported\n");
+        }
+        if parts.method == Method::OPTIONS || parts.method == Method::TRACE {
+            // RFC 9110 §7.6.2: an intermediary checks and updates Max-Forwards on these two
+            // methods; at zero it must not forward but answer as the final recipient.
+            match max_forwards(&parts.headers) {
+                Some(0) => return final_recipient(&parts.method),
+                Some(left) => {
+                    parts
+                        .headers
+                        .insert(header::MAX_FORWARDS, HeaderValue::from(left - 1));
+                }
+                None => {}
+            }
         }
         let class = Class::of(&parts.method, &parts.headers);
         let (head, key) =
@@ -423,6 +436,46 @@ fn failed_status(error: &OriginError) -> CacheStatus {
         detail: Some(error.as_str()),
         ..CacheStatus::forwarded(Forward::Miss)
     }
+}
+
+/// The request's `Max-Forwards` (`1*DIGIT`, RFC 9110 §7.6.2); `None` when absent or not one
+/// valid value, in which case it is passed on untouched.
+fn max_forwards(headers: &HeaderMap) -> Option<u64> {
+    let mut lines = headers.get_all(header::MAX_FORWARDS).iter();
+    let value = lines.next()?.to_str().ok()?.trim_matches([' ', '\t']);
+    if lines.next().is_some() || value.is_empty() || !value.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    // Too many digits for u64 is still "many hops left".
+    Some(value.parse().unwrap_or(u64::MAX))
+}
+
+/// sidecache's own answer to an OPTIONS or TRACE whose `Max-Forwards` reached zero. OPTIONS is
+/// answered 200. TRACE would be reflected back (a SHOULD, RFC 9110 §9.3.8); sidecache does not
+/// echo requests, so it answers 405 with the one method it answers itself.
+fn final_recipient(method: &Method) -> (Response<Body>, CacheResult) {
+    let status = CacheStatus {
+        hit: false,
+        forward: None,
+        detail: Some("max-forwards"),
+        ..CacheStatus::forwarded(Forward::Method)
+    };
+    if *method == Method::OPTIONS {
+        let mut response = respond::own(StatusCode::OK, "", &status);
+        response
+            .headers_mut()
+            .insert(header::CONTENT_LENGTH, HeaderValue::from(0));
+        return (response, CacheResult::Pass);
+    }
+    let mut response = respond::own(
+        StatusCode::METHOD_NOT_ALLOWED,
+        "TRACE is not answered by sidecache\n",
+        &status,
+    );
+    response
+        .headers_mut()
+        .insert(header::ALLOW, HeaderValue::from_static("OPTIONS"));
+    (response, CacheResult::Pass)
 }
 
 fn own_error(code: StatusCode, text: &'static str) -> (Response<Body>, CacheResult) {
