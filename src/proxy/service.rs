@@ -400,11 +400,14 @@ pub fn same_origin_key(base: &CacheKey, reference: &str) -> Option<CacheKey> {
     if lower.starts_with("http://") || lower.starts_with("https://") {
         let uri: http::Uri = reference.parse().ok()?;
         let authority = uri.authority()?;
-        if !authority.as_str().eq_ignore_ascii_case(base.host()) {
-            return None;
-        }
+        let host = match authority.port_u16() {
+            Some(port) => format!("{}:{port}", authority.host()),
+            None => authority.host().to_owned(),
+        };
         let path = uri.path_and_query().map_or("/", |p| p.as_str());
-        return Some(CacheKey::new(base.host(), path));
+        // Built as a key, so the host is normalised exactly as the base's was.
+        let target = CacheKey::new(&host, path);
+        return (target.host() == base.host()).then_some(target);
     }
     if reference.starts_with("//") {
         // A network-path reference names another authority: resolve it like an absolute URI.
@@ -532,9 +535,20 @@ mod tests {
             ("http://other.example/f", None),
             ("//other.example/g", None),
             ("//example.com/h", Some("example.com/h")),
+            // The authority is compared as the key normalises it (default port, case).
+            ("http://example.com:80/i", Some("example.com/i")),
+            ("https://Example.COM:443/j", Some("example.com/j")),
+            ("http://example.com:8080/k", None),
             ("mailto:x@example.com", None),
             ("", None),
         ];
+        let ipv6 = CacheKey::new("[::1]:8080", "/a");
+        assert_eq!(
+            same_origin_key(&ipv6, "http://[::1]:8080/b")
+                .as_ref()
+                .map(CacheKey::as_str),
+            Some("[::1]:8080/b")
+        );
         for (reference, expected) in cases {
             let key = same_origin_key(&base, reference);
             assert_eq!(
