@@ -137,14 +137,8 @@ impl OriginLoader {
         })
     }
 
-    /// The stored object with `stored` refreshed by a 304 (RFC 9111 §3.2, §4.3.4).
-    fn freshen(
-        &self,
-        current: Option<&CachedObject>,
-        stored: &Variant,
-        request: &RequestHead,
-        not_modified: &Exchange,
-    ) -> CachedObject {
+    /// `stored` refreshed by a 304 (RFC 9111 §3.2, §4.3.4).
+    fn freshen(&self, stored: &Variant, request: &RequestHead, not_modified: &Exchange) -> Variant {
         let headers = freshen_headers(&stored.headers, not_modified.response.headers());
         let policy = ResponsePolicy::new(
             &Method::GET,
@@ -155,14 +149,13 @@ impl OriginLoader {
             not_modified.response_time,
             &self.policy,
         );
-        let variant = Variant {
+        Variant {
             status: stored.status,
             headers,
             body: stored.body.clone(),
             policy,
             vary: stored.vary.clone(),
-        };
-        CachedObject::with_variant(current, Arc::new(variant))
+        }
     }
 
     /// Turns a server-error answer into the error every waiting client is given.
@@ -295,7 +288,17 @@ impl Loader for OriginLoader {
         if exchange.response.status() == StatusCode::NOT_MODIFIED {
             if let Some(stored) = stored {
                 if not_modified_selects(&stored.headers, exchange.response.headers()) {
-                    let object = self.freshen(current, stored, request, &exchange);
+                    let variant = self.freshen(stored, request, &exchange);
+                    // The 304's fields replace the stored ones (§4.3.4); if they now forbid
+                    // storing the response (e.g. `private`, `no-store`), it is this client's
+                    // answer alone, like a 200 saying the same.
+                    if let Err(reason) = variant.policy.storable() {
+                        return Ok(Source::Private(PassResponse {
+                            response: whole_response(&variant),
+                            not_stored: NotStored::Refused(reason),
+                        }));
+                    }
+                    let object = CachedObject::with_variant(current, Arc::new(variant));
                     return Ok(Source::Revalidated(Arc::new(object)));
                 }
             }
@@ -308,4 +311,12 @@ impl Loader for OriginLoader {
         }
         self.admit(current, request, exchange).await
     }
+}
+
+/// A response carrying a whole variant, for a client that may not share it.
+fn whole_response(variant: &Variant) -> Response<Body> {
+    let mut response = Response::new(Body::full(variant.body.clone()));
+    *response.status_mut() = variant.status;
+    *response.headers_mut() = variant.headers.clone();
+    response
 }

@@ -9,7 +9,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Instant, SystemTime};
 
-use http::header::{self, HeaderMap};
+use http::header::{self, HeaderMap, HeaderValue};
 use http::request::Parts;
 use http::{Method, Request, Response, StatusCode};
 use hyper::body::Incoming;
@@ -19,9 +19,11 @@ use super::loader::{OriginLoader, PassResponse};
 use super::request::{Class, RequestHead};
 use super::respond;
 use crate::body::Body;
+use crate::cache::directives::RequestDirectives;
 use crate::cache::key::CacheKey;
 use crate::cache::loading::{Answer, Judgement, LoadingCache, Route, Served, Source};
 use crate::cache::object::CachedObject;
+use crate::cache::policy::Reuse;
 use crate::origin::OriginError;
 use crate::origin::headers::remove_hop_by_hop;
 use crate::server::Handler;
@@ -85,12 +87,25 @@ impl Proxy {
 
     async fn route(
         &self,
-        parts: Parts,
+        mut parts: Parts,
         body: Incoming,
         client: SocketAddr,
     ) -> (Response<Body>, CacheResult) {
         if parts.method == Method::CONNECT {
             return own_error(StatusCode::METHOD_NOT_ALLOWED, "CONNECT is not supported\n");
+        }
+        if parts.method == Method::OPTIONS || parts.method == Method::TRACE {
+            // RFC 9110 §7.6.2: an intermediary checks and updates Max-Forwards on these two
+            // methods; at zero it must not forward but answer as the final recipient.
+            match max_forwards(&parts.headers) {
+                Some(0) => return final_recipient(&parts.method),
+                Some(left) => {
+                    parts
+                        .headers
+                        .insert(header::MAX_FORWARDS, HeaderValue::from(left - 1));
+                }
+                None => {}
+            }
         }
         let class = Class::of(&parts.method, &parts.headers);
         let (head, key) =
@@ -115,7 +130,7 @@ impl Proxy {
         let directives = &head.directives;
         if directives.only_if_cached || directives.no_store {
             if let Some((object, Judgement::Fresh)) = self.cache.peek(&key, &head).await {
-                return self.answer(&head, Served::Value(object), Route::Hit, false);
+                return self.answer(&head, Served::Value(object), Route::Hit, false, false);
             }
             if directives.only_if_cached {
                 // RFC 9111 §5.2.1.7: nothing stored satisfies it, so 504.
@@ -129,12 +144,37 @@ impl Proxy {
             // RFC 9111 §5.2.1.5: neither this request nor its response may be stored.
             return self.load_unstored(&key, &head).await;
         }
+        let refused_fresh = self.request_refuses_fresh(&key, &head).await;
         let LoadAnswer {
             served,
             route,
             waited,
         } = self.cache.get(&key, &head).await;
-        self.answer(&head, served, route, waited.is_some())
+        self.answer(&head, served, route, waited.is_some(), refused_fresh)
+    }
+
+    /// Whether a fresh stored response exists that only the request's own directives
+    /// (`no-cache`, `max-age`, `min-fresh`) refuse: RFC 9211 §2.2 reports such a forward as
+    /// `fwd=request`, not `fwd=stale`.
+    ///
+    /// Looks in the store only when the request carries one of those directives, so ordinary
+    /// requests pay nothing. The store may change before the load; that only affects the
+    /// reported reason.
+    async fn request_refuses_fresh(&self, key: &CacheKey, head: &Arc<RequestHead>) -> bool {
+        let directives = &head.directives;
+        if !(directives.no_cache || directives.max_age.is_some() || directives.min_fresh.is_some())
+        {
+            return false;
+        }
+        let Some((object, Judgement::Load)) = self.cache.peek(key, head).await else {
+            return false;
+        };
+        object.select(&head.headers).is_some_and(|variant| {
+            variant
+                .policy
+                .reuse(&RequestDirectives::default(), SystemTime::now())
+                == Reuse::Fresh
+        })
     }
 
     /// A `no-store` request that the cache could not answer: loaded for this client only.
@@ -186,6 +226,7 @@ impl Proxy {
         served: Served<Arc<CachedObject>, PassResponse, OriginError>,
         route: Route,
         collapsed: bool,
+        refused_fresh: bool,
     ) -> (Response<Body>, CacheResult) {
         match served {
             Served::Value(object) => {
@@ -199,7 +240,11 @@ impl Proxy {
                     stored: true,
                     collapsed,
                     ttl: Some(ttl),
-                    ..CacheStatus::forwarded(reason)
+                    ..CacheStatus::forwarded(match reason {
+                        // The stored response was fresh: the request's directives sent it on.
+                        Forward::Miss | Forward::Stale if refused_fresh => Forward::Request,
+                        reason => reason,
+                    })
                 };
                 let (result, status) = match route {
                     Route::Hit => (CacheResult::Hit, CacheStatus::hit(ttl)),
@@ -355,11 +400,14 @@ pub fn same_origin_key(base: &CacheKey, reference: &str) -> Option<CacheKey> {
     if lower.starts_with("http://") || lower.starts_with("https://") {
         let uri: http::Uri = reference.parse().ok()?;
         let authority = uri.authority()?;
-        if !authority.as_str().eq_ignore_ascii_case(base.host()) {
-            return None;
-        }
+        let host = match authority.port_u16() {
+            Some(port) => format!("{}:{port}", authority.host()),
+            None => authority.host().to_owned(),
+        };
         let path = uri.path_and_query().map_or("/", |p| p.as_str());
-        return Some(CacheKey::new(base.host(), path));
+        // Built as a key, so the host is normalised exactly as the base's was.
+        let target = CacheKey::new(&host, path);
+        return (target.host() == base.host()).then_some(target);
     }
     if reference.starts_with("//") {
         // A network-path reference names another authority: resolve it like an absolute URI.
@@ -391,6 +439,46 @@ fn failed_status(error: &OriginError) -> CacheStatus {
         detail: Some(error.as_str()),
         ..CacheStatus::forwarded(Forward::Miss)
     }
+}
+
+/// The request's `Max-Forwards` (`1*DIGIT`, RFC 9110 §7.6.2); `None` when absent or not one
+/// valid value, in which case it is passed on untouched.
+fn max_forwards(headers: &HeaderMap) -> Option<u64> {
+    let mut lines = headers.get_all(header::MAX_FORWARDS).iter();
+    let value = lines.next()?.to_str().ok()?.trim_matches([' ', '\t']);
+    if lines.next().is_some() || value.is_empty() || !value.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    // Too many digits for u64 is still "many hops left".
+    Some(value.parse().unwrap_or(u64::MAX))
+}
+
+/// sidecache's own answer to an OPTIONS or TRACE whose `Max-Forwards` reached zero. OPTIONS is
+/// answered 200. TRACE would be reflected back (a SHOULD, RFC 9110 §9.3.8); sidecache does not
+/// echo requests, so it answers 405 with the one method it answers itself.
+fn final_recipient(method: &Method) -> (Response<Body>, CacheResult) {
+    let status = CacheStatus {
+        hit: false,
+        forward: None,
+        detail: Some("max-forwards"),
+        ..CacheStatus::forwarded(Forward::Method)
+    };
+    if *method == Method::OPTIONS {
+        let mut response = respond::own(StatusCode::OK, "", &status);
+        response
+            .headers_mut()
+            .insert(header::CONTENT_LENGTH, HeaderValue::from(0));
+        return (response, CacheResult::Pass);
+    }
+    let mut response = respond::own(
+        StatusCode::METHOD_NOT_ALLOWED,
+        "TRACE is not answered by sidecache\n",
+        &status,
+    );
+    response
+        .headers_mut()
+        .insert(header::ALLOW, HeaderValue::from_static("OPTIONS"));
+    (response, CacheResult::Pass)
 }
 
 fn own_error(code: StatusCode, text: &'static str) -> (Response<Body>, CacheResult) {
@@ -447,9 +535,20 @@ mod tests {
             ("http://other.example/f", None),
             ("//other.example/g", None),
             ("//example.com/h", Some("example.com/h")),
+            // The authority is compared as the key normalises it (default port, case).
+            ("http://example.com:80/i", Some("example.com/i")),
+            ("https://Example.COM:443/j", Some("example.com/j")),
+            ("http://example.com:8080/k", None),
             ("mailto:x@example.com", None),
             ("", None),
         ];
+        let ipv6 = CacheKey::new("[::1]:8080", "/a");
+        assert_eq!(
+            same_origin_key(&ipv6, "http://[::1]:8080/b")
+                .as_ref()
+                .map(CacheKey::as_str),
+            Some("[::1]:8080/b")
+        );
         for (reference, expected) in cases {
             let key = same_origin_key(&base, reference);
             assert_eq!(

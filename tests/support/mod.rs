@@ -35,6 +35,8 @@ pub struct Reply {
     pub delay: Duration,
     /// Wait until this gate opens before answering.
     pub gate: Option<Gate>,
+    /// Send the body in several chunks with no `Content-Length` (chunked transfer coding).
+    pub chunked: bool,
 }
 
 impl Reply {
@@ -45,6 +47,7 @@ impl Reply {
             body: body.into(),
             delay: Duration::ZERO,
             gate: None,
+            chunked: false,
         }
     }
 
@@ -65,6 +68,69 @@ impl Reply {
     pub fn gated(mut self, gate: &Gate) -> Self {
         self.gate = Some(gate.clone());
         self
+    }
+
+    /// Sends the body chunked, without a `Content-Length`.
+    pub fn chunked(mut self) -> Self {
+        self.chunked = true;
+        self
+    }
+}
+
+/// The test origin's response body: one frame with a known length, or several frames of
+/// unknown total length (which hyper sends with chunked transfer coding).
+pub struct OriginBody {
+    chunks: std::collections::VecDeque<Bytes>,
+    exact_len: Option<u64>,
+}
+
+impl OriginBody {
+    fn new(body: Bytes, chunked: bool) -> Self {
+        if !chunked {
+            let exact_len = Some(body.len() as u64);
+            let chunks = if body.is_empty() {
+                Default::default()
+            } else {
+                [body].into()
+            };
+            return Self { chunks, exact_len };
+        }
+        const CHUNK: usize = 8 * 1024;
+        let chunks = (0..body.len())
+            .step_by(CHUNK)
+            .map(|start| body.slice(start..(start + CHUNK).min(body.len())))
+            .collect();
+        Self {
+            chunks,
+            exact_len: None,
+        }
+    }
+}
+
+impl http_body::Body for OriginBody {
+    type Data = Bytes;
+    type Error = Infallible;
+
+    fn poll_frame(
+        mut self: std::pin::Pin<&mut Self>,
+        _cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Option<Result<http_body::Frame<Bytes>, Infallible>>> {
+        std::task::Poll::Ready(
+            self.chunks
+                .pop_front()
+                .map(|c| Ok(http_body::Frame::data(c))),
+        )
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.exact_len.is_some() && self.chunks.is_empty()
+    }
+
+    fn size_hint(&self) -> http_body::SizeHint {
+        match self.exact_len {
+            Some(len) => http_body::SizeHint::with_exact(len),
+            None => http_body::SizeHint::default(),
+        }
     }
 }
 
@@ -114,6 +180,8 @@ pub struct TestOrigin {
     pub addr: SocketAddr,
     state: Arc<OriginState>,
     stop: Option<oneshot::Sender<()>>,
+    /// Turns true once the origin has stopped and every connection it had is closed.
+    closed: watch::Receiver<bool>,
 }
 
 impl TestOrigin {
@@ -135,6 +203,7 @@ impl TestOrigin {
             in_flight: Mutex::new(HashMap::new()),
         });
         let (stop, mut stopped) = oneshot::channel::<()>();
+        let (closed_tx, closed) = watch::channel(false);
         let serving = Arc::clone(&state);
         tokio::spawn(async move {
             let mut connections = tokio::task::JoinSet::new();
@@ -157,12 +226,15 @@ impl TestOrigin {
                 }
             }
             // Stopping the origin drops every connection: the port refuses from now on.
-            connections.abort_all();
+            drop(listener);
+            connections.shutdown().await;
+            closed_tx.send_replace(true);
         });
         Self {
             addr,
             state,
             stop: Some(stop),
+            closed,
         }
     }
 
@@ -208,6 +280,19 @@ impl TestOrigin {
             let _ = stop.send(());
         }
     }
+
+    /// Stops serving and waits until the listener and every open connection are closed, so
+    /// that no request sent afterwards can still reach the origin.
+    pub async fn shut_down(&mut self) {
+        self.stop();
+        tokio::time::timeout(
+            Duration::from_secs(10),
+            self.closed.wait_for(|closed| *closed),
+        )
+        .await
+        .expect("origin did not shut down in time")
+        .expect("origin task alive");
+    }
 }
 
 impl Drop for TestOrigin {
@@ -216,7 +301,7 @@ impl Drop for TestOrigin {
     }
 }
 
-async fn answer(state: &OriginState, request: Request<Incoming>) -> Response<Full<Bytes>> {
+async fn answer(state: &OriginState, request: Request<Incoming>) -> Response<OriginBody> {
     let (parts, body) = request.into_parts();
     let body = body
         .collect()
@@ -259,7 +344,7 @@ async fn answer(state: &OriginState, request: Request<Incoming>) -> Response<Ful
     }
     seen.answered_at = Some(Instant::now());
     state.seen.lock().expect("seen")[index].answered_at = seen.answered_at;
-    let mut response = Response::new(Full::new(reply.body));
+    let mut response = Response::new(OriginBody::new(reply.body, reply.chunked));
     *response.status_mut() = reply.status;
     for (name, value) in reply.headers {
         response.headers_mut().append(
@@ -378,6 +463,19 @@ impl Got {
     }
 }
 
+/// How a request that did not produce a whole response failed.
+#[derive(Debug)]
+pub enum Failed {
+    /// No response head arrived.
+    NoResponse(String),
+    /// The head arrived, the body broke off after `received` bytes.
+    Body {
+        status: StatusCode,
+        received: usize,
+        error: String,
+    },
+}
+
 /// A pooled test client.
 #[derive(Clone)]
 pub struct TestClient(Client<HttpConnector, Full<Bytes>>);
@@ -402,6 +500,22 @@ impl TestClient {
         headers: &[(&str, &str)],
         body: Bytes,
     ) -> Got {
+        match self.try_send(method, url, headers, body).await {
+            Ok(got) => got,
+            Err(Failed::NoResponse(error)) => panic!("response: {error}"),
+            Err(Failed::Body { error, .. }) => panic!("body: {error}"),
+        }
+    }
+
+    /// Like [`send`](Self::send), but a response or body that breaks off is returned as an
+    /// error instead of panicking (for tests of broken origins).
+    pub async fn try_send(
+        &self,
+        method: Method,
+        url: &str,
+        headers: &[(&str, &str)],
+        body: Bytes,
+    ) -> Result<Got, Failed> {
         let mut request = Request::builder().method(method).uri(url);
         for (name, value) in headers {
             request = request.header(*name, *value);
@@ -410,13 +524,33 @@ impl TestClient {
         let response = tokio::time::timeout(Duration::from_secs(30), self.0.request(request))
             .await
             .expect("response in time")
-            .expect("response");
-        let (parts, body) = response.into_parts();
-        let body = body.collect().await.expect("body").to_bytes();
-        Got {
+            .map_err(|error| Failed::NoResponse(error.to_string()))?;
+        let (parts, mut body) = response.into_parts();
+        let mut received = Vec::new();
+        loop {
+            match tokio::time::timeout(Duration::from_secs(30), body.frame())
+                .await
+                .expect("body in time")
+            {
+                None => break,
+                Some(Ok(frame)) => {
+                    if let Ok(data) = frame.into_data() {
+                        received.extend_from_slice(&data);
+                    }
+                }
+                Some(Err(error)) => {
+                    return Err(Failed::Body {
+                        status: parts.status,
+                        received: received.len(),
+                        error: error.to_string(),
+                    });
+                }
+            }
+        }
+        Ok(Got {
             status: parts.status,
             headers: parts.headers,
-            body,
-        }
+            body: received.into(),
+        })
     }
 }
