@@ -114,11 +114,13 @@ impl Admin {
         let Some(token) = &self.token else {
             return true;
         };
+        // RFC 9110 §11.1: the scheme name is case-insensitive.
         let presented = headers
             .get(header::AUTHORIZATION)
             .and_then(|value| value.to_str().ok())
-            .and_then(|value| value.strip_prefix("Bearer "))
-            .unwrap_or("");
+            .and_then(|value| value.split_once(' '))
+            .filter(|(scheme, _)| scheme.eq_ignore_ascii_case("bearer"))
+            .map_or("", |(_, token)| token.trim_start());
         constant_time_eq(presented.as_bytes(), token.as_bytes())
     }
 

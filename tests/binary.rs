@@ -59,7 +59,7 @@ async fn with_no_origin_the_demo_runs_and_sigterm_exits_cleanly() {
     let first = client.get(&url).await;
     assert_eq!(first.status, 200);
     assert!(
-        first.cache_status().contains("fwd=miss"),
+        first.cache_status().contains("fwd=uri-miss"),
         "{}",
         first.cache_status()
     );

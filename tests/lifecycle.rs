@@ -21,7 +21,7 @@ async fn http2_cleartext_clients_are_served_from_the_same_cache() {
     let h2 = Client::builder(TokioExecutor::new())
         .http2_only(true)
         .build_http::<Empty<Bytes>>();
-    for expected in ["fwd=miss", "; hit"] {
+    for expected in ["fwd=uri-miss", "; hit"] {
         let request = Request::get(sidecache.url("/h2"))
             .body(Empty::new())
             .expect("request");

@@ -74,7 +74,7 @@ async fn two_hundred_simultaneous_clients_cause_one_origin_load() {
     );
     let stored = answers
         .iter()
-        .filter(|(_, cs, _, _)| cs.contains("fwd=miss") && cs.contains("stored"))
+        .filter(|(_, cs, _, _)| cs.contains("fwd=uri-miss") && cs.contains("stored"))
         .count();
     assert_eq!(stored, 1, "one leader stored the response");
     let collapsed_or_hit = answers

@@ -37,7 +37,18 @@ pub enum Judgement {
     ServeAndRefresh,
     /// Load first. The stored value is handed to the load (to revalidate it, or to build on it)
     /// and may stand in if the load fails.
-    Load,
+    Load(LoadCause),
+}
+
+/// Why a stored value cannot serve a request without a load.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LoadCause {
+    /// It was stored for other requests (e.g. another `Vary` selection).
+    Unmatched,
+    /// It is stale and must be revalidated or replaced.
+    Stale,
+    /// It would do, but the request itself asks for a load (e.g. `no-cache`).
+    Requested,
 }
 
 /// What a source load produced.
@@ -48,7 +59,14 @@ pub enum Source<V, P> {
     /// The stored value, confirmed unchanged by the source and refreshed.
     Revalidated(V),
     /// An answer for the requesting caller only: not stored, not shared.
-    Private(P),
+    Private {
+        /// The answer.
+        answer: P,
+        /// Whether the key should skip the queue for a while (hit-for-miss): true when the
+        /// source's answer itself is unshareable, false when only this request made it so (its
+        /// credentials), which says nothing about the next request.
+        hit_for_miss: bool,
+    },
 }
 
 /// The three loads in the spirit of a single-flight cache's `LoadCacheData` / `LoadSourceData`
@@ -137,6 +155,8 @@ pub enum WaitResult {
 pub enum Served<V, P, E> {
     /// A stored or storable value.
     Value(V),
+    /// A stored value standing in for a load that failed with the error.
+    StandIn(V, Arc<E>),
     /// An answer for this caller only.
     Private(P),
     /// The load failed and nothing could stand in.
@@ -152,6 +172,9 @@ pub struct Answer<V, P, E> {
     pub route: Route,
     /// For a caller that waited on another's load, how the wait ended.
     pub waited: Option<WaitResult>,
+    /// Why the value L1 held did not serve the request directly; `None` when L1 held nothing
+    /// (or answered).
+    pub found: Option<LoadCause>,
 }
 
 /// Knobs of the read-through cache.
@@ -238,6 +261,7 @@ impl<L: Loader> LoadingCache<L> {
     /// it). If this call's future is dropped, a load it started carries on for the others.
     pub async fn get(&self, key: &L::Key, request: &L::Request) -> Answered<L> {
         let current = self.inner.store.get(key).await;
+        let mut found = None;
         if let Some(value) = &current {
             match self.inner.loader.judge(value, request) {
                 Judgement::Fresh => return answer(Served::Value(value.clone()), Route::Hit),
@@ -245,13 +269,16 @@ impl<L: Loader> LoadingCache<L> {
                     self.refresh_in_background(key, request, value.clone());
                     return answer(Served::Value(value.clone()), Route::StaleWhileRefresh);
                 }
-                Judgement::Load => {}
+                Judgement::Load(cause) => found = Some(cause),
             }
         }
-        if self.inner.uncacheable.contains_key(key) {
-            return self.load_alone(key, request, current, Route::Pass).await;
-        }
-        self.load_coalesced(key, request, current).await
+        let mut answer = if self.inner.uncacheable.contains_key(key) {
+            self.load_alone(key, request, current, Route::Pass).await
+        } else {
+            self.load_coalesced(key, request, current).await
+        };
+        answer.found = found;
+        answer
     }
 
     /// The stored value for `key` and its judgement for `request`, without loading anything
@@ -350,9 +377,8 @@ impl<L: Loader> LoadingCache<L> {
             Wait::Done(Outcome::Shared(value)) => {
                 if self.inner.loader.judge(&value, request) == Judgement::Fresh {
                     return Some(Answer {
-                        served: Served::Value(value),
-                        route: Route::Coalesced,
                         waited: Some(WaitResult::Shared),
+                        ..answer(Served::Value(value), Route::Coalesced)
                     });
                 }
                 // The value does not fit this request (another variant, or not fresh enough for
@@ -399,7 +425,9 @@ impl<L: Loader> LoadingCache<L> {
                 self.inner.store.insert(key.clone(), value.clone()).await;
                 answer(Served::Value(value), Route::Revalidated)
             }
-            Ok(Source::Private(private)) => answer(Served::Private(private), route),
+            Ok(Source::Private {
+                answer: private, ..
+            }) => answer(Served::Private(private), route),
             Err(error) => self.fall_back(current, request, Arc::new(error)),
         }
     }
@@ -413,7 +441,7 @@ impl<L: Loader> LoadingCache<L> {
     ) -> Answered<L> {
         match current {
             Some(value) if self.inner.loader.usable_on_error(&value, request, &error) => {
-                answer(Served::Value(value), Route::StaleOnError)
+                answer(Served::StandIn(value, error), Route::StaleOnError)
             }
             _ => answer(Served::Failed(error), Route::Error),
         }
@@ -478,8 +506,15 @@ impl<L: Loader> LoadingCache<L> {
                 permit.publish(Outcome::Shared(value.clone()));
                 answer(Served::Value(value), Route::Revalidated)
             }
-            Ok(Source::Private(private)) => {
-                inner.uncacheable.insert(key, ());
+            Ok(Source::Private {
+                answer: private,
+                hit_for_miss,
+            }) => {
+                if hit_for_miss {
+                    // The source no longer lets this key be shared: what L1 held is superseded.
+                    inner.uncacheable.insert(key.clone(), ());
+                    inner.store.remove(&key).await;
+                }
                 permit.publish(Outcome::NotShareable);
                 answer(Served::Private(private), Route::Miss)
             }
@@ -497,6 +532,7 @@ fn answer<V, P, E>(served: Served<V, P, E>, route: Route) -> Answer<V, P, E> {
         served,
         route,
         waited: None,
+        found: None,
     }
 }
 

@@ -53,8 +53,10 @@ pub enum Forward {
     Bypass,
     /// The method is not cacheable.
     Method,
-    /// Nothing usable was stored.
-    Miss,
+    /// Nothing was stored for the URI.
+    UriMiss,
+    /// Responses were stored for the URI, but none for this request's `Vary` selection.
+    VaryMiss,
     /// The request's own directives asked to go forward (`no-cache`, `max-age=0`).
     Request,
     /// A stored response was stale and was revalidated (or stood in after the origin failed).
@@ -66,7 +68,8 @@ impl Forward {
         match self {
             Self::Bypass => "bypass",
             Self::Method => "method",
-            Self::Miss => "miss",
+            Self::UriMiss => "uri-miss",
+            Self::VaryMiss => "vary-miss",
             Self::Request => "request",
             Self::Stale => "stale",
         }
@@ -98,7 +101,7 @@ impl CacheStatus {
         Self {
             hit: true,
             ttl: Some(ttl),
-            ..Self::forwarded(Forward::Miss)
+            ..Self::forwarded(Forward::UriMiss)
         }
     }
 
@@ -115,7 +118,7 @@ impl CacheStatus {
         }
     }
 
-    /// The header value, e.g. `sidecache; fwd=miss; fwd-status=200; stored; ttl=60`.
+    /// The header value, e.g. `sidecache; fwd=uri-miss; fwd-status=200; stored; ttl=60`.
     pub fn to_header_value(&self) -> HeaderValue {
         let mut text = String::from(CACHE_NAME);
         if self.hit {
@@ -155,16 +158,16 @@ mod tests {
                     forward_status: Some(StatusCode::OK),
                     stored: true,
                     ttl: Some(60),
-                    ..CacheStatus::forwarded(Forward::Miss)
+                    ..CacheStatus::forwarded(Forward::UriMiss)
                 },
-                "sidecache; fwd=miss; fwd-status=200; stored; ttl=60",
+                "sidecache; fwd=uri-miss; fwd-status=200; stored; ttl=60",
             ),
             (
                 CacheStatus {
                     collapsed: true,
-                    ..CacheStatus::forwarded(Forward::Miss)
+                    ..CacheStatus::forwarded(Forward::VaryMiss)
                 },
-                "sidecache; fwd=miss; collapsed",
+                "sidecache; fwd=vary-miss; collapsed",
             ),
             (
                 CacheStatus {

@@ -11,8 +11,9 @@ use hyper::body::Incoming;
 
 use super::request::RequestHead;
 use crate::body::Body;
+use crate::cache::directives::RequestDirectives;
 use crate::cache::key::CacheKey;
-use crate::cache::loading::{Judgement, Loader, Source};
+use crate::cache::loading::{Judgement, LoadCause, Loader, Source};
 use crate::cache::object::{CachedObject, Variant};
 use crate::cache::policy::{OriginFailure, PolicyConfig, RefuseReason, ResponsePolicy, Reuse};
 use crate::cache::policy::{freshen_headers, not_modified_selects};
@@ -202,17 +203,17 @@ impl OriginLoader {
             (Ok(()), Some(_)) => None,
         };
         if let Some(not_stored) = refusal {
-            return Ok(Source::Private(PassResponse {
-                response: Response::from_parts(parts, Body::stream(body)),
+            return Ok(unshared(
+                Response::from_parts(parts, Body::stream(body)),
                 not_stored,
-            }));
+            ));
         }
         let vary = vary.expect("a storable response has a Vary key (checked above)");
         match self.origin.buffer_body(body, self.max_object_bytes).await? {
-            Buffered::TooLarge { prefix, rest } => Ok(Source::Private(PassResponse {
-                response: Response::from_parts(parts, Body::resume(prefix, rest)),
-                not_stored: NotStored::TooLarge,
-            })),
+            Buffered::TooLarge { prefix, rest } => Ok(unshared(
+                Response::from_parts(parts, Body::resume(prefix, rest)),
+                NotStored::TooLarge,
+            )),
             Buffered::Complete(body) => {
                 let variant = Variant {
                     status: parts.status,
@@ -247,12 +248,20 @@ impl Loader for OriginLoader {
 
     fn judge(&self, object: &Arc<CachedObject>, request: &Arc<RequestHead>) -> Judgement {
         let Some(variant) = object.select(&request.headers) else {
-            return Judgement::Load;
+            return Judgement::Load(LoadCause::Unmatched);
         };
-        match variant.policy.reuse(&request.directives, SystemTime::now()) {
+        let now = SystemTime::now();
+        match variant.policy.reuse(&request.directives, now) {
             Reuse::Fresh | Reuse::StaleAllowedByRequest => Judgement::Fresh,
             Reuse::StaleWhileRevalidate => Judgement::ServeAndRefresh,
-            Reuse::Revalidate => Judgement::Load,
+            // Tell apart a response that is stale from one only the request's own directives
+            // (no-cache, max-age, min-fresh) refuse: Cache-Status reports them differently.
+            Reuse::Revalidate
+                if variant.policy.reuse(&RequestDirectives::default(), now) == Reuse::Fresh =>
+            {
+                Judgement::Load(LoadCause::Requested)
+            }
+            Reuse::Revalidate => Judgement::Load(LoadCause::Stale),
         }
     }
 
@@ -293,10 +302,10 @@ impl Loader for OriginLoader {
                     // storing the response (e.g. `private`, `no-store`), it is this client's
                     // answer alone, like a 200 saying the same.
                     if let Err(reason) = variant.policy.storable() {
-                        return Ok(Source::Private(PassResponse {
-                            response: whole_response(&variant),
-                            not_stored: NotStored::Refused(reason),
-                        }));
+                        return Ok(unshared(
+                            whole_response(&variant),
+                            NotStored::Refused(reason),
+                        ));
                     }
                     let object = CachedObject::with_variant(current, Arc::new(variant));
                     return Ok(Source::Revalidated(Arc::new(object)));
@@ -310,6 +319,21 @@ impl Loader for OriginLoader {
             return Err(self.error_status(exchange).await);
         }
         self.admit(current, request, exchange).await
+    }
+}
+
+/// A response only its requester may have. It marks the key hit-for-miss unless it is unshared
+/// only because of the request's own credentials, which says nothing about the next request.
+fn unshared(
+    response: Response<Body>,
+    not_stored: NotStored,
+) -> Source<Arc<CachedObject>, PassResponse> {
+    Source::Private {
+        hit_for_miss: not_stored != NotStored::Refused(RefuseReason::Authorization),
+        answer: PassResponse {
+            response,
+            not_stored,
+        },
     }
 }
 

@@ -19,11 +19,9 @@ use super::loader::{OriginLoader, PassResponse};
 use super::request::{Class, RequestHead};
 use super::respond;
 use crate::body::Body;
-use crate::cache::directives::RequestDirectives;
 use crate::cache::key::CacheKey;
-use crate::cache::loading::{Answer, Judgement, LoadingCache, Route, Served, Source};
+use crate::cache::loading::{Answer, Judgement, LoadCause, LoadingCache, Route, Served, Source};
 use crate::cache::object::CachedObject;
-use crate::cache::policy::Reuse;
 use crate::origin::OriginError;
 use crate::origin::headers::remove_hop_by_hop;
 use crate::server::Handler;
@@ -130,13 +128,20 @@ impl Proxy {
         let directives = &head.directives;
         if directives.only_if_cached || directives.no_store {
             if let Some((object, Judgement::Fresh)) = self.cache.peek(&key, &head).await {
-                return self.answer(&head, Served::Value(object), Route::Hit, false, false);
+                let hit = Answer {
+                    served: Served::Value(object),
+                    route: Route::Hit,
+                    waited: None,
+                    found: None,
+                };
+                return self.answer(&head, hit);
             }
             if directives.only_if_cached {
                 // RFC 9111 §5.2.1.7: nothing stored satisfies it, so 504.
                 let status = CacheStatus {
+                    forward: None,
                     detail: Some("only-if-cached"),
-                    ..CacheStatus::forwarded(Forward::Miss)
+                    ..CacheStatus::forwarded(Forward::UriMiss)
                 };
                 let response = respond::own(StatusCode::GATEWAY_TIMEOUT, "not in cache\n", &status);
                 return (response, CacheResult::Miss);
@@ -144,37 +149,8 @@ impl Proxy {
             // RFC 9111 §5.2.1.5: neither this request nor its response may be stored.
             return self.load_unstored(&key, &head).await;
         }
-        let refused_fresh = self.request_refuses_fresh(&key, &head).await;
-        let LoadAnswer {
-            served,
-            route,
-            waited,
-        } = self.cache.get(&key, &head).await;
-        self.answer(&head, served, route, waited.is_some(), refused_fresh)
-    }
-
-    /// Whether a fresh stored response exists that only the request's own directives
-    /// (`no-cache`, `max-age`, `min-fresh`) refuse: RFC 9211 §2.2 reports such a forward as
-    /// `fwd=request`, not `fwd=stale`.
-    ///
-    /// Looks in the store only when the request carries one of those directives, so ordinary
-    /// requests pay nothing. The store may change before the load; that only affects the
-    /// reported reason.
-    async fn request_refuses_fresh(&self, key: &CacheKey, head: &Arc<RequestHead>) -> bool {
-        let directives = &head.directives;
-        if !(directives.no_cache || directives.max_age.is_some() || directives.min_fresh.is_some())
-        {
-            return false;
-        }
-        let Some((object, Judgement::Load)) = self.cache.peek(key, head).await else {
-            return false;
-        };
-        object.select(&head.headers).is_some_and(|variant| {
-            variant
-                .policy
-                .reuse(&RequestDirectives::default(), SystemTime::now())
-                == Reuse::Fresh
-        })
+        let answer = self.cache.get(&key, &head).await;
+        self.answer(&head, answer)
     }
 
     /// A `no-store` request that the cache could not answer: loaded for this client only.
@@ -202,7 +178,7 @@ impl Proxy {
                 );
                 (response, CacheResult::Pass)
             }
-            Ok(Source::Private(pass)) => {
+            Ok(Source::Private { answer: pass, .. }) => {
                 let status = CacheStatus {
                     forward_status: Some(pass.response.status()),
                     ..status
@@ -213,38 +189,40 @@ impl Proxy {
                 )
             }
             Err(error) => (
-                respond::origin_failed(&error, &head.method, &failed_status(&error)),
+                respond::origin_failed(
+                    &error,
+                    &head.method,
+                    &failed_status(&error, CacheStatus::forwarded(Forward::Bypass)),
+                ),
                 CacheResult::Error,
             ),
         }
     }
 
     /// Builds the response for what the cache answered, with its `Cache-Status`.
-    fn answer(
-        &self,
-        head: &RequestHead,
-        served: Served<Arc<CachedObject>, PassResponse, OriginError>,
-        route: Route,
-        collapsed: bool,
-        refused_fresh: bool,
-    ) -> (Response<Body>, CacheResult) {
+    fn answer(&self, head: &RequestHead, answer: LoadAnswer) -> (Response<Body>, CacheResult) {
+        let Answer {
+            served,
+            route,
+            waited,
+            found,
+        } = answer;
+        let forwarded = CacheStatus {
+            collapsed: waited.is_some(),
+            ..CacheStatus::forwarded(forward_reason(route, found))
+        };
+        let now = SystemTime::now();
         match served {
             Served::Value(object) => {
                 let Some(variant) = object.select(&head.headers) else {
                     return unselectable();
                 };
-                let now = SystemTime::now();
                 let ttl = variant.policy.ttl_seconds(now);
-                let forwarded = |reason: Forward| CacheStatus {
+                let loaded = CacheStatus {
                     forward_status: Some(variant.status),
                     stored: true,
-                    collapsed,
                     ttl: Some(ttl),
-                    ..CacheStatus::forwarded(match reason {
-                        // The stored response was fresh: the request's directives sent it on.
-                        Forward::Miss | Forward::Stale if refused_fresh => Forward::Request,
-                        reason => reason,
-                    })
+                    ..forwarded
                 };
                 let (result, status) = match route {
                     Route::Hit => (CacheResult::Hit, CacheStatus::hit(ttl)),
@@ -259,63 +237,58 @@ impl Proxy {
                         CacheResult::Coalesced,
                         CacheStatus {
                             stored: false,
-                            ..forwarded(Forward::Miss)
+                            ..loaded
                         },
                     ),
                     Route::Revalidated => (
                         CacheResult::Revalidated,
                         CacheStatus {
                             forward_status: Some(StatusCode::NOT_MODIFIED),
-                            ..forwarded(Forward::Stale)
+                            ..loaded
                         },
                     ),
                     Route::Pass => (
                         CacheResult::Pass,
                         CacheStatus {
                             detail: Some("hit-for-miss"),
-                            ..forwarded(Forward::Bypass)
+                            ..loaded
                         },
                     ),
-                    Route::StaleOnError => (
-                        CacheResult::Stale,
-                        CacheStatus {
-                            forward_status: None,
-                            stored: false,
-                            detail: Some("stale-if-error"),
-                            ..forwarded(Forward::Stale)
-                        },
-                    ),
-                    Route::Miss | Route::Error => (CacheResult::Miss, forwarded(Forward::Miss)),
+                    Route::Miss | Route::StaleOnError | Route::Error => (CacheResult::Miss, loaded),
                 };
                 let response = respond::stored(variant, &head.method, &head.headers, &status, now);
                 (response, result)
             }
+            Served::StandIn(object, error) => {
+                let Some(variant) = object.select(&head.headers) else {
+                    return unselectable();
+                };
+                let status = CacheStatus {
+                    ttl: Some(variant.policy.ttl_seconds(now)),
+                    ..failed_status(&error, forwarded)
+                };
+                let response = respond::stored(variant, &head.method, &head.headers, &status, now);
+                (response, CacheResult::Stale)
+            }
             Served::Private(pass) => {
-                let (result, reason, detail) = match route {
-                    Route::Pass => (CacheResult::Pass, Forward::Bypass, "hit-for-miss"),
-                    _ => (CacheResult::Miss, Forward::Miss, pass.not_stored.as_str()),
+                let (result, detail) = match route {
+                    Route::Pass => (CacheResult::Pass, "hit-for-miss"),
+                    _ => (CacheResult::Miss, pass.not_stored.as_str()),
                 };
                 let status = CacheStatus {
                     forward_status: Some(pass.response.status()),
-                    collapsed,
                     detail: Some(detail),
-                    ..CacheStatus::forwarded(reason)
+                    ..forwarded
                 };
                 (
                     respond::passed(pass.response, &head.method, &status),
                     result,
                 )
             }
-            Served::Failed(error) => {
-                let status = CacheStatus {
-                    collapsed,
-                    ..failed_status(&error)
-                };
-                (
-                    respond::origin_failed(&error, &head.method, &status),
-                    CacheResult::Error,
-                )
-            }
+            Served::Failed(error) => (
+                respond::origin_failed(&error, &head.method, &failed_status(&error, forwarded)),
+                CacheResult::Error,
+            ),
         }
     }
 
@@ -351,7 +324,11 @@ impl Proxy {
                 )
             }
             Err(error) => (
-                respond::origin_failed(&error, &head.method, &failed_status(&error)),
+                respond::origin_failed(
+                    &error,
+                    &head.method,
+                    &failed_status(&error, CacheStatus::forwarded(Forward::Method)),
+                ),
                 CacheResult::Error,
             ),
         }
@@ -429,7 +406,9 @@ pub fn same_origin_key(base: &CacheKey, reference: &str) -> Option<CacheKey> {
     ))
 }
 
-fn failed_status(error: &OriginError) -> CacheStatus {
+/// `status` for an answer to a failed origin load: the origin's status if it sent one, and
+/// what went wrong as the detail.
+fn failed_status(error: &OriginError, status: CacheStatus) -> CacheStatus {
     let forward_status = match error.kind() {
         crate::origin::OriginErrorKind::ErrorStatus(answer) => Some(answer.status),
         _ => None,
@@ -437,7 +416,19 @@ fn failed_status(error: &OriginError) -> CacheStatus {
     CacheStatus {
         forward_status,
         detail: Some(error.as_str()),
-        ..CacheStatus::forwarded(Forward::Miss)
+        ..status
+    }
+}
+
+/// Why a cacheable request went to the origin (RFC 9211 §2.2 `fwd`), from the route it took
+/// and what the store held for it.
+fn forward_reason(route: Route, found: Option<LoadCause>) -> Forward {
+    match (route, found) {
+        (Route::Pass, _) => Forward::Bypass,
+        (_, None) => Forward::UriMiss,
+        (_, Some(LoadCause::Unmatched)) => Forward::VaryMiss,
+        (_, Some(LoadCause::Stale)) => Forward::Stale,
+        (_, Some(LoadCause::Requested)) => Forward::Request,
     }
 }
 
@@ -495,7 +486,7 @@ fn unselectable() -> (Response<Body>, CacheResult) {
     tracing::error!("a loaded object had no variant for its own request");
     let status = CacheStatus {
         detail: Some("internal"),
-        ..CacheStatus::forwarded(Forward::Miss)
+        ..CacheStatus::forwarded(Forward::UriMiss)
     };
     (
         respond::own(

@@ -29,6 +29,7 @@ enum Behaviour {
     Fetch,
     FetchStale,
     Private,
+    Personal,
     Fail,
     Panic,
 }
@@ -53,7 +54,7 @@ impl Loader for Arc<TestLoader> {
 
     fn judge(&self, value: &Val, request: &&'static str) -> Judgement {
         if value.variant != *request {
-            Judgement::Load
+            Judgement::Load(LoadCause::Unmatched)
         } else if value.stale {
             Judgement::ServeAndRefresh
         } else {
@@ -85,7 +86,14 @@ impl Loader for Arc<TestLoader> {
                 variant: request,
                 stale: true,
             })),
-            Behaviour::Private => Ok(Source::Private(format!("private {load}"))),
+            Behaviour::Private => Ok(Source::Private {
+                answer: format!("private {load}"),
+                hit_for_miss: true,
+            }),
+            Behaviour::Personal => Ok(Source::Private {
+                answer: format!("personal {load}"),
+                hit_for_miss: false,
+            }),
             Behaviour::Fail => Err(Failure),
             Behaviour::Panic => {
                 *self.behaviour.lock().expect("behaviour") = Behaviour::Fetch;
@@ -298,7 +306,12 @@ async fn a_stale_value_stands_in_for_a_failed_load_where_allowed() {
     // and the loader allows the stored value to stand in.
     let answer = f.cache.get(&"k", &"w").await;
     assert_eq!(answer.route, Route::StaleOnError);
-    assert_eq!(value(&answer).variant, "v");
+    match &answer.served {
+        Served::StandIn(value, error) => {
+            assert_eq!((value.variant, &**error), ("v", &Failure));
+        }
+        other => panic!("expected a stand-in, got {other:?}"),
+    }
 }
 
 #[tokio::test(start_paused = true)]
@@ -379,5 +392,39 @@ async fn invalidation_removes_the_value_and_the_hit_for_miss_marker() {
             .invalidate_matching(|key| key.starts_with('k'))
             .await,
         1
+    );
+}
+
+#[tokio::test]
+async fn an_answer_private_only_to_its_request_does_not_mark_the_key() {
+    let f = fixture(Behaviour::Personal);
+    f.release(2);
+    assert!(matches!(
+        f.cache.get(&"k", &"v").await.served,
+        Served::Private(_)
+    ));
+    f.set(Behaviour::Fetch);
+    let next = f.cache.get(&"k", &"v").await;
+    assert_eq!(
+        (next.route, next.found),
+        (Route::Miss, None),
+        "no hit-for-miss pass"
+    );
+}
+
+#[tokio::test]
+async fn an_unshareable_answer_supersedes_what_was_stored() {
+    let f = fixture(Behaviour::Fetch);
+    f.release(3);
+    f.cache.get(&"k", &"v").await;
+    f.set(Behaviour::Private);
+    let other = f.cache.get(&"k", &"w").await;
+    assert_eq!(other.found, Some(LoadCause::Unmatched));
+    assert!(matches!(other.served, Served::Private(_)));
+    let again = f.cache.get(&"k", &"v").await;
+    assert_eq!(
+        (again.route, again.found),
+        (Route::Pass, None),
+        "the stored value went"
     );
 }
