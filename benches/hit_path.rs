@@ -3,7 +3,7 @@
 #![allow(missing_docs)]
 
 use std::sync::Arc;
-use std::time::{Duration, SystemTime};
+use std::time::{Duration, Instant, SystemTime};
 
 use bytes::Bytes;
 use criterion::{Criterion, criterion_group, criterion_main};
@@ -14,11 +14,15 @@ use sidecache::cache::object::{CachedObject, Variant};
 use sidecache::cache::policy::{PolicyConfig, ResponsePolicy};
 use sidecache::cache::vary::VaryKey;
 use sidecache::config::HostHeader;
+use sidecache::metrics;
+use sidecache::origin::metrics::OriginMetrics;
 use sidecache::origin::{OriginClient, OriginSettings};
-use sidecache::proxy::cache_status::CacheStatus;
+use sidecache::proxy::cache_status::{CacheResult, CacheStatus};
 use sidecache::proxy::loader::OriginLoader;
+use sidecache::proxy::metrics::ProxyMetrics;
 use sidecache::proxy::request::RequestHead;
 use sidecache::proxy::respond;
+use sidecache::stats::Stats;
 use sidecache::store::MemoryStore;
 
 fn stored_object(request: &HeaderMap) -> Arc<CachedObject> {
@@ -55,19 +59,30 @@ fn hit_path(c: &mut Criterion) {
         .enable_all()
         .build()
         .expect("runtime");
-    let origin = OriginClient::new(OriginSettings {
-        url: Uri::from_static("http://127.0.0.1:9"),
-        connect_timeout: Duration::from_secs(1),
-        first_byte_timeout: Duration::from_secs(1),
-        body_timeout: Duration::from_secs(1),
-        pool_idle_timeout: Duration::from_secs(1),
-        host_header: HostHeader::Preserve,
-    })
+    let registry = metrics::new_registry().expect("registry");
+    let origin = OriginClient::new(
+        OriginSettings {
+            url: Uri::from_static("http://127.0.0.1:9"),
+            connect_timeout: Duration::from_secs(1),
+            first_byte_timeout: Duration::from_secs(1),
+            body_timeout: Duration::from_secs(1),
+            pool_idle_timeout: Duration::from_secs(1),
+            host_header: HostHeader::Preserve,
+        },
+        OriginMetrics::register(&registry).expect("origin metrics"),
+    )
     .expect("origin");
+    let proxy_metrics = ProxyMetrics::register(&registry).expect("proxy metrics");
+    let stats = Stats::new(Duration::from_secs(60), SystemTime::now());
     let cache = runtime.block_on(async {
         LoadingCache::new(
-            OriginLoader::new(origin, PolicyConfig::default(), 1 << 20),
-            MemoryStore::new(1 << 30),
+            OriginLoader::new(
+                origin,
+                PolicyConfig::default(),
+                1 << 20,
+                proxy_metrics.clone(),
+            ),
+            MemoryStore::new(1 << 30, |_| {}),
             LoadingConfig {
                 coalesce_timeout: Duration::from_secs(5),
                 hit_for_miss_ttl: Duration::from_secs(10),
@@ -91,18 +106,33 @@ fn hit_path(c: &mut Criterion) {
     );
     let key: CacheKey = key;
 
-    c.bench_function("hit: lookup + judge + respond (1 KiB)", |b| {
+    let hit = || async {
+        let started = Instant::now();
+        let answer = cache.get(&key, &head).await;
+        let Served::Value(object) = answer.served else {
+            panic!("expected a hit");
+        };
+        let variant = object.select(&head.headers).expect("variant");
+        let now = SystemTime::now();
+        let status = CacheStatus::hit(variant.policy.ttl_seconds(now));
+        let response = respond::stored(variant, &head.method, &head.headers, &status, now);
+        (response, started)
+    };
+    let mut group = c.benchmark_group("hit path (1 KiB)");
+    group.bench_function("metrics off", |b| {
+        b.to_async(&runtime).iter(|| async { hit().await.0 });
+    });
+    // Exactly what the end-of-request hook records for a hit.
+    group.bench_function("metrics on", |b| {
         b.to_async(&runtime).iter(|| async {
-            let answer = cache.get(&key, &head).await;
-            let Served::Value(object) = answer.served else {
-                panic!("expected a hit");
-            };
-            let variant = object.select(&head.headers).expect("variant");
-            let now = SystemTime::now();
-            let status = CacheStatus::hit(variant.policy.ttl_seconds(now));
-            respond::stored(variant, &head.method, &head.headers, &status, now)
+            let (response, started) = hit().await;
+            let elapsed = started.elapsed();
+            proxy_metrics.record_request(CacheResult::Hit, elapsed, None);
+            stats.record(CacheResult::Hit.stat_outcome(), elapsed);
+            response
         });
     });
+    group.finish();
 }
 
 criterion_group!(benches, hit_path);

@@ -2,6 +2,8 @@
 //!
 //! | endpoint | method | what |
 //! |---|---|---|
+//! | `/metrics` | GET | Prometheus text exposition |
+//! | `/stats` | GET | JSON: the current (`cycle`) and previous (`last`) stats window, entries, bytes |
 //! | `/healthz` | GET | 200 while the process runs |
 //! | `/readyz` | GET | 200 while serving, 503 once draining |
 //! | `/purge?url=PATH[&host=HOST]` | POST | removes one URL (every variant); without `host`, on every host |
@@ -20,7 +22,7 @@ use http::{Method, Request, Response, StatusCode};
 use hyper::body::Incoming;
 
 use crate::body::Body;
-use crate::cache::key::CacheKey;
+use crate::metrics::{self, Registry};
 use crate::proxy::service::Proxy;
 use crate::server::Handler;
 
@@ -31,6 +33,7 @@ pub struct Readiness(Arc<AtomicBool>);
 /// The admin endpoints.
 pub struct Admin {
     proxy: Arc<Proxy>,
+    registry: Registry,
     /// When set, the bearer token that state-changing calls must present.
     token: Option<String>,
     readiness: Readiness,
@@ -76,10 +79,16 @@ impl Default for Readiness {
 // === impl Admin ===
 
 impl Admin {
-    /// Admin endpoints for `proxy`.
-    pub fn new(proxy: Arc<Proxy>, token: Option<String>, readiness: Readiness) -> Self {
+    /// Admin endpoints for `proxy`, exposing `registry`.
+    pub fn new(
+        proxy: Arc<Proxy>,
+        registry: Registry,
+        token: Option<String>,
+        readiness: Readiness,
+    ) -> Self {
         Self {
             proxy,
+            registry,
             token,
             readiness,
         }
@@ -87,6 +96,24 @@ impl Admin {
 
     async fn route(&self, request: &Request<Incoming>) -> Response<Body> {
         match (request.method(), request.uri().path()) {
+            (&Method::GET | &Method::HEAD, "/metrics") => {
+                // Let the store apply pending evictions so entry count and bytes are exact.
+                self.proxy.cache().store().settle().await;
+                respond(
+                    StatusCode::OK,
+                    metrics::CONTENT_TYPE,
+                    Bytes::from(metrics::encode(&self.registry)),
+                )
+            }
+            (&Method::GET | &Method::HEAD, "/stats") => {
+                let store = self.proxy.cache().store();
+                store.settle().await;
+                let view = self
+                    .proxy
+                    .stats()
+                    .to_json(store.entry_count(), store.size_bytes());
+                json(StatusCode::OK, format!("{view}\n"))
+            }
             (&Method::GET | &Method::HEAD, "/healthz") => text(StatusCode::OK, "ok\n"),
             (&Method::GET | &Method::HEAD, "/readyz") if self.readiness.is_ready() => {
                 text(StatusCode::OK, "ready\n")
@@ -103,7 +130,7 @@ impl Admin {
                     Err(message) => text(StatusCode::BAD_REQUEST, message),
                 }
             }
-            (_, "/healthz" | "/readyz" | "/purge") => {
+            (_, "/metrics" | "/stats" | "/healthz" | "/readyz" | "/purge") => {
                 text(StatusCode::METHOD_NOT_ALLOWED, "method not allowed\n")
             }
             _ => text(StatusCode::NOT_FOUND, "not found\n"),
@@ -125,24 +152,10 @@ impl Admin {
     }
 
     async fn purge(&self, target: PurgeTarget) -> Response<Body> {
-        let cache = self.proxy.cache();
         let purged = match target {
-            PurgeTarget::Url {
-                host: Some(host),
-                path,
-            } => usize::from(cache.invalidate(&CacheKey::new(&host, &path)).await),
-            PurgeTarget::Url { host: None, path } => {
-                cache
-                    .invalidate_matching(|key| key.path_and_query() == path)
-                    .await
-            }
+            PurgeTarget::Url { host, path } => self.proxy.purge_url(host.as_deref(), &path).await,
             PurgeTarget::Prefix { host, prefix } => {
-                cache
-                    .invalidate_matching(|key| {
-                        host.as_deref().is_none_or(|host| key.host() == host)
-                            && key.path_and_query().starts_with(&prefix)
-                    })
-                    .await
+                self.proxy.purge_prefix(host.as_deref(), &prefix).await
             }
         };
         tracing::info!(purged, "purge");

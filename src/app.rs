@@ -6,7 +6,7 @@
 use std::future::Future;
 use std::net::SocketAddr;
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, SystemTime};
 
 use http::Uri;
 use tokio::net::TcpListener;
@@ -17,11 +17,15 @@ use crate::cache::loading::{LoadingCache, LoadingConfig};
 use crate::cache::policy::PolicyConfig;
 use crate::config::Config;
 use crate::demo::DemoOrigin;
+use crate::metrics::{self, Registry};
+use crate::origin::metrics::OriginMetrics;
 use crate::origin::{OriginClient, OriginSettings};
 use crate::proxy::loader::OriginLoader;
+use crate::proxy::metrics::ProxyMetrics;
 use crate::proxy::service::Proxy;
 use crate::server::{self, Drained};
-use crate::store::MemoryStore;
+use crate::stats::Stats;
+use crate::store::{MemoryStore, StoreMetrics};
 
 /// A bound, ready-to-serve sidecache.
 pub struct App {
@@ -49,6 +53,9 @@ pub enum AppError {
     /// The origin URL cannot be used.
     #[error("origin: {0}")]
     Origin(String),
+    /// A metric could not be registered (a bug: a name registered twice).
+    #[error("metrics: {0}")]
+    Metrics(prometheus::Error),
 }
 
 // === impl App ===
@@ -70,33 +77,50 @@ impl App {
                 (Some(listener), url)
             }
         };
-        let origin = OriginClient::new(OriginSettings {
-            url: origin_url,
-            connect_timeout: config.origin.connect_timeout,
-            first_byte_timeout: config.origin.first_byte_timeout,
-            body_timeout: config.origin.body_timeout,
-            pool_idle_timeout: config.origin.pool_idle_timeout,
-            host_header: config.proxy.host_header,
-        })
+        let registry = metrics::new_registry().map_err(AppError::Metrics)?;
+        let store_metrics = StoreMetrics::register(&registry).map_err(AppError::Metrics)?;
+        let store = MemoryStore::new(config.cache.capacity_bytes, move |removal| {
+            store_metrics.record(removal);
+        });
+        let origin = OriginClient::new(
+            OriginSettings {
+                url: origin_url,
+                connect_timeout: config.origin.connect_timeout,
+                first_byte_timeout: config.origin.first_byte_timeout,
+                body_timeout: config.origin.body_timeout,
+                pool_idle_timeout: config.origin.pool_idle_timeout,
+                host_header: config.proxy.host_header,
+            },
+            OriginMetrics::register(&registry).map_err(AppError::Metrics)?,
+        )
         .map_err(AppError::Origin)?;
         let policy = PolicyConfig {
             max_heuristic_freshness: config.cache.max_heuristic_freshness,
             grace: config.cache.grace,
             ..PolicyConfig::default()
         };
-        let loader = OriginLoader::new(origin, policy, config.cache.max_object_bytes);
+        let proxy_metrics = ProxyMetrics::register(&registry).map_err(AppError::Metrics)?;
+        let loader = OriginLoader::new(
+            origin,
+            policy,
+            config.cache.max_object_bytes,
+            proxy_metrics.clone(),
+        );
         let cache = LoadingCache::new(
             loader,
-            MemoryStore::new(config.cache.capacity_bytes),
+            store,
             LoadingConfig {
                 coalesce_timeout: config.cache.coalesce_timeout,
                 hit_for_miss_ttl: config.cache.hit_for_miss_ttl,
             },
         );
-        let proxy = Arc::new(Proxy::new(cache));
+        let stats = Arc::new(Stats::new(config.telemetry.stats_window, SystemTime::now()));
+        let proxy = Arc::new(Proxy::new(cache, proxy_metrics, Arc::clone(&stats)));
+        register_state_gauges(&registry, &proxy).map_err(AppError::Metrics)?;
         let readiness = Readiness::new();
         let admin = Arc::new(Admin::new(
             Arc::clone(&proxy),
+            registry,
             config.admin.token.clone(),
             readiness.clone(),
         ));
@@ -150,6 +174,10 @@ impl App {
                 self.shutdown_grace,
             ))
         });
+        let rotation = tokio::spawn({
+            let (proxy, stop) = (Arc::clone(&self.proxy), stop_others.clone());
+            async move { proxy.stats().rotate_every_window(stop).await }
+        });
         let readiness = self.readiness.clone();
         let drained = server::serve(
             self.proxy_listener,
@@ -167,6 +195,7 @@ impl App {
         }
         stop_others.cancel();
         let _ = admin.await;
+        let _ = rotation.await;
         if let Some(demo) = demo {
             let _ = demo.await;
         }
@@ -175,6 +204,46 @@ impl App {
         }
         drained
     }
+}
+
+/// Gauges read from the components at scrape time: utilisation (entries, bytes, capacity) and
+/// saturation (loads and requests in flight).
+fn register_state_gauges(registry: &Registry, proxy: &Arc<Proxy>) -> metrics::Result<()> {
+    let store = proxy.cache().store().clone();
+    let capacity = store.capacity_bytes() as f64;
+    metrics::state_gauge(
+        registry,
+        "sidecache_capacity_bytes",
+        "The cache's byte bound.",
+        move || capacity,
+    )?;
+    let entries = store.clone();
+    metrics::state_gauge(
+        registry,
+        "sidecache_entries",
+        "Stored URLs (each holding one or more Vary variants).",
+        move || entries.entry_count() as f64,
+    )?;
+    metrics::state_gauge(
+        registry,
+        "sidecache_size_bytes",
+        "Bytes stored, as weighed against the capacity (bodies, header fields, bookkeeping).",
+        move || store.size_bytes() as f64,
+    )?;
+    let cache = proxy.cache().clone();
+    metrics::state_gauge(
+        registry,
+        "sidecache_inflight_loads",
+        "Origin loads under way (one per key being loaded).",
+        move || cache.in_flight() as f64,
+    )?;
+    let proxy = Arc::clone(proxy);
+    metrics::state_gauge(
+        registry,
+        "sidecache_inflight_requests",
+        "Proxied requests received and not yet answered.",
+        move || proxy.in_flight_requests() as f64,
+    )
 }
 
 async fn bind(addr: SocketAddr) -> Result<TcpListener, AppError> {

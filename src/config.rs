@@ -68,6 +68,9 @@ pub struct Config {
     /// Log output.
     #[command(flatten)]
     pub log: LogConfig,
+    /// Metrics, stats and traces.
+    #[command(flatten)]
+    pub telemetry: TelemetryConfig,
     /// How long a graceful shutdown waits for in-flight requests and final flushes before exiting anyway.
     #[arg(
         help_heading = "Lifecycle",
@@ -271,6 +274,22 @@ pub struct LogConfig {
         default_value = "info"
     )]
     pub level: String,
+}
+
+/// Metrics, stats and traces.
+#[derive(Debug, Clone, PartialEq, Eq, clap::Args)]
+#[command(next_help_heading = "Telemetry")]
+pub struct TelemetryConfig {
+    /// Length of the windows `GET /stats` reports: the current one (`cycle`) and the previous
+    /// complete one (`last`).
+    #[arg(
+        long = "stats-window",
+        env = "SIDECACHE_STATS_WINDOW",
+        value_name = "DURATION",
+        default_value = "60s",
+        value_parser = humantime::parse_duration
+    )]
+    pub stats_window: Duration,
 }
 
 /// Log line format.

@@ -17,7 +17,9 @@
 //! | [`cache`] | HTTP-free single-flight ([`cache::flight`]) and read-through cache ([`cache::loading`]); RFC 9111 policy, keys, `Vary`, conditionals, ranges |
 //! | [`store`] | the byte-bounded moka store with per-entry expiry |
 //! | [`origin`] | the pooled client to the origin: timeouts, header hygiene, error classification |
-//! | [`admin`] | the admin listener: health, readiness, purge |
+//! | [`admin`] | the admin listener: metrics, stats, health, readiness, purge |
+//! | [`metrics`] | the Prometheus registry and the helpers every metric set registers with |
+//! | [`stats`] | the windowed stats behind `GET /stats` |
 //! | [`body`] | the body type shared by both directions |
 //! | [`demo`] | the embedded demo origin |
 //! | [`telemetry`] | logging |
@@ -32,9 +34,11 @@ pub mod body;
 pub mod cache;
 pub mod config;
 pub mod demo;
+pub mod metrics;
 pub mod origin;
 pub mod proxy;
 pub mod server;
 pub mod shutdown;
+pub mod stats;
 pub mod store;
 pub mod telemetry;

@@ -6,7 +6,6 @@
 
 use std::hash::Hash;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use moka::Expiry;
@@ -21,26 +20,24 @@ pub trait Weighed {
     fn retain_for(&self) -> Duration;
 }
 
-/// Why entries left the store, counted exactly.
-#[derive(Debug, Default)]
-pub struct RemovalCounts {
-    size: AtomicU64,
-    expired: AtomicU64,
-    explicit: AtomicU64,
-    replaced: AtomicU64,
+/// Why an entry left the store (moka's removal causes).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Removal {
+    /// Evicted to stay within the byte capacity (or refused admission for lack of room).
+    Size,
+    /// Past its retention time.
+    Expired,
+    /// Removed by a purge or an invalidation.
+    Explicit,
+    /// Overwritten by a newer value for the same key.
+    Replaced,
 }
 
-/// A snapshot of [`RemovalCounts`].
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub struct Removals {
-    /// Evicted to stay within the byte capacity.
-    pub size: u64,
-    /// Past their retention time.
-    pub expired: u64,
-    /// Removed by a purge or an invalidation.
-    pub explicit: u64,
-    /// Overwritten by a newer value for the same key.
-    pub replaced: u64,
+/// `sidecache_evictions_total{cause}`: removals counted in the store's eviction listener.
+#[derive(Clone)]
+pub struct StoreMetrics {
+    /// Indexed by [`Removal`].
+    evictions: Vec<prometheus::IntCounter>,
 }
 
 /// A byte-bounded, per-entry-expiring store.
@@ -49,7 +46,6 @@ pub struct Removals {
 #[derive(Clone)]
 pub struct MemoryStore<K, V> {
     entries: Cache<K, V>,
-    removals: Arc<RemovalCounts>,
     capacity_bytes: u64,
 }
 
@@ -80,18 +76,16 @@ where
     V: Weighed + Clone + Send + Sync + 'static,
 {
     /// A store holding at most `capacity_bytes` of values (as weighed by [`Weighed`]).
-    pub fn new(capacity_bytes: u64) -> Self {
-        let removals = Arc::new(RemovalCounts::default());
-        let counts = Arc::clone(&removals);
+    /// `on_removal` is called once for every entry that leaves it, with the reason.
+    pub fn new(capacity_bytes: u64, on_removal: impl Fn(Removal) + Send + Sync + 'static) -> Self {
         let entries = Cache::builder()
             .max_capacity(capacity_bytes)
             .weigher(|_key, value: &V| value.weight_bytes())
             .expire_after(RetainExpiry)
-            .eviction_listener(move |_key, _value, cause| counts.record(cause))
+            .eviction_listener(move |_key, _value, cause| on_removal(Removal::from(cause)))
             .build();
         Self {
             entries,
-            removals,
             capacity_bytes,
         }
     }
@@ -152,39 +146,83 @@ where
     pub fn capacity_bytes(&self) -> u64 {
         self.capacity_bytes
     }
+}
 
-    /// Removals so far, by cause.
-    pub fn removals(&self) -> Removals {
-        self.removals.snapshot()
+// === impl Removal ===
+
+impl Removal {
+    /// Every cause, in declaration order.
+    pub const ALL: [Removal; 4] = [Self::Size, Self::Expired, Self::Explicit, Self::Replaced];
+
+    /// The label value.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Size => "size",
+            Self::Expired => "expired",
+            Self::Explicit => "explicit",
+            Self::Replaced => "replaced",
+        }
     }
 }
 
-// === impl RemovalCounts ===
+impl From<RemovalCause> for Removal {
+    fn from(cause: RemovalCause) -> Self {
+        match cause {
+            RemovalCause::Size => Self::Size,
+            RemovalCause::Expired => Self::Expired,
+            RemovalCause::Explicit => Self::Explicit,
+            RemovalCause::Replaced => Self::Replaced,
+        }
+    }
+}
 
-impl RemovalCounts {
-    fn record(&self, cause: RemovalCause) {
-        let counter = match cause {
-            RemovalCause::Size => &self.size,
-            RemovalCause::Expired => &self.expired,
-            RemovalCause::Explicit => &self.explicit,
-            RemovalCause::Replaced => &self.replaced,
-        };
-        counter.fetch_add(1, Ordering::Relaxed);
+// === impl StoreMetrics ===
+
+impl StoreMetrics {
+    /// Registers the store's removal counters in `registry`.
+    ///
+    /// # Errors
+    /// Registration failed (a name registered twice).
+    pub fn register(registry: &crate::metrics::Registry) -> crate::metrics::Result<Self> {
+        let causes: Vec<_> = Removal::ALL.iter().map(|c| c.as_str()).collect();
+        Ok(Self {
+            evictions: crate::metrics::counters(
+                registry,
+                "sidecache_evictions_total",
+                "Entries that left the cache, by cause (size: capacity pressure; expired: past retention; explicit: purged or invalidated; replaced: overwritten).",
+                "cause",
+                &causes,
+            )?,
+        })
     }
 
-    fn snapshot(&self) -> Removals {
-        Removals {
-            size: self.size.load(Ordering::Relaxed),
-            expired: self.expired.load(Ordering::Relaxed),
-            explicit: self.explicit.load(Ordering::Relaxed),
-            replaced: self.replaced.load(Ordering::Relaxed),
-        }
+    /// One entry left the store.
+    pub fn record(&self, removal: Removal) {
+        self.evictions[removal as usize].inc();
     }
 }
 
 #[cfg(test)]
 mod tests {
+    use std::sync::Mutex;
+
     use super::*;
+
+    /// Counts removals by cause, as the metrics would.
+    #[derive(Clone, Default)]
+    struct Removals(Arc<Mutex<Vec<Removal>>>);
+
+    impl Removals {
+        fn listener(&self) -> impl Fn(Removal) + Send + Sync + 'static {
+            let seen = Arc::clone(&self.0);
+            move |removal| seen.lock().expect("removals").push(removal)
+        }
+
+        fn count(&self, cause: Removal) -> u64 {
+            let seen = self.0.lock().expect("removals");
+            seen.iter().filter(|r| **r == cause).count() as u64
+        }
+    }
 
     #[derive(Clone)]
     struct Blob {
@@ -210,22 +248,22 @@ mod tests {
 
     #[tokio::test]
     async fn stays_within_its_byte_capacity_and_counts_size_evictions() {
-        let store = MemoryStore::new(10_000);
+        let removals = Removals::default();
+        let store = MemoryStore::new(10_000, removals.listener());
         for key in 0..100u32 {
             store.insert(key, blob(1_000)).await;
         }
         store.settle().await;
         assert!(store.size_bytes() <= 10_000, "{}", store.size_bytes());
         assert_eq!(store.size_bytes(), store.entry_count() * 1_000);
-        let removals = store.removals();
         // moka may refuse an admission without storing it; a refused candidate is also an
         // eviction "by size", so inserts = held + size evictions.
-        assert_eq!(store.entry_count() + removals.size, 100);
+        assert_eq!(store.entry_count() + removals.count(Removal::Size), 100);
     }
 
     #[tokio::test]
     async fn values_with_nothing_to_keep_are_not_stored() {
-        let store = MemoryStore::new(10_000);
+        let store = MemoryStore::new(10_000, |_| {});
         store
             .insert(
                 1u32,
@@ -240,7 +278,8 @@ mod tests {
 
     #[tokio::test]
     async fn remove_matching_counts_what_it_removed() {
-        let store = MemoryStore::new(1_000_000);
+        let removals = Removals::default();
+        let store = MemoryStore::new(1_000_000, removals.listener());
         for key in 0..20u32 {
             store.insert(key, blob(10)).await;
         }
@@ -250,7 +289,7 @@ mod tests {
         assert!(store.remove(&3).await);
         assert!(!store.remove(&3).await);
         store.settle().await;
-        assert_eq!(store.removals().explicit, 11);
+        assert_eq!(removals.count(Removal::Explicit), 11);
         assert_eq!(store.entry_count(), 9);
     }
 }

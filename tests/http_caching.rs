@@ -1091,17 +1091,26 @@ async fn the_byte_capacity_holds_under_a_fill_larger_than_it() {
             store.size_bytes(),
             store.capacity_bytes()
         );
-        let removals = store.removals();
+        let scrape = sidecache.metrics().await;
+        let evicted =
+            |cause: &str| scrape.value(&format!("sidecache_evictions_total{{cause=\"{cause}\"}}"));
         assert!(store.entry_count() > 0, "something is kept");
-        assert!(removals.size > 0, "something was evicted");
+        assert!(evicted("size") > 0.0, "something was evicted");
         assert_eq!(
-            store.entry_count() + removals.size,
-            OBJECTS as u64,
-            "every stored object is either held or counted as evicted: {removals:?}"
+            store.entry_count() as f64 + evicted("size"),
+            OBJECTS as f64,
+            "every stored object is either held or counted as evicted"
+        );
+        for cause in ["expired", "explicit", "replaced"] {
+            assert_eq!(evicted(cause), 0.0, "{cause}");
+        }
+        assert_eq!(
+            scrape.value("sidecache_entries"),
+            store.entry_count() as f64
         );
         assert_eq!(
-            (removals.expired, removals.explicit, removals.replaced),
-            (0, 0, 0)
+            scrape.value("sidecache_size_bytes"),
+            store.size_bytes() as f64
         );
     })
     .await;

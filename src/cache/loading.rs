@@ -150,6 +150,26 @@ pub enum WaitResult {
     LeaderError,
 }
 
+impl WaitResult {
+    /// Every result, in declaration order (for creating every metric series up front).
+    pub const ALL: [WaitResult; 4] = [
+        Self::Shared,
+        Self::RefetchUncacheable,
+        Self::Timeout,
+        Self::LeaderError,
+    ];
+
+    /// The label value.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Shared => "shared",
+            Self::RefetchUncacheable => "refetch_uncacheable",
+            Self::Timeout => "timeout",
+            Self::LeaderError => "leader_error",
+        }
+    }
+}
+
 /// What the caller gets.
 #[derive(Debug)]
 pub enum Served<V, P, E> {

@@ -80,6 +80,18 @@ pub enum RefuseReason {
 }
 
 impl RefuseReason {
+    /// Every reason, in declaration order (for creating every metric series up front).
+    pub const ALL: [RefuseReason; 8] = [
+        Self::Method,
+        Self::NoStore,
+        Self::Private,
+        Self::SetCookie,
+        Self::Authorization,
+        Self::Status,
+        Self::VaryStar,
+        Self::ZeroTtl,
+    ];
+
     /// Metric label for `sidecache_store_refused_total{reason}`.
     pub fn as_str(self) -> &'static str {
         match self {

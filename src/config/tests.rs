@@ -134,6 +134,9 @@ fn defaults_when_nothing_is_given() {
             format: LogFormat::Text,
             level: "info".to_owned(),
         },
+        telemetry: TelemetryConfig {
+            stats_window: secs(60),
+        },
         shutdown_grace: secs(10),
     };
     assert_eq!(load_ok(&[], &[]), expected);
@@ -308,6 +311,7 @@ fn every_option_is_read_from_its_environment_variable() {
         ("SIDECACHE_LOG_FORMAT", "json"),
         ("SIDECACHE_LOG", "debug"),
         ("SIDECACHE_SHUTDOWN_GRACE", "9s"),
+        ("SIDECACHE_STATS_WINDOW", "10s"),
     ];
     // Every option has a variable in the table above.
     let mut listed: Vec<_> = vars.iter().map(|&(var, _)| var).collect();
@@ -345,6 +349,9 @@ fn every_option_is_read_from_its_environment_variable() {
         log: LogConfig {
             format: LogFormat::Json,
             level: "debug".to_owned(),
+        },
+        telemetry: TelemetryConfig {
+            stats_window: secs(10),
         },
         shutdown_grace: secs(9),
     };

@@ -63,13 +63,14 @@ fn check_origin_url(url: &http::Uri, found: &mut Vec<Problem>) {
 
 /// Timeouts and deadlines of zero would fail every request (or every drain) at once.
 fn check_non_zero_durations(config: &Config, found: &mut Vec<Problem>) {
-    let must_be_positive: [(&str, Duration); 6] = [
+    let must_be_positive: [(&str, Duration); 7] = [
         ("origin-connect-timeout", config.origin.connect_timeout),
         ("origin-timeout", config.origin.first_byte_timeout),
         ("origin-body-timeout", config.origin.body_timeout),
         ("origin-pool-idle-timeout", config.origin.pool_idle_timeout),
         ("coalesce-timeout", config.cache.coalesce_timeout),
         ("shutdown-grace", config.shutdown_grace),
+        ("stats-window", config.telemetry.stats_window),
     ];
     for (long, duration) in must_be_positive {
         if duration.is_zero() {

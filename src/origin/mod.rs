@@ -6,6 +6,7 @@
 
 pub mod error;
 pub mod headers;
+pub mod metrics;
 
 use std::time::Duration;
 
@@ -22,6 +23,7 @@ use hyper_util::rt::{TokioExecutor, TokioTimer};
 use tokio::time::Instant;
 
 pub use self::error::{ErrorResponse, OriginError, OriginErrorKind, is_error_status};
+use self::metrics::{OriginMetrics, OriginOutcome};
 use crate::body::Body;
 pub use crate::config::HostHeader;
 
@@ -65,6 +67,7 @@ pub struct OriginClient {
     /// The authority as a ready-made `Host` value, for [`HostHeader::Origin`].
     authority_host: HeaderValue,
     settings: OriginSettings,
+    metrics: OriginMetrics,
 }
 
 // === impl OriginClient ===
@@ -74,7 +77,7 @@ impl OriginClient {
     ///
     /// # Errors
     /// The URL lacks a scheme or an authority.
-    pub fn new(settings: OriginSettings) -> Result<Self, String> {
+    pub fn new(settings: OriginSettings, metrics: OriginMetrics) -> Result<Self, String> {
         let scheme = settings
             .url
             .scheme()
@@ -100,6 +103,7 @@ impl OriginClient {
             authority,
             authority_host,
             settings,
+            metrics,
         })
     }
 
@@ -135,7 +139,8 @@ impl OriginClient {
                 .headers_mut()
                 .insert(header::HOST, self.authority_host.clone());
         }
-        match tokio::time::timeout(
+        let started = Instant::now();
+        let result = match tokio::time::timeout(
             self.settings.first_byte_timeout,
             self.client.request(request),
         )
@@ -147,7 +152,13 @@ impl OriginClient {
             }
             Ok(Err(error)) => Err(OriginError::new(OriginErrorKind::Protocol, error)),
             Ok(Ok(response)) => Ok(response),
-        }
+        };
+        let outcome = match &result {
+            Ok(response) => OriginOutcome::of_status(response.status()),
+            Err(error) => OriginOutcome::of_error(error),
+        };
+        self.metrics.record_request(outcome, started.elapsed());
+        result
     }
 
     /// Reads `body` whole if it is at most `limit` bytes, within the body timeout.
@@ -155,11 +166,15 @@ impl OriginClient {
     /// # Errors
     /// The body broke off, did not match its framing, or took longer than the body timeout:
     /// nothing read is usable then.
-    pub async fn buffer_body(
-        &self,
-        mut body: Incoming,
-        limit: u64,
-    ) -> Result<Buffered, OriginError> {
+    pub async fn buffer_body(&self, body: Incoming, limit: u64) -> Result<Buffered, OriginError> {
+        let buffered = self.read_body(body, limit).await;
+        if buffered.is_err() {
+            self.metrics.record_body_error();
+        }
+        buffered
+    }
+
+    async fn read_body(&self, mut body: Incoming, limit: u64) -> Result<Buffered, OriginError> {
         let deadline = Instant::now() + self.settings.body_timeout;
         let expected = body.size_hint().lower().min(limit);
         let mut buffer = BytesMut::with_capacity(usize::try_from(expected).unwrap_or(0));

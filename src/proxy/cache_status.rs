@@ -3,6 +3,8 @@
 use std::fmt::Write as _;
 
 use http::StatusCode;
+
+use crate::stats::StatOutcome;
 use http::header::{HeaderName, HeaderValue};
 
 /// The `Cache-Status` header (RFC 9211).
@@ -32,6 +34,26 @@ pub enum CacheResult {
 }
 
 impl CacheResult {
+    /// Every result, in declaration order (for creating every metric series up front).
+    pub const ALL: [CacheResult; 7] = [
+        Self::Hit,
+        Self::Miss,
+        Self::Stale,
+        Self::Revalidated,
+        Self::Coalesced,
+        Self::Pass,
+        Self::Error,
+    ];
+
+    /// How the windowed stats count it (see [`crate::stats`]).
+    pub fn stat_outcome(self) -> StatOutcome {
+        match self {
+            Self::Hit | Self::Stale => StatOutcome::Hit,
+            Self::Miss | Self::Revalidated | Self::Coalesced | Self::Pass => StatOutcome::Miss,
+            Self::Error => StatOutcome::Error,
+        }
+    }
+
     /// The label value.
     pub fn as_str(self) -> &'static str {
         match self {

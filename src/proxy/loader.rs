@@ -9,6 +9,7 @@ use http::header::{self, HeaderMap, HeaderValue};
 use http::{Method, Request, Response, StatusCode};
 use hyper::body::Incoming;
 
+use super::metrics::ProxyMetrics;
 use super::request::RequestHead;
 use crate::body::Body;
 use crate::cache::directives::RequestDirectives;
@@ -47,6 +48,25 @@ pub enum NotStored {
 }
 
 impl NotStored {
+    /// How many reasons there are (the refusal reasons and `too_large`).
+    pub const COUNT: usize = RefuseReason::ALL.len() + 1;
+
+    /// Every reason (for creating every metric series up front), in [`index`](Self::index) order.
+    pub fn all() -> impl Iterator<Item = NotStored> {
+        RefuseReason::ALL
+            .into_iter()
+            .map(Self::Refused)
+            .chain([Self::TooLarge])
+    }
+
+    /// A dense index for per-reason counters.
+    pub fn index(self) -> usize {
+        match self {
+            Self::Refused(reason) => reason as usize,
+            Self::TooLarge => RefuseReason::ALL.len(),
+        }
+    }
+
     /// The metric label / `Cache-Status` detail.
     pub fn as_str(self) -> &'static str {
         match self {
@@ -70,6 +90,8 @@ pub struct OriginLoader {
     origin: OriginClient,
     policy: PolicyConfig,
     max_object_bytes: u64,
+    /// Counts the responses it does not store (its admission callback).
+    metrics: ProxyMetrics,
 }
 
 /// What came back from the origin, with the times the age calculation needs.
@@ -82,12 +104,37 @@ struct Exchange {
 // === impl OriginLoader ===
 
 impl OriginLoader {
-    /// A loader asking `origin`, judging with `policy`, storing objects up to `max_object_bytes`.
-    pub fn new(origin: OriginClient, policy: PolicyConfig, max_object_bytes: u64) -> Self {
+    /// A loader asking `origin`, judging with `policy`, storing objects up to
+    /// `max_object_bytes`, counting refused stores in `metrics`.
+    pub fn new(
+        origin: OriginClient,
+        policy: PolicyConfig,
+        max_object_bytes: u64,
+        metrics: ProxyMetrics,
+    ) -> Self {
         Self {
             origin,
             policy,
             max_object_bytes,
+            metrics,
+        }
+    }
+
+    /// A response only its requester may have. It marks the key hit-for-miss unless it is
+    /// unshared only because of the request's own credentials, which says nothing about the
+    /// next request.
+    fn unshared(
+        &self,
+        response: Response<Body>,
+        not_stored: NotStored,
+    ) -> Source<Arc<CachedObject>, PassResponse> {
+        self.metrics.record_refused(not_stored);
+        Source::Private {
+            hit_for_miss: not_stored != NotStored::Refused(RefuseReason::Authorization),
+            answer: PassResponse {
+                response,
+                not_stored,
+            },
         }
     }
 
@@ -203,14 +250,11 @@ impl OriginLoader {
             (Ok(()), Some(_)) => None,
         };
         if let Some(not_stored) = refusal {
-            return Ok(unshared(
-                Response::from_parts(parts, Body::stream(body)),
-                not_stored,
-            ));
+            return Ok(self.unshared(Response::from_parts(parts, Body::stream(body)), not_stored));
         }
         let vary = vary.expect("a storable response has a Vary key (checked above)");
         match self.origin.buffer_body(body, self.max_object_bytes).await? {
-            Buffered::TooLarge { prefix, rest } => Ok(unshared(
+            Buffered::TooLarge { prefix, rest } => Ok(self.unshared(
                 Response::from_parts(parts, Body::resume(prefix, rest)),
                 NotStored::TooLarge,
             )),
@@ -302,10 +346,9 @@ impl Loader for OriginLoader {
                     // storing the response (e.g. `private`, `no-store`), it is this client's
                     // answer alone, like a 200 saying the same.
                     if let Err(reason) = variant.policy.storable() {
-                        return Ok(unshared(
-                            whole_response(&variant),
-                            NotStored::Refused(reason),
-                        ));
+                        return Ok(
+                            self.unshared(whole_response(&variant), NotStored::Refused(reason))
+                        );
                     }
                     let object = CachedObject::with_variant(current, Arc::new(variant));
                     return Ok(Source::Revalidated(Arc::new(object)));
@@ -319,21 +362,6 @@ impl Loader for OriginLoader {
             return Err(self.error_status(exchange).await);
         }
         self.admit(current, request, exchange).await
-    }
-}
-
-/// A response only its requester may have. It marks the key hit-for-miss unless it is unshared
-/// only because of the request's own credentials, which says nothing about the next request.
-fn unshared(
-    response: Response<Body>,
-    not_stored: NotStored,
-) -> Source<Arc<CachedObject>, PassResponse> {
-    Source::Private {
-        hit_for_miss: not_stored != NotStored::Refused(RefuseReason::Authorization),
-        answer: PassResponse {
-            response,
-            not_stored,
-        },
     }
 }
 

@@ -2,6 +2,7 @@
 
 pub mod cache_status;
 pub mod loader;
+pub mod metrics;
 pub mod request;
 pub mod respond;
 pub mod service;

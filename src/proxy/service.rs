@@ -7,7 +7,7 @@
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::time::{Instant, SystemTime};
+use std::time::{Duration, Instant, SystemTime};
 
 use http::header::{self, HeaderMap, HeaderValue};
 use http::request::Parts;
@@ -16,35 +16,47 @@ use hyper::body::Incoming;
 
 use super::cache_status::{CacheResult, CacheStatus, Forward};
 use super::loader::{OriginLoader, PassResponse};
+use super::metrics::ProxyMetrics;
 use super::request::{Class, RequestHead};
 use super::respond;
 use crate::body::Body;
 use crate::cache::key::CacheKey;
-use crate::cache::loading::{Answer, Judgement, LoadCause, LoadingCache, Route, Served, Source};
+use crate::cache::loading::{
+    Answer, Judgement, LoadCause, LoadingCache, Route, Served, Source, WaitResult,
+};
 use crate::cache::object::CachedObject;
 use crate::origin::OriginError;
 use crate::origin::headers::remove_hop_by_hop;
 use crate::server::Handler;
+use crate::stats::Stats;
 
 /// The caching proxy: the cache and the origin behind it.
 pub struct Proxy {
     cache: LoadingCache<OriginLoader>,
     /// Requests received and not yet answered (a saturation gauge).
     in_flight: AtomicUsize,
-}
-
-/// What the end-of-request hook learns about each request.
-#[derive(Debug, Clone, Copy)]
-pub struct Finished {
-    /// How the request was answered.
-    pub result: CacheResult,
-    /// The status the client got.
-    pub status: StatusCode,
-    /// Time from receiving the request head to having the response head ready.
-    pub elapsed: std::time::Duration,
+    metrics: ProxyMetrics,
+    stats: Arc<Stats>,
 }
 
 type LoadAnswer = Answer<Arc<CachedObject>, PassResponse, OriginError>;
+
+/// How a request was answered, as the end-of-request hook records it.
+#[derive(Debug, Clone, Copy)]
+struct Disposition {
+    result: CacheResult,
+    /// For a request that waited on another's load, how the wait ended.
+    waited: Option<WaitResult>,
+}
+
+impl From<CacheResult> for Disposition {
+    fn from(result: CacheResult) -> Self {
+        Self {
+            result,
+            waited: None,
+        }
+    }
+}
 
 /// Counts a request as in flight for as long as it lives.
 struct InFlight<'a>(&'a AtomicUsize);
@@ -65,11 +77,17 @@ impl Drop for InFlight<'_> {
 // === impl Proxy ===
 
 impl Proxy {
-    /// A proxy answering from `cache`.
-    pub fn new(cache: LoadingCache<OriginLoader>) -> Self {
+    /// A proxy answering from `cache`, counting into `metrics` and `stats`.
+    pub fn new(
+        cache: LoadingCache<OriginLoader>,
+        metrics: ProxyMetrics,
+        stats: Arc<Stats>,
+    ) -> Self {
         Self {
             cache,
             in_flight: AtomicUsize::new(0),
+            metrics,
+            stats,
         }
     }
 
@@ -78,9 +96,76 @@ impl Proxy {
         self.in_flight.load(Ordering::SeqCst)
     }
 
-    /// The cache (for purges and shutdown).
+    /// The cache (for shutdown and inspection).
     pub fn cache(&self) -> &LoadingCache<OriginLoader> {
         &self.cache
+    }
+
+    /// The windowed stats.
+    pub fn stats(&self) -> &Stats {
+        &self.stats
+    }
+
+    /// Removes one URL (every variant), on `host` or on every host; returns how many stored
+    /// URLs went. Counted as manual misses.
+    pub async fn purge_url(&self, host: Option<&str>, path_and_query: &str) -> usize {
+        let removed = match host {
+            Some(host) => usize::from(
+                self.cache
+                    .invalidate(&CacheKey::new(host, path_and_query))
+                    .await,
+            ),
+            None => {
+                self.cache
+                    .invalidate_matching(|key| key.path_and_query() == path_and_query)
+                    .await
+            }
+        };
+        self.record_invalidations(removed);
+        removed
+    }
+
+    /// Removes every URL whose path starts with `prefix`, on `host` or on every host; returns
+    /// how many stored URLs went. Counted as manual misses.
+    pub async fn purge_prefix(&self, host: Option<&str>, prefix: &str) -> usize {
+        let removed = self
+            .cache
+            .invalidate_matching(|key| {
+                host.is_none_or(|host| key.host() == host)
+                    && key.path_and_query().starts_with(prefix)
+            })
+            .await;
+        self.record_invalidations(removed);
+        removed
+    }
+
+    fn record_invalidations(&self, removed: usize) {
+        self.metrics.record_invalidations(removed);
+        self.stats.record_manual_misses(removed);
+    }
+
+    /// The end-of-request hook: runs once for every request, errors included, and is the one
+    /// place requests are counted and logged.
+    fn finish(
+        &self,
+        method: &Method,
+        uri: &http::Uri,
+        response: &Response<Body>,
+        disposition: Disposition,
+        elapsed: Duration,
+    ) {
+        let Disposition { result, waited } = disposition;
+        self.metrics.record_request(result, elapsed, waited);
+        self.stats.record(result.stat_outcome(), elapsed);
+        tracing::debug!(
+            target: "sidecache::access",
+            %method,
+            path = uri.path(),
+            status = response.status().as_u16(),
+            cache_result = result.as_str(),
+            elapsed_us = u64::try_from(elapsed.as_micros()).unwrap_or(u64::MAX),
+            "request"
+        );
     }
 
     async fn route(
@@ -88,7 +173,7 @@ impl Proxy {
         mut parts: Parts,
         body: Incoming,
         client: SocketAddr,
-    ) -> (Response<Body>, CacheResult) {
+    ) -> (Response<Body>, Disposition) {
         if parts.method == Method::CONNECT {
             return own_error(StatusCode::METHOD_NOT_ALLOWED, "CONNECT is not supported\n");
         }
@@ -124,7 +209,7 @@ impl Proxy {
         &self,
         key: CacheKey,
         head: Arc<RequestHead>,
-    ) -> (Response<Body>, CacheResult) {
+    ) -> (Response<Body>, Disposition) {
         let directives = &head.directives;
         if directives.only_if_cached || directives.no_store {
             if let Some((object, Judgement::Fresh)) = self.cache.peek(&key, &head).await {
@@ -144,7 +229,7 @@ impl Proxy {
                     ..CacheStatus::forwarded(Forward::UriMiss)
                 };
                 let response = respond::own(StatusCode::GATEWAY_TIMEOUT, "not in cache\n", &status);
-                return (response, CacheResult::Miss);
+                return (response, CacheResult::Miss.into());
             }
             // RFC 9111 §5.2.1.5: neither this request nor its response may be stored.
             return self.load_unstored(&key, &head).await;
@@ -158,7 +243,7 @@ impl Proxy {
         &self,
         key: &CacheKey,
         head: &Arc<RequestHead>,
-    ) -> (Response<Body>, CacheResult) {
+    ) -> (Response<Body>, Disposition) {
         let status = CacheStatus::forwarded(Forward::Bypass);
         match self.cache.load_uncached(key, head).await {
             Ok(Source::Fetched(object) | Source::Revalidated(object)) => {
@@ -176,7 +261,7 @@ impl Proxy {
                     &status,
                     SystemTime::now(),
                 );
-                (response, CacheResult::Pass)
+                (response, CacheResult::Pass.into())
             }
             Ok(Source::Private { answer: pass, .. }) => {
                 let status = CacheStatus {
@@ -185,7 +270,7 @@ impl Proxy {
                 };
                 (
                     respond::passed(pass.response, &head.method, &status),
-                    CacheResult::Pass,
+                    CacheResult::Pass.into(),
                 )
             }
             Err(error) => (
@@ -194,13 +279,13 @@ impl Proxy {
                     &head.method,
                     &failed_status(&error, CacheStatus::forwarded(Forward::Bypass)),
                 ),
-                CacheResult::Error,
+                CacheResult::Error.into(),
             ),
         }
     }
 
     /// Builds the response for what the cache answered, with its `Cache-Status`.
-    fn answer(&self, head: &RequestHead, answer: LoadAnswer) -> (Response<Body>, CacheResult) {
+    fn answer(&self, head: &RequestHead, answer: LoadAnswer) -> (Response<Body>, Disposition) {
         let Answer {
             served,
             route,
@@ -257,7 +342,7 @@ impl Proxy {
                     Route::Miss | Route::StaleOnError | Route::Error => (CacheResult::Miss, loaded),
                 };
                 let response = respond::stored(variant, &head.method, &head.headers, &status, now);
-                (response, result)
+                (response, Disposition { result, waited })
             }
             Served::StandIn(object, error) => {
                 let Some(variant) = object.select(&head.headers) else {
@@ -268,7 +353,13 @@ impl Proxy {
                     ..failed_status(&error, forwarded)
                 };
                 let response = respond::stored(variant, &head.method, &head.headers, &status, now);
-                (response, CacheResult::Stale)
+                (
+                    response,
+                    Disposition {
+                        result: CacheResult::Stale,
+                        waited,
+                    },
+                )
             }
             Served::Private(pass) => {
                 let (result, detail) = match route {
@@ -282,12 +373,15 @@ impl Proxy {
                 };
                 (
                     respond::passed(pass.response, &head.method, &status),
-                    result,
+                    Disposition { result, waited },
                 )
             }
             Served::Failed(error) => (
                 respond::origin_failed(&error, &head.method, &failed_status(&error, forwarded)),
-                CacheResult::Error,
+                Disposition {
+                    result: CacheResult::Error,
+                    waited,
+                },
             ),
         }
     }
@@ -299,7 +393,7 @@ impl Proxy {
         head: RequestHead,
         body: Incoming,
         invalidates: bool,
-    ) -> (Response<Body>, CacheResult) {
+    ) -> (Response<Body>, Disposition) {
         let mut request = Request::new(Body::stream(body));
         *request.method_mut() = head.method.clone();
         *request.uri_mut() = head.uri;
@@ -320,7 +414,7 @@ impl Proxy {
                 let response = Response::from_parts(parts, Body::stream(body));
                 (
                     respond::passed(response, &head.method, &status),
-                    CacheResult::Pass,
+                    CacheResult::Pass.into(),
                 )
             }
             Err(error) => (
@@ -329,22 +423,23 @@ impl Proxy {
                     &head.method,
                     &failed_status(&error, CacheStatus::forwarded(Forward::Method)),
                 ),
-                CacheResult::Error,
+                CacheResult::Error.into(),
             ),
         }
     }
 
     async fn invalidate_after_unsafe(&self, key: &CacheKey, response: &HeaderMap) {
-        self.cache.invalidate(key).await;
+        let mut removed = usize::from(self.cache.invalidate(key).await);
         for name in [header::LOCATION, header::CONTENT_LOCATION] {
             let target = response
                 .get(&name)
                 .and_then(|value| value.to_str().ok())
                 .and_then(|reference| same_origin_key(key, reference));
             if let Some(target) = target {
-                self.cache.invalidate(&target).await;
+                removed += usize::from(self.cache.invalidate(&target).await);
             }
         }
+        self.record_invalidations(removed);
     }
 }
 
@@ -354,18 +449,10 @@ impl Handler for Proxy {
         let _in_flight = InFlight::enter(&self.in_flight);
         let started = Instant::now();
         let (parts, body) = request.into_parts();
-        let method = parts.method.clone();
-        let path = parts.uri.path().to_owned();
-        let (response, result) = self.route(parts, body, client).await;
-        record(
-            &method,
-            &path,
-            Finished {
-                result,
-                status: response.status(),
-                elapsed: started.elapsed(),
-            },
-        );
+        // Cheap clones (inline method, reference-counted URI) kept for the log line.
+        let (method, uri) = (parts.method.clone(), parts.uri.clone());
+        let (response, disposition) = self.route(parts, body, client).await;
+        self.finish(&method, &uri, &response, disposition, started.elapsed());
         response
     }
 }
@@ -447,7 +534,7 @@ fn max_forwards(headers: &HeaderMap) -> Option<u64> {
 /// sidecache's own answer to an OPTIONS or TRACE whose `Max-Forwards` reached zero. OPTIONS is
 /// answered 200. TRACE would be reflected back (a SHOULD, RFC 9110 §9.3.8); sidecache does not
 /// echo requests, so it answers 405 with the one method it answers itself.
-fn final_recipient(method: &Method) -> (Response<Body>, CacheResult) {
+fn final_recipient(method: &Method) -> (Response<Body>, Disposition) {
     let status = CacheStatus {
         hit: false,
         forward: None,
@@ -459,7 +546,7 @@ fn final_recipient(method: &Method) -> (Response<Body>, CacheResult) {
         response
             .headers_mut()
             .insert(header::CONTENT_LENGTH, HeaderValue::from(0));
-        return (response, CacheResult::Pass);
+        return (response, CacheResult::Pass.into());
     }
     let mut response = respond::own(
         StatusCode::METHOD_NOT_ALLOWED,
@@ -469,20 +556,20 @@ fn final_recipient(method: &Method) -> (Response<Body>, CacheResult) {
     response
         .headers_mut()
         .insert(header::ALLOW, HeaderValue::from_static("OPTIONS"));
-    (response, CacheResult::Pass)
+    (response, CacheResult::Pass.into())
 }
 
-fn own_error(code: StatusCode, text: &'static str) -> (Response<Body>, CacheResult) {
+fn own_error(code: StatusCode, text: &'static str) -> (Response<Body>, Disposition) {
     let status = CacheStatus {
         detail: Some("bad-request"),
         ..CacheStatus::forwarded(Forward::Bypass)
     };
-    (respond::own(code, text, &status), CacheResult::Error)
+    (respond::own(code, text, &status), CacheResult::Error.into())
 }
 
 /// A stored object that has no response for the request that loaded it: a bug, answered
 /// cleanly rather than with a panic.
-fn unselectable() -> (Response<Body>, CacheResult) {
+fn unselectable() -> (Response<Body>, Disposition) {
     tracing::error!("a loaded object had no variant for its own request");
     let status = CacheStatus {
         detail: Some("internal"),
@@ -494,21 +581,8 @@ fn unselectable() -> (Response<Body>, CacheResult) {
             "internal error\n",
             &status,
         ),
-        CacheResult::Error,
+        CacheResult::Error.into(),
     )
-}
-
-/// The end-of-request hook: runs once for every request, errors included.
-fn record(method: &Method, path: &str, finished: Finished) {
-    tracing::debug!(
-        target: "sidecache::access",
-        %method,
-        path,
-        status = finished.status.as_u16(),
-        cache_result = finished.result.as_str(),
-        elapsed_us = finished.elapsed.as_micros() as u64,
-        "request"
-    );
 }
 
 #[cfg(test)]

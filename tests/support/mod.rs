@@ -421,6 +421,13 @@ impl Sidecache {
             .expect("sidecache task")
     }
 
+    /// Scrapes `GET /metrics` on the admin port.
+    pub async fn metrics(&self) -> Scrape {
+        let got = TestClient::new().get(&self.admin_url("/metrics")).await;
+        assert_eq!(got.status, 200, "metrics scrape");
+        Scrape::parse(&got.text())
+    }
+
     /// Waits until sidecache has at least `n` requests in flight.
     pub async fn in_flight(&self, n: usize) {
         wait_until(|| self.proxy.in_flight_requests() >= n).await;
@@ -552,5 +559,40 @@ impl TestClient {
             headers: parts.headers,
             body: received.into(),
         })
+    }
+}
+
+// === metrics ===
+
+/// A parsed Prometheus text exposition: every sample by its series (`name{labels}` exactly as
+/// exposed).
+#[derive(Debug)]
+pub struct Scrape {
+    pub samples: HashMap<String, f64>,
+    pub text: String,
+}
+
+impl Scrape {
+    pub fn parse(text: &str) -> Self {
+        let samples = text
+            .lines()
+            .filter(|line| !line.starts_with('#') && !line.trim().is_empty())
+            .map(|line| {
+                let (series, value) = line.rsplit_once(' ').expect("a sample line");
+                (series.to_owned(), value.parse().expect("a sample value"))
+            })
+            .collect();
+        Self {
+            samples,
+            text: text.to_owned(),
+        }
+    }
+
+    /// The value of one series; panics if it is not exposed.
+    pub fn value(&self, series: &str) -> f64 {
+        *self
+            .samples
+            .get(series)
+            .unwrap_or_else(|| panic!("{series} is not exposed"))
     }
 }

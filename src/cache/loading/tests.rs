@@ -125,7 +125,7 @@ fn fixture_with(
     });
     let cache = LoadingCache::new(
         Arc::clone(&loader),
-        MemoryStore::new(1 << 20),
+        MemoryStore::new(1 << 20, |_| {}),
         LoadingConfig {
             coalesce_timeout,
             hit_for_miss_ttl: Duration::from_secs(60),
