@@ -237,6 +237,13 @@ fn register_state_gauges(registry: &Registry, proxy: &Arc<Proxy>) -> metrics::Re
         "Origin loads under way (one per key being loaded).",
         move || cache.in_flight() as f64,
     )?;
+    let cache = proxy.cache().clone();
+    metrics::state_gauge(
+        registry,
+        "sidecache_coalesce_waiting",
+        "Requests waiting right now for another request's origin load.",
+        move || cache.waiting() as f64,
+    )?;
     let proxy = Arc::clone(proxy);
     metrics::state_gauge(
         registry,

@@ -146,6 +146,14 @@ where
         self.lock_calls().len()
     }
 
+    /// How many followers are waiting on the loads under way (a saturation gauge).
+    pub fn waiting(&self) -> usize {
+        self.lock_calls()
+            .values()
+            .map(|call| call.state.receiver_count())
+            .sum()
+    }
+
     fn lock_calls(&self) -> MutexGuard<'_, HashMap<K, Arc<Call<V, E>>>> {
         // A panic while the lock is held can only come from the HashMap itself; the map is still
         // consistent then, so carry on with it rather than poisoning every later request.
@@ -249,7 +257,7 @@ mod tests {
         let flight = Arc::new(TestFlight::new());
         let permit = leader(&flight, "k");
         let waiters: Vec<_> = (0..10).map(|_| follower(&flight, "k")).collect();
-        assert_eq!(flight.in_flight(), 1);
+        assert_eq!((flight.in_flight(), flight.waiting()), (1, 10));
 
         let handles: Vec<_> = waiters
             .into_iter()
@@ -260,7 +268,7 @@ mod tests {
             let wait = handle.await.expect("waiter task");
             assert!(matches!(wait, Wait::Done(Outcome::Shared(7))), "{wait:?}");
         }
-        assert_eq!(flight.in_flight(), 0);
+        assert_eq!((flight.in_flight(), flight.waiting()), (0, 0));
     }
 
     #[tokio::test]

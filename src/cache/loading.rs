@@ -273,6 +273,11 @@ impl<L: Loader> LoadingCache<L> {
         self.inner.flight.in_flight()
     }
 
+    /// Callers waiting on another caller's load (a saturation gauge).
+    pub fn waiting(&self) -> usize {
+        self.inner.flight.waiting()
+    }
+
     /// The value for `key` as `request` needs it: from L1, from a load another caller started,
     /// or from a load this call starts.
     ///

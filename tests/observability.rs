@@ -1,0 +1,389 @@
+//! Observability: after a known workload every counter, histogram count and gauge equals what
+//! happened; the exposition passes `promtool check metrics`; a real Prometheus scrapes it and
+//! computes the hit ratio.
+
+mod support;
+
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use http::Method;
+use support::{Gate, Reply, Scrape, Sidecache, TempDir, TestClient, TestOrigin};
+
+/// What the workload below does, as the truth the counters are compared with.
+struct Truth {
+    hits: u64,
+    misses: u64,
+    coalesced: u64,
+    passes: u64,
+    errors: u64,
+    origin_2xx: u64,
+    origin_5xx: u64,
+    refused_private: u64,
+    invalidated: u64,
+    entries: u64,
+}
+
+/// Runs a known mix of misses, hits, a coalesced burst, uncacheable requests, an unsafe method,
+/// origin errors and a purge, asserting each answer on the way.
+async fn known_workload(origin: &TestOrigin, gate: &Gate, sidecache: &Sidecache) -> Truth {
+    let client = TestClient::new();
+    let get = |path: &'static str| {
+        let (client, url) = (client.clone(), sidecache.url(path));
+        async move { client.get(&url).await }
+    };
+    let expect = |got: &support::Got, status: u16, part: &str| {
+        assert_eq!(got.status, status, "{}", got.cache_status());
+        assert!(got.cache_status().contains(part), "{}", got.cache_status());
+    };
+
+    // 5 misses, then 3 hits each.
+    for path in ["/c/1", "/c/2", "/c/3", "/c/4", "/c/5"] {
+        expect(&get(path).await, 200, "fwd=uri-miss");
+        for _ in 0..3 {
+            expect(&get(path).await, 200, "; hit");
+        }
+    }
+
+    // A burst of 10 on one cold key: one leader, nine waiters sharing its load.
+    let burst: Vec<_> = (0..10).map(|_| tokio::spawn(get("/burst"))).collect();
+    origin.arrivals(6).await;
+    let cache = sidecache.proxy.cache();
+    support::wait_until(|| cache.waiting() == 9).await;
+    gate.open();
+    let mut collapsed = 0;
+    for request in burst {
+        let got = request.await.expect("burst request");
+        assert_eq!(got.status, 200);
+        collapsed += u64::from(got.cache_status().contains("collapsed"));
+    }
+    assert_eq!(collapsed, 9);
+
+    // Uncacheable: the first is a miss, the next three pass (hit-for-miss).
+    expect(&get("/private").await, 200, "detail=private");
+    for _ in 0..3 {
+        expect(&get("/private").await, 200, "detail=hit-for-miss");
+    }
+
+    // An unsafe method passes and invalidates /c/1, which is then a miss again.
+    let post = client
+        .send(Method::POST, &sidecache.url("/c/1"), &[], Bytes::from("x"))
+        .await;
+    expect(&post, 200, "fwd=method");
+    expect(&get("/c/1").await, 200, "fwd=uri-miss");
+
+    // Two origin errors, each its own load.
+    for _ in 0..2 {
+        expect(&get("/fail").await, 503, "detail=origin-error-status");
+    }
+
+    // A purge removes the five /c/ URLs; /c/2 is then a miss.
+    let purge = client
+        .send(
+            Method::POST,
+            &sidecache.admin_url("/purge?prefix=/c/"),
+            &[],
+            Bytes::new(),
+        )
+        .await;
+    assert_eq!(purge.text(), "{\"purged\":5}\n");
+    expect(&get("/c/2").await, 200, "fwd=uri-miss");
+
+    Truth {
+        hits: 15,
+        misses: 5 + 1 + 1 + 1 + 1,
+        coalesced: 9,
+        passes: 3 + 1,
+        errors: 2,
+        origin_2xx: 5 + 1 + 4 + 1 + 1 + 1,
+        origin_5xx: 2,
+        refused_private: 4,
+        invalidated: 1 + 5,
+        entries: 2,
+    }
+}
+
+async fn workload_origin(gate: &Gate) -> TestOrigin {
+    let gate = gate.clone();
+    TestOrigin::start(move |seen, n| match seen.path.as_str() {
+        "/burst" => Reply::ok("burst")
+            .header("cache-control", "max-age=60")
+            .gated(&gate),
+        "/private" => Reply::ok(format!("private {n}")).header("cache-control", "private"),
+        "/fail" => Reply::new(503, "down"),
+        _ => Reply::ok("cacheable").header("cache-control", "max-age=60"),
+    })
+    .await
+}
+
+#[tokio::test]
+async fn after_a_known_workload_every_counter_equals_what_happened() {
+    let gate = Gate::new();
+    let origin = workload_origin(&gate).await;
+    let sidecache = Sidecache::start(&origin.url(), &[]).await;
+    let truth = known_workload(&origin, &gate, &sidecache).await;
+    let scrape = sidecache.metrics().await;
+
+    let requests = |result: &str| {
+        scrape.value(&format!(
+            "sidecache_requests_total{{cache_result=\"{result}\"}}"
+        ))
+    };
+    let timed = |result: &str| {
+        scrape.value(&format!(
+            "sidecache_request_duration_seconds_count{{cache_result=\"{result}\"}}"
+        ))
+    };
+    let expected = [
+        ("hit", truth.hits),
+        ("miss", truth.misses),
+        ("coalesced", truth.coalesced),
+        ("pass", truth.passes),
+        ("error", truth.errors),
+        ("stale", 0),
+        ("revalidated", 0),
+    ];
+    for (result, count) in expected {
+        assert_eq!(requests(result), count as f64, "requests_total {result}");
+        assert_eq!(timed(result), count as f64, "duration count {result}");
+    }
+
+    // The origin's own count is the truth for loads.
+    let origin_total = origin.seen().len() as u64;
+    assert_eq!(origin_total, truth.origin_2xx + truth.origin_5xx);
+    let outcome = |o: &str| {
+        scrape.value(&format!(
+            "sidecache_origin_requests_total{{outcome=\"{o}\"}}"
+        ))
+    };
+    assert_eq!(outcome("2xx"), truth.origin_2xx as f64);
+    assert_eq!(outcome("5xx"), truth.origin_5xx as f64);
+    for o in ["3xx", "4xx", "connect_error", "timeout", "protocol_error"] {
+        assert_eq!(outcome(o), 0.0, "origin {o}");
+    }
+    assert_eq!(
+        scrape.value("sidecache_origin_request_duration_seconds_count"),
+        origin_total as f64
+    );
+
+    let waiters = |o: &str| {
+        scrape.value(&format!(
+            "sidecache_coalesce_waiters_total{{outcome=\"{o}\"}}"
+        ))
+    };
+    assert_eq!(waiters("shared"), truth.coalesced as f64);
+    for o in ["refetch_uncacheable", "timeout", "leader_error"] {
+        assert_eq!(waiters(o), 0.0, "waiters {o}");
+    }
+    assert_eq!(
+        scrape.value("sidecache_store_refused_total{reason=\"private\"}"),
+        truth.refused_private as f64
+    );
+    assert_eq!(
+        scrape.value("sidecache_invalidations_total"),
+        truth.invalidated as f64
+    );
+    let evicted =
+        |cause: &str| scrape.value(&format!("sidecache_evictions_total{{cause=\"{cause}\"}}"));
+    assert_eq!(evicted("explicit"), truth.invalidated as f64);
+    for cause in ["size", "expired", "replaced"] {
+        assert_eq!(evicted(cause), 0.0, "evictions {cause}");
+    }
+
+    let store = sidecache.proxy.cache().store();
+    assert_eq!(scrape.value("sidecache_entries"), truth.entries as f64);
+    assert_eq!(store.entry_count(), truth.entries);
+    assert_eq!(
+        scrape.value("sidecache_size_bytes"),
+        store.size_bytes() as f64
+    );
+    assert!(store.size_bytes() > 0);
+    assert_eq!(
+        scrape.value("sidecache_capacity_bytes"),
+        (256 * 1024 * 1024) as f64
+    );
+    for gauge in [
+        "sidecache_inflight_loads",
+        "sidecache_inflight_requests",
+        "sidecache_coalesce_waiting",
+    ] {
+        assert_eq!(scrape.value(gauge), 0.0, "{gauge}");
+    }
+    assert_eq!(scrape.value("sidecache_build_info{version=\"0.1.0\"}"), 1.0);
+
+    // The windowed stats agree with the counters.
+    let stats = TestClient::new().get(&sidecache.admin_url("/stats")).await;
+    let stats: serde_json::Value = serde_json::from_slice(&stats.body).expect("stats JSON");
+    let cycle = &stats["cycle"];
+    let all = truth.hits + truth.misses + truth.coalesced + truth.passes + truth.errors;
+    assert_eq!(cycle["hits"], truth.hits);
+    assert_eq!(
+        cycle["misses"],
+        truth.misses + truth.coalesced + truth.passes
+    );
+    assert_eq!(cycle["errors"], truth.errors);
+    assert_eq!(cycle["requests"], all);
+    assert_eq!(cycle["manual_misses"], truth.invalidated);
+    assert_eq!(cycle["hit_rate"], truth.hits as f64 / all as f64);
+    assert_eq!(stats["entries"], truth.entries);
+    assert_eq!(stats["last"]["requests"], 0);
+    sidecache.stop().await;
+}
+
+#[tokio::test]
+async fn the_exposition_passes_promtool_check_metrics() {
+    let Some(promtool) = support::require_tool("promtool") else {
+        return;
+    };
+    let gate = Gate::new();
+    let origin = workload_origin(&gate).await;
+    let sidecache = Sidecache::start(&origin.url(), &[]).await;
+    known_workload(&origin, &gate, &sidecache).await;
+    let exposition = sidecache.metrics().await.text;
+    let mut check = Command::new(promtool)
+        .args(["check", "metrics"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("run promtool");
+    std::io::Write::write_all(
+        &mut check.stdin.take().expect("stdin"),
+        exposition.as_bytes(),
+    )
+    .expect("feed promtool");
+    let output = check.wait_with_output().expect("promtool output");
+    let report = format!(
+        "{}{}",
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    );
+    assert!(output.status.success(), "promtool: {report}");
+    assert_eq!(report.trim(), "", "promtool found problems");
+    sidecache.stop().await;
+}
+
+/// A Prometheus server on a loopback port, with its data in a temporary directory.
+struct Prometheus {
+    child: Child,
+    url: String,
+    _dir: TempDir,
+}
+
+impl Prometheus {
+    async fn start(binary: std::path::PathBuf, target: std::net::SocketAddr) -> Self {
+        let dir = TempDir::new("prometheus");
+        let config = dir.0.join("prometheus.yml");
+        std::fs::write(
+            &config,
+            format!(
+                "global:\n  scrape_interval: 200ms\n  scrape_timeout: 200ms\n\
+                 scrape_configs:\n  - job_name: sidecache\n    static_configs:\n      - targets: ['{target}']\n"
+            ),
+        )
+        .expect("write prometheus.yml");
+        let port = support::free_port();
+        let child = Command::new(binary)
+            .arg(format!("--config.file={}", config.display()))
+            .arg(format!(
+                "--storage.tsdb.path={}",
+                dir.0.join("data").display()
+            ))
+            .arg(format!("--web.listen-address=127.0.0.1:{port}"))
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("start prometheus");
+        let prometheus = Self {
+            child,
+            url: format!("http://127.0.0.1:{port}"),
+            _dir: dir,
+        };
+        let client = TestClient::new();
+        let ready = format!("{}/-/ready", prometheus.url);
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while client
+            .try_send(Method::GET, &ready, &[], Bytes::new())
+            .await
+            .map_or(true, |got| got.status != 200)
+        {
+            assert!(Instant::now() < deadline, "prometheus did not become ready");
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        prometheus
+    }
+
+    /// Evaluates `query` now; the first sample's value, if any.
+    async fn query(&self, query: &str) -> Option<f64> {
+        let url = format!(
+            "{}/api/v1/query?query={}",
+            self.url,
+            form_urlencoded::byte_serialize(query.as_bytes()).collect::<String>()
+        );
+        let got = TestClient::new().get(&url).await;
+        let answer: serde_json::Value = serde_json::from_slice(&got.body).expect("query JSON");
+        assert_eq!(answer["status"], "success", "{query}: {answer}");
+        answer["data"]["result"][0]["value"][1]
+            .as_str()
+            .and_then(|v| v.parse().ok())
+    }
+
+    /// Waits (bounded) until `query` evaluates to `expected`: Prometheus scrapes on its own
+    /// schedule, so there is no signal to wait on but the answer itself.
+    async fn wait_for(&self, query: &str, expected: f64) {
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            let value = self.query(query).await;
+            if value == Some(expected) {
+                return;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "{query} = {value:?}, expected {expected}"
+            );
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+}
+
+impl Drop for Prometheus {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+#[tokio::test]
+async fn a_real_prometheus_scrapes_sidecache_and_computes_the_hit_ratio() {
+    let Some(binary) = support::require_tool("prometheus") else {
+        return;
+    };
+    let origin =
+        TestOrigin::start(|_, _| Reply::ok("x").header("cache-control", "max-age=60")).await;
+    let sidecache = Sidecache::start(&origin.url(), &[]).await;
+    let prometheus = Prometheus::start(binary, sidecache.admin_addr).await;
+    let client = TestClient::new();
+    // 4 misses, 12 hits: a hit ratio of exactly 0.75.
+    for key in 0..4 {
+        let url = sidecache.url(&format!("/k/{key}"));
+        for _ in 0..4 {
+            client.get(&url).await;
+        }
+    }
+    let hit_ratio = "sum(sidecache_requests_total{cache_result=~\"hit|stale\"}) \
+                     / sum(sidecache_requests_total)";
+    prometheus.wait_for(hit_ratio, 0.75).await;
+    prometheus
+        .wait_for("sum(sidecache_requests_total{cache_result=\"miss\"})", 4.0)
+        .await;
+    prometheus.wait_for("up{job=\"sidecache\"}", 1.0).await;
+    sidecache.stop().await;
+}
+
+#[test]
+fn scrape_parsing_reads_labelled_series() {
+    let scrape = Scrape::parse("# HELP a b\n# TYPE a counter\na{x=\"1\"} 3\nb 0.5\n");
+    assert_eq!(scrape.value("a{x=\"1\"}"), 3.0);
+    assert_eq!(scrape.value("b"), 0.5);
+}
