@@ -4,12 +4,12 @@
 
 mod support;
 
-use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
+use std::process::{Command, Stdio};
 
 use bytes::Bytes;
 use http::Method;
-use support::{Gate, Reply, Scrape, Sidecache, TempDir, TestClient, TestOrigin};
+use support::prometheus::Prometheus;
+use support::{Gate, Reply, Scrape, Sidecache, TestClient, TestOrigin};
 
 /// What the workload below does, as the truth the counters are compared with.
 struct Truth {
@@ -264,96 +264,6 @@ async fn the_exposition_passes_promtool_check_metrics() {
     sidecache.stop().await;
 }
 
-/// A Prometheus server on a loopback port, with its data in a temporary directory.
-struct Prometheus {
-    child: Child,
-    url: String,
-    _dir: TempDir,
-}
-
-impl Prometheus {
-    async fn start(binary: std::path::PathBuf, target: std::net::SocketAddr) -> Self {
-        let dir = TempDir::new("prometheus");
-        let config = dir.0.join("prometheus.yml");
-        std::fs::write(
-            &config,
-            format!(
-                "global:\n  scrape_interval: 200ms\n  scrape_timeout: 200ms\n\
-                 scrape_configs:\n  - job_name: sidecache\n    static_configs:\n      - targets: ['{target}']\n"
-            ),
-        )
-        .expect("write prometheus.yml");
-        let port = support::free_port();
-        let child = Command::new(binary)
-            .arg(format!("--config.file={}", config.display()))
-            .arg(format!(
-                "--storage.tsdb.path={}",
-                dir.0.join("data").display()
-            ))
-            .arg(format!("--web.listen-address=127.0.0.1:{port}"))
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("start prometheus");
-        let prometheus = Self {
-            child,
-            url: format!("http://127.0.0.1:{port}"),
-            _dir: dir,
-        };
-        let client = TestClient::new();
-        let ready = format!("{}/-/ready", prometheus.url);
-        let deadline = Instant::now() + Duration::from_secs(30);
-        while client
-            .try_send(Method::GET, &ready, &[], Bytes::new())
-            .await
-            .map_or(true, |got| got.status != 200)
-        {
-            assert!(Instant::now() < deadline, "prometheus did not become ready");
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
-        prometheus
-    }
-
-    /// Evaluates `query` now; the first sample's value, if any.
-    async fn query(&self, query: &str) -> Option<f64> {
-        let url = format!(
-            "{}/api/v1/query?query={}",
-            self.url,
-            form_urlencoded::byte_serialize(query.as_bytes()).collect::<String>()
-        );
-        let got = TestClient::new().get(&url).await;
-        let answer: serde_json::Value = serde_json::from_slice(&got.body).expect("query JSON");
-        assert_eq!(answer["status"], "success", "{query}: {answer}");
-        answer["data"]["result"][0]["value"][1]
-            .as_str()
-            .and_then(|v| v.parse().ok())
-    }
-
-    /// Waits (bounded) until `query` evaluates to `expected`: Prometheus scrapes on its own
-    /// schedule, so there is no signal to wait on but the answer itself.
-    async fn wait_for(&self, query: &str, expected: f64) {
-        let deadline = Instant::now() + Duration::from_secs(30);
-        loop {
-            let value = self.query(query).await;
-            if value == Some(expected) {
-                return;
-            }
-            assert!(
-                Instant::now() < deadline,
-                "{query} = {value:?}, expected {expected}"
-            );
-            tokio::time::sleep(Duration::from_millis(100)).await;
-        }
-    }
-}
-
-impl Drop for Prometheus {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
 #[tokio::test]
 async fn a_real_prometheus_scrapes_sidecache_and_computes_the_hit_ratio() {
     let Some(binary) = support::require_tool("prometheus") else {
@@ -362,7 +272,7 @@ async fn a_real_prometheus_scrapes_sidecache_and_computes_the_hit_ratio() {
     let origin =
         TestOrigin::start(|_, _| Reply::ok("x").header("cache-control", "max-age=60")).await;
     let sidecache = Sidecache::start(&origin.url(), &[]).await;
-    let prometheus = Prometheus::start(binary, sidecache.admin_addr).await;
+    let prometheus = Prometheus::scraping(binary, sidecache.admin_addr).await;
     let client = TestClient::new();
     // 4 misses, 12 hits: a hit ratio of exactly 0.75.
     for key in 0..4 {

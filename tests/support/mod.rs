@@ -3,6 +3,8 @@
 
 #![allow(dead_code)] // each test binary uses a different part of the support module
 
+pub mod prometheus;
+
 use std::collections::HashMap;
 use std::convert::Infallible;
 use std::net::SocketAddr;
