@@ -1,0 +1,34 @@
+# syntax=docker/dockerfile:1
+#
+# sidecache's container image: built in a Rust image, run from a distroless one (glibc and
+# libgcc, no shell, no package manager) as an unprivileged user.
+#
+#   docker build -t sidecache .
+#   docker run --rm -p 8080:8080 -p 8081:8081 sidecache     # the embedded demo origin
+#   docker run --rm -p 8080:8080 -p 8081:8081 -e SIDECACHE_ORIGIN=http://origin:9000 sidecache
+
+ARG RUST_VERSION=1.95
+
+FROM rust:${RUST_VERSION}-slim-bookworm AS build
+WORKDIR /src
+COPY Cargo.toml Cargo.lock ./
+COPY src ./src
+COPY benches ./benches
+# The registry and target caches survive between builds (BuildKit cache mounts); the binary is
+# copied out of the cached target directory, which is not part of the image.
+RUN --mount=type=cache,target=/usr/local/cargo/registry \
+    --mount=type=cache,target=/src/target \
+    cargo build --release --locked --bin sidecache \
+    && cp target/release/sidecache /usr/local/bin/sidecache
+
+# Debian 12 matches the build image's glibc.
+FROM gcr.io/distroless/cc-debian12:nonroot
+COPY --from=build /usr/local/bin/sidecache /usr/local/bin/sidecache
+# Inside a container the ports must listen on every interface (the binary's defaults are loopback).
+ENV SIDECACHE_LISTEN=0.0.0.0:8080 \
+    SIDECACHE_ADMIN_LISTEN=0.0.0.0:8081
+# 8080: the proxy. 8081: admin (metrics, stats, health, readiness, purge).
+EXPOSE 8080 8081
+# distroless's "nonroot" user: uid and gid 65532.
+USER 65532:65532
+ENTRYPOINT ["/usr/local/bin/sidecache"]
