@@ -16,6 +16,7 @@ use clap::parser::ValueSource;
 use clap::{Arg, ArgMatches, Command, CommandFactory, FromArgMatches, Parser};
 
 use super::error::{Place, Problem};
+use super::standard_env::{self, StandardEnv};
 use super::{Config, ConfigError, Env, validation};
 
 /// The variable naming the config file when `--config` is not given.
@@ -55,6 +56,8 @@ struct OptionSpec {
     long: String,
     /// The environment variable that sets it.
     env: String,
+    /// The standard OpenTelemetry variable that also sets it, below `env`.
+    standard: Option<&'static StandardEnv>,
 }
 
 /// A value for an option from a source below the command line.
@@ -110,12 +113,14 @@ fn command_and_options() -> (Command, Vec<OptionSpec>) {
         let Some(env) = arg.get_env().map(|var| var.to_string_lossy().into_owned()) else {
             return arg;
         };
-        let arg = with_env_in_help(arg, &env);
+        let standard = arg.get_long().and_then(standard_env::for_option);
+        let arg = with_env_in_help(arg, &env, standard);
         if let Some(long) = arg.get_long() {
             options.push(OptionSpec {
                 long: long.to_owned(),
                 arg: arg.clone(),
                 env,
+                standard,
             });
         }
         arg
@@ -123,8 +128,11 @@ fn command_and_options() -> (Command, Vec<OptionSpec>) {
     (command, options)
 }
 
-fn with_env_in_help(arg: Arg, env: &str) -> Arg {
-    let note = format!("[env: {env}]");
+fn with_env_in_help(arg: Arg, env: &str, standard: Option<&StandardEnv>) -> Arg {
+    let note = match standard {
+        Some(standard) => format!("[env: {env}, else {}]", standard.var),
+        None => format!("[env: {env}]"),
+    };
     let help = match arg.get_help() {
         Some(help) => format!("{help} {note}"),
         None => note.clone(),
@@ -224,7 +232,8 @@ fn scalar_text(value: &toml::Value) -> Option<String> {
     }
 }
 
-/// The values set by `SIDECACHE_*` variables.
+/// The values set by `SIDECACHE_*` variables, or else by the standard OpenTelemetry variable of
+/// the option, if it has one.
 fn env_values<'a>(
     options: &'a [OptionSpec],
     env: &'a dyn Env,
@@ -233,13 +242,18 @@ fn env_values<'a>(
         .iter()
         .filter(|spec| !is_config_file(spec))
         .filter_map(move |spec| {
-            let value = env.var(&spec.env)?;
+            let (var, value) = match (env.var(&spec.env), spec.standard) {
+                (Some(value), _) => (spec.env.clone(), value),
+                (None, Some(standard)) => {
+                    let value = env.var(standard.var)?;
+                    (standard.var.to_owned(), (standard.convert)(&value))
+                }
+                (None, None) => return None,
+            };
             Some(SourcedValue {
                 spec,
                 value: value.into(),
-                place: Place::Env {
-                    var: spec.env.clone(),
-                },
+                place: Place::Env { var },
             })
         })
 }
@@ -345,6 +359,15 @@ pub(super) mod testing {
     /// The command as `load` parses it.
     pub(in crate::config) fn command() -> Command {
         super::command_and_options().0
+    }
+
+    /// The options with a standard variable: (long flag, standard variable).
+    pub(in crate::config) fn standard_vars() -> Vec<(String, &'static str)> {
+        super::command_and_options()
+            .1
+            .into_iter()
+            .filter_map(|spec| Some((spec.long, spec.standard?.var)))
+            .collect()
     }
 
     /// Every option: (long flag, environment variable).

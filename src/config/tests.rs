@@ -137,6 +137,17 @@ fn defaults_when_nothing_is_given() {
         telemetry: TelemetryConfig {
             stats_window: secs(60),
         },
+        tracing: TracingConfig {
+            otlp_endpoint: None,
+            otlp_protocol: OtlpProtocol::HttpProtobuf,
+            service_name: "sidecache".to_owned(),
+            sampler: SamplerKind::ParentbasedAlwaysOn,
+            sampler_arg: None,
+            batch_delay: secs(5),
+            max_queue_size: 2048,
+            max_export_batch_size: 512,
+            export_timeout: secs(30),
+        },
         shutdown_grace: secs(10),
     };
     assert_eq!(load_ok(&[], &[]), expected);
@@ -312,6 +323,15 @@ fn every_option_is_read_from_its_environment_variable() {
         ("SIDECACHE_LOG", "debug"),
         ("SIDECACHE_SHUTDOWN_GRACE", "9s"),
         ("SIDECACHE_STATS_WINDOW", "10s"),
+        ("SIDECACHE_OTLP_ENDPOINT", "http://127.0.0.1:4317"),
+        ("SIDECACHE_OTLP_PROTOCOL", "grpc"),
+        ("SIDECACHE_SERVICE_NAME", "edge-cache"),
+        ("SIDECACHE_TRACE_SAMPLER", "parentbased_traceidratio"),
+        ("SIDECACHE_TRACE_SAMPLER_ARG", "0.25"),
+        ("SIDECACHE_TRACE_BATCH_DELAY", "11s"),
+        ("SIDECACHE_TRACE_QUEUE_SIZE", "100"),
+        ("SIDECACHE_TRACE_BATCH_SIZE", "10"),
+        ("SIDECACHE_TRACE_EXPORT_TIMEOUT", "12s"),
     ];
     // Every option has a variable in the table above.
     let mut listed: Vec<_> = vars.iter().map(|&(var, _)| var).collect();
@@ -353,9 +373,91 @@ fn every_option_is_read_from_its_environment_variable() {
         telemetry: TelemetryConfig {
             stats_window: secs(10),
         },
+        tracing: expected_tracing(),
         shutdown_grace: secs(9),
     };
     assert_eq!(config, expected);
+}
+
+/// The tracing options the environment tests set, by either name.
+fn expected_tracing() -> TracingConfig {
+    TracingConfig {
+        otlp_endpoint: Some(http::Uri::from_static("http://127.0.0.1:4317")),
+        otlp_protocol: OtlpProtocol::Grpc,
+        service_name: "edge-cache".to_owned(),
+        sampler: SamplerKind::ParentbasedTraceIdRatio,
+        sampler_arg: Some(parse_ratio("0.25").expect("ratio")),
+        batch_delay: secs(11),
+        max_queue_size: 100,
+        max_export_batch_size: 10,
+        export_timeout: secs(12),
+    }
+}
+
+#[test]
+fn tracing_options_are_read_from_the_standard_opentelemetry_variables() {
+    let vars = [
+        ("OTEL_EXPORTER_OTLP_ENDPOINT", "http://127.0.0.1:4317"),
+        ("OTEL_EXPORTER_OTLP_PROTOCOL", "grpc"),
+        ("OTEL_SERVICE_NAME", "edge-cache"),
+        ("OTEL_TRACES_SAMPLER", "parentbased_traceidratio"),
+        ("OTEL_TRACES_SAMPLER_ARG", "0.25"),
+        // Milliseconds, as the specification has them.
+        ("OTEL_BSP_SCHEDULE_DELAY", "11000"),
+        ("OTEL_BSP_MAX_QUEUE_SIZE", "100"),
+        ("OTEL_BSP_MAX_EXPORT_BATCH_SIZE", "10"),
+        ("OTEL_BSP_EXPORT_TIMEOUT", "12000"),
+    ];
+    // Every standard variable in the table above, and no other.
+    let mut listed: Vec<_> = vars.iter().map(|&(var, _)| var).collect();
+    listed.sort_unstable();
+    let mut declared: Vec<_> = STANDARD_ENV.iter().map(|standard| standard.var).collect();
+    declared.sort_unstable();
+    assert_eq!(listed, declared);
+    assert_eq!(load_ok(&[], &vars).tracing, expected_tracing());
+}
+
+#[test]
+fn sidecache_variables_win_over_the_standard_ones_and_flags_over_both() {
+    let vars = [
+        ("OTEL_SERVICE_NAME", "from-otel"),
+        ("SIDECACHE_SERVICE_NAME", "from-sidecache"),
+        ("OTEL_TRACES_SAMPLER", "always_off"),
+    ];
+    let config = load_ok(&[], &vars);
+    assert_eq!(config.tracing.service_name, "from-sidecache");
+    assert_eq!(config.tracing.sampler, SamplerKind::AlwaysOff);
+    let config = load_ok(&["--service-name", "from-flag"], &vars);
+    assert_eq!(config.tracing.service_name, "from-flag");
+    // The standard variable is still above the file.
+    let dir = TempDir::new();
+    let file = dir.file("tracing.toml", "trace-sampler = \"always_on\"\n");
+    let config = load_ok(&["--config", path_str(&file)], &vars);
+    assert_eq!(config.tracing.sampler, SamplerKind::AlwaysOff);
+}
+
+#[test]
+fn bad_tracing_values_name_the_variable_they_came_from() {
+    let error = load_err(
+        &[],
+        &[
+            ("OTEL_TRACES_SAMPLER_ARG", "1.5"),
+            ("OTEL_EXPORTER_OTLP_PROTOCOL", "http/json"),
+            ("OTEL_BSP_SCHEDULE_DELAY", "soon"),
+            ("OTEL_EXPORTER_OTLP_ENDPOINT", "https://collector:4317"),
+            ("OTEL_BSP_MAX_QUEUE_SIZE", "10"),
+            ("OTEL_BSP_MAX_EXPORT_BATCH_SIZE", "20"),
+        ],
+    );
+    for (var, needle) in [
+        ("OTEL_TRACES_SAMPLER_ARG", "from 0 to 1"),
+        ("OTEL_EXPORTER_OTLP_PROTOCOL", "grpc, http/protobuf"),
+        ("OTEL_BSP_SCHEDULE_DELAY", "soon"),
+        ("OTEL_EXPORTER_OTLP_ENDPOINT", "TLS"),
+        ("OTEL_BSP_MAX_EXPORT_BATCH_SIZE", "exceeds"),
+    ] {
+        assert!(has_problem(&error, &env_var(var), needle), "{var}: {error}");
+    }
 }
 
 // === the TOML file ===
@@ -816,10 +918,11 @@ fn help_documents_every_option_with_its_env_name_and_default() {
                 .into_iter()
                 .find_map(|(option, env)| (option == long).then_some(env))
                 .expect("every option has an environment variable");
-            assert!(
-                help.contains(&format!("[env: {env}]")),
-                "{args:?}: {env} missing"
-            );
+            let note = match STANDARD_ENV.iter().find(|standard| standard.long == long) {
+                Some(standard) => format!("[env: {env}, else {}]", standard.var),
+                None => format!("[env: {env}]"),
+            };
+            assert!(help.contains(&note), "{args:?}: {note} missing");
             match arg.get_default_values() {
                 [default] => assert!(
                     help.contains(&format!("[default: {}]", default.to_string_lossy())),
@@ -890,6 +993,17 @@ fn every_option_follows_the_conventions() {
             "--{long} needs a value_name (its unit)"
         );
         assert!(arg.get_help().is_some(), "--{long} needs a doc comment");
+    }
+
+    // A standard OpenTelemetry variable is a second name for one option, never a first.
+    let standard = testing::standard_vars();
+    assert_eq!(standard.len(), STANDARD_ENV.len(), "each names an option");
+    for (long, var) in standard {
+        assert!(var.starts_with("OTEL_"), "--{long}: {var}");
+        assert!(
+            !options.iter().any(|(_, env)| env == var),
+            "--{long}: {var} is some option's own variable"
+        );
     }
 }
 

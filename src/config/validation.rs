@@ -6,7 +6,7 @@
 use std::time::Duration;
 
 use super::error::{Place, Problem};
-use super::{ByteSize, Config};
+use super::{ByteSize, Config, TracingConfig};
 
 /// Every rule `config` breaks, in option order.
 pub(super) fn problems(config: &Config) -> Vec<Problem> {
@@ -18,6 +18,7 @@ pub(super) fn problems(config: &Config) -> Vec<Problem> {
     check_cache_sizes(config, &mut found);
     check_listeners_differ(config, &mut found);
     check_admin_token(config.admin.token.as_deref(), &mut found);
+    check_tracing(&config.tracing, &mut found);
     if config.log.level.trim().is_empty() {
         found.push(problem(
             "log-level",
@@ -63,7 +64,7 @@ fn check_origin_url(url: &http::Uri, found: &mut Vec<Problem>) {
 
 /// Timeouts and deadlines of zero would fail every request (or every drain) at once.
 fn check_non_zero_durations(config: &Config, found: &mut Vec<Problem>) {
-    let must_be_positive: [(&str, Duration); 7] = [
+    let must_be_positive: [(&str, Duration); 9] = [
         ("origin-connect-timeout", config.origin.connect_timeout),
         ("origin-timeout", config.origin.first_byte_timeout),
         ("origin-body-timeout", config.origin.body_timeout),
@@ -71,6 +72,8 @@ fn check_non_zero_durations(config: &Config, found: &mut Vec<Problem>) {
         ("coalesce-timeout", config.cache.coalesce_timeout),
         ("shutdown-grace", config.shutdown_grace),
         ("stats-window", config.telemetry.stats_window),
+        ("trace-batch-delay", config.tracing.batch_delay),
+        ("trace-export-timeout", config.tracing.export_timeout),
     ];
     for (long, duration) in must_be_positive {
         if duration.is_zero() {
@@ -126,6 +129,38 @@ fn check_admin_token(token: Option<&str>, found: &mut Vec<Problem>) {
         found.push(problem(
             "admin-token",
             "must be visible ASCII without spaces, as it is sent in an Authorization header",
+        ));
+    }
+}
+
+/// The OTLP endpoint is an absolute http:// URL (no TLS to the collector yet), and the span
+/// buffer has room for at least one batch.
+fn check_tracing(tracing: &TracingConfig, found: &mut Vec<Problem>) {
+    if let Some(url) = &tracing.otlp_endpoint {
+        match (url.scheme_str(), url.authority()) {
+            (Some("http"), Some(_)) => {}
+            (Some("https"), _) => found.push(problem(
+                "otlp-endpoint",
+                format!("{url}: TLS to the collector is not supported yet; use an http:// URL"),
+            )),
+            _ => found.push(problem(
+                "otlp-endpoint",
+                format!("{url}: must be an absolute http:// URL, e.g. http://127.0.0.1:4318"),
+            )),
+        }
+    }
+    if tracing.max_queue_size == 0 {
+        found.push(problem("trace-queue-size", "must be greater than zero"));
+    }
+    if tracing.max_export_batch_size == 0 {
+        found.push(problem("trace-batch-size", "must be greater than zero"));
+    } else if tracing.max_export_batch_size > tracing.max_queue_size && tracing.max_queue_size > 0 {
+        found.push(problem(
+            "trace-batch-size",
+            format!(
+                "{} exceeds --trace-queue-size ({}); a batch is taken from the queue",
+                tracing.max_export_batch_size, tracing.max_queue_size
+            ),
         ));
     }
 }
