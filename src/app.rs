@@ -1,12 +1,12 @@
 //! Builds the parts from a [`Config`], binds the listeners, serves, and drains in order.
 //!
-//! Tests run exactly what the binary runs: [`App::bind`] then [`App::run_until`] with a future
-//! of their choosing as the shutdown signal.
+//! Tests run exactly what the binary runs: [`App::bind`] (or [`App::bind_with`], to export spans)
+//! then [`App::run_until`] with a future of their choosing as the shutdown signal.
 
 use std::future::Future;
 use std::net::SocketAddr;
 use std::sync::Arc;
-use std::time::{Duration, SystemTime};
+use std::time::{Duration, Instant, SystemTime};
 
 use http::Uri;
 use tokio::net::TcpListener;
@@ -26,6 +26,7 @@ use crate::proxy::service::Proxy;
 use crate::server::{self, Drained};
 use crate::stats::Stats;
 use crate::store::{MemoryStore, StoreMetrics};
+use crate::telemetry::Tracing;
 
 /// A bound, ready-to-serve sidecache.
 pub struct App {
@@ -37,6 +38,8 @@ pub struct App {
     admin: Arc<Admin>,
     readiness: Readiness,
     shutdown_grace: Duration,
+    /// The span pipeline, flushed last when draining.
+    tracing: Tracing,
 }
 
 /// Why the app could not start.
@@ -62,11 +65,20 @@ pub enum AppError {
 
 impl App {
     /// Builds everything from `config` and binds the listeners (and the demo origin, if no origin
-    /// is configured). Nothing is served until [`run_until`](Self::run_until).
+    /// is configured), with tracing off. Nothing is served until [`run_until`](Self::run_until).
     ///
     /// # Errors
     /// A port cannot be bound, or the origin URL is unusable.
     pub async fn bind(config: &Config) -> Result<Self, AppError> {
+        Self::bind_with(config, Tracing::disabled()).await
+    }
+
+    /// Like [`bind`](Self::bind), with `tracing` as the span pipeline: when it is enabled every
+    /// request opens a server span, and the drain flushes the pipeline last.
+    ///
+    /// # Errors
+    /// A port cannot be bound, or the origin URL is unusable.
+    pub async fn bind_with(config: &Config, tracing: Tracing) -> Result<Self, AppError> {
         let proxy_listener = bind(config.proxy.listen).await?;
         let admin_listener = bind(config.admin.listen).await?;
         let (demo, origin_url) = match &config.origin.url {
@@ -115,7 +127,9 @@ impl App {
             },
         );
         let stats = Arc::new(Stats::new(config.telemetry.stats_window, SystemTime::now()));
-        let proxy = Arc::new(Proxy::new(cache, proxy_metrics, Arc::clone(&stats)));
+        let proxy = Arc::new(
+            Proxy::new(cache, proxy_metrics, Arc::clone(&stats)).with_tracing(tracing.is_enabled()),
+        );
         register_state_gauges(&registry, &proxy).map_err(AppError::Metrics)?;
         let readiness = Readiness::new();
         let admin = Arc::new(Admin::new(
@@ -132,6 +146,7 @@ impl App {
             admin,
             readiness,
             shutdown_grace: config.shutdown_grace,
+            tracing,
         })
     }
 
@@ -157,7 +172,8 @@ impl App {
 
     /// Serves until `shutdown` completes, then drains in order: report not-ready, stop accepting,
     /// let in-flight requests finish (at most the shutdown grace), wait for background loads,
-    /// stop the admin listener and the demo origin.
+    /// stop the admin listener and the demo origin, and export the spans still queued (within
+    /// what is left of the grace).
     pub async fn run_until(self, shutdown: impl Future<Output = ()>) -> Drained {
         let stop_others = CancellationToken::new();
         let admin = tokio::spawn(server::serve(
@@ -179,11 +195,13 @@ impl App {
             async move { proxy.stats().rotate_every_window(stop).await }
         });
         let readiness = self.readiness.clone();
+        let (draining_tx, draining) = tokio::sync::oneshot::channel::<Instant>();
         let drained = server::serve(
             self.proxy_listener,
             Arc::clone(&self.proxy),
             async move {
                 shutdown.await;
+                let _ = draining_tx.send(Instant::now());
                 readiness.set_draining();
             },
             self.shutdown_grace,
@@ -202,6 +220,14 @@ impl App {
         if drained == Drained::TimedOut {
             tracing::warn!("connections still open at the end of the grace period were dropped");
         }
+        // Last, so the spans of the final requests and loads are among those exported; bounded
+        // by what the drain left of the grace (at least a moment, to try).
+        let started = draining.await.unwrap_or_else(|_| Instant::now());
+        let left = self
+            .shutdown_grace
+            .saturating_sub(started.elapsed())
+            .max(Duration::from_millis(100));
+        self.tracing.shutdown(left).await;
         drained
     }
 }

@@ -13,16 +13,16 @@
 //! | [`config`] | the typed configuration: flags > environment > TOML file > defaults |
 //! | [`app`] | builds the parts from a `Config`, binds, serves, drains in order |
 //! | [`server`] | the accept loop both listeners share, graceful drain |
-//! | [`proxy`] | the request path: classify, key, lookup, load, respond, record; the HTTP loader |
+//! | [`proxy`] | the request path: classify, key, lookup, load, respond, record; the server span; the HTTP loader |
 //! | [`cache`] | HTTP-free single-flight ([`cache::flight`]) and read-through cache ([`cache::loading`]); RFC 9111 policy, keys, `Vary`, conditionals, ranges |
 //! | [`store`] | the byte-bounded moka store with per-entry expiry |
-//! | [`origin`] | the pooled client to the origin: timeouts, header hygiene, error classification |
+//! | [`origin`] | the pooled client to the origin: timeouts, header hygiene, error classification, the client span and `traceparent` |
 //! | [`admin`] | the admin listener: metrics, stats, health, readiness, purge |
 //! | [`metrics`] | the Prometheus registry and the helpers every metric set registers with |
 //! | [`stats`] | the windowed stats behind `GET /stats` |
 //! | [`body`] | the body type shared by both directions |
 //! | [`demo`] | the embedded demo origin |
-//! | [`telemetry`] | logging |
+//! | [`telemetry`] | logs (with trace ids), the OTLP span pipeline, sampling, W3C propagation |
 //! | [`shutdown`] | the shutdown signal |
 //!
 //! The generic core can be used without HTTP: implement [`cache::loading::Loader`] and put a

@@ -1,5 +1,5 @@
-//! The `sidecache` binary: parse the configuration, start logging, serve until SIGTERM/SIGINT,
-//! drain, exit. No business logic lives here.
+//! The `sidecache` binary: parse the configuration, start logging and tracing, serve until
+//! SIGTERM/SIGINT, drain, exit. No business logic lives here.
 
 use std::process::ExitCode;
 
@@ -7,15 +7,12 @@ use sidecache::app::App;
 use sidecache::config::Config;
 use sidecache::demo::DemoOrigin;
 use sidecache::server::Drained;
+use sidecache::telemetry::Tracing;
 use sidecache::{shutdown, telemetry};
 
 fn main() -> ExitCode {
     // A bad configuration exits 64 (EX_USAGE) before any port is bound.
     let config = Config::load().unwrap_or_else(|error| error.exit());
-    if let Err(error) = telemetry::init(&config.log) {
-        eprintln!("sidecache: {error}");
-        return ExitCode::from(64);
-    }
     let runtime = match tokio::runtime::Runtime::new() {
         Ok(runtime) => runtime,
         Err(error) => {
@@ -23,11 +20,24 @@ fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    runtime.block_on(run(config))
+    // The span exporter runs its exports on this runtime.
+    let tracing = match runtime.block_on(async { Tracing::start(&config.tracing) }) {
+        Ok(tracing) => tracing,
+        Err(error) => {
+            eprintln!("sidecache: {error}");
+            return ExitCode::from(64);
+        }
+    };
+    if let Err(error) = telemetry::init(&config.log, &tracing) {
+        eprintln!("sidecache: {error}");
+        return ExitCode::from(64);
+    }
+    runtime.block_on(run(config, tracing))
 }
 
-async fn run(config: Config) -> ExitCode {
-    let app = match App::bind(&config).await {
+async fn run(config: Config, tracing: Tracing) -> ExitCode {
+    let traced = tracing.is_enabled();
+    let app = match App::bind_with(&config, tracing).await {
         Ok(app) => app,
         Err(error) => {
             eprintln!("sidecache: {error}");
@@ -38,6 +48,7 @@ async fn run(config: Config) -> ExitCode {
         proxy = %app.proxy_addr(),
         admin = %app.admin_addr(),
         origin = %config.origin.url.as_ref().map_or("embedded demo".to_owned(), ToString::to_string),
+        otlp = %config.tracing.otlp_endpoint.as_ref().filter(|_| traced).map_or("off".to_owned(), ToString::to_string),
         "sidecache listening"
     );
     if let Some(demo) = app.demo_addr() {

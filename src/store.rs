@@ -3,6 +3,9 @@
 //! The store only keeps values; it does not decide what is fresh (that is the policy's job) and
 //! it does not load anything (that is [`crate::cache::loading`]'s). Removals are counted by cause
 //! in the eviction listener, so the numbers come from moka itself rather than from guesses.
+//!
+//! Lookups and inserts run in `cache lookup` / `cache store` debug spans: the store is the L1
+//! edge of a request's trace.
 
 use std::hash::Hash;
 use std::sync::Arc;
@@ -91,12 +94,14 @@ where
     }
 
     /// The value under `key`, if present and not expired.
+    #[tracing::instrument(level = "debug", name = "cache lookup", skip_all)]
     pub async fn get(&self, key: &K) -> Option<V> {
         self.entries.get(key).await
     }
 
     /// Stores `value` under `key`, replacing what was there. A value with nothing worth keeping
     /// ([`Weighed::retain_for`] is zero) is not stored.
+    #[tracing::instrument(level = "debug", name = "cache store", skip_all)]
     pub async fn insert(&self, key: K, value: V) {
         if value.retain_for().is_zero() {
             return;

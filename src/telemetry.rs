@@ -1,25 +1,102 @@
-//! Logging: human-readable or JSON lines through `tracing-subscriber`, filtered by level.
+//! Logs and traces: the subscriber, the OTLP exporter and sampler, and W3C propagation.
+//!
+//! - [`export`]: [`Tracing`], `Disabled | Enabled`: the OpenTelemetry tracer provider (OTLP over
+//!   gRPC or HTTP protobuf, a sampler, the SDK's bounded batch processor) and its flush at
+//!   shutdown.
+//! - [`context`]: what the two edges (the proxy's server span, the origin client's span) need:
+//!   joining an incoming `traceparent`, injecting one, attributes, links. No-ops on spans no
+//!   exporter records.
+//! - [`logs`]: the log line format, which adds the request's trace and span ids.
+//! - [`semconv`]: HTTP semantic-convention spellings both edges use.
+//!
+//! Business code only opens [`tracing`] spans; it never sees OpenTelemetry. With tracing off the
+//! request path opens no span at all (the store's debug spans are disabled by the log filter),
+//! so it pays nothing for it.
 
-use tracing_subscriber::EnvFilter;
+pub mod context;
+pub mod export;
+pub mod logs;
+pub mod semconv;
 
+use tracing::Subscriber;
+use tracing_subscriber::filter::{EnvFilter, FilterExt, filter_fn};
+use tracing_subscriber::layer::SubscriberExt;
+use tracing_subscriber::registry::LookupSpan;
+use tracing_subscriber::{Layer, Registry};
+
+pub use self::export::{Tracing, TracingError};
 use crate::config::{LogConfig, LogFormat};
 
-/// Installs the global subscriber. `RUST_LOG`, when set, overrides the configured level.
+/// A layer over the registry, boxed so that text and JSON, traced and untraced, share one type.
+type BoxedLayer = Box<dyn Layer<Registry> + Send + Sync>;
+
+/// Installs the global subscriber: log lines to stderr and, when `tracing` is enabled, spans to
+/// its exporter. `RUST_LOG`, when set, overrides the configured level.
 ///
 /// # Errors
 /// The level is not a valid filter, or a subscriber is already installed.
-pub fn init(config: &LogConfig) -> Result<(), String> {
-    let filter = match std::env::var("RUST_LOG") {
-        Ok(directives) if !directives.trim().is_empty() => EnvFilter::try_new(directives),
-        _ => EnvFilter::try_new(&config.level),
-    }
-    .map_err(|error| format!("invalid log filter: {error}"))?;
-    let builder = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr);
-    let installed = match config.format {
-        LogFormat::Text => builder.try_init(),
-        LogFormat::Json => builder.json().try_init(),
+pub fn init(config: &LogConfig, tracing: &Tracing) -> Result<(), String> {
+    let rust_log = std::env::var("RUST_LOG").ok();
+    let subscriber = subscriber(config, tracing, rust_log.as_deref())?;
+    tracing::subscriber::set_global_default(subscriber)
+        .map_err(|error| format!("cannot install the log subscriber: {error}"))
+}
+
+/// The subscriber [`init`] installs, for callers that scope it themselves (tests use
+/// `tracing::subscriber::set_default`). `filter`, when given and not blank, replaces the
+/// configured level (it is `RUST_LOG`'s value in the binary).
+///
+/// # Errors
+/// The level is not a valid filter.
+pub fn subscriber(
+    config: &LogConfig,
+    tracing: &Tracing,
+    filter: Option<&str>,
+) -> Result<impl Subscriber + for<'a> LookupSpan<'a> + Send + Sync + 'static, String> {
+    let directives = match filter {
+        Some(directives) if !directives.trim().is_empty() => directives,
+        _ => config.level.as_str(),
     };
-    installed.map_err(|error| format!("cannot install the log subscriber: {error}"))
+    let level =
+        EnvFilter::try_new(directives).map_err(|error| format!("invalid log filter: {error}"))?;
+    let mut layers: Vec<BoxedLayer> = vec![log_layer(config.format, level, tracing.is_enabled())];
+    if let Some(spans) = tracing.layer() {
+        layers.push(Box::new(spans));
+    }
+    Ok(Registry::default().with(layers))
+}
+
+/// The log lines. With tracing on, the lines also see sidecache's spans whatever the level, so
+/// that a request's line can carry its trace id; their fields are only formatted then.
+fn log_layer(format: LogFormat, level: EnvFilter, traced: bool) -> BoxedLayer {
+    let lines = tracing_subscriber::fmt::layer().with_writer(std::io::stderr);
+    match (format, traced) {
+        (LogFormat::Text, false) => lines.with_filter(level).boxed(),
+        (LogFormat::Json, false) => lines.json().with_filter(level).boxed(),
+        (LogFormat::Text, true) => lines
+            // Lines carrying ids are re-written (see `logs`), which drops colours: keep all
+            // lines alike.
+            .with_ansi(false)
+            .event_format(logs::WithTraceIds::text(
+                tracing_subscriber::fmt::format().with_ansi(false),
+            ))
+            .with_filter(level.or(sidecache_spans()))
+            .boxed(),
+        (LogFormat::Json, true) => lines
+            .json()
+            .event_format(logs::WithTraceIds::json(
+                tracing_subscriber::fmt::format().json(),
+            ))
+            .with_filter(level.or(sidecache_spans()))
+            .boxed(),
+    }
+}
+
+/// sidecache's own spans (not its events, nor any dependency's spans).
+fn sidecache_spans<S>() -> impl tracing_subscriber::layer::Filter<S> + Send + Sync + 'static {
+    filter_fn(|metadata| metadata.is_span() && is_sidecache(metadata.target()))
+}
+
+fn is_sidecache(target: &str) -> bool {
+    target == "sidecache" || target.starts_with("sidecache::")
 }

@@ -10,13 +10,17 @@
 //!   woken the moment the outcome is published (no polling), and it waits no longer than the bound
 //!   it is given.
 //!
+//! A load may also carry a *context* of the caller's choosing (type parameter `C`, `()` by
+//! default): the leader [sets](Leader::set_context) it once, and every follower can read it
+//! ([`Follower::context`]), e.g. to tell which load it waited on.
+//!
 //! This module knows nothing about HTTP or about where values are stored; [`super::loading`]
 //! builds the read-through cache on it.
 
 use std::collections::HashMap;
 use std::hash::Hash;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
 use std::time::Duration;
 
 use tokio::sync::watch;
@@ -61,49 +65,55 @@ enum State<V, E> {
     Dangling,
 }
 
-/// One load under way: its identity and the channel its followers wait on.
-struct Call<V, E> {
+/// One load under way: its identity, the channel its followers wait on, and its context.
+struct Call<V, E, C> {
     /// Distinguishes this load from a later one for the same key, so a finishing leader never
     /// removes its successor's entry.
     id: u64,
     state: watch::Sender<State<V, E>>,
+    /// Set once by the leader, read by the followers.
+    context: OnceLock<C>,
 }
+
+/// The loads under way, by key.
+type Calls<K, V, E, C> = HashMap<K, Arc<Call<V, E, C>>>;
 
 /// Coordinates loads so that only one per key runs at a time.
 ///
 /// Cheap to share: wrap it in an `Arc` (the permits keep a reference to it).
-pub struct Flight<K, V, E> {
+pub struct Flight<K, V, E, C = ()> {
     /// Loads under way. A std mutex: it is held only to look up, insert or remove, never across
     /// an `.await`.
-    calls: Mutex<HashMap<K, Arc<Call<V, E>>>>,
+    calls: Mutex<Calls<K, V, E, C>>,
     next_id: AtomicU64,
 }
 
 /// The caller's role for one key, as decided by [`Flight::join`].
-pub enum Role<K: Hash + Eq + Clone, V, E> {
+pub enum Role<K: Hash + Eq + Clone, V, E, C = ()> {
     /// No load was under way: this caller now owns one.
-    Leader(Leader<K, V, E>),
+    Leader(Leader<K, V, E, C>),
     /// A load is under way: wait for it.
-    Follower(Follower<V, E>),
+    Follower(Follower<V, E, C>),
 }
 
 /// The permit to run the one load for a key. Publish exactly once; dropping it unpublished marks
 /// the load dangling.
-pub struct Leader<K: Hash + Eq + Clone, V, E> {
-    flight: Arc<Flight<K, V, E>>,
+pub struct Leader<K: Hash + Eq + Clone, V, E, C = ()> {
+    flight: Arc<Flight<K, V, E, C>>,
     key: K,
-    call: Arc<Call<V, E>>,
+    call: Arc<Call<V, E, C>>,
     published: bool,
 }
 
 /// A handle to wait for another caller's load.
-pub struct Follower<V, E> {
+pub struct Follower<V, E, C = ()> {
+    call: Arc<Call<V, E, C>>,
     state: watch::Receiver<State<V, E>>,
 }
 
 // === impl Flight ===
 
-impl<K, V, E> Flight<K, V, E>
+impl<K, V, E, C> Flight<K, V, E, C>
 where
     K: Hash + Eq + Clone,
 {
@@ -120,10 +130,11 @@ where
     /// # Concurrent calls on the same key
     /// Exactly one caller becomes the leader; all others that arrive before it publishes become
     /// its followers. After it publishes (or is dropped), the next caller leads a new load.
-    pub fn join(self: &Arc<Self>, key: &K) -> Role<K, V, E> {
+    pub fn join(self: &Arc<Self>, key: &K) -> Role<K, V, E, C> {
         let mut calls = self.lock_calls();
         if let Some(call) = calls.get(key) {
             return Role::Follower(Follower {
+                call: Arc::clone(call),
                 state: call.state.subscribe(),
             });
         }
@@ -131,6 +142,7 @@ where
         let call = Arc::new(Call {
             id: self.next_id.fetch_add(1, Ordering::Relaxed),
             state,
+            context: OnceLock::new(),
         });
         calls.insert(key.clone(), Arc::clone(&call));
         Role::Leader(Leader {
@@ -154,7 +166,7 @@ where
             .sum()
     }
 
-    fn lock_calls(&self) -> MutexGuard<'_, HashMap<K, Arc<Call<V, E>>>> {
+    fn lock_calls(&self) -> MutexGuard<'_, Calls<K, V, E, C>> {
         // A panic while the lock is held can only come from the HashMap itself; the map is still
         // consistent then, so carry on with it rather than poisoning every later request.
         self.calls
@@ -163,7 +175,7 @@ where
     }
 
     /// Removes `call` from the table if it is still the current load for `key`.
-    fn finish(&self, key: &K, call: &Arc<Call<V, E>>) {
+    fn finish(&self, key: &K, call: &Arc<Call<V, E, C>>) {
         let mut calls = self.lock_calls();
         if calls.get(key).is_some_and(|current| current.id == call.id) {
             calls.remove(key);
@@ -171,7 +183,7 @@ where
     }
 }
 
-impl<K: Hash + Eq + Clone, V, E> Default for Flight<K, V, E> {
+impl<K: Hash + Eq + Clone, V, E, C> Default for Flight<K, V, E, C> {
     fn default() -> Self {
         Self::new()
     }
@@ -179,10 +191,16 @@ impl<K: Hash + Eq + Clone, V, E> Default for Flight<K, V, E> {
 
 // === impl Leader ===
 
-impl<K: Hash + Eq + Clone, V, E> Leader<K, V, E> {
+impl<K: Hash + Eq + Clone, V, E, C> Leader<K, V, E, C> {
     /// The key this permit loads.
     pub fn key(&self) -> &K {
         &self.key
+    }
+
+    /// Gives the load its context, for every follower to read. Only the first call counts.
+    pub fn set_context(&self, context: C) {
+        let first = self.call.context.set(context).is_ok();
+        debug_assert!(first, "a load's context is set once");
     }
 
     /// Ends the load: the key becomes free for a new load, then every follower is woken with
@@ -197,7 +215,7 @@ impl<K: Hash + Eq + Clone, V, E> Leader<K, V, E> {
     }
 }
 
-impl<K: Hash + Eq + Clone, V, E> Drop for Leader<K, V, E> {
+impl<K: Hash + Eq + Clone, V, E, C> Drop for Leader<K, V, E, C> {
     fn drop(&mut self) {
         if !self.published {
             self.flight.finish(&self.key, &self.call);
@@ -208,11 +226,17 @@ impl<K: Hash + Eq + Clone, V, E> Drop for Leader<K, V, E> {
 
 // === impl Follower ===
 
-impl<V: Clone, E> Follower<V, E> {
+impl<V: Clone, E, C> Follower<V, E, C> {
+    /// The context the leader gave the load, if it has given one yet (a leader that sets one
+    /// before it starts loading has always set it by the time a wait ends).
+    pub fn context(&self) -> Option<&C> {
+        self.call.context.get()
+    }
+
     /// Waits for the leader's outcome, at most `bound`.
     ///
     /// The follower is woken by the leader's publish (or its drop); it never polls.
-    pub async fn wait(mut self, bound: Duration) -> Wait<V, E> {
+    pub async fn wait(&mut self, bound: Duration) -> Wait<V, E> {
         let finished = self
             .state
             .wait_for(|state| !matches!(state, State::Loading));
@@ -261,7 +285,7 @@ mod tests {
 
         let handles: Vec<_> = waiters
             .into_iter()
-            .map(|f| tokio::spawn(f.wait(Duration::from_secs(60))))
+            .map(|mut f| tokio::spawn(async move { f.wait(Duration::from_secs(60)).await }))
             .collect();
         permit.publish(Outcome::Shared(7));
         for handle in handles {
@@ -292,7 +316,7 @@ mod tests {
         let permit = leader(&flight, "k");
         let waiters: Vec<_> = (0..5).map(|_| follower(&flight, "k")).collect();
         drop(permit);
-        for waiter in waiters {
+        for mut waiter in waiters {
             assert!(matches!(
                 waiter.wait(Duration::from_secs(60)).await,
                 Wait::Dangling
@@ -311,7 +335,7 @@ mod tests {
     async fn errors_reach_every_follower_and_are_not_kept() {
         let flight = Arc::new(TestFlight::new());
         let permit = leader(&flight, "k");
-        let waiter = follower(&flight, "k");
+        let mut waiter = follower(&flight, "k");
         permit.publish(Outcome::Failed(Arc::new("origin down")));
         match waiter.wait(Duration::from_secs(60)).await {
             Wait::Done(Outcome::Failed(error)) => assert_eq!(*error, "origin down"),
@@ -324,13 +348,36 @@ mod tests {
     async fn a_follower_waits_no_longer_than_its_bound() {
         let flight = Arc::new(TestFlight::new());
         let _permit = leader(&flight, "k");
-        let waiter = follower(&flight, "k");
+        let mut waiter = follower(&flight, "k");
         let started = tokio::time::Instant::now();
         assert!(matches!(
             waiter.wait(Duration::from_millis(250)).await,
             Wait::TimedOut
         ));
         assert_eq!(started.elapsed(), Duration::from_millis(250));
+    }
+
+    #[tokio::test]
+    async fn followers_read_the_context_the_leader_set() {
+        let flight = Arc::new(Flight::<&'static str, u32, &'static str, u64>::new());
+        let Role::Leader(permit) = flight.join(&"k") else {
+            panic!("expected to lead");
+        };
+        let Role::Follower(mut early) = flight.join(&"k") else {
+            panic!("expected to follow");
+        };
+        assert_eq!(early.context(), None, "not set yet");
+        permit.set_context(42);
+        let Role::Follower(late) = flight.join(&"k") else {
+            panic!("expected to follow");
+        };
+        assert_eq!(late.context(), Some(&42));
+        permit.publish(Outcome::Shared(1));
+        assert!(matches!(
+            early.wait(Duration::from_secs(60)).await,
+            Wait::Done(Outcome::Shared(1))
+        ));
+        assert_eq!(early.context(), Some(&42));
     }
 
     #[tokio::test]

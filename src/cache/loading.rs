@@ -15,6 +15,13 @@
 //! 4. **followers** judge the shared value against their own request; if it does not fit (or the
 //!    leader's answer was private, or the wait bound passed) they load on their own. A failed
 //!    load is shared as an error, never stored; a stale value stands in where the loader allows.
+//!
+//! # Spans
+//!
+//! A leader's load runs in a `cache load` [`tracing`] span, a child of the span the leader's
+//! caller was in. The flight carries that span to the followers, and each follower's [`Answer`]
+//! hands it back ([`Answer::leader`]) so the caller's edge can link to the load it waited on.
+//! Nothing here knows what the spans are exported as.
 
 use std::fmt;
 use std::future::Future;
@@ -24,6 +31,7 @@ use std::time::Duration;
 
 use tokio::sync::oneshot;
 use tokio_util::task::TaskTracker;
+use tracing::{Instrument, Span};
 
 use super::flight::{Flight, Follower, Leader, Outcome, Role, Wait};
 use crate::store::{MemoryStore, Weighed};
@@ -195,6 +203,9 @@ pub struct Answer<V, P, E> {
     /// Why the value L1 held did not serve the request directly; `None` when L1 held nothing
     /// (or answered).
     pub found: Option<LoadCause>,
+    /// For a caller that waited on another's load: the span that load ran in (disabled when no
+    /// subscriber records spans).
+    pub leader: Option<Span>,
 }
 
 /// Knobs of the read-through cache.
@@ -213,12 +224,16 @@ pub struct LoadingCache<L: Loader> {
     inner: Arc<Inner<L>>,
 }
 
+/// The flight of a loader's loads; each carries the span its load runs in.
+type LoadFlight<L> = Flight<<L as Loader>::Key, <L as Loader>::Value, <L as Loader>::Error, Span>;
+
 type Answered<L> = Answer<<L as Loader>::Value, <L as Loader>::Private, <L as Loader>::Error>;
 
 struct Inner<L: Loader> {
     loader: L,
     store: MemoryStore<L::Key, L::Value>,
-    flight: Arc<Flight<L::Key, L::Value, L::Error>>,
+    /// Loads under way; each carries the span its load runs in.
+    flight: Arc<LoadFlight<L>>,
     /// Keys whose last load was not shareable (hit-for-miss markers with a short TTL).
     uncacheable: moka::sync::Cache<L::Key, ()>,
     /// Owns the spawned loads, so shutdown can wait for them.
@@ -377,8 +392,11 @@ impl<L: Loader> LoadingCache<L> {
                         Err(_) => continue,
                     }
                 }
-                Role::Follower(follower) => {
-                    if let Some(answer) = self.follow(follower, key, request, &current).await {
+                Role::Follower(mut follower) => {
+                    if let Some(mut answer) =
+                        self.follow(&mut follower, key, request, &current).await
+                    {
+                        answer.leader = follower.context().cloned();
                         return answer;
                     }
                 }
@@ -390,7 +408,7 @@ impl<L: Loader> LoadingCache<L> {
     /// Waits on another caller's load. `None` means the leader vanished: join again.
     async fn follow(
         &self,
-        follower: Follower<L::Value, L::Error>,
+        follower: &mut Follower<L::Value, L::Error, Span>,
         key: &L::Key,
         request: &L::Request,
         current: &Option<L::Value>,
@@ -484,26 +502,30 @@ impl<L: Loader> LoadingCache<L> {
     /// result on `reply`.
     fn spawn_load(
         &self,
-        permit: Leader<L::Key, L::Value, L::Error>,
+        permit: Leader<L::Key, L::Value, L::Error, Span>,
         request: L::Request,
         current: Option<L::Value>,
         reply: Option<oneshot::Sender<Answered<L>>>,
     ) {
+        // A child of the caller's span; set before the load starts, so every follower finds it.
+        let span = tracing::info_span!("cache load");
+        permit.set_context(span.clone());
         let cache = self.clone();
-        self.inner.loads.spawn(async move {
+        let load = async move {
             let answer = cache.lead(permit, &request, current).await;
             if let Some(reply) = reply {
                 // The initiating caller may have gone away; the load has done its job for the
                 // store and the followers either way.
                 let _ = reply.send(answer);
             }
-        });
+        };
+        self.inner.loads.spawn(load.instrument(span));
     }
 
     /// The leader's load: L2, then the source; store, then wake the followers.
     async fn lead(
         &self,
-        permit: Leader<L::Key, L::Value, L::Error>,
+        permit: Leader<L::Key, L::Value, L::Error, Span>,
         request: &L::Request,
         current: Option<L::Value>,
     ) -> Answered<L> {
@@ -558,6 +580,7 @@ fn answer<V, P, E>(served: Served<V, P, E>, route: Route) -> Answer<V, P, E> {
         route,
         waited: None,
         found: None,
+        leader: None,
     }
 }
 

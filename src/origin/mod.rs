@@ -1,12 +1,14 @@
 //! The pooled client to the origin: timeouts, header hygiene, error classification.
 //!
 //! Everything that goes to the origin goes through [`OriginClient::send`], and a response body
-//! that is to be stored is read through [`OriginClient::buffer_body`], so that the timeouts and
-//! the classification of failures are the same on every path.
+//! that is to be stored is read through [`OriginClient::buffer_body`], so that the timeouts, the
+//! classification of failures and the client span ([`trace`], with the `traceparent` the origin
+//! receives) are the same on every path.
 
 pub mod error;
 pub mod headers;
 pub mod metrics;
+pub mod trace;
 
 use std::time::Duration;
 
@@ -21,9 +23,11 @@ use hyper_util::client::legacy::Client;
 use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::rt::{TokioExecutor, TokioTimer};
 use tokio::time::Instant;
+use tracing::Instrument;
 
 pub use self::error::{ErrorResponse, OriginError, OriginErrorKind, is_error_status};
 use self::metrics::{OriginMetrics, OriginOutcome};
+use self::trace::FetchTrace;
 use crate::body::Body;
 pub use crate::config::HostHeader;
 
@@ -113,7 +117,8 @@ impl OriginClient {
     }
 
     /// Sends `request` (whose URI is the path and query to ask for) and waits for the response
-    /// head, at most the first-byte timeout.
+    /// head, at most the first-byte timeout. It runs in an `origin fetch` client span whose
+    /// context replaces the request's `traceparent` (with tracing on).
     ///
     /// # Errors
     /// Connection failures, timeouts and malformed answers, classified as [`OriginError`].
@@ -139,13 +144,15 @@ impl OriginClient {
                 .headers_mut()
                 .insert(header::HOST, self.authority_host.clone());
         }
+        let trace = FetchTrace::open(&mut request);
         let started = Instant::now();
-        let result = match tokio::time::timeout(
+        let sent = tokio::time::timeout(
             self.settings.first_byte_timeout,
             self.client.request(request),
         )
-        .await
-        {
+        .instrument(trace.span().clone())
+        .await;
+        let result = match sent {
             Err(elapsed) => Err(OriginError::new(OriginErrorKind::Timeout, elapsed)),
             Ok(Err(error)) if error.is_connect() => {
                 Err(OriginError::new(OriginErrorKind::Connect, error))
@@ -158,6 +165,7 @@ impl OriginClient {
             Err(error) => OriginOutcome::of_error(error),
         };
         self.metrics.record_request(outcome, started.elapsed());
+        trace.finish(&result);
         result
     }
 

@@ -6,3 +6,4 @@ pub mod metrics;
 pub mod request;
 pub mod respond;
 pub mod service;
+pub mod trace;

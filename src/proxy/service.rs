@@ -1,8 +1,8 @@
 //! The proxy's request path: classify → key → lookup → hit / stale / load → respond → record.
 //!
 //! Each request runs the same fixed phases; every decision is kept as an enum
-//! ([`CacheResult`], [`CacheStatus`]) from which the response header, the log line (and the
-//! metrics) are derived, never recomputed.
+//! ([`CacheResult`], [`CacheStatus`]) from which the response header, the log line, the metrics
+//! and the server span's attributes are derived, never recomputed.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -13,12 +13,14 @@ use http::header::{self, HeaderMap, HeaderValue};
 use http::request::Parts;
 use http::{Method, Request, Response, StatusCode};
 use hyper::body::Incoming;
+use tracing::{Instrument, Span};
 
 use super::cache_status::{CacheResult, CacheStatus, Forward};
 use super::loader::{OriginLoader, PassResponse};
 use super::metrics::ProxyMetrics;
 use super::request::{Class, RequestHead};
 use super::respond;
+use super::trace::RequestTrace;
 use crate::body::Body;
 use crate::cache::key::CacheKey;
 use crate::cache::loading::{
@@ -37,16 +39,20 @@ pub struct Proxy {
     in_flight: AtomicUsize,
     metrics: ProxyMetrics,
     stats: Arc<Stats>,
+    /// Whether requests open server spans (tracing on).
+    traced: bool,
 }
 
 type LoadAnswer = Answer<Arc<CachedObject>, PassResponse, OriginError>;
 
 /// How a request was answered, as the end-of-request hook records it.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone)]
 struct Disposition {
     result: CacheResult,
     /// For a request that waited on another's load, how the wait ended.
     waited: Option<WaitResult>,
+    /// For a request that waited on another's load, the span that load ran in.
+    leader: Option<Span>,
 }
 
 impl From<CacheResult> for Disposition {
@@ -54,6 +60,7 @@ impl From<CacheResult> for Disposition {
         Self {
             result,
             waited: None,
+            leader: None,
         }
     }
 }
@@ -88,7 +95,14 @@ impl Proxy {
             in_flight: AtomicUsize::new(0),
             metrics,
             stats,
+            traced: false,
         }
+    }
+
+    /// Opens a server span for every request when `traced` (see [`crate::telemetry`]).
+    pub fn with_tracing(mut self, traced: bool) -> Self {
+        self.traced = traced;
+        self
     }
 
     /// Requests received and not yet answered.
@@ -145,7 +159,7 @@ impl Proxy {
     }
 
     /// The end-of-request hook: runs once for every request, errors included, and is the one
-    /// place requests are counted and logged.
+    /// place requests are counted, logged and their span completed.
     fn finish(
         &self,
         method: &Method,
@@ -153,10 +167,16 @@ impl Proxy {
         response: &Response<Body>,
         disposition: Disposition,
         elapsed: Duration,
+        trace: &RequestTrace,
     ) {
-        let Disposition { result, waited } = disposition;
+        let Disposition {
+            result,
+            waited,
+            leader,
+        } = disposition;
         self.metrics.record_request(result, elapsed, waited);
         self.stats.record(result.stat_outcome(), elapsed);
+        trace.finish(response.status(), result, leader.as_ref());
         tracing::debug!(
             target: "sidecache::access",
             %method,
@@ -218,6 +238,7 @@ impl Proxy {
                     route: Route::Hit,
                     waited: None,
                     found: None,
+                    leader: None,
                 };
                 return self.answer(&head, hit);
             }
@@ -291,6 +312,7 @@ impl Proxy {
             route,
             waited,
             found,
+            leader,
         } = answer;
         let forwarded = CacheStatus {
             collapsed: waited.is_some(),
@@ -342,7 +364,14 @@ impl Proxy {
                     Route::Miss | Route::StaleOnError | Route::Error => (CacheResult::Miss, loaded),
                 };
                 let response = respond::stored(variant, &head.method, &head.headers, &status, now);
-                (response, Disposition { result, waited })
+                (
+                    response,
+                    Disposition {
+                        result,
+                        waited,
+                        leader,
+                    },
+                )
             }
             Served::StandIn(object, error) => {
                 let Some(variant) = object.select(&head.headers) else {
@@ -358,6 +387,7 @@ impl Proxy {
                     Disposition {
                         result: CacheResult::Stale,
                         waited,
+                        leader,
                     },
                 )
             }
@@ -373,7 +403,11 @@ impl Proxy {
                 };
                 (
                     respond::passed(pass.response, &head.method, &status),
-                    Disposition { result, waited },
+                    Disposition {
+                        result,
+                        waited,
+                        leader,
+                    },
                 )
             }
             Served::Failed(error) => (
@@ -381,6 +415,7 @@ impl Proxy {
                 Disposition {
                     result: CacheResult::Error,
                     waited,
+                    leader,
                 },
             ),
         }
@@ -445,14 +480,35 @@ impl Proxy {
 
 impl Handler for Proxy {
     /// Answers one client request. Never fails: every error becomes a response here.
+    ///
+    /// This is the outermost wrapper: it counts the request in flight, starts its clock, and
+    /// (with tracing on) runs it inside its server span.
     async fn handle(&self, request: Request<Incoming>, client: SocketAddr) -> Response<Body> {
         let _in_flight = InFlight::enter(&self.in_flight);
         let started = Instant::now();
         let (parts, body) = request.into_parts();
+        let trace = if self.traced {
+            RequestTrace::open(&parts, client)
+        } else {
+            RequestTrace::off()
+        };
         // Cheap clones (inline method, reference-counted URI) kept for the log line.
         let (method, uri) = (parts.method.clone(), parts.uri.clone());
-        let (response, disposition) = self.route(parts, body, client).await;
-        self.finish(&method, &uri, &response, disposition, started.elapsed());
+        let routed = self.route(parts, body, client);
+        let (response, disposition) = if self.traced {
+            routed.instrument(trace.span().clone()).await
+        } else {
+            routed.await
+        };
+        let _entered = trace.span().enter();
+        self.finish(
+            &method,
+            &uri,
+            &response,
+            disposition,
+            started.elapsed(),
+            &trace,
+        );
         response
     }
 }

@@ -1,0 +1,133 @@
+//! The server span: one per proxied request, opened by the outermost wrapper and completed by the
+//! end-of-request hook from the facts it already has.
+//!
+//! It continues the client's W3C trace (`traceparent` / `tracestate`), so the sampler follows the
+//! client's decision, and carries the HTTP semantic-convention attributes plus `cache.result`.
+//! Attributes are only computed for sampled spans; with tracing off no span is opened at all.
+
+use std::net::SocketAddr;
+
+use http::request::Parts;
+use http::{StatusCode, header};
+use tracing::Span;
+
+use super::cache_status::CacheResult;
+use crate::telemetry::context;
+use crate::telemetry::semconv::{method_name, protocol_version, split_authority};
+
+/// A request's server span.
+#[derive(Debug)]
+pub struct RequestTrace {
+    span: Span,
+    /// Whether the span is sampled: only then are attributes worth computing.
+    sampled: bool,
+}
+
+// === impl RequestTrace ===
+
+impl RequestTrace {
+    /// No span (tracing off).
+    pub fn off() -> Self {
+        Self {
+            span: Span::none(),
+            sampled: false,
+        }
+    }
+
+    /// Opens the server span for the request `parts` from `client`, continuing the client's
+    /// trace if it sent one.
+    pub fn open(parts: &Parts, client: SocketAddr) -> Self {
+        let span = tracing::info_span!(
+            "request",
+            otel.kind = "server",
+            otel.name = method_name(&parts.method)
+        );
+        let sampled = context::join(&span, &parts.headers);
+        if sampled {
+            request_attributes(&span, parts, client);
+        }
+        Self { span, sampled }
+    }
+
+    /// The span the request runs in.
+    pub fn span(&self) -> &Span {
+        &self.span
+    }
+
+    /// Records how the request was answered: the status, the cache result, `error.type` for
+    /// a server error, and a link to the load the request waited on, if it was coalesced.
+    pub fn finish(&self, status: StatusCode, result: CacheResult, leader: Option<&Span>) {
+        if !self.sampled {
+            return;
+        }
+        let span = &self.span;
+        context::set(
+            span,
+            "http.response.status_code",
+            i64::from(status.as_u16()),
+        );
+        context::set(span, "cache.result", result.as_str());
+        if status.is_server_error() {
+            // Semantic conventions: a server span fails on 5xx only, typed by its status code.
+            context::fail(span, status.as_str().to_owned());
+        }
+        if let Some(leader) = leader {
+            context::link(span, leader);
+        }
+    }
+}
+
+/// The semantic-convention attributes of the request itself.
+fn request_attributes(span: &Span, parts: &Parts, client: SocketAddr) {
+    let method = method_name(&parts.method);
+    context::set(span, "http.request.method", method);
+    if method == "_OTHER" {
+        context::set(
+            span,
+            "http.request.method_original",
+            parts.method.as_str().to_owned(),
+        );
+    }
+    context::set(span, "url.path", parts.uri.path().to_owned());
+    if let Some(query) = parts.uri.query() {
+        context::set(span, "url.query", query.to_owned());
+    }
+    // The proxy port is cleartext HTTP.
+    context::set(span, "url.scheme", "http");
+    let authority = parts.uri.authority().map(|a| a.as_str()).or_else(|| {
+        parts
+            .headers
+            .get(header::HOST)
+            .and_then(|host| host.to_str().ok())
+    });
+    if let Some((host, port)) = authority.map(split_authority) {
+        context::set(span, "server.address", host.to_owned());
+        if let Some(port) = port {
+            context::set(span, "server.port", i64::from(port));
+        }
+    }
+    if let Some(version) = protocol_version(parts.version) {
+        context::set(span, "network.protocol.version", version);
+    }
+    context::set(span, "client.address", client.ip().to_string());
+    context::set(span, "client.port", i64::from(client.port()));
+    if let Some(agent) = parts
+        .headers
+        .get(header::USER_AGENT)
+        .and_then(|agent| agent.to_str().ok())
+    {
+        context::set(span, "user_agent.original", agent.to_owned());
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn tracing_off_opens_no_span() {
+        let trace = RequestTrace::off();
+        assert!(trace.span().is_disabled());
+        trace.finish(StatusCode::OK, CacheResult::Hit, None);
+    }
+}

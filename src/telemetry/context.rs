@@ -1,0 +1,171 @@
+//! W3C trace context at the edges, and the OpenTelemetry side of a `tracing` span.
+//!
+//! The two edges use these: the proxy joins a client's `traceparent` ([`join`]), the origin
+//! client passes its own on ([`inject`]). Everything here is a no-op on a span that no
+//! OpenTelemetry layer records (tracing off), so callers need no checks of their own.
+
+use http::HeaderMap;
+use http::header::{HeaderName, HeaderValue};
+use opentelemetry::propagation::{Extractor, Injector, TextMapPropagator};
+use opentelemetry::trace::{SpanContext, Status, TraceContextExt};
+use opentelemetry::{Context, Key, Value};
+use opentelemetry_sdk::propagation::TraceContextPropagator;
+use tracing::Span;
+use tracing_opentelemetry::OpenTelemetrySpanExt;
+use tracing_subscriber::Registry;
+use tracing_subscriber::registry::LookupSpan;
+
+use super::logs::TraceIds;
+
+/// Makes `span` a continuation of the trace the request `headers` carry (W3C `traceparent` and
+/// `tracestate`), or the root of a new one, and starts it, which takes the sampling decision
+/// (a parent-based sampler follows the incoming sampled flag). Log lines written inside `span`
+/// then carry its trace and span ids. Returns whether the span is sampled, i.e. whether its
+/// attributes are worth setting.
+pub fn join(span: &Span, headers: &HeaderMap) -> bool {
+    if span.is_disabled() {
+        return false;
+    }
+    let parent = TraceContextPropagator::new().extract(&HeaderExtractor(headers));
+    // Fails only if the span has no OpenTelemetry layer or was already started; it is then
+    // simply a root, or already joined.
+    let _ = span.set_parent(parent);
+    start(span)
+}
+
+/// Starts `span` under its current parent, taking the sampling decision, and tags it for the log
+/// lines written inside it. Returns whether it is sampled.
+pub fn start(span: &Span) -> bool {
+    if span.is_disabled() {
+        return false;
+    }
+    let context = span.context();
+    let span_context = context.span().span_context().clone();
+    if !span_context.is_valid() {
+        return false;
+    }
+    span.with_subscriber(|(id, dispatch)| {
+        let Some(registry) = dispatch.downcast_ref::<Registry>() else {
+            return;
+        };
+        if let Some(data) = registry.span(id) {
+            data.extensions_mut().insert(TraceIds {
+                trace_id: span_context.trace_id(),
+                span_id: span_context.span_id(),
+            });
+        }
+    });
+    span_context.is_sampled()
+}
+
+/// Writes `span`'s context into `headers` as `traceparent` (and `tracestate`), replacing what
+/// was there, so the next hop continues this trace with `span` as the parent. Leaves `headers`
+/// alone if `span` is not recorded (tracing off): a client's own `traceparent` then passes
+/// through unchanged.
+pub fn inject(span: &Span, headers: &mut HeaderMap) {
+    if span.is_disabled() {
+        return;
+    }
+    let context = span.context();
+    if !context.span().span_context().is_valid() {
+        return;
+    }
+    TraceContextPropagator::new().inject_context(&context, &mut HeaderInjector(headers));
+}
+
+/// The OpenTelemetry span context of `span`, if it is recorded.
+pub fn span_context(span: &Span) -> Option<SpanContext> {
+    if span.is_disabled() {
+        return None;
+    }
+    let context = span.context();
+    let span_context = context.span().span_context().clone();
+    span_context.is_valid().then_some(span_context)
+}
+
+/// Adds a link from `span` to `target` (e.g. from a waiting request to the load it waited on).
+pub fn link(span: &Span, target: &Span) {
+    if let Some(target) = span_context(target) {
+        span.add_link(target);
+    }
+}
+
+/// Sets one attribute on `span`.
+pub fn set(span: &Span, key: &'static str, value: impl Into<Value>) {
+    span.set_attribute(Key::from_static_str(key), value);
+}
+
+/// Marks `span` as failed, with a low-cardinality `error.type`.
+pub fn fail(span: &Span, error_type: impl Into<Value>) {
+    set(span, "error.type", error_type);
+    span.set_status(Status::error(""));
+}
+
+/// The context of the span a request continues, for tests and tools: `None` when the headers
+/// carry no valid `traceparent`.
+pub fn incoming(headers: &HeaderMap) -> Option<SpanContext> {
+    let context: Context = TraceContextPropagator::new().extract(&HeaderExtractor(headers));
+    let span_context = context.span().span_context().clone();
+    span_context.is_valid().then_some(span_context)
+}
+
+/// Reads propagation fields from request headers.
+struct HeaderExtractor<'a>(&'a HeaderMap);
+
+impl Extractor for HeaderExtractor<'_> {
+    fn get(&self, key: &str) -> Option<&str> {
+        self.0.get(key).and_then(|value| value.to_str().ok())
+    }
+
+    fn keys(&self) -> Vec<&str> {
+        self.0.keys().map(HeaderName::as_str).collect()
+    }
+}
+
+/// Writes propagation fields into request headers.
+struct HeaderInjector<'a>(&'a mut HeaderMap);
+
+impl Injector for HeaderInjector<'_> {
+    fn set(&mut self, key: &str, value: String) {
+        let (Ok(name), Ok(value)) = (
+            HeaderName::from_bytes(key.as_bytes()),
+            HeaderValue::from_str(&value),
+        ) else {
+            return;
+        };
+        self.0.insert(name, value);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_valid_traceparent_is_read_and_a_malformed_one_ignored() {
+        let mut headers = HeaderMap::new();
+        headers.insert(
+            "traceparent",
+            HeaderValue::from_static("00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"),
+        );
+        let context = incoming(&headers).expect("valid");
+        assert_eq!(
+            context.trace_id().to_string(),
+            "4bf92f3577b34da6a3ce929d0e0e4736"
+        );
+        assert!(context.is_sampled());
+        headers.insert("traceparent", HeaderValue::from_static("00-zz-01"));
+        assert!(incoming(&headers).is_none());
+    }
+
+    #[test]
+    fn spans_nobody_records_are_left_alone() {
+        let span = Span::none();
+        let mut headers = HeaderMap::new();
+        headers.insert("traceparent", HeaderValue::from_static("client's"));
+        assert!(!join(&span, &headers));
+        inject(&span, &mut headers);
+        assert_eq!(headers["traceparent"], "client's");
+        assert!(span_context(&span).is_none());
+    }
+}

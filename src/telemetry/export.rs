@@ -1,0 +1,289 @@
+//! The span pipeline: sampler → the SDK's batch span processor (a bounded queue on its own
+//! thread) → OTLP over gRPC or HTTP protobuf, and its flush at shutdown.
+//!
+//! Requests never wait for export: an ended span is handed to the processor's bounded queue with
+//! a non-blocking send, and when the queue is full the span is dropped. (The SDK counts those
+//! drops but does not expose the count; it only reports it when the provider shuts down.)
+//!
+//! The processor's thread has no Tokio runtime, and both OTLP clients (tonic, hyper) need one, so
+//! every export is run as a task on the runtime the pipeline was started in ([`OnRuntime`]).
+
+use std::fmt;
+use std::sync::Arc;
+use std::time::Duration;
+
+use opentelemetry::trace::TracerProvider as _;
+use opentelemetry_otlp::{Protocol, WithExportConfig};
+use opentelemetry_sdk::Resource;
+use opentelemetry_sdk::error::{OTelSdkError, OTelSdkResult};
+use opentelemetry_sdk::trace::{
+    BatchConfigBuilder, BatchSpanProcessor, Sampler, SdkTracerProvider, SpanData, SpanExporter,
+};
+use tokio::runtime::Handle;
+use tracing_subscriber::{Layer, Registry};
+
+use crate::config::{OtlpProtocol, Ratio, SamplerKind, TracingConfig};
+
+/// The instrumentation scope spans are reported under.
+const SCOPE: &str = "sidecache";
+
+/// Whether spans are exported, and the pipeline that does it.
+///
+/// Cheap to clone: clones share the pipeline.
+#[derive(Clone, Default)]
+pub struct Tracing {
+    /// `None`: tracing is off (no endpoint configured).
+    provider: Option<SdkTracerProvider>,
+}
+
+/// Why the span pipeline could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum TracingError {
+    /// The OTLP exporter rejected its configuration.
+    #[error("cannot build the OTLP exporter: {0}")]
+    Exporter(#[from] opentelemetry_otlp::ExporterBuildError),
+    /// [`Tracing::start`] was called outside a Tokio runtime.
+    #[error("the OTLP exporter needs a Tokio runtime")]
+    NoRuntime,
+}
+
+// === impl Tracing ===
+
+impl Tracing {
+    /// Tracing off: no exporter, and the request path opens no spans.
+    pub fn disabled() -> Self {
+        Self::default()
+    }
+
+    /// Starts the pipeline `config` describes, or returns [`disabled`](Self::disabled) when it
+    /// names no endpoint. Exports run on the current Tokio runtime, which must outlive the
+    /// pipeline (flush it with [`shutdown`](Self::shutdown) before the runtime stops).
+    ///
+    /// # Errors
+    /// The exporter cannot be built, or there is no current Tokio runtime.
+    pub fn start(config: &TracingConfig) -> Result<Self, TracingError> {
+        let Some(endpoint) = &config.otlp_endpoint else {
+            return Ok(Self::disabled());
+        };
+        let runtime = Handle::try_current().map_err(|_| TracingError::NoRuntime)?;
+        let exporter = match config.otlp_protocol {
+            OtlpProtocol::Grpc => OnRuntime::new(
+                opentelemetry_otlp::SpanExporter::builder()
+                    .with_tonic()
+                    .with_endpoint(endpoint.to_string())
+                    .with_timeout(config.export_timeout)
+                    .build()?,
+                runtime,
+                config.export_timeout,
+            ),
+            OtlpProtocol::HttpProtobuf => OnRuntime::new(
+                opentelemetry_otlp::SpanExporter::builder()
+                    .with_http()
+                    .with_protocol(Protocol::HttpBinary)
+                    .with_endpoint(traces_url(endpoint))
+                    .with_timeout(config.export_timeout)
+                    .build()?,
+                runtime,
+                config.export_timeout,
+            ),
+        };
+        // Every knob is set here from the configuration (which read OTEL_BSP_* through the
+        // config's own sources), overriding what the SDK reads from the process environment.
+        let batch = BatchConfigBuilder::default()
+            .with_max_queue_size(config.max_queue_size)
+            .with_max_export_batch_size(config.max_export_batch_size)
+            .with_scheduled_delay(config.batch_delay)
+            .build();
+        let processor = BatchSpanProcessor::builder(exporter)
+            .with_batch_config(batch)
+            .build();
+        let provider = SdkTracerProvider::builder()
+            .with_span_processor(processor)
+            .with_sampler(sampler(config.sampler, config.sampler_arg))
+            .with_resource(
+                Resource::builder()
+                    .with_service_name(config.service_name.clone())
+                    .build(),
+            )
+            .build();
+        Ok(Self {
+            provider: Some(provider),
+        })
+    }
+
+    /// Whether spans are exported.
+    pub fn is_enabled(&self) -> bool {
+        self.provider.is_some()
+    }
+
+    /// The layer that turns sidecache's `tracing` spans into OpenTelemetry spans (`None` when
+    /// tracing is off). It takes only sidecache's own spans, never events or the spans of its
+    /// dependencies (the exporter's own HTTP/2 client among them).
+    pub fn layer(&self) -> Option<impl Layer<Registry> + Send + Sync + 'static> {
+        let tracer = self.provider.as_ref()?.tracer(SCOPE);
+        let layer = tracing_opentelemetry::layer()
+            .with_tracer(tracer)
+            // No code location, thread, target or busy/idle attributes: they cost on every span
+            // and say nothing an operator looks for.
+            .with_location(false)
+            .with_threads(false)
+            .with_target(false)
+            .with_tracked_inactivity(false)
+            .with_context_activation(false);
+        Some(layer.with_filter(super::sidecache_spans()))
+    }
+
+    /// Exports every span still queued and stops the pipeline, waiting at most `within`.
+    /// Returns whether it finished in time. Call it once the proxy has drained, so the last
+    /// requests' spans are among them.
+    pub async fn shutdown(&self, within: Duration) -> bool {
+        let Some(provider) = self.provider.clone() else {
+            return true;
+        };
+        // The SDK's shutdown blocks until its thread has exported; the exports themselves run
+        // on this runtime, so block another thread.
+        let flush = tokio::task::spawn_blocking(move || provider.shutdown_with_timeout(within));
+        match tokio::time::timeout(within, flush).await {
+            Ok(Ok(Ok(()))) => true,
+            Ok(Ok(Err(error))) => {
+                tracing::warn!(%error, "spans could not all be exported at shutdown");
+                false
+            }
+            Ok(Err(_panicked)) => {
+                tracing::warn!("the span exporter failed at shutdown");
+                false
+            }
+            Err(_elapsed) => {
+                tracing::warn!("the span exporter did not finish within the shutdown grace");
+                false
+            }
+        }
+    }
+}
+
+impl fmt::Debug for Tracing {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Tracing")
+            .field("enabled", &self.is_enabled())
+            .finish()
+    }
+}
+
+/// The sampler `OTEL_TRACES_SAMPLER` / `OTEL_TRACES_SAMPLER_ARG` describe; a ratio sampler
+/// without an argument samples everything, as the specification says.
+fn sampler(kind: SamplerKind, arg: Option<Ratio>) -> Sampler {
+    let ratio = arg.unwrap_or(Ratio::ONE).get();
+    match kind {
+        SamplerKind::AlwaysOn => Sampler::AlwaysOn,
+        SamplerKind::AlwaysOff => Sampler::AlwaysOff,
+        SamplerKind::TraceIdRatio => Sampler::TraceIdRatioBased(ratio),
+        SamplerKind::ParentbasedAlwaysOn => Sampler::ParentBased(Box::new(Sampler::AlwaysOn)),
+        SamplerKind::ParentbasedAlwaysOff => Sampler::ParentBased(Box::new(Sampler::AlwaysOff)),
+        SamplerKind::ParentbasedTraceIdRatio => {
+            Sampler::ParentBased(Box::new(Sampler::TraceIdRatioBased(ratio)))
+        }
+    }
+}
+
+/// The OTLP/HTTP traces URL for a base endpoint: `{endpoint}/v1/traces`, as the specification
+/// builds it from `OTEL_EXPORTER_OTLP_ENDPOINT`.
+fn traces_url(endpoint: &http::Uri) -> String {
+    let base = endpoint.to_string();
+    format!("{}/v1/traces", base.trim_end_matches('/'))
+}
+
+/// Runs each export of `E` as a task on a Tokio runtime, bounded by a timeout, for the batch
+/// processor's runtime-less thread.
+#[derive(Debug)]
+struct OnRuntime<E> {
+    exporter: Arc<E>,
+    runtime: Handle,
+    timeout: Duration,
+}
+
+// === impl OnRuntime ===
+
+impl<E> OnRuntime<E> {
+    fn new(exporter: E, runtime: Handle, timeout: Duration) -> Self {
+        Self {
+            exporter: Arc::new(exporter),
+            runtime,
+            timeout,
+        }
+    }
+}
+
+impl<E: SpanExporter + 'static> SpanExporter for OnRuntime<E> {
+    async fn export(&self, batch: Vec<SpanData>) -> OTelSdkResult {
+        let exporter = Arc::clone(&self.exporter);
+        let timeout = self.timeout;
+        let export = self
+            .runtime
+            .spawn(async move { tokio::time::timeout(timeout, exporter.export(batch)).await });
+        match export.await {
+            Ok(Ok(result)) => result,
+            Ok(Err(_elapsed)) => Err(OTelSdkError::Timeout(timeout)),
+            // The runtime is shutting down (or the export panicked): the batch is lost.
+            Err(error) => Err(OTelSdkError::InternalFailure(format!(
+                "the export task did not finish: {error}"
+            ))),
+        }
+    }
+
+    fn shutdown_with_timeout(&self, timeout: Duration) -> OTelSdkResult {
+        self.exporter.shutdown_with_timeout(timeout)
+    }
+
+    fn force_flush(&self) -> OTelSdkResult {
+        self.exporter.force_flush()
+    }
+
+    fn set_resource(&mut self, resource: &Resource) {
+        // Called once, when the processor is built, before any export holds a clone.
+        match Arc::get_mut(&mut self.exporter) {
+            Some(exporter) => exporter.set_resource(resource),
+            None => debug_assert!(false, "set_resource while an export is running"),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_http_exporter_posts_to_v1_traces_under_the_endpoint() {
+        for (endpoint, expected) in [
+            ("http://127.0.0.1:4318", "http://127.0.0.1:4318/v1/traces"),
+            ("http://collector:4318/", "http://collector:4318/v1/traces"),
+            ("http://gw/otlp/", "http://gw/otlp/v1/traces"),
+        ] {
+            let uri: http::Uri = endpoint.parse().expect("test URI");
+            assert_eq!(traces_url(&uri), expected);
+        }
+    }
+
+    #[test]
+    fn samplers_follow_the_otel_names() {
+        let one = Some(crate::config::Ratio::ONE);
+        assert!(matches!(
+            sampler(SamplerKind::TraceIdRatio, None),
+            Sampler::TraceIdRatioBased(ratio) if ratio == 1.0
+        ));
+        assert!(matches!(
+            sampler(SamplerKind::ParentbasedAlwaysOn, one),
+            Sampler::ParentBased(_)
+        ));
+        assert!(matches!(
+            sampler(SamplerKind::AlwaysOff, one),
+            Sampler::AlwaysOff
+        ));
+    }
+
+    #[test]
+    fn no_endpoint_means_tracing_off() {
+        let config = crate::config::Config::default().tracing;
+        let tracing = Tracing::start(&config).expect("disabled needs no runtime");
+        assert!(!tracing.is_enabled());
+    }
+}
