@@ -392,11 +392,8 @@ impl<L: Loader> LoadingCache<L> {
                         Err(_) => continue,
                     }
                 }
-                Role::Follower(mut follower) => {
-                    if let Some(mut answer) =
-                        self.follow(&mut follower, key, request, &current).await
-                    {
-                        answer.leader = follower.context().cloned();
+                Role::Follower(follower) => {
+                    if let Some(answer) = self.follow(follower, key, request, &current).await {
                         return answer;
                     }
                 }
@@ -408,40 +405,50 @@ impl<L: Loader> LoadingCache<L> {
     /// Waits on another caller's load. `None` means the leader vanished: join again.
     async fn follow(
         &self,
-        follower: &mut Follower<L::Value, L::Error, Span>,
+        mut follower: Follower<L::Value, L::Error, Span>,
         key: &L::Key,
         request: &L::Request,
         current: &Option<L::Value>,
     ) -> Option<Answered<L>> {
-        let waited = match follower.wait(self.inner.config.coalesce_timeout).await {
+        let wait = follower.wait(self.inner.config.coalesce_timeout).await;
+        // The span of the load waited on, for the caller to link to. The handle goes now: a
+        // follower that loads on its own is no longer waiting.
+        let leader = follower.context().cloned();
+        drop(follower);
+        let (mut answer, waited) = match wait {
             Wait::Dangling => return None,
-            Wait::TimedOut => WaitResult::Timeout,
-            Wait::Done(Outcome::NotShareable) => WaitResult::RefetchUncacheable,
-            Wait::Done(Outcome::Shared(value)) => {
-                if self.inner.loader.judge(&value, request) == Judgement::Fresh {
-                    return Some(Answer {
-                        waited: Some(WaitResult::Shared),
-                        ..answer(Served::Value(value), Route::Coalesced)
-                    });
-                }
-                // The value does not fit this request (another variant, or not fresh enough for
-                // it): build on it with an own load.
-                let mut answer = self
-                    .load_alone(key, request, Some(value), Route::Miss)
-                    .await;
-                answer.waited = Some(WaitResult::RefetchUncacheable);
-                return Some(answer);
+            Wait::Done(Outcome::Shared(value))
+                if self.inner.loader.judge(&value, request) == Judgement::Fresh =>
+            {
+                (
+                    answer(Served::Value(value), Route::Coalesced),
+                    WaitResult::Shared,
+                )
             }
-            Wait::Done(Outcome::Failed(error)) => {
-                let mut answer = self.fall_back(current.clone(), request, error);
-                answer.waited = Some(WaitResult::LeaderError);
-                return Some(answer);
-            }
+            // The value does not fit this request (another variant, or not fresh enough for
+            // it): build on it with an own load.
+            Wait::Done(Outcome::Shared(value)) => (
+                self.load_alone(key, request, Some(value), Route::Miss)
+                    .await,
+                WaitResult::RefetchUncacheable,
+            ),
+            Wait::Done(Outcome::Failed(error)) => (
+                self.fall_back(current.clone(), request, error),
+                WaitResult::LeaderError,
+            ),
+            Wait::Done(Outcome::NotShareable) => (
+                self.load_alone(key, request, current.clone(), Route::Miss)
+                    .await,
+                WaitResult::RefetchUncacheable,
+            ),
+            Wait::TimedOut => (
+                self.load_alone(key, request, current.clone(), Route::Miss)
+                    .await,
+                WaitResult::Timeout,
+            ),
         };
-        let mut answer = self
-            .load_alone(key, request, current.clone(), Route::Miss)
-            .await;
         answer.waited = Some(waited);
+        answer.leader = leader;
         Some(answer)
     }
 
