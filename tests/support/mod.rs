@@ -3,6 +3,7 @@
 
 #![allow(dead_code)] // each test binary uses a different part of the support module
 
+pub mod otlp;
 pub mod prometheus;
 
 use std::collections::HashMap;
@@ -22,6 +23,7 @@ use sidecache::app::App;
 use sidecache::config::Config;
 use sidecache::proxy::service::Proxy;
 use sidecache::server::Drained;
+use sidecache::telemetry::{self, Tracing};
 use tokio::net::TcpListener;
 use tokio::sync::{oneshot, watch};
 
@@ -371,6 +373,28 @@ pub struct Sidecache {
 impl Sidecache {
     /// Starts sidecache in front of `origin` with extra command-line flags.
     pub async fn start(origin: &str, flags: &[&str]) -> Self {
+        Self::start_with(&Self::config(origin, flags)).await
+    }
+
+    /// Starts sidecache with tracing as `flags` configure it (`--otlp-endpoint` and so on). Its
+    /// spans and logs go through a subscriber scoped to this thread for as long as the returned
+    /// guard lives, so the test must run on a current-thread runtime (`#[tokio::test]`).
+    pub async fn start_traced(
+        origin: &str,
+        flags: &[&str],
+    ) -> (Self, tracing::subscriber::DefaultGuard) {
+        let config = Self::config(origin, flags);
+        let tracing = Tracing::start(&config.tracing).expect("start the span pipeline");
+        assert!(tracing.is_enabled(), "tracing needs --otlp-endpoint");
+        let subscriber = telemetry::subscriber(&config.log, &tracing, None).expect("subscriber");
+        let guard = tracing::subscriber::set_default(subscriber);
+        let app = App::bind_with(&config, tracing)
+            .await
+            .expect("bind sidecache");
+        (Self::run(app), guard)
+    }
+
+    fn config(origin: &str, flags: &[&str]) -> Config {
         let mut args = vec![
             "sidecache",
             "--origin",
@@ -381,12 +405,14 @@ impl Sidecache {
             "127.0.0.1:0",
         ];
         args.extend_from_slice(flags);
-        let config = Config::load_from(args, &HashMap::<String, String>::new()).expect("config");
-        Self::start_with(&config).await
+        Config::load_from(args, &HashMap::<String, String>::new()).expect("config")
     }
 
     pub async fn start_with(config: &Config) -> Self {
-        let app = App::bind(config).await.expect("bind sidecache");
+        Self::run(App::bind(config).await.expect("bind sidecache"))
+    }
+
+    fn run(app: App) -> Self {
         let proxy_addr = app.proxy_addr();
         let admin_addr = app.admin_addr();
         let proxy = Arc::clone(app.proxy());

@@ -1,0 +1,362 @@
+//! Traces end to end, against a real OTLP receiver, over both OTLP transports: the server span
+//! joins the client's trace, the origin continues it, coalesced waiters link to the load they
+//! waited on, the sampler is obeyed, and shutdown flushes every span.
+//!
+//! Each test runs on a current-thread runtime: sidecache's spans go through a subscriber scoped
+//! to the test's thread (see `Sidecache::start_traced`).
+
+mod support;
+
+use std::time::Duration;
+
+use support::otlp::{Receiver, Span, Spans};
+use support::{Gate, Reply, Sidecache, TestClient, TestOrigin};
+
+/// Runs `$scenario(protocol)` once for OTLP/gRPC and once for OTLP/HTTP protobuf.
+macro_rules! both_protocols {
+    ($($scenario:ident),* $(,)?) => {
+        mod grpc {
+            $(
+                #[tokio::test]
+                async fn $scenario() {
+                    super::$scenario("grpc").await;
+                }
+            )*
+        }
+        mod http_protobuf {
+            $(
+                #[tokio::test]
+                async fn $scenario() {
+                    super::$scenario("http/protobuf").await;
+                }
+            )*
+        }
+    };
+}
+
+both_protocols!(
+    a_request_joins_the_clients_trace_and_the_origin_continues_it,
+    coalesced_waiters_link_to_the_leaders_load,
+    the_sampler_decides_what_is_exported,
+    shutdown_flushes_every_span,
+);
+
+/// A W3C `traceparent` for trace `trace_id` with parent `span_id`.
+fn traceparent(trace_id: &str, span_id: &str, sampled: bool) -> String {
+    format!(
+        "00-{trace_id}-{span_id}-{}",
+        if sampled { "01" } else { "00" }
+    )
+}
+
+/// A fresh trace id per use, so the tests of one binary never share a trace.
+fn trace_id(n: u8) -> String {
+    format!("{:016x}{:014x}{n:02x}", std::process::id(), rand_suffix())
+}
+
+fn rand_suffix() -> u64 {
+    use std::sync::atomic::{AtomicU64, Ordering};
+    static NEXT: AtomicU64 = AtomicU64::new(1);
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |since| since.subsec_nanos());
+    (u64::from(nanos) << 16 | NEXT.fetch_add(1, Ordering::Relaxed)) & 0x00ff_ffff_ffff_ffff
+}
+
+/// Flags that trace to `receiver` over `protocol`. The batch delay is an hour, so spans reach
+/// the receiver only through the flush at shutdown.
+fn traced<'a>(endpoint: &'a str, protocol: &'a str, extra: &[&'a str]) -> Vec<&'a str> {
+    let mut flags = vec![
+        "--otlp-endpoint",
+        endpoint,
+        "--otlp-protocol",
+        protocol,
+        "--service-name",
+        "sidecache-test",
+        "--trace-batch-delay",
+        "1h",
+        "--shutdown-grace",
+        "10s",
+    ];
+    flags.extend_from_slice(extra);
+    flags
+}
+
+/// The `traceparent` the origin received on its `n`th request (0-based).
+fn origin_traceparent(origin: &TestOrigin, n: usize) -> String {
+    origin.seen()[n]
+        .headers
+        .get("traceparent")
+        .and_then(|value| value.to_str().ok())
+        .unwrap_or("")
+        .to_owned()
+}
+
+async fn a_request_joins_the_clients_trace_and_the_origin_continues_it(protocol: &str) {
+    let Some(receiver) = Receiver::start().await else {
+        return;
+    };
+    let origin =
+        TestOrigin::start(|_, _| Reply::ok("body").header("cache-control", "max-age=60")).await;
+    let endpoint = receiver.endpoint(protocol);
+    let (sidecache, _subscriber) =
+        Sidecache::start_traced(&origin.url(), &traced(&endpoint, protocol, &[])).await;
+    let client = TestClient::new();
+    let (miss_trace, hit_trace) = (trace_id(1), trace_id(2));
+    let client_span = "00f067aa0ba902b7";
+
+    let miss = client
+        .get_with(
+            &sidecache.url("/page?lang=en"),
+            &[
+                ("traceparent", &traceparent(&miss_trace, client_span, true)),
+                ("tracestate", "vendor=1"),
+                ("user-agent", "tracing-test/1.0"),
+            ],
+        )
+        .await;
+    assert_eq!(miss.status, 200);
+    let hit = client
+        .get_with(
+            &sidecache.url("/page?lang=en"),
+            &[("traceparent", &traceparent(&hit_trace, client_span, true))],
+        )
+        .await;
+    assert!(
+        hit.cache_status().contains("; hit"),
+        "{}",
+        hit.cache_status()
+    );
+    let forwarded = origin_traceparent(&origin, 0);
+    let tracestate = origin.seen()[0].headers["tracestate"].clone();
+    let proxy_port = sidecache.proxy_addr.port();
+    sidecache.stop().await;
+    let spans = receiver.stop().await;
+
+    // The miss: a server span continuing the client's span, with the HTTP attributes.
+    let server = spans.server(&miss_trace);
+    assert_eq!(server.name(), "GET");
+    assert_eq!(server.parent_span_id(), client_span);
+    assert_eq!(server.service_name(), "sidecache-test");
+    for (key, value) in [
+        ("http.request.method", "GET"),
+        ("url.path", "/page"),
+        ("url.query", "lang=en"),
+        ("url.scheme", "http"),
+        ("server.address", "127.0.0.1"),
+        ("network.protocol.version", "1.1"),
+        ("client.address", "127.0.0.1"),
+        ("user_agent.original", "tracing-test/1.0"),
+        ("cache.result", "miss"),
+    ] {
+        assert_eq!(server.attr(key), value, "{key}: {server:#?}");
+    }
+    assert_eq!(server.attr("http.response.status_code"), 200);
+    assert_eq!(server.attr("server.port"), u64::from(proxy_port));
+    assert!(server.attr("error.type").is_null());
+    assert_eq!(server.status(), "unset");
+
+    // Its children: the lookup, and the load, which fetched from the origin and stored.
+    spans.child(server, "cache lookup");
+    let load = spans.child(server, "cache load");
+    let fetch = spans.child(load, "GET");
+    assert_eq!(fetch.kind(), "client");
+    assert_eq!(fetch.attr("http.response.status_code"), 200);
+    assert_eq!(
+        fetch.attr("url.full").as_str(),
+        Some(format!("{}/page?lang=en", origin.url()).as_str())
+    );
+    assert_eq!(fetch.attr("server.port"), u64::from(origin.addr.port()));
+    spans.child(load, "cache store");
+
+    // The origin continued the same trace, with the fetch span as its parent.
+    assert_eq!(
+        forwarded,
+        traceparent(&miss_trace, fetch.span_id(), true),
+        "the origin's traceparent"
+    );
+    assert_eq!(tracestate, "vendor=1");
+
+    // The hit: its own server span, answered from the lookup alone.
+    let hit_server = spans.server(&hit_trace);
+    assert_eq!(hit_server.attr("cache.result"), "hit");
+    let children: Vec<_> = spans
+        .children_of(hit_server)
+        .iter()
+        .map(|span| span.name())
+        .collect();
+    assert_eq!(children, ["cache lookup"]);
+    assert_eq!(origin.seen().len(), 1);
+}
+
+async fn coalesced_waiters_link_to_the_leaders_load(protocol: &str) {
+    let Some(receiver) = Receiver::start().await else {
+        return;
+    };
+    let gate = Gate::new();
+    let origin_gate = gate.clone();
+    let origin = TestOrigin::start(move |_, _| {
+        Reply::ok("shared")
+            .header("cache-control", "max-age=60")
+            .gated(&origin_gate)
+    })
+    .await;
+    let endpoint = receiver.endpoint(protocol);
+    let (sidecache, _subscriber) =
+        Sidecache::start_traced(&origin.url(), &traced(&endpoint, protocol, &[])).await;
+    let client = TestClient::new();
+    let get = |trace: String| {
+        let (client, url) = (client.clone(), sidecache.url("/cold"));
+        tokio::spawn(async move {
+            let parent = traceparent(&trace, "1111111111111111", true);
+            client.get_with(&url, &[("traceparent", &parent)]).await
+        })
+    };
+    let leader_trace = trace_id(10);
+    let leader = get(leader_trace.clone());
+    origin.arrivals(1).await;
+    let waiter_traces: Vec<_> = (0..3).map(|n| trace_id(11 + n)).collect();
+    let waiters: Vec<_> = waiter_traces.iter().cloned().map(get).collect();
+    sidecache.in_flight(4).await;
+    gate.open();
+    assert_eq!(leader.await.expect("leader").status, 200);
+    for waiter in waiters {
+        let got = waiter.await.expect("waiter");
+        assert!(
+            got.cache_status().contains("collapsed"),
+            "{}",
+            got.cache_status()
+        );
+    }
+    sidecache.stop().await;
+    let spans = receiver.stop().await;
+
+    let leader_server = spans.server(&leader_trace);
+    assert_eq!(leader_server.attr("cache.result"), "miss");
+    let load = spans.child(leader_server, "cache load");
+    for trace in &waiter_traces {
+        let waiter = spans.server(trace);
+        assert_eq!(waiter.attr("cache.result"), "coalesced", "{waiter:#?}");
+        assert_eq!(
+            waiter.links(),
+            [(load.trace_id().to_owned(), load.span_id().to_owned())],
+            "a waiter links to the load it waited on"
+        );
+        // A waiter runs no load of its own.
+        assert!(spans.named(trace, "cache load").is_empty());
+    }
+    assert_eq!(origin.count("/cold"), 1);
+}
+
+async fn the_sampler_decides_what_is_exported(protocol: &str) {
+    let Some(receiver) = Receiver::start().await else {
+        return;
+    };
+    let origin =
+        TestOrigin::start(|_, _| Reply::ok("body").header("cache-control", "max-age=60")).await;
+    let endpoint = receiver.endpoint(protocol);
+    let client = TestClient::new();
+
+    // traceidratio 0: nothing at all, whatever the client asks for.
+    let flags = traced(
+        &endpoint,
+        protocol,
+        &[
+            "--trace-sampler",
+            "traceidratio",
+            "--trace-sampler-arg",
+            "0",
+        ],
+    );
+    let (sidecache, subscriber) = Sidecache::start_traced(&origin.url(), &flags).await;
+    let never = trace_id(20);
+    client
+        .get_with(
+            &sidecache.url("/never"),
+            &[(
+                "traceparent",
+                &traceparent(&never, "2222222222222222", true),
+            )],
+        )
+        .await;
+    client.get(&sidecache.url("/never-either")).await;
+    sidecache.stop().await;
+    drop(subscriber);
+
+    // parentbased_always_on (the default): an unsampled client trace stays unsampled, and the
+    // origin is told so; a sampled one is exported.
+    let (sidecache, _subscriber) =
+        Sidecache::start_traced(&origin.url(), &traced(&endpoint, protocol, &[])).await;
+    let (unsampled, sampled) = (trace_id(21), trace_id(22));
+    client
+        .get_with(
+            &sidecache.url("/unsampled"),
+            &[(
+                "traceparent",
+                &traceparent(&unsampled, "3333333333333333", false),
+            )],
+        )
+        .await;
+    client
+        .get_with(
+            &sidecache.url("/sampled"),
+            &[(
+                "traceparent",
+                &traceparent(&sampled, "4444444444444444", true),
+            )],
+        )
+        .await;
+    let unsampled_parent = origin
+        .seen()
+        .iter()
+        .find(|seen| seen.path == "/unsampled")
+        .and_then(|seen| seen.headers.get("traceparent").cloned())
+        .expect("the origin got a traceparent");
+    sidecache.stop().await;
+    let spans = receiver.stop().await;
+
+    let traces: std::collections::BTreeSet<_> = spans.iter().map(Span::trace_id).collect();
+    assert_eq!(
+        traces.into_iter().collect::<Vec<_>>(),
+        [sampled.as_str()],
+        "only the sampled client trace is exported: {spans:#?}"
+    );
+    let unsampled_parent = unsampled_parent.to_str().expect("ascii");
+    assert!(
+        unsampled_parent.starts_with(&format!("00-{unsampled}-"))
+            && unsampled_parent.ends_with("-00"),
+        "{unsampled_parent}"
+    );
+}
+
+async fn shutdown_flushes_every_span(protocol: &str) {
+    let Some(mut receiver) = Receiver::start().await else {
+        return;
+    };
+    let origin =
+        TestOrigin::start(|_, _| Reply::ok("body").header("cache-control", "max-age=60")).await;
+    let endpoint = receiver.endpoint(protocol);
+    // An hour's batch delay: nothing is sent before the shutdown flush.
+    let (sidecache, _subscriber) =
+        Sidecache::start_traced(&origin.url(), &traced(&endpoint, protocol, &[])).await;
+    let client = TestClient::new();
+    let traces: Vec<_> = (0..5).map(|n| trace_id(30 + n)).collect();
+    for (n, trace) in traces.iter().enumerate() {
+        client
+            .get_with(
+                &sidecache.url(&format!("/flush/{n}")),
+                &[("traceparent", &traceparent(trace, "5555555555555555", true))],
+            )
+            .await;
+    }
+    sidecache.stop().await;
+    // Every request's spans arrive: server, lookup, load, fetch, store.
+    receiver
+        .wait_for(Duration::from_secs(10), |spans| {
+            traces
+                .iter()
+                .all(|trace| spans.iter().filter(|s| s.trace_id() == trace).count() == 5)
+        })
+        .await;
+    receiver.stop().await;
+}
