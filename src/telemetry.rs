@@ -20,6 +20,7 @@ pub mod semconv;
 
 use tracing::Subscriber;
 use tracing_subscriber::filter::{EnvFilter, FilterExt, filter_fn};
+use tracing_subscriber::fmt::MakeWriter;
 use tracing_subscriber::layer::SubscriberExt;
 use tracing_subscriber::registry::LookupSpan;
 use tracing_subscriber::{Layer, Registry};
@@ -53,13 +54,34 @@ pub fn subscriber(
     tracing: &Tracing,
     filter: Option<&str>,
 ) -> Result<impl Subscriber + for<'a> LookupSpan<'a> + Send + Sync + 'static, String> {
+    subscriber_writing_to(config, tracing, filter, std::io::stderr)
+}
+
+/// [`subscriber`], writing log lines to `writer` instead of stderr (for tests and benchmarks).
+///
+/// # Errors
+/// The level is not a valid filter.
+pub fn subscriber_writing_to<W>(
+    config: &LogConfig,
+    tracing: &Tracing,
+    filter: Option<&str>,
+    writer: W,
+) -> Result<impl Subscriber + for<'a> LookupSpan<'a> + Send + Sync + 'static, String>
+where
+    W: for<'w> MakeWriter<'w> + Send + Sync + 'static,
+{
     let directives = match filter {
         Some(directives) if !directives.trim().is_empty() => directives,
         _ => config.level.as_str(),
     };
     let level =
         EnvFilter::try_new(directives).map_err(|error| format!("invalid log filter: {error}"))?;
-    let mut layers: Vec<BoxedLayer> = vec![log_layer(config.format, level, tracing.is_enabled())];
+    let mut layers: Vec<BoxedLayer> = vec![log_layer(
+        config.format,
+        level,
+        tracing.is_enabled(),
+        writer,
+    )];
     if let Some(spans) = tracing.layer() {
         layers.push(Box::new(spans));
     }
@@ -68,8 +90,11 @@ pub fn subscriber(
 
 /// The log lines. With tracing on, the lines also see sidecache's spans whatever the level, so
 /// that a request's line can carry its trace id; their fields are only formatted then.
-fn log_layer(format: LogFormat, level: EnvFilter, traced: bool) -> BoxedLayer {
-    let lines = tracing_subscriber::fmt::layer().with_writer(std::io::stderr);
+fn log_layer<W>(format: LogFormat, level: EnvFilter, traced: bool, writer: W) -> BoxedLayer
+where
+    W: for<'w> MakeWriter<'w> + Send + Sync + 'static,
+{
+    let lines = tracing_subscriber::fmt::layer().with_writer(writer);
     match (format, traced) {
         (LogFormat::Text, false) => lines.with_filter(level).boxed(),
         (LogFormat::Json, false) => lines.json().with_filter(level).boxed(),
@@ -100,3 +125,6 @@ fn sidecache_spans<S>() -> impl tracing_subscriber::layer::Filter<S> + Send + Sy
 fn is_sidecache(target: &str) -> bool {
     target == "sidecache" || target.starts_with("sidecache::")
 }
+
+#[cfg(test)]
+mod tests;

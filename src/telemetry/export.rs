@@ -111,6 +111,14 @@ impl Tracing {
         })
     }
 
+    /// Tracing on, through a pipeline built elsewhere (tests and benchmarks bring their own
+    /// exporter). [`shutdown`](Self::shutdown) shuts `provider` down.
+    pub fn from_provider(provider: SdkTracerProvider) -> Self {
+        Self {
+            provider: Some(provider),
+        }
+    }
+
     /// Whether spans are exported.
     pub fn is_enabled(&self) -> bool {
         self.provider.is_some()
