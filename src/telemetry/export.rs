@@ -10,6 +10,7 @@
 
 use std::fmt;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use opentelemetry::trace::TracerProvider as _;
@@ -201,12 +202,15 @@ fn traces_url(endpoint: &http::Uri) -> String {
 }
 
 /// Runs each export of `E` as a task on a Tokio runtime, bounded by a timeout, for the batch
-/// processor's runtime-less thread.
+/// processor's runtime-less thread. Logs when exports start failing and when they recover (not
+/// every failed batch: a collector that is down would flood the log).
 #[derive(Debug)]
 struct OnRuntime<E> {
     exporter: Arc<E>,
     runtime: Handle,
     timeout: Duration,
+    /// Whether the last export failed.
+    failing: AtomicBool,
 }
 
 // === impl OnRuntime ===
@@ -217,6 +221,19 @@ impl<E> OnRuntime<E> {
             exporter: Arc::new(exporter),
             runtime,
             timeout,
+            failing: AtomicBool::new(false),
+        }
+    }
+
+    fn note(&self, result: &OTelSdkResult) {
+        match result {
+            Ok(()) if self.failing.swap(false, Ordering::Relaxed) => {
+                tracing::info!("span export works again");
+            }
+            Err(error) if !self.failing.swap(true, Ordering::Relaxed) => {
+                tracing::warn!(%error, "spans could not be exported; they are dropped until the collector answers");
+            }
+            _ => {}
         }
     }
 }
@@ -228,14 +245,16 @@ impl<E: SpanExporter + 'static> SpanExporter for OnRuntime<E> {
         let export = self
             .runtime
             .spawn(async move { tokio::time::timeout(timeout, exporter.export(batch)).await });
-        match export.await {
+        let result = match export.await {
             Ok(Ok(result)) => result,
             Ok(Err(_elapsed)) => Err(OTelSdkError::Timeout(timeout)),
             // The runtime is shutting down (or the export panicked): the batch is lost.
             Err(error) => Err(OTelSdkError::InternalFailure(format!(
                 "the export task did not finish: {error}"
             ))),
-        }
+        };
+        self.note(&result);
+        result
     }
 
     fn shutdown_with_timeout(&self, timeout: Duration) -> OTelSdkResult {
