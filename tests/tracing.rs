@@ -39,6 +39,7 @@ both_protocols!(
     coalesced_waiters_link_to_the_leaders_load,
     the_sampler_decides_what_is_exported,
     shutdown_flushes_every_span,
+    shutdown_is_bounded_when_the_collector_hangs,
 );
 
 /// A W3C `traceparent` for trace `trace_id` with parent `span_id`.
@@ -280,6 +281,17 @@ async fn the_sampler_decides_what_is_exported(protocol: &str) {
         )
         .await;
     client.get(&sidecache.url("/never-either")).await;
+    // Even unsampled, the trace is propagated (sampled flag off), from inside the load's task.
+    let root = origin
+        .seen()
+        .iter()
+        .find(|seen| seen.path == "/never-either")
+        .and_then(|seen| seen.headers.get("traceparent").cloned())
+        .expect("the origin got a traceparent for an unsampled root");
+    assert!(
+        root.to_str().is_ok_and(|value| value.ends_with("-00")),
+        "{root:?}"
+    );
     sidecache.stop().await;
     drop(subscriber);
 
@@ -327,6 +339,11 @@ async fn the_sampler_decides_what_is_exported(protocol: &str) {
             && unsampled_parent.ends_with("-00"),
         "{unsampled_parent}"
     );
+    // sidecache's own (unsampled) request span is the origin's parent, not the client's span.
+    assert!(
+        !unsampled_parent.contains("3333333333333333"),
+        "{unsampled_parent}"
+    );
 }
 
 async fn shutdown_flushes_every_span(protocol: &str) {
@@ -359,4 +376,43 @@ async fn shutdown_flushes_every_span(protocol: &str) {
         })
         .await;
     receiver.stop().await;
+}
+
+async fn shutdown_is_bounded_when_the_collector_hangs(protocol: &str) {
+    // A "collector" that accepts connections and never answers.
+    let silent = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let endpoint = format!("http://{}", silent.local_addr().expect("address"));
+    let holding = tokio::spawn(async move {
+        let mut held = Vec::new();
+        while let Ok((stream, _)) = silent.accept().await {
+            held.push(stream);
+        }
+    });
+    let origin = TestOrigin::start(|_, _| Reply::ok("body")).await;
+    let flags = [
+        "--otlp-endpoint",
+        &endpoint,
+        "--otlp-protocol",
+        protocol,
+        "--trace-export-timeout",
+        "60s",
+        "--shutdown-grace",
+        "1s",
+    ];
+    let (sidecache, _subscriber) = Sidecache::start_traced(&origin.url(), &flags).await;
+    let got = TestClient::new().get(&sidecache.url("/x")).await;
+    assert_eq!(got.status, 200);
+    let started = std::time::Instant::now();
+    let drained = tokio::time::timeout(Duration::from_secs(10), sidecache.stop())
+        .await
+        .expect("the drain ends although the collector never answers");
+    assert_eq!(drained, sidecache::server::Drained::Cleanly);
+    assert!(
+        started.elapsed() < Duration::from_secs(5),
+        "the flush took {:?} with a 1 s grace",
+        started.elapsed()
+    );
+    holding.abort();
 }

@@ -515,7 +515,7 @@ impl<L: Loader> LoadingCache<L> {
         reply: Option<oneshot::Sender<Answered<L>>>,
     ) {
         // A child of the caller's span; set before the load starts, so every follower finds it.
-        let span = tracing::info_span!("cache load");
+        let span = tracing::debug_span!("cache load");
         permit.set_context(span.clone());
         let cache = self.clone();
         let load = async move {

@@ -2,8 +2,9 @@
 //!
 //! Every request to the origin runs in an `origin fetch` span (kind CLIENT) whose context is
 //! written into the request's `traceparent`, so the origin continues the same trace with this
-//! span as its parent. With tracing off the span is not recorded and the headers are left as
-//! the client sent them.
+//! span as its parent. In a trace the sampler dropped, the span is not recorded and the origin
+//! gets the enclosing request's (unsampled) context. With tracing off the headers are left as the
+//! client sent them.
 
 use http::{Request, Response, Uri};
 use tracing::Span;

@@ -44,33 +44,58 @@ pub fn start(span: &Span) -> bool {
     if !span_context.is_valid() {
         return false;
     }
+    let sampled = span_context.is_sampled();
     span.with_subscriber(|(id, dispatch)| {
         let Some(registry) = dispatch.downcast_ref::<Registry>() else {
             return;
         };
         if let Some(data) = registry.span(id) {
-            data.extensions_mut().insert(TraceIds {
+            let mut extensions = data.extensions_mut();
+            extensions.insert(TraceIds {
                 trace_id: span_context.trace_id(),
                 span_id: span_context.span_id(),
+                sampled,
             });
+            extensions.insert(Traced(span_context));
         }
     });
-    span_context.is_sampled()
+    sampled
 }
 
+/// The OpenTelemetry context of a started span, kept in the registry for the spans opened inside
+/// it that no layer records (those of an unsampled trace): they propagate this one.
+struct Traced(SpanContext);
+
 /// Writes `span`'s context into `headers` as `traceparent` (and `tracestate`), replacing what
-/// was there, so the next hop continues this trace with `span` as the parent. Leaves `headers`
-/// alone if `span` is not recorded (tracing off): a client's own `traceparent` then passes
-/// through unchanged.
+/// was there, so the next hop continues this trace with `span` as the parent. A span of an
+/// unsampled trace, which no layer records, passes on the context of the innermost started span
+/// around it (with the sampled flag off). Leaves `headers` alone with tracing off: a client's own
+/// `traceparent` then passes through unchanged.
 pub fn inject(span: &Span, headers: &mut HeaderMap) {
     if span.is_disabled() {
         return;
     }
-    let context = span.context();
+    let mut context = span.context();
     if !context.span().span_context().is_valid() {
-        return;
+        let Some(enclosing) = enclosing(span) else {
+            return;
+        };
+        context = Context::new().with_remote_span_context(enclosing);
     }
     TraceContextPropagator::new().inject_context(&context, &mut HeaderInjector(headers));
+}
+
+/// The context of the innermost started span around `span`, looked up in the registry itself
+/// (the layers' views leave out the spans they do not record).
+fn enclosing(span: &Span) -> Option<SpanContext> {
+    span.with_subscriber(|(id, dispatch)| {
+        let registry = dispatch.downcast_ref::<Registry>()?;
+        registry
+            .span(id)?
+            .scope()
+            .find_map(|ancestor| ancestor.extensions().get::<Traced>().map(|t| t.0.clone()))
+    })
+    .flatten()
 }
 
 /// The OpenTelemetry span context of `span`, if it is recorded.

@@ -20,6 +20,9 @@ pub struct TraceIds {
     pub trace_id: TraceId,
     /// The span's own id.
     pub span_id: SpanId,
+    /// Whether the sampler kept the trace (the spans opened inside an unsampled one are not
+    /// recorded at all).
+    pub sampled: bool,
 }
 
 /// How the ids are added to a line.
@@ -76,7 +79,10 @@ where
                 .into_iter()
                 .find_map(|span| span.extensions().get::<TraceIds>().copied())
         });
-        let Some(TraceIds { trace_id, span_id }) = ids else {
+        let Some(TraceIds {
+            trace_id, span_id, ..
+        }) = ids
+        else {
             return self.inner.format_event(ctx, writer, event);
         };
         let mut line = String::with_capacity(256);
@@ -136,6 +142,7 @@ mod tests {
         TraceIds {
             trace_id: TraceId::from_hex("4bf92f3577b34da6a3ce929d0e0e4736").expect("hex"),
             span_id: SpanId::from_hex("00f067aa0ba902b7").expect("hex"),
+            sampled: true,
         }
     }
 

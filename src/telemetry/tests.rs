@@ -108,3 +108,60 @@ fn an_untraced_requests_access_line_has_no_ids() {
         assert!(!line.contains("trace_id"), "{line}");
     }
 }
+
+#[test]
+fn an_unsampled_request_opens_no_child_spans() {
+    let tracing = traced();
+    let subscriber = subscriber_writing_to(
+        &LogConfig {
+            format: LogFormat::Text,
+            level: "info".to_owned(),
+        },
+        &tracing,
+        None,
+        io::sink,
+    )
+    .expect("subscriber");
+    tracing::subscriber::with_default(subscriber, || {
+        let open = |flags: &str| {
+            let (parts, ()) = Request::get("/")
+                .header(
+                    "traceparent",
+                    format!("00-{TRACE_ID}-00f067aa0ba902b7-{flags}"),
+                )
+                .body(())
+                .expect("request")
+                .into_parts();
+            RequestTrace::open(&parts, "127.0.0.1:1".parse().expect("address"))
+        };
+        let unsampled = open("00");
+        assert!(!unsampled.span().is_disabled());
+        unsampled.span().in_scope(|| {
+            let child = tracing::debug_span!("child");
+            assert!(
+                crate::telemetry::context::span_context(&child).is_none(),
+                "not recorded"
+            );
+            // Every layer turns it away (the registry still holds it), and what is opened
+            // inside it, e.g. in a task it runs, likewise.
+            child.in_scope(|| {
+                let grandchild = tracing::debug_span!("grandchild");
+                assert!(crate::telemetry::context::span_context(&grandchild).is_none());
+                // Propagation still carries the request's unsampled context.
+                let mut headers = http::HeaderMap::new();
+                crate::telemetry::context::inject(&grandchild, &mut headers);
+                let traceparent = headers["traceparent"].to_str().expect("ascii");
+                assert!(
+                    traceparent.starts_with(&format!("00-{TRACE_ID}-")),
+                    "{traceparent}"
+                );
+                assert!(traceparent.ends_with("-00"), "{traceparent}");
+            });
+        });
+        let sampled = open("01");
+        sampled.span().in_scope(|| {
+            let child = tracing::debug_span!("child");
+            assert!(crate::telemetry::context::span_context(&child).is_some());
+        });
+    });
+}
