@@ -1,4 +1,5 @@
-//! The `sidecache` binary as a user runs it: the demo with no origin, SIGTERM, bad configuration.
+//! The `sidecache` binary as a user runs it: the demo with no origin, SIGTERM, bad configuration,
+//! tracing configured by the standard OpenTelemetry variables.
 
 mod support;
 
@@ -6,15 +7,29 @@ use std::io::{BufRead, BufReader};
 use std::net::SocketAddr;
 use std::process::{Child, Command, Stdio};
 
-use support::TestClient;
+use std::thread::JoinHandle;
+
+use support::otlp::{Receiver, Spans};
+use support::{Reply, TestClient, TestOrigin};
 
 /// Starts the binary with JSON logs and returns it with the proxy and admin addresses it logged.
 fn start(args: &[&str]) -> (Child, SocketAddr, SocketAddr) {
+    let (child, proxy, admin, _log) = start_logged(args, &[]);
+    (child, proxy, admin)
+}
+
+/// Like [`start`], with environment variables, and with the rest of its log: every line after
+/// the listening line, once the process has exited.
+fn start_logged(
+    args: &[&str],
+    vars: &[(&str, &str)],
+) -> (Child, SocketAddr, SocketAddr, JoinHandle<Vec<String>>) {
     let mut child = Command::new(env!("CARGO_BIN_EXE_sidecache"))
         .args(["--listen", "127.0.0.1:0", "--admin-listen", "127.0.0.1:0"])
         .args(["--log-format", "json", "--log-level", "info"])
         .args(args)
         .env_remove("RUST_LOG")
+        .envs(vars.iter().copied())
         .stdout(Stdio::null())
         .stderr(Stdio::piped())
         .spawn()
@@ -32,14 +47,14 @@ fn start(args: &[&str]) -> (Child, SocketAddr, SocketAddr) {
         }
     };
     // Keep draining the log so the child never blocks on a full pipe.
-    std::thread::spawn(move || lines.for_each(drop));
+    let log = std::thread::spawn(move || lines.map_while(Result::ok).collect());
     let addr = |name: &str| {
         listening["fields"][name]
             .as_str()
             .and_then(|a| a.parse().ok())
             .expect("an address in the log")
     };
-    (child, addr("proxy"), addr("admin"))
+    (child, addr("proxy"), addr("admin"), log)
 }
 
 fn terminate(child: &mut Child) -> i32 {
@@ -97,4 +112,61 @@ fn configuration_comes_from_the_environment_too() {
     assert_eq!(output.status.code(), Some(64));
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert!(stderr.contains("SIDECACHE_ORIGIN"), "{stderr}");
+}
+
+#[tokio::test]
+async fn otel_variables_turn_tracing_on_and_sigterm_flushes_the_spans() {
+    let Some(receiver) = Receiver::start().await else {
+        return;
+    };
+    let origin =
+        TestOrigin::start(|_, _| Reply::ok("body").header("cache-control", "max-age=60")).await;
+    let endpoint = receiver.endpoint("grpc");
+    let (mut child, proxy, _admin, log) = start_logged(
+        &[
+            "--origin",
+            &origin.url(),
+            "--log-level",
+            "info,sidecache::access=debug",
+        ],
+        &[
+            ("OTEL_EXPORTER_OTLP_ENDPOINT", &endpoint),
+            ("OTEL_EXPORTER_OTLP_PROTOCOL", "grpc"),
+            ("OTEL_SERVICE_NAME", "sidecache-binary"),
+            // An hour: only the flush at SIGTERM sends the spans.
+            ("OTEL_BSP_SCHEDULE_DELAY", "3600000"),
+        ],
+    );
+    let trace_id = "0af7651916cd43dd8448eb211c80319c";
+    let got = TestClient::new()
+        .get_with(
+            &format!("http://{proxy}/traced"),
+            &[("traceparent", &format!("00-{trace_id}-b7ad6b7169203331-01"))],
+        )
+        .await;
+    assert_eq!(got.status, 200);
+    assert_eq!(terminate(&mut child), 0);
+    let spans = receiver.stop().await;
+
+    let server = spans.server(trace_id);
+    assert_eq!(server.service_name(), "sidecache-binary");
+    assert_eq!(server.attr("cache.result"), "miss");
+    spans.child(spans.child(server, "cache load"), "GET");
+    let traceparent = origin.seen()[0].headers["traceparent"].clone();
+    assert!(
+        traceparent
+            .to_str()
+            .is_ok_and(|value| value.starts_with(&format!("00-{trace_id}-"))),
+        "{traceparent:?}"
+    );
+
+    // The access line carries the trace.
+    let log = log.join().expect("log reader");
+    let access = log
+        .iter()
+        .filter_map(|line| serde_json::from_str::<serde_json::Value>(line).ok())
+        .find(|entry| entry["target"] == "sidecache::access")
+        .unwrap_or_else(|| panic!("no access line in {log:#?}"));
+    assert_eq!(access["trace_id"], trace_id, "{access}");
+    assert_eq!(access["span_id"], server.span_id(), "{access}");
 }
