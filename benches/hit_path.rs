@@ -1,4 +1,6 @@
-//! The hit path without sockets: L1 lookup, judgement, and building the response.
+//! The hit path without sockets: L1 lookup, judgement, and building the response; then the same
+//! with what the end-of-request hook records, and with the server span as the proxy opens it
+//! under the binary's subscriber (tracing off; tracing on, sampling 1 % or every request).
 
 #![allow(missing_docs)]
 
@@ -8,12 +10,16 @@ use std::time::{Duration, Instant, SystemTime};
 use bytes::Bytes;
 use criterion::{Criterion, criterion_group, criterion_main};
 use http::{HeaderMap, HeaderValue, Method, StatusCode, Uri};
+use opentelemetry_sdk::error::OTelSdkResult;
+use opentelemetry_sdk::trace::{
+    BatchSpanProcessor, Sampler, SdkTracerProvider, SpanData, SpanExporter,
+};
 use sidecache::cache::key::CacheKey;
 use sidecache::cache::loading::{LoadingCache, LoadingConfig, Served};
 use sidecache::cache::object::{CachedObject, Variant};
 use sidecache::cache::policy::{PolicyConfig, ResponsePolicy};
 use sidecache::cache::vary::VaryKey;
-use sidecache::config::HostHeader;
+use sidecache::config::{HostHeader, LogConfig, LogFormat};
 use sidecache::metrics;
 use sidecache::origin::metrics::OriginMetrics;
 use sidecache::origin::{OriginClient, OriginSettings};
@@ -22,8 +28,35 @@ use sidecache::proxy::loader::OriginLoader;
 use sidecache::proxy::metrics::ProxyMetrics;
 use sidecache::proxy::request::RequestHead;
 use sidecache::proxy::respond;
+use sidecache::proxy::trace::RequestTrace;
 use sidecache::stats::Stats;
 use sidecache::store::MemoryStore;
+use sidecache::telemetry::{self, Tracing};
+use tracing::Instrument;
+
+/// Receives batches and drops them: the cost measured is sidecache's and the SDK's, not a
+/// network's.
+#[derive(Debug)]
+struct Discard;
+
+impl SpanExporter for Discard {
+    async fn export(&self, _batch: Vec<SpanData>) -> OTelSdkResult {
+        Ok(())
+    }
+}
+
+/// Tracing on, sampling `ratio` of the requests that arrive without a `traceparent`, exporting
+/// through the SDK's batch processor (as the binary does) into [`Discard`].
+fn tracing_on(ratio: f64) -> Tracing {
+    Tracing::from_provider(
+        SdkTracerProvider::builder()
+            .with_span_processor(BatchSpanProcessor::builder(Discard).build())
+            .with_sampler(Sampler::ParentBased(Box::new(Sampler::TraceIdRatioBased(
+                ratio,
+            ))))
+            .build(),
+    )
+}
 
 fn stored_object(request: &HeaderMap) -> Arc<CachedObject> {
     let mut headers = HeaderMap::new();
@@ -132,6 +165,55 @@ fn hit_path(c: &mut Criterion) {
             response
         });
     });
+    group.finish();
+
+    // The request as the proxy's outermost wrapper sees it, and the binary's subscriber (text
+    // logs at info, to nowhere).
+    let (parts, ()) = http::Request::get("/hot")
+        .header("host", "bench.test")
+        .header("user-agent", "bench/1")
+        .body(())
+        .expect("request")
+        .into_parts();
+    let client = "127.0.0.1:40000".parse().expect("address");
+    let log = LogConfig {
+        format: LogFormat::Text,
+        level: "info".to_owned(),
+    };
+    let mut group = c.benchmark_group("hit path with the request wrapper (1 KiB)");
+    for (name, tracing) in [
+        ("tracing off", Tracing::disabled()),
+        ("tracing on, sampled 1%", tracing_on(0.01)),
+        ("tracing on, sampled 100%", tracing_on(1.0)),
+    ] {
+        let subscriber = telemetry::subscriber_writing_to(&log, &tracing, None, std::io::sink)
+            .expect("subscriber");
+        let _scoped = tracing::subscriber::set_default(subscriber);
+        let traced = tracing.is_enabled();
+        group.bench_function(name, |b| {
+            b.to_async(&runtime).iter(|| async {
+                // What `Proxy::handle` and its end-of-request hook do around the hit.
+                let trace = if traced {
+                    RequestTrace::open(&parts, client)
+                } else {
+                    RequestTrace::off()
+                };
+                let (response, started) = if traced {
+                    hit().instrument(trace.span().clone()).await
+                } else {
+                    hit().await
+                };
+                let elapsed = started.elapsed();
+                let _entered = trace.span().enter();
+                proxy_metrics.record_request(CacheResult::Hit, elapsed, None);
+                stats.record(CacheResult::Hit.stat_outcome(), elapsed);
+                trace.finish(response.status(), CacheResult::Hit, None);
+                response
+            });
+        });
+        drop(_scoped);
+        runtime.block_on(tracing.shutdown(Duration::from_secs(5)));
+    }
     group.finish();
 }
 
