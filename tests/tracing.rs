@@ -218,7 +218,8 @@ async fn coalesced_waiters_link_to_the_leaders_load(protocol: &str) {
     origin.arrivals(1).await;
     let waiter_traces: Vec<_> = (0..3).map(|n| trace_id(11 + n)).collect();
     let waiters: Vec<_> = waiter_traces.iter().cloned().map(get).collect();
-    sidecache.in_flight(4).await;
+    // Every waiter has joined the leader's load before it may finish.
+    support::wait_until(|| sidecache.proxy.cache().waiting() == 3).await;
     gate.open();
     assert_eq!(leader.await.expect("leader").status, 200);
     for waiter in waiters {

@@ -9,6 +9,7 @@
 //! requirements into), else `target/otlp-venv/bin/python`, else `python3`. Under CI (`CI=true`)
 //! a receiver that cannot start fails the test; elsewhere the test is skipped with a loud note.
 
+use std::io::Write as _;
 use std::path::PathBuf;
 use std::process::Stdio;
 use std::time::Duration;
@@ -165,7 +166,10 @@ impl Receiver {
                 panic!("the OTLP test receiver must run under CI: {problem}")
             }
             Err(problem) => {
-                eprintln!(
+                // Straight to the process's stderr: the test harness captures `eprintln!`, and a
+                // skip must be seen.
+                let _ = writeln!(
+                    std::io::stderr(),
                     "\n!!!!!!!!\n!!! SKIPPED: the OTLP test receiver could not start: {problem}\n\
                      !!! run scripts/test (it installs tests/otlp/requirements.txt), or set\n\
                      !!! SIDECACHE_TEST_PYTHON to a Python with them installed\n!!!!!!!!\n"
