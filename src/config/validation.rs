@@ -24,6 +24,7 @@ pub(super) fn problems(config: &Config) -> Vec<Problem> {
             "must not be empty (e.g. \"info\" or \"sidecache=debug,hyper=warn\")",
         ));
     }
+    check_writebehind(config, &mut found);
     found
 }
 
@@ -126,6 +127,19 @@ fn check_admin_token(token: Option<&str>, found: &mut Vec<Problem>) {
         found.push(problem(
             "admin-token",
             "must be visible ASCII without spaces, as it is sent in an Authorization header",
+        ));
+    }
+}
+
+/// A zero interval would flush in a busy loop; a zero cap would refuse every increment.
+fn check_writebehind(config: &Config, found: &mut Vec<Problem>) {
+    if config.writebehind.interval.is_zero() {
+        found.push(problem("writebehind-interval", "must be greater than zero"));
+    }
+    if config.writebehind.max_pending_keys == 0 {
+        found.push(problem(
+            "writebehind-max-pending-keys",
+            "must be greater than zero",
         ));
     }
 }
