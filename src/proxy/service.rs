@@ -29,6 +29,7 @@ use crate::origin::OriginError;
 use crate::origin::headers::remove_hop_by_hop;
 use crate::server::Handler;
 use crate::stats::Stats;
+use crate::writebehind::{IncrementSource, WriteBehind};
 
 /// The caching proxy: the cache and the origin behind it.
 pub struct Proxy {
@@ -37,7 +38,12 @@ pub struct Proxy {
     in_flight: AtomicUsize,
     metrics: ProxyMetrics,
     stats: Arc<Stats>,
+    /// When set, every request with a cache key adds 1 to the counter `requests:KEY`.
+    request_counts: Option<Arc<WriteBehind>>,
 }
+
+/// The prefix of per-cache-key request counters.
+pub const REQUEST_COUNTER_PREFIX: &str = "requests:";
 
 type LoadAnswer = Answer<Arc<CachedObject>, PassResponse, OriginError>;
 
@@ -88,7 +94,15 @@ impl Proxy {
             in_flight: AtomicUsize::new(0),
             metrics,
             stats,
+            request_counts: None,
         }
+    }
+
+    /// Counts requests per cache key in `counters` (`--writebehind-count-requests`), under the
+    /// name [`REQUEST_COUNTER_PREFIX`] followed by the key.
+    pub fn count_requests(mut self, counters: Arc<WriteBehind>) -> Self {
+        self.request_counts = Some(counters);
+        self
     }
 
     /// Requests received and not yet answered.
@@ -153,10 +167,19 @@ impl Proxy {
         response: &Response<Body>,
         disposition: Disposition,
         elapsed: Duration,
+        key: Option<&CacheKey>,
     ) {
         let Disposition { result, waited } = disposition;
         self.metrics.record_request(result, elapsed, waited);
         self.stats.record(result.stat_outcome(), elapsed);
+        if let (Some(counters), Some(key)) = (&self.request_counts, key) {
+            // At the cap a new key's count is dropped; the counters count the drop.
+            let _ = counters.increment(
+                IncrementSource::Request,
+                &format!("{REQUEST_COUNTER_PREFIX}{}", key.as_str()),
+                1,
+            );
+        }
         tracing::debug!(
             target: "sidecache::access",
             %method,
@@ -451,8 +474,20 @@ impl Handler for Proxy {
         let (parts, body) = request.into_parts();
         // Cheap clones (inline method, reference-counted URI) kept for the log line.
         let (method, uri) = (parts.method.clone(), parts.uri.clone());
+        // Only worked out here when requests are counted; `route` keys the request again.
+        let key = self
+            .request_counts
+            .as_ref()
+            .and_then(|_| CacheKey::from_request(&parts.uri, &parts.headers).ok());
         let (response, disposition) = self.route(parts, body, client).await;
-        self.finish(&method, &uri, &response, disposition, started.elapsed());
+        self.finish(
+            &method,
+            &uri,
+            &response,
+            disposition,
+            started.elapsed(),
+            key.as_ref(),
+        );
         response
     }
 }

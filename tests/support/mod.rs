@@ -377,6 +377,9 @@ impl Sidecache {
             "127.0.0.1:0",
             "--admin-listen",
             "127.0.0.1:0",
+            // No counters file in the working directory; tests that need one pass their own.
+            "--writebehind-sink",
+            "sqlite::memory:",
         ];
         args.extend_from_slice(flags);
         let config = Config::load_from(args, &HashMap::<String, String>::new()).expect("config");
