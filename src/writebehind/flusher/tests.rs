@@ -522,3 +522,52 @@ async fn sqlite_a_commit_whose_answer_is_lost_is_not_applied_twice() {
         1.0
     );
 }
+
+#[tokio::test]
+async fn every_attempt_to_apply_a_batch_has_a_span_with_its_outcome() {
+    #[derive(Clone, Default)]
+    struct Captured(Arc<Mutex<Vec<u8>>>);
+    impl std::io::Write for Captured {
+        fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
+            self.0.lock().expect("captured").extend_from_slice(bytes);
+            Ok(bytes.len())
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+    let captured = Captured::default();
+    let writer = captured.clone();
+    let subscriber = tracing_subscriber::fmt()
+        .with_writer(move || writer.clone())
+        .with_span_events(tracing_subscriber::fmt::format::FmtSpan::CLOSE)
+        .with_ansi(false)
+        .finish();
+    // tracing caches each callsite's interest process-wide. While only one dispatcher is
+    // registered, a callsite first reached on another thread (another test flushing) is judged
+    // by that thread's default alone — "never" — for good. A second registered dispatcher makes
+    // tracing ask the current thread's dispatcher on every call instead.
+    let _second = tracing::Dispatch::new(tracing::subscriber::NoSubscriber::default());
+    let _guard = tracing::subscriber::set_default(subscriber);
+
+    let dir = TempDir::new();
+    let sink = FakeSink::new();
+    let (writebehind, _) = component(sink.clone(), settings(&dir, Duration::from_secs(1), 10));
+    admin(&writebehind, "a", 1);
+    admin(&writebehind, "b", 1);
+    sink.fail_next(Fault::Unavailable);
+    writebehind.flush().await.expect_err("refused");
+    writebehind.flush().await.expect("retry");
+
+    let text = String::from_utf8(captured.0.lock().expect("captured").clone()).expect("UTF-8");
+    let closed: Vec<&str> = text
+        .lines()
+        .filter(|line| line.contains("writebehind_flush{") && line.contains("close"))
+        .collect();
+    assert_eq!(closed.len(), 2, "{text}");
+    assert!(
+        closed[0].contains("keys=2") && closed[0].contains("outcome=\"failed\""),
+        "{text}"
+    );
+    assert!(closed[1].contains("outcome=\"committed\""), "{text}");
+}
