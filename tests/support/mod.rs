@@ -3,6 +3,8 @@
 
 #![allow(dead_code)] // each test binary uses a different part of the support module
 
+pub mod postgres;
+
 use std::collections::HashMap;
 use std::convert::Infallible;
 use std::net::SocketAddr;
@@ -20,6 +22,7 @@ use sidecache::app::App;
 use sidecache::config::Config;
 use sidecache::proxy::service::Proxy;
 use sidecache::server::Drained;
+use sidecache::writebehind::WriteBehind;
 use tokio::net::TcpListener;
 use tokio::sync::{oneshot, watch};
 
@@ -362,6 +365,7 @@ pub struct Sidecache {
     pub proxy_addr: SocketAddr,
     pub admin_addr: SocketAddr,
     pub proxy: Arc<Proxy>,
+    pub writebehind: Arc<WriteBehind>,
     stop: Option<oneshot::Sender<()>>,
     task: Option<tokio::task::JoinHandle<Drained>>,
 }
@@ -391,6 +395,7 @@ impl Sidecache {
         let proxy_addr = app.proxy_addr();
         let admin_addr = app.admin_addr();
         let proxy = Arc::clone(app.proxy());
+        let writebehind = Arc::clone(app.writebehind());
         let (stop, stopped) = oneshot::channel::<()>();
         let task = tokio::spawn(app.run_until(async move {
             let _ = stopped.await;
@@ -399,6 +404,7 @@ impl Sidecache {
             proxy_addr,
             admin_addr,
             proxy,
+            writebehind,
             stop: Some(stop),
             task: Some(task),
         }
