@@ -7,7 +7,8 @@
 //! | `/v1/counters` | GET | what is pending, as JSON (like Go's expvar) |
 //!
 //! `{name}` is percent-decoded UTF-8, 1 to [`MAX_NAME_BYTES`] bytes. A `delta` that is not a
-//! 64-bit integer is answered 400, as is one that would overflow the name's pending sum. An
+//! 64-bit integer is answered 400, as is one that would take the name's pending sum (what is
+//! added up between two flushes) past ±2^62. An
 //! increment that cannot be recorded — too many names pending, or shutdown under way — is
 //! answered 503 with `Retry-After`, so a 2xx always means "recorded".
 
@@ -83,7 +84,7 @@ fn increment(writebehind: &WriteBehind, name: &str, delta: i64) -> http::Respons
         ),
         Err(Refused::Overflow) => text(
             StatusCode::BAD_REQUEST,
-            "delta would overflow the counter's pending sum\n",
+            "delta would take the counter's pending sum past ±2^62\n",
         ),
         Err(refused @ (Refused::Full | Refused::Closed)) => {
             let mut response = json(

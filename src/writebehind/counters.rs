@@ -5,6 +5,18 @@ use std::sync::atomic::{AtomicBool, AtomicI64, AtomicUsize, Ordering};
 use dashmap::DashMap;
 use dashmap::mapref::entry::Entry;
 
+/// The largest pending sum of one name, either way: 2^62. Far enough from the bounds of `i64`
+/// that the fast path's brief overshoot can never wrap. Sums in the sink are not bounded by it
+/// (they saturate at the bounds of `i64`).
+pub const MAX_PENDING: i64 = 1 << 62;
+
+/// Deltas up to this size, either way, take the fast path: one `fetch_add`.
+const FAST_DELTA: u64 = 1 << 32;
+
+fn within_bound(sum: i64) -> bool {
+    sum.unsigned_abs() <= MAX_PENDING.unsigned_abs()
+}
+
 /// Pending increments by name.
 ///
 /// # Concurrency
@@ -36,8 +48,8 @@ pub enum Refused {
     /// The counters are closed: shutdown has begun.
     #[error("the counters are closed for shutdown")]
     Closed,
-    /// The name's pending sum would leave the range of a 64-bit signed integer.
-    #[error("the increment would overflow the pending count")]
+    /// The name's pending sum would go past ±[`MAX_PENDING`] (2^62).
+    #[error("the increment would take the pending sum past ±2^62")]
     Overflow,
 }
 
@@ -76,7 +88,7 @@ impl Counters {
     ///
     /// Nothing is recorded when the counters are closed ([`Refused::Closed`]), when `name` is new
     /// and the cap of names is reached ([`Refused::Full`]), or when the pending sum would
-    /// overflow ([`Refused::Overflow`]).
+    /// leave ±[`MAX_PENDING`] ([`Refused::Overflow`]).
     pub fn increment(&self, name: &str, delta: i64) -> Result<i64, Refused> {
         if let Some(slot) = self.map.get(name) {
             // The read guard is held until the add is done (see `close`).
@@ -90,10 +102,20 @@ impl Counters {
         if self.closed.load(Ordering::SeqCst) {
             return Err(Refused::Closed);
         }
-        // A compare-and-swap loop rather than `fetch_add`: a wrapped sum must never be visible,
-        // not even for a moment, or a concurrent increment could be judged against it.
+        if delta.unsigned_abs() <= FAST_DELTA {
+            // One `fetch_add`, checked afterwards and undone if past the bound. Settled sums stay
+            // within ±MAX_PENDING and each thread overshoots by at most one fast delta (2^32)
+            // before undoing, so the raw value never comes near wrapping.
+            let sum = slot.fetch_add(delta, Ordering::Relaxed).wrapping_add(delta);
+            if sum.unsigned_abs() <= MAX_PENDING.unsigned_abs() {
+                return Ok(sum);
+            }
+            slot.fetch_sub(delta, Ordering::Relaxed);
+            return Err(Refused::Overflow);
+        }
+        // A large delta: compare-and-swap, so no overshoot of that size is ever visible.
         slot.fetch_update(Ordering::Relaxed, Ordering::Relaxed, |sum| {
-            sum.checked_add(delta)
+            sum.checked_add(delta).filter(|next| within_bound(*next))
         })
         .map(|previous| previous.wrapping_add(delta))
         .map_err(|_| Refused::Overflow)
@@ -106,6 +128,9 @@ impl Counters {
             Entry::Vacant(slot) => {
                 if self.closed.load(Ordering::SeqCst) {
                     return Err(Refused::Closed);
+                }
+                if !within_bound(delta) {
+                    return Err(Refused::Overflow);
                 }
                 if self.keys.fetch_add(1, Ordering::SeqCst) >= self.max_keys {
                     self.keys.fetch_sub(1, Ordering::SeqCst);
@@ -227,14 +252,25 @@ mod tests {
     }
 
     #[test]
-    fn an_overflowing_increment_changes_nothing() {
+    fn an_increment_past_the_bound_changes_nothing() {
         let counters = Counters::new(2);
-        counters.increment("a", i64::MAX - 1).expect("fits");
+        // The fast path (small deltas) and the compare-and-swap path (large ones) agree.
+        counters.increment("a", MAX_PENDING - 1).expect("fits");
         assert_eq!(counters.increment("a", 2), Err(Refused::Overflow));
-        assert_eq!(counters.get("a"), Some(i64::MAX - 1));
-        assert_eq!(counters.increment("a", i64::MIN), Ok(-2));
-        assert_eq!(counters.increment("a", i64::MIN), Err(Refused::Overflow));
-        assert_eq!(counters.get("a"), Some(-2));
+        assert_eq!(counters.increment("a", 1 << 40), Err(Refused::Overflow));
+        assert_eq!(counters.get("a"), Some(MAX_PENDING - 1));
+        assert_eq!(counters.increment("a", 1), Ok(MAX_PENDING));
+        assert_eq!(counters.increment("a", -2 * MAX_PENDING), Ok(-MAX_PENDING));
+        assert_eq!(counters.increment("a", -1), Err(Refused::Overflow));
+        assert_eq!(counters.get("a"), Some(-MAX_PENDING));
+        for below in [i64::MIN, -(1 << 40)] {
+            assert_eq!(counters.increment("a", below), Err(Refused::Overflow));
+        }
+        for huge in [i64::MAX, i64::MIN, MAX_PENDING + 1] {
+            assert_eq!(counters.increment("new", huge), Err(Refused::Overflow));
+        }
+        assert_eq!(counters.get("new"), None);
+        assert_eq!(counters.len(), 1);
     }
 
     #[test]
