@@ -3,8 +3,6 @@
 
 #![allow(dead_code)] // each test binary uses a different part of the support module
 
-pub mod postgres;
-
 use std::collections::HashMap;
 use std::convert::Infallible;
 use std::net::SocketAddr;
