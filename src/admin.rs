@@ -8,7 +8,7 @@
 //! | `/readyz` | GET | 200 while serving, 503 once draining |
 //! | `/purge?url=PATH[&host=HOST]` | POST | removes one URL (every variant); without `host`, on every host |
 //! | `/purge?prefix=PREFIX[&host=HOST]` | POST | removes every URL whose path starts with `PREFIX` |
-//! | `/v1/counters/{name}?delta=N` | POST | adds to a write-behind counter (see [`counters`]) |
+//! | `/v1/counters/{name}?delta=N` | POST | adds N (default 1, may be negative) to a write-behind counter; 200 once recorded, 503 when it cannot be |
 //! | `/v1/counters/{name}`, `/v1/counters` | GET | a counter's stored + pending value; all that is pending |
 //!
 //! Purges answer `{"purged": N}`: how many stored URLs went. When an admin token is configured,
