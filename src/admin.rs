@@ -8,9 +8,13 @@
 //! | `/readyz` | GET | 200 while serving, 503 once draining |
 //! | `/purge?url=PATH[&host=HOST]` | POST | removes one URL (every variant); without `host`, on every host |
 //! | `/purge?prefix=PREFIX[&host=HOST]` | POST | removes every URL whose path starts with `PREFIX` |
+//! | `/v1/counters/{name}?delta=N` | POST | adds N (default 1, may be negative) to a write-behind counter; 200 once recorded, 503 when it cannot be |
+//! | `/v1/counters/{name}`, `/v1/counters` | GET | a counter's stored + pending value; all that is pending |
 //!
 //! Purges answer `{"purged": N}`: how many stored URLs went. When an admin token is configured,
 //! state-changing calls need `Authorization: Bearer TOKEN`, else 401.
+
+mod counters;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -25,6 +29,7 @@ use crate::body::Body;
 use crate::metrics::{self, Registry};
 use crate::proxy::service::Proxy;
 use crate::server::Handler;
+use crate::writebehind::WriteBehind;
 
 /// Whether the process should receive traffic. Cloned handles share the flag.
 #[derive(Debug, Clone)]
@@ -37,6 +42,8 @@ pub struct Admin {
     /// When set, the bearer token that state-changing calls must present.
     token: Option<String>,
     readiness: Readiness,
+    /// The write-behind counters behind `/v1/counters`, when they run.
+    counters: Option<Arc<WriteBehind>>,
 }
 
 /// What a purge call asks to remove.
@@ -91,7 +98,14 @@ impl Admin {
             registry,
             token,
             readiness,
+            counters: None,
         }
+    }
+
+    /// Serves `/v1/counters` from `counters`.
+    pub fn with_counters(mut self, counters: Arc<WriteBehind>) -> Self {
+        self.counters = Some(counters);
+        self
     }
 
     async fn route(&self, request: &Request<Incoming>) -> Response<Body> {
@@ -129,6 +143,11 @@ impl Admin {
                     Ok(target) => self.purge(target).await,
                     Err(message) => text(StatusCode::BAD_REQUEST, message),
                 }
+            }
+            (method, path) if counters::is_counters_path(path) => {
+                let authorized = self.authorized(request.headers());
+                let query = request.uri().query();
+                counters::handle(self.counters.as_deref(), method, path, query, authorized).await
             }
             (_, "/metrics" | "/stats" | "/healthz" | "/readyz" | "/purge") => {
                 text(StatusCode::METHOD_NOT_ALLOWED, "method not allowed\n")

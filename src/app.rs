@@ -27,6 +27,7 @@ use crate::server::{self, Drained};
 use crate::stats::Stats;
 use crate::store::{MemoryStore, StoreMetrics};
 use crate::telemetry::Tracing;
+use crate::writebehind::{self, WriteBehind, WriteBehindMetrics};
 
 /// A bound, ready-to-serve sidecache.
 pub struct App {
@@ -37,6 +38,8 @@ pub struct App {
     proxy: Arc<Proxy>,
     admin: Arc<Admin>,
     readiness: Readiness,
+    /// The write-behind counters: flushed on their interval while serving, finally at the drain.
+    writebehind: Arc<WriteBehind>,
     shutdown_grace: Duration,
     /// The span pipeline, flushed last when draining.
     tracing: Tracing,
@@ -59,6 +62,9 @@ pub enum AppError {
     /// A metric could not be registered (a bug: a name registered twice).
     #[error("metrics: {0}")]
     Metrics(prometheus::Error),
+    /// The write-behind sink cannot be opened or the recovery file cannot be read.
+    #[error("{}", error_chain(.0))]
+    WriteBehind(#[source] writebehind::flusher::OpenError),
 }
 
 // === impl App ===
@@ -127,17 +133,32 @@ impl App {
             },
         );
         let stats = Arc::new(Stats::new(config.telemetry.stats_window, SystemTime::now()));
-        let proxy = Arc::new(
-            Proxy::new(cache, proxy_metrics, Arc::clone(&stats)).with_tracing(tracing.is_enabled()),
+        let writebehind = Arc::new(
+            WriteBehind::open(
+                &config.writebehind,
+                WriteBehindMetrics::register(&registry).map_err(AppError::Metrics)?,
+            )
+            .map_err(AppError::WriteBehind)?,
         );
+        writebehind::metrics::register_pending_keys(&registry, &writebehind)
+            .map_err(AppError::Metrics)?;
+        let mut proxy =
+            Proxy::new(cache, proxy_metrics, Arc::clone(&stats)).with_tracing(tracing.is_enabled());
+        if config.writebehind.count_requests {
+            proxy = proxy.count_requests(Arc::clone(&writebehind));
+        }
+        let proxy = Arc::new(proxy);
         register_state_gauges(&registry, &proxy).map_err(AppError::Metrics)?;
         let readiness = Readiness::new();
-        let admin = Arc::new(Admin::new(
-            Arc::clone(&proxy),
-            registry,
-            config.admin.token.clone(),
-            readiness.clone(),
-        ));
+        let admin = Arc::new(
+            Admin::new(
+                Arc::clone(&proxy),
+                registry,
+                config.admin.token.clone(),
+                readiness.clone(),
+            )
+            .with_counters(Arc::clone(&writebehind)),
+        );
         Ok(Self {
             proxy_listener,
             admin_listener,
@@ -145,6 +166,7 @@ impl App {
             proxy,
             admin,
             readiness,
+            writebehind,
             shutdown_grace: config.shutdown_grace,
             tracing,
         })
@@ -170,10 +192,16 @@ impl App {
         &self.proxy
     }
 
+    /// The write-behind counters (for tests that flush or inspect them).
+    pub fn writebehind(&self) -> &Arc<WriteBehind> {
+        &self.writebehind
+    }
+
     /// Serves until `shutdown` completes, then drains in order: report not-ready, stop accepting,
     /// let in-flight requests finish (at most the shutdown grace), wait for background loads,
-    /// stop the admin listener and the demo origin, and export the spans still queued (within
-    /// what is left of the grace).
+    /// final write-behind flush (refusing increments from then on; at most the shutdown grace,
+    /// then the recovery file), stop the admin listener and the demo origin, and export the spans
+    /// still queued (within what is left of the grace).
     pub async fn run_until(self, shutdown: impl Future<Output = ()>) -> Drained {
         let stop_others = CancellationToken::new();
         let admin = tokio::spawn(server::serve(
@@ -190,6 +218,8 @@ impl App {
                 self.shutdown_grace,
             ))
         });
+        let stop_flusher = CancellationToken::new();
+        let flusher = tokio::spawn(Arc::clone(&self.writebehind).run(stop_flusher.clone()));
         let rotation = tokio::spawn({
             let (proxy, stop) = (Arc::clone(&self.proxy), stop_others.clone());
             async move { proxy.stats().rotate_every_window(stop).await }
@@ -211,6 +241,10 @@ impl App {
         if loads.is_err() {
             tracing::warn!("background loads still running at the end of the grace period");
         }
+        stop_flusher.cancel();
+        let _ = flusher.await;
+        // Logs its outcome, including where a recovery file was written.
+        self.writebehind.close(self.shutdown_grace).await;
         stop_others.cancel();
         let _ = admin.await;
         let _ = rotation.await;
@@ -277,6 +311,18 @@ fn register_state_gauges(registry: &Registry, proxy: &Arc<Proxy>) -> metrics::Re
         "Proxied requests received and not yet answered.",
         move || proxy.in_flight_requests() as f64,
     )
+}
+
+/// An error and its causes, for a one-line message.
+fn error_chain(error: &dyn std::error::Error) -> String {
+    let mut text = error.to_string();
+    let mut cause = error.source();
+    while let Some(next) = cause {
+        text.push_str(": ");
+        text.push_str(&next.to_string());
+        cause = next.source();
+    }
+    text
 }
 
 async fn bind(addr: SocketAddr) -> Result<TcpListener, AppError> {

@@ -40,12 +40,15 @@ use std::collections::HashMap;
 use std::ffi::OsString;
 use std::fmt;
 use std::net::SocketAddr;
+use std::path::PathBuf;
 use std::time::Duration;
 
 pub use byte_size::{ByteSize, ByteSizeError};
 pub use env::{Env, ProcessEnv};
 pub use error::ConfigError;
 pub use standard_env::STANDARD_ENV;
+
+use crate::writebehind::SinkAddress;
 
 /// Exit code for a configuration error (`EX_USAGE` from BSD `sysexits.h`).
 pub const EX_USAGE: i32 = 64;
@@ -76,6 +79,9 @@ pub struct Config {
     /// OpenTelemetry traces over OTLP.
     #[command(flatten)]
     pub tracing: TracingConfig,
+    /// Write-behind counters and the sink they are flushed to.
+    #[command(flatten)]
+    pub writebehind: WriteBehindConfig,
     /// How long a graceful shutdown waits for in-flight requests and final flushes before exiting anyway.
     #[arg(
         help_heading = "Lifecycle",
@@ -417,6 +423,62 @@ pub enum SamplerKind {
 /// A sampling ratio between 0 and 1 inclusive.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct Ratio(f64);
+
+/// Write-behind counters: kept in memory, flushed in batches to a durable sink.
+#[derive(Debug, Clone, PartialEq, Eq, clap::Args)]
+#[command(next_help_heading = "Write-behind counters")]
+pub struct WriteBehindConfig {
+    /// Where counters are flushed: sqlite:PATH (a file in WAL mode, created when missing;
+    /// sqlite::memory: keeps them only while the process runs) or a postgres:// URL (no TLS: keep
+    /// the server on loopback or a private network). Tables are created when missing.
+    #[arg(
+        long = "writebehind-sink",
+        env = "SIDECACHE_WRITEBEHIND_SINK",
+        value_name = "SINK",
+        default_value = "sqlite:sidecache-counters.db",
+        value_parser = SinkAddress::parse
+    )]
+    pub sink: SinkAddress,
+    /// How often pending increments are written to the sink, one transaction per flush.
+    #[arg(
+        long = "writebehind-interval",
+        env = "SIDECACHE_WRITEBEHIND_INTERVAL",
+        value_name = "DURATION",
+        default_value = "1s",
+        value_parser = humantime::parse_duration
+    )]
+    pub interval: Duration,
+    /// Most counter names held in memory between flushes, so a scan of random URLs cannot
+    /// exhaust memory. At the cap, increments of pending names still count; one that would add a
+    /// name is refused (admin: 503; request counts: dropped and counted in
+    /// sidecache_writebehind_increments_total{outcome="full"}) and a flush starts at once.
+    #[arg(
+        long = "writebehind-max-pending-keys",
+        env = "SIDECACHE_WRITEBEHIND_MAX_PENDING_KEYS",
+        value_name = "COUNT",
+        default_value = "100000"
+    )]
+    pub max_pending_keys: usize,
+    /// Count proxied requests per cache key, in the counter named "requests:" followed by the
+    /// key (HOST/PATH?QUERY): the origin team's popularity data.
+    #[arg(
+        long = "writebehind-count-requests",
+        env = "SIDECACHE_WRITEBEHIND_COUNT_REQUESTS",
+        value_name = "BOOL",
+        default_value = "false",
+        action = clap::ArgAction::Set
+    )]
+    pub count_requests: bool,
+    /// Where pending increments are written if the sink cannot be reached at shutdown; replayed
+    /// (each batch at most once) and removed at the next start.
+    #[arg(
+        long = "writebehind-recovery-file",
+        env = "SIDECACHE_WRITEBEHIND_RECOVERY_FILE",
+        value_name = "FILE",
+        default_value = "sidecache-writebehind.recovery"
+    )]
+    pub recovery_file: PathBuf,
+}
 
 /// Log line format.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]

@@ -24,6 +24,7 @@
 //! | [`demo`] | the embedded demo origin |
 //! | [`telemetry`] | logs (with trace ids), the OTLP span pipeline, sampling, W3C propagation |
 //! | [`shutdown`] | the shutdown signal |
+//! | [`writebehind`] | counters kept in memory and flushed in batches to SQLite or PostgreSQL |
 //!
 //! The generic core can be used without HTTP: implement [`cache::loading::Loader`] and put a
 //! [`cache::loading::LoadingCache`] over it.
@@ -42,3 +43,4 @@ pub mod shutdown;
 pub mod stats;
 pub mod store;
 pub mod telemetry;
+pub mod writebehind;

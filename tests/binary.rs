@@ -27,6 +27,7 @@ fn start_logged(
     let mut child = Command::new(env!("CARGO_BIN_EXE_sidecache"))
         .args(["--listen", "127.0.0.1:0", "--admin-listen", "127.0.0.1:0"])
         .args(["--log-format", "json", "--log-level", "info"])
+        .args(["--writebehind-sink", "sqlite::memory:"])
         .args(args)
         .env_remove("RUST_LOG")
         .envs(vars.iter().copied())

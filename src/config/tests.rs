@@ -148,6 +148,13 @@ fn defaults_when_nothing_is_given() {
             max_export_batch_size: 512,
             export_timeout: secs(30),
         },
+        writebehind: WriteBehindConfig {
+            sink: SinkAddress::Sqlite(PathBuf::from("sidecache-counters.db")),
+            interval: secs(1),
+            max_pending_keys: 100_000,
+            count_requests: false,
+            recovery_file: PathBuf::from("sidecache-writebehind.recovery"),
+        },
         shutdown_grace: secs(10),
     };
     assert_eq!(load_ok(&[], &[]), expected);
@@ -332,6 +339,17 @@ fn every_option_is_read_from_its_environment_variable() {
         ("SIDECACHE_TRACE_QUEUE_SIZE", "100"),
         ("SIDECACHE_TRACE_BATCH_SIZE", "10"),
         ("SIDECACHE_TRACE_EXPORT_TIMEOUT", "12s"),
+        (
+            "SIDECACHE_WRITEBEHIND_SINK",
+            "postgres://app:pw@db.internal:5433/metrics",
+        ),
+        ("SIDECACHE_WRITEBEHIND_INTERVAL", "11s"),
+        ("SIDECACHE_WRITEBEHIND_MAX_PENDING_KEYS", "12"),
+        ("SIDECACHE_WRITEBEHIND_COUNT_REQUESTS", "true"),
+        (
+            "SIDECACHE_WRITEBEHIND_RECOVERY_FILE",
+            "/var/lib/sidecache/recovery",
+        ),
     ];
     // Every option has a variable in the table above.
     let mut listed: Vec<_> = vars.iter().map(|&(var, _)| var).collect();
@@ -374,6 +392,14 @@ fn every_option_is_read_from_its_environment_variable() {
             stats_window: secs(10),
         },
         tracing: expected_tracing(),
+        writebehind: WriteBehindConfig {
+            sink: SinkAddress::parse("postgres://app:pw@db.internal:5433/metrics")
+                .expect("a valid URL"),
+            interval: secs(11),
+            max_pending_keys: 12,
+            count_requests: true,
+            recovery_file: PathBuf::from("/var/lib/sidecache/recovery"),
+        },
         shutdown_grace: secs(9),
     };
     assert_eq!(config, expected);
@@ -860,6 +886,8 @@ fn validate_reports_every_broken_rule_of_a_config_built_in_code() {
     config.admin.listen = config.proxy.listen;
     config.admin.token = Some(String::new());
     config.log.level = String::new();
+    config.writebehind.interval = Duration::ZERO;
+    config.writebehind.max_pending_keys = 0;
 
     let error = config.validate().expect_err("everything is broken");
     assert_eq!(error.exit_code(), EX_USAGE);
@@ -891,6 +919,8 @@ fn validate_reports_every_broken_rule_of_a_config_built_in_code() {
             "admin-listen",
             "admin-token",
             "log-level",
+            "writebehind-interval",
+            "writebehind-max-pending-keys",
         ]
     );
 }
@@ -1013,4 +1043,52 @@ fn debug_output_hides_the_admin_token() {
     let debug = format!("{config:?}");
     assert!(!debug.contains("s3cret"), "{debug}");
     assert!(debug.contains("<redacted>"), "{debug}");
+}
+
+// === write-behind ===
+
+#[test]
+fn the_writebehind_sink_is_sqlite_or_postgres_and_its_password_stays_hidden() {
+    let config = load_ok(&["--writebehind-sink", "sqlite:/data/c.db"], &[]);
+    assert_eq!(
+        config.writebehind.sink,
+        SinkAddress::Sqlite(PathBuf::from("/data/c.db"))
+    );
+    let error = load_err(&[], &[("SIDECACHE_WRITEBEHIND_SINK", "mysql://db")]);
+    assert!(
+        has_problem(
+            &error,
+            &env_var("SIDECACHE_WRITEBEHIND_SINK"),
+            "expected sqlite:PATH or a postgres:// URL"
+        ),
+        "{error}"
+    );
+    let config = load_ok(
+        &[
+            "--writebehind-sink",
+            "postgres://app:s3cret@db:5432/metrics",
+        ],
+        &[],
+    );
+    let debug = format!("{config:?}");
+    assert!(!debug.contains("s3cret"), "{debug}");
+}
+
+#[test]
+fn writebehind_interval_and_cap_must_be_positive() {
+    for (args, long) in [
+        (["--writebehind-interval", "0s"], "writebehind-interval"),
+        (
+            ["--writebehind-max-pending-keys", "0"],
+            "writebehind-max-pending-keys",
+        ),
+    ] {
+        let error = load_err(&args, &[]);
+        assert!(
+            has_problem(&error, &flag(long), "must be greater than zero"),
+            "{error}"
+        );
+    }
+    let error = load_err(&["--writebehind-count-requests", "yes"], &[]);
+    assert_eq!(error.exit_code(), EX_USAGE);
 }

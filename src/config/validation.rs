@@ -25,6 +25,7 @@ pub(super) fn problems(config: &Config) -> Vec<Problem> {
             "must not be empty (e.g. \"info\" or \"sidecache=debug,hyper=warn\")",
         ));
     }
+    check_writebehind(config, &mut found);
     found
 }
 
@@ -161,6 +162,19 @@ fn check_tracing(tracing: &TracingConfig, found: &mut Vec<Problem>) {
                 "{} exceeds --trace-queue-size ({}); a batch is taken from the queue",
                 tracing.max_export_batch_size, tracing.max_queue_size
             ),
+        ));
+    }
+}
+
+/// A zero interval would flush in a busy loop; a zero cap would refuse every increment.
+fn check_writebehind(config: &Config, found: &mut Vec<Problem>) {
+    if config.writebehind.interval.is_zero() {
+        found.push(problem("writebehind-interval", "must be greater than zero"));
+    }
+    if config.writebehind.max_pending_keys == 0 {
+        found.push(problem(
+            "writebehind-max-pending-keys",
+            "must be greater than zero",
         ));
     }
 }

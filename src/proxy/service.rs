@@ -7,7 +7,7 @@
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::time::{Duration, Instant, SystemTime};
+use std::time::{Instant, SystemTime};
 
 use http::header::{self, HeaderMap, HeaderValue};
 use http::request::Parts;
@@ -31,6 +31,7 @@ use crate::origin::OriginError;
 use crate::origin::headers::remove_hop_by_hop;
 use crate::server::Handler;
 use crate::stats::Stats;
+use crate::writebehind::{IncrementSource, WriteBehind};
 
 /// The caching proxy: the cache and the origin behind it.
 pub struct Proxy {
@@ -41,9 +42,26 @@ pub struct Proxy {
     stats: Arc<Stats>,
     /// Whether requests open server spans (tracing on).
     traced: bool,
+    /// When set, every request with a cache key adds 1 to the counter `requests:KEY`.
+    request_counts: Option<Arc<WriteBehind>>,
 }
 
+/// The prefix of per-cache-key request counters.
+pub const REQUEST_COUNTER_PREFIX: &str = "requests:";
+
 type LoadAnswer = Answer<Arc<CachedObject>, PassResponse, OriginError>;
+
+/// What the outermost wrapper keeps about a request for the end-of-request hook.
+struct RequestCtx {
+    /// When the request head arrived.
+    started: Instant,
+    /// Its server span (a no-op when tracing is off).
+    trace: RequestTrace,
+    method: Method,
+    uri: http::Uri,
+    /// The cache key, only when requests are counted per key.
+    counted_key: Option<CacheKey>,
+}
 
 /// How a request was answered, as the end-of-request hook records it.
 #[derive(Debug, Clone)]
@@ -96,12 +114,20 @@ impl Proxy {
             metrics,
             stats,
             traced: false,
+            request_counts: None,
         }
     }
 
     /// Opens a server span for every request when `traced` (see [`crate::telemetry`]).
     pub fn with_tracing(mut self, traced: bool) -> Self {
         self.traced = traced;
+        self
+    }
+
+    /// Counts requests per cache key in `counters` (`--writebehind-count-requests`), under the
+    /// name [`REQUEST_COUNTER_PREFIX`] followed by the key.
+    pub fn count_requests(mut self, counters: Arc<WriteBehind>) -> Self {
+        self.request_counts = Some(counters);
         self
     }
 
@@ -160,15 +186,8 @@ impl Proxy {
 
     /// The end-of-request hook: runs once for every request, errors included, and is the one
     /// place requests are counted, logged and their span completed.
-    fn finish(
-        &self,
-        method: &Method,
-        uri: &http::Uri,
-        response: &Response<Body>,
-        disposition: Disposition,
-        elapsed: Duration,
-        trace: &RequestTrace,
-    ) {
+    fn finish(&self, ctx: &RequestCtx, response: &Response<Body>, disposition: Disposition) {
+        let elapsed = ctx.started.elapsed();
         let Disposition {
             result,
             waited,
@@ -176,11 +195,19 @@ impl Proxy {
         } = disposition;
         self.metrics.record_request(result, elapsed, waited);
         self.stats.record(result.stat_outcome(), elapsed);
-        trace.finish(response.status(), result, leader.as_ref());
+        ctx.trace.finish(response.status(), result, leader.as_ref());
+        if let (Some(counters), Some(key)) = (&self.request_counts, &ctx.counted_key) {
+            // At the cap a new key's count is dropped; the counters count the drop.
+            let _ = counters.increment(
+                IncrementSource::Request,
+                &format!("{REQUEST_COUNTER_PREFIX}{}", key.as_str()),
+                1,
+            );
+        }
         tracing::debug!(
             target: "sidecache::access",
-            %method,
-            path = uri.path(),
+            method = %ctx.method,
+            path = ctx.uri.path(),
             status = response.status().as_u16(),
             cache_result = result.as_str(),
             elapsed_us = u64::try_from(elapsed.as_micros()).unwrap_or(u64::MAX),
@@ -485,30 +512,31 @@ impl Handler for Proxy {
     /// (with tracing on) runs it inside its server span.
     async fn handle(&self, request: Request<Incoming>, client: SocketAddr) -> Response<Body> {
         let _in_flight = InFlight::enter(&self.in_flight);
-        let started = Instant::now();
         let (parts, body) = request.into_parts();
-        let trace = if self.traced {
-            RequestTrace::open(&parts, client)
-        } else {
-            RequestTrace::off()
+        let ctx = RequestCtx {
+            started: Instant::now(),
+            trace: if self.traced {
+                RequestTrace::open(&parts, client)
+            } else {
+                RequestTrace::off()
+            },
+            // Cheap clones (inline method, reference-counted URI) kept for the log line.
+            method: parts.method.clone(),
+            uri: parts.uri.clone(),
+            // Only worked out here when requests are counted; `route` keys the request again.
+            counted_key: self
+                .request_counts
+                .as_ref()
+                .and_then(|_| CacheKey::from_request(&parts.uri, &parts.headers).ok()),
         };
-        // Cheap clones (inline method, reference-counted URI) kept for the log line.
-        let (method, uri) = (parts.method.clone(), parts.uri.clone());
         let routed = self.route(parts, body, client);
         let (response, disposition) = if self.traced {
-            routed.instrument(trace.span().clone()).await
+            routed.instrument(ctx.trace.span().clone()).await
         } else {
             routed.await
         };
-        let _entered = trace.span().enter();
-        self.finish(
-            &method,
-            &uri,
-            &response,
-            disposition,
-            started.elapsed(),
-            &trace,
-        );
+        let _entered = ctx.trace.span().enter();
+        self.finish(&ctx, &response, disposition);
         response
     }
 }

@@ -24,6 +24,7 @@ use sidecache::config::Config;
 use sidecache::proxy::service::Proxy;
 use sidecache::server::Drained;
 use sidecache::telemetry::{self, Tracing};
+use sidecache::writebehind::WriteBehind;
 use tokio::net::TcpListener;
 use tokio::sync::{oneshot, watch};
 
@@ -366,6 +367,7 @@ pub struct Sidecache {
     pub proxy_addr: SocketAddr,
     pub admin_addr: SocketAddr,
     pub proxy: Arc<Proxy>,
+    pub writebehind: Arc<WriteBehind>,
     stop: Option<oneshot::Sender<()>>,
     task: Option<tokio::task::JoinHandle<Drained>>,
 }
@@ -403,6 +405,9 @@ impl Sidecache {
             "127.0.0.1:0",
             "--admin-listen",
             "127.0.0.1:0",
+            // No counters file in the working directory; tests that need one pass their own.
+            "--writebehind-sink",
+            "sqlite::memory:",
         ];
         args.extend_from_slice(flags);
         Config::load_from(args, &HashMap::<String, String>::new()).expect("config")
@@ -416,6 +421,7 @@ impl Sidecache {
         let proxy_addr = app.proxy_addr();
         let admin_addr = app.admin_addr();
         let proxy = Arc::clone(app.proxy());
+        let writebehind = Arc::clone(app.writebehind());
         let (stop, stopped) = oneshot::channel::<()>();
         let task = tokio::spawn(app.run_until(async move {
             let _ = stopped.await;
@@ -424,6 +430,7 @@ impl Sidecache {
             proxy_addr,
             admin_addr,
             proxy,
+            writebehind,
             stop: Some(stop),
             task: Some(task),
         }

@@ -1,0 +1,200 @@
+//! The PostgreSQL sink: one connection, made when first needed and remade after any failure.
+//!
+//! A batch is one transaction of three statements: record the batch id, upsert every name at
+//! once (`UNNEST` of two arrays), commit. An error answered by the server means the transaction
+//! was rolled back; a connection that breaks or stalls while `COMMIT` is under way leaves the
+//! outcome unknown, and the batch is retried under the same id.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
+
+use tokio::sync::{Mutex, MutexGuard};
+use tokio_postgres::{Client, NoTls};
+
+use super::sink::{
+    Applied, Batch, PRUNE_EVERY, SCHEMA, Sink, SinkError, SinkFuture, retention_cutoff,
+    unix_seconds,
+};
+
+/// How long one batch (or one read) may take once connected, so a stalled server cannot hold
+/// the flusher forever; the connection's own connect timeout bounds connecting.
+pub const STATEMENT_TIMEOUT: Duration = Duration::from_secs(10);
+
+const INSERT_BATCH: &str = "INSERT INTO sidecache_writebehind_batches (id, committed_at) \
+     VALUES ($1, $2) ON CONFLICT (id) DO NOTHING";
+
+/// Adds each delta to its name's value, saturating at `$3` (i64::MAX) and `$4` (i64::MIN);
+/// nested `CASE`s fix the evaluation order so that neither bound check can overflow.
+const UPSERT: &str = "INSERT INTO sidecache_counters AS c (name, value) \
+     SELECT * FROM UNNEST($1::text[], $2::bigint[]) \
+     ON CONFLICT (name) DO UPDATE SET value = CASE \
+       WHEN EXCLUDED.value > 0 THEN CASE \
+         WHEN c.value > $3::bigint - EXCLUDED.value THEN $3::bigint \
+         ELSE c.value + EXCLUDED.value END \
+       WHEN EXCLUDED.value < 0 THEN CASE \
+         WHEN c.value < $4::bigint - EXCLUDED.value THEN $4::bigint \
+         ELSE c.value + EXCLUDED.value END \
+       ELSE c.value END";
+
+const PRUNE: &str = "DELETE FROM sidecache_writebehind_batches WHERE committed_at < $1";
+
+const SELECT_VALUE: &str = "SELECT value FROM sidecache_counters WHERE name = $1";
+
+/// A PostgreSQL server holding the counters.
+pub struct PostgresSink {
+    config: tokio_postgres::Config,
+    /// The connection, when there is a healthy one. A tokio mutex: it is held across the
+    /// statements of a batch.
+    client: Mutex<Option<Client>>,
+    /// Transactions started, to prune old batch ids in one of every [`PRUNE_EVERY`].
+    applied: AtomicU64,
+}
+
+/// Holds the connection for one operation and throws it away unless the operation finished
+/// cleanly — also when the operation's future is dropped half-way, since the connection's
+/// state is then unknown.
+struct Checkout<'a> {
+    slot: MutexGuard<'a, Option<Client>>,
+    clean: bool,
+}
+
+// === impl PostgresSink ===
+
+impl PostgresSink {
+    /// A sink for the server `config` names. Nothing is connected until the first batch or
+    /// read, so sidecache starts while the server is down.
+    pub fn new(config: tokio_postgres::Config) -> Self {
+        Self {
+            config,
+            client: Mutex::new(None),
+            applied: AtomicU64::new(0),
+        }
+    }
+
+    async fn checkout(&self) -> Checkout<'_> {
+        Checkout {
+            slot: self.client.lock().await,
+            clean: false,
+        }
+    }
+
+    /// The connected client, connecting (and creating the tables) first if needed.
+    async fn connected<'g>(
+        &self,
+        checkout: &'g mut Checkout<'_>,
+    ) -> Result<&'g mut Client, SinkError> {
+        if checkout.slot.as_ref().is_some_and(Client::is_closed) {
+            *checkout.slot = None;
+        }
+        if checkout.slot.is_none() {
+            let (client, connection) = self
+                .config
+                .connect(NoTls)
+                .await
+                .map_err(SinkError::unavailable)?;
+            // The connection task is owned by the client: it ends when the client is dropped
+            // (or the server goes away).
+            tokio::spawn(async move {
+                if let Err(error) = connection.await {
+                    tracing::debug!(%error, "write-behind PostgreSQL connection ended");
+                }
+            });
+            tokio::time::timeout(STATEMENT_TIMEOUT, client.batch_execute(SCHEMA))
+                .await
+                .map_err(SinkError::unavailable)?
+                .map_err(SinkError::unavailable)?;
+            *checkout.slot = Some(client);
+        }
+        Ok(checkout.slot.as_mut().expect("connected just above"))
+    }
+}
+
+impl Sink for PostgresSink {
+    fn apply(&self, batch: Arc<Batch>) -> SinkFuture<'_, Applied> {
+        let prune = self.applied.fetch_add(1, Ordering::Relaxed) % PRUNE_EVERY == 0;
+        Box::pin(async move {
+            let mut checkout = self.checkout().await;
+            let client = self.connected(&mut checkout).await?;
+            let applied = tokio::time::timeout(STATEMENT_TIMEOUT, apply(client, &batch, prune))
+                .await
+                // Stalled somewhere in the transaction, perhaps at COMMIT.
+                .map_err(SinkError::outcome_unknown)??;
+            checkout.clean = true;
+            Ok(applied)
+        })
+    }
+
+    fn stored<'a>(&'a self, name: &'a str) -> SinkFuture<'a, i64> {
+        Box::pin(async move {
+            let mut checkout = self.checkout().await;
+            let client = self.connected(&mut checkout).await?;
+            let row =
+                tokio::time::timeout(STATEMENT_TIMEOUT, client.query_opt(SELECT_VALUE, &[&name]))
+                    .await
+                    .map_err(SinkError::unavailable)?
+                    .map_err(SinkError::unavailable)?;
+            checkout.clean = true;
+            Ok(row.map_or(0, |row| row.get(0)))
+        })
+    }
+}
+
+/// One batch, one transaction.
+async fn apply(client: &mut Client, batch: &Batch, prune: bool) -> Result<Applied, SinkError> {
+    let transaction = client.transaction().await.map_err(before_commit)?;
+    let now = unix_seconds();
+    let fresh = transaction
+        .execute(INSERT_BATCH, &[&batch.id().as_str(), &now])
+        .await
+        .map_err(before_commit)?;
+    if fresh == 0 {
+        // Committed before. Whether this rollback succeeds changes nothing.
+        let _ = transaction.rollback().await;
+        return Ok(Applied::AlreadyCommitted);
+    }
+    let (names, deltas): (Vec<&str>, Vec<i64>) = batch
+        .entries()
+        .iter()
+        .map(|(name, delta)| (&**name, *delta))
+        .unzip();
+    transaction
+        .execute(UPSERT, &[&names, &deltas, &i64::MAX, &i64::MIN])
+        .await
+        .map_err(before_commit)?;
+    if prune {
+        transaction
+            .execute(PRUNE, &[&retention_cutoff(now)])
+            .await
+            .map_err(before_commit)?;
+    }
+    transaction.commit().await.map_err(|error| {
+        if error.as_db_error().is_some() {
+            // The server answered: it rolled the transaction back.
+            SinkError::rejected(error)
+        } else {
+            // The connection broke with COMMIT sent or about to be: it may have committed.
+            SinkError::outcome_unknown(error)
+        }
+    })?;
+    Ok(Applied::Committed)
+}
+
+/// An error before `COMMIT` was sent: nothing was committed, whoever is to blame.
+fn before_commit(error: tokio_postgres::Error) -> SinkError {
+    if error.as_db_error().is_some() {
+        SinkError::rejected(error)
+    } else {
+        SinkError::unavailable(error)
+    }
+}
+
+// === impl Checkout ===
+
+impl Drop for Checkout<'_> {
+    fn drop(&mut self) {
+        if !self.clean {
+            *self.slot = None;
+        }
+    }
+}

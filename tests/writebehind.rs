@@ -1,0 +1,659 @@
+//! Write-behind counters end to end, against real databases: a SQLite file, and a PostgreSQL
+//! server each test starts for itself (see `support::postgres`).
+//!
+//! - the admin endpoint and per-key request counts, with their bounds and metrics;
+//! - SIGTERM to the real binary in the middle of 8 tasks × thousands of increments: the sink
+//!   holds exactly the acknowledged increments, per name (SQLite and PostgreSQL);
+//! - PostgreSQL stopped during increments and started again: exact totals;
+//! - PostgreSQL unreachable at shutdown: the recovery file, replayed at the next start;
+//! - a connection cut at COMMIT (before and after the server committed): no double count.
+
+#[path = "support/postgres.rs"]
+mod postgres;
+mod support;
+
+use std::collections::HashMap;
+use std::io::{BufRead, BufReader};
+use std::net::SocketAddr;
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use bytes::Bytes;
+use http::Method;
+use postgres::{CommitCutter, Cut, PgServer};
+use sidecache::metrics::Registry;
+use sidecache::writebehind::postgres::PostgresSink;
+use sidecache::writebehind::{
+    IncrementSource, WriteBehind, WriteBehindMetrics, WriteBehindSettings,
+};
+use support::{Reply, Sidecache, TempDir, TestClient, TestOrigin};
+use tokio::sync::watch;
+
+const NAMES: [&str; 5] = ["views", "likes", "shares", "page views/home", "ünïcode"];
+
+/// Per-name sums.
+type Totals = HashMap<String, i64>;
+
+// === helpers ===
+
+fn counter_url(admin: SocketAddr, name: &str, delta: Option<i64>) -> String {
+    let encoded: String = name
+        .bytes()
+        .map(|byte| match byte {
+            b'a'..=b'z' | b'A'..=b'Z' | b'0'..=b'9' | b'-' | b'_' | b'.' => {
+                (byte as char).to_string()
+            }
+            other => format!("%{other:02X}"),
+        })
+        .collect();
+    match delta {
+        Some(delta) => format!("http://{admin}/v1/counters/{encoded}?delta={delta}"),
+        None => format!("http://{admin}/v1/counters/{encoded}"),
+    }
+}
+
+async fn post(client: &TestClient, url: &str, token: Option<&str>) -> support::Got {
+    let bearer = token.map(|token| format!("Bearer {token}"));
+    let headers: Vec<(&str, &str)> = bearer
+        .as_deref()
+        .map(|value| vec![("authorization", value)])
+        .unwrap_or_default();
+    client.send(Method::POST, url, &headers, Bytes::new()).await
+}
+
+fn json(got: &support::Got) -> serde_json::Value {
+    serde_json::from_slice(&got.body).unwrap_or_else(|_| panic!("JSON: {}", got.text()))
+}
+
+/// What 8 concurrent tasks got acknowledged.
+struct Load {
+    acked: Totals,
+    acked_count: usize,
+    attempted: usize,
+}
+
+/// 8 tasks, each sending up to `per_task` increments over [`NAMES`] (deltas from -2 to 4) to
+/// the admin endpoint, one after another on a keep-alive connection. A task stops at the first
+/// answer that is not 2xx or at a broken connection (shutdown). Every 2xx is counted in
+/// `progress` and in the result.
+async fn increment_from_8_tasks(
+    admin: SocketAddr,
+    per_task: usize,
+    progress: watch::Sender<usize>,
+) -> Load {
+    let tasks: Vec<_> = (0..8)
+        .map(|task| {
+            let progress = progress.clone();
+            tokio::spawn(async move {
+                let client = TestClient::new();
+                let mut acked = Totals::new();
+                let (mut acked_count, mut attempted) = (0, 0);
+                for i in 0..per_task {
+                    let name = NAMES[(task + i) % NAMES.len()];
+                    let delta = (i % 7) as i64 - 2;
+                    attempted += 1;
+                    let sent = client
+                        .try_send(
+                            Method::POST,
+                            &counter_url(admin, name, Some(delta)),
+                            &[],
+                            Bytes::new(),
+                        )
+                        .await;
+                    match sent {
+                        Ok(got) if got.status.is_success() => {
+                            *acked.entry(name.to_owned()).or_default() += delta;
+                            acked_count += 1;
+                            progress.send_modify(|n| *n += 1);
+                        }
+                        Ok(got) => {
+                            assert_eq!(got.status, 503, "{}", got.text());
+                            break;
+                        }
+                        Err(_) => break,
+                    }
+                }
+                (acked, acked_count, attempted)
+            })
+        })
+        .collect();
+    let mut load = Load {
+        acked: Totals::new(),
+        acked_count: 0,
+        attempted: 0,
+    };
+    for task in tasks {
+        let (acked, acked_count, attempted) = task.await.expect("increment task");
+        for (name, sum) in acked {
+            *load.acked.entry(name).or_default() += sum;
+        }
+        load.acked_count += acked_count;
+        load.attempted += attempted;
+    }
+    load
+}
+
+async fn reached(progress: &mut watch::Receiver<usize>, n: usize) {
+    tokio::time::timeout(
+        Duration::from_secs(60),
+        progress.wait_for(|done| *done >= n),
+    )
+    .await
+    .expect("increments in time")
+    .expect("tasks alive");
+}
+
+/// Per-name sums with zero sums left out (the sinks never store a name that only ever summed
+/// to zero in its batches; a stored 0 is the same as no row for the comparison).
+fn nonzero(totals: &Totals) -> Totals {
+    totals
+        .iter()
+        .filter(|(_, sum)| **sum != 0)
+        .map(|(name, sum)| (name.clone(), *sum))
+        .collect()
+}
+
+fn sqlite_counters(path: &Path) -> Totals {
+    let connection = rusqlite::Connection::open(path).expect("open the counters file");
+    let mut statement = connection
+        .prepare("SELECT name, value FROM sidecache_counters")
+        .expect("query");
+    statement
+        .query_map([], |row| Ok((row.get(0)?, row.get(1)?)))
+        .expect("rows")
+        .collect::<Result<_, _>>()
+        .expect("read rows")
+}
+
+/// The real binary, with its log kept for assertions.
+struct Binary {
+    child: Child,
+    admin: SocketAddr,
+    log: Arc<Mutex<Vec<String>>>,
+}
+
+impl Binary {
+    fn start(args: &[&str]) -> Self {
+        let mut child = Command::new(env!("CARGO_BIN_EXE_sidecache"))
+            .args(["--listen", "127.0.0.1:0", "--admin-listen", "127.0.0.1:0"])
+            .args(["--log-format", "json", "--log-level", "info"])
+            .args(args)
+            .env_remove("RUST_LOG")
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("spawn sidecache");
+        let mut lines = BufReader::new(child.stderr.take().expect("stderr")).lines();
+        let log = Arc::new(Mutex::new(Vec::new()));
+        let listening = loop {
+            let line = lines
+                .next()
+                .expect("sidecache exited before listening")
+                .expect("read log");
+            log.lock().expect("log").push(line.clone());
+            let entry: serde_json::Value = serde_json::from_str(&line).expect("a JSON log line");
+            if entry["fields"]["message"] == "sidecache listening" {
+                break entry;
+            }
+        };
+        // Keep reading so the child never blocks on a full pipe, and keep the lines.
+        std::thread::spawn({
+            let log = Arc::clone(&log);
+            move || {
+                for line in lines.map_while(Result::ok) {
+                    log.lock().expect("log").push(line);
+                }
+            }
+        });
+        let admin = listening["fields"]["admin"]
+            .as_str()
+            .and_then(|a| a.parse().ok())
+            .expect("the admin address in the log");
+        Self { child, admin, log }
+    }
+
+    /// Sends SIGTERM and waits for the exit code.
+    async fn terminate(mut self) -> (i32, Vec<String>) {
+        let status = Command::new("kill")
+            .args(["-TERM", &self.child.id().to_string()])
+            .status()
+            .expect("kill");
+        assert!(status.success());
+        let code = tokio::task::spawn_blocking(move || {
+            self.child
+                .wait()
+                .expect("wait")
+                .code()
+                .expect("an exit code")
+        })
+        .await
+        .expect("wait task");
+        // The reader thread ends with the pipe; what it has read by now includes the last lines.
+        let log = self.log.lock().expect("log").clone();
+        (code, log)
+    }
+}
+
+async fn any_origin() -> TestOrigin {
+    TestOrigin::start(|_, _| Reply::ok("origin").header("cache-control", "max-age=60")).await
+}
+
+// === the admin endpoint ===
+
+#[tokio::test]
+async fn the_admin_endpoint_counts_validates_and_reports_stored_plus_pending() {
+    let origin = any_origin().await;
+    let dir = TempDir::new("wb-admin");
+    let db = dir.0.join("counters.db");
+    let sink = format!("sqlite:{}", db.display());
+    let sidecache = Sidecache::start(
+        &origin.url(),
+        &[
+            "--writebehind-sink",
+            &sink,
+            "--writebehind-interval",
+            "1h",
+            "--writebehind-max-pending-keys",
+            "3",
+            "--admin-token",
+            "t0ken",
+        ],
+    )
+    .await;
+    let admin = sidecache.admin_addr;
+    let client = TestClient::new();
+    let token = Some("t0ken");
+
+    let got = post(&client, &counter_url(admin, "views", None), token).await;
+    assert_eq!(got.status, 200, "{}", got.text());
+    assert_eq!(json(&got)["pending"], 1, "delta defaults to 1");
+    let got = post(&client, &counter_url(admin, "views", Some(-3)), token).await;
+    assert_eq!(json(&got)["pending"], -2);
+
+    // Mutations need the token; reads do not.
+    let got = post(&client, &counter_url(admin, "views", Some(5)), None).await;
+    assert_eq!(got.status, 401);
+    for bad in [
+        "abc",
+        "1.5",
+        "",
+        "9223372036854775808",
+        "-9223372036854775809",
+    ] {
+        let url = format!("{}?delta={bad}", counter_url(admin, "views", None));
+        let got = post(&client, &url, token).await;
+        assert_eq!(got.status, 400, "delta={bad}: {}", got.text());
+    }
+    let got = post(&client, &counter_url(admin, "big", Some(1 << 62)), token).await;
+    assert_eq!(got.status, 200);
+    let got = post(&client, &counter_url(admin, "big", Some(1)), token).await;
+    assert_eq!(
+        got.status,
+        400,
+        "an overflowing pending sum: {}",
+        got.text()
+    );
+    let got = client
+        .send(
+            Method::PUT,
+            &counter_url(admin, "views", None),
+            &[],
+            Bytes::new(),
+        )
+        .await;
+    assert_eq!(got.status, 405);
+
+    let got = client.get(&counter_url(admin, "views", None)).await;
+    assert_eq!(got.status, 200);
+    assert_eq!(
+        json(&got),
+        serde_json::json!({"name": "views", "value": -2, "stored": 0, "pending": -2})
+    );
+    sidecache.writebehind.flush().await.expect("flush");
+    let got = client.get(&counter_url(admin, "views", None)).await;
+    assert_eq!(
+        json(&got),
+        serde_json::json!({"name": "views", "value": -2, "stored": -2, "pending": 0})
+    );
+
+    // Three names fit; a fourth is refused (and not acknowledged) until a flush makes room.
+    for name in ["a", "b", "page views/home"] {
+        let got = post(&client, &counter_url(admin, name, None), token).await;
+        assert_eq!(got.status, 200, "{name}");
+    }
+    let view = json(&client.get(&format!("http://{admin}/v1/counters")).await);
+    assert_eq!(view["pending"]["page views/home"], 1);
+    assert_eq!(view["pending_keys"], 3);
+    let got = post(&client, &counter_url(admin, "d", None), token).await;
+    assert_eq!(got.status, 503, "{}", got.text());
+    assert_eq!(got.header("retry-after"), "1");
+
+    let scrape = sidecache.metrics().await;
+    assert_eq!(
+        scrape.value("sidecache_writebehind_increments_total{outcome=\"full\",source=\"admin\"}"),
+        1.0
+    );
+    assert_eq!(
+        scrape
+            .value("sidecache_writebehind_increments_total{outcome=\"overflow\",source=\"admin\"}"),
+        1.0
+    );
+    assert_eq!(
+        scrape
+            .value("sidecache_writebehind_increments_total{outcome=\"accepted\",source=\"admin\"}"),
+        6.0
+    );
+    assert!(scrape.value("sidecache_writebehind_flushes_total{outcome=\"committed\"}") >= 1.0);
+    assert!(scrape.value("sidecache_writebehind_flush_duration_seconds_count") >= 1.0);
+    scrape.value("sidecache_writebehind_pending_keys");
+
+    sidecache.stop().await;
+    let stored = sqlite_counters(&db);
+    assert_eq!(
+        stored,
+        [
+            ("views", -2),
+            ("big", 1 << 62),
+            ("a", 1),
+            ("b", 1),
+            ("page views/home", 1)
+        ]
+        .into_iter()
+        .map(|(name, sum)| (name.to_owned(), sum))
+        .collect::<Totals>(),
+        "no per-key request counts unless asked for"
+    );
+}
+
+#[tokio::test]
+async fn requests_are_counted_per_cache_key_within_the_cap_and_drops_are_counted() {
+    let origin = any_origin().await;
+    let dir = TempDir::new("wb-requests");
+    let db = dir.0.join("counters.db");
+    let sink = format!("sqlite:{}", db.display());
+    let sidecache = Sidecache::start(
+        &origin.url(),
+        &[
+            "--writebehind-sink",
+            &sink,
+            "--writebehind-interval",
+            "1h",
+            "--writebehind-count-requests",
+            "true",
+            "--writebehind-max-pending-keys",
+            "3",
+        ],
+    )
+    .await;
+    // The cache key's host is the Host the client sends: sidecache's own address.
+    let host = sidecache.proxy_addr.to_string();
+    let client = TestClient::new();
+    for path in ["/a", "/a", "/a", "/b", "/c?x=1", "/d"] {
+        assert_eq!(client.get(&sidecache.url(path)).await.status, 200);
+    }
+    // /d found the map full: dropped, counted, and the flusher woken. Wait for that flush.
+    sidecache.writebehind.flush().await.expect("flush");
+    let scrape = sidecache.metrics().await;
+    assert_eq!(
+        scrape.value("sidecache_writebehind_increments_total{outcome=\"full\",source=\"request\"}"),
+        1.0
+    );
+    assert_eq!(
+        scrape.value(
+            "sidecache_writebehind_increments_total{outcome=\"accepted\",source=\"request\"}"
+        ),
+        5.0
+    );
+    assert_eq!(client.get(&sidecache.url("/a")).await.status, 200);
+    sidecache.stop().await;
+
+    let stored = sqlite_counters(&db);
+    let expected: Totals = [("/a", 4), ("/b", 1), ("/c?x=1", 1)]
+        .into_iter()
+        .map(|(path, count)| (format!("requests:{host}{path}"), count))
+        .collect();
+    assert_eq!(stored, expected);
+}
+
+// === SIGTERM in the middle of increments ===
+
+/// Starts the binary with `sink`, runs 8 × 2500 increments, sends SIGTERM once 10 000 are
+/// acknowledged, and returns what was acknowledged after the process exited 0.
+async fn sigterm_in_the_middle(sink: &str) -> Load {
+    let binary = Binary::start(&["--writebehind-sink", sink, "--writebehind-interval", "50ms"]);
+    let (progress, mut acked) = watch::channel(0);
+    let load = tokio::spawn(increment_from_8_tasks(binary.admin, 2500, progress));
+    reached(&mut acked, 10_000).await;
+    let (code, log) = binary.terminate().await;
+    assert_eq!(code, 0, "{log:#?}");
+    let load = load.await.expect("load");
+    assert!(load.acked_count >= 10_000);
+    assert!(
+        load.acked_count < load.attempted,
+        "SIGTERM came after every increment: {} of {}",
+        load.acked_count,
+        load.attempted
+    );
+    assert!(
+        log.iter()
+            .any(|line| line.contains("write-behind counters flushed")),
+        "{log:#?}"
+    );
+    load
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sqlite_sigterm_in_the_middle_keeps_exactly_the_acknowledged_increments() {
+    let dir = TempDir::new("wb-sigterm-sqlite");
+    let db = dir.0.join("counters.db");
+    let load = sigterm_in_the_middle(&format!("sqlite:{}", db.display())).await;
+    assert_eq!(nonzero(&sqlite_counters(&db)), nonzero(&load.acked));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn postgres_sigterm_in_the_middle_keeps_exactly_the_acknowledged_increments() {
+    let Some(pg) = PgServer::start("sigterm") else {
+        return;
+    };
+    let load = sigterm_in_the_middle(&pg.url()).await;
+    assert_eq!(nonzero(&pg.counters().await), nonzero(&load.acked));
+}
+
+// === PostgreSQL going away ===
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn postgres_stopped_during_increments_then_started_again_ends_with_exact_totals() {
+    let Some(pg) = PgServer::start("outage") else {
+        return;
+    };
+    let pg = Arc::new(pg);
+    let origin = any_origin().await;
+    let sidecache = Sidecache::start(
+        &origin.url(),
+        &[
+            "--writebehind-sink",
+            &pg.url(),
+            "--writebehind-interval",
+            "20ms",
+        ],
+    )
+    .await;
+    let (progress, mut acked) = watch::channel(0);
+    let load = tokio::spawn(increment_from_8_tasks(sidecache.admin_addr, 1500, progress));
+
+    reached(&mut acked, 2000).await;
+    let stopping = Arc::clone(&pg);
+    tokio::task::spawn_blocking(move || stopping.stop())
+        .await
+        .expect("stop PostgreSQL");
+    // Increments go on, acknowledged from memory, while every flush fails.
+    let stopped_at = *acked.borrow();
+    reached(&mut acked, stopped_at + 4000).await;
+    let starting = Arc::clone(&pg);
+    tokio::task::spawn_blocking(move || starting.start_again())
+        .await
+        .expect("start PostgreSQL again");
+
+    let load = load.await.expect("load");
+    assert_eq!(load.acked_count, load.attempted, "nothing refused");
+    flush_within(&sidecache, Duration::from_secs(30)).await;
+    assert_eq!(nonzero(&pg.counters().await), nonzero(&load.acked));
+    let scrape = sidecache.metrics().await;
+    let failed = scrape.value("sidecache_writebehind_flushes_total{outcome=\"failed\"}")
+        + scrape.value("sidecache_writebehind_flushes_total{outcome=\"unknown\"}");
+    assert!(failed >= 1.0, "flushes failed while the server was down");
+    sidecache.stop().await;
+    assert_eq!(nonzero(&pg.counters().await), nonzero(&load.acked));
+}
+
+/// Flushes, retrying while the restarted server is not yet reachable (there is no signal for
+/// that, so this polls the external database, with a deadline).
+async fn flush_within(sidecache: &Sidecache, deadline: Duration) {
+    let until = tokio::time::Instant::now() + deadline;
+    loop {
+        match sidecache.writebehind.flush().await {
+            Ok(_) if !sidecache.writebehind.needs_flush() => return,
+            Ok(_) => {}
+            Err(error) => assert!(
+                tokio::time::Instant::now() < until,
+                "still failing after {deadline:?}: {error}"
+            ),
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn postgres_unreachable_at_shutdown_spills_to_the_recovery_file_replayed_at_the_next_start() {
+    let Some(pg) = PgServer::start("spill") else {
+        return;
+    };
+    let dir = TempDir::new("wb-spill");
+    let recovery = dir.0.join("recovery.json");
+    let recovery_arg = recovery.display().to_string();
+    let url = pg.url();
+    let args = [
+        "--writebehind-sink",
+        url.as_str(),
+        "--writebehind-interval",
+        "50ms",
+        "--writebehind-recovery-file",
+        recovery_arg.as_str(),
+        "--shutdown-grace",
+        "1s",
+    ];
+    let binary = Binary::start(&args);
+    let client = TestClient::new();
+    let mut acked = Totals::new();
+    let mut increment = async |name: &str, delta: i64| {
+        let got = post(&client, &counter_url(binary.admin, name, Some(delta)), None).await;
+        assert_eq!(got.status, 200, "{}", got.text());
+        *acked.entry(name.to_owned()).or_default() += delta;
+    };
+    for i in 0..100 {
+        increment(NAMES[i % NAMES.len()], 1 + i as i64 % 3).await;
+    }
+    pg.stop();
+    for i in 0..100 {
+        increment(NAMES[i % 3], 2).await;
+    }
+    let (code, log) = binary.terminate().await;
+    assert_eq!(code, 0, "{log:#?}");
+    assert!(recovery.exists(), "{log:#?}");
+    assert!(
+        log.iter()
+            .any(|line| line.contains("written to the recovery file") && line.contains("ERROR")),
+        "the log says where the increments went: {log:#?}"
+    );
+
+    // The next start, with the server back: the file is replayed, each batch at most once.
+    pg.start_again();
+    let origin = any_origin().await;
+    let sidecache = Sidecache::start(&origin.url(), &args).await;
+    assert!(sidecache.writebehind.needs_flush());
+    flush_within(&sidecache, Duration::from_secs(30)).await;
+    assert!(!recovery.exists(), "removed once replayed");
+    assert_eq!(nonzero(&pg.counters().await), nonzero(&acked));
+    sidecache.stop().await;
+}
+
+// === a connection cut at COMMIT ===
+
+#[tokio::test]
+async fn postgres_a_commit_cut_before_or_after_the_server_committed_counts_once() {
+    let Some(pg) = PgServer::start("cut") else {
+        return;
+    };
+    let cutter = CommitCutter::start(pg.addr()).await;
+    let dir = TempDir::new("wb-cut");
+    let config: tokio_postgres::Config = pg.url_via(cutter.addr).parse().expect("URL");
+    let registry = Registry::new();
+    let writebehind = WriteBehind::new(
+        Arc::new(PostgresSink::new(config)),
+        "postgres via the cutter".into(),
+        WriteBehindSettings {
+            interval: Duration::from_secs(3600),
+            max_pending_keys: 100,
+            recovery_file: dir.0.join("recovery.json"),
+        },
+        WriteBehindMetrics::register(&registry).expect("metrics"),
+    )
+    .expect("component");
+    let add = |name: &str, delta: i64| {
+        writebehind
+            .increment(IncrementSource::Admin, name, delta)
+            .expect("accepted");
+    };
+
+    // After: the server committed, the client never heard. The retry is skipped by id.
+    add("views", 5);
+    add("likes", 2);
+    cutter.cut_next_commit(Cut::AfterCommit);
+    let error = writebehind.flush().await.expect_err("cut");
+    assert!(error.is_outcome_unknown(), "{error}");
+    assert_eq!(cutter.cuts(), 1);
+    let stored = pg.counters().await;
+    assert_eq!((stored["views"], stored["likes"]), (5, 2), "it did commit");
+    add("views", 1);
+    assert_eq!(writebehind.flush().await.expect("retry"), 2);
+    let stored = pg.counters().await;
+    assert_eq!((stored["views"], stored["likes"]), (6, 2));
+
+    // Before: COMMIT never reached the server, which rolled back. The retry applies it once.
+    add("views", 10);
+    cutter.cut_next_commit(Cut::BeforeCommit);
+    assert!(
+        writebehind
+            .flush()
+            .await
+            .expect_err("cut")
+            .is_outcome_unknown()
+    );
+    assert_eq!(cutter.cuts(), 2);
+    assert_eq!(pg.counters().await["views"], 6, "rolled back");
+    assert_eq!(writebehind.flush().await.expect("retry"), 1);
+    assert_eq!(pg.counters().await["views"], 16);
+
+    let text = sidecache::metrics::encode(&registry);
+    for (series, value) in [
+        (
+            "sidecache_writebehind_flushes_total{outcome=\"unknown\"}",
+            2,
+        ),
+        (
+            "sidecache_writebehind_flushes_total{outcome=\"duplicate\"}",
+            1,
+        ),
+        (
+            "sidecache_writebehind_flushes_total{outcome=\"committed\"}",
+            2,
+        ),
+    ] {
+        assert!(
+            text.contains(&format!("{series} {value}\n")),
+            "{series}:\n{text}"
+        );
+    }
+}
