@@ -29,6 +29,13 @@ use crate::store::{MemoryStore, StoreMetrics};
 use crate::telemetry::Tracing;
 use crate::writebehind::{self, WriteBehind, WriteBehindMetrics};
 
+/// The least time the final write-behind flush gets at shutdown, even when the connection drain
+/// used the whole grace: enough to try the sink once and write the recovery file.
+const FINAL_FLUSH_FLOOR: Duration = Duration::from_secs(1);
+
+/// The least time the span exporter gets to send what is queued at shutdown.
+const SPAN_FLUSH_FLOOR: Duration = Duration::from_millis(100);
+
 /// A bound, ready-to-serve sidecache.
 pub struct App {
     proxy_listener: TcpListener,
@@ -237,14 +244,22 @@ impl App {
             self.shutdown_grace,
         )
         .await;
-        let loads = tokio::time::timeout(self.shutdown_grace, self.proxy.cache().drain()).await;
+        // One deadline bounds the whole drain: each later step gets what is left of the grace,
+        // with a short floor for the steps that must at least try (the final flush, the spans).
+        let started = draining.await.unwrap_or_else(|_| Instant::now());
+        let left = |floor: Duration| {
+            self.shutdown_grace
+                .saturating_sub(started.elapsed())
+                .max(floor)
+        };
+        let loads = tokio::time::timeout(left(Duration::ZERO), self.proxy.cache().drain()).await;
         if loads.is_err() {
             tracing::warn!("background loads still running at the end of the grace period");
         }
         stop_flusher.cancel();
         let _ = flusher.await;
         // Logs its outcome, including where a recovery file was written.
-        self.writebehind.close(self.shutdown_grace).await;
+        self.writebehind.close(left(FINAL_FLUSH_FLOOR)).await;
         stop_others.cancel();
         let _ = admin.await;
         let _ = rotation.await;
@@ -254,14 +269,8 @@ impl App {
         if drained == Drained::TimedOut {
             tracing::warn!("connections still open at the end of the grace period were dropped");
         }
-        // Last, so the spans of the final requests and loads are among those exported; bounded
-        // by what the drain left of the grace (at least a moment, to try).
-        let started = draining.await.unwrap_or_else(|_| Instant::now());
-        let left = self
-            .shutdown_grace
-            .saturating_sub(started.elapsed())
-            .max(Duration::from_millis(100));
-        self.tracing.shutdown(left).await;
+        // Last, so the spans of the final requests and loads are among those exported.
+        self.tracing.shutdown(left(SPAN_FLUSH_FLOOR)).await;
         drained
     }
 }
