@@ -77,13 +77,13 @@ fn stored_object(request: &HeaderMap) -> Arc<CachedObject> {
         &PolicyConfig::default(),
     );
     let vary = VaryKey::capture(&headers, request).expect("no Vary: *");
-    let variant = Variant {
-        status: StatusCode::OK,
-        headers,
-        body: Bytes::from(vec![b'x'; 1024]),
+    let variant = Variant::new(
+        StatusCode::OK,
+        &headers,
+        Bytes::from(vec![b'x'; 1024]),
         policy,
         vary,
-    };
+    );
     Arc::new(CachedObject::with_variant(None, Arc::new(variant)))
 }
 
@@ -124,20 +124,20 @@ fn hit_path(c: &mut Criterion) {
     });
     let mut headers = HeaderMap::new();
     headers.insert("host", HeaderValue::from_static("bench.test"));
-    let (head, key) = RequestHead::new(
+    let head = RequestHead::new(
         Method::GET,
         &Uri::from_static("/hot"),
         headers,
         "127.0.0.1".parse().expect("ip"),
     )
     .expect("head");
+    let key: CacheKey = head.key.clone();
     let head = Arc::new(head);
     runtime.block_on(
         cache
             .store()
             .insert(key.clone(), stored_object(&head.headers)),
     );
-    let key: CacheKey = key;
 
     let hit = || async {
         let started = Instant::now();

@@ -13,7 +13,7 @@ use sidecache::{shutdown, telemetry};
 fn main() -> ExitCode {
     // A bad configuration exits 64 (EX_USAGE) before any port is bound.
     let config = Config::load().unwrap_or_else(|error| error.exit());
-    let runtime = match tokio::runtime::Runtime::new() {
+    let runtime = match build_runtime() {
         Ok(runtime) => runtime,
         Err(error) => {
             eprintln!("sidecache: cannot start the runtime: {error}");
@@ -63,4 +63,19 @@ async fn run(config: Config, tracing: Tracing) -> ExitCode {
         Drained::TimedOut => tracing::warn!("shutdown grace period ran out, exiting"),
     }
     ExitCode::SUCCESS
+}
+
+/// One worker thread per CPU the process may use. With a single CPU (a sidecar pinned to one
+/// core) a current-thread runtime serves the same work without cross-thread wake-ups.
+fn build_runtime() -> std::io::Result<tokio::runtime::Runtime> {
+    let cpus = std::thread::available_parallelism().map_or(1, usize::from);
+    if cpus == 1 {
+        tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+    } else {
+        tokio::runtime::Builder::new_multi_thread()
+            .enable_all()
+            .build()
+    }
 }

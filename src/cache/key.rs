@@ -113,19 +113,36 @@ impl CacheKey {
     /// Normalises and joins the parts; the single place both constructors go through.
     fn build(host: &str, path_and_query: &str) -> Self {
         let host = strip_default_port(host);
-        let mut text = String::with_capacity(host.len() + path_and_query.len() + 1);
-        text.extend(host.chars().map(|c| c.to_ascii_lowercase()));
-        let host_len = text.len();
         // RFC 9110 §4.2.3: an empty path is equivalent to "/". A query without a path (possible
         // in absolute-form, "http://h?q") gets the "/" too, so the text after the host always
         // starts with '/' (or is "*" for asterisk-form) and the boundary stays unambiguous.
-        if path_and_query.is_empty() || path_and_query.starts_with('?') {
-            text.push('/');
-        }
-        text.push_str(path_and_query);
+        let slash = if path_and_query.is_empty() || path_and_query.starts_with('?') {
+            "/"
+        } else {
+            ""
+        };
+        let len = host.len() + slash.len() + path_and_query.len();
+        // Keys are built on every request: join the parts on the stack when they fit, so the
+        // shared text is the only allocation.
+        let mut inline = [0u8; INLINE_KEY_BYTES];
+        let mut heap = Vec::new();
+        let joined: &mut [u8] = if len <= INLINE_KEY_BYTES {
+            &mut inline[..len]
+        } else {
+            heap.resize(len, 0);
+            &mut heap
+        };
+        let (host_part, rest) = joined.split_at_mut(host.len());
+        host_part.copy_from_slice(host.as_bytes());
+        host_part.make_ascii_lowercase();
+        let (slash_part, path_part) = rest.split_at_mut(slash.len());
+        slash_part.copy_from_slice(slash.as_bytes());
+        path_part.copy_from_slice(path_and_query.as_bytes());
+        let text = std::str::from_utf8(joined)
+            .expect("joining two strs and lower-casing ASCII keeps UTF-8 valid");
         Self {
             text: Arc::from(text),
-            host_len,
+            host_len: host.len(),
         }
     }
 }
@@ -218,6 +235,9 @@ fn split_host_port(text: &str) -> Option<(&str, &str)> {
         _ => None,
     }
 }
+
+/// Keys up to this long are joined without a temporary heap buffer.
+const INLINE_KEY_BYTES: usize = 256;
 
 /// Drops an empty port, `:80` or `:443` (see the module docs for why both defaults).
 fn strip_default_port(text: &str) -> &str {

@@ -312,10 +312,12 @@ impl<L: Loader> LoadingCache<L> {
                 Judgement::Load(cause) => found = Some(cause),
             }
         }
+        // Boxed: the loads' state is large, and keeping it out of this future keeps the hit
+        // path's future (moved around by the server on every request) small.
         let mut answer = if self.inner.uncacheable.contains_key(key) {
-            self.load_alone(key, request, current, Route::Pass).await
+            Box::pin(self.load_alone(key, request, current, Route::Pass)).await
         } else {
-            self.load_coalesced(key, request, current).await
+            Box::pin(self.load_coalesced(key, request, current)).await
         };
         answer.found = found;
         answer

@@ -3,9 +3,11 @@
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
-use bytes::Bytes;
-use http::{HeaderMap, StatusCode};
+use bytes::{Bytes, BytesMut};
+use http::header::Entry;
+use http::{HeaderMap, HeaderValue, StatusCode};
 
+use super::directives::SIDECACHE_CACHE_CONTROL;
 use super::policy::ResponsePolicy;
 use super::vary::VaryKey;
 use crate::store::Weighed;
@@ -18,6 +20,9 @@ pub const MAX_VARIANTS: usize = 16;
 /// map's bookkeeping. An estimate, so that many tiny objects still count against the capacity.
 const OVERHEAD_BYTES: usize = 256;
 
+/// Fields every answer adds to the stored ones.
+const ANSWER_FIELDS: usize = 3;
+
 /// Bytes counted per header field on top of its name and value (the map's entry).
 const FIELD_OVERHEAD_BYTES: usize = 32;
 
@@ -26,8 +31,12 @@ const FIELD_OVERHEAD_BYTES: usize = 32;
 pub struct Variant {
     /// The response status.
     pub status: StatusCode,
-    /// The stored header fields (hop-by-hop fields already removed).
+    /// The stored header fields as answers carry them: hop-by-hop fields and
+    /// `Sidecache-Cache-Control` removed.
     pub headers: HeaderMap,
+    /// The `Sidecache-Cache-Control` lines the origin sent: sidecache obeys them but never
+    /// forwards them, so they are kept apart (needed again when a 304 refreshes the policy).
+    own_directives: Vec<HeaderValue>,
     /// The whole body.
     pub body: Bytes,
     /// Freshness and reuse rules, computed once when the response arrived.
@@ -47,6 +56,41 @@ pub struct CachedObject {
 // === impl Variant ===
 
 impl Variant {
+    /// A stored response. The header fields are copied into one compact allocation (so the
+    /// entry does not keep the connection's read buffer alive), with room for the fields every
+    /// answer adds (`Age`, `Via`, `Cache-Status`) so answering a hit does not rehash the map.
+    pub fn new(
+        status: StatusCode,
+        headers: &HeaderMap,
+        body: Bytes,
+        policy: ResponsePolicy,
+        vary: VaryKey,
+    ) -> Self {
+        let mut headers = compact(headers);
+        let own_directives = match headers.entry(SIDECACHE_CACHE_CONTROL) {
+            Entry::Occupied(entry) => entry.remove_entry_mult().1.collect(),
+            Entry::Vacant(_) => Vec::new(),
+        };
+        Self {
+            status,
+            headers,
+            own_directives,
+            body,
+            policy,
+            vary,
+        }
+    }
+
+    /// The header fields as the origin sent them (hop-by-hop fields removed), for judging the
+    /// response again.
+    pub fn origin_headers(&self) -> HeaderMap {
+        let mut headers = self.headers.clone();
+        for value in &self.own_directives {
+            headers.append(SIDECACHE_CACHE_CONTROL, value.clone());
+        }
+        headers
+    }
+
     /// Bytes this response holds, as counted against the capacity.
     pub fn weight_bytes(&self) -> usize {
         let fields: usize = self
@@ -54,7 +98,8 @@ impl Variant {
             .iter()
             .map(|(name, value)| name.as_str().len() + value.len() + FIELD_OVERHEAD_BYTES)
             .sum();
-        self.body.len() + fields + self.vary.weight() + OVERHEAD_BYTES
+        let own: usize = self.own_directives.iter().map(HeaderValue::len).sum();
+        self.body.len() + fields + own + self.vary.weight() + OVERHEAD_BYTES
     }
 }
 
@@ -103,6 +148,27 @@ impl CachedObject {
             .max()
             .unwrap_or(Duration::ZERO)
     }
+}
+
+/// `headers` with every value in one shared buffer, and spare room for [`ANSWER_FIELDS`].
+fn compact(headers: &HeaderMap) -> HeaderMap {
+    let total = headers.values().map(HeaderValue::len).sum();
+    let mut values = BytesMut::with_capacity(total);
+    for value in headers.values() {
+        values.extend_from_slice(value.as_bytes());
+    }
+    let values = values.freeze();
+    let mut compacted = HeaderMap::with_capacity(headers.len() + ANSWER_FIELDS);
+    let mut start = 0;
+    for (name, value) in headers {
+        let end = start + value.len();
+        let mut copy = HeaderValue::from_maybe_shared(values.slice(start..end))
+            .expect("the bytes of a valid header value are a valid header value");
+        copy.set_sensitive(value.is_sensitive());
+        compacted.append(name.clone(), copy);
+        start = end;
+    }
+    compacted
 }
 
 impl Weighed for Arc<CachedObject> {

@@ -1,7 +1,5 @@
 //! The RFC 9211 `Cache-Status` field and the decision enum it is derived from.
 
-use std::fmt::Write as _;
-
 use http::StatusCode;
 
 use crate::stats::StatOutcome;
@@ -141,29 +139,38 @@ impl CacheStatus {
     }
 
     /// The header value, e.g. `sidecache; fwd=uri-miss; fwd-status=200; stored; ttl=60`.
+    ///
+    /// Built by hand rather than with `format!`: every answer carries one.
     pub fn to_header_value(&self) -> HeaderValue {
-        let mut text = String::from(CACHE_NAME);
+        let mut text = Vec::with_capacity(64);
+        text.extend_from_slice(CACHE_NAME.as_bytes());
         if self.hit {
-            text.push_str("; hit");
+            text.extend_from_slice(b"; hit");
         } else if let Some(forward) = self.forward {
-            let _ = write!(text, "; fwd={}", forward.as_str());
+            text.extend_from_slice(b"; fwd=");
+            text.extend_from_slice(forward.as_str().as_bytes());
         }
+        let mut number = itoa::Buffer::new();
         if let Some(status) = self.forward_status {
-            let _ = write!(text, "; fwd-status={}", status.as_u16());
+            text.extend_from_slice(b"; fwd-status=");
+            text.extend_from_slice(number.format(status.as_u16()).as_bytes());
         }
         if self.stored {
-            text.push_str("; stored");
+            text.extend_from_slice(b"; stored");
         }
         if self.collapsed {
-            text.push_str("; collapsed");
+            text.extend_from_slice(b"; collapsed");
         }
         if let Some(ttl) = self.ttl {
-            let _ = write!(text, "; ttl={ttl}");
+            text.extend_from_slice(b"; ttl=");
+            text.extend_from_slice(number.format(ttl).as_bytes());
         }
         if let Some(detail) = self.detail {
-            let _ = write!(text, "; detail={detail}");
+            text.extend_from_slice(b"; detail=");
+            text.extend_from_slice(detail.as_bytes());
         }
-        HeaderValue::from_str(&text).expect("Cache-Status is built from tokens and integers")
+        HeaderValue::from_maybe_shared(bytes::Bytes::from(text))
+            .expect("Cache-Status is built from tokens and integers")
     }
 }
 

@@ -149,7 +149,7 @@ impl OriginLoader {
         request: &RequestHead,
         validators: Option<&Variant>,
     ) -> Result<Exchange, OriginError> {
-        let mut headers = request.headers.clone();
+        let mut headers = request.forwarded_headers();
         for name in &CLIENT_CONDITIONS {
             headers.remove(name);
         }
@@ -165,7 +165,7 @@ impl OriginLoader {
         }
         let mut origin_request = Request::new(Body::empty());
         *origin_request.method_mut() = Method::GET;
-        *origin_request.uri_mut() = request.uri.clone();
+        *origin_request.uri_mut() = request.origin_uri();
         *origin_request.headers_mut() = headers;
         let request_time = SystemTime::now();
         let mut response = self.origin.send(origin_request).await?;
@@ -187,7 +187,7 @@ impl OriginLoader {
 
     /// `stored` refreshed by a 304 (RFC 9111 §3.2, §4.3.4).
     fn freshen(&self, stored: &Variant, request: &RequestHead, not_modified: &Exchange) -> Variant {
-        let headers = freshen_headers(&stored.headers, not_modified.response.headers());
+        let headers = freshen_headers(&stored.origin_headers(), not_modified.response.headers());
         let policy = ResponsePolicy::new(
             &Method::GET,
             &request.headers,
@@ -197,13 +197,13 @@ impl OriginLoader {
             not_modified.response_time,
             &self.policy,
         );
-        Variant {
-            status: stored.status,
-            headers,
-            body: stored.body.clone(),
+        Variant::new(
+            stored.status,
+            &headers,
+            stored.body.clone(),
             policy,
-            vary: stored.vary.clone(),
-        }
+            stored.vary.clone(),
+        )
     }
 
     /// Turns a server-error answer into the error every waiting client is given.
@@ -259,13 +259,7 @@ impl OriginLoader {
                 NotStored::TooLarge,
             )),
             Buffered::Complete(body) => {
-                let variant = Variant {
-                    status: parts.status,
-                    headers: parts.headers,
-                    body,
-                    policy,
-                    vary,
-                };
+                let variant = Variant::new(parts.status, &parts.headers, body, policy, vary);
                 Ok(Source::Fetched(Arc::new(CachedObject::with_variant(
                     current,
                     Arc::new(variant),

@@ -22,17 +22,24 @@ pub enum Class {
 }
 
 /// The request head shared with the load that serves it (cheap to clone behind an `Arc`).
+///
+/// It keeps the client's fields as they arrived: a hit needs them only to select a variant and
+/// answer conditions, so the fields to forward are built only when a request goes to the origin
+/// ([`forwarded_headers`](Self::forwarded_headers)).
 #[derive(Debug)]
 pub struct RequestHead {
     /// The client's method.
     pub method: Method,
-    /// The path and query to ask the origin for.
-    pub uri: Uri,
-    /// The fields to forward: hop-by-hop fields removed, `Via` and `X-Forwarded-For` added, and
-    /// `Host` always present.
+    /// The client's fields, as received.
     pub headers: HeaderMap,
     /// The request's cache directives, parsed once.
     pub directives: RequestDirectives,
+    /// The cache key: host and path-and-query.
+    pub key: CacheKey,
+    /// The client's address, for `X-Forwarded-For`.
+    client: IpAddr,
+    /// Whether the host came in the request target (HTTP/2, absolute-form) rather than `Host`.
+    host_in_target: bool,
 }
 
 impl Class {
@@ -59,32 +66,43 @@ impl RequestHead {
     pub fn new(
         method: Method,
         uri: &Uri,
-        mut headers: HeaderMap,
+        headers: HeaderMap,
         client: IpAddr,
-    ) -> Result<(Self, CacheKey), KeyError> {
+    ) -> Result<Self, KeyError> {
         let key = CacheKey::from_request(uri, &headers)?;
+        let directives = RequestDirectives::from_request(&headers);
+        Ok(Self {
+            method,
+            headers,
+            directives,
+            key,
+            client,
+            host_in_target: uri.authority().is_some(),
+        })
+    }
+
+    /// The path and query to ask the origin for.
+    pub fn origin_uri(&self) -> Uri {
+        Uri::builder()
+            .path_and_query(self.key.path_and_query())
+            .build()
+            .expect("a cache key's path and query came from a valid request target")
+    }
+
+    /// The fields to send to the origin: hop-by-hop fields removed, `Via` and
+    /// `X-Forwarded-For` added, and `Host` always present.
+    pub fn forwarded_headers(&self) -> HeaderMap {
+        let mut headers = self.headers.clone();
         remove_hop_by_hop(&mut headers);
         append_via(&mut headers);
-        append_forwarded_for(&mut headers, client);
-        if uri.authority().is_some() || !headers.contains_key(header::HOST) {
+        append_forwarded_for(&mut headers, self.client);
+        if self.host_in_target || !headers.contains_key(header::HOST) {
             // HTTP/2 and absolute-form requests carry the host in the URI, which wins over any
             // Host field (RFC 9112 §3.2.2); the origin gets it as a Host field either way.
-            let host = HeaderValue::from_str(key.host()).map_err(|_| KeyError::InvalidHost)?;
-            headers.insert(header::HOST, host);
+            if let Ok(host) = HeaderValue::from_str(self.key.host()) {
+                headers.insert(header::HOST, host);
+            }
         }
-        let path = Uri::builder()
-            .path_and_query(key.path_and_query())
-            .build()
-            .map_err(|_| KeyError::InvalidHost)?;
-        let directives = RequestDirectives::from_request(&headers);
-        Ok((
-            Self {
-                method,
-                uri: path,
-                headers,
-                directives,
-            },
-            key,
-        ))
+        headers
     }
 }

@@ -74,7 +74,7 @@ pub fn passed(response: Response<Body>, method: &Method, status: &CacheStatus) -
     } else {
         body
     };
-    finish(parts.status, parts.headers, body, status)
+    finish(parts.status, strip_own_fields(parts.headers), body, status)
 }
 
 /// The answer to a client when the origin failed and nothing could stand in: the origin's own
@@ -86,7 +86,7 @@ pub fn origin_failed(error: &OriginError, method: &Method, status: &CacheStatus)
         } else {
             Body::full(answer.body.clone())
         };
-        let mut headers = answer.headers.clone();
+        let mut headers = strip_own_fields(answer.headers.clone());
         headers.insert(header::CONTENT_LENGTH, HeaderValue::from(answer.body.len()));
         return finish(answer.status, headers, body, status);
     }
@@ -114,14 +114,20 @@ pub fn own(code: StatusCode, text: &'static str, status: &CacheStatus) -> Respon
     )
 }
 
-/// Adds what every answer carries and strips what only sidecache may see.
+/// Removes what only sidecache may see from fields that did not come from the store (which
+/// keeps them apart already).
+fn strip_own_fields(mut headers: HeaderMap) -> HeaderMap {
+    headers.remove(SIDECACHE_CACHE_CONTROL);
+    headers
+}
+
+/// Adds what every answer carries.
 fn finish(
     code: StatusCode,
     mut headers: HeaderMap,
     body: Body,
     status: &CacheStatus,
 ) -> Response<Body> {
-    headers.remove(SIDECACHE_CACHE_CONTROL);
     append_via(&mut headers);
     headers.append(CACHE_STATUS, status.to_header_value());
     let mut response = Response::new(body);

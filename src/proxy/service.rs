@@ -238,28 +238,25 @@ impl Proxy {
             }
         }
         let class = Class::of(&parts.method, &parts.headers);
-        let (head, key) =
-            match RequestHead::new(parts.method, &parts.uri, parts.headers, client.ip()) {
-                Ok(built) => built,
-                Err(_) => return own_error(StatusCode::BAD_REQUEST, "missing or invalid Host\n"),
-            };
+        let head = match RequestHead::new(parts.method, &parts.uri, parts.headers, client.ip()) {
+            Ok(head) => head,
+            Err(_) => return own_error(StatusCode::BAD_REQUEST, "missing or invalid Host\n"),
+        };
         match class {
             // A body on a GET or HEAD has no defined meaning; it is not forwarded to a shared load.
-            Class::Cacheable => self.cacheable(key, Arc::new(head)).await,
-            Class::Unsafe => self.forward(key, head, body, true).await,
-            Class::Pass => self.forward(key, head, body, false).await,
+            Class::Cacheable => self.cacheable(Arc::new(head)).await,
+            // Boxed, like the cache's loads, to keep the hit path's future small.
+            Class::Unsafe => Box::pin(self.forward(head, body, true)).await,
+            Class::Pass => Box::pin(self.forward(head, body, false)).await,
         }
     }
 
     /// GET and HEAD: from the cache where possible.
-    async fn cacheable(
-        &self,
-        key: CacheKey,
-        head: Arc<RequestHead>,
-    ) -> (Response<Body>, Disposition) {
+    async fn cacheable(&self, head: Arc<RequestHead>) -> (Response<Body>, Disposition) {
+        let key = &head.key;
         let directives = &head.directives;
         if directives.only_if_cached || directives.no_store {
-            if let Some((object, Judgement::Fresh)) = self.cache.peek(&key, &head).await {
+            if let Some((object, Judgement::Fresh)) = self.cache.peek(key, &head).await {
                 let hit = Answer {
                     served: Served::Value(object),
                     route: Route::Hit,
@@ -280,20 +277,16 @@ impl Proxy {
                 return (response, CacheResult::Miss.into());
             }
             // RFC 9111 §5.2.1.5: neither this request nor its response may be stored.
-            return self.load_unstored(&key, &head).await;
+            return Box::pin(self.load_unstored(&head)).await;
         }
-        let answer = self.cache.get(&key, &head).await;
+        let answer = self.cache.get(key, &head).await;
         self.answer(&head, answer)
     }
 
     /// A `no-store` request that the cache could not answer: loaded for this client only.
-    async fn load_unstored(
-        &self,
-        key: &CacheKey,
-        head: &Arc<RequestHead>,
-    ) -> (Response<Body>, Disposition) {
+    async fn load_unstored(&self, head: &Arc<RequestHead>) -> (Response<Body>, Disposition) {
         let status = CacheStatus::forwarded(Forward::Bypass);
-        match self.cache.load_uncached(key, head).await {
+        match self.cache.load_uncached(&head.key, head).await {
             Ok(Source::Fetched(object) | Source::Revalidated(object)) => {
                 let Some(variant) = object.select(&head.headers) else {
                     return unselectable();
@@ -451,15 +444,14 @@ impl Proxy {
     /// Unsafe and uncacheable methods: straight to the origin, bodies streamed both ways.
     async fn forward(
         &self,
-        key: CacheKey,
         head: RequestHead,
         body: Incoming,
         invalidates: bool,
     ) -> (Response<Body>, Disposition) {
         let mut request = Request::new(Body::stream(body));
         *request.method_mut() = head.method.clone();
-        *request.uri_mut() = head.uri;
-        *request.headers_mut() = head.headers;
+        *request.uri_mut() = head.origin_uri();
+        *request.headers_mut() = head.forwarded_headers();
         match self.cache.loader().origin().send(request).await {
             Ok(response) => {
                 let (mut parts, body) = response.into_parts();
@@ -467,7 +459,8 @@ impl Proxy {
                 // RFC 9111 §4.4: a non-error response to an unsafe method invalidates the target
                 // URI and the same-origin URIs in Location and Content-Location.
                 if invalidates && (parts.status.is_success() || parts.status.is_redirection()) {
-                    self.invalidate_after_unsafe(&key, &parts.headers).await;
+                    self.invalidate_after_unsafe(&head.key, &parts.headers)
+                        .await;
                 }
                 let status = CacheStatus {
                     forward_status: Some(parts.status),
