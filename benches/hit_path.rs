@@ -169,12 +169,15 @@ fn hit_path(c: &mut Criterion) {
 
     // The request as the proxy's outermost wrapper sees it, and the binary's subscriber (text
     // logs at info, to nowhere).
-    let (parts, ()) = http::Request::get("/hot")
-        .header("host", "bench.test")
-        .header("user-agent", "bench/1")
-        .body(())
-        .expect("request")
-        .into_parts();
+    let request_parts = || {
+        http::Request::get("/hot")
+            .header("host", "bench.test")
+            .header("user-agent", "bench/1")
+            .body(())
+            .expect("request")
+            .into_parts()
+            .0
+    };
     let client = "127.0.0.1:40000".parse().expect("address");
     let log = LogConfig {
         format: LogFormat::Text,
@@ -189,16 +192,16 @@ fn hit_path(c: &mut Criterion) {
         let subscriber = telemetry::subscriber_writing_to(&log, &tracing, None, std::io::sink)
             .expect("subscriber");
         let _scoped = tracing::subscriber::set_default(subscriber);
-        let traced = tracing.is_enabled();
+        let sampler = tracing.request_sampler();
         group.bench_function(name, |b| {
             b.to_async(&runtime).iter(|| async {
                 // What `Proxy::handle` and its end-of-request hook do around the hit.
-                let trace = if traced {
-                    RequestTrace::open(&parts, client)
-                } else {
-                    RequestTrace::off()
+                let mut parts = request_parts();
+                let trace = match &sampler {
+                    Some(sampler) => RequestTrace::open(&mut parts, client, sampler),
+                    None => RequestTrace::off(),
                 };
-                let (response, started) = if traced {
+                let (response, started) = if !trace.span().is_none() {
                     hit().instrument(trace.span().clone()).await
                 } else {
                     hit().await

@@ -149,8 +149,8 @@ impl App {
         );
         writebehind::metrics::register_pending_keys(&registry, &writebehind)
             .map_err(AppError::Metrics)?;
-        let mut proxy =
-            Proxy::new(cache, proxy_metrics, Arc::clone(&stats)).with_tracing(tracing.is_enabled());
+        let mut proxy = Proxy::new(cache, proxy_metrics, Arc::clone(&stats))
+            .with_tracing(tracing.request_sampler());
         if config.writebehind.count_requests {
             proxy = proxy.count_requests(Arc::clone(&writebehind));
         }

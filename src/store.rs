@@ -14,6 +14,9 @@ use std::time::{Duration, Instant};
 use moka::Expiry;
 use moka::future::Cache;
 use moka::notification::RemovalCause;
+use tracing::Instrument;
+
+use crate::telemetry::context;
 
 /// What the store needs to know about a value to bound and expire it.
 pub trait Weighed {
@@ -94,19 +97,30 @@ where
     }
 
     /// The value under `key`, if present and not expired.
-    #[tracing::instrument(level = "debug", name = "cache lookup", skip_all)]
     pub async fn get(&self, key: &K) -> Option<V> {
-        self.entries.get(key).await
+        let lookup = self.entries.get(key);
+        // A span only inside a traced request: the lookup is on every request's path.
+        if context::in_span() {
+            lookup
+                .instrument(tracing::debug_span!("cache lookup"))
+                .await
+        } else {
+            lookup.await
+        }
     }
 
     /// Stores `value` under `key`, replacing what was there. A value with nothing worth keeping
     /// ([`Weighed::retain_for`] is zero) is not stored.
-    #[tracing::instrument(level = "debug", name = "cache store", skip_all)]
     pub async fn insert(&self, key: K, value: V) {
         if value.retain_for().is_zero() {
             return;
         }
-        self.entries.insert(key, value).await;
+        let insert = self.entries.insert(key, value);
+        if context::in_span() {
+            insert.instrument(tracing::debug_span!("cache store")).await;
+        } else {
+            insert.await;
+        }
     }
 
     /// Removes `key`; returns whether an entry was there.

@@ -16,6 +16,7 @@
 pub mod context;
 pub mod export;
 pub mod logs;
+pub mod sampling;
 pub mod semconv;
 
 use tracing::subscriber::Interest;
@@ -119,9 +120,8 @@ where
     }
 }
 
-/// sidecache's own spans (not its events, nor any dependency's spans), except those opened
-/// inside a trace the sampler dropped: a request that is not sampled opens no child spans, so it
-/// costs only its own.
+/// sidecache's own spans (not its events, nor any dependency's spans). Only recorded requests
+/// open spans at all (see [`sampling`]), so every one of them is worth recording.
 fn sidecache_spans() -> SidecacheSpans {
     SidecacheSpans
 }
@@ -138,47 +138,17 @@ impl<S> Filter<S> for SidecacheSpans
 where
     S: Subscriber + for<'a> LookupSpan<'a>,
 {
-    fn enabled(&self, metadata: &Metadata<'_>, cx: &layer::Context<'_, S>) -> bool {
-        metadata.is_span() && is_sidecache(metadata.target()) && !inside_unsampled(cx)
+    fn enabled(&self, metadata: &Metadata<'_>, _cx: &layer::Context<'_, S>) -> bool {
+        metadata.is_span() && is_sidecache(metadata.target())
     }
 
     fn callsite_enabled(&self, metadata: &'static Metadata<'static>) -> Interest {
         if metadata.is_span() && is_sidecache(metadata.target()) {
-            // Whether it is enabled depends on the span it is opened in.
-            Interest::sometimes()
+            Interest::always()
         } else {
             Interest::never()
         }
     }
-}
-
-/// Whether the current span lies in a trace the sampler dropped: the innermost traced span
-/// around it is unsampled, or it is itself a sidecache span this filter turned away (which
-/// happens only inside such a trace). Spans turned away by every layer still exist in the
-/// registry, so a task that runs in one (a leader's load, spawned from an unsampled request)
-/// is recognised by the second rule.
-fn inside_unsampled<S>(cx: &layer::Context<'_, S>) -> bool
-where
-    S: Subscriber + for<'a> LookupSpan<'a>,
-{
-    let top = cx.current_span();
-    let visible = cx.lookup_current();
-    if let Some(metadata) = top.metadata() {
-        let turned_away = visible.as_ref().map(|span| span.id()) != top.id().cloned();
-        if turned_away && metadata.is_span() && is_sidecache(metadata.target()) {
-            return true;
-        }
-    }
-    visible.is_some_and(|current| {
-        current
-            .scope()
-            .find_map(|span| {
-                span.extensions()
-                    .get::<logs::TraceIds>()
-                    .map(|ids| !ids.sampled)
-            })
-            .unwrap_or(false)
-    })
 }
 
 #[cfg(test)]

@@ -35,6 +35,7 @@ use tracing::{Instrument, Span};
 
 use super::flight::{Flight, Follower, Leader, Outcome, Role, Wait};
 use crate::store::{MemoryStore, Weighed};
+use crate::telemetry::context;
 
 /// How a stored value may serve one request.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -516,8 +517,13 @@ impl<L: Loader> LoadingCache<L> {
         current: Option<L::Value>,
         reply: Option<oneshot::Sender<Answered<L>>>,
     ) {
-        // A child of the caller's span; set before the load starts, so every follower finds it.
-        let span = tracing::debug_span!("cache load");
+        // A child of the caller's span (none when the caller is not traced); set before the
+        // load starts, so every follower finds it.
+        let span = if context::in_span() {
+            tracing::debug_span!("cache load")
+        } else {
+            Span::none()
+        };
         permit.set_context(span.clone());
         let cache = self.clone();
         let load = async move {

@@ -24,8 +24,15 @@ pub struct FetchTrace {
 
 impl FetchTrace {
     /// Opens the span for `request` (whose URI is already the origin's absolute URL) under the
-    /// current span, and writes its context into the request's `traceparent`.
+    /// current span, and writes its context into the request's `traceparent`. Outside a traced
+    /// request it opens nothing, and the `traceparent` the request carries goes on as it is.
     pub fn open<B>(request: &mut Request<B>) -> Self {
+        if !context::in_span() {
+            return Self {
+                span: Span::none(),
+                sampled: false,
+            };
+        }
         let span = tracing::debug_span!(
             "origin fetch",
             otel.kind = "client",

@@ -31,6 +31,8 @@ use crate::origin::OriginError;
 use crate::origin::headers::remove_hop_by_hop;
 use crate::server::Handler;
 use crate::stats::Stats;
+use crate::telemetry::logs;
+use crate::telemetry::sampling::RequestSampler;
 use crate::writebehind::{IncrementSource, WriteBehind};
 
 /// The caching proxy: the cache and the origin behind it.
@@ -40,8 +42,8 @@ pub struct Proxy {
     in_flight: AtomicUsize,
     metrics: ProxyMetrics,
     stats: Arc<Stats>,
-    /// Whether requests open server spans (tracing on).
-    traced: bool,
+    /// With tracing on, the sampler each request applies before opening its server span.
+    traced: Option<RequestSampler>,
     /// When set, every request with a cache key adds 1 to the counter `requests:KEY`.
     request_counts: Option<Arc<WriteBehind>>,
 }
@@ -113,14 +115,14 @@ impl Proxy {
             in_flight: AtomicUsize::new(0),
             metrics,
             stats,
-            traced: false,
+            traced: None,
             request_counts: None,
         }
     }
 
-    /// Opens a server span for every request when `traced` (see [`crate::telemetry`]).
-    pub fn with_tracing(mut self, traced: bool) -> Self {
-        self.traced = traced;
+    /// Traces the requests `sampler` keeps (tracing on; see [`crate::telemetry`]).
+    pub fn with_tracing(mut self, sampler: Option<RequestSampler>) -> Self {
+        self.traced = sampler;
         self
     }
 
@@ -204,15 +206,22 @@ impl Proxy {
                 1,
             );
         }
-        tracing::debug!(
-            target: "sidecache::access",
-            method = %ctx.method,
-            path = ctx.uri.path(),
-            status = response.status().as_u16(),
-            cache_result = result.as_str(),
-            elapsed_us = u64::try_from(elapsed.as_micros()).unwrap_or(u64::MAX),
-            "request"
-        );
+        let access_line = || {
+            tracing::debug!(
+                target: "sidecache::access",
+                method = %ctx.method,
+                path = ctx.uri.path(),
+                status = response.status().as_u16(),
+                cache_result = result.as_str(),
+                elapsed_us = u64::try_from(elapsed.as_micros()).unwrap_or(u64::MAX),
+                "request"
+            );
+        };
+        match ctx.trace.unsampled_ids() {
+            // A request the sampler dropped has no span to carry its ids to the line.
+            Some(ids) => logs::with_ids(ids, access_line),
+            None => access_line(),
+        }
     }
 
     async fn route(
@@ -505,13 +514,12 @@ impl Handler for Proxy {
     /// (with tracing on) runs it inside its server span.
     async fn handle(&self, request: Request<Incoming>, client: SocketAddr) -> Response<Body> {
         let _in_flight = InFlight::enter(&self.in_flight);
-        let (parts, body) = request.into_parts();
+        let (mut parts, body) = request.into_parts();
         let ctx = RequestCtx {
             started: Instant::now(),
-            trace: if self.traced {
-                RequestTrace::open(&parts, client)
-            } else {
-                RequestTrace::off()
+            trace: match &self.traced {
+                Some(sampler) => RequestTrace::open(&mut parts, client, sampler),
+                None => RequestTrace::off(),
             },
             // Cheap clones (inline method, reference-counted URI) kept for the log line.
             method: parts.method.clone(),
@@ -523,7 +531,7 @@ impl Handler for Proxy {
                 .and_then(|_| CacheKey::from_request(&parts.uri, &parts.headers).ok()),
         };
         let routed = self.route(parts, body, client);
-        let (response, disposition) = if self.traced {
+        let (response, disposition) = if !ctx.trace.span().is_none() {
             routed.instrument(ctx.trace.span().clone()).await
         } else {
             routed.await

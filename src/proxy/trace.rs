@@ -3,17 +3,25 @@
 //!
 //! It continues the client's W3C trace (`traceparent` / `tracestate`), so the sampler follows the
 //! client's decision, and carries the HTTP semantic-convention attributes plus `cache.result`.
-//! Attributes are only computed for sampled spans; with tracing off no span is opened at all.
+//! The sampler is applied before any span is opened: a dropped request opens none (see
+//! [`crate::telemetry::sampling`]); with tracing off no span is opened at all.
 
 use std::net::SocketAddr;
 
+use http::header::HeaderName;
 use http::request::Parts;
 use http::{StatusCode, header};
+use opentelemetry::trace::SpanContext;
 use tracing::Span;
 
 use super::cache_status::CacheResult;
 use crate::telemetry::context;
+use crate::telemetry::logs::TraceIds;
+use crate::telemetry::sampling::{self, RequestSampler};
 use crate::telemetry::semconv::{method_name, protocol_version, split_authority};
+
+/// The W3C trace context header.
+const TRACEPARENT: HeaderName = HeaderName::from_static("traceparent");
 
 /// A request's server span.
 #[derive(Debug)]
@@ -21,6 +29,8 @@ pub struct RequestTrace {
     span: Span,
     /// Whether the span is sampled: only then are attributes worth computing.
     sampled: bool,
+    /// For a request the sampler dropped: the trace context it passes on (no span holds it).
+    unsampled: Option<SpanContext>,
 }
 
 // === impl RequestTrace ===
@@ -31,22 +41,60 @@ impl RequestTrace {
         Self {
             span: Span::none(),
             sampled: false,
+            unsampled: None,
         }
     }
 
-    /// Opens the server span for the request `parts` from `client`, continuing the client's
-    /// trace if it sent one.
-    pub fn open(parts: &Parts, client: SocketAddr) -> Self {
+    /// Applies `sampler` to the request `parts` from `client`, continuing the client's trace if
+    /// it sent one. A kept request opens its server span; a dropped one opens none and only
+    /// rewrites its `traceparent` (sampled flag off, its own span id) for the next hop.
+    pub fn open(parts: &mut Parts, client: SocketAddr, sampler: &RequestSampler) -> Self {
+        let parent = if parts.headers.contains_key(TRACEPARENT) {
+            context::incoming(&parts.headers)
+        } else {
+            None
+        };
+        if !sampler.decide(parent.as_ref()) {
+            let own = sampling::unsampled_context(parent.as_ref());
+            context::write(&own, &mut parts.headers);
+            return Self {
+                unsampled: Some(own),
+                ..Self::off()
+            };
+        }
         let span = tracing::info_span!(
             "request",
             otel.kind = "server",
             otel.name = method_name(&parts.method)
         );
-        let sampled = context::join(&span, &parts.headers);
+        // Kept although the client's trace was not (a sampler that ignores the parent's flag):
+        // recorded as a sampled continuation of it.
+        let parent = parent.map(|parent| {
+            SpanContext::new(
+                parent.trace_id(),
+                parent.span_id(),
+                parent.trace_flags().with_sampled(true),
+                true,
+                parent.trace_state().clone(),
+            )
+        });
+        let sampled = context::join(&span, parent);
         if sampled {
             request_attributes(&span, parts, client);
         }
-        Self { span, sampled }
+        Self {
+            span,
+            sampled,
+            unsampled: None,
+        }
+    }
+
+    /// The ids a dropped request's log lines carry (a kept request's come from its span).
+    pub fn unsampled_ids(&self) -> Option<TraceIds> {
+        self.unsampled.as_ref().map(|context| TraceIds {
+            trace_id: context.trace_id(),
+            span_id: context.span_id(),
+        })
     }
 
     /// The span the request runs in.

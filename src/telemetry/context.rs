@@ -17,85 +17,61 @@ use tracing_subscriber::registry::LookupSpan;
 
 use super::logs::TraceIds;
 
-/// Makes `span` a continuation of the trace the request `headers` carry (W3C `traceparent` and
-/// `tracestate`), or the root of a new one, and starts it, which takes the sampling decision
-/// (a parent-based sampler follows the incoming sampled flag). Log lines written inside `span`
-/// then carry its trace and span ids. Returns whether the span is sampled, i.e. whether its
-/// attributes are worth setting.
-pub fn join(span: &Span, headers: &HeaderMap) -> bool {
+/// Makes `span` a continuation of `parent` (a client's trace) or the root of a new trace, and
+/// starts it. Log lines written inside `span` then carry its trace and span ids. Returns whether
+/// the span is recorded.
+pub fn join(span: &Span, parent: Option<SpanContext>) -> bool {
     if span.is_disabled() {
         return false;
     }
-    let parent = TraceContextPropagator::new().extract(&HeaderExtractor(headers));
-    // Fails only if the span has no OpenTelemetry layer or was already started; it is then
-    // simply a root, or already joined.
-    let _ = span.set_parent(parent);
+    if let Some(parent) = parent {
+        // Fails only if the span has no OpenTelemetry layer or was already started; it is then
+        // simply a root, or already joined.
+        let _ = span.set_parent(Context::new().with_remote_span_context(parent));
+    }
     start(span)
 }
 
-/// Starts `span` under its current parent, taking the sampling decision, and tags it for the log
-/// lines written inside it. Returns whether it is sampled.
+/// Starts `span` under its current parent and tags it for the log lines written inside it.
+/// Returns whether it is recorded.
 pub fn start(span: &Span) -> bool {
-    if span.is_disabled() {
+    let Some(span_context) = span_context(span) else {
         return false;
-    }
-    let context = span.context();
-    let span_context = context.span().span_context().clone();
-    if !span_context.is_valid() {
-        return false;
-    }
+    };
     let sampled = span_context.is_sampled();
     span.with_subscriber(|(id, dispatch)| {
         let Some(registry) = dispatch.downcast_ref::<Registry>() else {
             return;
         };
         if let Some(data) = registry.span(id) {
-            let mut extensions = data.extensions_mut();
-            extensions.insert(TraceIds {
+            data.extensions_mut().insert(TraceIds {
                 trace_id: span_context.trace_id(),
                 span_id: span_context.span_id(),
-                sampled,
             });
-            extensions.insert(Traced(span_context));
         }
     });
     sampled
 }
 
-/// The OpenTelemetry context of a started span, kept in the registry for the spans opened inside
-/// it that no layer records (those of an unsampled trace): they propagate this one.
-struct Traced(SpanContext);
+/// Whether code runs inside a span: child spans are opened only then, so a request the sampler
+/// dropped (which opens no span) opens none below it either.
+pub fn in_span() -> bool {
+    tracing::dispatcher::get_default(|dispatch| dispatch.current_span().id().is_some())
+}
 
-/// Writes `span`'s context into `headers` as `traceparent` (and `tracestate`), replacing what
-/// was there, so the next hop continues this trace with `span` as the parent. A span of an
-/// unsampled trace, which no layer records, passes on the context of the innermost started span
-/// around it (with the sampled flag off). Leaves `headers` alone with tracing off: a client's own
-/// `traceparent` then passes through unchanged.
-pub fn inject(span: &Span, headers: &mut HeaderMap) {
-    if span.is_disabled() {
-        return;
-    }
-    let mut context = span.context();
-    if !context.span().span_context().is_valid() {
-        let Some(enclosing) = enclosing(span) else {
-            return;
-        };
-        context = Context::new().with_remote_span_context(enclosing);
-    }
+/// Writes `context` into `headers` as `traceparent` (and `tracestate`), replacing what was there.
+pub fn write(context: &SpanContext, headers: &mut HeaderMap) {
+    let context = Context::new().with_remote_span_context(context.clone());
     TraceContextPropagator::new().inject_context(&context, &mut HeaderInjector(headers));
 }
 
-/// The context of the innermost started span around `span`, looked up in the registry itself
-/// (the layers' views leave out the spans they do not record).
-fn enclosing(span: &Span) -> Option<SpanContext> {
-    span.with_subscriber(|(id, dispatch)| {
-        let registry = dispatch.downcast_ref::<Registry>()?;
-        registry
-            .span(id)?
-            .scope()
-            .find_map(|ancestor| ancestor.extensions().get::<Traced>().map(|t| t.0.clone()))
-    })
-    .flatten()
+/// Writes `span`'s context into `headers` as `traceparent` (and `tracestate`), replacing what
+/// was there, so the next hop continues this trace with `span` as the parent. Leaves `headers`
+/// alone for a span no layer records: what the request already carries passes through.
+pub fn inject(span: &Span, headers: &mut HeaderMap) {
+    if let Some(context) = span_context(span) {
+        write(&context, headers);
+    }
 }
 
 /// The OpenTelemetry span context of `span`, if it is recorded.
@@ -184,11 +160,24 @@ mod tests {
     }
 
     #[test]
+    fn a_written_context_reads_back() {
+        let mut headers = HeaderMap::new();
+        headers.insert(
+            "traceparent",
+            HeaderValue::from_static("00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-00"),
+        );
+        let context = incoming(&headers).expect("valid");
+        let mut written = HeaderMap::new();
+        write(&context, &mut written);
+        assert_eq!(written["traceparent"], headers["traceparent"]);
+    }
+
+    #[test]
     fn spans_nobody_records_are_left_alone() {
         let span = Span::none();
         let mut headers = HeaderMap::new();
         headers.insert("traceparent", HeaderValue::from_static("client's"));
-        assert!(!join(&span, &headers));
+        assert!(!join(&span, incoming(&headers)));
         inject(&span, &mut headers);
         assert_eq!(headers["traceparent"], "client's");
         assert!(span_context(&span).is_none());

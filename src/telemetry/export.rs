@@ -13,16 +13,18 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
-use opentelemetry::trace::TracerProvider as _;
+use opentelemetry::trace::{SpanKind, TraceContextExt as _, TracerProvider as _};
 use opentelemetry_otlp::{Protocol, WithExportConfig};
 use opentelemetry_sdk::Resource;
 use opentelemetry_sdk::error::{OTelSdkError, OTelSdkResult};
 use opentelemetry_sdk::trace::{
-    BatchConfigBuilder, BatchSpanProcessor, Sampler, SdkTracerProvider, SpanData, SpanExporter,
+    BatchConfigBuilder, BatchSpanProcessor, Sampler, SamplingDecision, SamplingResult,
+    SdkTracerProvider, ShouldSample, SpanData, SpanExporter,
 };
 use tokio::runtime::Handle;
 use tracing_subscriber::{Layer, Registry};
 
+use super::sampling::RequestSampler;
 use crate::config::{OtlpProtocol, Ratio, SamplerKind, TracingConfig};
 
 /// The instrumentation scope spans are reported under.
@@ -35,6 +37,8 @@ const SCOPE: &str = "sidecache";
 pub struct Tracing {
     /// `None`: tracing is off (no endpoint configured).
     provider: Option<SdkTracerProvider>,
+    /// The configured sampler, applied to each request before it opens any span.
+    requests: RequestSampler,
 }
 
 /// Why the span pipeline could not start.
@@ -100,7 +104,7 @@ impl Tracing {
             .build();
         let provider = SdkTracerProvider::builder()
             .with_span_processor(processor)
-            .with_sampler(sampler(config.sampler, config.sampler_arg))
+            .with_sampler(PreDecided(sampler(config.sampler, config.sampler_arg)))
             .with_resource(
                 Resource::builder()
                     .with_service_name(config.service_name.clone())
@@ -109,15 +113,23 @@ impl Tracing {
             .build();
         Ok(Self {
             provider: Some(provider),
+            requests: RequestSampler::new(config.sampler, config.sampler_arg),
         })
     }
 
     /// Tracing on, through a pipeline built elsewhere (tests and benchmarks bring their own
     /// exporter). [`shutdown`](Self::shutdown) shuts `provider` down.
+    /// Requests are sampled as `parentbased_always_on` then.
     pub fn from_provider(provider: SdkTracerProvider) -> Self {
         Self {
             provider: Some(provider),
+            requests: RequestSampler::new(SamplerKind::ParentbasedAlwaysOn, None),
         }
+    }
+
+    /// The sampler requests apply before opening a span (`None` when tracing is off).
+    pub fn request_sampler(&self) -> Option<RequestSampler> {
+        self.provider.as_ref().map(|_| self.requests)
     }
 
     /// Whether spans are exported.
@@ -175,6 +187,53 @@ impl fmt::Debug for Tracing {
         f.debug_struct("Tracing")
             .field("enabled", &self.is_enabled())
             .finish()
+    }
+}
+
+/// The SDK's sampler: a request's server span was already chosen by [`RequestSampler`] (a span
+/// is only opened for a kept request), so server spans are recorded; a child follows its parent;
+/// any other root span (e.g. a write-behind flush) goes to the configured sampler.
+#[derive(Debug, Clone)]
+struct PreDecided(Sampler);
+
+impl ShouldSample for PreDecided {
+    fn should_sample(
+        &self,
+        parent_context: Option<&opentelemetry::Context>,
+        trace_id: opentelemetry::trace::TraceId,
+        name: &str,
+        span_kind: &SpanKind,
+        attributes: &[opentelemetry::KeyValue],
+        links: &[opentelemetry::trace::Link],
+    ) -> SamplingResult {
+        let parent = parent_context
+            .filter(|context| context.has_active_span())
+            .map(|context| context.span().span_context().clone());
+        let recorded = match (&parent, span_kind) {
+            (Some(parent), _) => parent.is_sampled(),
+            (None, SpanKind::Server) => true,
+            (None, _) => {
+                return self.0.should_sample(
+                    parent_context,
+                    trace_id,
+                    name,
+                    span_kind,
+                    attributes,
+                    links,
+                );
+            }
+        };
+        SamplingResult {
+            decision: if recorded {
+                SamplingDecision::RecordAndSample
+            } else {
+                SamplingDecision::Drop
+            },
+            attributes: Vec::new(),
+            trace_state: parent
+                .map(|parent| parent.trace_state().clone())
+                .unwrap_or_default(),
+        }
     }
 }
 

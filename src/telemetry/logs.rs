@@ -5,6 +5,7 @@
 //! The ids are put on the request's span when it starts ([`super::context::join`]); lines
 //! outside any traced span are written exactly as the inner format writes them.
 
+use std::cell::Cell;
 use std::fmt;
 
 use opentelemetry::trace::{SpanId, TraceId};
@@ -20,9 +21,20 @@ pub struct TraceIds {
     pub trace_id: TraceId,
     /// The span's own id.
     pub span_id: SpanId,
-    /// Whether the sampler kept the trace (the spans opened inside an unsampled one are not
-    /// recorded at all).
-    pub sampled: bool,
+}
+
+thread_local! {
+    /// Ids for the lines written by [`with_ids`]: those of a request the sampler dropped, which
+    /// has a trace context (it passes one on) but no span to keep it in.
+    static UNSPANNED: Cell<Option<TraceIds>> = const { Cell::new(None) };
+}
+
+/// Runs `write` (which logs) with `ids` on its lines when no span around them has ids.
+pub fn with_ids<R>(ids: TraceIds, write: impl FnOnce() -> R) -> R {
+    let previous = UNSPANNED.with(|cell| cell.replace(Some(ids)));
+    let written = write();
+    UNSPANNED.with(|cell| cell.set(previous));
+    written
 }
 
 /// How the ids are added to a line.
@@ -74,15 +86,15 @@ where
         mut writer: Writer<'_>,
         event: &Event<'_>,
     ) -> fmt::Result {
-        let ids = ctx.event_scope().and_then(|scope| {
-            scope
-                .into_iter()
-                .find_map(|span| span.extensions().get::<TraceIds>().copied())
-        });
-        let Some(TraceIds {
-            trace_id, span_id, ..
-        }) = ids
-        else {
+        let ids = ctx
+            .event_scope()
+            .and_then(|scope| {
+                scope
+                    .into_iter()
+                    .find_map(|span| span.extensions().get::<TraceIds>().copied())
+            })
+            .or_else(|| UNSPANNED.with(Cell::get));
+        let Some(TraceIds { trace_id, span_id }) = ids else {
             return self.inner.format_event(ctx, writer, event);
         };
         let mut line = String::with_capacity(256);
@@ -142,7 +154,6 @@ mod tests {
         TraceIds {
             trace_id: TraceId::from_hex("4bf92f3577b34da6a3ce929d0e0e4736").expect("hex"),
             span_id: SpanId::from_hex("00f067aa0ba902b7").expect("hex"),
-            sampled: true,
         }
     }
 

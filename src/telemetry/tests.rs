@@ -41,7 +41,7 @@ const TRACE_ID: &str = "4bf92f3577b34da6a3ce929d0e0e4736";
 
 /// Runs one request's worth of logging (the access line inside the server span) through the
 /// subscriber built for `format` and `tracing`, and returns the access line.
-fn access_line(format: LogFormat, tracing: &Tracing) -> String {
+fn access_line(format: LogFormat, tracing: &Tracing, flags: &str) -> String {
     let lines = Lines::default();
     let config = LogConfig {
         format,
@@ -53,19 +53,28 @@ fn access_line(format: LogFormat, tracing: &Tracing) -> String {
     tracing::subscriber::with_default(subscriber, || {
         let request = Request::get("/page")
             .header("host", "example.com")
-            .header("traceparent", format!("00-{TRACE_ID}-00f067aa0ba902b7-01"))
+            .header(
+                "traceparent",
+                format!("00-{TRACE_ID}-00f067aa0ba902b7-{flags}"),
+            )
             .body(())
             .expect("request");
-        let (parts, ()) = request.into_parts();
+        let (mut parts, ()) = request.into_parts();
         let client: SocketAddr = "127.0.0.1:5555".parse().expect("address");
-        let trace = if tracing.is_enabled() {
-            RequestTrace::open(&parts, client)
-        } else {
-            RequestTrace::off()
+        let trace = match tracing.request_sampler() {
+            Some(sampler) => RequestTrace::open(&mut parts, client, &sampler),
+            None => RequestTrace::off(),
         };
-        trace
-            .span()
-            .in_scope(|| tracing::debug!(target: "sidecache::access", status = 200, "request"));
+        // As the end-of-request hook writes it.
+        let write = || {
+            trace
+                .span()
+                .in_scope(|| tracing::debug!(target: "sidecache::access", status = 200, "request"))
+        };
+        match trace.unsampled_ids() {
+            Some(ids) => logs::with_ids(ids, write),
+            None => write(),
+        }
     });
     let text = String::from_utf8(lines.0.lock().expect("lines").clone()).expect("utf-8");
     text.lines()
@@ -85,13 +94,13 @@ fn traced() -> Tracing {
 #[test]
 fn a_traced_requests_access_line_carries_its_trace_id_in_text_and_json() {
     let tracing = traced();
-    let text = access_line(LogFormat::Text, &tracing);
+    let text = access_line(LogFormat::Text, &tracing, "01");
     assert!(
         text.contains(&format!("trace_id={TRACE_ID} span_id=")),
         "{text}"
     );
 
-    let json = access_line(LogFormat::Json, &tracing);
+    let json = access_line(LogFormat::Json, &tracing, "01");
     let object: serde_json::Value = serde_json::from_str(&json).expect("one JSON object");
     assert_eq!(object["trace_id"], TRACE_ID, "{json}");
     let span_id = object["span_id"].as_str().expect("span_id");
@@ -104,13 +113,26 @@ fn a_traced_requests_access_line_carries_its_trace_id_in_text_and_json() {
 fn an_untraced_requests_access_line_has_no_ids() {
     let tracing = Tracing::disabled();
     for format in [LogFormat::Text, LogFormat::Json] {
-        let line = access_line(format, &tracing);
+        let line = access_line(format, &tracing, "01");
         assert!(!line.contains("trace_id"), "{line}");
     }
 }
 
 #[test]
-fn an_unsampled_request_opens_no_child_spans() {
+fn an_unsampled_requests_access_line_carries_the_trace_it_passes_on() {
+    let tracing = traced();
+    for format in [LogFormat::Text, LogFormat::Json] {
+        let line = access_line(format, &tracing, "00");
+        assert!(line.contains(TRACE_ID), "{line}");
+        assert!(
+            !line.contains("00f067aa0ba902b7"),
+            "its own span id, not the client's: {line}"
+        );
+    }
+}
+
+#[test]
+fn an_unsampled_request_opens_no_span_and_passes_its_trace_on() {
     let tracing = traced();
     let subscriber = subscriber_writing_to(
         &LogConfig {
@@ -122,9 +144,10 @@ fn an_unsampled_request_opens_no_child_spans() {
         io::sink,
     )
     .expect("subscriber");
+    let sampler = tracing.request_sampler().expect("tracing on");
     tracing::subscriber::with_default(subscriber, || {
         let open = |flags: &str| {
-            let (parts, ()) = Request::get("/")
+            let (mut parts, ()) = Request::get("/")
                 .header(
                     "traceparent",
                     format!("00-{TRACE_ID}-00f067aa0ba902b7-{flags}"),
@@ -132,34 +155,29 @@ fn an_unsampled_request_opens_no_child_spans() {
                 .body(())
                 .expect("request")
                 .into_parts();
-            RequestTrace::open(&parts, "127.0.0.1:1".parse().expect("address"))
-        };
-        let unsampled = open("00");
-        assert!(!unsampled.span().is_disabled());
-        unsampled.span().in_scope(|| {
-            let child = tracing::debug_span!("child");
-            assert!(
-                crate::telemetry::context::span_context(&child).is_none(),
-                "not recorded"
+            let trace = RequestTrace::open(
+                &mut parts,
+                "127.0.0.1:1".parse().expect("address"),
+                &sampler,
             );
-            // Every layer turns it away (the registry still holds it), and what is opened
-            // inside it, e.g. in a task it runs, likewise.
-            child.in_scope(|| {
-                let grandchild = tracing::debug_span!("grandchild");
-                assert!(crate::telemetry::context::span_context(&grandchild).is_none());
-                // Propagation still carries the request's unsampled context.
-                let mut headers = http::HeaderMap::new();
-                crate::telemetry::context::inject(&grandchild, &mut headers);
-                let traceparent = headers["traceparent"].to_str().expect("ascii");
-                assert!(
-                    traceparent.starts_with(&format!("00-{TRACE_ID}-")),
-                    "{traceparent}"
-                );
-                assert!(traceparent.ends_with("-00"), "{traceparent}");
-            });
-        });
-        let sampled = open("01");
+            (trace, parts.headers)
+        };
+        let (unsampled, headers) = open("00");
+        assert!(unsampled.span().is_none(), "no span at all");
+        assert!(!crate::telemetry::context::in_span());
+        // The request goes on as an unsampled continuation of the client's trace, with its own
+        // span id.
+        let traceparent = headers["traceparent"].to_str().expect("ascii");
+        assert!(
+            traceparent.starts_with(&format!("00-{TRACE_ID}-")),
+            "{traceparent}"
+        );
+        assert!(traceparent.ends_with("-00"), "{traceparent}");
+        assert!(!traceparent.contains("00f067aa0ba902b7"), "{traceparent}");
+
+        let (sampled, _) = open("01");
         sampled.span().in_scope(|| {
+            assert!(crate::telemetry::context::in_span());
             let child = tracing::debug_span!("child");
             assert!(crate::telemetry::context::span_context(&child).is_some());
         });
