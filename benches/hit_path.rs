@@ -169,15 +169,12 @@ fn hit_path(c: &mut Criterion) {
 
     // The request as the proxy's outermost wrapper sees it, and the binary's subscriber (text
     // logs at info, to nowhere).
-    let request_parts = || {
-        http::Request::get("/hot")
-            .header("host", "bench.test")
-            .header("user-agent", "bench/1")
-            .body(())
-            .expect("request")
-            .into_parts()
-            .0
-    };
+    let (parts, ()) = http::Request::get("/hot")
+        .header("host", "bench.test")
+        .header("user-agent", "bench/1")
+        .body(())
+        .expect("request")
+        .into_parts();
     let client = "127.0.0.1:40000".parse().expect("address");
     let log = LogConfig {
         format: LogFormat::Text,
@@ -196,9 +193,8 @@ fn hit_path(c: &mut Criterion) {
         group.bench_function(name, |b| {
             b.to_async(&runtime).iter(|| async {
                 // What `Proxy::handle` and its end-of-request hook do around the hit.
-                let mut parts = request_parts();
                 let trace = match &sampler {
-                    Some(sampler) => RequestTrace::open(&mut parts, client, sampler),
+                    Some(sampler) => RequestTrace::open(&parts, client, sampler),
                     None => RequestTrace::off(),
                 };
                 let (response, started) = if !trace.span().is_none() {

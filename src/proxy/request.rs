@@ -9,6 +9,8 @@ use crate::cache::conditional;
 use crate::cache::directives::RequestDirectives;
 use crate::cache::key::{CacheKey, KeyError};
 use crate::origin::headers::{append_forwarded_for, append_via, remove_hop_by_hop};
+use crate::telemetry::context;
+use crate::telemetry::logs::TraceIds;
 
 /// What the proxy will do with a request, decided from its method and preconditions.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -40,6 +42,8 @@ pub struct RequestHead {
     client: IpAddr,
     /// Whether the host came in the request target (HTTP/2, absolute-form) rather than `Host`.
     host_in_target: bool,
+    /// The trace ids to pass on when no span of ours does (a request the sampler dropped).
+    unsampled_trace: Option<TraceIds>,
 }
 
 impl Class {
@@ -78,7 +82,15 @@ impl RequestHead {
             key,
             client,
             host_in_target: uri.authority().is_some(),
+            unsampled_trace: None,
         })
+    }
+
+    /// Makes the origin request carry `ids` as an unsampled `traceparent` (see
+    /// [`RequestTrace::unsampled_ids`](super::trace::RequestTrace::unsampled_ids)).
+    pub fn passing_on(mut self, ids: Option<TraceIds>) -> Self {
+        self.unsampled_trace = ids;
+        self
     }
 
     /// The path and query to ask the origin for.
@@ -96,6 +108,9 @@ impl RequestHead {
         remove_hop_by_hop(&mut headers);
         append_via(&mut headers);
         append_forwarded_for(&mut headers, self.client);
+        if let Some(ids) = &self.unsampled_trace {
+            context::write_unsampled(ids, &mut headers);
+        }
         if self.host_in_target || !headers.contains_key(header::HOST) {
             // HTTP/2 and absolute-form requests carry the host in the URI, which wins over any
             // Host field (RFC 9112 §3.2.2); the origin gets it as a Host field either way.

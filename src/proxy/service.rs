@@ -31,7 +31,7 @@ use crate::origin::OriginError;
 use crate::origin::headers::remove_hop_by_hop;
 use crate::server::Handler;
 use crate::stats::Stats;
-use crate::telemetry::logs;
+use crate::telemetry::logs::{self, TraceIds};
 use crate::telemetry::sampling::RequestSampler;
 use crate::writebehind::{IncrementSource, WriteBehind};
 
@@ -229,6 +229,7 @@ impl Proxy {
         mut parts: Parts,
         body: Incoming,
         client: SocketAddr,
+        unsampled_trace: Option<TraceIds>,
     ) -> (Response<Body>, Disposition) {
         if parts.method == Method::CONNECT {
             return own_error(StatusCode::METHOD_NOT_ALLOWED, "CONNECT is not supported\n");
@@ -248,7 +249,7 @@ impl Proxy {
         }
         let class = Class::of(&parts.method, &parts.headers);
         let head = match RequestHead::new(parts.method, &parts.uri, parts.headers, client.ip()) {
-            Ok(head) => head,
+            Ok(head) => head.passing_on(unsampled_trace),
             Err(_) => return own_error(StatusCode::BAD_REQUEST, "missing or invalid Host\n"),
         };
         match class {
@@ -514,11 +515,11 @@ impl Handler for Proxy {
     /// (with tracing on) runs it inside its server span.
     async fn handle(&self, request: Request<Incoming>, client: SocketAddr) -> Response<Body> {
         let _in_flight = InFlight::enter(&self.in_flight);
-        let (mut parts, body) = request.into_parts();
+        let (parts, body) = request.into_parts();
         let ctx = RequestCtx {
             started: Instant::now(),
             trace: match &self.traced {
-                Some(sampler) => RequestTrace::open(&mut parts, client, sampler),
+                Some(sampler) => RequestTrace::open(&parts, client, sampler),
                 None => RequestTrace::off(),
             },
             // Cheap clones (inline method, reference-counted URI) kept for the log line.
@@ -530,7 +531,7 @@ impl Handler for Proxy {
                 .as_ref()
                 .and_then(|_| CacheKey::from_request(&parts.uri, &parts.headers).ok()),
         };
-        let routed = self.route(parts, body, client);
+        let routed = self.route(parts, body, client, ctx.trace.unsampled_ids());
         let (response, disposition) = if !ctx.trace.span().is_none() {
             routed.instrument(ctx.trace.span().clone()).await
         } else {

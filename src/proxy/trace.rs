@@ -8,7 +8,6 @@
 
 use std::net::SocketAddr;
 
-use http::header::HeaderName;
 use http::request::Parts;
 use http::{StatusCode, header};
 use opentelemetry::trace::SpanContext;
@@ -20,17 +19,14 @@ use crate::telemetry::logs::TraceIds;
 use crate::telemetry::sampling::{self, RequestSampler};
 use crate::telemetry::semconv::{method_name, protocol_version, split_authority};
 
-/// The W3C trace context header.
-const TRACEPARENT: HeaderName = HeaderName::from_static("traceparent");
-
 /// A request's server span.
 #[derive(Debug)]
 pub struct RequestTrace {
     span: Span,
     /// Whether the span is sampled: only then are attributes worth computing.
     sampled: bool,
-    /// For a request the sampler dropped: the trace context it passes on (no span holds it).
-    unsampled: Option<SpanContext>,
+    /// For a request the sampler dropped: the ids it logs and passes on (no span holds them).
+    unsampled: Option<TraceIds>,
 }
 
 // === impl RequestTrace ===
@@ -47,18 +43,17 @@ impl RequestTrace {
 
     /// Applies `sampler` to the request `parts` from `client`, continuing the client's trace if
     /// it sent one. A kept request opens its server span; a dropped one opens none and only
-    /// rewrites its `traceparent` (sampled flag off, its own span id) for the next hop.
-    pub fn open(parts: &mut Parts, client: SocketAddr, sampler: &RequestSampler) -> Self {
-        let parent = if parts.headers.contains_key(TRACEPARENT) {
+    /// takes its own ids to log and to pass on, unsampled, should it reach the origin
+    /// ([`unsampled_ids`](Self::unsampled_ids)).
+    pub fn open(parts: &Parts, client: SocketAddr, sampler: &RequestSampler) -> Self {
+        let parent = if parts.headers.contains_key(context::TRACEPARENT) {
             context::incoming(&parts.headers)
         } else {
             None
         };
         if !sampler.decide(parent.as_ref()) {
-            let own = sampling::unsampled_context(parent.as_ref());
-            context::write(&own, &mut parts.headers);
             return Self {
-                unsampled: Some(own),
+                unsampled: Some(sampling::unsampled_ids(parent.as_ref())),
                 ..Self::off()
             };
         }
@@ -89,12 +84,10 @@ impl RequestTrace {
         }
     }
 
-    /// The ids a dropped request's log lines carry (a kept request's come from its span).
+    /// For a request the sampler dropped: the ids its log lines carry and its origin request
+    /// passes on (a kept request's come from its spans).
     pub fn unsampled_ids(&self) -> Option<TraceIds> {
-        self.unsampled.as_ref().map(|context| TraceIds {
-            trace_id: context.trace_id(),
-            span_id: context.span_id(),
-        })
+        self.unsampled
     }
 
     /// The span the request runs in.

@@ -6,8 +6,8 @@
 
 use http::HeaderMap;
 use http::header::{HeaderName, HeaderValue};
-use opentelemetry::propagation::{Extractor, Injector, TextMapPropagator};
-use opentelemetry::trace::{SpanContext, Status, TraceContextExt};
+use opentelemetry::propagation::{Extractor, TextMapPropagator};
+use opentelemetry::trace::{SpanContext, Status, TraceContextExt, TraceFlags};
 use opentelemetry::{Context, Key, Value};
 use opentelemetry_sdk::propagation::TraceContextPropagator;
 use tracing::Span;
@@ -59,10 +59,57 @@ pub fn in_span() -> bool {
     tracing::dispatcher::get_default(|dispatch| dispatch.current_span().id().is_some())
 }
 
-/// Writes `context` into `headers` as `traceparent` (and `tracestate`), replacing what was there.
+/// Writes `context` into `headers` as `traceparent` (and `tracestate`, if it has one), replacing
+/// what was there.
+///
+/// Formatted by hand: it runs on every request a sampler dropped, where the propagator's
+/// `format!` and string round trips cost a sixth of a cache hit.
 pub fn write(context: &SpanContext, headers: &mut HeaderMap) {
-    let context = Context::new().with_remote_span_context(context.clone());
-    TraceContextPropagator::new().inject_context(&context, &mut HeaderInjector(headers));
+    let ids = TraceIds {
+        trace_id: context.trace_id(),
+        span_id: context.span_id(),
+    };
+    headers.insert(TRACEPARENT, traceparent(&ids, context.trace_flags()));
+    let state = context.trace_state().header();
+    match HeaderValue::try_from(state) {
+        Ok(state) if !state.is_empty() => {
+            headers.insert(TRACESTATE, state);
+        }
+        _ => {
+            headers.remove(TRACESTATE);
+        }
+    }
+}
+
+/// The W3C trace context header naming the parent span.
+pub const TRACEPARENT: HeaderName = HeaderName::from_static("traceparent");
+/// The W3C trace context header carrying vendor state along a trace.
+const TRACESTATE: HeaderName = HeaderName::from_static("tracestate");
+
+/// Writes `ids` into `headers` as an unsampled `traceparent`, replacing what was there; the
+/// client's `tracestate`, if any, passes on as it came.
+pub fn write_unsampled(ids: &TraceIds, headers: &mut HeaderMap) {
+    headers.insert(TRACEPARENT, traceparent(ids, TraceFlags::NOT_SAMPLED));
+}
+
+/// `00-<trace id>-<span id>-<flags>`, version 00 of the W3C format.
+fn traceparent(ids: &TraceIds, flags: TraceFlags) -> HeaderValue {
+    const HEX: &[u8; 16] = b"0123456789abcdef";
+    let mut text = [b'-'; 55];
+    let mut at = 0;
+    let mut put = |bytes: &[u8], text: &mut [u8; 55]| {
+        for byte in bytes {
+            text[at] = HEX[usize::from(byte >> 4)];
+            text[at + 1] = HEX[usize::from(byte & 0x0f)];
+            at += 2;
+        }
+        at += 1;
+    };
+    put(&[0], &mut text);
+    put(&ids.trace_id.to_bytes(), &mut text);
+    put(&ids.span_id.to_bytes(), &mut text);
+    put(&[flags.to_u8()], &mut text);
+    HeaderValue::from_bytes(&text).expect("hex digits and dashes are a valid header value")
 }
 
 /// Writes `span`'s context into `headers` as `traceparent` (and `tracestate`), replacing what
@@ -123,21 +170,6 @@ impl Extractor for HeaderExtractor<'_> {
     }
 }
 
-/// Writes propagation fields into request headers.
-struct HeaderInjector<'a>(&'a mut HeaderMap);
-
-impl Injector for HeaderInjector<'_> {
-    fn set(&mut self, key: &str, value: String) {
-        let (Ok(name), Ok(value)) = (
-            HeaderName::from_bytes(key.as_bytes()),
-            HeaderValue::from_str(&value),
-        ) else {
-            return;
-        };
-        self.0.insert(name, value);
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -170,6 +202,26 @@ mod tests {
         let mut written = HeaderMap::new();
         write(&context, &mut written);
         assert_eq!(written["traceparent"], headers["traceparent"]);
+    }
+
+    #[test]
+    fn a_sampled_context_with_state_reads_back_and_an_empty_state_is_removed() {
+        let mut headers = HeaderMap::new();
+        headers.insert(
+            "traceparent",
+            HeaderValue::from_static("00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01"),
+        );
+        headers.insert("tracestate", HeaderValue::from_static("vendor=a1,other=b2"));
+        let context = incoming(&headers).expect("valid");
+        let mut written = HeaderMap::new();
+        write(&context, &mut written);
+        assert_eq!(written["traceparent"], headers["traceparent"]);
+        assert_eq!(written["tracestate"], "vendor=a1,other=b2");
+
+        headers.remove("tracestate");
+        let stateless = incoming(&headers).expect("valid");
+        write(&stateless, &mut written);
+        assert!(written.get("tracestate").is_none());
     }
 
     #[test]

@@ -9,8 +9,9 @@
 use std::cell::Cell;
 use std::hash::{BuildHasher, RandomState};
 
-use opentelemetry::trace::{SpanContext, SpanId, TraceFlags, TraceId, TraceState};
+use opentelemetry::trace::{SpanContext, SpanId, TraceId};
 
+use super::logs::TraceIds;
 use crate::config::{Ratio, SamplerKind};
 
 /// Decides which requests are traced.
@@ -78,21 +79,14 @@ fn sampled_by_ratio(trace_id: TraceId, ratio: f64) -> bool {
     value < bound
 }
 
-/// The context a request the sampler dropped passes on: its own span id in the parent's trace
-/// (or a new trace), with the sampled flag off, so the next hop continues the same trace
-/// without recording it either.
-pub fn unsampled_context(parent: Option<&SpanContext>) -> SpanContext {
-    let (trace_id, state) = match parent {
-        Some(parent) => (parent.trace_id(), parent.trace_state().clone()),
-        None => (random_trace_id(), TraceState::default()),
-    };
-    SpanContext::new(
-        trace_id,
-        random_span_id(),
-        TraceFlags::default(),
-        false,
-        state,
-    )
+/// The ids of a request the sampler dropped: its own span id in the parent's trace (or a new
+/// trace). It passes them on with the sampled flag off (and the parent's `tracestate` as it
+/// came), so the next hop continues the same trace without recording it either.
+pub fn unsampled_ids(parent: Option<&SpanContext>) -> TraceIds {
+    TraceIds {
+        trace_id: parent.map_or_else(random_trace_id, SpanContext::trace_id),
+        span_id: random_span_id(),
+    }
 }
 
 thread_local! {
@@ -124,6 +118,8 @@ fn random_span_id() -> SpanId {
 
 #[cfg(test)]
 mod tests {
+    use opentelemetry::trace::{TraceFlags, TraceState};
+
     use super::*;
 
     fn parent(sampled: bool) -> SpanContext {
@@ -181,12 +177,12 @@ mod tests {
     #[test]
     fn an_unsampled_context_continues_its_parents_trace_or_starts_one() {
         let parent = parent(false);
-        let child = unsampled_context(Some(&parent));
-        assert_eq!(child.trace_id(), parent.trace_id());
-        assert_ne!(child.span_id(), parent.span_id());
-        assert!(!child.is_sampled() && child.is_valid());
-        let root = unsampled_context(None);
-        assert!(root.is_valid() && !root.is_sampled());
-        assert_ne!(root.trace_id(), unsampled_context(None).trace_id());
+        let child = unsampled_ids(Some(&parent));
+        assert_eq!(child.trace_id, parent.trace_id());
+        assert_ne!(child.span_id, parent.span_id());
+        assert_ne!(child.span_id, SpanId::INVALID);
+        let root = unsampled_ids(None);
+        assert_ne!(root.trace_id, TraceId::INVALID);
+        assert_ne!(root.trace_id, unsampled_ids(None).trace_id);
     }
 }
