@@ -1,0 +1,664 @@
+//! Origin faults end to end, against the fault-injecting origin: connection refused, a reset
+//! before the head or in the middle of the body, a hang, a slow drip, garbage, a body shorter
+//! than its `Content-Length`, and bursts of server errors.
+//!
+//! For each fault: every client gets the right answer (a stored response where one may stand
+//! in, else a clean 502/504 or the origin's own 5xx), every waiter of a coalesced load is
+//! released within a bound, nothing truncated is ever stored, the counters on `/metrics` count
+//! exactly what happened, and the next request recovers once the origin behaves.
+//!
+//! No test sleeps to synchronise: the origin's arrivals and sidecache's own waiter gauge are the
+//! signals, and every test runs under a bound.
+
+mod support;
+
+use std::future::Future;
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use sidecache::cache::key::CacheKey;
+use sidecache::server::Drained;
+use support::fault_origin::{Answer, Behaviour, FaultOrigin};
+use support::{Got, Scrape, Sidecache, TestClient};
+
+/// No test may run longer than this.
+const TEST_BOUND: Duration = Duration::from_secs(30);
+
+/// Every client of a faulted load is answered within this (the origin timeouts below are
+/// 300 ms, the coalescing bound 10 s: a waiter left behind would show).
+const ANSWER_BOUND: Duration = Duration::from_secs(3);
+
+/// Clients asking for one URL at once.
+const CLIENTS: usize = 5;
+
+/// Short origin timeouts so that a hang or a drip fails fast, and a coalescing bound far above
+/// them, so that a waiter released only by it would miss [`ANSWER_BOUND`].
+const FLAGS: [&str; 6] = [
+    "--origin-timeout",
+    "300ms",
+    "--origin-body-timeout",
+    "300ms",
+    "--coalesce-timeout",
+    "10s",
+];
+
+/// Runs a test body under [`TEST_BOUND`].
+async fn bounded<F: Future>(test: F) -> F::Output {
+    tokio::time::timeout(TEST_BOUND, test)
+        .await
+        .expect("the test ran past its bound")
+}
+
+// === the faults ===
+
+/// One way the origin fails.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Fault {
+    Refused,
+    ResetBeforeHead,
+    ResetMidBody,
+    Hang,
+    SlowDrip,
+    Garbage,
+    ShortBody,
+    ServerError,
+}
+
+/// What sidecache makes of a fault.
+struct Expected {
+    /// The status a client gets when nothing may stand in.
+    status: u16,
+    /// The `Cache-Status` detail.
+    detail: &'static str,
+    /// The `sidecache_origin_requests_total` outcome the failed request is counted under.
+    origin_outcome: &'static str,
+    /// Whether the failure is also a broken body (`sidecache_origin_body_errors_total`).
+    body_error: bool,
+    /// Whether the origin counts as unreachable, so that `--grace` lets a stale response stand in
+    /// (an origin that answers with a server error is reachable: only `stale-if-error` helps).
+    unreachable: bool,
+}
+
+/// The body the origin's error answers carry.
+const ERROR_BODY: &str = "origin overloaded\n";
+
+impl Fault {
+    const ALL: [Fault; 8] = [
+        Self::Refused,
+        Self::ResetBeforeHead,
+        Self::ResetMidBody,
+        Self::Hang,
+        Self::SlowDrip,
+        Self::Garbage,
+        Self::ShortBody,
+        Self::ServerError,
+    ];
+
+    fn expected(self) -> Expected {
+        let (status, detail, origin_outcome, body_error, unreachable) = match self {
+            Self::Refused => (502, "origin-connect-failed", "connect_error", false, true),
+            Self::ResetBeforeHead => (502, "origin-protocol-error", "protocol_error", false, true),
+            Self::ResetMidBody => (502, "origin-body-error", "2xx", true, true),
+            Self::Hang => (504, "origin-timeout", "timeout", false, true),
+            Self::SlowDrip => (504, "origin-body-timeout", "2xx", true, true),
+            Self::Garbage => (502, "origin-protocol-error", "protocol_error", false, true),
+            Self::ShortBody => (502, "origin-body-error", "2xx", true, true),
+            Self::ServerError => (503, "origin-error-status", "5xx", false, false),
+        };
+        Expected {
+            status,
+            detail,
+            origin_outcome,
+            body_error,
+            unreachable,
+        }
+    }
+
+    /// What the origin does instead of answering `answer` (refusing is not per request: see
+    /// [`Scenario`]).
+    fn behaviour(self, answer: Answer) -> Behaviour {
+        let half = answer.body.len() / 2;
+        match self {
+            Self::Refused => unreachable!("refusing is done on the port, not per request"),
+            Self::ResetBeforeHead => Behaviour::ResetBeforeHead,
+            Self::ResetMidBody => Behaviour::ResetMidBody { answer, sent: half },
+            Self::Hang => Behaviour::Hang,
+            // The whole body would take 20 × 50 ms = 1 s, past the 300 ms body timeout.
+            Self::SlowDrip => Behaviour::Drip {
+                chunk: answer.body.len().div_ceil(20),
+                answer,
+                interval: Duration::from_millis(50),
+            },
+            Self::Garbage => Behaviour::Garbage,
+            Self::ShortBody => Behaviour::ShortBody { answer, sent: half },
+            Self::ServerError => Behaviour::Respond(
+                Answer::new(503, ERROR_BODY)
+                    .header("retry-after", "1")
+                    .header("cache-control", "max-age=60"),
+            ),
+        }
+    }
+}
+
+/// A body long enough to be cut in half, with every byte telling where it is.
+fn patterned(label: &str, len: usize) -> Bytes {
+    let mut body = format!("{label}:").into_bytes();
+    body.extend((0..len).map(|i| b'a' + (i % 26) as u8));
+    body.truncate(len);
+    Bytes::from(body)
+}
+
+// === checks ===
+
+/// A whole response: its `Content-Length` matches the body it came with, and the body is the one
+/// expected.
+fn assert_whole(got: &Got, body: &Bytes, context: &str) {
+    assert_eq!(got.status, 200, "{context}: {}", got.cache_status());
+    assert_eq!(
+        got.header("content-length"),
+        got.body.len().to_string(),
+        "{context}: Content-Length against the body"
+    );
+    assert_eq!(&got.body, body, "{context}: body");
+}
+
+fn assert_cache_status(got: &Got, parts: &[&str], context: &str) {
+    let status = got.cache_status();
+    for part in parts {
+        let present = status.contains(part.trim_start_matches('!'));
+        assert_eq!(
+            present,
+            !part.starts_with('!'),
+            "{context}: Cache-Status {status:?} and {part}"
+        );
+    }
+}
+
+/// What a client got, and how long it took from the moment the load was let go.
+struct Answered {
+    got: Got,
+    after_release: Duration,
+}
+
+/// `CLIENTS` clients asking for `path` at once. Unless the origin refuses connections, they are
+/// gathered behind one held load first: one leader at the origin, the rest waiting on it. Then
+/// the origin is let go and every answer is collected.
+async fn coalesced_burst(
+    sidecache: &Sidecache,
+    origin: &FaultOrigin,
+    path: &str,
+    refusing: bool,
+) -> Vec<Answered> {
+    let client = TestClient::new();
+    let arrived_before = origin.requests();
+    if !refusing {
+        origin.hold();
+    }
+    let mut released = Instant::now();
+    let requests: Vec<_> = (0..CLIENTS)
+        .map(|_| {
+            let (client, url) = (client.clone(), sidecache.url(path));
+            tokio::spawn(async move { (client.get(&url).await, Instant::now()) })
+        })
+        .collect();
+    if !refusing {
+        origin.arrivals(arrived_before + 1).await;
+        support::wait_until(|| sidecache.proxy.cache().waiting() == CLIENTS - 1).await;
+        released = Instant::now();
+        origin.release();
+    }
+    let mut answers = Vec::new();
+    for request in requests {
+        let (got, at) = request.await.expect("client task");
+        answers.push(Answered {
+            got,
+            after_release: at.saturating_duration_since(released),
+        });
+    }
+    answers
+}
+
+fn key(sidecache: &Sidecache, path: &str) -> CacheKey {
+    CacheKey::new(&sidecache.proxy_addr.to_string(), path)
+}
+
+async fn is_stored(sidecache: &Sidecache, path: &str) -> bool {
+    let key = key(sidecache, path);
+    sidecache.proxy.cache().store().get(&key).await.is_some()
+}
+
+/// Counter values read off one scrape, by series; a series not exposed reads as 0 so that a
+/// label that never occurred need not be created.
+struct Counters(Scrape);
+
+impl Counters {
+    fn get(&self, series: &str) -> u64 {
+        self.0.samples.get(series).copied().unwrap_or(0.0) as u64
+    }
+
+    fn requests(&self, result: &str) -> u64 {
+        self.get(&format!(
+            "sidecache_requests_total{{cache_result=\"{result}\"}}"
+        ))
+    }
+
+    fn origin(&self, outcome: &str) -> u64 {
+        self.get(&format!(
+            "sidecache_origin_requests_total{{outcome=\"{outcome}\"}}"
+        ))
+    }
+
+    fn waiters(&self, outcome: &str) -> u64 {
+        self.get(&format!(
+            "sidecache_coalesce_waiters_total{{outcome=\"{outcome}\"}}"
+        ))
+    }
+
+    /// Every series of `name`, summed.
+    fn total(&self, name: &str) -> u64 {
+        self.0
+            .samples
+            .iter()
+            .filter(|(series, _)| series.split('{').next() == Some(name))
+            .map(|(_, value)| *value as u64)
+            .sum()
+    }
+
+    /// Asserts the saturation gauges are back to zero: nothing in flight, nobody waiting.
+    fn assert_idle(&self, context: &str) {
+        for gauge in [
+            "sidecache_inflight_loads",
+            "sidecache_inflight_requests",
+            "sidecache_coalesce_waiting",
+        ] {
+            assert_eq!(self.get(gauge), 0, "{context}: {gauge}");
+        }
+    }
+}
+
+/// Stops sidecache once `client` has gone, and checks that the drain finished cleanly: no load,
+/// request or connection of sidecache's was left hanging by the fault.
+///
+/// The client goes first because its pool may hold a connection that never carried a request
+/// (a connect that lost the race to a reused connection), and sidecache's drain waits for such
+/// a connection until its grace runs out.
+async fn stop(sidecache: Sidecache, client: TestClient, context: &str) {
+    drop(client);
+    assert_eq!(
+        sidecache.stop().await,
+        Drained::Cleanly,
+        "{context}: the drain left nothing behind"
+    );
+}
+
+async fn counters(sidecache: &Sidecache) -> Counters {
+    Counters(sidecache.metrics().await)
+}
+
+// === with nothing stored ===
+
+/// With nothing stored, a fault gives every client of the coalesced load a clean error, the next
+/// request tries the origin again (the error was not stored), and once the origin behaves the
+/// answer is whole, stored, and served whole again.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn with_nothing_stored_every_fault_gives_every_waiter_a_clean_error_and_then_recovers() {
+    bounded(async {
+        for fault in Fault::ALL {
+            with_nothing_stored(fault).await;
+        }
+    })
+    .await;
+}
+
+async fn with_nothing_stored(fault: Fault) {
+    let name = format!("{fault:?}");
+    let expected = fault.expected();
+    let body = patterned("cold", 4096);
+    let answer = Answer::ok(body.clone()).header("cache-control", "max-age=60");
+    // Two faulted origin requests (the coalesced load, then the next request), then recovery.
+    let script_answer = answer.clone();
+    let origin = FaultOrigin::start(move |arrival| match arrival.sequence {
+        1 | 2 if fault != Fault::Refused => fault.behaviour(script_answer.clone()),
+        _ => Behaviour::Respond(script_answer.clone()),
+    })
+    .await;
+    let sidecache =
+        Sidecache::start(&origin.url(), &[&FLAGS[..], &["--grace", "0s"]].concat()).await;
+    let client = TestClient::new();
+    let refusing = fault == Fault::Refused;
+    if refusing {
+        origin.refuse().await;
+    }
+
+    let answers = coalesced_burst(&sidecache, &origin, "/cold", refusing).await;
+    for (i, answered) in answers.iter().enumerate() {
+        let context = format!("{name}: client {i}");
+        assert_eq!(
+            answered.got.status.as_u16(),
+            expected.status,
+            "{context}: {}",
+            answered.got.cache_status()
+        );
+        assert_cache_status(
+            &answered.got,
+            &[&format!("detail={}", expected.detail), "!stored", "!hit"],
+            &context,
+        );
+        assert!(
+            answered.after_release < ANSWER_BOUND,
+            "{context}: answered {:?} after the load was let go",
+            answered.after_release
+        );
+        if fault == Fault::ServerError {
+            assert_eq!(
+                answered.got.text(),
+                ERROR_BODY,
+                "{context}: the origin's own answer"
+            );
+        }
+    }
+    assert!(
+        !is_stored(&sidecache, "/cold").await,
+        "{name}: nothing stored"
+    );
+
+    // The error was not stored: the next request goes to the origin again, and fails again.
+    let next = client.get(&sidecache.url("/cold")).await;
+    assert_eq!(
+        next.status.as_u16(),
+        expected.status,
+        "{name}: next request"
+    );
+    assert_cache_status(&next, &["!collapsed", "!stored"], &format!("{name}: next"));
+    assert!(
+        !is_stored(&sidecache, "/cold").await,
+        "{name}: nothing stored"
+    );
+
+    // The origin behaves again: the answer is whole, stored, and served whole from the store.
+    if refusing {
+        origin.accept().await;
+    }
+    let recovered = client.get(&sidecache.url("/cold")).await;
+    assert_whole(&recovered, &body, &format!("{name}: recovered"));
+    assert_cache_status(&recovered, &["fwd=uri-miss", "stored"], &name);
+    let hit = client.get(&sidecache.url("/cold")).await;
+    assert_whole(&hit, &body, &format!("{name}: hit"));
+    assert_cache_status(&hit, &["; hit"], &name);
+
+    // Exact counts. Origin requests: with the port closed none arrives; otherwise the one
+    // coalesced load, the next request and the recovery.
+    let counted = counters(&sidecache).await;
+    let errors = (CLIENTS + 1) as u64;
+    assert_eq!(counted.requests("error"), errors, "{name}: errors");
+    assert_eq!(counted.requests("miss"), 1, "{name}: misses");
+    assert_eq!(counted.requests("hit"), 1, "{name}: hits");
+    assert_eq!(
+        counted.total("sidecache_requests_total"),
+        errors + 2,
+        "{name}: every answer counted once"
+    );
+    // The waiters: with the port closed each client may find the failure on its own (the
+    // connect fails at once) or wait on another's; every client is one or the other.
+    let waited = counted.waiters("leader_error");
+    let failed_at_origin = counted.origin(expected.origin_outcome);
+    if refusing {
+        assert_eq!(origin.requests(), 1, "{name}: only the recovery arrived");
+        assert_eq!(
+            failed_at_origin + waited,
+            errors,
+            "{name}: each error either tried the origin or waited on a load that did"
+        );
+    } else {
+        assert_eq!(origin.requests(), 3, "{name}: origin requests");
+        assert_eq!(
+            waited,
+            CLIENTS as u64 - 1,
+            "{name}: waiters released with the error"
+        );
+        let recovery = u64::from(expected.origin_outcome == "2xx");
+        assert_eq!(
+            failed_at_origin,
+            2 + recovery,
+            "{name}: origin {}",
+            expected.origin_outcome
+        );
+    }
+    assert_eq!(
+        counted.total("sidecache_coalesce_waiters_total"),
+        waited,
+        "{name}: no other wait outcome"
+    );
+    assert_eq!(
+        counted.total("sidecache_origin_requests_total"),
+        failed_at_origin + u64::from(expected.origin_outcome != "2xx"),
+        "{name}: origin requests by outcome"
+    );
+    assert_eq!(
+        counted.get("sidecache_origin_body_errors_total"),
+        if expected.body_error { 2 } else { 0 },
+        "{name}: broken bodies"
+    );
+    assert_eq!(
+        counted.total("sidecache_store_refused_total"),
+        0,
+        "{name}: a failure is not a refused store"
+    );
+    counted.assert_idle(&name);
+    stop(sidecache, client, &name).await;
+}
+
+// === with a stored response ===
+
+/// What lets a stored, stale response stand in for a failed load.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Allowance {
+    /// The response said `stale-if-error=60` (RFC 5861); sidecache has no grace.
+    StaleIfError,
+    /// The response said nothing; sidecache's `--grace` (default 60 s) covers an unreachable
+    /// origin, not one that answers with a server error.
+    Grace,
+}
+
+/// With a stale response stored, a fault lets it stand in wherever the response or `--grace`
+/// allows: every client of the coalesced load gets the stored copy whole, the copy is not
+/// replaced by anything the broken origin sent, and the next request that finds the origin
+/// behaving replaces it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stored_response_stands_in_for_every_fault_where_allowed() {
+    bounded(async {
+        for allowance in [Allowance::StaleIfError, Allowance::Grace] {
+            for fault in Fault::ALL {
+                with_a_stale_copy(fault, allowance).await;
+            }
+        }
+    })
+    .await;
+}
+
+async fn with_a_stale_copy(fault: Fault, allowance: Allowance) {
+    let name = format!("{fault:?} with {allowance:?}");
+    let expected = fault.expected();
+    let (control, flags): (&str, &[&str]) = match allowance {
+        Allowance::StaleIfError => ("max-age=0, stale-if-error=60", &["--grace", "0s"]),
+        Allowance::Grace => ("max-age=0", &[]),
+    };
+    let stale = patterned("stale", 4096);
+    let fresh = patterned("fresh", 4096);
+    let mut first = Answer::ok(stale.clone()).header("cache-control", control);
+    if fault == Fault::Refused {
+        // No pooled connection survives to reach the origin once its port is closed.
+        first = first.header("connection", "close");
+    }
+    let faulted = Answer::ok(fresh.clone()).header("cache-control", control);
+    let recovered = Answer::ok(fresh.clone()).header("cache-control", "max-age=60");
+    let origin = FaultOrigin::start(move |arrival| match arrival.sequence {
+        1 => Behaviour::Respond(first.clone()),
+        2 if fault != Fault::Refused => fault.behaviour(faulted.clone()),
+        _ => Behaviour::Respond(recovered.clone()),
+    })
+    .await;
+    let sidecache = Sidecache::start(&origin.url(), &[&FLAGS[..], flags].concat()).await;
+    let client = TestClient::new();
+    let stored = client.get(&sidecache.url("/s")).await;
+    assert_whole(&stored, &stale, &format!("{name}: first"));
+    assert_cache_status(&stored, &["stored"], &name);
+    let refusing = fault == Fault::Refused;
+    if refusing {
+        origin.refuse().await;
+    }
+
+    let stands_in = allowance == Allowance::StaleIfError || expected.unreachable;
+    let answers = coalesced_burst(&sidecache, &origin, "/s", refusing).await;
+    for (i, answered) in answers.iter().enumerate() {
+        let context = format!("{name}: client {i}");
+        let got = &answered.got;
+        if stands_in {
+            assert_whole(got, &stale, &context);
+            assert_cache_status(
+                got,
+                &[
+                    "fwd=stale",
+                    &format!("detail={}", expected.detail),
+                    "!stored",
+                ],
+                &context,
+            );
+        } else {
+            assert_eq!(got.status.as_u16(), expected.status, "{context}");
+            assert_eq!(got.text(), ERROR_BODY, "{context}: the origin's own answer");
+            assert_cache_status(got, &["fwd=stale", "fwd-status=503", "!stored"], &context);
+        }
+        assert!(
+            answered.after_release < ANSWER_BOUND,
+            "{context}: answered {:?} after the load was let go",
+            answered.after_release
+        );
+    }
+    // Nothing the broken origin sent replaced the stored copy.
+    let key = key(&sidecache, "/s");
+    let object = sidecache.proxy.cache().store().get(&key).await;
+    let object = object.unwrap_or_else(|| panic!("{name}: the stale copy is still stored"));
+    let variant = object
+        .select(&http::HeaderMap::new())
+        .unwrap_or_else(|| panic!("{name}: a variant for a plain request"));
+    assert_eq!(
+        variant.body, stale,
+        "{name}: the stored copy is the stale one, whole"
+    );
+
+    if refusing {
+        origin.accept().await;
+    }
+    let next = client.get(&sidecache.url("/s")).await;
+    assert_whole(&next, &fresh, &format!("{name}: recovered"));
+    assert_cache_status(&next, &["fwd=stale", "stored"], &name);
+    let hit = client.get(&sidecache.url("/s")).await;
+    assert_whole(&hit, &fresh, &format!("{name}: hit"));
+    assert_cache_status(&hit, &["; hit"], &name);
+
+    let counted = counters(&sidecache).await;
+    let burst = CLIENTS as u64;
+    let (stale_answers, errors) = if stands_in { (burst, 0) } else { (0, burst) };
+    assert_eq!(counted.requests("stale"), stale_answers, "{name}: stale");
+    assert_eq!(counted.requests("error"), errors, "{name}: errors");
+    assert_eq!(
+        counted.requests("miss"),
+        2,
+        "{name}: the first and the recovery"
+    );
+    assert_eq!(counted.requests("hit"), 1, "{name}: hits");
+    assert_eq!(
+        counted.total("sidecache_requests_total"),
+        burst + 3,
+        "{name}: every answer counted once"
+    );
+    let waited = counted.waiters("leader_error");
+    let failed_at_origin = counted.origin(expected.origin_outcome);
+    if refusing {
+        assert_eq!(origin.requests(), 2, "{name}: the first and the recovery");
+        assert_eq!(failed_at_origin + waited, burst, "{name}: tried or waited");
+    } else {
+        assert_eq!(origin.requests(), 3, "{name}: origin requests");
+        assert_eq!(
+            waited,
+            burst - 1,
+            "{name}: waiters released with the failure"
+        );
+        let successes = if expected.origin_outcome == "2xx" {
+            2
+        } else {
+            0
+        };
+        assert_eq!(
+            failed_at_origin,
+            1 + successes,
+            "{name}: origin {}",
+            expected.origin_outcome
+        );
+    }
+    assert_eq!(
+        counted.total("sidecache_coalesce_waiters_total"),
+        waited,
+        "{name}: no other wait outcome"
+    );
+    assert_eq!(
+        counted.get("sidecache_origin_body_errors_total"),
+        u64::from(expected.body_error),
+        "{name}: broken bodies"
+    );
+    counted.assert_idle(&name);
+    stop(sidecache, client, &name).await;
+}
+
+// === the leader's client leaves ===
+
+/// The client whose request started a load leaves while the origin hangs: the load goes on in
+/// its own task, times out, and every waiter is released with a 504; nothing is left in flight.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn when_the_leaders_client_leaves_a_hanging_load_still_releases_every_waiter() {
+    bounded(async {
+        let origin = FaultOrigin::start(|arrival| match arrival.sequence {
+            1 => Behaviour::Hang,
+            _ => Behaviour::Respond(Answer::ok("back").header("cache-control", "max-age=60")),
+        })
+        .await;
+        let sidecache =
+            Sidecache::start(&origin.url(), &[&FLAGS[..], &["--grace", "0s"]].concat()).await;
+        let client = TestClient::new();
+        let leader = tokio::spawn({
+            let (client, url) = (client.clone(), sidecache.url("/h"));
+            async move { client.get(&url).await }
+        });
+        origin.arrivals(1).await;
+        let waiters: Vec<_> = (0..CLIENTS - 1)
+            .map(|_| {
+                let (client, url) = (client.clone(), sidecache.url("/h"));
+                tokio::spawn(async move { (client.get(&url).await, Instant::now()) })
+            })
+            .collect();
+        support::wait_until(|| sidecache.proxy.cache().waiting() == CLIENTS - 1).await;
+        let left = Instant::now();
+        leader.abort();
+        for waiter in waiters {
+            let (got, at) = waiter.await.expect("waiter");
+            assert_eq!(got.status, 504, "{}", got.cache_status());
+            assert_cache_status(&got, &["collapsed", "detail=origin-timeout"], "waiter");
+            assert!(at - left < ANSWER_BOUND, "released {:?} after", at - left);
+        }
+        let next = client.get(&sidecache.url("/h")).await;
+        assert_whole(&next, &Bytes::from_static(b"back"), "recovered");
+        assert_eq!(origin.requests(), 2);
+
+        let counted = counters(&sidecache).await;
+        // The leader's request got no answer, so it is not counted; its waiters are.
+        assert_eq!(counted.requests("error"), CLIENTS as u64 - 1);
+        assert_eq!(counted.waiters("leader_error"), CLIENTS as u64 - 1);
+        assert_eq!(counted.origin("timeout"), 1);
+        assert_eq!(counted.requests("miss"), 1);
+        assert_eq!(counted.total("sidecache_requests_total"), CLIENTS as u64);
+        counted.assert_idle("after the waiters");
+        stop(sidecache, client, "leader left").await;
+    })
+    .await;
+}
