@@ -19,7 +19,7 @@ use bytes::Bytes;
 use sidecache::cache::key::CacheKey;
 use sidecache::server::Drained;
 use support::fault_origin::{Answer, Behaviour, FaultOrigin};
-use support::{Got, Scrape, Sidecache, TestClient};
+use support::{Failed, Got, Scrape, Sidecache, TestClient};
 
 /// No test may run longer than this.
 const TEST_BOUND: Duration = Duration::from_secs(30);
@@ -341,7 +341,7 @@ async fn with_nothing_stored(fault: Fault) {
         );
         assert_cache_status(
             &answered.got,
-            &[&format!("detail={}", expected.detail), "!stored", "!hit"],
+            &[&format!("detail={}", expected.detail), "!stored", "!; hit"],
             &context,
         );
         assert!(
@@ -659,6 +659,109 @@ async fn when_the_leaders_client_leaves_a_hanging_load_still_releases_every_wait
         assert_eq!(counted.total("sidecache_requests_total"), CLIENTS as u64);
         counted.assert_idle("after the waiters");
         stop(sidecache, client, "leader left").await;
+    })
+    .await;
+}
+
+// === bodies that are streamed, not stored ===
+
+/// A body sidecache streams instead of storing (larger than `--max-object-size`, or private)
+/// and that breaks off reaches its client broken — never as a complete-looking shorter answer —
+/// and is not stored; the next request gets the whole body.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_streamed_body_that_breaks_off_reaches_the_client_broken_and_is_not_stored() {
+    bounded(async {
+        let body = patterned("streamed", 8192);
+        let cases = [
+            ("too large", "max-age=60", Fault::ResetMidBody),
+            ("too large", "max-age=60", Fault::ShortBody),
+            ("private", "private, max-age=60", Fault::ResetMidBody),
+            ("private", "private, max-age=60", Fault::ShortBody),
+        ];
+        for (kind, control, fault) in cases {
+            let name = format!("{kind}, {fault:?}");
+            let answer = Answer::ok(body.clone()).header("cache-control", control);
+            let origin = FaultOrigin::start(move |arrival| match arrival.sequence {
+                1 => fault.behaviour(answer.clone()),
+                _ => Behaviour::Respond(answer.clone()),
+            })
+            .await;
+            let sidecache = Sidecache::start(
+                &origin.url(),
+                &[&FLAGS[..], &["--max-object-size", "1KiB"]].concat(),
+            )
+            .await;
+            let client = TestClient::new();
+            let url = sidecache.url("/big");
+            match client
+                .try_send(http::Method::GET, &url, &[], Bytes::new())
+                .await
+            {
+                Err(Failed::Body {
+                    status, received, ..
+                }) => {
+                    assert_eq!(status, 200, "{name}");
+                    assert!(received < body.len(), "{name}: {received} bytes");
+                }
+                Err(Failed::NoResponse(_)) => {}
+                Ok(got) => panic!(
+                    "{name}: a broken body was delivered as complete: {} bytes of {}",
+                    got.body.len(),
+                    got.header("content-length")
+                ),
+            }
+            assert!(!is_stored(&sidecache, "/big").await, "{name}: not stored");
+            let next = client.get(&url).await;
+            assert_whole(&next, &body, &format!("{name}: next"));
+            assert_cache_status(&next, &["!stored", "!; hit"], &name);
+            assert_eq!(
+                origin.requests(),
+                2,
+                "{name}: the next request went to the origin"
+            );
+            let counted = counters(&sidecache).await;
+            assert_eq!(counted.origin("2xx"), 2, "{name}: origin heads");
+            counted.assert_idle(&name);
+            stop(sidecache, client, &name).await;
+        }
+    })
+    .await;
+}
+
+// === slow but within the limits ===
+
+/// An origin that drips its body slowly but finishes within `--origin-body-timeout` is not a
+/// fault: the body is stored whole, and the clients that waited for it get it whole.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_slow_drip_that_finishes_in_time_is_stored_whole() {
+    bounded(async {
+        let body = patterned("drip", 2000);
+        let answer = Answer::ok(body.clone()).header("cache-control", "max-age=60");
+        // 10 chunks, 20 ms apart: 200 ms, within the 1 s body timeout.
+        let origin = FaultOrigin::start(move |_| Behaviour::Drip {
+            answer: answer.clone(),
+            chunk: 200,
+            interval: Duration::from_millis(20),
+        })
+        .await;
+        let sidecache = Sidecache::start(&origin.url(), &["--origin-body-timeout", "1s"]).await;
+        let answers = coalesced_burst(&sidecache, &origin, "/drip", false).await;
+        for answered in &answers {
+            assert_whole(&answered.got, &body, "waiter");
+        }
+        let client = TestClient::new();
+        let hit = client.get(&sidecache.url("/drip")).await;
+        assert_whole(&hit, &body, "hit");
+        assert_cache_status(&hit, &["; hit"], "hit");
+        assert_eq!(origin.requests(), 1);
+        let counted = counters(&sidecache).await;
+        assert_eq!(counted.requests("miss"), 1);
+        assert_eq!(counted.requests("coalesced"), CLIENTS as u64 - 1);
+        assert_eq!(counted.requests("hit"), 1);
+        assert_eq!(counted.waiters("shared"), CLIENTS as u64 - 1);
+        assert_eq!(counted.get("sidecache_origin_body_errors_total"), 0);
+        counted.assert_idle("drip");
+        stop(sidecache, client, "drip").await;
     })
     .await;
 }
