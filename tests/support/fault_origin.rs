@@ -114,13 +114,11 @@ struct State {
 
 /// Orders to the accept loop.
 enum Order {
-    /// Close the listening socket (new connections are refused); with `sever`, close every open
-    /// connection too.
-    Refuse {
-        sever: bool,
-        done: oneshot::Sender<()>,
-    },
-    /// Listen again on the same port.
+    /// Close the listening socket (new connections are refused) and every open connection.
+    Refuse { done: oneshot::Sender<()> },
+    /// Keep the port open but stop accepting: new connections wait in the listen backlog.
+    Stall { done: oneshot::Sender<()> },
+    /// Accept again (listening on the same port again if it was closed).
     Accept { done: oneshot::Sender<()> },
 }
 
@@ -211,17 +209,22 @@ impl FaultOrigin {
     /// Closes the port and every open connection: from now on connections are refused. Returns
     /// once both are closed.
     pub async fn refuse(&self) {
-        self.order(|done| Order::Refuse { sever: true, done }).await;
+        self.order(|done| Order::Refuse { done }).await;
     }
 
-    /// Closes the port but goes on serving the connections already open (a pooled client keeps
-    /// using them; only new connections are refused).
-    pub async fn refuse_new(&self) {
-        self.order(|done| Order::Refuse { sever: false, done })
-            .await;
+    /// Stops accepting connections while the port stays open (a stalled accept loop): a new
+    /// connection completes its handshake in the kernel and waits, its request unread, until
+    /// [`accept`](Self::accept). Connections already open are served as before.
+    ///
+    /// Unlike closing the port under load, this loses nothing: the kernel resets the connections
+    /// still waiting in the backlog of a port that closes, so a request sent on one of them
+    /// would count at the client and never at the origin.
+    pub async fn stall(&self) {
+        self.order(|done| Order::Stall { done }).await;
     }
 
-    /// Listens again on the same port after [`refuse`](Self::refuse).
+    /// Accepts connections again after [`refuse`](Self::refuse) (listening on the same port
+    /// again) or [`stall`](Self::stall).
     pub async fn accept(&self) {
         self.order(|done| Order::Accept { done }).await;
     }
@@ -251,11 +254,12 @@ async fn accept_loop(
     mut orders: mpsc::Receiver<Order>,
 ) {
     let mut connections = JoinSet::new();
+    let mut accepting = true;
     loop {
         let accepted = async {
             match &listener {
-                Some(listener) => listener.accept().await,
-                None => std::future::pending().await,
+                Some(listener) if accepting => listener.accept().await,
+                _ => std::future::pending().await,
             }
         };
         tokio::select! {
@@ -270,17 +274,22 @@ async fn accept_loop(
             }
             order = orders.recv() => match order {
                 None => return,
-                Some(Order::Refuse { sever, done }) => {
+                Some(Order::Refuse { done }) => {
                     listener = None;
-                    if sever {
-                        connections.shutdown().await;
-                        // Aborted tasks did not get to count themselves closed.
-                        state.open.send_replace(0);
-                    }
+                    connections.shutdown().await;
+                    // Aborted tasks did not get to count themselves closed.
+                    state.open.send_replace(0);
+                    let _ = done.send(());
+                }
+                Some(Order::Stall { done }) => {
+                    accepting = false;
                     let _ = done.send(());
                 }
                 Some(Order::Accept { done }) => {
-                    listener = Some(rebind(addr).await);
+                    if listener.is_none() {
+                        listener = Some(rebind(addr).await);
+                    }
+                    accepting = true;
                     let _ = done.send(());
                 }
             },
