@@ -1,7 +1,8 @@
 //! A fault-injecting origin: a raw TCP server on a loopback port that answers each request as a
 //! script says — properly, or with one of the ways a broken origin fails (a reset before or in
 //! the middle of the answer, a hang, a slow drip, garbage, a body shorter than its
-//! `Content-Length`, a server error) — and that can refuse connections altogether.
+//! `Content-Length`, a server error) — and that can refuse connections altogether or stall its
+//! accept loop.
 //!
 //! It speaks HTTP/1.1 by hand, so that it can break the protocol where a real server library
 //! would not let it. It counts every request whose head it read (exact counts for assertions)
