@@ -276,8 +276,10 @@ pub struct LogConfig {
         default_value = "text"
     )]
     pub format: LogFormat,
-    /// Which events are logged, in tracing's EnvFilter syntax (e.g. "info" or
-    /// "sidecache=debug,hyper=warn"). RUST_LOG, when set, is honoured by telemetry instead.
+    /// Which events are logged: a preset (prod: warnings plus sidecache's start/stop lines;
+    /// development: also one access line per request; debug: everything at debug), or
+    /// tracing's EnvFilter syntax (e.g. "info" or "sidecache=debug,hyper=warn"). RUST_LOG, when
+    /// set, is honoured by telemetry instead.
     #[arg(
         long = "log-level",
         env = "SIDECACHE_LOG",
