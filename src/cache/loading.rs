@@ -546,6 +546,15 @@ impl<L: Loader> LoadingCache<L> {
     ) -> Answered<L> {
         let key = permit.key().clone();
         let inner = &self.inner;
+        // Another load of this key may have finished between the caller's L1 lookup and its
+        // election: its value is in L1 now, and loading again would be a second origin request
+        // for the same key (rule 1). So L1 is asked once more, under the permit.
+        if let Some(value) = inner.store.get(&key).await {
+            if inner.loader.judge(&value, request) == Judgement::Fresh {
+                permit.publish(Outcome::Shared(value.clone()));
+                return answer(Served::Value(value), Route::Hit);
+            }
+        }
         if let Some(value) = inner.loader.load_cached(&key).await {
             if inner.loader.judge(&value, request) == Judgement::Fresh {
                 inner.store.insert(key, value.clone()).await;
