@@ -497,6 +497,11 @@ impl Ratio {
     /// Every trace.
     pub const ONE: Ratio = Ratio(1.0);
 
+    /// `fraction` as a ratio, if it is from 0 to 1.
+    pub fn new(fraction: f64) -> Option<Ratio> {
+        (0.0..=1.0).contains(&fraction).then_some(Ratio(fraction))
+    }
+
     /// The ratio as a fraction.
     pub fn get(self) -> f64 {
         self.0
@@ -512,11 +517,7 @@ fn parse_ratio(text: &str) -> Result<Ratio, String> {
         .trim()
         .parse()
         .map_err(|_| "expected a number from 0 to 1, e.g. 0.01".to_owned())?;
-    if (0.0..=1.0).contains(&ratio) {
-        Ok(Ratio(ratio))
-    } else {
-        Err("must be from 0 to 1".to_owned())
-    }
+    Ratio::new(ratio).ok_or_else(|| "must be from 0 to 1".to_owned())
 }
 
 // === impl Config ===

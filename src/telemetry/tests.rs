@@ -7,9 +7,10 @@ use std::sync::{Arc, Mutex};
 
 use http::Request;
 use opentelemetry_sdk::error::OTelSdkResult;
-use opentelemetry_sdk::trace::{SdkTracerProvider, SpanData, SpanExporter};
+use opentelemetry_sdk::trace::{SpanData, SpanExporter};
 
 use super::*;
+use crate::config::SamplerKind;
 use crate::proxy::trace::RequestTrace;
 
 /// Discards every span.
@@ -84,11 +85,7 @@ fn access_line(format: LogFormat, tracing: &Tracing, flags: &str) -> String {
 }
 
 fn traced() -> Tracing {
-    Tracing::from_provider(
-        SdkTracerProvider::builder()
-            .with_simple_exporter(Discard)
-            .build(),
-    )
+    Tracing::with_exporter(Discard, SamplerKind::ParentbasedAlwaysOn, None)
 }
 
 #[test]
