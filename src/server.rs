@@ -20,6 +20,7 @@ use std::future::Future;
 use std::net::SocketAddr;
 use std::pin::Pin;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::task::{Context, Poll};
 use std::time::Duration;
 
@@ -75,11 +76,20 @@ impl From<&ClientLimitsConfig> for ClientLimits {
     }
 }
 
-/// The connection slots of one listener: how many are taken is its open-connection count.
+/// The connection slots of one listener, and how many connections hold one.
 #[derive(Debug, Clone)]
 pub struct ConnectionSlots {
     slots: Arc<Semaphore>,
     max: usize,
+    /// Connections accepted and not yet closed (the accept loop may hold one more slot, free,
+    /// while it waits for the next connection).
+    open: Arc<AtomicUsize>,
+}
+
+/// A connection's slot, given back when the connection ends.
+struct Slot {
+    _permit: OwnedSemaphorePermit,
+    open: Arc<AtomicUsize>,
 }
 
 impl ConnectionSlots {
@@ -89,6 +99,7 @@ impl ConnectionSlots {
         Self {
             slots: Arc::new(Semaphore::new(max)),
             max,
+            open: Arc::new(AtomicUsize::new(0)),
         }
     }
 
@@ -99,15 +110,30 @@ impl ConnectionSlots {
 
     /// Connections open now (a saturation gauge).
     pub fn open(&self) -> usize {
-        self.max - self.slots.available_permits()
+        self.open.load(Ordering::SeqCst)
     }
 
-    /// Waits for a free slot; it is taken until the permit is dropped.
-    async fn take(&self) -> OwnedSemaphorePermit {
+    /// Waits for a free slot.
+    async fn reserve(&self) -> OwnedSemaphorePermit {
         Arc::clone(&self.slots)
             .acquire_owned()
             .await
             .expect("the semaphore is never closed")
+    }
+
+    /// Gives a reserved slot to an accepted connection.
+    fn occupy(&self, permit: OwnedSemaphorePermit) -> Slot {
+        self.open.fetch_add(1, Ordering::SeqCst);
+        Slot {
+            _permit: permit,
+            open: Arc::clone(&self.open),
+        }
+    }
+}
+
+impl Drop for Slot {
+    fn drop(&mut self) {
+        self.open.fetch_sub(1, Ordering::SeqCst);
     }
 }
 
@@ -315,9 +341,9 @@ pub async fn serve<H: Handler>(
     tokio::pin!(shutdown);
     loop {
         // At the limit, stop accepting: new clients wait in the listen backlog.
-        let slot = tokio::select! {
+        let permit = tokio::select! {
             () = &mut shutdown => break,
-            slot = slots.take() => slot,
+            permit = slots.reserve() => permit,
         };
         let (stream, peer) = tokio::select! {
             () = &mut shutdown => break,
@@ -332,6 +358,7 @@ pub async fn serve<H: Handler>(
                 }
             },
         };
+        let slot = slots.occupy(permit);
         let _ = stream.set_nodelay(true);
         let handler = Arc::clone(&handler);
         let activity = Arc::new(Activity::default());
