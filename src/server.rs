@@ -12,7 +12,7 @@
 //!   a larger head is answered 431 and its stream reset.
 //! - A connection with no request under way is closed after [`ClientLimits::idle_timeout`]; an
 //!   HTTP/1.1 request head must be complete within [`ClientLimits::header_timeout`] of its first
-//!   byte, or the connection is closed without an answer (see [`timeouts`]).
+//!   byte, or the connection is closed without an answer (the `timeouts` module).
 
 mod timeouts;
 
@@ -250,8 +250,8 @@ impl Protocols {
     }
 }
 
-/// HTTP/1.1: the head limits, and no hyper header-read timeout ([`timeouts`] keeps the idle and
-/// header clocks apart instead).
+/// HTTP/1.1: the head limits, and no hyper header-read timeout (the `timeouts` module keeps the
+/// idle and header clocks apart instead).
 fn configure_http1(http1: &mut http1::Builder, limits: &ClientLimits) {
     http1
         .timer(TokioTimer::new())

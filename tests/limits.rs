@@ -340,6 +340,54 @@ async fn a_keep_alive_connection_lives_until_the_idle_timeout_not_the_header_tim
     sidecache.stop().await;
 }
 
+/// HTTP/2 clients send frames while idle, so only the idle clock applies: a connection with no
+/// stream open for the idle timeout is closed.
+#[tokio::test]
+async fn an_idle_http2_connection_is_closed_after_the_idle_timeout() {
+    let origin = TestOrigin::start(|_, _| cached_origin_reply()).await;
+    let sidecache = Sidecache::start(
+        &origin.url(),
+        &[
+            "--client-header-timeout",
+            "100ms",
+            "--client-idle-timeout",
+            "500ms",
+        ],
+    )
+    .await;
+    let stream = connect(&sidecache).await;
+    let (mut sender, connection) =
+        hyper::client::conn::http2::handshake(TokioExecutor::new(), TokioIo::new(stream))
+            .await
+            .expect("h2 handshake");
+    let connection = tokio::spawn(connection);
+    let request = Request::get("http://limits.test/h2")
+        .body(Empty::<Bytes>::new())
+        .expect("request");
+    let response = tokio::time::timeout(BOUND, sender.send_request(request))
+        .await
+        .expect("an answer in time")
+        .expect("a response");
+    assert_eq!(response.status(), 200);
+    let body = response
+        .into_body()
+        .collect()
+        .await
+        .expect("body")
+        .to_bytes();
+    assert_eq!(&body[..], b"ok");
+    let idle_from = Instant::now();
+    let _ = tokio::time::timeout(BOUND, connection)
+        .await
+        .expect("the server closed the idle connection in time");
+    let idle = idle_from.elapsed();
+    assert!(
+        idle >= Duration::from_millis(400) && idle < Duration::from_secs(5),
+        "closed after {idle:?} idle"
+    );
+    sidecache.stop().await;
+}
+
 // === connections ===
 
 #[tokio::test]
@@ -466,6 +514,10 @@ async fn a_chunked_body_running_past_the_limit_aborts_the_origin_request_and_get
     let (head, body) = read_response(&mut stream).await;
     assert!(head.starts_with("http/1.1 413"), "{head}");
     assert!(head.contains("connection: close"), "{head}");
+    assert!(
+        head.contains("cache-status: sidecache; fwd=method; detail=request-body-too-large"),
+        "{head}"
+    );
     assert_eq!(body, b"request body too large\n");
     let (_, end) = read_to_end(&mut stream).await;
     assert_eq!(end, End::Closed);
