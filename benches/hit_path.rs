@@ -93,6 +93,7 @@ fn hit_path(c: &mut Criterion) {
             connect_timeout: Duration::from_secs(1),
             first_byte_timeout: Duration::from_secs(1),
             body_timeout: Duration::from_secs(1),
+            read_timeout: Duration::from_secs(1),
             pool_idle_timeout: Duration::from_secs(1),
             host_header: HostHeader::Preserve,
         },
@@ -113,6 +114,7 @@ fn hit_path(c: &mut Criterion) {
             LoadingConfig {
                 coalesce_timeout: Duration::from_secs(5),
                 hit_for_miss_ttl: Duration::from_secs(10),
+                max_waiters_per_key: 10_000,
             },
         )
     });

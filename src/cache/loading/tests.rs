@@ -129,6 +129,7 @@ fn fixture_with(
         LoadingConfig {
             coalesce_timeout,
             hit_for_miss_ttl: Duration::from_secs(60),
+            max_waiters_per_key: usize::MAX,
         },
     );
     Fixture { loader, cache }
