@@ -93,6 +93,7 @@ fn single_flight(c: &mut Criterion) {
     let config = LoadingConfig {
         coalesce_timeout: Duration::from_secs(5),
         hit_for_miss_ttl: Duration::from_secs(10),
+        max_waiters_per_key: 10_000,
     };
     let cache = runtime.block_on(async { LoadingCache::new(loader.clone(), store, config) });
     let warm_key = u64::MAX;

@@ -6,7 +6,7 @@
 //! drops but does not expose the count; it only reports it when the provider shuts down.)
 //!
 //! The processor's thread has no Tokio runtime, and both OTLP clients (tonic, hyper) need one, so
-//! every export is run as a task on the runtime the pipeline was started in ([`OnRuntime`]).
+//! every export is run as a task on the runtime the pipeline was started in (`OnRuntime`).
 
 use std::fmt;
 use std::sync::Arc;
