@@ -11,15 +11,13 @@ use bytes::Bytes;
 use criterion::{Criterion, criterion_group, criterion_main};
 use http::{HeaderMap, HeaderValue, Method, StatusCode, Uri};
 use opentelemetry_sdk::error::OTelSdkResult;
-use opentelemetry_sdk::trace::{
-    BatchSpanProcessor, Sampler, SdkTracerProvider, SpanData, SpanExporter,
-};
+use opentelemetry_sdk::trace::{SpanData, SpanExporter};
 use sidecache::cache::key::CacheKey;
 use sidecache::cache::loading::{LoadingCache, LoadingConfig, Served};
 use sidecache::cache::object::{CachedObject, Variant};
 use sidecache::cache::policy::{PolicyConfig, ResponsePolicy};
 use sidecache::cache::vary::VaryKey;
-use sidecache::config::{HostHeader, LogConfig, LogFormat};
+use sidecache::config::{HostHeader, LogConfig, LogFormat, Ratio, SamplerKind};
 use sidecache::metrics;
 use sidecache::origin::metrics::OriginMetrics;
 use sidecache::origin::{OriginClient, OriginSettings};
@@ -47,15 +45,11 @@ impl SpanExporter for Discard {
 
 /// Tracing on, sampling `ratio` of the requests that arrive without a `traceparent`, exporting
 /// through the SDK's batch processor (as the binary does) into [`Discard`].
+/// Tracing on as `--trace-sampler parentbased_traceidratio --trace-sampler-arg RATIO` sets it
+/// up, exporting to nowhere.
 fn tracing_on(ratio: f64) -> Tracing {
-    Tracing::from_provider(
-        SdkTracerProvider::builder()
-            .with_span_processor(BatchSpanProcessor::builder(Discard).build())
-            .with_sampler(Sampler::ParentBased(Box::new(Sampler::TraceIdRatioBased(
-                ratio,
-            ))))
-            .build(),
-    )
+    let ratio = Ratio::new(ratio).expect("a ratio");
+    Tracing::with_exporter(Discard, SamplerKind::ParentbasedTraceIdRatio, Some(ratio))
 }
 
 fn stored_object(request: &HeaderMap) -> Arc<CachedObject> {
@@ -99,6 +93,7 @@ fn hit_path(c: &mut Criterion) {
             connect_timeout: Duration::from_secs(1),
             first_byte_timeout: Duration::from_secs(1),
             body_timeout: Duration::from_secs(1),
+            read_timeout: Duration::from_secs(1),
             pool_idle_timeout: Duration::from_secs(1),
             host_header: HostHeader::Preserve,
         },
@@ -119,6 +114,7 @@ fn hit_path(c: &mut Criterion) {
             LoadingConfig {
                 coalesce_timeout: Duration::from_secs(5),
                 hit_for_miss_ttl: Duration::from_secs(10),
+                max_waiters_per_key: 10_000,
             },
         )
     });

@@ -22,8 +22,8 @@ use crate::origin::metrics::OriginMetrics;
 use crate::origin::{OriginClient, OriginSettings};
 use crate::proxy::loader::OriginLoader;
 use crate::proxy::metrics::ProxyMetrics;
-use crate::proxy::service::Proxy;
-use crate::server::{self, Drained};
+use crate::proxy::service::{Proxy, RequestLimits};
+use crate::server::{self, ClientLimits, ConnectionSlots, Drained};
 use crate::stats::Stats;
 use crate::store::{MemoryStore, StoreMetrics};
 use crate::telemetry::Tracing;
@@ -48,6 +48,10 @@ pub struct App {
     /// The write-behind counters: flushed on their interval while serving, finally at the drain.
     writebehind: Arc<WriteBehind>,
     shutdown_grace: Duration,
+    /// What clients of every listener may ask.
+    client_limits: ClientLimits,
+    /// The proxy port's connection slots (their use is the open-connection gauge).
+    proxy_slots: ConnectionSlots,
     /// The span pipeline, flushed last when draining.
     tracing: Tracing,
 }
@@ -113,6 +117,7 @@ impl App {
                 connect_timeout: config.origin.connect_timeout,
                 first_byte_timeout: config.origin.first_byte_timeout,
                 body_timeout: config.origin.body_timeout,
+                read_timeout: config.origin.read_timeout,
                 pool_idle_timeout: config.origin.pool_idle_timeout,
                 host_header: config.proxy.host_header,
             },
@@ -137,6 +142,7 @@ impl App {
             LoadingConfig {
                 coalesce_timeout: config.cache.coalesce_timeout,
                 hit_for_miss_ttl: config.cache.hit_for_miss_ttl,
+                max_waiters_per_key: config.cache.max_waiters_per_key,
             },
         );
         let stats = Arc::new(Stats::new(config.telemetry.stats_window, SystemTime::now()));
@@ -150,12 +156,19 @@ impl App {
         writebehind::metrics::register_pending_keys(&registry, &writebehind)
             .map_err(AppError::Metrics)?;
         let mut proxy = Proxy::new(cache, proxy_metrics, Arc::clone(&stats))
-            .with_tracing(tracing.request_sampler());
+            .with_tracing(tracing.request_sampler())
+            .with_limits(RequestLimits {
+                max_headers: config.client.max_headers,
+                max_body_bytes: config.client.max_request_body_bytes,
+            });
         if config.writebehind.count_requests {
             proxy = proxy.count_requests(Arc::clone(&writebehind));
         }
         let proxy = Arc::new(proxy);
         register_state_gauges(&registry, &proxy).map_err(AppError::Metrics)?;
+        let client_limits = ClientLimits::from(&config.client);
+        let proxy_slots = ConnectionSlots::new(client_limits.max_connections);
+        register_connection_gauges(&registry, &proxy_slots).map_err(AppError::Metrics)?;
         let readiness = Readiness::new();
         let admin = Arc::new(
             Admin::new(
@@ -175,6 +188,8 @@ impl App {
             readiness,
             writebehind,
             shutdown_grace: config.shutdown_grace,
+            client_limits,
+            proxy_slots,
             tracing,
         })
     }
@@ -211,19 +226,24 @@ impl App {
     /// still queued (within what is left of the grace).
     pub async fn run_until(self, shutdown: impl Future<Output = ()>) -> Drained {
         let stop_others = CancellationToken::new();
-        let admin = tokio::spawn(server::serve(
-            self.admin_listener,
-            self.admin,
-            stop_others.clone().cancelled_owned(),
-            self.shutdown_grace,
-        ));
+        // The admin port and the demo origin have the proxy's limits, and slots of their own.
+        let limits = self.client_limits;
+        let admin = tokio::spawn({
+            let (limits, slots) = (limits.clone(), ConnectionSlots::new(limits.max_connections));
+            let stop = stop_others.clone().cancelled_owned();
+            let grace = self.shutdown_grace;
+            async move {
+                server::serve(self.admin_listener, self.admin, stop, grace, &limits, slots).await
+            }
+        });
         let demo = self.demo.map(|listener| {
-            tokio::spawn(server::serve(
-                listener,
-                Arc::new(DemoOrigin::default()),
-                stop_others.clone().cancelled_owned(),
-                self.shutdown_grace,
-            ))
+            let (limits, slots) = (limits.clone(), ConnectionSlots::new(limits.max_connections));
+            let stop = stop_others.clone().cancelled_owned();
+            let grace = self.shutdown_grace;
+            tokio::spawn(async move {
+                let demo = Arc::new(DemoOrigin::default());
+                server::serve(listener, demo, stop, grace, &limits, slots).await
+            })
         });
         let stop_flusher = CancellationToken::new();
         let flusher = tokio::spawn(Arc::clone(&self.writebehind).run(stop_flusher.clone()));
@@ -242,6 +262,8 @@ impl App {
                 readiness.set_draining();
             },
             self.shutdown_grace,
+            &limits,
+            self.proxy_slots,
         )
         .await;
         // One deadline bounds the whole drain: each later step gets what is left of the grace,
@@ -319,6 +341,24 @@ fn register_state_gauges(registry: &Registry, proxy: &Arc<Proxy>) -> metrics::Re
         "sidecache_inflight_requests",
         "Proxied requests received and not yet answered.",
         move || proxy.in_flight_requests() as f64,
+    )
+}
+
+/// The proxy port's connections: how many are open, and the limit.
+fn register_connection_gauges(registry: &Registry, slots: &ConnectionSlots) -> metrics::Result<()> {
+    let max = slots.max() as f64;
+    metrics::state_gauge(
+        registry,
+        "sidecache_client_connections_max",
+        "Most client connections the proxy port holds open at once (--max-connections); beyond it, new ones wait in the listen backlog.",
+        move || max,
+    )?;
+    let slots = slots.clone();
+    metrics::state_gauge(
+        registry,
+        "sidecache_client_connections",
+        "Client connections open on the proxy port.",
+        move || slots.open() as f64,
     )
 }
 

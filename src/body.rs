@@ -1,32 +1,84 @@
 //! The one body type that flows through sidecache: a buffered body or a stream from a peer.
 //!
 //! An enum rather than a boxed trait object, so that answering a hit allocates nothing for the
-//! body: a stored body is a reference-counted [`Bytes`].
+//! body: a stored body is a reference-counted [`Bytes`]. A stream is guarded ([`Body::guarded`]):
+//! cut off past a byte limit, or when its peer sends nothing for too long.
 
 use std::pin::Pin;
-use std::task::{Context, Poll};
+use std::task::{Context, Poll, ready};
+use std::time::Duration;
 
 use bytes::Bytes;
-use http_body::{Frame, SizeHint};
+use http_body::{Body as _, Frame, SizeHint};
 use hyper::body::Incoming;
+use tokio::time::{Instant, Sleep};
 
 /// A request or response body.
 #[derive(Debug)]
 pub enum Body {
     /// A buffered body, sent in one frame (taken on the first poll).
     Full(Option<Bytes>),
-    /// A body streamed from a peer, preceded by what was already read of it.
-    Stream {
-        /// Bytes read before the decision to stream was made (e.g. while trying to buffer an
-        /// object that turned out too large to store).
-        prefix: Option<Bytes>,
-        /// The rest, as it arrives.
-        rest: Incoming,
-    },
+    /// A stream from a peer, with a byte limit or a read timeout (boxed: the timer is large, and
+    /// the buffered variant stays small).
+    Guarded(Box<GuardedStream>),
 }
 
-/// The error a streamed body can end with.
-pub type BodyError = hyper::Error;
+/// The error a streamed body can end with: the peer's ([`hyper::Error`]) or a guard's
+/// ([`StreamError`]).
+pub type BodyError = Box<dyn std::error::Error + Send + Sync>;
+
+/// Why a guarded stream was cut off.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum StreamError {
+    /// More bytes arrived than the limit allows.
+    #[error("body larger than {limit} bytes")]
+    TooLarge {
+        /// The limit, in bytes.
+        limit: u64,
+    },
+    /// The peer sent nothing for this long while the body was being read.
+    #[error("no body data for {0:?}")]
+    Stalled(Duration),
+}
+
+impl StreamError {
+    /// The guard's error among `error`'s causes, if a guard cut the stream off.
+    pub fn find(error: &(dyn std::error::Error + 'static)) -> Option<StreamError> {
+        let mut cause = Some(error);
+        while let Some(error) = cause {
+            if let Some(found) = error.downcast_ref::<StreamError>() {
+                return Some(*found);
+            }
+            cause = error.source();
+        }
+        None
+    }
+}
+
+/// What a guarded stream enforces.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Guard {
+    /// Most bytes the stream may carry.
+    pub limit: Option<u64>,
+    /// Longest wait for the peer's next frame (time spent waiting on the reader is not counted).
+    pub read_timeout: Option<Duration>,
+}
+
+/// A stream from a peer under a [`Guard`].
+#[derive(Debug)]
+pub struct GuardedStream {
+    prefix: Option<Bytes>,
+    rest: Incoming,
+    guard: Guard,
+    /// Bytes passed on so far.
+    seen: u64,
+    /// The read timeout's clock, running only while a frame is awaited.
+    clock: Option<Pin<Box<Sleep>>>,
+    /// Whether the clock runs for the current wait.
+    waiting: bool,
+    /// Set once the guard has cut the stream off: nothing more is passed on.
+    cut: bool,
+}
 
 impl Body {
     /// An empty body.
@@ -44,17 +96,77 @@ impl Body {
         }
     }
 
-    /// A body streamed from a peer.
-    pub fn stream(rest: Incoming) -> Self {
-        Self::Stream { prefix: None, rest }
-    }
-
-    /// A body streamed from a peer after bytes already read from it.
-    pub fn resume(prefix: Bytes, rest: Incoming) -> Self {
-        Self::Stream {
+    /// A body streamed from a peer after `prefix` (which may be empty), cut off with a
+    /// [`StreamError`] when it breaks `guard`.
+    pub fn guarded(prefix: Bytes, rest: Incoming, guard: Guard) -> Self {
+        Self::Guarded(Box::new(GuardedStream {
+            seen: prefix.len() as u64,
             prefix: (!prefix.is_empty()).then_some(prefix),
             rest,
+            clock: guard
+                .read_timeout
+                .map(|timeout| Box::pin(tokio::time::sleep(timeout))),
+            guard,
+            waiting: false,
+            cut: false,
+        }))
+    }
+}
+
+// === impl GuardedStream ===
+
+impl GuardedStream {
+    fn poll_frame(
+        &mut self,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, BodyError>>> {
+        if self.cut {
+            return Poll::Ready(None);
         }
+        if let Some(prefix) = self.prefix.take() {
+            return Poll::Ready(Some(self.check_limit(Frame::data(prefix))));
+        }
+        match Pin::new(&mut self.rest).poll_frame(cx) {
+            Poll::Ready(Some(Ok(frame))) => {
+                self.waiting = false;
+                if let Some(data) = frame.data_ref() {
+                    self.seen += data.len() as u64;
+                }
+                Poll::Ready(Some(self.check_limit(frame)))
+            }
+            Poll::Ready(Some(Err(error))) => Poll::Ready(Some(Err(error.into()))),
+            Poll::Ready(None) => Poll::Ready(None),
+            Poll::Pending => self.poll_clock(cx),
+        }
+    }
+
+    /// Passes `frame` on, or cuts the stream off if the bytes so far break the limit.
+    fn check_limit(&mut self, frame: Frame<Bytes>) -> Result<Frame<Bytes>, BodyError> {
+        match self.guard.limit {
+            Some(limit) if self.seen > limit => {
+                self.cut = true;
+                Err(StreamError::TooLarge { limit }.into())
+            }
+            _ => Ok(frame),
+        }
+    }
+
+    /// While the peer sends nothing: starts the read timeout's clock for this wait, and cuts
+    /// the stream off when it runs out.
+    fn poll_clock(
+        &mut self,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, BodyError>>> {
+        let (Some(timeout), Some(clock)) = (self.guard.read_timeout, self.clock.as_mut()) else {
+            return Poll::Pending;
+        };
+        if !self.waiting {
+            self.waiting = true;
+            clock.as_mut().reset(Instant::now() + timeout);
+        }
+        ready!(clock.as_mut().poll(cx));
+        self.cut = true;
+        Poll::Ready(Some(Err(StreamError::Stalled(timeout).into())))
     }
 }
 
@@ -74,33 +186,37 @@ impl http_body::Body for Body {
     ) -> Poll<Option<Result<Frame<Bytes>, BodyError>>> {
         match self.get_mut() {
             Self::Full(bytes) => Poll::Ready(bytes.take().map(|b| Ok(Frame::data(b)))),
-            Self::Stream { prefix, rest } => match prefix.take() {
-                Some(prefix) => Poll::Ready(Some(Ok(Frame::data(prefix)))),
-                None => Pin::new(rest).poll_frame(cx),
-            },
+            Self::Guarded(stream) => stream.poll_frame(cx),
         }
     }
 
     fn is_end_stream(&self) -> bool {
         match self {
             Self::Full(bytes) => bytes.is_none(),
-            Self::Stream { prefix, rest } => prefix.is_none() && rest.is_end_stream(),
+            Self::Guarded(stream) => {
+                stream.cut || (stream.prefix.is_none() && stream.rest.is_end_stream())
+            }
         }
     }
 
     fn size_hint(&self) -> SizeHint {
         match self {
             Self::Full(bytes) => SizeHint::with_exact(bytes.as_ref().map_or(0, |b| b.len() as u64)),
-            Self::Stream { prefix, rest } => {
-                let already = prefix.as_ref().map_or(0, |b| b.len() as u64);
-                let rest = rest.size_hint();
-                let mut hint = SizeHint::new();
-                hint.set_lower(rest.lower() + already);
-                if let Some(upper) = rest.upper() {
-                    hint.set_upper(upper + already);
-                }
-                hint
-            }
+            Self::Guarded(stream) => stream.size_hint(),
         }
+    }
+}
+
+impl GuardedStream {
+    /// What is left of the prefix, then the rest.
+    fn size_hint(&self) -> SizeHint {
+        let already = self.prefix.as_ref().map_or(0, |b| b.len() as u64);
+        let rest = self.rest.size_hint();
+        let mut hint = SizeHint::new();
+        hint.set_lower(rest.lower() + already);
+        if let Some(upper) = rest.upper() {
+            hint.set_upper(upper + already);
+        }
+        hint
     }
 }

@@ -28,6 +28,7 @@
 //! before any port is bound.
 
 mod byte_size;
+mod client;
 mod env;
 mod error;
 mod sources;
@@ -44,6 +45,7 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 pub use byte_size::{ByteSize, ByteSizeError};
+pub use client::ClientLimitsConfig;
 pub use env::{Env, ProcessEnv};
 pub use error::ConfigError;
 pub use standard_env::STANDARD_ENV;
@@ -61,6 +63,9 @@ pub struct Config {
     /// The client-facing proxy listener and how requests are forwarded.
     #[command(flatten)]
     pub proxy: ProxyConfig,
+    /// What one client may ask of the proxy port: connections, head size, timeouts, body size.
+    #[command(flatten)]
+    pub client: ClientLimitsConfig,
     /// The origin behind the cache and the limits on talking to it.
     #[command(flatten)]
     pub origin: OriginConfig,
@@ -163,6 +168,17 @@ pub struct OriginConfig {
         value_parser = humantime::parse_duration
     )]
     pub body_timeout: Duration,
+    /// Longest pause between two reads of an origin body streamed to a client (a pass-through or
+    /// an object too large to store), so an origin that stops sending mid-body cannot hold the
+    /// client forever; the stream is then cut off.
+    #[arg(
+        long = "origin-read-timeout",
+        env = "SIDECACHE_ORIGIN_READ_TIMEOUT",
+        value_name = "DURATION",
+        default_value = "30s",
+        value_parser = humantime::parse_duration
+    )]
+    pub read_timeout: Duration,
     /// How long an idle pooled connection to the origin is kept for reuse before it is closed.
     #[arg(
         long = "origin-pool-idle-timeout",
@@ -207,6 +223,15 @@ pub struct CacheConfig {
         value_parser = humantime::parse_duration
     )]
     pub coalesce_timeout: Duration,
+    /// Most requests that wait for one origin load of a key. Beyond it, a request is answered
+    /// 503 with Retry-After rather than adding to the origin's load or to the queue.
+    #[arg(
+        long = "max-waiters-per-key",
+        env = "SIDECACHE_MAX_WAITERS_PER_KEY",
+        value_name = "COUNT",
+        default_value = "10000"
+    )]
+    pub max_waiters_per_key: usize,
     /// How long a key whose response turned out not to be shareable is remembered, so later
     /// requests go straight to the origin instead of queueing behind a load that cannot help
     /// them (hit-for-miss). 0 turns it off.
@@ -276,8 +301,10 @@ pub struct LogConfig {
         default_value = "text"
     )]
     pub format: LogFormat,
-    /// Which events are logged, in tracing's EnvFilter syntax (e.g. "info" or
-    /// "sidecache=debug,hyper=warn"). RUST_LOG, when set, is honoured by telemetry instead.
+    /// Which events are logged: a preset (prod: warnings plus sidecache's start/stop lines;
+    /// development: also one access line per request; debug: everything at debug), or
+    /// tracing's EnvFilter syntax (e.g. "info" or "sidecache=debug,hyper=warn"). RUST_LOG, when
+    /// set, is honoured by telemetry instead.
     #[arg(
         long = "log-level",
         env = "SIDECACHE_LOG",
@@ -495,6 +522,11 @@ impl Ratio {
     /// Every trace.
     pub const ONE: Ratio = Ratio(1.0);
 
+    /// `fraction` as a ratio, if it is from 0 to 1.
+    pub fn new(fraction: f64) -> Option<Ratio> {
+        (0.0..=1.0).contains(&fraction).then_some(Ratio(fraction))
+    }
+
     /// The ratio as a fraction.
     pub fn get(self) -> f64 {
         self.0
@@ -510,11 +542,7 @@ fn parse_ratio(text: &str) -> Result<Ratio, String> {
         .trim()
         .parse()
         .map_err(|_| "expected a number from 0 to 1, e.g. 0.01".to_owned())?;
-    if (0.0..=1.0).contains(&ratio) {
-        Ok(Ratio(ratio))
-    } else {
-        Err("must be from 0 to 1".to_owned())
-    }
+    Ratio::new(ratio).ok_or_else(|| "must be from 0 to 1".to_owned())
 }
 
 // === impl Config ===

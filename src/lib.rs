@@ -12,7 +12,7 @@
 //! |---|---|
 //! | [`config`] | the typed configuration: flags > environment > TOML file > defaults |
 //! | [`app`] | builds the parts from a `Config`, binds, serves, drains in order |
-//! | [`server`] | the accept loop both listeners share, graceful drain |
+//! | [`server`] | the accept loop both listeners share: client limits and timeouts, graceful drain |
 //! | [`proxy`] | the request path: classify, key, lookup, load, respond, record; the server span; the HTTP loader |
 //! | [`cache`] | HTTP-free single-flight ([`cache::flight`]) and read-through cache ([`cache::loading`]); RFC 9111 policy, keys, `Vary`, conditionals, ranges |
 //! | [`store`] | the byte-bounded moka store with per-entry expiry |

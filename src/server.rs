@@ -1,21 +1,43 @@
 //! The accept loop both listeners share: one task per connection, HTTP/1.1 and HTTP/2
-//! (cleartext, prior knowledge, told apart by the first bytes), and a graceful drain bounded in
-//! time.
+//! (cleartext, prior knowledge, told apart by the first bytes), the client limits, and a graceful
+//! drain bounded in time.
+//!
+//! # Client limits
+//!
+//! - At most [`ClientLimits::max_connections`] connections are open at once: the loop stops
+//!   accepting until one closes, so further clients wait in the kernel's listen backlog.
+//! - A request head larger than [`ClientLimits::max_header_bytes`] (HTTP/1.1: or with more than
+//!   [`ClientLimits::max_headers`] fields) is answered 431 by hyper, with an empty body, and the
+//!   connection closed; over HTTP/2 the limit is advertised as `SETTINGS_MAX_HEADER_LIST_SIZE` and
+//!   a larger head is answered 431 and its stream reset.
+//! - A connection with no request under way is closed after [`ClientLimits::idle_timeout`]; an
+//!   HTTP/1.1 request head must be complete within [`ClientLimits::header_timeout`] of its first
+//!   byte, or the connection is closed without an answer (the `timeouts` module).
+
+mod timeouts;
 
 use std::future::Future;
 use std::net::SocketAddr;
+use std::pin::Pin;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::task::{Context, Poll};
 use std::time::Duration;
 
+use bytes::Bytes;
 use http::{Request, Response};
+use http_body::{Frame, SizeHint};
 use hyper::body::Incoming;
 use hyper::server::conn::{http1, http2};
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use hyper_util::server::conn::auto;
 use hyper_util::server::graceful::{GracefulShutdown, Watcher};
 use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
-use crate::body::Body;
+use self::timeouts::{Activity, RequestGuard, TimedIo};
+use crate::body::{Body, BodyError};
+use crate::config::ClientLimitsConfig;
 
 /// Something that answers requests. It never fails: errors are answered as responses.
 pub trait Handler: Send + Sync + 'static {
@@ -26,6 +48,101 @@ pub trait Handler: Send + Sync + 'static {
         peer: SocketAddr,
     ) -> impl Future<Output = Response<Body>> + Send;
 }
+
+/// What a listener allows its clients.
+#[derive(Debug, Clone)]
+pub struct ClientLimits {
+    /// Most connections open at once.
+    pub max_connections: usize,
+    /// Largest request head, in bytes.
+    pub max_header_bytes: usize,
+    /// Most header fields in an HTTP/1.1 request head.
+    pub max_headers: usize,
+    /// Longest time from an HTTP/1.1 request head's first byte to its end.
+    pub header_timeout: Duration,
+    /// Longest time a connection stays open with no request under way.
+    pub idle_timeout: Duration,
+}
+
+impl From<&ClientLimitsConfig> for ClientLimits {
+    fn from(config: &ClientLimitsConfig) -> Self {
+        Self {
+            max_connections: config.max_connections,
+            max_header_bytes: usize::try_from(config.max_header_bytes).unwrap_or(usize::MAX),
+            max_headers: config.max_headers,
+            header_timeout: config.header_timeout,
+            idle_timeout: config.idle_timeout,
+        }
+    }
+}
+
+/// The connection slots of one listener, and how many connections hold one.
+#[derive(Debug, Clone)]
+pub struct ConnectionSlots {
+    slots: Arc<Semaphore>,
+    max: usize,
+    /// Connections accepted and not yet closed (the accept loop may hold one more slot, free,
+    /// while it waits for the next connection).
+    open: Arc<AtomicUsize>,
+}
+
+/// A connection's slot, given back when the connection ends.
+struct Slot {
+    _permit: OwnedSemaphorePermit,
+    open: Arc<AtomicUsize>,
+}
+
+impl ConnectionSlots {
+    /// `max` slots, all free.
+    pub fn new(max: usize) -> Self {
+        let max = max.min(Semaphore::MAX_PERMITS);
+        Self {
+            slots: Arc::new(Semaphore::new(max)),
+            max,
+            open: Arc::new(AtomicUsize::new(0)),
+        }
+    }
+
+    /// The most connections open at once.
+    pub fn max(&self) -> usize {
+        self.max
+    }
+
+    /// Connections open now (a saturation gauge).
+    pub fn open(&self) -> usize {
+        self.open.load(Ordering::SeqCst)
+    }
+
+    /// Waits for a free slot.
+    async fn reserve(&self) -> OwnedSemaphorePermit {
+        Arc::clone(&self.slots)
+            .acquire_owned()
+            .await
+            .expect("the semaphore is never closed")
+    }
+
+    /// Gives a reserved slot to an accepted connection.
+    fn occupy(&self, permit: OwnedSemaphorePermit) -> Slot {
+        self.open.fetch_add(1, Ordering::SeqCst);
+        Slot {
+            _permit: permit,
+            open: Arc::clone(&self.open),
+        }
+    }
+}
+
+impl Drop for Slot {
+    fn drop(&mut self) {
+        self.open.fetch_sub(1, Ordering::SeqCst);
+    }
+}
+
+/// hyper's own default for the number of header fields; asking for exactly it keeps hyper's
+/// parser on its allocation-free path.
+const HYPER_DEFAULT_MAX_HEADERS: usize = 100;
+
+/// The smallest read buffer bound hyper accepts.
+const MIN_READ_BUFFER: usize = 8192;
 
 /// The HTTP/2 connection preface a prior-knowledge client sends first (RFC 9113 §3.4).
 const H2_PREFACE: &[u8] = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n";
@@ -49,21 +166,36 @@ struct Protocols {
     http1: Arc<http1::Builder>,
     http2: Arc<http2::Builder<TokioExecutor>>,
     auto: Arc<auto::Builder<TokioExecutor>>,
+    idle_timeout: Duration,
+    header_timeout: Duration,
 }
 
 impl Protocols {
-    fn new() -> Self {
+    fn new(limits: &ClientLimits) -> Self {
         let mut http1 = http1::Builder::new();
-        http1.timer(TokioTimer::new());
+        configure_http1(&mut http1, limits);
         let mut http2 = http2::Builder::new(TokioExecutor::new());
-        http2.timer(TokioTimer::new());
+        configure_http2(&mut http2, limits);
         let mut auto = auto::Builder::new(TokioExecutor::new());
-        auto.http1().timer(TokioTimer::new());
-        auto.http2().timer(TokioTimer::new());
+        {
+            let mut http1 = auto.http1();
+            http1.timer(TokioTimer::new()).header_read_timeout(None);
+            // hyper-util's auto builder has no head size limit; its read buffer bound (at least
+            // 8KiB) stands in, and a head past it is answered 431 just the same.
+            http1.max_buf_size(limits.max_header_bytes.max(MIN_READ_BUFFER));
+            if limits.max_headers != HYPER_DEFAULT_MAX_HEADERS {
+                http1.max_headers(limits.max_headers);
+            }
+        }
+        auto.http2()
+            .timer(TokioTimer::new())
+            .max_header_list_size(header_list_size(limits));
         Self {
             http1: Arc::new(http1),
             http2: Arc::new(http2),
             auto: Arc::new(auto),
+            idle_timeout: limits.idle_timeout,
+            header_timeout: limits.header_timeout,
         }
     }
 
@@ -71,34 +203,99 @@ impl Protocols {
     async fn serve<S>(
         &self,
         stream: TcpStream,
+        activity: Arc<Activity>,
         service: S,
         watcher: Watcher,
     ) -> Result<(), BoxError>
     where
-        S: hyper::service::Service<Request<Incoming>, Response = Response<Body>>
+        S: hyper::service::Service<Request<Incoming>, Response = Response<TrackedBody>>
             + Clone
             + Send
             + 'static,
         S::Future: Send + 'static,
         S::Error: Into<BoxError>,
     {
-        match detect(&stream).await? {
+        // A client that connects and sends nothing is idle: it gets no longer than the idle
+        // timeout to show which protocol it speaks.
+        let detected = tokio::time::timeout(self.idle_timeout, detect(&stream))
+            .await
+            .map_err(|_| "client idle timeout before the first byte")??;
+        let timed = |header_timeout| {
+            TokioIo::new(TimedIo::new(
+                stream,
+                activity,
+                self.idle_timeout,
+                header_timeout,
+            ))
+        };
+        match detected {
             Detected::Http1 => {
-                let connection = self.http1.serve_connection(TokioIo::new(stream), service);
+                let io = timed(Some(self.header_timeout));
+                let connection = self.http1.serve_connection(io, service);
                 Ok(watcher.watch(connection).await?)
             }
             Detected::Http2 => {
-                let connection = self.http2.serve_connection(TokioIo::new(stream), service);
+                let connection = self.http2.serve_connection(timed(None), service);
                 Ok(watcher.watch(connection).await?)
             }
             Detected::Undecided => {
+                // It may turn out to be HTTP/2, whose idle clients send frames: idle timeout only.
                 let connection = self
                     .auto
-                    .serve_connection(TokioIo::new(stream), service)
+                    .serve_connection(timed(None), service)
                     .into_owned();
                 watcher.watch(connection).await
             }
         }
+    }
+}
+
+/// HTTP/1.1: the head limits, and no hyper header-read timeout (the `timeouts` module keeps the
+/// idle and header clocks apart instead).
+fn configure_http1(http1: &mut http1::Builder, limits: &ClientLimits) {
+    http1
+        .timer(TokioTimer::new())
+        .header_read_timeout(None)
+        .max_header_size(limits.max_header_bytes);
+    if limits.max_headers != HYPER_DEFAULT_MAX_HEADERS {
+        http1.max_headers(limits.max_headers);
+    }
+}
+
+fn configure_http2(http2: &mut http2::Builder<TokioExecutor>, limits: &ClientLimits) {
+    http2
+        .timer(TokioTimer::new())
+        .max_header_list_size(header_list_size(limits));
+}
+
+/// The HTTP/2 header list size limit (RFC 9113 §6.5.2): the head size limit.
+fn header_list_size(limits: &ClientLimits) -> u32 {
+    u32::try_from(limits.max_header_bytes).unwrap_or(u32::MAX)
+}
+
+/// A response body that keeps its request counted as under way until it is sent or dropped.
+pub struct TrackedBody {
+    body: Body,
+    _request: RequestGuard,
+}
+
+impl http_body::Body for TrackedBody {
+    type Data = Bytes;
+    type Error = BodyError;
+
+    fn poll_frame(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, BodyError>>> {
+        Pin::new(&mut self.get_mut().body).poll_frame(cx)
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.body.is_end_stream()
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        self.body.size_hint()
     }
 }
 
@@ -128,19 +325,26 @@ pub enum Drained {
     TimedOut,
 }
 
-/// Serves `handler` on `listener` until `shutdown` completes, then stops accepting, asks every
-/// connection to finish (HTTP/1.1: after the current request; HTTP/2: GOAWAY), and waits at most
-/// `grace` for them.
+/// Serves `handler` on `listener` under `limits`, taking a slot of `slots` for each connection,
+/// until `shutdown` completes; then stops accepting, asks every connection to finish (HTTP/1.1:
+/// after the current request; HTTP/2: GOAWAY), and waits at most `grace` for them.
 pub async fn serve<H: Handler>(
     listener: TcpListener,
     handler: Arc<H>,
     shutdown: impl Future<Output = ()>,
     grace: Duration,
+    limits: &ClientLimits,
+    slots: ConnectionSlots,
 ) -> Drained {
-    let protocols = Protocols::new();
+    let protocols = Protocols::new(limits);
     let connections = GracefulShutdown::new();
     tokio::pin!(shutdown);
     loop {
+        // At the limit, stop accepting: new clients wait in the listen backlog.
+        let permit = tokio::select! {
+            () = &mut shutdown => break,
+            permit = slots.reserve() => permit,
+        };
         let (stream, peer) = tokio::select! {
             () = &mut shutdown => break,
             accepted = listener.accept() => match accepted {
@@ -154,17 +358,31 @@ pub async fn serve<H: Handler>(
                 }
             },
         };
+        let slot = slots.occupy(permit);
         let _ = stream.set_nodelay(true);
         let handler = Arc::clone(&handler);
-        let service = hyper::service::service_fn(move |request| {
-            let handler = Arc::clone(&handler);
-            async move { Ok::<_, std::convert::Infallible>(handler.handle(request, peer).await) }
+        let activity = Arc::new(Activity::default());
+        let service = hyper::service::service_fn({
+            let activity = Arc::clone(&activity);
+            move |request| {
+                // Taken when hyper hands the request over, so the connection is busy from then.
+                let guard = activity.begin();
+                let handler = Arc::clone(&handler);
+                async move {
+                    let response = handler.handle(request, peer).await;
+                    Ok::<_, std::convert::Infallible>(response.map(|body| TrackedBody {
+                        body,
+                        _request: guard,
+                    }))
+                }
+            }
         });
         let (protocols, watcher) = (protocols.clone(), connections.watcher());
         tokio::spawn(async move {
-            if let Err(error) = protocols.serve(stream, service, watcher).await {
+            if let Err(error) = protocols.serve(stream, activity, service, watcher).await {
                 tracing::debug!(%peer, error = %error, "connection ended with an error");
             }
+            drop(slot);
         });
     }
     drop(listener);

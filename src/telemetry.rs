@@ -77,6 +77,7 @@ where
         Some(directives) if !directives.trim().is_empty() => directives,
         _ => config.level.as_str(),
     };
+    let directives = preset_directives(directives.trim()).unwrap_or(directives);
     let level =
         EnvFilter::try_new(directives).map_err(|error| format!("invalid log filter: {error}"))?;
     let mut layers: Vec<BoxedLayer> = vec![log_layer(
@@ -89,6 +90,19 @@ where
         layers.push(Box::new(spans));
     }
     Ok(Registry::default().with(layers))
+}
+
+/// The filter a named preset stands for, if `level` is one:
+/// - `prod`: warnings and errors, plus sidecache's own start, stop and trouble lines;
+/// - `development`: also one access line per request (with its trace id when traced);
+/// - `debug`: everything at debug, dependencies included (hyper, h2, moka, OpenTelemetry).
+fn preset_directives(level: &str) -> Option<&'static str> {
+    match level {
+        "prod" | "production" => Some("warn,sidecache=info"),
+        "development" | "dev" => Some("info,sidecache=debug"),
+        "debug" => Some("debug"),
+        _ => None,
+    }
 }
 
 /// The log lines. With tracing on, the lines also see sidecache's spans whatever the level, so

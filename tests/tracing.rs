@@ -157,9 +157,11 @@ async fn a_request_joins_the_clients_trace_and_the_origin_continues_it(protocol:
     assert!(server.attr("error.type").is_null());
     assert_eq!(server.status(), "unset");
 
-    // Its children: the lookup, and the load, which fetched from the origin and stored.
+    // Its children: the lookup, and the load, which looked once more (a load finished meanwhile
+    // would have stored the value), fetched from the origin and stored.
     spans.child(server, "cache lookup");
     let load = spans.child(server, "cache load");
+    spans.child(load, "cache lookup");
     let fetch = spans.child(load, "GET");
     assert_eq!(fetch.kind(), "client");
     assert_eq!(fetch.attr("http.response.status_code"), 200);
@@ -368,12 +370,12 @@ async fn shutdown_flushes_every_span(protocol: &str) {
             .await;
     }
     sidecache.stop().await;
-    // Every request's spans arrive: server, lookup, load, fetch, store.
+    // Every request's spans arrive: server, lookup, load, the load's lookup, fetch, store.
     receiver
         .wait_for(Duration::from_secs(10), |spans| {
             traces
                 .iter()
-                .all(|trace| spans.iter().filter(|s| s.trace_id() == trace).count() == 5)
+                .all(|trace| spans.iter().filter(|s| s.trace_id() == trace).count() == 6)
         })
         .await;
     receiver.stop().await;

@@ -8,7 +8,10 @@
 //!   the load is [`Dangling`](Wait::Dangling), so they elect a new leader instead of hanging;
 //! - a follower holds a [`Follower`] handle and [`wait`](Follower::wait)s on a watch channel: it is
 //!   woken the moment the outcome is published (no polling), and it waits no longer than the bound
-//!   it is given.
+//!   it is given;
+//! - a load has at most as many followers as the flight allows
+//!   ([`with_max_followers`](Flight::with_max_followers)); a caller beyond them is told the load
+//!   is [`Full`](Role::Full) and is not queued.
 //!
 //! A load may also carry a *context* of the caller's choosing (type parameter `C`, `()` by
 //! default): the leader [sets](Leader::set_context) it once, and every follower can read it
@@ -86,6 +89,8 @@ pub struct Flight<K, V, E, C = ()> {
     /// an `.await`.
     calls: Mutex<Calls<K, V, E, C>>,
     next_id: AtomicU64,
+    /// Most followers one load takes, so one hot key cannot queue callers without bound.
+    max_followers: usize,
 }
 
 /// The caller's role for one key, as decided by [`Flight::join`].
@@ -94,6 +99,9 @@ pub enum Role<K: Hash + Eq + Clone, V, E, C = ()> {
     Leader(Leader<K, V, E, C>),
     /// A load is under way: wait for it.
     Follower(Follower<V, E, C>),
+    /// A load is under way and already has as many followers as it takes: this caller is not
+    /// queued.
+    Full,
 }
 
 /// The permit to run the one load for a key. Publish exactly once; dropping it unpublished marks
@@ -117,22 +125,33 @@ impl<K, V, E, C> Flight<K, V, E, C>
 where
     K: Hash + Eq + Clone,
 {
-    /// An empty flight table.
+    /// An empty flight table whose loads take any number of followers.
     pub fn new() -> Self {
+        Self::with_max_followers(usize::MAX)
+    }
+
+    /// An empty flight table whose loads take at most `max_followers` followers each.
+    pub fn with_max_followers(max_followers: usize) -> Self {
         Self {
             calls: Mutex::new(HashMap::new()),
             next_id: AtomicU64::new(0),
+            max_followers,
         }
     }
 
     /// Becomes the leader of a new load for `key`, or a follower of the load already under way.
     ///
     /// # Concurrent calls on the same key
-    /// Exactly one caller becomes the leader; all others that arrive before it publishes become
-    /// its followers. After it publishes (or is dropped), the next caller leads a new load.
+    /// Exactly one caller becomes the leader; the others that arrive before it publishes become
+    /// its followers, up to the flight's bound, and the rest are told it is [`Full`](Role::Full).
+    /// After it publishes (or is dropped), the next caller leads a new load.
     pub fn join(self: &Arc<Self>, key: &K) -> Role<K, V, E, C> {
         let mut calls = self.lock_calls();
         if let Some(call) = calls.get(key) {
+            // Counted under the table's lock, so concurrent joins cannot overshoot the bound.
+            if call.state.receiver_count() >= self.max_followers {
+                return Role::Full;
+            }
             return Role::Follower(Follower {
                 call: Arc::clone(call),
                 state: call.state.subscribe(),
@@ -265,14 +284,14 @@ mod tests {
     ) -> Leader<&'static str, u32, &'static str> {
         match flight.join(&key) {
             Role::Leader(leader) => leader,
-            Role::Follower(_) => panic!("expected to lead {key}"),
+            Role::Follower(_) | Role::Full => panic!("expected to lead {key}"),
         }
     }
 
     fn follower(flight: &Arc<TestFlight>, key: &'static str) -> Follower<u32, &'static str> {
         match flight.join(&key) {
             Role::Follower(follower) => follower,
-            Role::Leader(_) => panic!("expected to follow {key}"),
+            Role::Leader(_) | Role::Full => panic!("expected to follow {key}"),
         }
     }
 
@@ -378,6 +397,31 @@ mod tests {
             Wait::Done(Outcome::Shared(1))
         ));
         assert_eq!(early.context(), Some(&42));
+    }
+
+    #[tokio::test]
+    async fn a_load_takes_no_more_followers_than_its_bound() {
+        let flight = Arc::new(TestFlight::with_max_followers(2));
+        let permit = leader(&flight, "k");
+        let mut first = follower(&flight, "k");
+        let second = follower(&flight, "k");
+        assert!(matches!(flight.join(&"k"), Role::Full));
+        assert_eq!(flight.waiting(), 2, "the refused caller is not queued");
+        // Another key has its own bound.
+        let _other = leader(&flight, "other");
+        let _other_follower = follower(&flight, "other");
+        // A follower that goes away frees its place.
+        drop(second);
+        let _third = follower(&flight, "k");
+        assert!(matches!(flight.join(&"k"), Role::Full));
+        permit.publish(Outcome::Shared(1));
+        assert!(matches!(
+            first.wait(Duration::from_secs(60)).await,
+            Wait::Done(Outcome::Shared(1))
+        ));
+        // The next load starts with an empty queue.
+        let _next = leader(&flight, "k");
+        let _ = follower(&flight, "k");
     }
 
     #[tokio::test]

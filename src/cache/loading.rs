@@ -143,6 +143,8 @@ pub enum Route {
     StaleOnError,
     /// The load failed.
     Error,
+    /// Too many callers were waiting on the load under way: not answered.
+    Busy,
 }
 
 /// How a follower's wait ended, for the coalescing counters.
@@ -157,15 +159,18 @@ pub enum WaitResult {
     Timeout,
     /// The leader's load failed.
     LeaderError,
+    /// The load already had as many waiters as it takes: this caller was not queued.
+    QueueFull,
 }
 
 impl WaitResult {
     /// Every result, in declaration order (for creating every metric series up front).
-    pub const ALL: [WaitResult; 4] = [
+    pub const ALL: [WaitResult; 5] = [
         Self::Shared,
         Self::RefetchUncacheable,
         Self::Timeout,
         Self::LeaderError,
+        Self::QueueFull,
     ];
 
     /// The label value.
@@ -175,6 +180,7 @@ impl WaitResult {
             Self::RefetchUncacheable => "refetch_uncacheable",
             Self::Timeout => "timeout",
             Self::LeaderError => "leader_error",
+            Self::QueueFull => "queue_full",
         }
     }
 }
@@ -190,6 +196,9 @@ pub enum Served<V, P, E> {
     Private(P),
     /// The load failed and nothing could stand in.
     Failed(Arc<E>),
+    /// The load under way for the key already had as many waiters as it takes; the caller was
+    /// neither queued nor sent to the source (which is busy with that key already).
+    Busy,
 }
 
 /// An answer and how it came about.
@@ -216,6 +225,8 @@ pub struct LoadingConfig {
     pub coalesce_timeout: Duration,
     /// How long a key whose load was not shareable bypasses the queue (hit-for-miss).
     pub hit_for_miss_ttl: Duration,
+    /// Most followers waiting on one load; callers beyond it are answered [`Served::Busy`].
+    pub max_waiters_per_key: usize,
 }
 
 /// A generic single-flight read-through cache over a [`Loader`].
@@ -266,7 +277,7 @@ impl<L: Loader> LoadingCache<L> {
             inner: Arc::new(Inner {
                 loader,
                 store,
-                flight: Arc::new(Flight::new()),
+                flight: Arc::new(Flight::with_max_followers(config.max_waiters_per_key)),
                 uncacheable,
                 loads: TaskTracker::new(),
                 config,
@@ -399,6 +410,12 @@ impl<L: Loader> LoadingCache<L> {
                     if let Some(answer) = self.follow(follower, key, request, &current).await {
                         return answer;
                     }
+                }
+                Role::Full => {
+                    return Answer {
+                        waited: Some(WaitResult::QueueFull),
+                        ..answer(Served::Busy, Route::Busy)
+                    };
                 }
             }
         }
@@ -546,6 +563,15 @@ impl<L: Loader> LoadingCache<L> {
     ) -> Answered<L> {
         let key = permit.key().clone();
         let inner = &self.inner;
+        // Another load of this key may have finished between the caller's L1 lookup and its
+        // election: its value is in L1 now, and loading again would be a second origin request
+        // for the same key (rule 1). So L1 is asked once more, under the permit.
+        if let Some(value) = inner.store.get(&key).await {
+            if inner.loader.judge(&value, request) == Judgement::Fresh {
+                permit.publish(Outcome::Shared(value.clone()));
+                return answer(Served::Value(value), Route::Hit);
+            }
+        }
         if let Some(value) = inner.loader.load_cached(&key).await {
             if inner.loader.judge(&value, request) == Judgement::Fresh {
                 inner.store.insert(key, value.clone()).await;

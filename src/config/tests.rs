@@ -111,17 +111,27 @@ fn defaults_when_nothing_is_given() {
             listen: addr("127.0.0.1:8080"),
             host_header: HostHeader::Preserve,
         },
+        client: ClientLimitsConfig {
+            max_connections: 10_000,
+            max_header_bytes: 32 * 1024,
+            max_headers: 100,
+            header_timeout: secs(10),
+            idle_timeout: secs(60),
+            max_request_body_bytes: 10 * 1024 * 1024,
+        },
         origin: OriginConfig {
             url: None,
             connect_timeout: secs(5),
             first_byte_timeout: secs(30),
             body_timeout: secs(60),
+            read_timeout: secs(30),
             pool_idle_timeout: secs(90),
         },
         cache: CacheConfig {
             capacity_bytes: 256 * 1024 * 1024,
             max_object_bytes: 8 * 1024 * 1024,
             coalesce_timeout: secs(5),
+            max_waiters_per_key: 10_000,
             hit_for_miss_ttl: secs(10),
             grace: secs(60),
             max_heuristic_freshness: secs(24 * 60 * 60),
@@ -326,6 +336,14 @@ fn every_option_is_read_from_its_environment_variable() {
         ("SIDECACHE_ORIGIN_TIMEOUT", "6s"),
         ("SIDECACHE_ORIGIN_BODY_TIMEOUT", "7s"),
         ("SIDECACHE_ORIGIN_POOL_IDLE_TIMEOUT", "8s"),
+        ("SIDECACHE_ORIGIN_READ_TIMEOUT", "13s"),
+        ("SIDECACHE_MAX_CONNECTIONS", "14"),
+        ("SIDECACHE_MAX_HEADER_SIZE", "15KiB"),
+        ("SIDECACHE_MAX_HEADERS", "16"),
+        ("SIDECACHE_CLIENT_HEADER_TIMEOUT", "17s"),
+        ("SIDECACHE_CLIENT_IDLE_TIMEOUT", "18s"),
+        ("SIDECACHE_MAX_REQUEST_BODY", "19MiB"),
+        ("SIDECACHE_MAX_WAITERS_PER_KEY", "20"),
         ("SIDECACHE_LOG_FORMAT", "json"),
         ("SIDECACHE_LOG", "debug"),
         ("SIDECACHE_SHUTDOWN_GRACE", "9s"),
@@ -365,17 +383,27 @@ fn every_option_is_read_from_its_environment_variable() {
             listen: addr("0.0.0.0:80"),
             host_header: HostHeader::Origin,
         },
+        client: ClientLimitsConfig {
+            max_connections: 14,
+            max_header_bytes: 15 * 1024,
+            max_headers: 16,
+            header_timeout: secs(17),
+            idle_timeout: secs(18),
+            max_request_body_bytes: 19 * 1024 * 1024,
+        },
         origin: OriginConfig {
             url: Some(http::Uri::from_static("http://127.0.0.1:9000")),
             connect_timeout: secs(5),
             first_byte_timeout: secs(6),
             body_timeout: secs(7),
+            read_timeout: secs(13),
             pool_idle_timeout: secs(8),
         },
         cache: CacheConfig {
             capacity_bytes: 1 << 30,
             max_object_bytes: 1_000_000,
             coalesce_timeout: secs(1),
+            max_waiters_per_key: 20,
             hit_for_miss_ttl: secs(2),
             grace: secs(3),
             max_heuristic_freshness: secs(4),
@@ -785,6 +813,9 @@ fn zero_is_an_error_for_timeouts_but_turns_off_grace_and_hit_for_miss() {
         "origin-timeout",
         "origin-body-timeout",
         "origin-pool-idle-timeout",
+        "origin-read-timeout",
+        "client-header-timeout",
+        "client-idle-timeout",
         "shutdown-grace",
     ] {
         let error = load_err(&[&format!("--{long}"), "0s"], &[]);
@@ -794,6 +825,36 @@ fn zero_is_an_error_for_timeouts_but_turns_off_grace_and_hit_for_miss() {
             "{long}"
         );
     }
+}
+
+#[test]
+fn client_limits_and_waiters_must_be_positive_and_heads_bounded() {
+    for long in [
+        "max-connections",
+        "max-header-size",
+        "max-headers",
+        "max-request-body",
+        "max-waiters-per-key",
+    ] {
+        let error = load_err(&[&format!("--{long}"), "0"], &[]);
+        assert_eq!(
+            error.problems(),
+            [Problem::new(flag(long), "must be greater than zero")],
+            "{long}"
+        );
+        assert_eq!(error.exit_code(), EX_USAGE);
+    }
+    let error = load_err(&[], &[("SIDECACHE_MAX_HEADER_SIZE", "1MiB")]);
+    assert!(
+        has_problem(
+            &error,
+            &env_var("SIDECACHE_MAX_HEADER_SIZE"),
+            "1MiB exceeds the largest supported request head (256KiB)"
+        ),
+        "{error}"
+    );
+    let config = load_ok(&["--max-header-size", "256KiB"], &[]);
+    assert_eq!(config.client.max_header_bytes, 256 * 1024);
 }
 
 #[test]

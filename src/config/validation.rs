@@ -6,7 +6,7 @@
 use std::time::Duration;
 
 use super::error::{Place, Problem};
-use super::{ByteSize, Config, TracingConfig};
+use super::{ByteSize, ClientLimitsConfig, Config, TracingConfig};
 
 /// Every rule `config` breaks, in option order.
 pub(super) fn problems(config: &Config) -> Vec<Problem> {
@@ -16,6 +16,10 @@ pub(super) fn problems(config: &Config) -> Vec<Problem> {
     }
     check_non_zero_durations(config, &mut found);
     check_cache_sizes(config, &mut found);
+    check_client_limits(&config.client, &mut found);
+    if config.cache.max_waiters_per_key == 0 {
+        found.push(problem("max-waiters-per-key", "must be greater than zero"));
+    }
     check_listeners_differ(config, &mut found);
     check_admin_token(config.admin.token.as_deref(), &mut found);
     check_tracing(&config.tracing, &mut found);
@@ -65,10 +69,13 @@ fn check_origin_url(url: &http::Uri, found: &mut Vec<Problem>) {
 
 /// Timeouts and deadlines of zero would fail every request (or every drain) at once.
 fn check_non_zero_durations(config: &Config, found: &mut Vec<Problem>) {
-    let must_be_positive: [(&str, Duration); 9] = [
+    let must_be_positive: [(&str, Duration); 12] = [
+        ("client-header-timeout", config.client.header_timeout),
+        ("client-idle-timeout", config.client.idle_timeout),
         ("origin-connect-timeout", config.origin.connect_timeout),
         ("origin-timeout", config.origin.first_byte_timeout),
         ("origin-body-timeout", config.origin.body_timeout),
+        ("origin-read-timeout", config.origin.read_timeout),
         ("origin-pool-idle-timeout", config.origin.pool_idle_timeout),
         ("coalesce-timeout", config.cache.coalesce_timeout),
         ("shutdown-grace", config.shutdown_grace),
@@ -100,6 +107,34 @@ fn check_cache_sizes(config: &Config, found: &mut Vec<Problem>) {
                 ByteSize(capacity)
             ),
         ));
+    }
+}
+
+/// The largest request head hyper's read buffer holds without growing past its default.
+const MAX_HEADER_SIZE_LIMIT: u64 = 256 * 1024;
+
+/// Limits of zero would refuse every client; a head limit above the read buffer could never apply.
+fn check_client_limits(client: &ClientLimitsConfig, found: &mut Vec<Problem>) {
+    if client.max_connections == 0 {
+        found.push(problem("max-connections", "must be greater than zero"));
+    }
+    if client.max_header_bytes == 0 {
+        found.push(problem("max-header-size", "must be greater than zero"));
+    } else if client.max_header_bytes > MAX_HEADER_SIZE_LIMIT {
+        found.push(problem(
+            "max-header-size",
+            format!(
+                "{} exceeds the largest supported request head ({})",
+                ByteSize(client.max_header_bytes),
+                ByteSize(MAX_HEADER_SIZE_LIMIT)
+            ),
+        ));
+    }
+    if client.max_headers == 0 {
+        found.push(problem("max-headers", "must be greater than zero"));
+    }
+    if client.max_request_body_bytes == 0 {
+        found.push(problem("max-request-body", "must be greater than zero"));
     }
 }
 

@@ -24,6 +24,8 @@ pub enum OriginErrorKind {
     Protocol,
     /// The body broke off, ran past the body timeout, or did not match its framing.
     Body,
+    /// The client's request body ran past its limit while being sent; the request was abandoned.
+    RequestBodyTooLarge,
     /// The origin answered with a server error (500, 502, 503 or 504). Its answer is kept so
     /// every waiting client can be given it.
     ErrorStatus(ErrorResponse),
@@ -82,13 +84,17 @@ impl OriginError {
     /// Whether the origin could not be reached or did not answer properly, as opposed to
     /// answering with a server error.
     pub fn is_unreachable(&self) -> bool {
-        !matches!(self.kind, OriginErrorKind::ErrorStatus(_))
+        !matches!(
+            self.kind,
+            OriginErrorKind::ErrorStatus(_) | OriginErrorKind::RequestBodyTooLarge
+        )
     }
 
     /// The status a client is given for this error when nothing can stand in.
     pub fn client_status(&self) -> StatusCode {
         match &self.kind {
             OriginErrorKind::ErrorStatus(response) => response.status,
+            OriginErrorKind::RequestBodyTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
             _ if self.is_timeout() => StatusCode::GATEWAY_TIMEOUT,
             _ => StatusCode::BAD_GATEWAY,
         }
@@ -104,6 +110,7 @@ impl OriginError {
             OriginErrorKind::Body if self.is_timeout() => "origin-body-timeout",
             OriginErrorKind::Body => "origin-body-error",
             OriginErrorKind::ErrorStatus(_) => "origin-error-status",
+            OriginErrorKind::RequestBodyTooLarge => "request-body-too-large",
         }
     }
 }

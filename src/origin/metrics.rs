@@ -25,11 +25,14 @@ pub enum OriginOutcome {
     Timeout,
     /// The connection broke or the origin spoke garbage before a complete response head.
     ProtocolError,
+    /// sidecache abandoned the request before a response head: the client's body ran past its
+    /// limit. Not the origin's failure.
+    Aborted,
 }
 
 impl OriginOutcome {
     /// Every outcome, in declaration order.
-    pub const ALL: [OriginOutcome; 7] = [
+    pub const ALL: [OriginOutcome; 8] = [
         Self::Success,
         Self::Redirection,
         Self::ClientError,
@@ -37,6 +40,7 @@ impl OriginOutcome {
         Self::ConnectError,
         Self::Timeout,
         Self::ProtocolError,
+        Self::Aborted,
     ];
 
     /// The label value.
@@ -49,6 +53,7 @@ impl OriginOutcome {
             Self::ConnectError => "connect_error",
             Self::Timeout => "timeout",
             Self::ProtocolError => "protocol_error",
+            Self::Aborted => "aborted",
         }
     }
 
@@ -69,6 +74,7 @@ impl OriginOutcome {
             OriginErrorKind::Timeout => Self::Timeout,
             OriginErrorKind::ErrorStatus(_) => Self::ServerError,
             OriginErrorKind::Protocol | OriginErrorKind::Body => Self::ProtocolError,
+            OriginErrorKind::RequestBodyTooLarge => Self::Aborted,
         }
     }
 }

@@ -28,7 +28,7 @@ use tracing::Instrument;
 pub use self::error::{ErrorResponse, OriginError, OriginErrorKind, is_error_status};
 use self::metrics::{OriginMetrics, OriginOutcome};
 use self::trace::FetchTrace;
-use crate::body::Body;
+use crate::body::{Body, Guard, StreamError};
 pub use crate::config::HostHeader;
 
 /// Where the origin is and how long to wait for it.
@@ -42,6 +42,8 @@ pub struct OriginSettings {
     pub first_byte_timeout: Duration,
     /// Limit for reading a whole body that is to be stored.
     pub body_timeout: Duration,
+    /// Longest pause between two frames of a body streamed on to a client.
+    pub read_timeout: Duration,
     /// How long an idle pooled connection is kept.
     pub pool_idle_timeout: Duration,
     /// How the `Host` header is set.
@@ -157,6 +159,19 @@ impl OriginClient {
             Ok(Err(error)) if error.is_connect() => {
                 Err(OriginError::new(OriginErrorKind::Connect, error))
             }
+            // The client's body broke its limit while it was being sent: the origin is not to
+            // blame.
+            Ok(Err(error))
+                if matches!(
+                    StreamError::find(&error),
+                    Some(StreamError::TooLarge { .. })
+                ) =>
+            {
+                Err(OriginError::new(
+                    OriginErrorKind::RequestBodyTooLarge,
+                    error,
+                ))
+            }
             Ok(Err(error)) => Err(OriginError::new(OriginErrorKind::Protocol, error)),
             Ok(Ok(response)) => Ok(response),
         };
@@ -167,6 +182,19 @@ impl OriginClient {
         self.metrics.record_request(outcome, started.elapsed());
         trace.finish(&result);
         result
+    }
+
+    /// `rest` of an origin body (after `prefix`, already read), to stream on to a client: cut off
+    /// with an error if the origin sends nothing for the read timeout while it is awaited.
+    pub fn stream_body(&self, prefix: Bytes, rest: Incoming) -> Body {
+        Body::guarded(
+            prefix,
+            rest,
+            Guard {
+                limit: None,
+                read_timeout: Some(self.settings.read_timeout),
+            },
+        )
     }
 
     /// Reads `body` whole if it is at most `limit` bytes, within the body timeout.

@@ -250,12 +250,13 @@ impl OriginLoader {
             (Ok(()), Some(_)) => None,
         };
         if let Some(not_stored) = refusal {
-            return Ok(self.unshared(Response::from_parts(parts, Body::stream(body)), not_stored));
+            let body = self.origin.stream_body(Bytes::new(), body);
+            return Ok(self.unshared(Response::from_parts(parts, body), not_stored));
         }
         let vary = vary.expect("a storable response has a Vary key (checked above)");
         match self.origin.buffer_body(body, self.max_object_bytes).await? {
             Buffered::TooLarge { prefix, rest } => Ok(self.unshared(
-                Response::from_parts(parts, Body::resume(prefix, rest)),
+                Response::from_parts(parts, self.origin.stream_body(prefix, rest)),
                 NotStored::TooLarge,
             )),
             Buffered::Complete(body) => {

@@ -92,6 +92,7 @@ pub fn origin_failed(error: &OriginError, method: &Method, status: &CacheStatus)
     }
     let text = match error.client_status() {
         StatusCode::GATEWAY_TIMEOUT => "origin timed out\n",
+        StatusCode::PAYLOAD_TOO_LARGE => "request body too large\n",
         _ => "origin unavailable\n",
     };
     own(error.client_status(), text, status)

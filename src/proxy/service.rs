@@ -9,9 +9,11 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Instant, SystemTime};
 
+use bytes::Bytes;
 use http::header::{self, HeaderMap, HeaderValue};
 use http::request::Parts;
-use http::{Method, Request, Response, StatusCode};
+use http::{Method, Request, Response, StatusCode, Version};
+use http_body::Body as _;
 use hyper::body::Incoming;
 use tracing::{Instrument, Span};
 
@@ -21,14 +23,14 @@ use super::metrics::ProxyMetrics;
 use super::request::{Class, RequestHead};
 use super::respond;
 use super::trace::RequestTrace;
-use crate::body::Body;
+use crate::body::{Body, Guard};
 use crate::cache::key::CacheKey;
 use crate::cache::loading::{
     Answer, Judgement, LoadCause, LoadingCache, Route, Served, Source, WaitResult,
 };
 use crate::cache::object::CachedObject;
-use crate::origin::OriginError;
 use crate::origin::headers::remove_hop_by_hop;
+use crate::origin::{OriginError, OriginErrorKind};
 use crate::server::Handler;
 use crate::stats::Stats;
 use crate::telemetry::logs::{self, TraceIds};
@@ -46,6 +48,28 @@ pub struct Proxy {
     traced: Option<RequestSampler>,
     /// When set, every request with a cache key adds 1 to the counter `requests:KEY`.
     request_counts: Option<Arc<WriteBehind>>,
+    /// What one request may carry.
+    limits: RequestLimits,
+}
+
+/// What one request may carry, checked before it reaches the cache or the origin.
+#[derive(Debug, Clone, Copy)]
+pub struct RequestLimits {
+    /// Most header fields (HTTP/1.1 heads are held to it by the parser already; this holds
+    /// HTTP/2 requests to it too).
+    pub max_headers: usize,
+    /// Largest request body passed through to the origin.
+    pub max_body_bytes: u64,
+}
+
+impl Default for RequestLimits {
+    /// The built-in defaults of `--max-headers` and `--max-request-body`.
+    fn default() -> Self {
+        Self {
+            max_headers: 100,
+            max_body_bytes: 10 * 1024 * 1024,
+        }
+    }
 }
 
 /// The prefix of per-cache-key request counters.
@@ -117,7 +141,14 @@ impl Proxy {
             stats,
             traced: None,
             request_counts: None,
+            limits: RequestLimits::default(),
         }
+    }
+
+    /// Holds requests to `limits` (`--max-headers`, `--max-request-body`).
+    pub fn with_limits(mut self, limits: RequestLimits) -> Self {
+        self.limits = limits;
+        self
     }
 
     /// Traces the requests `sampler` keeps (tracing on; see [`crate::telemetry`]).
@@ -231,6 +262,12 @@ impl Proxy {
         client: SocketAddr,
         unsampled_trace: Option<TraceIds>,
     ) -> (Response<Body>, Disposition) {
+        if parts.headers.len() > self.limits.max_headers {
+            return own_error(
+                StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE,
+                "too many header fields\n",
+            );
+        }
         if parts.method == Method::CONNECT {
             return own_error(StatusCode::METHOD_NOT_ALLOWED, "CONNECT is not supported\n");
         }
@@ -247,6 +284,7 @@ impl Proxy {
                 None => {}
             }
         }
+        let version = parts.version;
         let class = Class::of(&parts.method, &parts.headers);
         let head = match RequestHead::new(parts.method, &parts.uri, parts.headers, client.ip()) {
             Ok(head) => head.passing_on(unsampled_trace),
@@ -256,8 +294,8 @@ impl Proxy {
             // A body on a GET or HEAD has no defined meaning; it is not forwarded to a shared load.
             Class::Cacheable => self.cacheable(Arc::new(head)).await,
             // Boxed, like the cache's loads, to keep the hit path's future small.
-            Class::Unsafe => Box::pin(self.forward(head, body, true)).await,
-            Class::Pass => Box::pin(self.forward(head, body, false)).await,
+            Class::Unsafe => Box::pin(self.forward(head, version, body, true)).await,
+            Class::Pass => Box::pin(self.forward(head, version, body, false)).await,
         }
     }
 
@@ -391,7 +429,9 @@ impl Proxy {
                             ..loaded
                         },
                     ),
-                    Route::Miss | Route::StaleOnError | Route::Error => (CacheResult::Miss, loaded),
+                    Route::Miss | Route::StaleOnError | Route::Error | Route::Busy => {
+                        (CacheResult::Miss, loaded)
+                    }
                 };
                 let response = respond::stored(variant, &head.method, &head.headers, &status, now);
                 (
@@ -448,17 +488,52 @@ impl Proxy {
                     leader,
                 },
             ),
+            Served::Busy => {
+                // Not queued, so not collapsed into another request's load either.
+                let status = CacheStatus {
+                    collapsed: false,
+                    detail: Some("too-many-waiters"),
+                    ..forwarded
+                };
+                let mut response = respond::own(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    "too many requests waiting for this URL; retry shortly\n",
+                    &status,
+                );
+                response
+                    .headers_mut()
+                    .insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
+                (
+                    response,
+                    Disposition {
+                        result: CacheResult::Error,
+                        waited,
+                        leader,
+                    },
+                )
+            }
         }
     }
 
-    /// Unsafe and uncacheable methods: straight to the origin, bodies streamed both ways.
+    /// Unsafe and uncacheable methods: straight to the origin, bodies streamed both ways. A body
+    /// larger than the limit is refused (413) before the origin is asked if its length says so,
+    /// else cut off when it passes the limit, which abandons the origin request (413 too).
     async fn forward(
         &self,
         head: RequestHead,
+        version: Version,
         body: Incoming,
         invalidates: bool,
     ) -> (Response<Body>, Disposition) {
-        let mut request = Request::new(Body::stream(body));
+        let limit = self.limits.max_body_bytes;
+        if body.size_hint().lower() > limit {
+            return body_too_large(version);
+        }
+        let guard = Guard {
+            limit: Some(limit),
+            read_timeout: None,
+        };
+        let mut request = Request::new(Body::guarded(Bytes::new(), body, guard));
         *request.method_mut() = head.method.clone();
         *request.uri_mut() = head.origin_uri();
         *request.headers_mut() = head.forwarded_headers();
@@ -476,11 +551,15 @@ impl Proxy {
                     forward_status: Some(parts.status),
                     ..CacheStatus::forwarded(Forward::Method)
                 };
-                let response = Response::from_parts(parts, Body::stream(body));
+                let body = self.cache.loader().origin().stream_body(Bytes::new(), body);
+                let response = Response::from_parts(parts, body);
                 (
                     respond::passed(response, &head.method, &status),
                     CacheResult::Pass.into(),
                 )
+            }
+            Err(error) if matches!(error.kind(), OriginErrorKind::RequestBodyTooLarge) => {
+                body_too_large(version)
             }
             Err(error) => (
                 respond::origin_failed(
@@ -643,6 +722,27 @@ fn final_recipient(method: &Method) -> (Response<Body>, Disposition) {
         .headers_mut()
         .insert(header::ALLOW, HeaderValue::from_static("OPTIONS"));
     (response, CacheResult::Pass.into())
+}
+
+/// 413 for a request body past `--max-request-body`. Over HTTP/1.x the connection is closed
+/// after it, as the rest of the body is not read.
+fn body_too_large(version: Version) -> (Response<Body>, Disposition) {
+    let status = CacheStatus {
+        forward_status: None,
+        detail: Some("request-body-too-large"),
+        ..CacheStatus::forwarded(Forward::Method)
+    };
+    let mut response = respond::own(
+        StatusCode::PAYLOAD_TOO_LARGE,
+        "request body too large\n",
+        &status,
+    );
+    if version < Version::HTTP_2 {
+        response
+            .headers_mut()
+            .insert(header::CONNECTION, HeaderValue::from_static("close"));
+    }
+    (response, CacheResult::Error.into())
 }
 
 fn own_error(code: StatusCode, text: &'static str) -> (Response<Body>, Disposition) {

@@ -6,7 +6,7 @@
 //! drops but does not expose the count; it only reports it when the provider shuts down.)
 //!
 //! The processor's thread has no Tokio runtime, and both OTLP clients (tonic, hyper) need one, so
-//! every export is run as a task on the runtime the pipeline was started in ([`OnRuntime`]).
+//! every export is run as a task on the runtime the pipeline was started in (`OnRuntime`).
 
 use std::fmt;
 use std::sync::Arc;
@@ -18,7 +18,7 @@ use opentelemetry_otlp::{Protocol, WithExportConfig};
 use opentelemetry_sdk::Resource;
 use opentelemetry_sdk::error::{OTelSdkError, OTelSdkResult};
 use opentelemetry_sdk::trace::{
-    BatchConfigBuilder, BatchSpanProcessor, Sampler, SamplingDecision, SamplingResult,
+    BatchConfig, BatchConfigBuilder, BatchSpanProcessor, Sampler, SamplingDecision, SamplingResult,
     SdkTracerProvider, ShouldSample, SpanData, SpanExporter,
 };
 use tokio::runtime::Handle;
@@ -99,31 +99,53 @@ impl Tracing {
             .with_max_export_batch_size(config.max_export_batch_size)
             .with_scheduled_delay(config.batch_delay)
             .build();
+        let resource = Resource::builder()
+            .with_service_name(config.service_name.clone())
+            .build();
+        Ok(Self::pipeline(
+            exporter,
+            batch,
+            resource,
+            config.sampler,
+            config.sampler_arg,
+        ))
+    }
+
+    /// Tracing on through `exporter` (tests and benchmarks bring their own), batched with the
+    /// SDK's defaults and sampled by `sampler` / `sampler_arg` exactly as [`start`](Self::start)
+    /// samples.
+    pub fn with_exporter(
+        exporter: impl SpanExporter + 'static,
+        sampler: SamplerKind,
+        sampler_arg: Option<Ratio>,
+    ) -> Self {
+        Self::pipeline(
+            exporter,
+            BatchConfigBuilder::default().build(),
+            Resource::builder().build(),
+            sampler,
+            sampler_arg,
+        )
+    }
+
+    fn pipeline(
+        exporter: impl SpanExporter + 'static,
+        batch: BatchConfig,
+        resource: Resource,
+        kind: SamplerKind,
+        arg: Option<Ratio>,
+    ) -> Self {
         let processor = BatchSpanProcessor::builder(exporter)
             .with_batch_config(batch)
             .build();
         let provider = SdkTracerProvider::builder()
             .with_span_processor(processor)
-            .with_sampler(PreDecided(sampler(config.sampler, config.sampler_arg)))
-            .with_resource(
-                Resource::builder()
-                    .with_service_name(config.service_name.clone())
-                    .build(),
-            )
+            .with_sampler(PreDecided(sampler(kind, arg)))
+            .with_resource(resource)
             .build();
-        Ok(Self {
-            provider: Some(provider),
-            requests: RequestSampler::new(config.sampler, config.sampler_arg),
-        })
-    }
-
-    /// Tracing on, through a pipeline built elsewhere (tests and benchmarks bring their own
-    /// exporter). [`shutdown`](Self::shutdown) shuts `provider` down.
-    /// Requests are sampled as `parentbased_always_on` then.
-    pub fn from_provider(provider: SdkTracerProvider) -> Self {
         Self {
             provider: Some(provider),
-            requests: RequestSampler::new(SamplerKind::ParentbasedAlwaysOn, None),
+            requests: RequestSampler::new(kind, arg),
         }
     }
 

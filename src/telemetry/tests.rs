@@ -7,9 +7,10 @@ use std::sync::{Arc, Mutex};
 
 use http::Request;
 use opentelemetry_sdk::error::OTelSdkResult;
-use opentelemetry_sdk::trace::{SdkTracerProvider, SpanData, SpanExporter};
+use opentelemetry_sdk::trace::{SpanData, SpanExporter};
 
 use super::*;
+use crate::config::SamplerKind;
 use crate::proxy::trace::RequestTrace;
 
 /// Discards every span.
@@ -84,11 +85,7 @@ fn access_line(format: LogFormat, tracing: &Tracing, flags: &str) -> String {
 }
 
 fn traced() -> Tracing {
-    Tracing::from_provider(
-        SdkTracerProvider::builder()
-            .with_simple_exporter(Discard)
-            .build(),
-    )
+    Tracing::with_exporter(Discard, SamplerKind::ParentbasedAlwaysOn, None)
 }
 
 #[test]
@@ -177,4 +174,54 @@ fn an_unsampled_request_opens_no_span_and_passes_its_trace_on() {
             assert!(crate::telemetry::context::span_context(&child).is_some());
         });
     });
+}
+
+/// The lines each preset lets through, of one event per kind (a dependency's info line,
+/// sidecache's own info line, an access line, a dependency's debug line).
+fn lines_through(level: &str) -> Vec<&'static str> {
+    let lines = Lines::default();
+    let config = LogConfig {
+        format: LogFormat::Text,
+        level: level.to_owned(),
+    };
+    let writer = lines.clone();
+    let subscriber =
+        subscriber_writing_to(&config, &Tracing::disabled(), None, move || writer.clone())
+            .expect("subscriber");
+    tracing::subscriber::with_default(subscriber, || {
+        tracing::info!(target: "hyper::proto", "dependency info");
+        tracing::info!(target: "sidecache::app", "sidecache listening");
+        tracing::debug!(target: "sidecache::access", "request");
+        tracing::debug!(target: "h2::codec", "dependency debug");
+    });
+    let text = String::from_utf8(lines.0.lock().expect("lines").clone()).expect("utf-8");
+    [
+        "dependency info",
+        "sidecache listening",
+        "request",
+        "dependency debug",
+    ]
+    .into_iter()
+    .filter(|message| text.contains(message))
+    .collect()
+}
+
+#[test]
+fn log_presets_let_through_what_they_promise() {
+    assert_eq!(lines_through("prod"), ["sidecache listening"]);
+    assert_eq!(
+        lines_through("development"),
+        ["dependency info", "sidecache listening", "request"]
+    );
+    assert_eq!(
+        lines_through("debug"),
+        [
+            "dependency info",
+            "sidecache listening",
+            "request",
+            "dependency debug"
+        ]
+    );
+    // Anything else is an EnvFilter as before.
+    assert_eq!(lines_through("warn,sidecache::access=debug"), ["request"]);
 }

@@ -129,6 +129,7 @@ fn fixture_with(
         LoadingConfig {
             coalesce_timeout,
             hit_for_miss_ttl: Duration::from_secs(60),
+            max_waiters_per_key: usize::MAX,
         },
     );
     Fixture { loader, cache }
@@ -186,6 +187,22 @@ fn value(answer: &Answer<Val, String, Failure>) -> &Val {
         Served::Value(value) => value,
         other => panic!("expected a value, got {other:?}"),
     }
+}
+
+#[tokio::test]
+async fn a_caller_elected_after_a_load_finished_takes_its_value_instead_of_loading_again() {
+    let f = fixture(Behaviour::Fetch);
+    let first = f.start(1, "v").await;
+    f.release(1);
+    let stored = value(&finish(first).await[0]).clone();
+    // As a caller whose L1 lookup missed just before that load stored its value, and who
+    // joined the flight just after the load left it. (A second load, were one started, could
+    // run: it would be counted, not hang.)
+    f.release(1);
+    let late = f.cache.load_coalesced(&"k", &"v", None).await;
+    assert_eq!(f.loads(), 1, "no second load");
+    assert_eq!(late.route, Route::Hit);
+    assert_eq!(value(&late), &stored);
 }
 
 #[tokio::test]

@@ -1,0 +1,73 @@
+//! The limits on what one client connection may ask of the proxy port: how many connections,
+//! how large a request head, how long to send it, how long to sit idle, how large a body.
+
+use std::time::Duration;
+
+use super::byte_size;
+
+/// The limits on client connections and requests, applied before a request reaches the cache.
+#[derive(Debug, Clone, PartialEq, Eq, clap::Args)]
+#[command(next_help_heading = "Client limits")]
+pub struct ClientLimitsConfig {
+    /// Most client connections open at once on the proxy port. Beyond it, new connections are not
+    /// accepted: they wait in the kernel's listen backlog until one closes (as nginx does at
+    /// worker_connections), so a flood cannot exhaust file descriptors or memory.
+    #[arg(
+        long = "max-connections",
+        env = "SIDECACHE_MAX_CONNECTIONS",
+        value_name = "COUNT",
+        default_value = "10000"
+    )]
+    pub max_connections: usize,
+    /// Largest request head (request line and header fields) a client may send; a larger one is
+    /// answered 431 and the connection closed. At most 256KiB.
+    #[arg(
+        long = "max-header-size",
+        env = "SIDECACHE_MAX_HEADER_SIZE",
+        value_name = "BYTES",
+        default_value = "32KiB",
+        value_parser = byte_size::parse_bytes
+    )]
+    pub max_header_bytes: u64,
+    /// Most header fields in one request; more are answered 431 (HTTP/1.1: and the connection
+    /// closed).
+    #[arg(
+        long = "max-headers",
+        env = "SIDECACHE_MAX_HEADERS",
+        value_name = "COUNT",
+        default_value = "100"
+    )]
+    pub max_headers: usize,
+    /// How long a client may take to send a complete request head once its first byte has
+    /// arrived, so a client that drips its header bytes (slowloris) is cut off: the connection is
+    /// closed without an answer.
+    #[arg(
+        long = "client-header-timeout",
+        env = "SIDECACHE_CLIENT_HEADER_TIMEOUT",
+        value_name = "DURATION",
+        default_value = "10s",
+        value_parser = humantime::parse_duration
+    )]
+    pub header_timeout: Duration,
+    /// How long a client connection may stay open with no request under way (a new connection
+    /// before its first byte, or a keep-alive connection between requests); then it is closed.
+    #[arg(
+        long = "client-idle-timeout",
+        env = "SIDECACHE_CLIENT_IDLE_TIMEOUT",
+        value_name = "DURATION",
+        default_value = "60s",
+        value_parser = humantime::parse_duration
+    )]
+    pub idle_timeout: Duration,
+    /// Largest request body passed through to the origin (POST, PUT, ...). A larger declared
+    /// Content-Length is answered 413 without contacting the origin; a body without one that runs
+    /// past it is cut off, the origin request aborted, and the client answered 413.
+    #[arg(
+        long = "max-request-body",
+        env = "SIDECACHE_MAX_REQUEST_BODY",
+        value_name = "BYTES",
+        default_value = "10MiB",
+        value_parser = byte_size::parse_bytes
+    )]
+    pub max_request_body_bytes: u64,
+}

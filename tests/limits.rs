@@ -1,0 +1,787 @@
+//! Limits and timeouts end to end: what a client sees when it breaks one (or the origin does), and
+//! that the counters say what happened. Raw TCP clients show the bytes and the closed connection
+//! exactly; every wait is bounded.
+
+mod support;
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use http::{Method, Request};
+use http_body_util::{BodyExt, Empty};
+use hyper_util::rt::{TokioExecutor, TokioIo};
+use support::{Failed, Gate, Reply, Sidecache, TestClient, TestOrigin, wait_until};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::{TcpListener, TcpStream};
+
+/// The longest any single step of these tests may take before it counts as hanging.
+const BOUND: Duration = Duration::from_secs(10);
+
+// === raw client ===
+
+/// How a connection ended, as the client saw it.
+#[derive(Debug, PartialEq, Eq)]
+enum End {
+    /// The server closed it (FIN).
+    Closed,
+    /// The server reset it.
+    Reset,
+}
+
+async fn connect(sidecache: &Sidecache) -> TcpStream {
+    TcpStream::connect(sidecache.proxy_addr)
+        .await
+        .expect("connect")
+}
+
+/// Reads until the server ends the connection (at most [`BOUND`]): everything it sent, and how.
+async fn read_to_end(stream: &mut TcpStream) -> (Vec<u8>, End) {
+    let mut received = Vec::new();
+    let mut buffer = [0u8; 4096];
+    loop {
+        let read = tokio::time::timeout(BOUND, stream.read(&mut buffer))
+            .await
+            .expect("the server ended the connection in time");
+        match read {
+            Ok(0) => return (received, End::Closed),
+            Ok(n) => received.extend_from_slice(&buffer[..n]),
+            Err(_) => return (received, End::Reset),
+        }
+    }
+}
+
+/// Reads one response with a `Content-Length` body; returns the head (as text) and the body.
+async fn read_response(stream: &mut TcpStream) -> (String, Vec<u8>) {
+    let mut received = Vec::new();
+    let mut buffer = [0u8; 4096];
+    let head_end = loop {
+        if let Some(end) = received.windows(4).position(|w| w == b"\r\n\r\n") {
+            break end + 4;
+        }
+        let n = tokio::time::timeout(BOUND, stream.read(&mut buffer))
+            .await
+            .expect("a response in time")
+            .expect("read");
+        assert!(n > 0, "closed before a response head: {received:?}");
+        received.extend_from_slice(&buffer[..n]);
+    };
+    let head = String::from_utf8_lossy(&received[..head_end]).to_ascii_lowercase();
+    let length: usize = head
+        .lines()
+        .find_map(|line| line.strip_prefix("content-length:"))
+        .map_or(0, |value| value.trim().parse().expect("a length"));
+    let mut body = received[head_end..].to_vec();
+    while body.len() < length {
+        let n = tokio::time::timeout(BOUND, stream.read(&mut buffer))
+            .await
+            .expect("the body in time")
+            .expect("read");
+        assert!(n > 0, "closed mid-body");
+        body.extend_from_slice(&buffer[..n]);
+    }
+    (head, body)
+}
+
+fn status_of(response: &[u8]) -> u16 {
+    let text = String::from_utf8_lossy(response);
+    text.strip_prefix("HTTP/1.1 ")
+        .and_then(|rest| rest.get(..3))
+        .and_then(|code| code.parse().ok())
+        .unwrap_or_else(|| panic!("not a response: {text:?}"))
+}
+
+/// A GET for `path` with `extra` header lines (each ending in CRLF).
+fn get_head(path: &str, extra: &str) -> String {
+    format!("GET {path} HTTP/1.1\r\nHost: limits.test\r\n{extra}\r\n")
+}
+
+fn cached_origin_reply() -> Reply {
+    Reply::ok("ok").header("cache-control", "max-age=60")
+}
+
+/// Scrapes until `series` has `value` (state gauges follow connection tasks that end on their
+/// own), at most [`BOUND`].
+async fn wait_for_gauge(sidecache: &Sidecache, series: &str, value: f64) {
+    let deadline = Instant::now() + BOUND;
+    loop {
+        let now = sidecache.metrics().await.value(series);
+        if now == value {
+            return;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "{series} is {now}, expected {value}"
+        );
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+}
+
+// === request heads ===
+
+#[tokio::test]
+async fn a_request_head_over_the_size_limit_gets_431_and_the_connection_closes() {
+    let origin = TestOrigin::start(|_, _| cached_origin_reply()).await;
+    let sidecache = Sidecache::start(&origin.url(), &["--max-header-size", "8KiB"]).await;
+
+    // Just under the limit: served.
+    let mut stream = connect(&sidecache).await;
+    let fits = format!("X-Fill: {}\r\n", "a".repeat(7 * 1024));
+    stream
+        .write_all(get_head("/fits", &fits).as_bytes())
+        .await
+        .expect("write");
+    let (head, body) = read_response(&mut stream).await;
+    assert!(head.starts_with("http/1.1 200"), "{head}");
+    assert_eq!(body, b"ok");
+
+    // Over it: 431 from the server (hyper answers it, with an empty body), then the close.
+    let mut stream = connect(&sidecache).await;
+    let over = format!("X-Fill: {}\r\n", "a".repeat(9 * 1024));
+    stream
+        .write_all(get_head("/over", &over).as_bytes())
+        .await
+        .expect("write");
+    let (received, end) = read_to_end(&mut stream).await;
+    assert_eq!(status_of(&received), 431);
+    let text = String::from_utf8_lossy(&received).to_ascii_lowercase();
+    assert!(text.contains("content-length: 0"), "{text}");
+    assert_eq!(end, End::Closed, "{text}");
+    assert_eq!(origin.count("/over"), 0, "never reaches the origin");
+    sidecache.stop().await;
+}
+
+#[tokio::test]
+async fn more_header_fields_than_the_limit_get_431() {
+    let origin = TestOrigin::start(|_, _| cached_origin_reply()).await;
+    let sidecache = Sidecache::start(&origin.url(), &["--max-headers", "20"]).await;
+    let fields = |n: usize| (0..n).map(|i| format!("X-F{i}: v\r\n")).collect::<String>();
+
+    // Host plus 19 fields: 20, served.
+    let mut stream = connect(&sidecache).await;
+    stream
+        .write_all(get_head("/fits", &fields(19)).as_bytes())
+        .await
+        .expect("write");
+    let (head, _) = read_response(&mut stream).await;
+    assert!(head.starts_with("http/1.1 200"), "{head}");
+
+    let mut stream = connect(&sidecache).await;
+    stream
+        .write_all(get_head("/over", &fields(20)).as_bytes())
+        .await
+        .expect("write");
+    let (received, end) = read_to_end(&mut stream).await;
+    assert_eq!(status_of(&received), 431);
+    assert_eq!(end, End::Closed);
+    assert_eq!(origin.count("/over"), 0);
+    sidecache.stop().await;
+}
+
+/// Over HTTP/2 the field count is checked by sidecache itself (a short text body), and the size by
+/// the HTTP/2 layer, which answers 431 and resets the stream.
+#[tokio::test]
+async fn http2_requests_are_held_to_the_same_head_limits() {
+    let origin = TestOrigin::start(|_, _| cached_origin_reply()).await;
+    let sidecache = Sidecache::start(
+        &origin.url(),
+        &["--max-headers", "20", "--max-header-size", "8KiB"],
+    )
+    .await;
+    let stream = connect(&sidecache).await;
+    let (mut sender, connection) =
+        hyper::client::conn::http2::handshake(TokioExecutor::new(), TokioIo::new(stream))
+            .await
+            .expect("h2 handshake");
+    tokio::spawn(connection);
+    let mut send = |path: &str, fields: usize, fill: usize| {
+        let mut request = Request::get(format!("http://limits.test{path}"));
+        for i in 0..fields {
+            request = request.header(format!("x-f{i}"), "v");
+        }
+        if fill > 0 {
+            request = request.header("x-fill", "a".repeat(fill));
+        }
+        let request = request.body(Empty::<Bytes>::new()).expect("request");
+        let sent = sender.send_request(request);
+        async move {
+            let response = tokio::time::timeout(BOUND, sent)
+                .await
+                .expect("an answer in time")
+                .expect("a response");
+            let status = response.status();
+            let body = response.into_body().collect().await.map(|b| b.to_bytes());
+            (status, body.unwrap_or_default())
+        }
+    };
+
+    let (status, body) = send("/fits", 19, 0).await;
+    assert_eq!((status.as_u16(), &body[..]), (200, &b"ok"[..]));
+    let (status, body) = send("/many", 21, 0).await;
+    assert_eq!(status, 431);
+    assert_eq!(&body[..], b"too many header fields\n");
+    let (status, _) = send("/large", 0, 9 * 1024).await;
+    assert_eq!(status, 431);
+    assert_eq!(origin.count("/many") + origin.count("/large"), 0);
+    sidecache.stop().await;
+}
+
+// === slow and idle clients ===
+
+#[tokio::test]
+async fn a_client_that_drips_its_head_is_cut_off_after_the_header_timeout() {
+    let origin = TestOrigin::start(|_, _| cached_origin_reply()).await;
+    let sidecache = Sidecache::start(
+        &origin.url(),
+        &[
+            "--client-header-timeout",
+            "300ms",
+            "--client-idle-timeout",
+            "30s",
+        ],
+    )
+    .await;
+    let mut stream = connect(&sidecache).await;
+    let started = Instant::now();
+    stream
+        .write_all(b"GET /slow HTTP/1.1\r\nHost: limits.test\r\n")
+        .await
+        .expect("write");
+    // A slowloris: one more field every 50 ms, never the blank line. The drip stops when the
+    // server closes (a write fails) or the bound passes.
+    let (mut reader, mut writer) = stream.split();
+    let drip = async {
+        for i in 0.. {
+            tokio::time::sleep(Duration::from_millis(50)).await;
+            if writer
+                .write_all(format!("X-Drip-{i}: x\r\n").as_bytes())
+                .await
+                .is_err()
+            {
+                break;
+            }
+        }
+    };
+    let mut received = Vec::new();
+    let read = async {
+        let _ = reader.read_to_end(&mut received).await;
+    };
+    tokio::select! {
+        () = read => {}
+        () = drip => {}
+        () = tokio::time::sleep(BOUND) => panic!("the dripping client was not cut off"),
+    }
+    let elapsed = started.elapsed();
+    assert!(received.is_empty(), "no answer: {received:?}");
+    assert!(
+        elapsed >= Duration::from_millis(300) && elapsed < Duration::from_secs(5),
+        "cut off after {elapsed:?}"
+    );
+    assert_eq!(origin.count("/slow"), 0);
+    sidecache.stop().await;
+}
+
+#[tokio::test]
+async fn a_connection_that_sends_nothing_is_closed_after_the_idle_timeout() {
+    let origin = TestOrigin::start(|_, _| cached_origin_reply()).await;
+    let sidecache = Sidecache::start(&origin.url(), &["--client-idle-timeout", "300ms"]).await;
+    let started = Instant::now();
+    let mut stream = connect(&sidecache).await;
+    let (received, _) = read_to_end(&mut stream).await;
+    let elapsed = started.elapsed();
+    assert!(received.is_empty());
+    assert!(
+        elapsed >= Duration::from_millis(300) && elapsed < Duration::from_secs(5),
+        "closed after {elapsed:?}"
+    );
+    wait_for_gauge(&sidecache, "sidecache_client_connections", 0.0).await;
+    sidecache.stop().await;
+}
+
+/// The idle clock and the header clock are apart: a keep-alive connection may sit idle longer than
+/// the header timeout, and is closed once the idle timeout passes.
+#[tokio::test]
+async fn a_keep_alive_connection_lives_until_the_idle_timeout_not_the_header_timeout() {
+    let origin = TestOrigin::start(|_, _| cached_origin_reply()).await;
+    let sidecache = Sidecache::start(
+        &origin.url(),
+        &[
+            "--client-header-timeout",
+            "200ms",
+            "--client-idle-timeout",
+            "1s",
+        ],
+    )
+    .await;
+    let mut stream = connect(&sidecache).await;
+    stream
+        .write_all(get_head("/a", "").as_bytes())
+        .await
+        .expect("write");
+    let (head, _) = read_response(&mut stream).await;
+    assert!(head.starts_with("http/1.1 200"), "{head}");
+    // Idle for longer than the header timeout (a timing condition, not synchronisation).
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    stream
+        .write_all(get_head("/b", "").as_bytes())
+        .await
+        .expect("write");
+    let (head, _) = read_response(&mut stream).await;
+    assert!(head.starts_with("http/1.1 200"), "still open: {head}");
+    let idle_from = Instant::now();
+    let (received, _) = read_to_end(&mut stream).await;
+    let idle = idle_from.elapsed();
+    assert!(received.is_empty());
+    assert!(
+        idle >= Duration::from_millis(900) && idle < Duration::from_secs(5),
+        "closed after {idle:?} idle"
+    );
+    sidecache.stop().await;
+}
+
+/// HTTP/2 clients send frames while idle, so only the idle clock applies: a connection with no
+/// stream open for the idle timeout is closed.
+#[tokio::test]
+async fn an_idle_http2_connection_is_closed_after_the_idle_timeout() {
+    let origin = TestOrigin::start(|_, _| cached_origin_reply()).await;
+    let sidecache = Sidecache::start(
+        &origin.url(),
+        &[
+            "--client-header-timeout",
+            "100ms",
+            "--client-idle-timeout",
+            "500ms",
+        ],
+    )
+    .await;
+    let stream = connect(&sidecache).await;
+    let (mut sender, connection) =
+        hyper::client::conn::http2::handshake(TokioExecutor::new(), TokioIo::new(stream))
+            .await
+            .expect("h2 handshake");
+    let connection = tokio::spawn(connection);
+    let request = Request::get("http://limits.test/h2")
+        .body(Empty::<Bytes>::new())
+        .expect("request");
+    let response = tokio::time::timeout(BOUND, sender.send_request(request))
+        .await
+        .expect("an answer in time")
+        .expect("a response");
+    assert_eq!(response.status(), 200);
+    let body = response
+        .into_body()
+        .collect()
+        .await
+        .expect("body")
+        .to_bytes();
+    assert_eq!(&body[..], b"ok");
+    let idle_from = Instant::now();
+    let _ = tokio::time::timeout(BOUND, connection)
+        .await
+        .expect("the server closed the idle connection in time");
+    let idle = idle_from.elapsed();
+    assert!(
+        idle >= Duration::from_millis(400) && idle < Duration::from_secs(5),
+        "closed after {idle:?} idle"
+    );
+    sidecache.stop().await;
+}
+
+// === connections ===
+
+#[tokio::test]
+async fn beyond_max_connections_new_clients_wait_until_one_closes() {
+    let origin = TestOrigin::start(|_, _| cached_origin_reply()).await;
+    let sidecache = Sidecache::start(&origin.url(), &["--max-connections", "2"]).await;
+    let scrape = sidecache.metrics().await;
+    assert_eq!(scrape.value("sidecache_client_connections_max"), 2.0);
+    assert_eq!(scrape.value("sidecache_client_connections"), 0.0);
+
+    let mut first = connect(&sidecache).await;
+    let mut second = connect(&sidecache).await;
+    for stream in [&mut first, &mut second] {
+        stream
+            .write_all(get_head("/x", "").as_bytes())
+            .await
+            .expect("write");
+        let (head, _) = read_response(stream).await;
+        assert!(head.starts_with("http/1.1 200"), "{head}");
+    }
+    wait_for_gauge(&sidecache, "sidecache_client_connections", 2.0).await;
+
+    // The third is queued by the kernel, not served: its request gets no answer...
+    let mut third = connect(&sidecache).await;
+    third
+        .write_all(get_head("/x", "").as_bytes())
+        .await
+        .expect("write");
+    let mut byte = [0u8; 1];
+    let waiting = tokio::time::timeout(Duration::from_millis(300), third.read(&mut byte)).await;
+    assert!(waiting.is_err(), "answered beyond the limit: {waiting:?}");
+    assert_eq!(
+        sidecache
+            .metrics()
+            .await
+            .value("sidecache_client_connections"),
+        2.0
+    );
+    // ...until a slot frees up.
+    drop(first);
+    let (head, _) = read_response(&mut third).await;
+    assert!(head.starts_with("http/1.1 200"), "{head}");
+    wait_for_gauge(&sidecache, "sidecache_client_connections", 2.0).await;
+    drop((second, third));
+    wait_for_gauge(&sidecache, "sidecache_client_connections", 0.0).await;
+    sidecache.stop().await;
+}
+
+// === request bodies ===
+
+#[tokio::test]
+async fn a_declared_body_over_the_limit_gets_413_without_reaching_the_origin() {
+    let origin = TestOrigin::start(|_, _| Reply::ok("stored")).await;
+    let sidecache = Sidecache::start(&origin.url(), &["--max-request-body", "1KiB"]).await;
+
+    // At the limit: passed through whole.
+    let got = TestClient::new()
+        .send(
+            Method::POST,
+            &sidecache.url("/upload"),
+            &[],
+            Bytes::from(vec![b'b'; 1024]),
+        )
+        .await;
+    assert_eq!(got.status, 200);
+    assert_eq!(origin.seen()[0].body.len(), 1024);
+
+    // Past it, by the declared length: 413 at once, nothing sent on, the connection closed.
+    let mut stream = connect(&sidecache).await;
+    stream
+        .write_all(b"POST /upload HTTP/1.1\r\nHost: limits.test\r\nContent-Length: 1000000\r\n\r\n")
+        .await
+        .expect("write");
+    let (head, body) = read_response(&mut stream).await;
+    assert!(head.starts_with("http/1.1 413"), "{head}");
+    assert!(head.contains("connection: close"), "{head}");
+    assert!(
+        head.contains("cache-status: sidecache; fwd=method; detail=request-body-too-large"),
+        "{head}"
+    );
+    assert_eq!(body, b"request body too large\n");
+    let (_, end) = read_to_end(&mut stream).await;
+    assert_eq!(end, End::Closed);
+    assert_eq!(origin.seen().len(), 1, "the origin was not asked");
+
+    let scrape = sidecache.metrics().await;
+    assert_eq!(
+        scrape.value(r#"sidecache_requests_total{cache_result="pass"}"#),
+        1.0
+    );
+    assert_eq!(
+        scrape.value(r#"sidecache_requests_total{cache_result="error"}"#),
+        1.0
+    );
+    assert_eq!(
+        scrape.value(r#"sidecache_origin_requests_total{outcome="2xx"}"#),
+        1.0
+    );
+    assert_eq!(
+        scrape.value(r#"sidecache_origin_requests_total{outcome="aborted"}"#),
+        0.0
+    );
+    sidecache.stop().await;
+}
+
+#[tokio::test]
+async fn a_chunked_body_running_past_the_limit_aborts_the_origin_request_and_gets_413() {
+    let origin = TestOrigin::start(|_, _| Reply::ok("stored")).await;
+    let sidecache = Sidecache::start(&origin.url(), &["--max-request-body", "1KiB"]).await;
+    let mut stream = connect(&sidecache).await;
+    stream
+        .write_all(
+            b"POST /upload HTTP/1.1\r\nHost: limits.test\r\nTransfer-Encoding: chunked\r\n\r\n",
+        )
+        .await
+        .expect("write");
+    // Three chunks of 512 bytes, no last chunk: the third runs past 1KiB.
+    for _ in 0..3 {
+        let mut chunk = b"200\r\n".to_vec();
+        chunk.extend_from_slice(&[b'c'; 512]);
+        chunk.extend_from_slice(b"\r\n");
+        stream.write_all(&chunk).await.expect("write");
+    }
+    let (head, body) = read_response(&mut stream).await;
+    assert!(head.starts_with("http/1.1 413"), "{head}");
+    assert!(head.contains("connection: close"), "{head}");
+    assert!(
+        head.contains("cache-status: sidecache; fwd=method; detail=request-body-too-large"),
+        "{head}"
+    );
+    assert_eq!(body, b"request body too large\n");
+    let (_, end) = read_to_end(&mut stream).await;
+    assert_eq!(end, End::Closed);
+
+    // The origin got the head and part of the body, then its connection broke: it never had a
+    // whole request to act on (the test origin records a broken body as empty).
+    origin.arrivals(1).await;
+    let seen = origin.seen();
+    assert_eq!(seen.len(), 1);
+    assert!(seen[0].body.is_empty(), "{} body bytes", seen[0].body.len());
+
+    let scrape = sidecache.metrics().await;
+    assert_eq!(
+        scrape.value(r#"sidecache_requests_total{cache_result="error"}"#),
+        1.0
+    );
+    assert_eq!(
+        scrape.value(r#"sidecache_origin_requests_total{outcome="aborted"}"#),
+        1.0
+    );
+    assert_eq!(
+        scrape.value(r#"sidecache_origin_requests_total{outcome="protocol_error"}"#),
+        0.0,
+        "not counted as the origin's failure"
+    );
+    sidecache.stop().await;
+}
+
+// === origin timeouts ===
+
+/// An origin that answers each connection with `head` (and what body bytes it holds), then keeps
+/// the connection open without sending more.
+struct StallingOrigin {
+    addr: std::net::SocketAddr,
+    requests: Arc<AtomicUsize>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl StallingOrigin {
+    async fn start(answer: &'static [u8]) -> Self {
+        let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+        let addr = listener.local_addr().expect("addr");
+        let requests = Arc::new(AtomicUsize::new(0));
+        let counted = Arc::clone(&requests);
+        let task = tokio::spawn(async move {
+            let mut held = Vec::new();
+            while let Ok((mut stream, _)) = listener.accept().await {
+                let mut head = Vec::new();
+                let mut buffer = [0u8; 1024];
+                while !head.windows(4).any(|w| w == b"\r\n\r\n") {
+                    match stream.read(&mut buffer).await {
+                        Ok(0) | Err(_) => break,
+                        Ok(n) => head.extend_from_slice(&buffer[..n]),
+                    }
+                }
+                counted.fetch_add(1, Ordering::SeqCst);
+                let _ = stream.write_all(answer).await;
+                // Held open, silent, until the test ends.
+                held.push(stream);
+            }
+        });
+        Self {
+            addr,
+            requests,
+            task,
+        }
+    }
+
+    fn url(&self) -> String {
+        format!("http://{}", self.addr)
+    }
+}
+
+impl Drop for StallingOrigin {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
+#[tokio::test]
+async fn a_hanging_origin_gives_a_pass_through_504_within_the_origin_timeout() {
+    let gate = Gate::new();
+    let origin_gate = gate.clone();
+    let origin = TestOrigin::start(move |_, _| Reply::ok("late").gated(&origin_gate)).await;
+    let sidecache = Sidecache::start(&origin.url(), &["--origin-timeout", "300ms"]).await;
+    let started = Instant::now();
+    let got = TestClient::new()
+        .send(Method::POST, &sidecache.url("/hang"), &[], Bytes::from("x"))
+        .await;
+    let elapsed = started.elapsed();
+    assert_eq!(got.status, 504);
+    assert_eq!(got.text(), "origin timed out\n");
+    assert!(
+        got.cache_status().contains("detail=origin-timeout"),
+        "{}",
+        got.cache_status()
+    );
+    assert!(
+        elapsed >= Duration::from_millis(300) && elapsed < Duration::from_secs(5),
+        "{elapsed:?}"
+    );
+    gate.open();
+    sidecache.stop().await;
+}
+
+/// A load's whole exchange is bounded: the head within --origin-timeout, the body within
+/// --origin-body-timeout. An origin that stops mid-body gives 504, and nothing is stored.
+#[tokio::test]
+async fn an_origin_that_stops_mid_body_gives_504_within_the_body_timeout() {
+    let origin = StallingOrigin::start(
+        b"HTTP/1.1 200 OK\r\nContent-Length: 100\r\nCache-Control: max-age=60\r\n\r\nfirst ten.",
+    )
+    .await;
+    let sidecache = Sidecache::start(
+        &origin.url(),
+        &["--origin-body-timeout", "300ms", "--grace", "0s"],
+    )
+    .await;
+    let client = TestClient::new();
+    for round in 1..=2 {
+        let started = Instant::now();
+        let got = client.get(&sidecache.url("/stuck")).await;
+        let elapsed = started.elapsed();
+        assert_eq!(got.status, 504, "round {round}");
+        assert!(
+            got.cache_status().contains("detail=origin-body-timeout"),
+            "{}",
+            got.cache_status()
+        );
+        assert!(
+            elapsed >= Duration::from_millis(300) && elapsed < Duration::from_secs(5),
+            "{elapsed:?}"
+        );
+        assert_eq!(origin.requests.load(Ordering::SeqCst), round, "not stored");
+    }
+    sidecache.stop().await;
+}
+
+/// A streamed body (here one that may not be stored) that stops mid-way is cut off after
+/// --origin-read-timeout: the client sees the bytes sent so far, then the connection break.
+#[tokio::test]
+async fn a_streamed_origin_body_that_stalls_is_cut_off_after_the_read_timeout() {
+    let origin = StallingOrigin::start(
+        b"HTTP/1.1 200 OK\r\nContent-Length: 100\r\nCache-Control: private\r\n\r\nfirst ten.",
+    )
+    .await;
+    let sidecache = Sidecache::start(&origin.url(), &["--origin-read-timeout", "300ms"]).await;
+    let started = Instant::now();
+    let got = TestClient::new()
+        .try_send(Method::GET, &sidecache.url("/drip"), &[], Bytes::new())
+        .await;
+    let elapsed = started.elapsed();
+    match got {
+        Err(Failed::Body {
+            status, received, ..
+        }) => assert_eq!((status.as_u16(), received), (200, 10)),
+        other => panic!("expected a body cut off after 10 bytes, got {other:?}"),
+    }
+    assert!(
+        elapsed >= Duration::from_millis(300) && elapsed < Duration::from_secs(5),
+        "{elapsed:?}"
+    );
+    sidecache.stop().await;
+}
+
+// === stored objects ===
+
+#[tokio::test]
+async fn an_object_over_the_size_limit_is_passed_through_whole_and_counted_not_stored() {
+    let body = Bytes::from(vec![b'z'; 4096]);
+    let reply = body.clone();
+    let origin = TestOrigin::start(move |_, _| {
+        Reply::ok(reply.clone()).header("cache-control", "max-age=60")
+    })
+    .await;
+    let sidecache = Sidecache::start(&origin.url(), &["--max-object-size", "1KiB"]).await;
+    let client = TestClient::new();
+    for _ in 0..2 {
+        let got = client.get(&sidecache.url("/big")).await;
+        assert_eq!(got.status, 200);
+        assert!(got.body == body, "whole");
+    }
+    assert_eq!(origin.count("/big"), 2, "not stored");
+    let scrape = sidecache.metrics().await;
+    assert_eq!(
+        scrape.value(r#"sidecache_store_refused_total{reason="too_large"}"#),
+        2.0
+    );
+    assert_eq!(scrape.value("sidecache_entries"), 0.0);
+    sidecache.stop().await;
+}
+
+// === waiters per key ===
+
+#[tokio::test]
+async fn callers_beyond_the_waiter_limit_get_503_and_the_queue_is_served() {
+    let gate = Gate::new();
+    let origin_gate = gate.clone();
+    let origin = TestOrigin::start(move |_, _| {
+        Reply::ok("loaded")
+            .header("cache-control", "max-age=60")
+            .gated(&origin_gate)
+    })
+    .await;
+    let sidecache = Sidecache::start(
+        &origin.url(),
+        &["--max-waiters-per-key", "2", "--coalesce-timeout", "30s"],
+    )
+    .await;
+    let client = TestClient::new();
+    let spawn_get = || {
+        let (client, url) = (client.clone(), sidecache.url("/hot"));
+        tokio::spawn(async move { client.get(&url).await })
+    };
+    let leader = spawn_get();
+    origin.arrivals(1).await;
+    let waiters = [spawn_get(), spawn_get()];
+    let cache = sidecache.proxy.cache().clone();
+    wait_until(|| cache.waiting() == 2).await;
+
+    let refused = client.get(&sidecache.url("/hot")).await;
+    assert_eq!(refused.status, 503);
+    assert_eq!(refused.header("retry-after"), "1");
+    assert_eq!(
+        refused.text(),
+        "too many requests waiting for this URL; retry shortly\n"
+    );
+    assert!(
+        refused.cache_status().contains("detail=too-many-waiters"),
+        "{}",
+        refused.cache_status()
+    );
+    assert_eq!(cache.waiting(), 2, "the refused caller was not queued");
+
+    gate.open();
+    let got = leader.await.expect("leader");
+    assert_eq!((got.status.as_u16(), got.text().as_str()), (200, "loaded"));
+    for waiter in waiters {
+        let got = waiter.await.expect("waiter");
+        assert_eq!((got.status.as_u16(), got.text().as_str()), (200, "loaded"));
+        assert!(
+            got.cache_status().contains("collapsed"),
+            "{}",
+            got.cache_status()
+        );
+    }
+    assert_eq!(origin.count("/hot"), 1, "one load, no herd");
+
+    let scrape = sidecache.metrics().await;
+    let waited = |outcome: &str| {
+        scrape.value(&format!(
+            "sidecache_coalesce_waiters_total{{outcome=\"{outcome}\"}}"
+        ))
+    };
+    assert_eq!(waited("shared"), 2.0);
+    assert_eq!(waited("queue_full"), 1.0);
+    let requests = |result: &str| {
+        scrape.value(&format!(
+            "sidecache_requests_total{{cache_result=\"{result}\"}}"
+        ))
+    };
+    assert_eq!(
+        (requests("miss"), requests("coalesced"), requests("error")),
+        (1.0, 2.0, 1.0)
+    );
+    sidecache.stop().await;
+}
