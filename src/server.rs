@@ -34,6 +34,7 @@ use hyper_util::server::conn::auto;
 use hyper_util::server::graceful::{GracefulShutdown, Watcher};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
+use tokio_util::sync::CancellationToken;
 
 use self::timeouts::{Activity, RequestGuard, TimedIo};
 use crate::body::{Body, BodyError};
@@ -206,6 +207,7 @@ impl Protocols {
         activity: Arc<Activity>,
         service: S,
         watcher: Watcher,
+        draining: CancellationToken,
     ) -> Result<(), BoxError>
     where
         S: hyper::service::Service<Request<Incoming>, Response = Response<TrackedBody>>
@@ -216,10 +218,15 @@ impl Protocols {
         S::Error: Into<BoxError>,
     {
         // A client that connects and sends nothing is idle: it gets no longer than the idle
-        // timeout to show which protocol it speaks.
-        let detected = tokio::time::timeout(self.idle_timeout, detect(&stream))
-            .await
-            .map_err(|_| "client idle timeout before the first byte")??;
+        // timeout to show which protocol it speaks, and none at all once the drain starts (no
+        // request is under way: hyper's graceful shutdown, which starts only after detection,
+        // would close it the same way).
+        let detected = tokio::select! {
+            detected = tokio::time::timeout(self.idle_timeout, detect(&stream)) => {
+                detected.map_err(|_| "client idle timeout before the first byte")??
+            }
+            () = draining.cancelled() => return Ok(()),
+        };
         let timed = |header_timeout| {
             TokioIo::new(TimedIo::new(
                 stream,
@@ -338,6 +345,8 @@ pub async fn serve<H: Handler>(
 ) -> Drained {
     let protocols = Protocols::new(limits);
     let connections = GracefulShutdown::new();
+    // Cancelled when the drain starts, for connections that hyper does not serve yet.
+    let draining = CancellationToken::new();
     tokio::pin!(shutdown);
     loop {
         // At the limit, stop accepting: new clients wait in the listen backlog.
@@ -378,14 +387,17 @@ pub async fn serve<H: Handler>(
             }
         });
         let (protocols, watcher) = (protocols.clone(), connections.watcher());
+        let draining = draining.clone();
         tokio::spawn(async move {
-            if let Err(error) = protocols.serve(stream, activity, service, watcher).await {
+            let served = protocols.serve(stream, activity, service, watcher, draining);
+            if let Err(error) = served.await {
                 tracing::debug!(%peer, error = %error, "connection ended with an error");
             }
             drop(slot);
         });
     }
     drop(listener);
+    draining.cancel();
     match tokio::time::timeout(grace, connections.shutdown()).await {
         Ok(()) => Drained::Cleanly,
         Err(_) => Drained::TimedOut,

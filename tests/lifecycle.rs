@@ -119,3 +119,32 @@ async fn a_drain_gives_up_after_the_grace_period() {
     );
     gate.open();
 }
+
+/// A client that connected and never sent a byte (a pre-opened connection, or one a pooled
+/// client opened and then did not need) has no request under way: the drain closes it at once
+/// instead of waiting out the grace period for it.
+#[tokio::test]
+async fn a_drain_does_not_wait_for_a_connection_that_never_sent_a_request() {
+    use tokio::io::AsyncReadExt;
+
+    let origin = TestOrigin::start(|_, _| Reply::ok("body")).await;
+    let sidecache = Sidecache::start(&origin.url(), &["--shutdown-grace", "5s"]).await;
+    let mut silent = tokio::net::TcpStream::connect(sidecache.proxy_addr)
+        .await
+        .expect("connect");
+    // A connection that did carry a request stays open too, idle in the client's pool.
+    let client = TestClient::new();
+    assert_eq!(client.get(&sidecache.url("/used")).await.status, 200);
+    let stopping = std::time::Instant::now();
+    assert_eq!(sidecache.stop().await, Drained::Cleanly);
+    let took = stopping.elapsed();
+    assert!(took < Duration::from_secs(2), "the drain took {took:?}");
+    let mut scratch = [0u8; 16];
+    let read = tokio::time::timeout(Duration::from_secs(2), silent.read(&mut scratch))
+        .await
+        .expect("the silent connection was closed");
+    assert!(
+        matches!(read, Ok(0) | Err(_)),
+        "closed without an answer: {read:?}"
+    );
+}
