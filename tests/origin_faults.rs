@@ -24,18 +24,20 @@ use support::{Failed, Got, Scrape, Sidecache, TestClient};
 /// No test may run longer than this.
 const TEST_BOUND: Duration = Duration::from_secs(30);
 
-/// Every client of a faulted load is answered within this (the origin timeouts below are
-/// 300 ms, the coalescing bound 10 s: a waiter left behind would show).
-const ANSWER_BOUND: Duration = Duration::from_secs(3);
+/// Every client of a faulted load is answered within this (the origin timeouts below are at
+/// most 1 s, the coalescing bound 10 s: a waiter left behind would show).
+const ANSWER_BOUND: Duration = Duration::from_secs(5);
 
 /// Clients asking for one URL at once.
 const CLIENTS: usize = 5;
 
 /// Short origin timeouts so that a hang or a drip fails fast, and a coalescing bound far above
-/// them, so that a waiter released only by it would miss [`ANSWER_BOUND`].
+/// them, so that a waiter released only by it would miss [`ANSWER_BOUND`]. The first-byte
+/// timeout stays well above scheduling delays on a busy machine: a request it cuts off before
+/// sidecache has written it would count at sidecache and never reach the origin.
 const FLAGS: [&str; 6] = [
     "--origin-timeout",
-    "300ms",
+    "1s",
     "--origin-body-timeout",
     "300ms",
     "--coalesce-timeout",
