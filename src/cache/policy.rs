@@ -65,7 +65,9 @@ pub enum RefuseReason {
     NoStore,
     /// `private` (§5.2.2.7): a shared cache must not store it.
     Private,
-    /// `Set-Cookie` without `public`: sidecache never shares one user's cookie with others.
+    /// `Set-Cookie`, whatever `Cache-Control` says (`public` included): a cookie belongs to the
+    /// one client it was issued to, so sidecache never stores it for others (as Varnish's
+    /// built-in rules and nginx's defaults do).
     SetCookie,
     /// The request carried `Authorization` and the response does not allow sharing (§3.5).
     Authorization,
@@ -246,7 +248,9 @@ impl ResponsePolicy {
         {
             return Err(RefuseReason::Authorization);
         }
-        if self.has_set_cookie && !d.public {
+        // Stricter than §3 (which lets `public` share it): a stored cookie would be handed to
+        // every later client, a session-fixation and account-mixing hazard.
+        if self.has_set_cookie {
             return Err(RefuseReason::SetCookie);
         }
         if self.vary_star {
@@ -687,9 +691,8 @@ impl<'a> EntityTag<'a> {
 ///   response is first-hand as of the 304 (§4.2.3 recomputes its age from the 304's Date), so
 ///   the stored `Age` is dropped rather than carried into the new age calculation.
 /// * `Set-Cookie` from a 304 was issued to the one client whose request caused the
-///   revalidation; it is merged only when the freshened response is `public` (sidecache's
-///   rule that cookies are never shared otherwise). The caller may still forward it to that
-///   client.
+///   revalidation; it is never merged, because sidecache never shares a cookie (see
+///   [`RefuseReason::SetCookie`]).
 pub fn freshen_headers(stored: &HeaderMap, not_modified: &HeaderMap) -> HeaderMap {
     let nominated = connection_nominated(not_modified);
     let mut out = stored.clone();
@@ -701,9 +704,6 @@ pub fn freshen_headers(stored: &HeaderMap, not_modified: &HeaderMap) -> HeaderMa
             continue;
         }
         replace_field(&mut out, not_modified, name);
-    }
-    if not_modified.contains_key(SET_COOKIE) && ResponseDirectives::from_response(&out).public {
-        replace_field(&mut out, not_modified, &SET_COOKIE);
     }
     out
 }
@@ -906,7 +906,8 @@ mod tests {
             ("§3.5 Authorization + s-maxage", Exchange::new(&[("cache-control", "s-maxage=60")]).request(&[("authorization", "Bearer x")]), Ok(())),
             ("§3.5 Authorization + must-revalidate", Exchange::new(&[("cache-control", "must-revalidate, max-age=60")]).request(&[("authorization", "Bearer x")]), Ok(())),
             ("Set-Cookie is not shared", Exchange::new(&[("cache-control", "max-age=60"), ("set-cookie", "a=b")]), Err(SetCookie)),
-            ("Set-Cookie + public", Exchange::new(&[("cache-control", "public, max-age=60"), ("set-cookie", "a=b")]), Ok(())),
+            ("Set-Cookie + public", Exchange::new(&[("cache-control", "public, max-age=60"), ("set-cookie", "a=b")]), Err(SetCookie)),
+            ("Set-Cookie + s-maxage", Exchange::new(&[("cache-control", "s-maxage=60"), ("set-cookie", "a=b")]), Err(SetCookie)),
             ("private beats Set-Cookie", Exchange::new(&[("cache-control", "private"), ("set-cookie", "a=b")]), Err(Private)),
             ("§4.1 Vary: *", Exchange::new(&[("cache-control", "max-age=60"), ("vary", "*")]), Err(VaryStar)),
             ("§4.1 Vary member *", Exchange::new(&[("cache-control", "max-age=60"), ("vary", "accept"), ("vary", "accept-encoding, *")]), Err(VaryStar)),
@@ -1379,7 +1380,7 @@ mod tests {
     }
 
     #[test]
-    fn rfc9111_3_2_freshen_age_and_public_set_cookie() {
+    fn rfc9111_3_2_freshen_age_and_never_set_cookie() {
         let stored = headers(&[("cache-control", "max-age=10"), ("age", "30")]);
         let not_modified = headers(&[
             ("cache-control", "public, max-age=60"),
@@ -1389,7 +1390,8 @@ mod tests {
         ]);
         let out = freshen_headers(&stored, &not_modified);
         assert_eq!(values(&out, "age"), ["5"]);
-        assert_eq!(values(&out, "set-cookie"), ["a=1", "b=2"]);
+        // Even a `public` 304's cookie is not merged into the shared copy.
+        assert!(values(&out, "set-cookie").is_empty());
     }
 
     #[test]

@@ -1,4 +1,5 @@
-//! Header hygiene at the two hops: hop-by-hop fields out, `Via` and `X-Forwarded-For` in.
+//! Header hygiene at the two hops: hop-by-hop fields out, `Via` and `X-Forwarded-For` in, and
+//! the fields that could make one client's request shape what others are served stripped.
 
 use std::net::IpAddr;
 
@@ -22,6 +23,39 @@ const HOP_BY_HOP: [HeaderName; 8] = [
     header::TRAILER,
     header::UPGRADE,
 ];
+
+/// Non-standard fields that frameworks and servers honour to rewrite the request's host, scheme or
+/// path (for links, redirects, routing), yet that the cache key does not contain. Forwarded, one
+/// client's value would shape a response stored for everyone (cache poisoning; also the
+/// `X-Original-URL` access-control bypass and host-header injection into password-reset links),
+/// so they are removed from every request before it goes to the origin. The client's `Host` is
+/// kept (`--host-header preserve`) and is part of the key, so an origin loses nothing it needs.
+/// `X-Forwarded-Proto` and `Forwarded` are left alone: ingresses set them on every request.
+pub const UNKEYED_OVERRIDES: [HeaderName; 7] = [
+    HeaderName::from_static("x-forwarded-host"),
+    HeaderName::from_static("x-host"),
+    HeaderName::from_static("x-forwarded-server"),
+    HeaderName::from_static("x-original-host"),
+    HeaderName::from_static("x-original-url"),
+    HeaderName::from_static("x-rewrite-url"),
+    HeaderName::from_static("x-forwarded-scheme"),
+];
+
+/// Fields that tell an origin to treat a request as another method. On a shared load (a `GET`
+/// whose answer is stored) a `DELETE` or `POST` answer would be stored for the `GET`, so a load
+/// never carries them; a request that passes through keeps them (it affects its client only).
+pub const METHOD_OVERRIDES: [HeaderName; 3] = [
+    HeaderName::from_static("x-http-method-override"),
+    HeaderName::from_static("x-http-method"),
+    HeaderName::from_static("x-method-override"),
+];
+
+/// Removes every field in `names`.
+pub fn remove_all(headers: &mut HeaderMap, names: &[HeaderName]) {
+    for name in names {
+        headers.remove(name);
+    }
+}
 
 /// Removes hop-by-hop fields: the fixed list, `Transfer-Encoding`, and every field the
 /// `Connection` field nominates.

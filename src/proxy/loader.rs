@@ -19,7 +19,7 @@ use crate::cache::object::{CachedObject, Variant};
 use crate::cache::policy::{OriginFailure, PolicyConfig, RefuseReason, ResponsePolicy, Reuse};
 use crate::cache::policy::{freshen_headers, not_modified_selects};
 use crate::cache::vary::VaryKey;
-use crate::origin::headers::remove_hop_by_hop;
+use crate::origin::headers::{METHOD_OVERRIDES, remove_all, remove_hop_by_hop};
 use crate::origin::{
     Buffered, ErrorResponse, OriginClient, OriginError, OriginErrorKind, is_error_status,
 };
@@ -150,9 +150,8 @@ impl OriginLoader {
         validators: Option<&Variant>,
     ) -> Result<Exchange, OriginError> {
         let mut headers = request.forwarded_headers();
-        for name in &CLIENT_CONDITIONS {
-            headers.remove(name);
-        }
+        remove_all(&mut headers, &CLIENT_CONDITIONS);
+        remove_all(&mut headers, &METHOD_OVERRIDES);
         if let Some(stored) = validators {
             // RFC 9111 §4.3.1: send the stored entity tag in If-None-Match and the stored
             // Last-Modified in If-Modified-Since.

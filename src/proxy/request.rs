@@ -8,7 +8,9 @@ use http::{Method, Uri};
 use crate::cache::conditional;
 use crate::cache::directives::RequestDirectives;
 use crate::cache::key::{CacheKey, KeyError};
-use crate::origin::headers::{append_forwarded_for, append_via, remove_hop_by_hop};
+use crate::origin::headers::{
+    UNKEYED_OVERRIDES, append_forwarded_for, append_via, remove_all, remove_hop_by_hop,
+};
 use crate::telemetry::context;
 use crate::telemetry::logs::TraceIds;
 
@@ -101,11 +103,17 @@ impl RequestHead {
             .expect("a cache key's path and query came from a valid request target")
     }
 
-    /// The fields to send to the origin: hop-by-hop fields removed, `Via` and
-    /// `X-Forwarded-For` added, and `Host` always present.
+    /// The fields to send to the origin: hop-by-hop fields, the client's framing
+    /// (`Content-Length`) and the [`UNKEYED_OVERRIDES`] removed, `Via` and `X-Forwarded-For`
+    /// added, and `Host` always present.
     pub fn forwarded_headers(&self) -> HeaderMap {
         let mut headers = self.headers.clone();
         remove_hop_by_hop(&mut headers);
+        // The origin request is framed from the body actually sent (hyper writes the length of
+        // a body it knows, or chunks): a load sends none, and a stale client length would make
+        // the origin wait for bytes that never come, or read the next request as this body.
+        headers.remove(header::CONTENT_LENGTH);
+        remove_all(&mut headers, &UNKEYED_OVERRIDES);
         append_via(&mut headers);
         append_forwarded_for(&mut headers, self.client);
         if let Some(ids) = &self.unsampled_trace {
