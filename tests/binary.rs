@@ -3,7 +3,6 @@
 
 mod support;
 
-use std::io::{BufRead, BufReader};
 use std::net::SocketAddr;
 use std::process::{Child, Command, Stdio};
 
@@ -35,27 +34,8 @@ fn start_logged(
         .stderr(Stdio::piped())
         .spawn()
         .expect("spawn sidecache");
-    let stderr = child.stderr.take().expect("stderr");
-    let mut lines = BufReader::new(stderr).lines();
-    let listening = loop {
-        let line = lines
-            .next()
-            .expect("sidecache exited before listening")
-            .expect("read log");
-        let entry: serde_json::Value = serde_json::from_str(&line).expect("a JSON log line");
-        if entry["fields"]["message"] == "sidecache listening" {
-            break entry;
-        }
-    };
-    // Keep draining the log so the child never blocks on a full pipe.
-    let log = std::thread::spawn(move || lines.map_while(Result::ok).collect());
-    let addr = |name: &str| {
-        listening["fields"][name]
-            .as_str()
-            .and_then(|a| a.parse().ok())
-            .expect("an address in the log")
-    };
-    (child, addr("proxy"), addr("admin"), log)
+    let listening = support::binary::listening(&mut child);
+    (child, listening.proxy, listening.admin, listening.log)
 }
 
 fn terminate(child: &mut Child) -> i32 {

@@ -13,7 +13,6 @@
 mod support;
 
 use std::collections::HashMap;
-use std::io::{BufRead, BufReader};
 use std::net::SocketAddr;
 use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
@@ -160,31 +159,12 @@ impl Binary {
             .stderr(Stdio::piped())
             .spawn()
             .expect("spawn sidecache");
-        let stderr = child.stderr.take().expect("stderr");
-        let mut lines = BufReader::new(stderr).lines();
-        let listening = loop {
-            let line = lines
-                .next()
-                .expect("sidecache exited before listening")
-                .expect("read log");
-            let entry: serde_json::Value = serde_json::from_str(&line).expect("a JSON log line");
-            if entry["fields"]["message"] == "sidecache listening" {
-                break entry;
-            }
-        };
-        // Keep draining the log so the child never blocks on a full pipe.
-        let log = std::thread::spawn(move || lines.map_while(Result::ok).collect());
-        let addr = |name: &str| {
-            listening["fields"][name]
-                .as_str()
-                .and_then(|a| a.parse().ok())
-                .expect("an address in the log")
-        };
+        let listening = support::binary::listening(&mut child);
         Self {
-            proxy: addr("proxy"),
-            admin: addr("admin"),
+            proxy: listening.proxy,
+            admin: listening.admin,
             child,
-            log,
+            log: listening.log,
         }
     }
 

@@ -3,6 +3,7 @@
 
 #![allow(dead_code)] // each test binary uses a different part of the support module
 
+pub mod binary;
 pub mod fault_origin;
 pub mod otlp;
 pub mod prometheus;
