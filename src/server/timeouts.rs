@@ -5,47 +5,61 @@
 //! hyper's own `header_read_timeout` counts from when a connection starts waiting for a head, so
 //! on a keep-alive connection it bounds the idle time and the head together, and it does not run
 //! during protocol detection. These two clocks are kept apart instead: [`Activity`] tells when a
-//! connection is idle (no request being answered), and [`TimedIo`] runs the clock that applies
-//! while its reads wait, failing the read (which ends the connection) when it runs out.
+//! connection is idle (no request being answered) and since when, and [`TimedIo`] works out the
+//! deadline that applies while its reads wait, failing the read (which ends the connection) when
+//! it passes.
+//!
+//! # One timer, re-armed lazily
+//!
+//! The clocks change on every request (a head begins, an answer ends), but moving a timer in
+//! tokio's wheel on every request costs more than answering a cache hit's head. So the
+//! connection's one timer is never moved when a clock starts: it is armed at most
+//! [`TimedIo::recheck`] ahead (the shorter of the two timeouts), and each clock only starts
+//! later and runs at least that long, so no deadline can fall before the timer. When the timer
+//! fires, the reader works out the real deadline from the clock's start: past it, the read
+//! fails; otherwise the timer is armed again. A busy keep-alive connection touches the wheel
+//! once per `recheck`, not twice per request, and the end of an answer wakes nobody.
 
 use std::future::Future;
 use std::io;
 use std::pin::Pin;
+use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex};
-use std::task::{Context, Poll, Waker};
+use std::task::{Context, Poll};
 use std::time::Duration;
 
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::time::{Instant, Sleep};
 
-/// Whether a connection is answering requests, shared by its service (which counts requests in
-/// and out) and its [`TimedIo`] (which times the idle periods between them).
-#[derive(Debug, Default)]
+/// The shortest time between two checks of a connection's clocks, whatever the timeouts.
+const MIN_RECHECK: Duration = Duration::from_millis(1);
+
+/// Whether a connection is answering requests, and since when it is not: shared by its service
+/// (which counts requests in and out) and its [`TimedIo`] (which times the idle periods).
+#[derive(Debug)]
 pub(super) struct Activity {
     /// Requests being answered (HTTP/2: streams open), from the call of the service to the end
     /// of the response body.
     active: AtomicUsize,
-    /// How many times the connection became idle, so the reader knows a new idle period began.
+    /// Bumped whenever an answer ends, so the reader knows a head it saw belongs to an earlier
+    /// request.
     idle_periods: AtomicU64,
-    /// The connection task's waker, woken when the connection becomes idle so its reader starts
-    /// the idle clock. A std mutex: held only to swap the waker, never across an `.await`.
-    reader: Mutex<Option<Waker>>,
+    /// When the last answer ended, in nanoseconds after `opened`: the start of the idle period.
+    idle_since_nanos: AtomicU64,
+    /// When the connection was accepted: its first idle period starts there.
+    opened: Instant,
 }
 
 /// One request being answered; the connection is idle again once every guard is dropped.
 #[derive(Debug)]
 pub(super) struct RequestGuard(Arc<Activity>);
 
-/// The clock a waiting read runs, and the idle period it was started for.
+/// A request head that began on an idle connection: the header timeout runs from `since`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Clock {
-    /// A request is under way: no clock.
-    Stopped,
-    /// Idle, no byte of a new request yet: the idle timeout.
-    Idle(u64),
-    /// Idle, and a new request head has begun: the header timeout.
-    Head(u64),
+struct HeadBegun {
+    /// The idle period the head began in.
+    period: u64,
+    since: Instant,
 }
 
 /// A client connection's stream with the idle and header timeouts applied to its reads.
@@ -55,11 +69,28 @@ pub(super) struct TimedIo<T> {
     idle_timeout: Duration,
     /// `None` for HTTP/2, whose clients send frames (pings, settings) while idle.
     header_timeout: Option<Duration>,
-    clock: Clock,
-    deadline: Pin<Box<Sleep>>,
+    /// The latest head begun on an idle connection (HTTP/1.1 only).
+    head: Option<HeadBegun>,
+    /// How far ahead the timer is armed at most: the shorter timeout, so that no clock starting
+    /// later can end before the timer fires.
+    recheck: Duration,
+    /// The one timer; when it fires the clocks are checked (module docs).
+    timer: Pin<Box<Sleep>>,
 }
 
 // === impl Activity ===
+
+impl Default for Activity {
+    /// An idle connection, accepted now.
+    fn default() -> Self {
+        Self {
+            active: AtomicUsize::new(0),
+            idle_periods: AtomicU64::new(0),
+            idle_since_nanos: AtomicU64::new(0),
+            opened: Instant::now(),
+        }
+    }
+}
 
 impl Activity {
     /// Counts a request in until the returned guard is dropped.
@@ -76,22 +107,24 @@ impl Activity {
         self.idle_periods.load(Ordering::SeqCst)
     }
 
-    fn lock_reader(&self) -> std::sync::MutexGuard<'_, Option<Waker>> {
-        // Only a waker is kept under the lock; a panic elsewhere cannot leave it inconsistent.
-        self.reader
-            .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner())
+    fn idle_since(&self) -> Instant {
+        self.opened + Duration::from_nanos(self.idle_since_nanos.load(Ordering::SeqCst))
     }
 }
 
 impl Drop for RequestGuard {
     fn drop(&mut self) {
-        if self.0.active.fetch_sub(1, Ordering::SeqCst) == 1 {
-            self.0.idle_periods.fetch_add(1, Ordering::SeqCst);
-            if let Some(reader) = self.0.lock_reader().take() {
-                reader.wake();
-            }
-        }
+        let activity = &self.0;
+        let ended = activity.opened.elapsed();
+        // Written before the count goes down, so a reader that sees the connection idle sees
+        // when, and that a head it saw before belongs to the request that just ended. With
+        // several streams (HTTP/2) each end writes them; only the last one's stay.
+        activity.idle_since_nanos.store(
+            u64::try_from(ended.as_nanos()).unwrap_or(u64::MAX),
+            Ordering::SeqCst,
+        );
+        activity.idle_periods.fetch_add(1, Ordering::SeqCst);
+        activity.active.fetch_sub(1, Ordering::SeqCst);
     }
 }
 
@@ -105,60 +138,69 @@ impl<T> TimedIo<T> {
         idle_timeout: Duration,
         header_timeout: Option<Duration>,
     ) -> Self {
+        let recheck = header_timeout
+            .map_or(idle_timeout, |header| header.min(idle_timeout))
+            .max(MIN_RECHECK);
+        let timer = Box::pin(tokio::time::sleep_until(activity.opened + recheck));
         Self {
             inner,
             activity,
             idle_timeout,
             header_timeout,
-            clock: Clock::Stopped,
-            deadline: Box::pin(tokio::time::sleep(idle_timeout)),
+            head: None,
+            recheck,
+            timer,
         }
-    }
-
-    fn start(&mut self, clock: Clock, timeout: Duration) {
-        self.clock = clock;
-        self.deadline.as_mut().reset(Instant::now() + timeout);
     }
 
     /// After bytes arrived: the first bytes of a new request on an idle connection start the
     /// header clock.
     fn on_bytes(&mut self) {
-        let Some(header_timeout) = self.header_timeout else {
-            return;
-        };
-        if !self.activity.is_idle() {
+        if self.header_timeout.is_none() || !self.activity.is_idle() {
             return;
         }
         let period = self.activity.idle_period();
-        if self.clock != Clock::Head(period) {
-            self.start(Clock::Head(period), header_timeout);
+        if self.head.is_none_or(|head| head.period != period) {
+            self.head = Some(HeadBegun {
+                period,
+                since: Instant::now(),
+            });
         }
     }
 
-    /// While a read waits: runs the clock that applies, and fails the read when it runs out.
-    fn on_pending(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+    /// The deadline that applies now and what passing it is called; `None` while a request is
+    /// under way.
+    fn deadline(&self) -> Option<(Instant, &'static str)> {
         if !self.activity.is_idle() {
-            // Registered before checking again, so a request that ends in between still wakes us.
-            *self.activity.lock_reader() = Some(cx.waker().clone());
-            if !self.activity.is_idle() {
-                self.clock = Clock::Stopped;
-                return Poll::Pending;
-            }
+            return None;
         }
         let period = self.activity.idle_period();
-        if !matches!(self.clock, Clock::Idle(p) | Clock::Head(p) if p == period) {
-            self.start(Clock::Idle(period), self.idle_timeout);
-        }
-        match self.deadline.as_mut().poll(cx) {
-            Poll::Pending => Poll::Pending,
-            Poll::Ready(()) => {
-                let what = match self.clock {
-                    Clock::Head(_) => "client header timeout",
-                    _ => "client idle timeout",
-                };
-                Poll::Ready(Err(io::Error::new(io::ErrorKind::TimedOut, what)))
+        match (self.head, self.header_timeout) {
+            (Some(head), Some(timeout)) if head.period == period => {
+                Some((head.since + timeout, "client header timeout"))
             }
+            _ => Some((
+                self.activity.idle_since() + self.idle_timeout,
+                "client idle timeout",
+            )),
         }
+    }
+
+    /// While a read waits: when the timer fires, fails the read if a deadline has passed, and
+    /// arms the timer again otherwise.
+    fn on_pending(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        while self.timer.as_mut().poll(cx).is_ready() {
+            let now = Instant::now();
+            let next = match self.deadline() {
+                Some((deadline, what)) if now >= deadline => {
+                    return Poll::Ready(Err(io::Error::new(io::ErrorKind::TimedOut, what)));
+                }
+                Some((deadline, _)) => deadline.min(now + self.recheck),
+                None => now + self.recheck,
+            };
+            self.timer.as_mut().reset(next);
+        }
+        Poll::Pending
     }
 }
 
@@ -283,6 +325,41 @@ mod tests {
         // The answer ends: the idle clock starts from then.
         let ended = Instant::now();
         drop(request);
+        let (_, text) = read_error(&mut io).await;
+        assert_eq!(text, "client idle timeout");
+        assert_eq!(ended.elapsed(), Duration::from_secs(60));
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_head_begun_late_in_an_idle_period_gets_the_whole_header_timeout() {
+        let (mut io, mut client, _activity) = timed(Some(Duration::from_secs(5)));
+        let mut buf = [0u8; 64];
+        // Idle for 50 s (the timer fires and is armed again meanwhile), then a head begins.
+        let waited = tokio::time::timeout(Duration::from_secs(50), io.read(&mut buf)).await;
+        assert!(waited.is_err(), "no timeout before the idle timeout");
+        client.write_all(b"GET / HT").await.expect("write");
+        assert!(io.read(&mut buf).await.expect("read") > 0);
+        let begun = Instant::now();
+        let (_, text) = read_error(&mut io).await;
+        assert_eq!(text, "client header timeout");
+        assert_eq!(begun.elapsed(), Duration::from_secs(5));
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn an_answer_longer_than_the_header_timeout_does_not_end_in_one() {
+        let (mut io, mut client, activity) = timed(Some(Duration::from_secs(5)));
+        client
+            .write_all(b"GET / HTTP/1.1\r\n\r\n")
+            .await
+            .expect("write");
+        let mut buf = [0u8; 64];
+        assert!(io.read(&mut buf).await.expect("read") > 0);
+        let request = activity.begin();
+        // The answer takes 30 s: far past the head's 5 s, which no longer counts.
+        let waited = tokio::time::timeout(Duration::from_secs(30), io.read(&mut buf)).await;
+        assert!(waited.is_err());
+        drop(request);
+        let ended = Instant::now();
         let (_, text) = read_error(&mut io).await;
         assert_eq!(text, "client idle timeout");
         assert_eq!(ended.elapsed(), Duration::from_secs(60));
