@@ -112,7 +112,7 @@ impl Admin {
         match (request.method(), request.uri().path()) {
             (&Method::GET | &Method::HEAD, "/metrics") => {
                 // Let the store apply pending evictions so entry count and bytes are exact.
-                self.proxy.cache().store().settle().await;
+                self.proxy.cache().store().settle();
                 respond(
                     StatusCode::OK,
                     metrics::CONTENT_TYPE,
@@ -121,7 +121,7 @@ impl Admin {
             }
             (&Method::GET | &Method::HEAD, "/stats") => {
                 let store = self.proxy.cache().store();
-                store.settle().await;
+                store.settle();
                 let view = self
                     .proxy
                     .stats()

@@ -6,15 +6,18 @@
 //!
 //! Lookups and inserts run in `cache lookup` / `cache store` debug spans: the store is the L1
 //! edge of a request's trace.
+//!
+//! The store is moka's synchronous cache: every operation is in memory and short (moka runs its
+//! housekeeping on the calling thread, a bounded batch at a time), so a lookup needs no future
+//! of its own, and a hit can be answered without the request ever waiting.
 
 use std::hash::Hash;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use moka::Expiry;
-use moka::future::Cache;
 use moka::notification::RemovalCause;
-use tracing::Instrument;
+use moka::sync::Cache;
 
 use crate::telemetry::context;
 
@@ -97,58 +100,45 @@ where
     }
 
     /// The value under `key`, if present and not expired.
-    pub async fn get(&self, key: &K) -> Option<V> {
-        let lookup = self.entries.get(key);
+    pub fn get(&self, key: &K) -> Option<V> {
         // A span only inside a traced request: the lookup is on every request's path.
-        if context::in_span() {
-            lookup
-                .instrument(tracing::debug_span!("cache lookup"))
-                .await
-        } else {
-            lookup.await
-        }
+        let _span = context::in_span().then(|| tracing::debug_span!("cache lookup").entered());
+        self.entries.get(key)
     }
 
     /// Stores `value` under `key`, replacing what was there. A value with nothing worth keeping
     /// ([`Weighed::retain_for`] is zero) is not stored.
-    pub async fn insert(&self, key: K, value: V) {
+    pub fn insert(&self, key: K, value: V) {
         if value.retain_for().is_zero() {
             return;
         }
-        let insert = self.entries.insert(key, value);
-        if context::in_span() {
-            insert.instrument(tracing::debug_span!("cache store")).await;
-        } else {
-            insert.await;
-        }
+        let _span = context::in_span().then(|| tracing::debug_span!("cache store").entered());
+        self.entries.insert(key, value);
     }
 
     /// Removes `key`; returns whether an entry was there.
-    pub async fn remove(&self, key: &K) -> bool {
-        self.entries.remove(key).await.is_some()
+    pub fn remove(&self, key: &K) -> bool {
+        self.entries.remove(key).is_some()
     }
 
     /// Removes every entry whose key matches; returns how many went.
     ///
     /// Walks the whole store: meant for administrative purges, not for the request path.
-    pub async fn remove_matching(&self, mut matches: impl FnMut(&K) -> bool) -> usize {
+    pub fn remove_matching(&self, mut matches: impl FnMut(&K) -> bool) -> usize {
         let doomed: Vec<Arc<K>> = self
             .entries
             .iter()
             .filter_map(|(key, _)| matches(&key).then_some(key))
             .collect();
-        let mut removed = 0;
-        for key in doomed {
-            if self.entries.remove(&*key).await.is_some() {
-                removed += 1;
-            }
-        }
-        removed
+        doomed
+            .iter()
+            .filter(|key| self.entries.remove(&***key).is_some())
+            .count()
     }
 
     /// Applies pending evictions and expirations, so that the counts below are exact.
-    pub async fn settle(&self) {
-        self.entries.run_pending_tasks().await;
+    pub fn settle(&self) {
+        self.entries.run_pending_tasks();
     }
 
     /// Entries held (exact after [`settle`](Self::settle)).
@@ -265,14 +255,14 @@ mod tests {
         }
     }
 
-    #[tokio::test]
-    async fn stays_within_its_byte_capacity_and_counts_size_evictions() {
+    #[test]
+    fn stays_within_its_byte_capacity_and_counts_size_evictions() {
         let removals = Removals::default();
         let store = MemoryStore::new(10_000, removals.listener());
         for key in 0..100u32 {
-            store.insert(key, blob(1_000)).await;
+            store.insert(key, blob(1_000));
         }
-        store.settle().await;
+        store.settle();
         assert!(store.size_bytes() <= 10_000, "{}", store.size_bytes());
         assert_eq!(store.size_bytes(), store.entry_count() * 1_000);
         // moka may refuse an admission without storing it; a refused candidate is also an
@@ -280,34 +270,32 @@ mod tests {
         assert_eq!(store.entry_count() + removals.count(Removal::Size), 100);
     }
 
-    #[tokio::test]
-    async fn values_with_nothing_to_keep_are_not_stored() {
+    #[test]
+    fn values_with_nothing_to_keep_are_not_stored() {
         let store = MemoryStore::new(10_000, |_| {});
-        store
-            .insert(
-                1u32,
-                Blob {
-                    bytes: 10,
-                    keep: Duration::ZERO,
-                },
-            )
-            .await;
-        assert!(store.get(&1).await.is_none());
+        store.insert(
+            1u32,
+            Blob {
+                bytes: 10,
+                keep: Duration::ZERO,
+            },
+        );
+        assert!(store.get(&1).is_none());
     }
 
-    #[tokio::test]
-    async fn remove_matching_counts_what_it_removed() {
+    #[test]
+    fn remove_matching_counts_what_it_removed() {
         let removals = Removals::default();
         let store = MemoryStore::new(1_000_000, removals.listener());
         for key in 0..20u32 {
-            store.insert(key, blob(10)).await;
+            store.insert(key, blob(10));
         }
-        assert_eq!(store.remove_matching(|key| key % 2 == 0).await, 10);
-        assert!(store.get(&2).await.is_none());
-        assert!(store.get(&3).await.is_some());
-        assert!(store.remove(&3).await);
-        assert!(!store.remove(&3).await);
-        store.settle().await;
+        assert_eq!(store.remove_matching(|key| key % 2 == 0), 10);
+        assert!(store.get(&2).is_none());
+        assert!(store.get(&3).is_some());
+        assert!(store.remove(&3));
+        assert!(!store.remove(&3));
+        store.settle();
         assert_eq!(removals.count(Removal::Explicit), 11);
         assert_eq!(store.entry_count(), 9);
     }

@@ -142,7 +142,6 @@ async fn is_stored(sidecache: &Sidecache, path: &str) -> bool {
         .cache()
         .store()
         .get(&key(sidecache, path))
-        .await
         .is_some()
 }
 
@@ -1083,7 +1082,7 @@ async fn the_byte_capacity_holds_under_a_fill_larger_than_it() {
         }
         assert_eq!(origin.seen().len(), OBJECTS);
         let store = sidecache.proxy.cache().store();
-        store.settle().await;
+        store.settle();
         assert_eq!(store.capacity_bytes(), 64 * 1024);
         assert!(
             store.size_bytes() <= store.capacity_bytes(),
@@ -1971,7 +1970,6 @@ async fn hop_by_hop_response_fields_reach_neither_the_client_nor_the_store() {
             .cache()
             .store()
             .get(&key(&sidecache, "/hop"))
-            .await
             .expect("stored");
         for variant in stored.variants() {
             assert_eq!(variant.headers["x-public"], "for everyone");

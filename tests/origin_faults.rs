@@ -226,7 +226,7 @@ fn key(sidecache: &Sidecache, path: &str) -> CacheKey {
 
 async fn is_stored(sidecache: &Sidecache, path: &str) -> bool {
     let key = key(sidecache, path);
-    sidecache.proxy.cache().store().get(&key).await.is_some()
+    sidecache.proxy.cache().store().get(&key).is_some()
 }
 
 /// Counter values read off one scrape, by series; a series not exposed reads as 0 so that a
@@ -534,7 +534,7 @@ async fn with_a_stale_copy(fault: Fault, allowance: Allowance) {
     }
     // Nothing the broken origin sent replaced the stored copy.
     let key = key(&sidecache, "/s");
-    let object = sidecache.proxy.cache().store().get(&key).await;
+    let object = sidecache.proxy.cache().store().get(&key);
     let object = object.unwrap_or_else(|| panic!("{name}: the stale copy is still stored"));
     let variant = object
         .select(&http::HeaderMap::new())

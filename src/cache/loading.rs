@@ -218,6 +218,24 @@ pub struct Answer<V, P, E> {
     pub leader: Option<Span>,
 }
 
+/// What L1 alone said for a request ([`LoadingCache::lookup`]).
+#[derive(Debug)]
+pub enum Lookup<V, A> {
+    /// L1 answered.
+    Answered(A),
+    /// A load is needed; pass this on to [`LoadingCache::load`].
+    Load(Miss<V>),
+}
+
+/// What a load needs from the lookup before it.
+#[derive(Debug)]
+pub struct Miss<V> {
+    /// The stored value, if any: revalidated or built on by the load, and a stand-in if it fails.
+    current: Option<V>,
+    /// Why the stored value did not serve the request; `None` when L1 held nothing.
+    found: Option<LoadCause>,
+}
+
 /// Knobs of the read-through cache.
 #[derive(Debug, Clone)]
 pub struct LoadingConfig {
@@ -306,26 +324,58 @@ impl<L: Loader> LoadingCache<L> {
     }
 
     /// The value for `key` as `request` needs it: from L1, from a load another caller started,
-    /// or from a load this call starts.
+    /// or from a load this call starts. The same as [`lookup`](Self::lookup), then
+    /// [`load`](Self::load) when L1 could not answer.
     ///
     /// # Concurrent calls on the same key
     /// At most one load per key runs at a time (plus the loads of followers that could not use
     /// it). If this call's future is dropped, a load it started carries on for the others.
     pub async fn get(&self, key: &L::Key, request: &L::Request) -> Answered<L> {
-        let current = self.inner.store.get(key).await;
-        let mut found = None;
-        if let Some(value) = &current {
-            match self.inner.loader.judge(value, request) {
-                Judgement::Fresh => return answer(Served::Value(value.clone()), Route::Hit),
-                Judgement::ServeAndRefresh => {
-                    self.refresh_in_background(key, request, value.clone());
-                    return answer(Served::Value(value.clone()), Route::StaleWhileRefresh);
-                }
-                Judgement::Load(cause) => found = Some(cause),
-            }
+        match self.lookup(key, request) {
+            Lookup::Answered(answer) => answer,
+            Lookup::Load(miss) => self.load(key, request, miss).await,
         }
-        // Boxed: the loads' state is large, and keeping it out of this future keeps the hit
-        // path's future (moved around by the server on every request) small.
+    }
+
+    /// What L1 alone says for `key` and `request`, without waiting: an answer (fresh, or stale
+    /// while exactly one background refresh starts), or what a load needs to know.
+    ///
+    /// A hit is answered synchronously, so a caller can answer it without a future of its own
+    /// and keep the waiting for [`load`](Self::load).
+    pub fn lookup(&self, key: &L::Key, request: &L::Request) -> Lookup<L::Value, Answered<L>> {
+        let Some(value) = self.inner.store.get(key) else {
+            return Lookup::Load(Miss {
+                current: None,
+                found: None,
+            });
+        };
+        match self.inner.loader.judge(&value, request) {
+            Judgement::Fresh => Lookup::Answered(answer(Served::Value(value), Route::Hit)),
+            Judgement::ServeAndRefresh => {
+                self.refresh_in_background(key, request, value.clone());
+                Lookup::Answered(answer(Served::Value(value), Route::StaleWhileRefresh))
+            }
+            Judgement::Load(cause) => Lookup::Load(Miss {
+                current: Some(value),
+                found: Some(cause),
+            }),
+        }
+    }
+
+    /// Loads `key` after [`lookup`](Self::lookup) found that L1 could not answer: joins the
+    /// load under way or leads a new one (or, for a key marked hit-for-miss, loads on its own).
+    ///
+    /// # Concurrent calls on the same key
+    /// As for [`get`](Self::get).
+    pub async fn load(
+        &self,
+        key: &L::Key,
+        request: &L::Request,
+        miss: Miss<L::Value>,
+    ) -> Answered<L> {
+        let Miss { current, found } = miss;
+        // Boxed: the loads' state is large, and keeping it out of this future keeps the
+        // callers' futures small.
         let mut answer = if self.inner.uncacheable.contains_key(key) {
             Box::pin(self.load_alone(key, request, current, Route::Pass)).await
         } else {
@@ -337,8 +387,8 @@ impl<L: Loader> LoadingCache<L> {
 
     /// The stored value for `key` and its judgement for `request`, without loading anything
     /// (for `only-if-cached`).
-    pub async fn peek(&self, key: &L::Key, request: &L::Request) -> Option<(L::Value, Judgement)> {
-        let value = self.inner.store.get(key).await?;
+    pub fn peek(&self, key: &L::Key, request: &L::Request) -> Option<(L::Value, Judgement)> {
+        let value = self.inner.store.get(key)?;
         let judgement = self.inner.loader.judge(&value, request);
         Some((value, judgement))
     }
@@ -357,24 +407,20 @@ impl<L: Loader> LoadingCache<L> {
     pub async fn invalidate(&self, key: &L::Key) -> bool {
         self.inner.uncacheable.invalidate(key);
         self.inner.loader.invalidate(key).await;
-        self.inner.store.remove(key).await
+        self.inner.store.remove(key)
     }
 
     /// Removes from L1 every key that matches (and tells the tiers behind it); returns how many
     /// L1 held.
     pub async fn invalidate_matching(&self, matches: impl Fn(&L::Key) -> bool) -> usize {
         let mut removed_keys = Vec::new();
-        let removed = self
-            .inner
-            .store
-            .remove_matching(|key| {
-                let hit = matches(key);
-                if hit {
-                    removed_keys.push(key.clone());
-                }
-                hit
-            })
-            .await;
+        let removed = self.inner.store.remove_matching(|key| {
+            let hit = matches(key);
+            if hit {
+                removed_keys.push(key.clone());
+            }
+            hit
+        });
         for key in &removed_keys {
             self.inner.uncacheable.invalidate(key);
             self.inner.loader.invalidate(key).await;
@@ -488,11 +534,11 @@ impl<L: Loader> LoadingCache<L> {
         {
             Ok(Source::Fetched(value)) => {
                 self.inner.uncacheable.invalidate(key);
-                self.inner.store.insert(key.clone(), value.clone()).await;
+                self.inner.store.insert(key.clone(), value.clone());
                 answer(Served::Value(value), route)
             }
             Ok(Source::Revalidated(value)) => {
-                self.inner.store.insert(key.clone(), value.clone()).await;
+                self.inner.store.insert(key.clone(), value.clone());
                 answer(Served::Value(value), Route::Revalidated)
             }
             Ok(Source::Private {
@@ -566,7 +612,7 @@ impl<L: Loader> LoadingCache<L> {
         // Another load of this key may have finished between the caller's L1 lookup and its
         // election: its value is in L1 now, and loading again would be a second origin request
         // for the same key (rule 1). So L1 is asked once more, under the permit.
-        if let Some(value) = inner.store.get(&key).await {
+        if let Some(value) = inner.store.get(&key) {
             if inner.loader.judge(&value, request) == Judgement::Fresh {
                 permit.publish(Outcome::Shared(value.clone()));
                 return answer(Served::Value(value), Route::Hit);
@@ -574,7 +620,7 @@ impl<L: Loader> LoadingCache<L> {
         }
         if let Some(value) = inner.loader.load_cached(&key).await {
             if inner.loader.judge(&value, request) == Judgement::Fresh {
-                inner.store.insert(key, value.clone()).await;
+                inner.store.insert(key, value.clone());
                 permit.publish(Outcome::Shared(value.clone()));
                 return answer(Served::Value(value), Route::Hit);
             }
@@ -585,12 +631,12 @@ impl<L: Loader> LoadingCache<L> {
             .await
         {
             Ok(Source::Fetched(value)) => {
-                inner.store.insert(key, value.clone()).await;
+                inner.store.insert(key, value.clone());
                 permit.publish(Outcome::Shared(value.clone()));
                 answer(Served::Value(value), Route::Miss)
             }
             Ok(Source::Revalidated(value)) => {
-                inner.store.insert(key, value.clone()).await;
+                inner.store.insert(key, value.clone());
                 permit.publish(Outcome::Shared(value.clone()));
                 answer(Served::Value(value), Route::Revalidated)
             }
@@ -601,7 +647,7 @@ impl<L: Loader> LoadingCache<L> {
                 if hit_for_miss {
                     // The source no longer lets this key be shared: what L1 held is superseded.
                     inner.uncacheable.insert(key.clone(), ());
-                    inner.store.remove(&key).await;
+                    inner.store.remove(&key);
                 }
                 permit.publish(Outcome::NotShareable);
                 answer(Served::Private(private), Route::Miss)

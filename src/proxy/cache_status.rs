@@ -142,41 +142,98 @@ impl CacheStatus {
     ///
     /// Built by hand rather than with `format!`: every answer carries one.
     pub fn to_header_value(&self) -> HeaderValue {
-        let mut text = Vec::with_capacity(64);
-        text.extend_from_slice(CACHE_NAME.as_bytes());
+        // Written on the stack and copied once: a value is built for every answer.
+        let mut text = FieldText::default();
+        text.push(CACHE_NAME);
         if self.hit {
-            text.extend_from_slice(b"; hit");
+            text.push("; hit");
         } else if let Some(forward) = self.forward {
-            text.extend_from_slice(b"; fwd=");
-            text.extend_from_slice(forward.as_str().as_bytes());
+            text.push("; fwd=");
+            text.push(forward.as_str());
         }
         let mut number = itoa::Buffer::new();
         if let Some(status) = self.forward_status {
-            text.extend_from_slice(b"; fwd-status=");
-            text.extend_from_slice(number.format(status.as_u16()).as_bytes());
+            text.push("; fwd-status=");
+            text.push(number.format(status.as_u16()));
         }
         if self.stored {
-            text.extend_from_slice(b"; stored");
+            text.push("; stored");
         }
         if self.collapsed {
-            text.extend_from_slice(b"; collapsed");
+            text.push("; collapsed");
         }
         if let Some(ttl) = self.ttl {
-            text.extend_from_slice(b"; ttl=");
-            text.extend_from_slice(number.format(ttl).as_bytes());
+            text.push("; ttl=");
+            text.push(number.format(ttl));
         }
         if let Some(detail) = self.detail {
-            text.extend_from_slice(b"; detail=");
-            text.extend_from_slice(detail.as_bytes());
+            text.push("; detail=");
+            text.push(detail);
         }
-        HeaderValue::from_maybe_shared(bytes::Bytes::from(text))
+        HeaderValue::from_bytes(text.as_bytes())
             .expect("Cache-Status is built from tokens and integers")
+    }
+}
+
+/// Room for the longest `Cache-Status` value (every member present, at its longest, is about
+/// 130 bytes).
+const MAX_FIELD_TEXT: usize = 192;
+
+/// A `Cache-Status` value being written, on the stack.
+struct FieldText {
+    bytes: [u8; MAX_FIELD_TEXT],
+    len: usize,
+}
+
+impl Default for FieldText {
+    fn default() -> Self {
+        Self {
+            bytes: [0; MAX_FIELD_TEXT],
+            len: 0,
+        }
+    }
+}
+
+impl FieldText {
+    fn push(&mut self, part: &str) {
+        let end = self.len + part.len();
+        debug_assert!(
+            end <= MAX_FIELD_TEXT,
+            "Cache-Status longer than {MAX_FIELD_TEXT}"
+        );
+        // Never longer in practice (the members are fixed tokens and integers); cut rather than
+        // panic if that ever changes.
+        let end = end.min(MAX_FIELD_TEXT);
+        self.bytes[self.len..end].copy_from_slice(&part.as_bytes()[..end - self.len]);
+        self.len = end;
+    }
+
+    fn as_bytes(&self) -> &[u8] {
+        &self.bytes[..self.len]
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_longest_value_is_written_whole() {
+        let status = CacheStatus {
+            hit: false,
+            forward: Some(Forward::VaryMiss),
+            forward_status: Some(StatusCode::GATEWAY_TIMEOUT),
+            stored: true,
+            collapsed: true,
+            ttl: Some(i64::MIN),
+            detail: Some("origin-connect-timeout-and-then-some-more"),
+        };
+        assert_eq!(
+            status.to_header_value(),
+            "sidecache; fwd=vary-miss; fwd-status=504; stored; collapsed; \
+             ttl=-9223372036854775808; detail=origin-connect-timeout-and-then-some-more"
+        );
+    }
 
     #[test]
     fn members_follow_rfc_9211_syntax() {

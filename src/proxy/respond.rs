@@ -34,6 +34,9 @@ pub fn stored(
         headers.insert(header::AGE, age);
         return finish(StatusCode::NOT_MODIFIED, headers, Body::empty(), status);
     }
+    // The stored map's index has room for the fields an answer adds; its entries are copied
+    // exactly, so the first one added grows them once (cheaper than building a map field by
+    // field, and stored entries keep no spare room).
     let mut headers = variant.headers.clone();
     headers.insert(header::AGE, age);
     let body_len = variant.body.len() as u64;

@@ -4,7 +4,9 @@
 //! ([`CacheResult`], [`CacheStatus`]) from which the response header, the log line, the metrics
 //! and the server span's attributes are derived, never recomputed.
 
+use std::future::Future;
 use std::net::SocketAddr;
+use std::pin::Pin;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Instant, SystemTime};
@@ -15,6 +17,7 @@ use http::request::Parts;
 use http::{Method, Request, Response, StatusCode, Version};
 use http_body::Body as _;
 use hyper::body::Incoming;
+use tokio_util::either::Either;
 use tracing::{Instrument, Span};
 
 use super::cache_status::{CacheResult, CacheStatus, Forward};
@@ -26,7 +29,7 @@ use super::trace::RequestTrace;
 use crate::body::{Body, Guard};
 use crate::cache::key::CacheKey;
 use crate::cache::loading::{
-    Answer, Judgement, LoadCause, LoadingCache, Route, Served, Source, WaitResult,
+    Answer, Judgement, LoadCause, LoadingCache, Lookup, Route, Served, Source, WaitResult,
 };
 use crate::cache::object::CachedObject;
 use crate::origin::headers::remove_hop_by_hop;
@@ -106,6 +109,20 @@ impl From<CacheResult> for Disposition {
             waited: None,
             leader: None,
         }
+    }
+}
+
+/// How far [`Proxy::route`] got without waiting.
+enum Routed<'a> {
+    /// Answered: a hit, or one of sidecache's own answers.
+    Now(Response<Body>, Disposition),
+    /// Answered when this completes (boxed: its state is large, and a hit never needs it).
+    Later(Pin<Box<dyn Future<Output = (Response<Body>, Disposition)> + Send + 'a>>),
+}
+
+impl From<(Response<Body>, Disposition)> for Routed<'_> {
+    fn from((response, disposition): (Response<Body>, Disposition)) -> Self {
+        Self::Now(response, disposition)
     }
 }
 
@@ -218,8 +235,14 @@ impl Proxy {
     }
 
     /// The end-of-request hook: runs once for every request, errors included, and is the one
-    /// place requests are counted, logged and their span completed.
-    fn finish(&self, ctx: &RequestCtx, response: &Response<Body>, disposition: Disposition) {
+    /// place requests are counted, logged and their span completed. Hands the response back.
+    fn finish(
+        &self,
+        ctx: &RequestCtx,
+        response: Response<Body>,
+        disposition: Disposition,
+    ) -> Response<Body> {
+        let _entered = ctx.trace.span().enter();
         let elapsed = ctx.started.elapsed();
         let Disposition {
             result,
@@ -253,29 +276,34 @@ impl Proxy {
             Some(ids) => logs::with_ids(ids, access_line),
             None => access_line(),
         }
+        response
     }
 
-    async fn route(
+    /// Runs the request's phases as far as they go without waiting: a hit (or one of
+    /// sidecache's own answers) is answered here, anything that needs the origin or another
+    /// caller's load is handed back as the future that will answer it.
+    fn route(
         &self,
         mut parts: Parts,
         body: Incoming,
         client: SocketAddr,
         unsampled_trace: Option<TraceIds>,
-    ) -> (Response<Body>, Disposition) {
+    ) -> Routed<'_> {
         if parts.headers.len() > self.limits.max_headers {
             return own_error(
                 StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE,
                 "too many header fields\n",
-            );
+            )
+            .into();
         }
         if parts.method == Method::CONNECT {
-            return own_error(StatusCode::METHOD_NOT_ALLOWED, "CONNECT is not supported\n");
+            return own_error(StatusCode::METHOD_NOT_ALLOWED, "CONNECT is not supported\n").into();
         }
         if parts.method == Method::OPTIONS || parts.method == Method::TRACE {
             // RFC 9110 §7.6.2: an intermediary checks and updates Max-Forwards on these two
             // methods; at zero it must not forward but answer as the final recipient.
             match max_forwards(&parts.headers) {
-                Some(0) => return final_recipient(&parts.method),
+                Some(0) => return final_recipient(&parts.method).into(),
                 Some(left) => {
                     parts
                         .headers
@@ -288,23 +316,24 @@ impl Proxy {
         let class = Class::of(&parts.method, &parts.headers);
         let head = match RequestHead::new(parts.method, &parts.uri, parts.headers, client.ip()) {
             Ok(head) => head.passing_on(unsampled_trace),
-            Err(_) => return own_error(StatusCode::BAD_REQUEST, "missing or invalid Host\n"),
+            Err(_) => {
+                return own_error(StatusCode::BAD_REQUEST, "missing or invalid Host\n").into();
+            }
         };
         match class {
             // A body on a GET or HEAD has no defined meaning; it is not forwarded to a shared load.
-            Class::Cacheable => self.cacheable(Arc::new(head)).await,
-            // Boxed, like the cache's loads, to keep the hit path's future small.
-            Class::Unsafe => Box::pin(self.forward(head, version, body, true)).await,
-            Class::Pass => Box::pin(self.forward(head, version, body, false)).await,
+            Class::Cacheable => self.cacheable(Arc::new(head)),
+            Class::Unsafe => Routed::Later(Box::pin(self.forward(head, version, body, true))),
+            Class::Pass => Routed::Later(Box::pin(self.forward(head, version, body, false))),
         }
     }
 
     /// GET and HEAD: from the cache where possible.
-    async fn cacheable(&self, head: Arc<RequestHead>) -> (Response<Body>, Disposition) {
+    fn cacheable(&self, head: Arc<RequestHead>) -> Routed<'_> {
         let key = &head.key;
         let directives = &head.directives;
         if directives.only_if_cached || directives.no_store {
-            if let Some((object, Judgement::Fresh)) = self.cache.peek(key, &head).await {
+            if let Some((object, Judgement::Fresh)) = self.cache.peek(key, &head) {
                 let hit = Answer {
                     served: Served::Value(object),
                     route: Route::Hit,
@@ -312,7 +341,7 @@ impl Proxy {
                     found: None,
                     leader: None,
                 };
-                return self.answer(&head, hit);
+                return self.answer(&head, hit).into();
             }
             if directives.only_if_cached {
                 // RFC 9111 §5.2.1.7: nothing stored satisfies it, so 504.
@@ -322,13 +351,18 @@ impl Proxy {
                     ..CacheStatus::forwarded(Forward::UriMiss)
                 };
                 let response = respond::own(StatusCode::GATEWAY_TIMEOUT, "not in cache\n", &status);
-                return (response, CacheResult::Miss.into());
+                return (response, CacheResult::Miss.into()).into();
             }
             // RFC 9111 §5.2.1.5: neither this request nor its response may be stored.
-            return Box::pin(self.load_unstored(&head)).await;
+            return Routed::Later(Box::pin(async move { self.load_unstored(&head).await }));
         }
-        let answer = self.cache.get(key, &head).await;
-        self.answer(&head, answer)
+        match self.cache.lookup(key, &head) {
+            Lookup::Answered(answer) => self.answer(&head, answer).into(),
+            Lookup::Load(miss) => Routed::Later(Box::pin(async move {
+                let answer = self.cache.load(&head.key, &head, miss).await;
+                self.answer(&head, answer)
+            })),
+        }
     }
 
     /// A `no-store` request that the cache could not answer: loaded for this client only.
@@ -591,9 +625,15 @@ impl Handler for Proxy {
     /// Answers one client request. Never fails: every error becomes a response here.
     ///
     /// This is the outermost wrapper: it counts the request in flight, starts its clock, and
-    /// (with tracing on) runs it inside its server span.
-    async fn handle(&self, request: Request<Incoming>, client: SocketAddr) -> Response<Body> {
-        let _in_flight = InFlight::enter(&self.in_flight);
+    /// (with tracing on) runs it inside its server span. A request that can be answered at once
+    /// (a hit) is answered and recorded before this returns, so the future hyper keeps for it
+    /// only holds the response; the rest is answered by a boxed future.
+    fn handle(
+        &self,
+        request: Request<Incoming>,
+        client: SocketAddr,
+    ) -> impl Future<Output = Response<Body>> + Send {
+        let in_flight = InFlight::enter(&self.in_flight);
         let (parts, body) = request.into_parts();
         let ctx = RequestCtx {
             started: Instant::now(),
@@ -610,15 +650,26 @@ impl Handler for Proxy {
                 .as_ref()
                 .and_then(|_| CacheKey::from_request(&parts.uri, &parts.headers).ok()),
         };
-        let routed = self.route(parts, body, client, ctx.trace.unsampled_ids());
-        let (response, disposition) = if !ctx.trace.span().is_none() {
-            routed.instrument(ctx.trace.span().clone()).await
-        } else {
-            routed.await
+        let routed = {
+            let _entered = ctx.trace.span().enter();
+            self.route(parts, body, client, ctx.trace.unsampled_ids())
         };
-        let _entered = ctx.trace.span().enter();
-        self.finish(&ctx, &response, disposition);
-        response
+        match routed {
+            Routed::Now(response, disposition) => {
+                let response = self.finish(&ctx, response, disposition);
+                drop(in_flight);
+                Either::Left(std::future::ready(response))
+            }
+            Routed::Later(answer) => Either::Right(Box::pin(async move {
+                let _in_flight = in_flight;
+                let (response, disposition) = if ctx.trace.span().is_none() {
+                    answer.await
+                } else {
+                    answer.instrument(ctx.trace.span().clone()).await
+                };
+                self.finish(&ctx, response, disposition)
+            })),
+        }
     }
 }
 
