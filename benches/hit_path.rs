@@ -127,7 +127,6 @@ fn hit_path(c: &mut Criterion) {
     )
     .expect("head");
     let key: CacheKey = head.key.clone();
-    let head = Arc::new(head);
     cache
         .store()
         .insert(key.clone(), stored_object(&head.headers));
@@ -144,7 +143,7 @@ fn hit_path(c: &mut Criterion) {
         let variant = object.select(&head.headers).expect("variant");
         let now = SystemTime::now();
         let status = CacheStatus::hit(variant.policy.ttl_seconds(now));
-        let response = respond::stored(variant, &head.method, &head.headers, &status, now);
+        let response = respond::stored(variant, &head, &status, now);
         (response, started)
     };
     let mut group = c.benchmark_group("hit path (1 KiB)");

@@ -10,8 +10,8 @@ use std::time::{Duration, SystemTime};
 
 use http::header::{
     CONNECTION, CONTENT_ENCODING, CONTENT_LANGUAGE, CONTENT_LENGTH, CONTENT_RANGE, CONTENT_TYPE,
-    DATE, ETAG, HeaderName, IF_MATCH, IF_MODIFIED_SINCE, IF_NONE_MATCH, IF_UNMODIFIED_SINCE,
-    LAST_MODIFIED, TE, TRAILER, TRANSFER_ENCODING, UPGRADE,
+    DATE, ETAG, HeaderName, IF_MODIFIED_SINCE, IF_NONE_MATCH, LAST_MODIFIED, TE, TRAILER,
+    TRANSFER_ENCODING, UPGRADE,
 };
 use http::{HeaderMap, HeaderValue, Method, StatusCode};
 
@@ -71,14 +71,6 @@ pub fn evaluate(
         return if_none_match(request, stored);
     }
     if_modified_since(request, stored)
-}
-
-/// Whether the request carries preconditions a cache does not evaluate itself (`If-Match`,
-/// `If-Unmodified-Since`; RFC 9111 §4.3.2: "not applicable to a cache"), so the proxy sends
-/// the request through to the origin.
-#[must_use]
-pub fn has_state_changing_preconditions(request: &HeaderMap) -> bool {
-    request.contains_key(IF_MATCH) || request.contains_key(IF_UNMODIFIED_SINCE)
 }
 
 /// Fields never copied from a stored response into a 304.
@@ -570,26 +562,6 @@ mod tests {
                 evaluate(method, request, *status, &stored),
                 *want,
                 "{method} {status}"
-            );
-        }
-    }
-
-    #[test]
-    fn state_changing_preconditions() {
-        let cases: &[(&[(&str, &str)], bool)] = &[
-            (&[], false),
-            (&[("if-match", "\"a\"")], true),
-            (&[("if-match", "*")], true),
-            (&[("if-unmodified-since", T0)], true),
-            (&[("if-none-match", "\"a\"")], false),
-            (&[("if-modified-since", T0)], false),
-            (&[("if-range", "\"a\"")], false),
-        ];
-        for (request, want) in cases {
-            assert_eq!(
-                has_state_changing_preconditions(&map(request)),
-                *want,
-                "{request:?}"
             );
         }
     }

@@ -21,7 +21,6 @@ use std::hash::{Hash, Hasher};
 use std::sync::Arc;
 
 use http::header::HOST;
-use http::uri::Authority;
 use http::{HeaderMap, Uri};
 
 /// The primary cache key: the request's host (lower-cased, from the URI authority for
@@ -72,18 +71,21 @@ impl CacheKey {
         if host_lines.next().is_some() {
             return Err(KeyError::InvalidHost);
         }
-        let host = match uri.authority() {
-            Some(authority) => authority_host(authority)?,
+        let text = match uri.authority() {
+            // Userinfo is refused (RFC 9110 §4.2.4): `@` is not a host character, so
+            // `user@host` fails the `uri-host [ ":" port ]` check below.
+            Some(authority) => authority.as_str(),
             None => {
                 let value = host_header.ok_or(KeyError::MissingHost)?;
                 let text = value.to_str().map_err(|_| KeyError::InvalidHost)?;
-                let text = text.trim_matches(|c| c == ' ' || c == '\t');
-                split_host_port(text).ok_or(KeyError::InvalidHost)?;
-                text
+                text.trim_matches(|c| c == ' ' || c == '\t')
             }
         };
+        // Validated and split once; the same normalisation as `new`'s.
+        let (host, port) = split_host_port(text).ok_or(KeyError::InvalidHost)?;
+        let host = if is_default_port(port) { host } else { text };
         let path_and_query = uri.path_and_query().map_or("", |pq| pq.as_str());
-        Ok(Self::build(host, path_and_query))
+        Ok(Self::join(host, path_and_query))
     }
 
     /// Builds a key from a host and a path-and-query given separately (purge calls, tests).
@@ -110,9 +112,14 @@ impl CacheKey {
         &self.text
     }
 
-    /// Normalises and joins the parts; the single place both constructors go through.
+    /// Normalises and joins the parts.
     fn build(host: &str, path_and_query: &str) -> Self {
-        let host = strip_default_port(host);
+        Self::join(strip_default_port(host), path_and_query)
+    }
+
+    /// Joins a host whose default port is already dropped and a path-and-query, lower-casing
+    /// the host; the single place both constructors go through.
+    fn join(host: &str, path_and_query: &str) -> Self {
         // RFC 9110 §4.2.3: an empty path is equivalent to "/". A query without a path (possible
         // in absolute-form, "http://h?q") gets the "/" too, so the text after the host always
         // starts with '/' (or is "*" for asterisk-form) and the boundary stays unambiguous.
@@ -191,14 +198,6 @@ impl std::error::Error for KeyError {}
 
 // === host parsing ===
 
-/// The `host[:port]` of an authority. Userinfo is refused (RFC 9110 §4.2.4) because `@` is not
-/// a host character, so `user@host` fails the `uri-host [ ":" port ]` check.
-fn authority_host(authority: &Authority) -> Result<&str, KeyError> {
-    let text = authority.as_str();
-    split_host_port(text).ok_or(KeyError::InvalidHost)?;
-    Ok(text)
-}
-
 /// Splits `uri-host [ ":" port ]` (RFC 9110 §7.2, RFC 3986 §3.2.2) into the host and the port
 /// part including its colon (`""`, `":"` or `":8080"`); `None` when it is not of that form.
 fn split_host_port(text: &str) -> Option<(&str, &str)> {
@@ -210,23 +209,30 @@ fn split_host_port(text: &str) -> Option<(&str, &str)> {
         let valid = !inner.is_empty()
             && inner
                 .bytes()
-                .all(|b| is_unreserved(b) || is_sub_delim(b) || b == b':');
+                .all(|b| HOST_BYTES[usize::from(b)] == HostByte::Literal || b == b':');
         if !valid {
             return None;
         }
         (host, port)
     } else {
-        let (host, port) = text.split_at(text.find(':').unwrap_or(text.len()));
-        // reg-name / IPv4address: unreserved, pct-encoded ('%' HEXDIG HEXDIG) and sub-delims.
+        // reg-name / IPv4address: unreserved, pct-encoded ('%' HEXDIG HEXDIG) and sub-delims,
+        // up to the port's colon; one pass over a table, as every request is keyed.
         // RFC 3986 allows an empty reg-name, but an http(s) URI must name a host.
-        let valid = !host.is_empty()
-            && host
-                .bytes()
-                .all(|b| is_unreserved(b) || is_sub_delim(b) || b == b'%');
-        if !valid {
+        let mut end = text.len();
+        for (at, b) in text.bytes().enumerate() {
+            match HOST_BYTES[usize::from(b)] {
+                HostByte::Name | HostByte::Literal => {}
+                HostByte::Colon => {
+                    end = at;
+                    break;
+                }
+                HostByte::Invalid => return None,
+            }
+        }
+        if end == 0 {
             return None;
         }
-        (host, port)
+        text.split_at(end)
     };
     // port = *DIGIT, so ":" alone is allowed (and normalised away).
     match port.strip_prefix(':') {
@@ -236,29 +242,73 @@ fn split_host_port(text: &str) -> Option<(&str, &str)> {
     }
 }
 
+/// Whether a port part (as [`split_host_port`] returns it) is empty or a default port, which
+/// the key drops (see the module docs for why both defaults).
+fn is_default_port(port: &str) -> bool {
+    matches!(port, "" | ":" | ":80" | ":443")
+}
+
 /// Keys up to this long are joined without a temporary heap buffer.
 const INLINE_KEY_BYTES: usize = 256;
 
-/// Drops an empty port, `:80` or `:443` (see the module docs for why both defaults).
+/// Drops an empty port, `:80` or `:443`.
 fn strip_default_port(text: &str) -> &str {
     match split_host_port(text) {
-        Some((host, "" | ":" | ":80" | ":443")) => host,
+        Some((host, port)) if is_default_port(port) => host,
         _ => text,
     }
 }
 
-/// RFC 3986 §2.3 `unreserved`.
-fn is_unreserved(b: u8) -> bool {
-    b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_' | b'~')
+/// What a byte may be in a host.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum HostByte {
+    /// Allowed in a reg-name / IPv4address and in an IP-literal: RFC 3986 §2.3 `unreserved`
+    /// and §2.2 `sub-delims`.
+    Literal,
+    /// Allowed in a reg-name only: `%` of pct-encoded.
+    Name,
+    /// Ends a reg-name: the port follows.
+    Colon,
+    /// Never allowed.
+    Invalid,
 }
 
-/// RFC 3986 §2.2 `sub-delims`.
-fn is_sub_delim(b: u8) -> bool {
-    matches!(
-        b,
-        b'!' | b'$' | b'&' | b'\'' | b'(' | b')' | b'*' | b'+' | b',' | b';' | b'='
-    )
-}
+/// [`HostByte`] for every byte value.
+const HOST_BYTES: [HostByte; 256] = {
+    let mut table = [HostByte::Invalid; 256];
+    let mut b = 0;
+    while b < 256 {
+        let c = b as u8;
+        table[b] = if c.is_ascii_alphanumeric()
+            || matches!(
+                c,
+                b'-' | b'.'
+                    | b'_'
+                    | b'~'
+                    | b'!'
+                    | b'$'
+                    | b'&'
+                    | b'\''
+                    | b'('
+                    | b')'
+                    | b'*'
+                    | b'+'
+                    | b','
+                    | b';'
+                    | b'='
+            ) {
+            HostByte::Literal
+        } else if c == b'%' {
+            HostByte::Name
+        } else if c == b':' {
+            HostByte::Colon
+        } else {
+            HostByte::Invalid
+        };
+        b += 1;
+    }
+    table
+};
 
 #[cfg(test)]
 mod tests {

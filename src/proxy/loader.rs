@@ -279,12 +279,12 @@ impl OriginLoader {
 
 impl Loader for OriginLoader {
     type Key = CacheKey;
-    type Request = Arc<RequestHead>;
+    type Request = RequestHead;
     type Value = Arc<CachedObject>;
     type Private = PassResponse;
     type Error = OriginError;
 
-    fn judge(&self, object: &Arc<CachedObject>, request: &Arc<RequestHead>) -> Judgement {
+    fn judge(&self, object: &Arc<CachedObject>, request: &RequestHead) -> Judgement {
         let Some(variant) = object.select(&request.headers) else {
             return Judgement::Load(LoadCause::Unmatched);
         };
@@ -306,7 +306,7 @@ impl Loader for OriginLoader {
     fn usable_on_error(
         &self,
         object: &Arc<CachedObject>,
-        request: &Arc<RequestHead>,
+        request: &RequestHead,
         error: &OriginError,
     ) -> bool {
         let failure = if error.is_unreachable() {
@@ -324,7 +324,7 @@ impl Loader for OriginLoader {
     async fn load_source(
         &self,
         _key: &CacheKey,
-        request: &Arc<RequestHead>,
+        request: &RequestHead,
         current: Option<Arc<CachedObject>>,
     ) -> Result<Source<Arc<CachedObject>, PassResponse>, OriginError> {
         let current = current.as_deref();

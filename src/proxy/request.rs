@@ -5,7 +5,6 @@ use std::net::IpAddr;
 use http::header::{self, HeaderMap, HeaderValue};
 use http::{Method, Uri};
 
-use crate::cache::conditional;
 use crate::cache::directives::RequestDirectives;
 use crate::cache::key::{CacheKey, KeyError};
 use crate::origin::headers::{
@@ -13,6 +12,39 @@ use crate::origin::headers::{
 };
 use crate::telemetry::context;
 use crate::telemetry::logs::TraceIds;
+
+/// Which of the request fields the cache reads beyond `Host` a request carries, found in one
+/// pass over its head: a request without them (most requests) skips looking each one up.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct CarriedFields {
+    /// `Cache-Control` or `Pragma`.
+    pub directives: bool,
+    /// `If-None-Match` or `If-Modified-Since`: preconditions a cache answers itself.
+    pub validators: bool,
+    /// `If-Match` or `If-Unmodified-Since`: preconditions only the origin can judge.
+    pub state_preconditions: bool,
+    /// `Range` (and with it `If-Range`).
+    pub range: bool,
+}
+
+impl CarriedFields {
+    /// What `headers` carry.
+    pub fn of(headers: &HeaderMap) -> Self {
+        let mut carried = Self::default();
+        for name in headers.keys() {
+            if name == header::CACHE_CONTROL || name == header::PRAGMA {
+                carried.directives = true;
+            } else if name == header::IF_NONE_MATCH || name == header::IF_MODIFIED_SINCE {
+                carried.validators = true;
+            } else if name == header::IF_MATCH || name == header::IF_UNMODIFIED_SINCE {
+                carried.state_preconditions = true;
+            } else if name == header::RANGE {
+                carried.range = true;
+            }
+        }
+        carried
+    }
+}
 
 /// What the proxy will do with a request, decided from its method and preconditions.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -25,12 +57,13 @@ pub enum Class {
     Pass,
 }
 
-/// The request head shared with the load that serves it (cheap to clone behind an `Arc`).
+/// The request head, lent to the cache and cloned into a load only when one starts (a hit
+/// copies nothing).
 ///
 /// It keeps the client's fields as they arrived: a hit needs them only to select a variant and
 /// answer conditions, so the fields to forward are built only when a request goes to the origin
 /// ([`forwarded_headers`](Self::forwarded_headers)).
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 pub struct RequestHead {
     /// The client's method.
     pub method: Method,
@@ -38,6 +71,8 @@ pub struct RequestHead {
     pub headers: HeaderMap,
     /// The request's cache directives, parsed once.
     pub directives: RequestDirectives,
+    /// Which of the fields the cache reads the request carries.
+    pub carried: CarriedFields,
     /// The cache key: host and path-and-query.
     pub key: CacheKey,
     /// The client's address, for `X-Forwarded-For`.
@@ -49,14 +84,12 @@ pub struct RequestHead {
 }
 
 impl Class {
-    /// The class of a request with this method and these fields.
-    pub fn of(method: &Method, headers: &HeaderMap) -> Self {
+    /// The class of a request with this method, carrying these fields.
+    pub fn of(method: &Method, carried: CarriedFields) -> Self {
         match *method {
-            Method::GET | Method::HEAD
-                if conditional::has_state_changing_preconditions(headers) =>
-            {
-                Self::Pass
-            }
+            // RFC 9111 §4.3.2: If-Match and If-Unmodified-Since are "not applicable to a cache",
+            // so such a request goes to the origin.
+            Method::GET | Method::HEAD if carried.state_preconditions => Self::Pass,
             Method::GET | Method::HEAD => Self::Cacheable,
             Method::POST | Method::PUT | Method::DELETE | Method::PATCH => Self::Unsafe,
             _ => Self::Pass,
@@ -76,11 +109,17 @@ impl RequestHead {
         client: IpAddr,
     ) -> Result<Self, KeyError> {
         let key = CacheKey::from_request(uri, &headers)?;
-        let directives = RequestDirectives::from_request(&headers);
+        let carried = CarriedFields::of(&headers);
+        let directives = if carried.directives {
+            RequestDirectives::from_request(&headers)
+        } else {
+            RequestDirectives::default()
+        };
         Ok(Self {
             method,
             headers,
             directives,
+            carried,
             key,
             client,
             host_in_target: uri.authority().is_some(),
@@ -127,5 +166,111 @@ impl RequestHead {
             }
         }
         headers
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn carried(fields: &[(&'static str, &'static str)]) -> CarriedFields {
+        let mut headers = HeaderMap::new();
+        headers.insert(header::HOST, HeaderValue::from_static("a.example"));
+        for (name, value) in fields {
+            headers.append(*name, HeaderValue::from_static(value));
+        }
+        CarriedFields::of(&headers)
+    }
+
+    #[test]
+    fn the_fields_the_cache_reads_are_found_in_one_pass() {
+        let none = CarriedFields::default();
+        let cases: &[(&[(&str, &str)], CarriedFields)] = &[
+            (&[], none),
+            (&[("accept", "*/*"), ("user-agent", "x")], none),
+            (
+                &[("cache-control", "no-cache")],
+                CarriedFields {
+                    directives: true,
+                    ..none
+                },
+            ),
+            (
+                &[("pragma", "no-cache")],
+                CarriedFields {
+                    directives: true,
+                    ..none
+                },
+            ),
+            (
+                &[("if-none-match", "\"a\"")],
+                CarriedFields {
+                    validators: true,
+                    ..none
+                },
+            ),
+            (
+                &[("if-modified-since", "x")],
+                CarriedFields {
+                    validators: true,
+                    ..none
+                },
+            ),
+            (
+                &[("if-match", "*")],
+                CarriedFields {
+                    state_preconditions: true,
+                    ..none
+                },
+            ),
+            (
+                &[("if-unmodified-since", "x")],
+                CarriedFields {
+                    state_preconditions: true,
+                    ..none
+                },
+            ),
+            (
+                &[("range", "bytes=0-1")],
+                CarriedFields {
+                    range: true,
+                    ..none
+                },
+            ),
+            (
+                &[
+                    ("range", "bytes=0-1"),
+                    ("if-match", "*"),
+                    ("cache-control", "max-age=0"),
+                ],
+                CarriedFields {
+                    directives: true,
+                    state_preconditions: true,
+                    range: true,
+                    ..none
+                },
+            ),
+        ];
+        for (fields, want) in cases {
+            assert_eq!(carried(fields), *want, "{fields:?}");
+        }
+    }
+
+    #[test]
+    fn state_changing_preconditions_pass_a_get_through() {
+        let get = |fields| Class::of(&Method::GET, carried(fields));
+        assert_eq!(get(&[]), Class::Cacheable);
+        assert_eq!(get(&[("if-match", "\"a\"")]), Class::Pass);
+        assert_eq!(get(&[("if-unmodified-since", "x")]), Class::Pass);
+        assert_eq!(get(&[("if-none-match", "\"a\"")]), Class::Cacheable);
+        assert_eq!(get(&[("if-range", "\"a\"")]), Class::Cacheable);
+        assert_eq!(
+            Class::of(&Method::POST, CarriedFields::default()),
+            Class::Unsafe
+        );
+        assert_eq!(
+            Class::of(&Method::OPTIONS, CarriedFields::default()),
+            Class::Pass
+        );
     }
 }

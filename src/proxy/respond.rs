@@ -9,6 +9,7 @@ use http::header::{self, HeaderMap, HeaderValue};
 use http::{Method, Response, StatusCode};
 
 use super::cache_status::{CACHE_STATUS, CacheStatus};
+use super::request::RequestHead;
 use crate::body::Body;
 use crate::cache::conditional::{self, Precondition};
 use crate::cache::directives::SIDECACHE_CACHE_CONTROL;
@@ -21,14 +22,15 @@ use crate::origin::headers::append_via;
 /// fields (RFC 9110 §13, §14; RFC 9111 §4.3.2).
 pub fn stored(
     variant: &Variant,
-    method: &Method,
-    request: &HeaderMap,
+    request: &RequestHead,
     status: &CacheStatus,
     now: SystemTime,
 ) -> Response<Body> {
+    let method = &request.method;
     let age = HeaderValue::from(variant.policy.age_header_seconds(now));
-    if conditional::evaluate(method, request, variant.status, &variant.headers)
-        == Precondition::NotModified
+    if request.carried.validators
+        && conditional::evaluate(method, &request.headers, variant.status, &variant.headers)
+            == Precondition::NotModified
     {
         let mut headers = conditional::not_modified_headers(&variant.headers);
         headers.insert(header::AGE, age);
@@ -40,24 +42,34 @@ pub fn stored(
     let mut headers = variant.headers.clone();
     headers.insert(header::AGE, age);
     let body_len = variant.body.len() as u64;
-    let (code, body) =
-        match range::evaluate(method, request, variant.status, &variant.headers, body_len) {
-            RangeAnswer::Full => (variant.status, variant.body.clone()),
-            RangeAnswer::Partial { start, end } => {
-                headers.insert(
-                    header::CONTENT_RANGE,
-                    range::content_range(start, end, body_len),
-                );
-                headers.insert(header::CONTENT_LENGTH, HeaderValue::from(end - start + 1));
-                let slice = variant.body.slice(start as usize..=end as usize);
-                (StatusCode::PARTIAL_CONTENT, slice)
-            }
-            RangeAnswer::Unsatisfiable => {
-                headers.insert(header::CONTENT_RANGE, range::unsatisfied_range(body_len));
-                headers.insert(header::CONTENT_LENGTH, HeaderValue::from(0));
-                (StatusCode::RANGE_NOT_SATISFIABLE, Bytes::new())
-            }
-        };
+    let range = if request.carried.range {
+        range::evaluate(
+            method,
+            &request.headers,
+            variant.status,
+            &variant.headers,
+            body_len,
+        )
+    } else {
+        RangeAnswer::Full
+    };
+    let (code, body) = match range {
+        RangeAnswer::Full => (variant.status, variant.body.clone()),
+        RangeAnswer::Partial { start, end } => {
+            headers.insert(
+                header::CONTENT_RANGE,
+                range::content_range(start, end, body_len),
+            );
+            headers.insert(header::CONTENT_LENGTH, HeaderValue::from(end - start + 1));
+            let slice = variant.body.slice(start as usize..=end as usize);
+            (StatusCode::PARTIAL_CONTENT, slice)
+        }
+        RangeAnswer::Unsatisfiable => {
+            headers.insert(header::CONTENT_RANGE, range::unsatisfied_range(body_len));
+            headers.insert(header::CONTENT_LENGTH, HeaderValue::from(0));
+            (StatusCode::RANGE_NOT_SATISFIABLE, Bytes::new())
+        }
+    };
     if code != StatusCode::RANGE_NOT_SATISFIABLE && !headers.contains_key(header::CONTENT_LENGTH) {
         headers.insert(header::CONTENT_LENGTH, HeaderValue::from(body.len()));
     }

@@ -75,6 +75,9 @@ impl Default for RequestLimits {
     }
 }
 
+/// The log target of the access line (one line per request, at debug).
+const ACCESS_LOG: &str = "sidecache::access";
+
 /// The prefix of per-cache-key request counters.
 pub const REQUEST_COUNTER_PREFIX: &str = "requests:";
 
@@ -87,7 +90,9 @@ struct RequestCtx {
     /// Its server span (a no-op when tracing is off).
     trace: RequestTrace,
     method: Method,
-    uri: http::Uri,
+    /// The request target for the access line; `None` when access lines are not logged, so a
+    /// request pays for the copy only when it is written out.
+    logged_uri: Option<http::Uri>,
     /// The cache key, only when requests are counted per key.
     counted_key: Option<CacheKey>,
 }
@@ -260,21 +265,23 @@ impl Proxy {
                 1,
             );
         }
-        let access_line = || {
-            tracing::debug!(
-                target: "sidecache::access",
-                method = %ctx.method,
-                path = ctx.uri.path(),
-                status = response.status().as_u16(),
-                cache_result = result.as_str(),
-                elapsed_us = u64::try_from(elapsed.as_micros()).unwrap_or(u64::MAX),
-                "request"
-            );
-        };
-        match ctx.trace.unsampled_ids() {
-            // A request the sampler dropped has no span to carry its ids to the line.
-            Some(ids) => logs::with_ids(ids, access_line),
-            None => access_line(),
+        if let Some(uri) = &ctx.logged_uri {
+            let access_line = || {
+                tracing::debug!(
+                    target: ACCESS_LOG,
+                    method = %ctx.method,
+                    path = uri.path(),
+                    status = response.status().as_u16(),
+                    cache_result = result.as_str(),
+                    elapsed_us = u64::try_from(elapsed.as_micros()).unwrap_or(u64::MAX),
+                    "request"
+                );
+            };
+            match ctx.trace.unsampled_ids() {
+                // A request the sampler dropped has no span to carry its ids to the line.
+                Some(ids) => logs::with_ids(ids, access_line),
+                None => access_line(),
+            }
         }
         response
     }
@@ -313,23 +320,23 @@ impl Proxy {
             }
         }
         let version = parts.version;
-        let class = Class::of(&parts.method, &parts.headers);
         let head = match RequestHead::new(parts.method, &parts.uri, parts.headers, client.ip()) {
             Ok(head) => head.passing_on(unsampled_trace),
             Err(_) => {
                 return own_error(StatusCode::BAD_REQUEST, "missing or invalid Host\n").into();
             }
         };
+        let class = Class::of(&head.method, head.carried);
         match class {
             // A body on a GET or HEAD has no defined meaning; it is not forwarded to a shared load.
-            Class::Cacheable => self.cacheable(Arc::new(head)),
+            Class::Cacheable => self.cacheable(head),
             Class::Unsafe => Routed::Later(Box::pin(self.forward(head, version, body, true))),
             Class::Pass => Routed::Later(Box::pin(self.forward(head, version, body, false))),
         }
     }
 
     /// GET and HEAD: from the cache where possible.
-    fn cacheable(&self, head: Arc<RequestHead>) -> Routed<'_> {
+    fn cacheable(&self, head: RequestHead) -> Routed<'_> {
         let key = &head.key;
         let directives = &head.directives;
         if directives.only_if_cached || directives.no_store {
@@ -366,7 +373,7 @@ impl Proxy {
     }
 
     /// A `no-store` request that the cache could not answer: loaded for this client only.
-    async fn load_unstored(&self, head: &Arc<RequestHead>) -> (Response<Body>, Disposition) {
+    async fn load_unstored(&self, head: &RequestHead) -> (Response<Body>, Disposition) {
         let status = CacheStatus::forwarded(Forward::Bypass);
         match self.cache.load_uncached(&head.key, head).await {
             Ok(Source::Fetched(object) | Source::Revalidated(object)) => {
@@ -377,13 +384,7 @@ impl Proxy {
                     forward_status: Some(variant.status),
                     ..status
                 };
-                let response = respond::stored(
-                    variant,
-                    &head.method,
-                    &head.headers,
-                    &status,
-                    SystemTime::now(),
-                );
+                let response = respond::stored(variant, head, &status, SystemTime::now());
                 (response, CacheResult::Pass.into())
             }
             Ok(Source::Private { answer: pass, .. }) => {
@@ -467,7 +468,7 @@ impl Proxy {
                         (CacheResult::Miss, loaded)
                     }
                 };
-                let response = respond::stored(variant, &head.method, &head.headers, &status, now);
+                let response = respond::stored(variant, head, &status, now);
                 (
                     response,
                     Disposition {
@@ -485,7 +486,7 @@ impl Proxy {
                     ttl: Some(variant.policy.ttl_seconds(now)),
                     ..failed_status(&error, forwarded)
                 };
-                let response = respond::stored(variant, &head.method, &head.headers, &status, now);
+                let response = respond::stored(variant, head, &status, now);
                 (
                     response,
                     Disposition {
@@ -641,9 +642,10 @@ impl Handler for Proxy {
                 Some(sampler) => RequestTrace::open(&parts, client, sampler),
                 None => RequestTrace::off(),
             },
-            // Cheap clones (inline method, reference-counted URI) kept for the log line.
+            // Kept for the access line (an inline method; the URI only when the line is logged).
             method: parts.method.clone(),
-            uri: parts.uri.clone(),
+            logged_uri: tracing::enabled!(target: ACCESS_LOG, tracing::Level::DEBUG)
+                .then(|| parts.uri.clone()),
             // Only worked out here when requests are counted; `route` keys the request again.
             counted_key: self
                 .request_counts
