@@ -119,7 +119,7 @@ fn script(arrival: &Arrival) -> Behaviour {
         "stale" if arrival.sequence % 2 == 1 => answer("max-age=0, stale-if-error=600"),
         "stale" => fault(arrival.sequence / 2, Answer::ok(body)),
         // Fresh for a second when it works; two of every three origin requests fail.
-        "fault" if arrival.sequence % 3 == 0 => answer("max-age=1"),
+        "fault" if arrival.sequence.is_multiple_of(3) => answer("max-age=1"),
         "fault" => fault(arrival.sequence, Answer::ok(body)),
         _ => Behaviour::Respond(Answer::new(404, "no such URL\n")),
     }

@@ -106,7 +106,7 @@ impl fmt::Display for ByteSize {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let (name, bytes) = UNITS
             .iter()
-            .find(|&&(_, bytes)| self.0 != 0 && self.0 % bytes == 0)
+            .find(|&&(_, bytes)| self.0 != 0 && self.0.is_multiple_of(bytes))
             .copied()
             .unwrap_or(("B", 1));
         write!(f, "{}{name}", self.0 / bytes)

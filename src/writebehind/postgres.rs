@@ -112,7 +112,10 @@ impl PostgresSink {
 
 impl Sink for PostgresSink {
     fn apply(&self, batch: Arc<Batch>) -> SinkFuture<'_, Applied> {
-        let prune = self.applied.fetch_add(1, Ordering::Relaxed) % PRUNE_EVERY == 0;
+        let prune = self
+            .applied
+            .fetch_add(1, Ordering::Relaxed)
+            .is_multiple_of(PRUNE_EVERY);
         Box::pin(async move {
             let mut checkout = self.checkout().await;
             let client = self.connected(&mut checkout).await?;

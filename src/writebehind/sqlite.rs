@@ -87,7 +87,10 @@ impl SqliteSink {
 impl Sink for SqliteSink {
     fn apply(&self, batch: Arc<Batch>) -> SinkFuture<'_, Applied> {
         let connection = Arc::clone(&self.connection);
-        let prune = self.applied.fetch_add(1, Ordering::Relaxed) % PRUNE_EVERY == 0;
+        let prune = self
+            .applied
+            .fetch_add(1, Ordering::Relaxed)
+            .is_multiple_of(PRUNE_EVERY);
         Box::pin(async move {
             tokio::task::spawn_blocking(move || apply(&connection, &batch, prune))
                 .await
