@@ -16,6 +16,7 @@
 
 mod counters;
 
+use std::future::Future;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -183,8 +184,13 @@ impl Admin {
 }
 
 impl Handler for Admin {
-    async fn handle(&self, request: Request<Incoming>, _peer: SocketAddr) -> Response<Body> {
-        self.route(&request).await
+    fn handle(
+        self: &Arc<Self>,
+        request: Request<Incoming>,
+        _peer: SocketAddr,
+    ) -> impl Future<Output = Response<Body>> + Send + use<> {
+        let admin = Arc::clone(self);
+        async move { admin.route(&request).await }
     }
 }
 

@@ -1,7 +1,9 @@
 //! The embedded demo origin, started when no `--origin` is given, so that one command shows the
 //! whole product: slow cacheable paths, an uncacheable path, a failing path.
 
+use std::future::Future;
 use std::net::SocketAddr;
+use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, SystemTime};
 
@@ -110,12 +112,19 @@ impl DemoOrigin {
 }
 
 impl Handler for DemoOrigin {
-    async fn handle(&self, request: Request<Incoming>, _peer: SocketAddr) -> Response<Body> {
-        let load = self.served.fetch_add(1, Ordering::Relaxed) + 1;
-        if request.uri().path().starts_with("/slow/") {
-            tokio::time::sleep(requested_delay(request.uri().query())).await;
+    fn handle(
+        self: &Arc<Self>,
+        request: Request<Incoming>,
+        _peer: SocketAddr,
+    ) -> impl Future<Output = Response<Body>> + Send + use<> {
+        let demo = Arc::clone(self);
+        async move {
+            let load = demo.served.fetch_add(1, Ordering::Relaxed) + 1;
+            if request.uri().path().starts_with("/slow/") {
+                tokio::time::sleep(requested_delay(request.uri().query())).await;
+            }
+            demo.answer(&request, load)
         }
-        self.answer(&request, load)
     }
 }
 

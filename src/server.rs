@@ -43,11 +43,15 @@ use crate::config::ClientLimitsConfig;
 /// Something that answers requests. It never fails: errors are answered as responses.
 pub trait Handler: Send + Sync + 'static {
     /// Answers `request` from the client at `peer`.
+    ///
+    /// Called as soon as the request head has arrived. Work that needs no waiting may be done
+    /// in the call itself (a cache hit is answered there); the future returned owns whatever it
+    /// still needs, so the connection keeps only that, not the request.
     fn handle(
-        &self,
+        self: &Arc<Self>,
         request: Request<Incoming>,
         peer: SocketAddr,
-    ) -> impl Future<Output = Response<Body>> + Send;
+    ) -> impl Future<Output = Response<Body>> + Send + use<Self>;
 }
 
 /// What a listener allows its clients.
@@ -376,9 +380,9 @@ pub async fn serve<H: Handler>(
             move |request| {
                 // Taken when hyper hands the request over, so the connection is busy from then.
                 let guard = activity.begin();
-                let handler = Arc::clone(&handler);
+                let answer = handler.handle(request, peer);
                 async move {
-                    let response = handler.handle(request, peer).await;
+                    let response = answer.await;
                     Ok::<_, std::convert::Infallible>(response.map(|body| TrackedBody {
                         body,
                         _request: guard,

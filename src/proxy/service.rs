@@ -6,7 +6,6 @@
 
 use std::future::Future;
 use std::net::SocketAddr;
-use std::pin::Pin;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Instant, SystemTime};
@@ -29,7 +28,7 @@ use super::trace::RequestTrace;
 use crate::body::{Body, Guard};
 use crate::cache::key::CacheKey;
 use crate::cache::loading::{
-    Answer, Judgement, LoadCause, LoadingCache, Lookup, Route, Served, Source, WaitResult,
+    Answer, Judgement, LoadCause, LoadingCache, Lookup, Miss, Route, Served, Source, WaitResult,
 };
 use crate::cache::object::CachedObject;
 use crate::origin::headers::remove_hop_by_hop;
@@ -118,32 +117,50 @@ impl From<CacheResult> for Disposition {
 }
 
 /// How far [`Proxy::route`] got without waiting.
-enum Routed<'a> {
+enum Routed {
     /// Answered: a hit, or one of sidecache's own answers.
     Now(Response<Body>, Disposition),
-    /// Answered when this completes (boxed: its state is large, and a hit never needs it).
-    Later(Pin<Box<dyn Future<Output = (Response<Body>, Disposition)> + Send + 'a>>),
+    /// Needs the origin or another caller's load: [`Proxy::answer_later`] does it.
+    Later(Deferred),
 }
 
-impl From<(Response<Body>, Disposition)> for Routed<'_> {
+/// The rest of a request that cannot be answered without waiting; it owns all it needs, so
+/// the future that does it owns it too.
+enum Deferred {
+    /// L1 could not answer a cacheable request: load it (or wait for the load under way).
+    Load(RequestHead, Miss<Arc<CachedObject>>),
+    /// A `no-store` request the cache could not answer: loaded for this client only.
+    Unstored(RequestHead),
+    /// Any other method (or a GET with preconditions only the origin judges): sent through.
+    Forward {
+        head: RequestHead,
+        version: Version,
+        body: Incoming,
+        /// Whether a success invalidates what it touched (the unsafe methods).
+        invalidates: bool,
+    },
+}
+
+impl From<(Response<Body>, Disposition)> for Routed {
     fn from((response, disposition): (Response<Body>, Disposition)) -> Self {
         Self::Now(response, disposition)
     }
 }
 
-/// Counts a request as in flight for as long as it lives.
-struct InFlight<'a>(&'a AtomicUsize);
+/// Counts a request as in flight for as long as it lives; holds the proxy for the future that
+/// answers it.
+struct InFlight(Arc<Proxy>);
 
-impl<'a> InFlight<'a> {
-    fn enter(counter: &'a AtomicUsize) -> Self {
-        counter.fetch_add(1, Ordering::SeqCst);
-        Self(counter)
+impl InFlight {
+    fn enter(proxy: Arc<Proxy>) -> Self {
+        proxy.in_flight.fetch_add(1, Ordering::SeqCst);
+        Self(proxy)
     }
 }
 
-impl Drop for InFlight<'_> {
+impl Drop for InFlight {
     fn drop(&mut self) {
-        self.0.fetch_sub(1, Ordering::SeqCst);
+        self.0.in_flight.fetch_sub(1, Ordering::SeqCst);
     }
 }
 
@@ -295,7 +312,7 @@ impl Proxy {
         body: Incoming,
         client: SocketAddr,
         unsampled_trace: Option<TraceIds>,
-    ) -> Routed<'_> {
+    ) -> Routed {
         if parts.headers.len() > self.limits.max_headers {
             return own_error(
                 StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE,
@@ -330,13 +347,34 @@ impl Proxy {
         match class {
             // A body on a GET or HEAD has no defined meaning; it is not forwarded to a shared load.
             Class::Cacheable => self.cacheable(head),
-            Class::Unsafe => Routed::Later(Box::pin(self.forward(head, version, body, true))),
-            Class::Pass => Routed::Later(Box::pin(self.forward(head, version, body, false))),
+            Class::Unsafe | Class::Pass => Routed::Later(Deferred::Forward {
+                head,
+                version,
+                body,
+                invalidates: class == Class::Unsafe,
+            }),
+        }
+    }
+
+    /// Answers what [`route`](Self::route) could not answer at once.
+    async fn answer_later(&self, deferred: Deferred) -> (Response<Body>, Disposition) {
+        match deferred {
+            Deferred::Load(head, miss) => {
+                let answer = self.cache.load(&head.key, &head, miss).await;
+                self.answer(&head, answer)
+            }
+            Deferred::Unstored(head) => self.load_unstored(&head).await,
+            Deferred::Forward {
+                head,
+                version,
+                body,
+                invalidates,
+            } => self.forward(head, version, body, invalidates).await,
         }
     }
 
     /// GET and HEAD: from the cache where possible.
-    fn cacheable(&self, head: RequestHead) -> Routed<'_> {
+    fn cacheable(&self, head: RequestHead) -> Routed {
         let key = &head.key;
         let directives = &head.directives;
         if directives.only_if_cached || directives.no_store {
@@ -361,14 +399,11 @@ impl Proxy {
                 return (response, CacheResult::Miss.into()).into();
             }
             // RFC 9111 §5.2.1.5: neither this request nor its response may be stored.
-            return Routed::Later(Box::pin(async move { self.load_unstored(&head).await }));
+            return Routed::Later(Deferred::Unstored(head));
         }
         match self.cache.lookup(key, &head) {
             Lookup::Answered(answer) => self.answer(&head, answer).into(),
-            Lookup::Load(miss) => Routed::Later(Box::pin(async move {
-                let answer = self.cache.load(&head.key, &head, miss).await;
-                self.answer(&head, answer)
-            })),
+            Lookup::Load(miss) => Routed::Later(Deferred::Load(head, miss)),
         }
     }
 
@@ -630,11 +665,11 @@ impl Handler for Proxy {
     /// (a hit) is answered and recorded before this returns, so the future hyper keeps for it
     /// only holds the response; the rest is answered by a boxed future.
     fn handle(
-        &self,
+        self: &Arc<Self>,
         request: Request<Incoming>,
         client: SocketAddr,
-    ) -> impl Future<Output = Response<Body>> + Send {
-        let in_flight = InFlight::enter(&self.in_flight);
+    ) -> impl Future<Output = Response<Body>> + Send + use<> {
+        let in_flight = InFlight::enter(Arc::clone(self));
         let (parts, body) = request.into_parts();
         let ctx = RequestCtx {
             started: Instant::now(),
@@ -662,14 +697,15 @@ impl Handler for Proxy {
                 drop(in_flight);
                 Either::Left(std::future::ready(response))
             }
-            Routed::Later(answer) => Either::Right(Box::pin(async move {
-                let _in_flight = in_flight;
+            Routed::Later(deferred) => Either::Right(Box::pin(async move {
+                let proxy = &in_flight.0;
+                let answered = proxy.answer_later(deferred);
                 let (response, disposition) = if ctx.trace.span().is_none() {
-                    answer.await
+                    answered.await
                 } else {
-                    answer.instrument(ctx.trace.span().clone()).await
+                    answered.instrument(ctx.trace.span().clone()).await
                 };
-                self.finish(&ctx, response, disposition)
+                proxy.finish(&ctx, response, disposition)
             })),
         }
     }
