@@ -31,7 +31,7 @@ const ANSWER_FIELDS: usize = 3;
 const FIELD_OVERHEAD_BYTES: usize = 112;
 
 /// One stored response.
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 pub struct Variant {
     /// The response status.
     pub status: StatusCode,
@@ -52,8 +52,12 @@ pub struct Variant {
 /// All stored responses for one cache key.
 #[derive(Debug)]
 pub struct CachedObject {
-    /// Newest first.
-    variants: Vec<Arc<Variant>>,
+    /// The newest stored response. Almost every URL has only this one, so it lives in the
+    /// object itself: one allocation per entry rather than the object, a list and the variant.
+    newest: Variant,
+    /// Older responses that other request values selected (`Vary`), newest first. Empty, and
+    /// so not allocated, for a URL without `Vary`; shared with the objects they came from.
+    older: Box<[Arc<Variant>]>,
     weight_bytes: u32,
 }
 
@@ -110,44 +114,47 @@ impl Variant {
 // === impl CachedObject ===
 
 impl CachedObject {
-    /// The object `previous` with `variant` added: it replaces a variant selected by the same
-    /// request values, and variants that vary on other fields are dropped (the origin changed
-    /// its `Vary`).
-    pub fn with_variant(previous: Option<&CachedObject>, variant: Arc<Variant>) -> Self {
-        let mut variants = vec![Arc::clone(&variant)];
-        if let Some(previous) = previous {
-            variants.extend(
-                previous
-                    .variants
-                    .iter()
-                    .filter(|old| old.vary.same_fields(&variant.vary) && old.vary != variant.vary)
-                    .take(MAX_VARIANTS - 1)
-                    .cloned(),
-            );
-        }
-        let weight: usize = variants.iter().map(|v| v.weight_bytes()).sum();
+    /// The object `previous` with `variant` added as the newest: it replaces a variant selected
+    /// by the same request values, and variants that vary on other fields are dropped (the
+    /// origin changed its `Vary`). At most [`MAX_VARIANTS`] are kept.
+    pub fn with_variant(previous: Option<&CachedObject>, variant: Variant) -> Self {
+        let kept = |old: &Variant| old.vary.same_fields(&variant.vary) && old.vary != variant.vary;
+        let older: Box<[Arc<Variant>]> = match previous {
+            None => Box::default(),
+            Some(previous) => kept(&previous.newest)
+                .then(|| Arc::new(previous.newest.clone()))
+                .into_iter()
+                .chain(previous.older.iter().filter(|old| kept(old)).cloned())
+                .take(MAX_VARIANTS - 1)
+                .collect(),
+        };
+        let weight = variant.weight_bytes() + older.iter().map(|v| v.weight_bytes()).sum::<usize>();
         Self {
-            variants,
+            newest: variant,
+            older,
             weight_bytes: u32::try_from(weight).unwrap_or(u32::MAX),
         }
     }
 
     /// The stored response that `request_headers` select (RFC 9111 §4.1), newest first.
-    pub fn select(&self, request_headers: &HeaderMap) -> Option<&Arc<Variant>> {
-        self.variants
+    pub fn select(&self, request_headers: &HeaderMap) -> Option<&Variant> {
+        if self.newest.vary.matches(request_headers) {
+            return Some(&self.newest);
+        }
+        self.older
             .iter()
+            .map(AsRef::as_ref)
             .find(|variant| variant.vary.matches(request_headers))
     }
 
     /// Every stored response, newest first.
-    pub fn variants(&self) -> &[Arc<Variant>] {
-        &self.variants
+    pub fn variants(&self) -> impl Iterator<Item = &Variant> {
+        std::iter::once(&self.newest).chain(self.older.iter().map(AsRef::as_ref))
     }
 
     /// How long from `now` some variant is still worth keeping.
     pub fn retain_for_at(&self, now: SystemTime) -> Duration {
-        self.variants
-            .iter()
+        self.variants()
             .map(|variant| variant.policy.retain_for(now))
             .max()
             .unwrap_or(Duration::ZERO)
@@ -186,5 +193,176 @@ impl Weighed for Arc<CachedObject> {
 
     fn retain_for(&self) -> Duration {
         self.retain_for_at(SystemTime::now())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use http::Method;
+    use http::header::HeaderName;
+
+    use super::*;
+    use crate::cache::policy::PolicyConfig;
+
+    fn headers(fields: &[(&str, &str)]) -> HeaderMap {
+        let field = |(name, value): &(&str, &str)| {
+            let name = HeaderName::from_bytes(name.as_bytes()).expect("name");
+            (name, HeaderValue::from_str(value).expect("value"))
+        };
+        fields.iter().map(field).collect()
+    }
+
+    /// The stored response `response` (with body `body`) to a request with `request` fields.
+    fn variant(response: &[(&str, &str)], request: &[(&str, &str)], body: &str) -> Variant {
+        let (response, request) = (headers(response), headers(request));
+        let now = SystemTime::now();
+        let policy = ResponsePolicy::new(
+            &Method::GET,
+            &request,
+            StatusCode::OK,
+            &response,
+            now,
+            now,
+            &PolicyConfig::default(),
+        );
+        let vary = VaryKey::capture(&response, &request).expect("no Vary: *");
+        Variant::new(
+            StatusCode::OK,
+            &response,
+            Bytes::copy_from_slice(body.as_bytes()),
+            policy,
+            vary,
+        )
+    }
+
+    const FRESH: (&str, &str) = ("cache-control", "max-age=60");
+    const VARY: (&str, &str) = ("vary", "accept-language");
+
+    fn language(tag: &str) -> [(&str, &str); 1] {
+        [("accept-language", tag)]
+    }
+
+    /// `previous` with a response that varies on `Accept-Language`, for `tag`.
+    fn add(previous: Option<&CachedObject>, tag: &str, body: &str) -> CachedObject {
+        CachedObject::with_variant(previous, variant(&[FRESH, VARY], &language(tag), body))
+    }
+
+    /// The bodies of every stored variant, newest first.
+    fn bodies(object: &CachedObject) -> Vec<String> {
+        object.variants().map(|v| text(&v.body)).collect()
+    }
+
+    fn selected(object: &CachedObject, request: &[(&str, &str)]) -> Option<String> {
+        object.select(&headers(request)).map(|v| text(&v.body))
+    }
+
+    fn text(body: &Bytes) -> String {
+        String::from_utf8(body.to_vec()).expect("utf-8")
+    }
+
+    #[test]
+    fn without_vary_a_new_response_replaces_the_stored_one() {
+        let first = CachedObject::with_variant(None, variant(&[FRESH], &[], "one"));
+        let second = CachedObject::with_variant(Some(&first), variant(&[FRESH], &[], "two"));
+        assert_eq!(bodies(&second), ["two"]);
+        assert_eq!(selected(&second, &[]).as_deref(), Some("two"));
+        // The previous object is untouched: a reader holding it still sees its own response.
+        assert_eq!(bodies(&first), ["one"]);
+    }
+
+    #[test]
+    fn vary_keeps_one_variant_per_request_value_newest_first() {
+        let object = add(Some(&add(None, "de", "de")), "en", "en");
+        assert_eq!(bodies(&object), ["en", "de"]);
+        assert_eq!(selected(&object, &language("de")).as_deref(), Some("de"));
+        assert_eq!(selected(&object, &language("en")).as_deref(), Some("en"));
+        assert_eq!(selected(&object, &language("fr")), None);
+        assert_eq!(selected(&object, &[]), None);
+        // A new response for the same request values replaces the old one, wherever it was.
+        let object = add(Some(&object), "de", "de, again");
+        assert_eq!(bodies(&object), ["de, again", "en"]);
+        let again = selected(&object, &language("de"));
+        assert_eq!(again.as_deref(), Some("de, again"));
+        let object = add(Some(&object), "en", "en, again");
+        assert_eq!(bodies(&object), ["en, again", "de, again"]);
+    }
+
+    #[test]
+    fn a_changed_vary_drops_the_variants_of_the_old_one() {
+        let object = add(Some(&add(None, "de", "de")), "en", "en");
+        let encoding = [("accept-encoding", "gzip"), ("accept-language", "de")];
+        let gzip = variant(&[FRESH, ("vary", "accept-encoding")], &encoding, "gzip");
+        let object = CachedObject::with_variant(Some(&object), gzip);
+        assert_eq!(bodies(&object), ["gzip"]);
+        // And a response without Vary replaces every variant.
+        let object = CachedObject::with_variant(Some(&object), variant(&[FRESH], &[], "plain"));
+        assert_eq!(bodies(&object), ["plain"]);
+        assert_eq!(selected(&object, &encoding).as_deref(), Some("plain"));
+    }
+
+    #[test]
+    fn at_most_max_variants_are_kept_the_oldest_goes_first() {
+        let mut object = add(None, "0", "0");
+        for n in 1..=MAX_VARIANTS {
+            object = add(Some(&object), &n.to_string(), &n.to_string());
+        }
+        let expected: Vec<String> = (1..=MAX_VARIANTS).rev().map(|n| n.to_string()).collect();
+        assert_eq!(bodies(&object), expected);
+        assert_eq!(selected(&object, &language("0")), None);
+        assert_eq!(selected(&object, &language("1")).as_deref(), Some("1"));
+    }
+
+    #[test]
+    fn the_weight_counts_every_variant() {
+        let de = variant(&[FRESH, VARY], &language("de"), "de");
+        let en = variant(&[FRESH, VARY], &language("en"), &"en".repeat(500));
+        let (de_weight, en_weight) = (de.weight_bytes(), en.weight_bytes());
+        assert!(en_weight >= de_weight + 998, "{en_weight} vs {de_weight}");
+        let one = CachedObject::with_variant(None, de);
+        assert_eq!(one.weight_bytes as usize, de_weight);
+        let two = CachedObject::with_variant(Some(&one), en);
+        assert_eq!(two.weight_bytes as usize, de_weight + en_weight);
+    }
+
+    #[test]
+    fn retention_is_the_longest_of_any_variant() {
+        let long = variant(
+            &[("cache-control", "max-age=1000"), VARY],
+            &language("en"),
+            "",
+        );
+        let short = variant(
+            &[("cache-control", "max-age=10"), VARY],
+            &language("de"),
+            "",
+        );
+        let now = SystemTime::now();
+        let object = CachedObject::with_variant(None, long);
+        let object = CachedObject::with_variant(Some(&object), short);
+        let retain = object.retain_for_at(now);
+        let grace = PolicyConfig::default().grace;
+        assert!(retain > Duration::from_secs(999) + grace, "{retain:?}");
+        assert!(retain <= Duration::from_secs(1000) + grace, "{retain:?}");
+    }
+
+    #[test]
+    fn own_directives_are_kept_apart_and_given_back_for_judging() {
+        let stored = variant(
+            &[
+                ("cache-control", "no-cache"),
+                ("sidecache-cache-control", "max-age=60"),
+                ("content-type", "text/plain"),
+                ("sidecache-cache-control", "stale-if-error=30"),
+            ],
+            &[],
+            "body",
+        );
+        assert!(!stored.headers.contains_key(SIDECACHE_CACHE_CONTROL));
+        assert_eq!(stored.headers.len(), 2);
+        let origin = stored.origin_headers();
+        let own: Vec<_> = origin.get_all(SIDECACHE_CACHE_CONTROL).iter().collect();
+        assert_eq!(own, ["max-age=60", "stale-if-error=30"]);
+        assert_eq!(origin["cache-control"], "no-cache");
+        assert_eq!(origin["content-type"], "text/plain");
     }
 }
