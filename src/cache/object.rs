@@ -23,6 +23,12 @@ pub const MAX_VARIANTS: usize = 16;
 /// resident memory, so `--cache-capacity` bounds what the cache really costs.
 const OVERHEAD_BYTES: usize = 1024;
 
+/// A body up to this size is stored in the allocation that holds the header values (copied
+/// there once, when the response is stored): that saves an allocation and the block of
+/// reference counts its shared bytes need, ~48 B per entry with 1 KiB bodies. A larger body is
+/// kept where it was read, since copying it would cost more than those bytes are worth.
+const SHARED_BUFFER_MAX_BODY: usize = 16 * 1024;
+
 /// Fields every answer adds to the stored ones.
 const ANSWER_FIELDS: usize = 3;
 
@@ -63,9 +69,10 @@ pub struct CachedObject {
 // === impl Variant ===
 
 impl Variant {
-    /// A stored response. The header fields are copied into one compact allocation (so the
-    /// entry does not keep the connection's read buffer alive), with room for the fields every
-    /// answer adds (`Age`, `Via`, `Cache-Status`) so answering a hit does not rehash the map.
+    /// A stored response. The header values are copied into one compact allocation (so the
+    /// entry does not keep the connection's read buffer alive), together with the body when
+    /// it is small, and the map has room for the fields every answer adds (`Age`, `Via`,
+    /// `Cache-Status`) so answering a hit does not rehash it.
     pub fn new(
         status: StatusCode,
         headers: &HeaderMap,
@@ -73,7 +80,7 @@ impl Variant {
         policy: ResponsePolicy,
         vary: VaryKey,
     ) -> Self {
-        let mut headers = compact(headers);
+        let (mut headers, body) = compact(headers, body);
         let own_directives = match headers.entry(SIDECACHE_CACHE_CONTROL) {
             Entry::Occupied(entry) => entry.remove_entry_mult().1.collect(),
             Entry::Vacant(_) => Box::default(),
@@ -164,14 +171,24 @@ impl CachedObject {
     }
 }
 
-/// `headers` with every value in one shared buffer, and spare room for [`ANSWER_FIELDS`].
-fn compact(headers: &HeaderMap) -> HeaderMap {
-    let total = headers.values().map(HeaderValue::len).sum();
-    let mut values = BytesMut::with_capacity(total);
+/// `headers` with every value in one shared buffer, and spare room for [`ANSWER_FIELDS`];
+/// `body`, when it is at most [`SHARED_BUFFER_MAX_BODY`], copied into the same buffer.
+fn compact(headers: &HeaderMap, body: Bytes) -> (HeaderMap, Bytes) {
+    let total: usize = headers.values().map(HeaderValue::len).sum();
+    let together = total > 0 && body.len() <= SHARED_BUFFER_MAX_BODY;
+    let mut buffer = BytesMut::with_capacity(total + if together { body.len() } else { 0 });
     for value in headers.values() {
-        values.extend_from_slice(value.as_bytes());
+        buffer.extend_from_slice(value.as_bytes());
     }
-    let values = values.freeze();
+    if together {
+        buffer.extend_from_slice(&body);
+    }
+    let values = buffer.freeze();
+    let body = if together {
+        values.slice(total..)
+    } else {
+        body
+    };
     let mut compacted = HeaderMap::with_capacity(headers.len() + ANSWER_FIELDS);
     let mut start = 0;
     for (name, value) in headers {
@@ -186,7 +203,7 @@ fn compact(headers: &HeaderMap) -> HeaderMap {
     // its entry vector was sized for them too, and that spare room (about 100 bytes a field)
     // would be held by every stored response while it only ever serves as a template. A clone
     // keeps the index and copies just the entries there are: the store keeps that.
-    compacted.clone()
+    (compacted.clone(), body)
 }
 
 impl Weighed for Arc<CachedObject> {
@@ -217,25 +234,24 @@ mod tests {
 
     /// The stored response `response` (with body `body`) to a request with `request` fields.
     fn variant(response: &[(&str, &str)], request: &[(&str, &str)], body: &str) -> Variant {
-        let (response, request) = (headers(response), headers(request));
+        let body = Bytes::copy_from_slice(body.as_bytes());
+        stored(&headers(response), &headers(request), body)
+    }
+
+    fn stored(response: &HeaderMap, request: &HeaderMap, body: Bytes) -> Variant {
         let now = SystemTime::now();
+        let config = PolicyConfig::default();
         let policy = ResponsePolicy::new(
             &Method::GET,
-            &request,
+            request,
             StatusCode::OK,
-            &response,
+            response,
             now,
             now,
-            &PolicyConfig::default(),
+            &config,
         );
-        let vary = VaryKey::capture(&response, &request).expect("no Vary: *");
-        Variant::new(
-            StatusCode::OK,
-            &response,
-            Bytes::copy_from_slice(body.as_bytes()),
-            policy,
-            vary,
-        )
+        let vary = VaryKey::capture(response, request).expect("no Vary: *");
+        Variant::new(StatusCode::OK, response, body, policy, vary)
     }
 
     const FRESH: (&str, &str) = ("cache-control", "max-age=60");
@@ -375,5 +391,49 @@ mod tests {
         // change here or in `http`/`bytes`: then measure again and recalibrate the weigher.
         assert!(std::mem::size_of::<CachedObject>() <= 264);
         assert!(std::mem::size_of::<Variant>() <= 248);
+    }
+
+    #[test]
+    fn stored_fields_keep_their_lines_order_and_sensitivity() {
+        let mut response = headers(&[
+            FRESH,
+            ("x-multi", "1"),
+            ("content-type", "text/plain"),
+            ("x-multi", "2"),
+            ("x-multi", "3"),
+        ]);
+        let mut secret = HeaderValue::from_static("token");
+        secret.set_sensitive(true);
+        response.append("x-secret", secret);
+        let stored = stored(&response, &HeaderMap::new(), Bytes::new());
+        assert_eq!(stored.headers, response);
+        let lines: Vec<_> = stored.headers.iter().collect();
+        let expected: Vec<_> = response.iter().collect();
+        assert_eq!(lines, expected);
+        assert!(stored.headers["x-secret"].is_sensitive());
+        assert!(!stored.headers["content-type"].is_sensitive());
+    }
+
+    #[test]
+    fn a_small_body_shares_the_buffer_of_the_header_values() {
+        let response = [
+            FRESH,
+            ("content-type", "text/plain"),
+            ("x-multi", "1"),
+            ("x-multi", "2"),
+        ];
+        let values: usize = response.iter().map(|(_, value)| value.len()).sum();
+        let small = variant(&response, &[], "a small body");
+        // The values come first, in order, and the body right after them.
+        let start = small.headers[FRESH.0].as_bytes().as_ptr();
+        assert_eq!(small.body.as_ptr(), start.wrapping_add(values));
+        assert_eq!(small.body, "a small body");
+        assert_eq!(small.origin_headers(), headers(&response));
+
+        let large = Bytes::from(vec![b'x'; SHARED_BUFFER_MAX_BODY + 1]);
+        let at = large.as_ptr();
+        let (map, body) = compact(&headers(&response), large);
+        assert_eq!(body.as_ptr(), at, "a large body is not copied");
+        assert_eq!(map, headers(&response));
     }
 }
