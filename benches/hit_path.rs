@@ -77,7 +77,7 @@ fn stored_object(request: &HeaderMap) -> Arc<CachedObject> {
         policy,
         vary,
     );
-    Arc::new(CachedObject::with_variant(None, Arc::new(variant)))
+    Arc::new(CachedObject::with_variant(None, variant))
 }
 
 fn hit_path(c: &mut Criterion) {

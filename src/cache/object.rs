@@ -23,6 +23,12 @@ pub const MAX_VARIANTS: usize = 16;
 /// resident memory, so `--cache-capacity` bounds what the cache really costs.
 const OVERHEAD_BYTES: usize = 1024;
 
+/// A body up to this size is stored in the allocation that holds the header values (copied
+/// there once, when the response is stored): that saves an allocation and the block of
+/// reference counts its shared bytes need, ~48 B per entry with 1 KiB bodies. A larger body is
+/// kept where it was read, since copying it would cost more than those bytes are worth.
+const SHARED_BUFFER_MAX_BODY: usize = 16 * 1024;
+
 /// Fields every answer adds to the stored ones.
 const ANSWER_FIELDS: usize = 3;
 
@@ -31,7 +37,7 @@ const ANSWER_FIELDS: usize = 3;
 const FIELD_OVERHEAD_BYTES: usize = 112;
 
 /// One stored response.
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 pub struct Variant {
     /// The response status.
     pub status: StatusCode,
@@ -40,7 +46,7 @@ pub struct Variant {
     pub headers: HeaderMap,
     /// The `Sidecache-Cache-Control` lines the origin sent: sidecache obeys them but never
     /// forwards them, so they are kept apart (needed again when a 304 refreshes the policy).
-    own_directives: Vec<HeaderValue>,
+    own_directives: Box<[HeaderValue]>,
     /// The whole body.
     pub body: Bytes,
     /// Freshness and reuse rules, computed once when the response arrived.
@@ -52,17 +58,21 @@ pub struct Variant {
 /// All stored responses for one cache key.
 #[derive(Debug)]
 pub struct CachedObject {
-    /// Newest first.
-    variants: Vec<Arc<Variant>>,
-    weight_bytes: u32,
+    /// The newest stored response. Almost every URL has only this one, so it lives in the
+    /// object itself: one allocation per entry rather than the object, a list and the variant.
+    newest: Variant,
+    /// Older responses that other request values selected (`Vary`), newest first. Empty, and
+    /// so not allocated, for a URL without `Vary`; shared with the objects they came from.
+    older: Box<[Arc<Variant>]>,
 }
 
 // === impl Variant ===
 
 impl Variant {
-    /// A stored response. The header fields are copied into one compact allocation (so the
-    /// entry does not keep the connection's read buffer alive), with room for the fields every
-    /// answer adds (`Age`, `Via`, `Cache-Status`) so answering a hit does not rehash the map.
+    /// A stored response. The header values are copied into one compact allocation (so the
+    /// entry does not keep the connection's read buffer alive), together with the body when
+    /// it is small, and the map has room for the fields every answer adds (`Age`, `Via`,
+    /// `Cache-Status`) so answering a hit does not rehash it.
     pub fn new(
         status: StatusCode,
         headers: &HeaderMap,
@@ -70,10 +80,10 @@ impl Variant {
         policy: ResponsePolicy,
         vary: VaryKey,
     ) -> Self {
-        let mut headers = compact(headers);
+        let (mut headers, body) = compact(headers, body);
         let own_directives = match headers.entry(SIDECACHE_CACHE_CONTROL) {
             Entry::Occupied(entry) => entry.remove_entry_mult().1.collect(),
-            Entry::Vacant(_) => Vec::new(),
+            Entry::Vacant(_) => Box::default(),
         };
         Self {
             status,
@@ -110,58 +120,75 @@ impl Variant {
 // === impl CachedObject ===
 
 impl CachedObject {
-    /// The object `previous` with `variant` added: it replaces a variant selected by the same
-    /// request values, and variants that vary on other fields are dropped (the origin changed
-    /// its `Vary`).
-    pub fn with_variant(previous: Option<&CachedObject>, variant: Arc<Variant>) -> Self {
-        let mut variants = vec![Arc::clone(&variant)];
-        if let Some(previous) = previous {
-            variants.extend(
-                previous
-                    .variants
-                    .iter()
-                    .filter(|old| old.vary.same_fields(&variant.vary) && old.vary != variant.vary)
-                    .take(MAX_VARIANTS - 1)
-                    .cloned(),
-            );
-        }
-        let weight: usize = variants.iter().map(|v| v.weight_bytes()).sum();
+    /// The object `previous` with `variant` added as the newest: it replaces a variant selected
+    /// by the same request values, and variants that vary on other fields are dropped (the
+    /// origin changed its `Vary`). At most [`MAX_VARIANTS`] are kept.
+    pub fn with_variant(previous: Option<&CachedObject>, variant: Variant) -> Self {
+        let kept = |old: &Variant| old.vary.same_fields(&variant.vary) && old.vary != variant.vary;
+        let older: Box<[Arc<Variant>]> = match previous {
+            None => Box::default(),
+            Some(previous) => kept(&previous.newest)
+                .then(|| Arc::new(previous.newest.clone()))
+                .into_iter()
+                .chain(previous.older.iter().filter(|old| kept(old)).cloned())
+                .take(MAX_VARIANTS - 1)
+                .collect(),
+        };
         Self {
-            variants,
-            weight_bytes: u32::try_from(weight).unwrap_or(u32::MAX),
+            newest: variant,
+            older,
         }
     }
 
     /// The stored response that `request_headers` select (RFC 9111 §4.1), newest first.
-    pub fn select(&self, request_headers: &HeaderMap) -> Option<&Arc<Variant>> {
-        self.variants
+    pub fn select(&self, request_headers: &HeaderMap) -> Option<&Variant> {
+        if self.newest.vary.matches(request_headers) {
+            return Some(&self.newest);
+        }
+        self.older
             .iter()
+            .map(AsRef::as_ref)
             .find(|variant| variant.vary.matches(request_headers))
     }
 
     /// Every stored response, newest first.
-    pub fn variants(&self) -> &[Arc<Variant>] {
-        &self.variants
+    pub fn variants(&self) -> impl Iterator<Item = &Variant> {
+        std::iter::once(&self.newest).chain(self.older.iter().map(AsRef::as_ref))
+    }
+
+    /// Bytes the object holds, as counted against the capacity: worked out when the store
+    /// weighs it (once, on insert) rather than kept in every entry.
+    pub fn weight_bytes(&self) -> usize {
+        self.variants().map(Variant::weight_bytes).sum()
     }
 
     /// How long from `now` some variant is still worth keeping.
     pub fn retain_for_at(&self, now: SystemTime) -> Duration {
-        self.variants
-            .iter()
+        self.variants()
             .map(|variant| variant.policy.retain_for(now))
             .max()
             .unwrap_or(Duration::ZERO)
     }
 }
 
-/// `headers` with every value in one shared buffer, and spare room for [`ANSWER_FIELDS`].
-fn compact(headers: &HeaderMap) -> HeaderMap {
-    let total = headers.values().map(HeaderValue::len).sum();
-    let mut values = BytesMut::with_capacity(total);
+/// `headers` with every value in one shared buffer, and spare room for [`ANSWER_FIELDS`];
+/// `body`, when it is at most [`SHARED_BUFFER_MAX_BODY`], copied into the same buffer.
+fn compact(headers: &HeaderMap, body: Bytes) -> (HeaderMap, Bytes) {
+    let total: usize = headers.values().map(HeaderValue::len).sum();
+    let together = total > 0 && body.len() <= SHARED_BUFFER_MAX_BODY;
+    let mut buffer = BytesMut::with_capacity(total + if together { body.len() } else { 0 });
     for value in headers.values() {
-        values.extend_from_slice(value.as_bytes());
+        buffer.extend_from_slice(value.as_bytes());
     }
-    let values = values.freeze();
+    if together {
+        buffer.extend_from_slice(&body);
+    }
+    let values = buffer.freeze();
+    let body = if together {
+        values.slice(total..)
+    } else {
+        body
+    };
     let mut compacted = HeaderMap::with_capacity(headers.len() + ANSWER_FIELDS);
     let mut start = 0;
     for (name, value) in headers {
@@ -176,15 +203,237 @@ fn compact(headers: &HeaderMap) -> HeaderMap {
     // its entry vector was sized for them too, and that spare room (about 100 bytes a field)
     // would be held by every stored response while it only ever serves as a template. A clone
     // keeps the index and copies just the entries there are: the store keeps that.
-    compacted.clone()
+    (compacted.clone(), body)
 }
 
 impl Weighed for Arc<CachedObject> {
     fn weight_bytes(&self) -> u32 {
-        self.weight_bytes
+        u32::try_from(CachedObject::weight_bytes(self)).unwrap_or(u32::MAX)
     }
 
     fn retain_for(&self) -> Duration {
         self.retain_for_at(SystemTime::now())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use http::Method;
+    use http::header::HeaderName;
+
+    use super::*;
+    use crate::cache::policy::PolicyConfig;
+
+    fn headers(fields: &[(&str, &str)]) -> HeaderMap {
+        let field = |(name, value): &(&str, &str)| {
+            let name = HeaderName::from_bytes(name.as_bytes()).expect("name");
+            (name, HeaderValue::from_str(value).expect("value"))
+        };
+        fields.iter().map(field).collect()
+    }
+
+    /// The stored response `response` (with body `body`) to a request with `request` fields.
+    fn variant(response: &[(&str, &str)], request: &[(&str, &str)], body: &str) -> Variant {
+        let body = Bytes::copy_from_slice(body.as_bytes());
+        stored(&headers(response), &headers(request), body)
+    }
+
+    fn stored(response: &HeaderMap, request: &HeaderMap, body: Bytes) -> Variant {
+        let now = SystemTime::now();
+        let config = PolicyConfig::default();
+        let policy = ResponsePolicy::new(
+            &Method::GET,
+            request,
+            StatusCode::OK,
+            response,
+            now,
+            now,
+            &config,
+        );
+        let vary = VaryKey::capture(response, request).expect("no Vary: *");
+        Variant::new(StatusCode::OK, response, body, policy, vary)
+    }
+
+    const FRESH: (&str, &str) = ("cache-control", "max-age=60");
+    const VARY: (&str, &str) = ("vary", "accept-language");
+
+    fn language(tag: &str) -> [(&str, &str); 1] {
+        [("accept-language", tag)]
+    }
+
+    /// `previous` with a response that varies on `Accept-Language`, for `tag`.
+    fn add(previous: Option<&CachedObject>, tag: &str, body: &str) -> CachedObject {
+        CachedObject::with_variant(previous, variant(&[FRESH, VARY], &language(tag), body))
+    }
+
+    /// The bodies of every stored variant, newest first.
+    fn bodies(object: &CachedObject) -> Vec<String> {
+        object.variants().map(|v| text(&v.body)).collect()
+    }
+
+    fn selected(object: &CachedObject, request: &[(&str, &str)]) -> Option<String> {
+        object.select(&headers(request)).map(|v| text(&v.body))
+    }
+
+    fn text(body: &Bytes) -> String {
+        String::from_utf8(body.to_vec()).expect("utf-8")
+    }
+
+    #[test]
+    fn without_vary_a_new_response_replaces_the_stored_one() {
+        let first = CachedObject::with_variant(None, variant(&[FRESH], &[], "one"));
+        let second = CachedObject::with_variant(Some(&first), variant(&[FRESH], &[], "two"));
+        assert_eq!(bodies(&second), ["two"]);
+        assert_eq!(selected(&second, &[]).as_deref(), Some("two"));
+        // The previous object is untouched: a reader holding it still sees its own response.
+        assert_eq!(bodies(&first), ["one"]);
+    }
+
+    #[test]
+    fn vary_keeps_one_variant_per_request_value_newest_first() {
+        let object = add(Some(&add(None, "de", "de")), "en", "en");
+        assert_eq!(bodies(&object), ["en", "de"]);
+        assert_eq!(selected(&object, &language("de")).as_deref(), Some("de"));
+        assert_eq!(selected(&object, &language("en")).as_deref(), Some("en"));
+        assert_eq!(selected(&object, &language("fr")), None);
+        assert_eq!(selected(&object, &[]), None);
+        // A new response for the same request values replaces the old one, wherever it was.
+        let object = add(Some(&object), "de", "de, again");
+        assert_eq!(bodies(&object), ["de, again", "en"]);
+        let again = selected(&object, &language("de"));
+        assert_eq!(again.as_deref(), Some("de, again"));
+        let object = add(Some(&object), "en", "en, again");
+        assert_eq!(bodies(&object), ["en, again", "de, again"]);
+    }
+
+    #[test]
+    fn a_changed_vary_drops_the_variants_of_the_old_one() {
+        let object = add(Some(&add(None, "de", "de")), "en", "en");
+        let encoding = [("accept-encoding", "gzip"), ("accept-language", "de")];
+        let gzip = variant(&[FRESH, ("vary", "accept-encoding")], &encoding, "gzip");
+        let object = CachedObject::with_variant(Some(&object), gzip);
+        assert_eq!(bodies(&object), ["gzip"]);
+        // And a response without Vary replaces every variant.
+        let object = CachedObject::with_variant(Some(&object), variant(&[FRESH], &[], "plain"));
+        assert_eq!(bodies(&object), ["plain"]);
+        assert_eq!(selected(&object, &encoding).as_deref(), Some("plain"));
+    }
+
+    #[test]
+    fn at_most_max_variants_are_kept_the_oldest_goes_first() {
+        let mut object = add(None, "0", "0");
+        for n in 1..=MAX_VARIANTS {
+            object = add(Some(&object), &n.to_string(), &n.to_string());
+        }
+        let expected: Vec<String> = (1..=MAX_VARIANTS).rev().map(|n| n.to_string()).collect();
+        assert_eq!(bodies(&object), expected);
+        assert_eq!(selected(&object, &language("0")), None);
+        assert_eq!(selected(&object, &language("1")).as_deref(), Some("1"));
+    }
+
+    #[test]
+    fn the_weight_counts_every_variant() {
+        let de = variant(&[FRESH, VARY], &language("de"), "de");
+        let en = variant(&[FRESH, VARY], &language("en"), &"en".repeat(500));
+        let (de_weight, en_weight) = (de.weight_bytes(), en.weight_bytes());
+        assert!(en_weight >= de_weight + 998, "{en_weight} vs {de_weight}");
+        let one = CachedObject::with_variant(None, de);
+        assert_eq!(one.weight_bytes(), de_weight);
+        let two = CachedObject::with_variant(Some(&one), en);
+        assert_eq!(two.weight_bytes(), de_weight + en_weight);
+    }
+
+    #[test]
+    fn retention_is_the_longest_of_any_variant() {
+        let long = variant(
+            &[("cache-control", "max-age=1000"), VARY],
+            &language("en"),
+            "",
+        );
+        let short = variant(
+            &[("cache-control", "max-age=10"), VARY],
+            &language("de"),
+            "",
+        );
+        let now = SystemTime::now();
+        let object = CachedObject::with_variant(None, long);
+        let object = CachedObject::with_variant(Some(&object), short);
+        let retain = object.retain_for_at(now);
+        let grace = PolicyConfig::default().grace;
+        assert!(retain > Duration::from_secs(999) + grace, "{retain:?}");
+        assert!(retain <= Duration::from_secs(1000) + grace, "{retain:?}");
+    }
+
+    #[test]
+    fn own_directives_are_kept_apart_and_given_back_for_judging() {
+        let stored = variant(
+            &[
+                ("cache-control", "no-cache"),
+                ("sidecache-cache-control", "max-age=60"),
+                ("content-type", "text/plain"),
+                ("sidecache-cache-control", "stale-if-error=30"),
+            ],
+            &[],
+            "body",
+        );
+        assert!(!stored.headers.contains_key(SIDECACHE_CACHE_CONTROL));
+        assert_eq!(stored.headers.len(), 2);
+        let origin = stored.origin_headers();
+        let own: Vec<_> = origin.get_all(SIDECACHE_CACHE_CONTROL).iter().collect();
+        assert_eq!(own, ["max-age=60", "stale-if-error=30"]);
+        assert_eq!(origin["cache-control"], "no-cache");
+        assert_eq!(origin["content-type"], "text/plain");
+    }
+
+    #[test]
+    fn an_object_with_one_variant_is_one_small_allocation() {
+        // With its Arc's counts (16 B) it fits glibc's 288-byte chunk. It grows only with a
+        // change here or in `http`/`bytes`: then measure again and recalibrate the weigher.
+        assert!(std::mem::size_of::<CachedObject>() <= 264);
+        assert!(std::mem::size_of::<Variant>() <= 248);
+    }
+
+    #[test]
+    fn stored_fields_keep_their_lines_order_and_sensitivity() {
+        let mut response = headers(&[
+            FRESH,
+            ("x-multi", "1"),
+            ("content-type", "text/plain"),
+            ("x-multi", "2"),
+            ("x-multi", "3"),
+        ]);
+        let mut secret = HeaderValue::from_static("token");
+        secret.set_sensitive(true);
+        response.append("x-secret", secret);
+        let stored = stored(&response, &HeaderMap::new(), Bytes::new());
+        assert_eq!(stored.headers, response);
+        let lines: Vec<_> = stored.headers.iter().collect();
+        let expected: Vec<_> = response.iter().collect();
+        assert_eq!(lines, expected);
+        assert!(stored.headers["x-secret"].is_sensitive());
+        assert!(!stored.headers["content-type"].is_sensitive());
+    }
+
+    #[test]
+    fn a_small_body_shares_the_buffer_of_the_header_values() {
+        let response = [
+            FRESH,
+            ("content-type", "text/plain"),
+            ("x-multi", "1"),
+            ("x-multi", "2"),
+        ];
+        let values: usize = response.iter().map(|(_, value)| value.len()).sum();
+        let small = variant(&response, &[], "a small body");
+        // The values come first, in order, and the body right after them.
+        let start = small.headers[FRESH.0].as_bytes().as_ptr();
+        assert_eq!(small.body.as_ptr(), start.wrapping_add(values));
+        assert_eq!(small.body, "a small body");
+        assert_eq!(small.origin_headers(), headers(&response));
+
+        let large = Bytes::from(vec![b'x'; SHARED_BUFFER_MAX_BODY + 1]);
+        let at = large.as_ptr();
+        let (map, body) = compact(&headers(&response), large);
+        assert_eq!(body.as_ptr(), at, "a large body is not copied");
+        assert_eq!(map, headers(&response));
     }
 }

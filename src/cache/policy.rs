@@ -133,11 +133,43 @@ pub enum Reuse {
 }
 
 /// The RFC 9111 facts about one stored response, computed once at construction.
+///
+/// Every stored response holds one, so it keeps only what later questions need (80 bytes):
+/// whether the response may be stored is decided at construction, and the directives are
+/// reduced to the flags and windows that reuse, stand-ins and retention read.
 #[derive(Debug, Clone)]
 pub struct ResponsePolicy {
-    /// The directives that govern this response (targeted field or `Cache-Control`).
-    directives: ResponseDirectives,
-    /// Only GET and HEAD responses are stored.
+    freshness_lifetime: Duration,
+    /// §4.2.3 `corrected_initial_age`; `current_age` adds the resident time to it.
+    corrected_initial_age: Duration,
+    response_time: SystemTime,
+    grace: Duration,
+    /// `stale-while-revalidate` (RFC 5861 §3) of the governing directives.
+    stale_while_revalidate: Window,
+    /// `stale-if-error` (RFC 5861 §4) of the governing directives.
+    stale_if_error: Window,
+    /// Why the response must not be stored (§3), decided once from the whole exchange.
+    refusal: Option<RefuseReason>,
+    /// `no-cache` (§5.2.2.4).
+    no_cache: bool,
+    /// `must-revalidate` (§5.2.2.2).
+    must_revalidate: bool,
+    /// `proxy-revalidate` (§5.2.2.8).
+    proxy_revalidate: bool,
+    /// `s-maxage` is present (§5.2.2.10); it implies `proxy-revalidate` for a shared cache.
+    shared_max_age: bool,
+    has_validator: bool,
+}
+
+/// A stale window from a directive, in four bytes. Directive values are whole seconds of at
+/// most 2^31 ([`DELTA_SECONDS_MAX`]), so a `u32` holds every one exactly and `u32::MAX` is free
+/// to mean "absent".
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Window(u32);
+
+/// The parts of an exchange that decide storability (§3) but nothing after it.
+struct Storability<'a> {
+    directives: &'a ResponseDirectives,
     method_cacheable: bool,
     status: StatusCode,
     /// §3.5 needs to know whether the request that produced it was authenticated.
@@ -147,12 +179,6 @@ pub struct ResponsePolicy {
     /// An `Expires` field counts as explicit freshness for §3 even when invalid, but not when a
     /// targeted field governs the response (RFC 9213 §2.1).
     has_expires: bool,
-    has_validator: bool,
-    freshness_lifetime: Duration,
-    /// §4.2.3 `corrected_initial_age`; `current_age` adds the resident time to it.
-    corrected_initial_age: Duration,
-    response_time: SystemTime,
-    grace: Duration,
 }
 
 // === impl ResponsePolicy ===
@@ -192,20 +218,32 @@ impl ResponsePolicy {
         let has_etag = res_headers
             .get(ETAG)
             .is_some_and(|etag| !etag.as_bytes().is_empty());
-        Self {
+        let mut policy = Self {
+            freshness_lifetime,
+            corrected_initial_age,
+            response_time,
+            grace: config.grace,
+            stale_while_revalidate: Window::new(directives.stale_while_revalidate),
+            stale_if_error: Window::new(directives.stale_if_error),
+            refusal: None,
+            no_cache: directives.no_cache,
+            must_revalidate: directives.must_revalidate,
+            proxy_revalidate: directives.proxy_revalidate,
+            shared_max_age: directives.s_maxage.is_some(),
+            has_validator: has_etag || last_modified.is_some(),
+        };
+        policy.refusal = Storability {
+            directives: &directives,
             method_cacheable: *req_method == Method::GET || *req_method == Method::HEAD,
             status,
             request_had_authorization: req_headers.contains_key(AUTHORIZATION),
             has_set_cookie: res_headers.contains_key(SET_COOKIE),
             vary_star: vary_star(res_headers),
             has_expires: expires != Expires::Absent,
-            has_validator: has_etag || last_modified.is_some(),
-            freshness_lifetime,
-            corrected_initial_age,
-            response_time,
-            grace: config.grace,
-            directives,
         }
+        .refusal(&policy)
+        .err();
+        policy
     }
 
     /// RFC 9111 §3 (+ §3.5 Authorization) + our Set-Cookie rule. Ok(()) means store.
@@ -217,7 +255,205 @@ impl ResponsePolicy {
     ///
     /// The reason the response must not (or need not) be stored.
     pub fn storable(&self) -> Result<(), RefuseReason> {
-        let d = &self.directives;
+        self.refusal.map_or(Ok(()), Err)
+    }
+
+    /// §4.2.1 (+ §4.2.2 heuristic): how long the response is fresh, counted from its origin.
+    pub fn freshness_lifetime(&self) -> Duration {
+        self.freshness_lifetime
+    }
+
+    /// §4.2.3 `current_age` at `now`.
+    pub fn current_age(&self, now: SystemTime) -> Duration {
+        let resident_time = elapsed(self.response_time, now);
+        self.corrected_initial_age.saturating_add(resident_time)
+    }
+
+    /// Whole seconds for the `Age` header (§5.1), at most 2^31 (§1.2.2).
+    pub fn age_header_seconds(&self, now: SystemTime) -> u64 {
+        self.current_age(now).as_secs().min(DELTA_SECONDS_MAX)
+    }
+
+    /// freshness_lifetime - current_age in whole seconds, negative when stale (RFC 9211 `ttl`).
+    ///
+    /// Rounded down, so any staleness at all gives a negative value.
+    pub fn ttl_seconds(&self, now: SystemTime) -> i64 {
+        let remaining =
+            self.freshness_lifetime.as_nanos() as i128 - self.current_age(now).as_nanos() as i128;
+        let secs = remaining.div_euclid(1_000_000_000);
+        i64::try_from(secs).unwrap_or(if secs < 0 { i64::MIN } else { i64::MAX })
+    }
+
+    /// §4.2: `response_is_fresh = (freshness_lifetime > current_age)`.
+    pub fn is_fresh(&self, now: SystemTime) -> bool {
+        self.freshness_lifetime > self.current_age(now)
+    }
+
+    /// How the stored response may be used for a request with `request` directives (§4,
+    /// §4.2.4, §5.2.1, §5.2.2, RFC 5861 §3).
+    ///
+    /// When a stale response is both within `stale-while-revalidate` and allowed by the
+    /// request's `max-stale`, this answers [`Reuse::StaleWhileRevalidate`]: the client gets the
+    /// same response either way, and the background revalidation refreshes the entry.
+    pub fn reuse(&self, request: &RequestDirectives, now: SystemTime) -> Reuse {
+        // §4 / §5.2.2.4 and §5.2.1.4: no-cache on either side means validate first.
+        if self.no_cache || request.no_cache {
+            return Reuse::Revalidate;
+        }
+        let age = self.current_age(now);
+        // §5.2.1.1: the client does not want a response older than max-age.
+        if request.max_age.is_some_and(|max_age| age > max_age) {
+            return Reuse::Revalidate;
+        }
+        let remaining = self.freshness_lifetime.saturating_sub(age);
+        // §5.2.1.3: the response must stay fresh for at least min-fresh more.
+        if request
+            .min_fresh
+            .is_some_and(|min_fresh| remaining < min_fresh)
+        {
+            return Reuse::Revalidate;
+        }
+        if self.freshness_lifetime > age {
+            return Reuse::Fresh;
+        }
+        // §4.2.4: stale from here on.
+        let staleness = age - self.freshness_lifetime;
+        if self.forbids_stale_explicitly() {
+            return Reuse::Revalidate;
+        }
+        // RFC 5861 §3, overriding the implicit proxy-revalidate of s-maxage (module docs).
+        if self
+            .stale_while_revalidate
+            .get()
+            .is_some_and(|swr| staleness <= swr)
+        {
+            return Reuse::StaleWhileRevalidate;
+        }
+        if !self.forbids_stale_implicitly() && max_stale_allows(request.max_stale, staleness) {
+            return Reuse::StaleAllowedByRequest;
+        }
+        Reuse::Revalidate
+    }
+
+    /// Whether this stored response may stand in for a failed origin fetch (stale-if-error, or
+    /// grace when the origin is unreachable), §4.2.4, RFC 5861 §4.
+    ///
+    /// A fresh response may always stand in (RFC 9111 §4.3.3 lets a cache act as if a
+    /// failed validation never happened), unless it carries `no-cache`: that response must
+    /// never be used without a successful validation (§5.2.2.4). The request's `no-cache`,
+    /// `max-age` and `min-fresh` are preferences for the normal path (§5.2.1) and do not stop
+    /// a stand-in; its `max-stale` and `stale-if-error` widen what may stand in.
+    pub fn usable_on_error(
+        &self,
+        request: &RequestDirectives,
+        failure: OriginFailure,
+        now: SystemTime,
+    ) -> bool {
+        if self.no_cache {
+            return false;
+        }
+        let age = self.current_age(now);
+        if self.freshness_lifetime > age {
+            return true;
+        }
+        // §5.2.2.2 / §5.2.2.8: "MUST NOT reuse ... until it has been successfully validated",
+        // even when disconnected.
+        if self.forbids_stale_explicitly() {
+            return false;
+        }
+        let staleness = age - self.freshness_lifetime;
+        // RFC 5861 §4, from the origin: overrides the implicit prohibition of s-maxage.
+        if self
+            .stale_if_error
+            .get()
+            .is_some_and(|sie| staleness <= sie)
+        {
+            return true;
+        }
+        if self.forbids_stale_implicitly() {
+            return false;
+        }
+        // RFC 5861 §4 in a request, and §5.2.1.2 max-stale: the client allows it.
+        if request.stale_if_error.is_some_and(|sie| staleness <= sie)
+            || max_stale_allows(request.max_stale, staleness)
+        {
+            return true;
+        }
+        failure == OriginFailure::Unreachable && staleness <= self.grace
+    }
+
+    /// How long from `now` the store should keep the response: remaining freshness plus the longest
+    /// stale window that could still use it (swr, sie, grace where allowed); Duration::ZERO if none
+    /// and it has no validator (ETag / Last-Modified) that would make it worth keeping for revalidation.
+    ///
+    /// Choices:
+    /// * The windows that count are the response's own `stale-while-revalidate` and
+    ///   `stale-if-error`, and grace unless `s-maxage` forbids it — the same rules as
+    ///   [`Self::reuse`] and [`Self::usable_on_error`]. A client's `max-stale` cannot be
+    ///   foreseen and does not extend retention.
+    /// * `no-cache`, `must-revalidate` and `proxy-revalidate` close every stale window; a
+    ///   `no-cache` response without a validator is not worth keeping at all (every reuse would
+    ///   be a full fetch, and it may not stand in for errors).
+    /// * A response with a validator is kept at least `max(grace, 60 s)` from `now`
+    ///   ([`MIN_VALIDATOR_RETENTION`]), even if already stale: revalidating it costs the origin
+    ///   a 304 instead of a body. This is what keeps `no-cache` + `ETag` and `max-age=0` +
+    ///   `ETag` responses useful. Each successful revalidation builds a new policy and so
+    ///   starts a new retention period.
+    pub fn retain_for(&self, now: SystemTime) -> Duration {
+        let retain = self
+            .freshness_lifetime
+            .saturating_add(self.longest_stale_window())
+            .saturating_sub(self.current_age(now));
+        if self.has_validator {
+            retain.max(self.grace.max(MIN_VALIDATOR_RETENTION))
+        } else if self.no_cache {
+            Duration::ZERO
+        } else {
+            retain
+        }
+    }
+
+    /// Whether the response has a validator (`ETag` or a valid `Last-Modified`) that a
+    /// conditional request can use (RFC 9110 §8.8).
+    pub fn has_validator(&self) -> bool {
+        self.has_validator
+    }
+
+    /// §4.2.4: "prohibited by an explicit in-protocol directive". Nothing overrides these.
+    fn forbids_stale_explicitly(&self) -> bool {
+        self.no_cache || self.must_revalidate || self.proxy_revalidate
+    }
+
+    /// §5.2.2.10: s-maxage "incorporates the semantics of the proxy-revalidate response
+    /// directive" for shared caches. Only the origin's explicit RFC 5861 windows override it.
+    fn forbids_stale_implicitly(&self) -> bool {
+        self.shared_max_age
+    }
+
+    /// The longest time past freshness during which some path may still serve the response.
+    fn longest_stale_window(&self) -> Duration {
+        if self.forbids_stale_explicitly() {
+            return Duration::ZERO;
+        }
+        let explicit = self
+            .stale_while_revalidate
+            .get()
+            .unwrap_or_default()
+            .max(self.stale_if_error.get().unwrap_or_default());
+        if self.forbids_stale_implicitly() {
+            explicit
+        } else {
+            explicit.max(self.grace)
+        }
+    }
+}
+
+// === impl Storability ===
+
+impl Storability<'_> {
+    /// §3 for the exchange that produced `policy`: why it must not be stored, if it must not.
+    fn refusal(&self, policy: &ResponsePolicy) -> Result<(), RefuseReason> {
+        let d = self.directives;
         if !self.method_cacheable {
             return Err(RefuseReason::Method);
         }
@@ -259,209 +495,39 @@ impl ResponsePolicy {
         if !self.has_explicit_freshness() && !heuristically_cacheable(self.status) {
             return Err(RefuseReason::Status);
         }
-        if self.retain_for(self.response_time).is_zero() {
+        if policy.retain_for(policy.response_time).is_zero() {
             return Err(RefuseReason::ZeroTtl);
         }
         Ok(())
     }
 
-    /// §4.2.1 (+ §4.2.2 heuristic): how long the response is fresh, counted from its origin.
-    pub fn freshness_lifetime(&self) -> Duration {
-        self.freshness_lifetime
-    }
-
-    /// §4.2.3 `current_age` at `now`.
-    pub fn current_age(&self, now: SystemTime) -> Duration {
-        let resident_time = elapsed(self.response_time, now);
-        self.corrected_initial_age.saturating_add(resident_time)
-    }
-
-    /// Whole seconds for the `Age` header (§5.1), at most 2^31 (§1.2.2).
-    pub fn age_header_seconds(&self, now: SystemTime) -> u64 {
-        self.current_age(now).as_secs().min(DELTA_SECONDS_MAX)
-    }
-
-    /// freshness_lifetime - current_age in whole seconds, negative when stale (RFC 9211 `ttl`).
-    ///
-    /// Rounded down, so any staleness at all gives a negative value.
-    pub fn ttl_seconds(&self, now: SystemTime) -> i64 {
-        let remaining =
-            self.freshness_lifetime.as_nanos() as i128 - self.current_age(now).as_nanos() as i128;
-        let secs = remaining.div_euclid(1_000_000_000);
-        i64::try_from(secs).unwrap_or(if secs < 0 { i64::MIN } else { i64::MAX })
-    }
-
-    /// §4.2: `response_is_fresh = (freshness_lifetime > current_age)`.
-    pub fn is_fresh(&self, now: SystemTime) -> bool {
-        self.freshness_lifetime > self.current_age(now)
-    }
-
-    /// How the stored response may be used for a request with `request` directives (§4,
-    /// §4.2.4, §5.2.1, §5.2.2, RFC 5861 §3).
-    ///
-    /// When a stale response is both within `stale-while-revalidate` and allowed by the
-    /// request's `max-stale`, this answers [`Reuse::StaleWhileRevalidate`]: the client gets the
-    /// same response either way, and the background revalidation refreshes the entry.
-    pub fn reuse(&self, request: &RequestDirectives, now: SystemTime) -> Reuse {
-        let d = &self.directives;
-        // §4 / §5.2.2.4 and §5.2.1.4: no-cache on either side means validate first.
-        if d.no_cache || request.no_cache {
-            return Reuse::Revalidate;
-        }
-        let age = self.current_age(now);
-        // §5.2.1.1: the client does not want a response older than max-age.
-        if request.max_age.is_some_and(|max_age| age > max_age) {
-            return Reuse::Revalidate;
-        }
-        let remaining = self.freshness_lifetime.saturating_sub(age);
-        // §5.2.1.3: the response must stay fresh for at least min-fresh more.
-        if request
-            .min_fresh
-            .is_some_and(|min_fresh| remaining < min_fresh)
-        {
-            return Reuse::Revalidate;
-        }
-        if self.freshness_lifetime > age {
-            return Reuse::Fresh;
-        }
-        // §4.2.4: stale from here on.
-        let staleness = age - self.freshness_lifetime;
-        if self.forbids_stale_explicitly() {
-            return Reuse::Revalidate;
-        }
-        // RFC 5861 §3, overriding the implicit proxy-revalidate of s-maxage (module docs).
-        if d.stale_while_revalidate.is_some_and(|swr| staleness <= swr) {
-            return Reuse::StaleWhileRevalidate;
-        }
-        if !self.forbids_stale_implicitly() && max_stale_allows(request.max_stale, staleness) {
-            return Reuse::StaleAllowedByRequest;
-        }
-        Reuse::Revalidate
-    }
-
-    /// Whether this stored response may stand in for a failed origin fetch (stale-if-error, or
-    /// grace when the origin is unreachable), §4.2.4, RFC 5861 §4.
-    ///
-    /// A fresh response may always stand in (RFC 9111 §4.3.3 lets a cache act as if a
-    /// failed validation never happened), unless it carries `no-cache`: that response must
-    /// never be used without a successful validation (§5.2.2.4). The request's `no-cache`,
-    /// `max-age` and `min-fresh` are preferences for the normal path (§5.2.1) and do not stop
-    /// a stand-in; its `max-stale` and `stale-if-error` widen what may stand in.
-    pub fn usable_on_error(
-        &self,
-        request: &RequestDirectives,
-        failure: OriginFailure,
-        now: SystemTime,
-    ) -> bool {
-        let d = &self.directives;
-        if d.no_cache {
-            return false;
-        }
-        let age = self.current_age(now);
-        if self.freshness_lifetime > age {
-            return true;
-        }
-        // §5.2.2.2 / §5.2.2.8: "MUST NOT reuse ... until it has been successfully validated",
-        // even when disconnected.
-        if self.forbids_stale_explicitly() {
-            return false;
-        }
-        let staleness = age - self.freshness_lifetime;
-        // RFC 5861 §4, from the origin: overrides the implicit prohibition of s-maxage.
-        if d.stale_if_error.is_some_and(|sie| staleness <= sie) {
-            return true;
-        }
-        if self.forbids_stale_implicitly() {
-            return false;
-        }
-        // RFC 5861 §4 in a request, and §5.2.1.2 max-stale: the client allows it.
-        if request.stale_if_error.is_some_and(|sie| staleness <= sie)
-            || max_stale_allows(request.max_stale, staleness)
-        {
-            return true;
-        }
-        failure == OriginFailure::Unreachable && staleness <= self.grace
-    }
-
-    /// How long from `now` the store should keep the response: remaining freshness plus the longest
-    /// stale window that could still use it (swr, sie, grace where allowed); Duration::ZERO if none
-    /// and it has no validator (ETag / Last-Modified) that would make it worth keeping for revalidation.
-    ///
-    /// Choices:
-    /// * The windows that count are the response's own `stale-while-revalidate` and
-    ///   `stale-if-error`, and grace unless `s-maxage` forbids it — the same rules as
-    ///   [`Self::reuse`] and [`Self::usable_on_error`]. A client's `max-stale` cannot be
-    ///   foreseen and does not extend retention.
-    /// * `no-cache`, `must-revalidate` and `proxy-revalidate` close every stale window; a
-    ///   `no-cache` response without a validator is not worth keeping at all (every reuse would
-    ///   be a full fetch, and it may not stand in for errors).
-    /// * A response with a validator is kept at least `max(grace, 60 s)` from `now`
-    ///   ([`MIN_VALIDATOR_RETENTION`]), even if already stale: revalidating it costs the origin
-    ///   a 304 instead of a body. This is what keeps `no-cache` + `ETag` and `max-age=0` +
-    ///   `ETag` responses useful. Each successful revalidation builds a new policy and so
-    ///   starts a new retention period.
-    pub fn retain_for(&self, now: SystemTime) -> Duration {
-        let retain = self
-            .freshness_lifetime
-            .saturating_add(self.longest_stale_window())
-            .saturating_sub(self.current_age(now));
-        if self.has_validator {
-            retain.max(self.grace.max(MIN_VALIDATOR_RETENTION))
-        } else if self.directives.no_cache {
-            Duration::ZERO
-        } else {
-            retain
-        }
-    }
-
-    /// Whether the response has a validator (`ETag` or a valid `Last-Modified`) that a
-    /// conditional request can use (RFC 9110 §8.8).
-    pub fn has_validator(&self) -> bool {
-        self.has_validator
-    }
-
-    /// The directives that govern this response (from a targeted field or `Cache-Control`).
-    pub fn directives(&self) -> &ResponseDirectives {
-        &self.directives
-    }
-
     /// §3: max-age, s-maxage (even invalid ones), Expires (even an invalid one), or public.
     fn has_explicit_freshness(&self) -> bool {
-        let d = &self.directives;
+        let d = self.directives;
         d.max_age.is_some()
             || d.s_maxage.is_some()
             || d.freshness_invalid
             || self.has_expires
             || d.public
     }
+}
 
-    /// §4.2.4: "prohibited by an explicit in-protocol directive". Nothing overrides these.
-    fn forbids_stale_explicitly(&self) -> bool {
-        let d = &self.directives;
-        d.no_cache || d.must_revalidate || d.proxy_revalidate
+// === impl Window ===
+
+impl Window {
+    /// No such directive.
+    const ABSENT: Self = Self(u32::MAX);
+
+    fn new(window: Option<Duration>) -> Self {
+        window.map_or(Self::ABSENT, |window| {
+            // Never more than 2^31 (the directive parser saturates there); clamped all the same.
+            let secs = u32::try_from(window.as_secs()).unwrap_or(u32::MAX);
+            Self(secs.min(Self::ABSENT.0 - 1))
+        })
     }
 
-    /// §5.2.2.10: s-maxage "incorporates the semantics of the proxy-revalidate response
-    /// directive" for shared caches. Only the origin's explicit RFC 5861 windows override it.
-    fn forbids_stale_implicitly(&self) -> bool {
-        self.directives.s_maxage.is_some()
-    }
-
-    /// The longest time past freshness during which some path may still serve the response.
-    fn longest_stale_window(&self) -> Duration {
-        if self.forbids_stale_explicitly() {
-            return Duration::ZERO;
-        }
-        let d = &self.directives;
-        let explicit = d
-            .stale_while_revalidate
-            .unwrap_or_default()
-            .max(d.stale_if_error.unwrap_or_default());
-        if self.forbids_stale_implicitly() {
-            explicit
-        } else {
-            explicit.max(self.grace)
-        }
+    fn get(self) -> Option<Duration> {
+        (self != Self::ABSENT).then(|| Duration::from_secs(u64::from(self.0)))
     }
 }
 
@@ -1177,6 +1243,39 @@ mod tests {
             .policy();
         assert_eq!(policy.reuse(&no_request(), t(4)), Reuse::Fresh);
         assert_eq!(policy.reuse(&no_request(), t(5)), Reuse::Revalidate);
+    }
+
+    #[test]
+    fn stale_windows_keep_zero_apart_from_absent_and_the_largest_value_whole() {
+        use Reuse::*;
+        // (response Cache-Control, now, expected); Date = t(0), the lifetime ends at t(100).
+        #[rustfmt::skip]
+        let cases: &[(&str, i64, Reuse)] = &[
+            ("max-age=100", 100, Revalidate),
+            ("max-age=100, stale-while-revalidate=0", 100, StaleWhileRevalidate),
+            ("max-age=100, stale-while-revalidate=0", 101, Revalidate),
+            ("max-age=100, stale-while-revalidate=2147483648", 2_147_483_748, StaleWhileRevalidate),
+            ("max-age=100, stale-while-revalidate=2147483648", 2_147_483_749, Revalidate),
+            ("max-age=100, stale-while-revalidate=99999999999", 2_147_483_748, StaleWhileRevalidate),
+        ];
+        for (response, now, expected) in cases {
+            let policy = policy(&[("cache-control", response)]);
+            assert_eq!(
+                policy.reuse(&no_request(), t(*now)),
+                *expected,
+                "{response} at {now}"
+            );
+        }
+        let zero = policy(&[("cache-control", "max-age=100, stale-if-error=0")]);
+        assert!(zero.usable_on_error(&no_request(), OriginFailure::ErrorStatus, t(100)));
+        let absent = policy(&[("cache-control", "max-age=100")]);
+        assert!(!absent.usable_on_error(&no_request(), OriginFailure::ErrorStatus, t(100)));
+    }
+
+    #[test]
+    fn a_policy_stays_small() {
+        // Every stored response holds one: growing it costs every entry of the cache.
+        assert!(std::mem::size_of::<ResponsePolicy>() <= 80);
     }
 
     // --- usable_on_error: §4.2.4, RFC 5861 §4, grace ---

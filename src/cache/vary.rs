@@ -26,8 +26,8 @@ pub struct VaryKey {
     /// The nominated fields, sorted by name and without duplicates, so that keys compare equal
     /// whatever order `Vary` listed them in. Each holds the normalised value the original
     /// request sent, or `None` when it did not send the field: absence is part of the match
-    /// (RFC 9111 §4.1).
-    fields: Vec<(HeaderName, Option<Bytes>)>,
+    /// (RFC 9111 §4.1). A boxed slice: every stored response holds a key, most of them empty.
+    fields: Box<[(HeaderName, Option<Bytes>)]>,
 }
 
 // === impl VaryKey ===
@@ -82,7 +82,7 @@ impl VaryKey {
 
     /// Approximate bytes held, for the store's weigher.
     pub fn weight(&self) -> usize {
-        let entries = self.fields.capacity() * std::mem::size_of::<(HeaderName, Option<Bytes>)>();
+        let entries = self.fields.len() * std::mem::size_of::<(HeaderName, Option<Bytes>)>();
         let text: usize = self
             .fields
             .iter()

@@ -217,7 +217,7 @@ impl OriginClient {
         loop {
             let frame = match tokio::time::timeout_at(deadline, body.frame()).await {
                 Err(elapsed) => return Err(OriginError::new(OriginErrorKind::Body, elapsed)),
-                Ok(None) => return Ok(Buffered::Complete(buffer.freeze())),
+                Ok(None) => return Ok(Buffered::Complete(Bytes::from(exact(buffer)))),
                 Ok(Some(Err(error))) => return Err(OriginError::new(OriginErrorKind::Body, error)),
                 Ok(Some(Ok(frame))) => frame,
             };
@@ -232,5 +232,39 @@ impl OriginClient {
                 }
             }
         }
+    }
+}
+
+/// `buffer`'s bytes in an allocation no larger than they are. A body of unknown length grows
+/// its buffer by doubling, and a stored body would hold that spare room (up to its own size
+/// again), unweighed, for as long as the entry lives. A buffer sized from `Content-Length`
+/// has none and is handed on as it is.
+fn exact(buffer: BytesMut) -> Vec<u8> {
+    let mut bytes = Vec::from(buffer);
+    bytes.shrink_to_fit();
+    bytes
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_buffered_body_keeps_no_spare_capacity() {
+        let mut grown = BytesMut::new();
+        for _ in 0..5 {
+            grown.extend_from_slice(&[7; 1000]);
+        }
+        assert!(grown.capacity() > grown.len(), "{}", grown.capacity());
+        let body = exact(grown);
+        assert_eq!((body.len(), body.capacity()), (5000, 5000));
+        assert!(body.iter().all(|&b| b == 7));
+
+        let mut sized = BytesMut::with_capacity(1024);
+        sized.extend_from_slice(&[1; 1024]);
+        let at = sized.as_ptr();
+        let body = exact(sized);
+        assert_eq!(body.as_ptr(), at, "a buffer that fits is not copied");
+        assert_eq!(body.capacity(), 1024);
     }
 }

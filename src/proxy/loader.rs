@@ -261,8 +261,7 @@ impl OriginLoader {
             Buffered::Complete(body) => {
                 let variant = Variant::new(parts.status, &parts.headers, body, policy, vary);
                 Ok(Source::Fetched(Arc::new(CachedObject::with_variant(
-                    current,
-                    Arc::new(variant),
+                    current, variant,
                 ))))
             }
         }
@@ -331,7 +330,7 @@ impl Loader for OriginLoader {
         let stored = current
             .and_then(|object| object.select(&request.headers))
             .filter(|variant| variant.policy.has_validator());
-        let mut exchange = self.fetch(request, stored.map(|v| v.as_ref())).await?;
+        let mut exchange = self.fetch(request, stored).await?;
         if exchange.response.status() == StatusCode::NOT_MODIFIED {
             if let Some(stored) = stored {
                 if not_modified_selects(&stored.headers, exchange.response.headers()) {
@@ -344,7 +343,7 @@ impl Loader for OriginLoader {
                             self.unshared(whole_response(&variant), NotStored::Refused(reason))
                         );
                     }
-                    let object = CachedObject::with_variant(current, Arc::new(variant));
+                    let object = CachedObject::with_variant(current, variant);
                     return Ok(Source::Revalidated(Arc::new(object)));
                 }
             }
