@@ -23,12 +23,6 @@ pub const MAX_VARIANTS: usize = 16;
 /// resident memory, so `--cache-capacity` bounds what the cache really costs.
 const OVERHEAD_BYTES: usize = 1024;
 
-/// A body up to this size is stored in the allocation that holds the header values (copied
-/// there once, when the response is stored): that saves an allocation and the block of
-/// reference counts its shared bytes need, ~48 B per entry with 1 KiB bodies. A larger body is
-/// kept where it was read, since copying it would cost more than those bytes are worth.
-const SHARED_BUFFER_MAX_BODY: usize = 16 * 1024;
-
 /// Fields every answer adds to the stored ones.
 const ANSWER_FIELDS: usize = 3;
 
@@ -70,9 +64,9 @@ pub struct CachedObject {
 
 impl Variant {
     /// A stored response. The header values are copied into one compact allocation (so the
-    /// entry does not keep the connection's read buffer alive), together with the body when
-    /// it is small, and the map has room for the fields every answer adds (`Age`, `Via`,
-    /// `Cache-Status`) so answering a hit does not rehash it.
+    /// entry does not keep the connection's read buffer alive), and the map has room for the
+    /// fields every answer adds (`Age`, `Via`, `Cache-Status`) so answering a hit does not
+    /// rehash it.
     pub fn new(
         status: StatusCode,
         headers: &HeaderMap,
@@ -80,7 +74,45 @@ impl Variant {
         policy: ResponsePolicy,
         vary: VaryKey,
     ) -> Self {
-        let (mut headers, body) = compact(headers, body);
+        let values = BytesMut::with_capacity(Self::room_for(headers));
+        let (headers, _) = compact_into(headers, values);
+        Self::assemble(status, headers, body, policy, vary)
+    }
+
+    /// A stored response whose body was just read into `body`: as [`new`](Self::new), but the
+    /// header values go into the body's spare capacity when it has [`room_for`](Self::room_for)
+    /// them, so the entry holds one buffer instead of two (each with its allocation header and,
+    /// once shared, its block of reference counts).
+    pub fn read(
+        status: StatusCode,
+        headers: &HeaderMap,
+        body: BytesMut,
+        policy: ResponsePolicy,
+        vary: VaryKey,
+    ) -> Self {
+        if body.capacity() - body.len() < Self::room_for(headers) {
+            return Self::new(status, headers, body.freeze(), policy, vary);
+        }
+        let end = body.len();
+        let (headers, buffer) = compact_into(headers, body);
+        Self::assemble(status, headers, buffer.slice(..end), policy, vary)
+    }
+
+    /// The spare capacity a body read for storing needs behind it to hold `headers`' values
+    /// too (see [`read`](Self::read)).
+    pub fn room_for(headers: &HeaderMap) -> usize {
+        headers.values().map(HeaderValue::len).sum()
+    }
+
+    /// The variant of `headers` (already compacted) and `body`, with the own directives
+    /// taken out of the fields.
+    fn assemble(
+        status: StatusCode,
+        mut headers: HeaderMap,
+        body: Bytes,
+        policy: ResponsePolicy,
+        vary: VaryKey,
+    ) -> Self {
         let own_directives = match headers.entry(SIDECACHE_CACHE_CONTROL) {
             Entry::Occupied(entry) => entry.remove_entry_mult().1.collect(),
             Entry::Vacant(_) => Box::default(),
@@ -171,26 +203,15 @@ impl CachedObject {
     }
 }
 
-/// `headers` with every value in one shared buffer, and spare room for [`ANSWER_FIELDS`];
-/// `body`, when it is at most [`SHARED_BUFFER_MAX_BODY`], copied into the same buffer.
-fn compact(headers: &HeaderMap, body: Bytes) -> (HeaderMap, Bytes) {
-    let total: usize = headers.values().map(HeaderValue::len).sum();
-    let together = total > 0 && body.len() <= SHARED_BUFFER_MAX_BODY;
-    let mut buffer = BytesMut::with_capacity(total + if together { body.len() } else { 0 });
+/// `headers` over values written behind what `buffer` holds, with spare room for
+/// [`ANSWER_FIELDS`], and `buffer` frozen (it grows if it lacks the room).
+fn compact_into(headers: &HeaderMap, mut buffer: BytesMut) -> (HeaderMap, Bytes) {
+    let mut start = buffer.len();
     for value in headers.values() {
         buffer.extend_from_slice(value.as_bytes());
     }
-    if together {
-        buffer.extend_from_slice(&body);
-    }
     let values = buffer.freeze();
-    let body = if together {
-        values.slice(total..)
-    } else {
-        body
-    };
     let mut compacted = HeaderMap::with_capacity(headers.len() + ANSWER_FIELDS);
-    let mut start = 0;
     for (name, value) in headers {
         let end = start + value.len();
         let mut copy = HeaderValue::from_maybe_shared(values.slice(start..end))
@@ -203,7 +224,7 @@ fn compact(headers: &HeaderMap, body: Bytes) -> (HeaderMap, Bytes) {
     // its entry vector was sized for them too, and that spare room (about 100 bytes a field)
     // would be held by every stored response while it only ever serves as a template. A clone
     // keeps the index and copies just the entries there are: the store keeps that.
-    (compacted.clone(), body)
+    (compacted.clone(), values)
 }
 
 impl Weighed for Arc<CachedObject> {
@@ -415,25 +436,38 @@ mod tests {
     }
 
     #[test]
-    fn a_small_body_shares_the_buffer_of_the_header_values() {
-        let response = [
+    fn a_body_read_with_room_shares_its_buffer_with_the_header_values() {
+        let fields = [
             FRESH,
             ("content-type", "text/plain"),
             ("x-multi", "1"),
             ("x-multi", "2"),
         ];
-        let values: usize = response.iter().map(|(_, value)| value.len()).sum();
-        let small = variant(&response, &[], "a small body");
-        // The values come first, in order, and the body right after them.
-        let start = small.headers[FRESH.0].as_bytes().as_ptr();
-        assert_eq!(small.body.as_ptr(), start.wrapping_add(values));
-        assert_eq!(small.body, "a small body");
-        assert_eq!(small.origin_headers(), headers(&response));
-
-        let large = Bytes::from(vec![b'x'; SHARED_BUFFER_MAX_BODY + 1]);
-        let at = large.as_ptr();
-        let (map, body) = compact(&headers(&response), large);
-        assert_eq!(body.as_ptr(), at, "a large body is not copied");
-        assert_eq!(map, headers(&response));
+        let response = headers(&fields);
+        let room = Variant::room_for(&response);
+        assert_eq!(
+            room,
+            fields.iter().map(|(_, value)| value.len()).sum::<usize>()
+        );
+        let read = |capacity: usize| {
+            let mut body = BytesMut::with_capacity(capacity);
+            body.extend_from_slice(b"a body");
+            let at = body.as_ptr();
+            let vary = VaryKey::capture(&response, &HeaderMap::new()).expect("no Vary: *");
+            let policy = stored(&response, &HeaderMap::new(), Bytes::new()).policy;
+            let variant = Variant::read(StatusCode::OK, &response, body, policy, vary);
+            assert_eq!(variant.body.as_ptr(), at, "the body is not copied");
+            assert_eq!(variant.body, "a body");
+            assert_eq!(variant.origin_headers(), response);
+            variant
+        };
+        // With room, the values follow the body, in order, in the same buffer.
+        let shared = read(6 + room);
+        let first = shared.headers[FRESH.0].as_bytes().as_ptr();
+        assert_eq!(first, shared.body.as_ptr().wrapping_add(6));
+        // Without, they go into a buffer of their own.
+        let apart = read(6 + room - 1);
+        let first = apart.headers[FRESH.0].as_bytes().as_ptr();
+        assert_ne!(first, apart.body.as_ptr().wrapping_add(6));
     }
 }
