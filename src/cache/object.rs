@@ -16,12 +16,23 @@ use crate::store::Weighed;
 /// unbounded values (`User-Agent`, `Cookie`) must not turn one URL into unbounded memory.
 pub const MAX_VARIANTS: usize = 16;
 
-/// Bytes counted per stored response on top of its body and fields: the struct and its policy
-/// (~350), the map's index, the store's own entry (moka's node, deque and timer-wheel entries,
-/// the key), and the allocator's headers on each of these. Measured, not guessed: with 1,000,000
-/// 1 KiB entries (`scripts/bench-extra million`) the weighed size is within a few percent of the
-/// resident memory, so `--cache-capacity` bounds what the cache really costs.
-const OVERHEAD_BYTES: usize = 1024;
+/// Bytes counted once per stored object, whatever its variants: the store's entry (moka's
+/// entry info, value entry, deque nodes, timer-wheel node and hash-table bucket: ~290 B of
+/// chunks, plus its share of the bucket array and frequency sketch, ~20 B), the key (moka's
+/// `Arc` of it and the text's `Arc<str>`: 112 B for a key of up to 40 bytes; a longer key is
+/// undercounted by its extra length), the object's allocation header, and the allocator's
+/// slack. Calibrated, not guessed: with 1,000,000 1 KiB entries (`scripts/bench-extra
+/// million`, four fields, a 38-byte key) the weighed size per entry equals the resident
+/// memory per entry (less the idle process) to within 1 %, so `--cache-capacity` bounds what
+/// the cache really costs. Measure again and recalibrate when the stored types change (the
+/// size test below fails when they grow).
+const ENTRY_OVERHEAD_BYTES: usize = 420;
+
+/// Bytes counted per stored response on top of its body and fields: the struct (248 B, in the
+/// object itself for the newest variant), its map's index (80 B) and entry-vector header, and
+/// the block of reference counts and the allocation header of the buffer holding its values
+/// and body.
+const VARIANT_OVERHEAD_BYTES: usize = 392;
 
 /// Fields every answer adds to the stored ones.
 const ANSWER_FIELDS: usize = 3;
@@ -137,7 +148,8 @@ impl Variant {
         headers
     }
 
-    /// Bytes this response holds, as counted against the capacity.
+    /// Bytes this response holds, as counted against the capacity (its object adds the
+    /// store entry's own bytes once).
     pub fn weight_bytes(&self) -> usize {
         let fields: usize = self
             .headers
@@ -145,7 +157,7 @@ impl Variant {
             .map(|(name, value)| name.as_str().len() + value.len() + FIELD_OVERHEAD_BYTES)
             .sum();
         let own: usize = self.own_directives.iter().map(HeaderValue::len).sum();
-        self.body.len() + fields + own + self.vary.weight() + OVERHEAD_BYTES
+        self.body.len() + fields + own + self.vary.weight() + VARIANT_OVERHEAD_BYTES
     }
 }
 
@@ -188,10 +200,10 @@ impl CachedObject {
         std::iter::once(&self.newest).chain(self.older.iter().map(AsRef::as_ref))
     }
 
-    /// Bytes the object holds, as counted against the capacity: worked out when the store
-    /// weighs it (once, on insert) rather than kept in every entry.
+    /// Bytes the object and its entry in the store hold, as counted against the capacity:
+    /// worked out when the store weighs it (once, on insert) rather than kept in every entry.
     pub fn weight_bytes(&self) -> usize {
-        self.variants().map(Variant::weight_bytes).sum()
+        ENTRY_OVERHEAD_BYTES + self.variants().map(Variant::weight_bytes).sum::<usize>()
     }
 
     /// How long from `now` some variant is still worth keeping.
@@ -353,15 +365,18 @@ mod tests {
     }
 
     #[test]
-    fn the_weight_counts_every_variant() {
+    fn the_weight_counts_every_variant_and_the_entry_once() {
         let de = variant(&[FRESH, VARY], &language("de"), "de");
         let en = variant(&[FRESH, VARY], &language("en"), &"en".repeat(500));
         let (de_weight, en_weight) = (de.weight_bytes(), en.weight_bytes());
         assert!(en_weight >= de_weight + 998, "{en_weight} vs {de_weight}");
         let one = CachedObject::with_variant(None, de);
-        assert_eq!(one.weight_bytes(), de_weight);
+        assert_eq!(one.weight_bytes(), ENTRY_OVERHEAD_BYTES + de_weight);
         let two = CachedObject::with_variant(Some(&one), en);
-        assert_eq!(two.weight_bytes(), de_weight + en_weight);
+        assert_eq!(
+            two.weight_bytes(),
+            ENTRY_OVERHEAD_BYTES + de_weight + en_weight
+        );
     }
 
     #[test]
