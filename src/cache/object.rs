@@ -16,18 +16,23 @@ use crate::store::Weighed;
 /// unbounded values (`User-Agent`, `Cookie`) must not turn one URL into unbounded memory.
 pub const MAX_VARIANTS: usize = 16;
 
-/// Bytes counted per stored response on top of its body and fields: the struct and its policy
-/// (~350), the map's index, the store's own entry (moka's node, deque and timer-wheel entries,
-/// the key), and the allocator's headers on each of these. Measured, not guessed: with 1,000,000
-/// 1 KiB entries (`scripts/bench-extra million`) the weighed size is within a few percent of the
-/// resident memory, so `--cache-capacity` bounds what the cache really costs.
-const OVERHEAD_BYTES: usize = 1024;
+/// Bytes counted once per stored object, whatever its variants: the store's entry (moka's
+/// entry info, value entry, deque nodes, timer-wheel node and hash-table bucket: ~290 B of
+/// chunks, plus its share of the bucket array and frequency sketch, ~20 B), the key (moka's
+/// `Arc` of it and the text's `Arc<str>`: 112 B for a key of up to 40 bytes; a longer key is
+/// undercounted by its extra length), the object's allocation header, and the allocator's
+/// slack. Calibrated, not guessed: with 1,000,000 1 KiB entries (`scripts/bench-extra
+/// million`, four fields, a 38-byte key) the weighed size per entry equals the resident
+/// memory per entry (less the idle process) to within 1 %, so `--cache-capacity` bounds what
+/// the cache really costs. Measure again and recalibrate when the stored types change (the
+/// size test below fails when they grow).
+const ENTRY_OVERHEAD_BYTES: usize = 420;
 
-/// A body up to this size is stored in the allocation that holds the header values (copied
-/// there once, when the response is stored): that saves an allocation and the block of
-/// reference counts its shared bytes need, ~48 B per entry with 1 KiB bodies. A larger body is
-/// kept where it was read, since copying it would cost more than those bytes are worth.
-const SHARED_BUFFER_MAX_BODY: usize = 16 * 1024;
+/// Bytes counted per stored response on top of its body and fields: the struct (248 B, in the
+/// object itself for the newest variant), its map's index (80 B) and entry-vector header, and
+/// the block of reference counts and the allocation header of the buffer holding its values
+/// and body.
+const VARIANT_OVERHEAD_BYTES: usize = 392;
 
 /// Fields every answer adds to the stored ones.
 const ANSWER_FIELDS: usize = 3;
@@ -70,9 +75,9 @@ pub struct CachedObject {
 
 impl Variant {
     /// A stored response. The header values are copied into one compact allocation (so the
-    /// entry does not keep the connection's read buffer alive), together with the body when
-    /// it is small, and the map has room for the fields every answer adds (`Age`, `Via`,
-    /// `Cache-Status`) so answering a hit does not rehash it.
+    /// entry does not keep the connection's read buffer alive), and the map has room for the
+    /// fields every answer adds (`Age`, `Via`, `Cache-Status`) so answering a hit does not
+    /// rehash it.
     pub fn new(
         status: StatusCode,
         headers: &HeaderMap,
@@ -80,7 +85,45 @@ impl Variant {
         policy: ResponsePolicy,
         vary: VaryKey,
     ) -> Self {
-        let (mut headers, body) = compact(headers, body);
+        let values = BytesMut::with_capacity(Self::room_for(headers));
+        let (headers, _) = compact_into(headers, values);
+        Self::assemble(status, headers, body, policy, vary)
+    }
+
+    /// A stored response whose body was just read into `body`: as [`new`](Self::new), but the
+    /// header values go into the body's spare capacity when it has [`room_for`](Self::room_for)
+    /// them, so the entry holds one buffer instead of two (each with its allocation header and,
+    /// once shared, its block of reference counts).
+    pub fn read(
+        status: StatusCode,
+        headers: &HeaderMap,
+        body: BytesMut,
+        policy: ResponsePolicy,
+        vary: VaryKey,
+    ) -> Self {
+        if body.capacity() - body.len() < Self::room_for(headers) {
+            return Self::new(status, headers, body.freeze(), policy, vary);
+        }
+        let end = body.len();
+        let (headers, buffer) = compact_into(headers, body);
+        Self::assemble(status, headers, buffer.slice(..end), policy, vary)
+    }
+
+    /// The spare capacity a body read for storing needs behind it to hold `headers`' values
+    /// too (see [`read`](Self::read)).
+    pub fn room_for(headers: &HeaderMap) -> usize {
+        headers.values().map(HeaderValue::len).sum()
+    }
+
+    /// The variant of `headers` (already compacted) and `body`, with the own directives
+    /// taken out of the fields.
+    fn assemble(
+        status: StatusCode,
+        mut headers: HeaderMap,
+        body: Bytes,
+        policy: ResponsePolicy,
+        vary: VaryKey,
+    ) -> Self {
         let own_directives = match headers.entry(SIDECACHE_CACHE_CONTROL) {
             Entry::Occupied(entry) => entry.remove_entry_mult().1.collect(),
             Entry::Vacant(_) => Box::default(),
@@ -105,7 +148,8 @@ impl Variant {
         headers
     }
 
-    /// Bytes this response holds, as counted against the capacity.
+    /// Bytes this response holds, as counted against the capacity (its object adds the
+    /// store entry's own bytes once).
     pub fn weight_bytes(&self) -> usize {
         let fields: usize = self
             .headers
@@ -113,7 +157,7 @@ impl Variant {
             .map(|(name, value)| name.as_str().len() + value.len() + FIELD_OVERHEAD_BYTES)
             .sum();
         let own: usize = self.own_directives.iter().map(HeaderValue::len).sum();
-        self.body.len() + fields + own + self.vary.weight() + OVERHEAD_BYTES
+        self.body.len() + fields + own + self.vary.weight() + VARIANT_OVERHEAD_BYTES
     }
 }
 
@@ -156,10 +200,10 @@ impl CachedObject {
         std::iter::once(&self.newest).chain(self.older.iter().map(AsRef::as_ref))
     }
 
-    /// Bytes the object holds, as counted against the capacity: worked out when the store
-    /// weighs it (once, on insert) rather than kept in every entry.
+    /// Bytes the object and its entry in the store hold, as counted against the capacity:
+    /// worked out when the store weighs it (once, on insert) rather than kept in every entry.
     pub fn weight_bytes(&self) -> usize {
-        self.variants().map(Variant::weight_bytes).sum()
+        ENTRY_OVERHEAD_BYTES + self.variants().map(Variant::weight_bytes).sum::<usize>()
     }
 
     /// How long from `now` some variant is still worth keeping.
@@ -171,26 +215,15 @@ impl CachedObject {
     }
 }
 
-/// `headers` with every value in one shared buffer, and spare room for [`ANSWER_FIELDS`];
-/// `body`, when it is at most [`SHARED_BUFFER_MAX_BODY`], copied into the same buffer.
-fn compact(headers: &HeaderMap, body: Bytes) -> (HeaderMap, Bytes) {
-    let total: usize = headers.values().map(HeaderValue::len).sum();
-    let together = total > 0 && body.len() <= SHARED_BUFFER_MAX_BODY;
-    let mut buffer = BytesMut::with_capacity(total + if together { body.len() } else { 0 });
+/// `headers` over values written behind what `buffer` holds, with spare room for
+/// [`ANSWER_FIELDS`], and `buffer` frozen (it grows if it lacks the room).
+fn compact_into(headers: &HeaderMap, mut buffer: BytesMut) -> (HeaderMap, Bytes) {
+    let mut start = buffer.len();
     for value in headers.values() {
         buffer.extend_from_slice(value.as_bytes());
     }
-    if together {
-        buffer.extend_from_slice(&body);
-    }
     let values = buffer.freeze();
-    let body = if together {
-        values.slice(total..)
-    } else {
-        body
-    };
     let mut compacted = HeaderMap::with_capacity(headers.len() + ANSWER_FIELDS);
-    let mut start = 0;
     for (name, value) in headers {
         let end = start + value.len();
         let mut copy = HeaderValue::from_maybe_shared(values.slice(start..end))
@@ -203,7 +236,7 @@ fn compact(headers: &HeaderMap, body: Bytes) -> (HeaderMap, Bytes) {
     // its entry vector was sized for them too, and that spare room (about 100 bytes a field)
     // would be held by every stored response while it only ever serves as a template. A clone
     // keeps the index and copies just the entries there are: the store keeps that.
-    (compacted.clone(), body)
+    (compacted.clone(), values)
 }
 
 impl Weighed for Arc<CachedObject> {
@@ -332,15 +365,18 @@ mod tests {
     }
 
     #[test]
-    fn the_weight_counts_every_variant() {
+    fn the_weight_counts_every_variant_and_the_entry_once() {
         let de = variant(&[FRESH, VARY], &language("de"), "de");
         let en = variant(&[FRESH, VARY], &language("en"), &"en".repeat(500));
         let (de_weight, en_weight) = (de.weight_bytes(), en.weight_bytes());
         assert!(en_weight >= de_weight + 998, "{en_weight} vs {de_weight}");
         let one = CachedObject::with_variant(None, de);
-        assert_eq!(one.weight_bytes(), de_weight);
+        assert_eq!(one.weight_bytes(), ENTRY_OVERHEAD_BYTES + de_weight);
         let two = CachedObject::with_variant(Some(&one), en);
-        assert_eq!(two.weight_bytes(), de_weight + en_weight);
+        assert_eq!(
+            two.weight_bytes(),
+            ENTRY_OVERHEAD_BYTES + de_weight + en_weight
+        );
     }
 
     #[test]
@@ -415,25 +451,38 @@ mod tests {
     }
 
     #[test]
-    fn a_small_body_shares_the_buffer_of_the_header_values() {
-        let response = [
+    fn a_body_read_with_room_shares_its_buffer_with_the_header_values() {
+        let fields = [
             FRESH,
             ("content-type", "text/plain"),
             ("x-multi", "1"),
             ("x-multi", "2"),
         ];
-        let values: usize = response.iter().map(|(_, value)| value.len()).sum();
-        let small = variant(&response, &[], "a small body");
-        // The values come first, in order, and the body right after them.
-        let start = small.headers[FRESH.0].as_bytes().as_ptr();
-        assert_eq!(small.body.as_ptr(), start.wrapping_add(values));
-        assert_eq!(small.body, "a small body");
-        assert_eq!(small.origin_headers(), headers(&response));
-
-        let large = Bytes::from(vec![b'x'; SHARED_BUFFER_MAX_BODY + 1]);
-        let at = large.as_ptr();
-        let (map, body) = compact(&headers(&response), large);
-        assert_eq!(body.as_ptr(), at, "a large body is not copied");
-        assert_eq!(map, headers(&response));
+        let response = headers(&fields);
+        let room = Variant::room_for(&response);
+        assert_eq!(
+            room,
+            fields.iter().map(|(_, value)| value.len()).sum::<usize>()
+        );
+        let read = |capacity: usize| {
+            let mut body = BytesMut::with_capacity(capacity);
+            body.extend_from_slice(b"a body");
+            let at = body.as_ptr();
+            let vary = VaryKey::capture(&response, &HeaderMap::new()).expect("no Vary: *");
+            let policy = stored(&response, &HeaderMap::new(), Bytes::new()).policy;
+            let variant = Variant::read(StatusCode::OK, &response, body, policy, vary);
+            assert_eq!(variant.body.as_ptr(), at, "the body is not copied");
+            assert_eq!(variant.body, "a body");
+            assert_eq!(variant.origin_headers(), response);
+            variant
+        };
+        // With room, the values follow the body, in order, in the same buffer.
+        let shared = read(6 + room);
+        let first = shared.headers[FRESH.0].as_bytes().as_ptr();
+        assert_eq!(first, shared.body.as_ptr().wrapping_add(6));
+        // Without, they go into a buffer of their own.
+        let apart = read(6 + room - 1);
+        let first = apart.headers[FRESH.0].as_bytes().as_ptr();
+        assert_ne!(first, apart.body.as_ptr().wrapping_add(6));
     }
 }

@@ -53,8 +53,9 @@ pub struct OriginSettings {
 /// A response body read for storing.
 #[derive(Debug)]
 pub enum Buffered {
-    /// The whole body, within the limit.
-    Complete(Bytes),
+    /// The whole body, within the limit, with no more spare capacity behind it than the room
+    /// asked for.
+    Complete(BytesMut),
     /// The body passed the limit: what was read, and the rest still to stream.
     TooLarge {
         /// Bytes read so far.
@@ -197,27 +198,39 @@ impl OriginClient {
         )
     }
 
-    /// Reads `body` whole if it is at most `limit` bytes, within the body timeout.
+    /// Reads `body` whole if it is at most `limit` bytes, within the body timeout, leaving
+    /// `room` bytes of spare capacity behind it (for a caller that stores more bytes with the
+    /// body, so they need no allocation of their own).
     ///
     /// # Errors
     /// The body broke off, did not match its framing, or took longer than the body timeout:
     /// nothing read is usable then.
-    pub async fn buffer_body(&self, body: Incoming, limit: u64) -> Result<Buffered, OriginError> {
-        let buffered = self.read_body(body, limit).await;
+    pub async fn buffer_body(
+        &self,
+        body: Incoming,
+        limit: u64,
+        room: usize,
+    ) -> Result<Buffered, OriginError> {
+        let buffered = self.read_body(body, limit, room).await;
         if buffered.is_err() {
             self.metrics.record_body_error();
         }
         buffered
     }
 
-    async fn read_body(&self, mut body: Incoming, limit: u64) -> Result<Buffered, OriginError> {
+    async fn read_body(
+        &self,
+        mut body: Incoming,
+        limit: u64,
+        room: usize,
+    ) -> Result<Buffered, OriginError> {
         let deadline = Instant::now() + self.settings.body_timeout;
-        let expected = body.size_hint().lower().min(limit);
-        let mut buffer = BytesMut::with_capacity(usize::try_from(expected).unwrap_or(0));
+        let expected = usize::try_from(body.size_hint().lower().min(limit)).unwrap_or(0);
+        let mut buffer = BytesMut::with_capacity(expected.saturating_add(room));
         loop {
             let frame = match tokio::time::timeout_at(deadline, body.frame()).await {
                 Err(elapsed) => return Err(OriginError::new(OriginErrorKind::Body, elapsed)),
-                Ok(None) => return Ok(Buffered::Complete(Bytes::from(exact(buffer)))),
+                Ok(None) => return Ok(Buffered::Complete(exact(buffer, room))),
                 Ok(Some(Err(error))) => return Err(OriginError::new(OriginErrorKind::Body, error)),
                 Ok(Some(Ok(frame))) => frame,
             };
@@ -235,14 +248,18 @@ impl OriginClient {
     }
 }
 
-/// `buffer`'s bytes in an allocation no larger than they are. A body of unknown length grows
-/// its buffer by doubling, and a stored body would hold that spare room (up to its own size
-/// again), unweighed, for as long as the entry lives. A buffer sized from `Content-Length`
-/// has none and is handed on as it is.
-fn exact(buffer: BytesMut) -> Vec<u8> {
-    let mut bytes = Vec::from(buffer);
-    bytes.shrink_to_fit();
-    bytes
+/// `buffer` with at most `room` bytes of spare capacity. A body of unknown length grows its
+/// buffer by doubling, and a stored body would hold that spare room (up to its own size
+/// again), unweighed, for as long as the entry lives: such a body is copied into a buffer of
+/// the right size. A buffer sized from `Content-Length` has just `room` and is handed on as it
+/// is.
+fn exact(buffer: BytesMut, room: usize) -> BytesMut {
+    if buffer.capacity() - buffer.len() <= room {
+        return buffer;
+    }
+    let mut exact = BytesMut::with_capacity(buffer.len().saturating_add(room));
+    exact.extend_from_slice(&buffer);
+    exact
 }
 
 #[cfg(test)]
@@ -250,21 +267,26 @@ mod tests {
     use super::*;
 
     #[test]
-    fn a_buffered_body_keeps_no_spare_capacity() {
-        let mut grown = BytesMut::new();
-        for _ in 0..5 {
-            grown.extend_from_slice(&[7; 1000]);
-        }
-        assert!(grown.capacity() > grown.len(), "{}", grown.capacity());
-        let body = exact(grown);
+    fn a_buffered_body_keeps_no_more_spare_capacity_than_asked() {
+        let grown = || {
+            let mut grown = BytesMut::new();
+            for _ in 0..5 {
+                grown.extend_from_slice(&[7; 1000]);
+            }
+            assert!(grown.capacity() > grown.len() + 100, "{}", grown.capacity());
+            grown
+        };
+        let body = exact(grown(), 0);
         assert_eq!((body.len(), body.capacity()), (5000, 5000));
         assert!(body.iter().all(|&b| b == 7));
+        let body = exact(grown(), 100);
+        assert_eq!((body.len(), body.capacity()), (5000, 5100));
 
-        let mut sized = BytesMut::with_capacity(1024);
+        let mut sized = BytesMut::with_capacity(1024 + 77);
         sized.extend_from_slice(&[1; 1024]);
         let at = sized.as_ptr();
-        let body = exact(sized);
+        let body = exact(sized, 77);
         assert_eq!(body.as_ptr(), at, "a buffer that fits is not copied");
-        assert_eq!(body.capacity(), 1024);
+        assert_eq!(body.capacity(), 1024 + 77);
     }
 }

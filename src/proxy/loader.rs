@@ -208,8 +208,8 @@ impl OriginLoader {
     /// Turns a server-error answer into the error every waiting client is given.
     async fn error_status(&self, exchange: Exchange) -> OriginError {
         let (parts, body) = exchange.response.into_parts();
-        let body = match self.origin.buffer_body(body, ERROR_BODY_LIMIT).await {
-            Ok(Buffered::Complete(body)) => body,
+        let body = match self.origin.buffer_body(body, ERROR_BODY_LIMIT, 0).await {
+            Ok(Buffered::Complete(body)) => body.freeze(),
             Ok(Buffered::TooLarge { prefix, .. }) => prefix.slice(..ERROR_BODY_LIMIT as usize),
             Err(_) => Bytes::new(),
         };
@@ -253,13 +253,18 @@ impl OriginLoader {
             return Ok(self.unshared(Response::from_parts(parts, body), not_stored));
         }
         let vary = vary.expect("a storable response has a Vary key (checked above)");
-        match self.origin.buffer_body(body, self.max_object_bytes).await? {
+        let room = Variant::room_for(&parts.headers);
+        match self
+            .origin
+            .buffer_body(body, self.max_object_bytes, room)
+            .await?
+        {
             Buffered::TooLarge { prefix, rest } => Ok(self.unshared(
                 Response::from_parts(parts, self.origin.stream_body(prefix, rest)),
                 NotStored::TooLarge,
             )),
             Buffered::Complete(body) => {
-                let variant = Variant::new(parts.status, &parts.headers, body, policy, vary);
+                let variant = Variant::read(parts.status, &parts.headers, body, policy, vary);
                 Ok(Source::Fetched(Arc::new(CachedObject::with_variant(
                     current, variant,
                 ))))
