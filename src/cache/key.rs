@@ -20,21 +20,38 @@ use std::fmt;
 use std::hash::{Hash, Hasher};
 use std::sync::Arc;
 
+use arrayvec::ArrayString;
 use http::header::HOST;
 use http::{HeaderMap, Uri};
 
 /// The primary cache key: the request's host (lower-cased, from the URI authority for
 /// absolute-form / HTTP/2 requests, else the `Host` header) and path-and-query as received.
 ///
-/// Cheap to clone and hash: one `Arc<str>` holds `host` followed by `path?query`. Equality and
-/// hashing look at that text, so a key hashes like its [`as_str`](Self::as_str).
+/// Cheap to clone and hash: the text is `host` followed by `path?query`, kept inside the key
+/// when it is short ([`KeyText`]). Equality and hashing look at that text, so a key hashes like
+/// its [`as_str`](Self::as_str).
 #[derive(Clone)]
 pub struct CacheKey {
-    /// `host` immediately followed by `path?query`; one shared allocation so that clones made
-    /// for the store, the single-flight map and spans cost a reference count, not a copy.
-    text: Arc<str>,
+    text: KeyText,
     /// Where the host ends in `text`, so `host()` and `path_and_query()` need no search.
     host_len: usize,
+}
+
+/// Longest key text kept inside the key itself: the most that keeps the key, in the
+/// reference-counted cell the store wraps it in, within a 96-byte allocation (the cell's two
+/// counts and a 72-byte key; glibc's smallest chunk above that is 112 bytes). Most URLs of an
+/// API fit.
+const INLINE_TEXT_BYTES: usize = 54;
+
+/// A key's text: `host` immediately followed by `path?query`.
+#[derive(Clone)]
+enum KeyText {
+    /// A short text inside the key: keying a request allocates nothing, and the store compares
+    /// a stored key without reading any memory beyond the key.
+    Inline(ArrayString<INLINE_TEXT_BYTES>),
+    /// A longer text in one shared allocation, so that clones made for the store, the
+    /// single-flight map and spans cost a reference count, not a copy.
+    Shared(Arc<str>),
 }
 
 /// Why no cache key could be built; the proxy answers 400 (Bad Request) to both.
@@ -99,17 +116,20 @@ impl CacheKey {
 
     /// The normalised host, e.g. `example.com` or `example.com:8080`.
     pub fn host(&self) -> &str {
-        &self.text[..self.host_len]
+        &self.as_str()[..self.host_len]
     }
 
     /// The path and query as received, e.g. `/search?q=a&x=1` (`/` when the path was empty).
     pub fn path_and_query(&self) -> &str {
-        &self.text[self.host_len..]
+        &self.as_str()[self.host_len..]
     }
 
     /// The whole key text, host directly followed by path-and-query: `example.com/a?b`.
     pub fn as_str(&self) -> &str {
-        &self.text
+        match &self.text {
+            KeyText::Inline(text) => text,
+            KeyText::Shared(text) => text,
+        }
     }
 
     /// Normalises and joins the parts.
@@ -128,27 +148,20 @@ impl CacheKey {
         } else {
             ""
         };
+        let parts = [host, slash, path_and_query];
         let len = host.len() + slash.len() + path_and_query.len();
-        // Keys are built on every request: join the parts on the stack when they fit, so the
-        // shared text is the only allocation.
-        let mut inline = [0u8; INLINE_KEY_BYTES];
-        let mut heap = Vec::new();
-        let joined: &mut [u8] = if len <= INLINE_KEY_BYTES {
-            &mut inline[..len]
+        let text = if len <= INLINE_TEXT_BYTES {
+            let mut text = ArrayString::new();
+            parts.iter().for_each(|part| text.push_str(part));
+            text[..host.len()].make_ascii_lowercase();
+            KeyText::Inline(text)
         } else {
-            heap.resize(len, 0);
-            &mut heap
+            let mut text = parts.concat();
+            text[..host.len()].make_ascii_lowercase();
+            KeyText::Shared(Arc::from(text))
         };
-        let (host_part, rest) = joined.split_at_mut(host.len());
-        host_part.copy_from_slice(host.as_bytes());
-        host_part.make_ascii_lowercase();
-        let (slash_part, path_part) = rest.split_at_mut(slash.len());
-        slash_part.copy_from_slice(slash.as_bytes());
-        path_part.copy_from_slice(path_and_query.as_bytes());
-        let text = std::str::from_utf8(joined)
-            .expect("joining two strs and lower-casing ASCII keeps UTF-8 valid");
         Self {
-            text: Arc::from(text),
+            text,
             host_len: host.len(),
         }
     }
@@ -158,7 +171,7 @@ impl PartialEq for CacheKey {
     fn eq(&self, other: &Self) -> bool {
         // `host_len` too, as a cheap guard against the (malformed-input-only) case of two
         // different host/path splits producing the same text.
-        self.host_len == other.host_len && self.text == other.text
+        self.host_len == other.host_len && self.as_str() == other.as_str()
     }
 }
 
@@ -167,7 +180,7 @@ impl Eq for CacheKey {}
 impl Hash for CacheKey {
     fn hash<H: Hasher>(&self, state: &mut H) {
         // Text only, so the hash equals that of `as_str()`; equal keys have equal text.
-        self.text.hash(state);
+        self.as_str().hash(state);
     }
 }
 
@@ -247,9 +260,6 @@ fn split_host_port(text: &str) -> Option<(&str, &str)> {
 fn is_default_port(port: &str) -> bool {
     matches!(port, "" | ":" | ":80" | ":443")
 }
-
-/// Keys up to this long are joined without a temporary heap buffer.
-const INLINE_KEY_BYTES: usize = 256;
 
 /// Drops an empty port, `:80` or `:443`.
 fn strip_default_port(text: &str) -> &str {
@@ -395,6 +405,39 @@ mod tests {
     }
 
     #[test]
+    fn a_key_fits_the_stores_cell() {
+        // The cell is the key and two reference counts; 88 bytes is what a 96-byte glibc chunk
+        // holds (INLINE_TEXT_BYTES).
+        assert!(
+            size_of::<CacheKey>() + 16 <= 88,
+            "{} bytes",
+            size_of::<CacheKey>()
+        );
+    }
+
+    #[test]
+    fn long_keys_behave_as_short_ones() {
+        for path in ["/a", &format!("/{}", "x".repeat(INLINE_TEXT_BYTES))] {
+            let key = CacheKey::new("Example.COM:80", path);
+            assert_eq!(key.host(), "example.com");
+            assert_eq!(key.path_and_query(), path);
+            assert_eq!(key.as_str(), format!("example.com{path}"));
+            assert_eq!(key, CacheKey::new("example.com", path));
+            assert_eq!(hash_of(&key), hash_of(key.as_str()));
+        }
+        let path = "/".repeat(INLINE_TEXT_BYTES - 1);
+        let (inline, shared) = (CacheKey::new("a", &path), CacheKey::new("ab", &path));
+        assert!(matches!(inline.text, KeyText::Inline(_)));
+        let KeyText::Shared(text) = &shared.text else {
+            panic!("{} bytes kept inline", shared.as_str().len());
+        };
+        let KeyText::Shared(cloned) = &shared.clone().text else {
+            panic!("a clone kept its text inline");
+        };
+        assert!(Arc::ptr_eq(text, cloned), "clones share a long text");
+    }
+
+    #[test]
     fn host_with_surrounding_whitespace_is_trimmed() {
         // Field values exclude leading/trailing OWS (RFC 9110 §5.5); hyper already strips it, a
         // HeaderMap built by hand may not.
@@ -441,19 +484,19 @@ mod tests {
         assert_ne!(CacheKey::new("example.com", "/a"), from_request);
     }
 
+    fn hash_of<T: Hash + ?Sized>(value: &T) -> u64 {
+        let mut hasher = DefaultHasher::new();
+        value.hash(&mut hasher);
+        hasher.finish()
+    }
+
     #[test]
     fn hash_and_eq_follow_the_text() {
-        fn hash_of<T: Hash + ?Sized>(value: &T) -> u64 {
-            let mut hasher = DefaultHasher::new();
-            value.hash(&mut hasher);
-            hasher.finish()
-        }
         let a = CacheKey::new("h", "/p");
         let b = a.clone();
         assert_eq!(a, b);
         assert_eq!(hash_of(&a), hash_of(&b));
         assert_eq!(hash_of(&a), hash_of("h/p"));
-        assert!(Arc::ptr_eq(&a.text, &b.text), "clones share the text");
     }
 
     #[test]
