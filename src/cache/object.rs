@@ -19,8 +19,8 @@ pub const MAX_VARIANTS: usize = 16;
 /// Bytes counted once per stored object, whatever its variants: the store's entry (moka's
 /// entry info, value entry, deque nodes, timer-wheel node and hash-table bucket: ~290 B of
 /// chunks, plus its share of the bucket array and frequency sketch, ~20 B), the key (moka's
-/// `Arc` of it and the text's `Arc<str>`: 112 B for a key of up to 40 bytes; a longer key is
-/// undercounted by its extra length), the object's allocation header, and the allocator's
+/// `Arc` of it, 96 B with a text of up to 54 bytes inside; a longer text is shared in a second
+/// allocation and undercounted by it), the object's allocation header, and the allocator's
 /// slack. Calibrated, not guessed: with 1,000,000 1 KiB entries (`scripts/bench-extra
 /// million`, four fields, a 38-byte key) the weighed size per entry equals the resident
 /// memory per entry (less the idle process) to within 1 %, so `--cache-capacity` bounds what
