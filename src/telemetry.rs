@@ -8,6 +8,8 @@
 //!   exporter records.
 //! - [`logs`]: the log line format, which adds the request's trace and span ids.
 //! - [`semconv`]: HTTP semantic-convention spellings both edges use.
+//! - `uncached`: the wrapper every per-layer filter goes through, so tracing asks it about every
+//!   span and event (a tracing-subscriber bug otherwise drops spans).
 //!
 //! Business code only opens [`tracing`] spans; it never sees OpenTelemetry. With tracing off the
 //! request path opens no span at all (the store's debug spans are disabled by the log filter),
@@ -18,6 +20,7 @@ pub mod export;
 pub mod logs;
 pub mod sampling;
 pub mod semconv;
+mod uncached;
 
 use tracing::subscriber::Interest;
 use tracing::{Metadata, Subscriber};
@@ -29,6 +32,7 @@ use tracing_subscriber::registry::LookupSpan;
 use tracing_subscriber::{Layer, Registry};
 
 pub use self::export::{Tracing, TracingError};
+use self::uncached::Uncached;
 use crate::config::{LogConfig, LogFormat};
 
 /// A layer over the registry, boxed so that text and JSON, traced and untraced, share one type.
@@ -113,8 +117,8 @@ where
 {
     let lines = tracing_subscriber::fmt::layer().with_writer(writer);
     match (format, traced) {
-        (LogFormat::Text, false) => lines.with_filter(level).boxed(),
-        (LogFormat::Json, false) => lines.json().with_filter(level).boxed(),
+        (LogFormat::Text, false) => lines.with_filter(Uncached(level)).boxed(),
+        (LogFormat::Json, false) => lines.json().with_filter(Uncached(level)).boxed(),
         (LogFormat::Text, true) => lines
             // Lines carrying ids are re-written (see `logs`), which drops colours: keep all
             // lines alike.
@@ -122,14 +126,14 @@ where
             .event_format(logs::WithTraceIds::text(
                 tracing_subscriber::fmt::format().with_ansi(false),
             ))
-            .with_filter(level.or(sidecache_spans()))
+            .with_filter(Uncached(level.or(sidecache_spans())))
             .boxed(),
         (LogFormat::Json, true) => lines
             .json()
             .event_format(logs::WithTraceIds::json(
                 tracing_subscriber::fmt::format().json(),
             ))
-            .with_filter(level.or(sidecache_spans()))
+            .with_filter(Uncached(level.or(sidecache_spans())))
             .boxed(),
     }
 }

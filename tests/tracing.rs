@@ -36,6 +36,7 @@ macro_rules! both_protocols {
 
 both_protocols!(
     a_request_joins_the_clients_trace_and_the_origin_continues_it,
+    access_lines_cost_no_span,
     coalesced_waiters_link_to_the_leaders_load,
     the_sampler_decides_what_is_exported,
     shutdown_flushes_every_span,
@@ -183,13 +184,42 @@ async fn a_request_joins_the_clients_trace_and_the_origin_continues_it(protocol:
     // The hit: its own server span, answered from the lookup alone.
     let hit_server = spans.server(&hit_trace);
     assert_eq!(hit_server.attr("cache.result"), "hit");
-    let children: Vec<_> = spans
-        .children_of(hit_server)
-        .iter()
-        .map(|span| span.name())
-        .collect();
-    assert_eq!(children, ["cache lookup"]);
+    assert_eq!(spans.child_names(hit_server), ["cache lookup"]);
     assert_eq!(origin.seen().len(), 1);
+}
+
+/// With access lines on (`development`), every span of a miss and a hit is still exported. The
+/// access line's `enabled!` check, which only the log lines answer yes to, used to make the
+/// span layer drop the lookup's span that followed it (see `telemetry::uncached`).
+async fn access_lines_cost_no_span(protocol: &str) {
+    let Some(receiver) = Receiver::start().await else {
+        return;
+    };
+    let origin =
+        TestOrigin::start(|_, _| Reply::ok("body").header("cache-control", "max-age=60")).await;
+    let endpoint = receiver.endpoint(protocol);
+    let flags = traced(&endpoint, protocol, &["--log-level", "development"]);
+    let (sidecache, _subscriber) = Sidecache::start_traced(&origin.url(), &flags).await;
+    let client = TestClient::new();
+    let (miss_trace, hit_trace) = (trace_id(20), trace_id(21));
+    for trace in [&miss_trace, &hit_trace] {
+        let parent = traceparent(trace, "00f067aa0ba902b7", true);
+        let response = client
+            .get_with(&sidecache.url("/logged"), &[("traceparent", &parent)])
+            .await;
+        assert_eq!(response.status, 200);
+    }
+    sidecache.stop().await;
+    let spans = receiver.stop().await;
+
+    let miss = spans.server(&miss_trace);
+    spans.child(miss, "cache lookup");
+    let load = spans.child(miss, "cache load");
+    spans.child(load, "cache lookup");
+    spans.child(load, "cache store");
+    let hit = spans.server(&hit_trace);
+    assert_eq!(hit.attr("cache.result"), "hit");
+    assert_eq!(spans.child_names(hit), ["cache lookup"]);
 }
 
 async fn coalesced_waiters_link_to_the_leaders_load(protocol: &str) {

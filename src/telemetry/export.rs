@@ -25,6 +25,7 @@ use tokio::runtime::Handle;
 use tracing_subscriber::{Layer, Registry};
 
 use super::sampling::RequestSampler;
+use super::uncached::Uncached;
 use crate::config::{OtlpProtocol, Ratio, SamplerKind, TracingConfig};
 
 /// The instrumentation scope spans are reported under.
@@ -173,7 +174,7 @@ impl Tracing {
             .with_target(false)
             .with_tracked_inactivity(false)
             .with_context_activation(false);
-        Some(layer.with_filter(super::sidecache_spans()))
+        Some(layer.with_filter(Uncached(super::sidecache_spans())))
     }
 
     /// Exports every span still queued and stops the pipeline, waiting at most `within`.

@@ -225,3 +225,85 @@ fn log_presets_let_through_what_they_promise() {
     // Anything else is an EnvFilter as before.
     assert_eq!(lines_through("warn,sidecache::access=debug"), ["request"]);
 }
+
+/// One `enabled!` question, asked as the request path asks it.
+type Question = fn() -> bool;
+
+/// A span opened right after tracing asked the subscriber about something it turned down still
+/// reaches the span layer. tracing asks whenever a callsite is not cached as "always": for the
+/// access line's `enabled!` check when only the log lines want it (`development`), and for a
+/// callsite every layer here turns down while another subscriber wants it (another test's, or
+/// any while a callsite registers on two threads at once). Per-layer filters pass their answer
+/// to the span's creation through a thread-local, so a span cached as "always" used to read the
+/// previous question's answer and be dropped (tokio-rs/tracing#2519).
+#[test]
+fn a_span_opened_after_a_turned_down_question_reaches_the_span_layer() {
+    // Takes everything while it lives, so no callsite is "never" for every subscriber.
+    let _another_subscriber = tracing::Dispatch::new(tracing_subscriber::registry());
+    for level in ["info", "development"] {
+        let tracing = traced();
+        let config = LogConfig {
+            format: LogFormat::Text,
+            level: level.to_owned(),
+        };
+        let subscriber =
+            subscriber_writing_to(&config, &tracing, None, io::sink).expect("subscriber");
+        let sampler = tracing.request_sampler().expect("tracing on");
+        tracing::subscriber::with_default(subscriber, || {
+            let (parts, ()) = Request::get("/")
+                .header("traceparent", format!("00-{TRACE_ID}-00f067aa0ba902b7-01"))
+                .body(())
+                .expect("request")
+                .into_parts();
+            let client = "127.0.0.1:1".parse().expect("address");
+            let request = RequestTrace::open(&parts, client, &sampler);
+            request.span().in_scope(|| {
+                let questions: [(&str, Question); 2] = [
+                    (
+                        "the access line",
+                        || tracing::enabled!(target: "sidecache::access", tracing::Level::DEBUG),
+                    ),
+                    (
+                        "a dependency's trace line",
+                        || tracing::enabled!(target: "h2::codec", tracing::Level::TRACE),
+                    ),
+                ];
+                for (question, ask) in questions {
+                    ask();
+                    let child = tracing::debug_span!("cache lookup");
+                    assert!(
+                        crate::telemetry::context::span_context(&child).is_some(),
+                        "at level {level}, the span after asking about {question} was dropped"
+                    );
+                }
+            });
+        });
+    }
+}
+
+/// The same for log lines, with tracing on or off: a line written right after a question every
+/// layer turned down is still written.
+#[test]
+fn a_line_written_after_a_turned_down_question_is_written() {
+    let _another_subscriber = tracing::Dispatch::new(tracing_subscriber::registry());
+    for tracing in [Tracing::disabled(), traced()] {
+        let lines = Lines::default();
+        let config = LogConfig {
+            format: LogFormat::Text,
+            level: "info".to_owned(),
+        };
+        let writer = lines.clone();
+        let subscriber = subscriber_writing_to(&config, &tracing, None, move || writer.clone())
+            .expect("subscriber");
+        tracing::subscriber::with_default(subscriber, || {
+            tracing::enabled!(target: "h2::codec", tracing::Level::TRACE);
+            tracing::info!(target: "sidecache::app", "still written");
+        });
+        let text = String::from_utf8(lines.0.lock().expect("lines").clone()).expect("utf-8");
+        assert!(
+            text.contains("still written"),
+            "tracing on: {}: {text:?}",
+            tracing.is_enabled()
+        );
+    }
+}

@@ -85,6 +85,8 @@ pub trait Spans {
     fn server(&self, trace_id: &str) -> &Span;
     /// The spans whose parent is `parent`.
     fn children_of<'a>(&'a self, parent: &Span) -> Vec<&'a Span>;
+    /// The names of the spans whose parent is `parent`.
+    fn child_names<'a>(&'a self, parent: &Span) -> Vec<&'a str>;
     /// The one child of `parent` named `name`.
     fn child(&self, parent: &Span, name: &str) -> &Span;
 }
@@ -125,6 +127,13 @@ impl Spans for [Span] {
             .filter(|span| {
                 span.trace_id() == parent.trace_id() && span.parent_span_id() == parent.span_id()
             })
+            .collect()
+    }
+
+    fn child_names<'a>(&'a self, parent: &Span) -> Vec<&'a str> {
+        self.children_of(parent)
+            .into_iter()
+            .map(Span::name)
             .collect()
     }
 
