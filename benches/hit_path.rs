@@ -24,7 +24,7 @@ use sidecache::origin::{OriginClient, OriginSettings};
 use sidecache::proxy::cache_status::{CacheResult, CacheStatus};
 use sidecache::proxy::loader::OriginLoader;
 use sidecache::proxy::metrics::ProxyMetrics;
-use sidecache::proxy::request::RequestHead;
+use sidecache::proxy::request::{CarriedFields, RequestHead};
 use sidecache::proxy::respond;
 use sidecache::proxy::trace::RequestTrace;
 use sidecache::stats::Stats;
@@ -119,10 +119,12 @@ fn hit_path(c: &mut Criterion) {
     });
     let mut headers = HeaderMap::new();
     headers.insert("host", HeaderValue::from_static("bench.test"));
+    let carried = CarriedFields::of(&headers);
     let head = RequestHead::new(
         Method::GET,
         &Uri::from_static("/hot"),
         headers,
+        carried,
         "127.0.0.1".parse().expect("ip"),
     )
     .expect("head");
@@ -189,7 +191,12 @@ fn hit_path(c: &mut Criterion) {
             b.iter(|| {
                 // What `Proxy::handle` and its end-of-request hook do around the hit.
                 let trace = match &sampler {
-                    Some(sampler) => RequestTrace::open(&parts, client, sampler),
+                    Some(sampler) => RequestTrace::open(
+                        &parts,
+                        CarriedFields::of(&parts.headers),
+                        client,
+                        sampler,
+                    ),
                     None => RequestTrace::off(),
                 };
                 let _entered = trace.span().enter();

@@ -25,6 +25,8 @@ pub struct CarriedFields {
     pub state_preconditions: bool,
     /// `Range` (and with it `If-Range`).
     pub range: bool,
+    /// `traceparent`: the client continues a trace (read only with tracing on).
+    pub trace_context: bool,
 }
 
 impl CarriedFields {
@@ -40,6 +42,8 @@ impl CarriedFields {
                 carried.state_preconditions = true;
             } else if name == header::RANGE {
                 carried.range = true;
+            } else if name == context::TRACEPARENT {
+                carried.trace_context = true;
             }
         }
         carried
@@ -98,7 +102,8 @@ impl Class {
 }
 
 impl RequestHead {
-    /// Builds the head from the client's request and the client's address.
+    /// Builds the head from the client's request, what [`CarriedFields::of`] found in its
+    /// `headers` (the caller has made that pass already) and the client's address.
     ///
     /// # Errors
     /// The request names no valid host (the client is answered 400).
@@ -106,10 +111,10 @@ impl RequestHead {
         method: Method,
         uri: &Uri,
         headers: HeaderMap,
+        carried: CarriedFields,
         client: IpAddr,
     ) -> Result<Self, KeyError> {
         let key = CacheKey::from_request(uri, &headers)?;
-        let carried = CarriedFields::of(&headers);
         let directives = if carried.directives {
             RequestDirectives::from_request(&headers)
         } else {
@@ -234,6 +239,19 @@ mod tests {
                 &[("range", "bytes=0-1")],
                 CarriedFields {
                     range: true,
+                    ..none
+                },
+            ),
+            (
+                &[
+                    (
+                        "traceparent",
+                        "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01",
+                    ),
+                    ("tracestate", "vendor=1"),
+                ],
+                CarriedFields {
+                    trace_context: true,
                     ..none
                 },
             ),

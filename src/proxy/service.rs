@@ -22,7 +22,7 @@ use tracing::{Instrument, Span};
 use super::cache_status::{CacheResult, CacheStatus, Forward};
 use super::loader::{OriginLoader, PassResponse};
 use super::metrics::ProxyMetrics;
-use super::request::{Class, RequestHead};
+use super::request::{CarriedFields, Class, RequestHead};
 use super::respond;
 use super::trace::RequestTrace;
 use crate::body::{Body, Guard};
@@ -309,6 +309,7 @@ impl Proxy {
     fn route(
         &self,
         mut parts: Parts,
+        carried: CarriedFields,
         body: Incoming,
         client: SocketAddr,
         unsampled_trace: Option<TraceIds>,
@@ -337,7 +338,13 @@ impl Proxy {
             }
         }
         let version = parts.version;
-        let head = match RequestHead::new(parts.method, &parts.uri, parts.headers, client.ip()) {
+        let head = match RequestHead::new(
+            parts.method,
+            &parts.uri,
+            parts.headers,
+            carried,
+            client.ip(),
+        ) {
             Ok(head) => head.passing_on(unsampled_trace),
             Err(_) => {
                 return own_error(StatusCode::BAD_REQUEST, "missing or invalid Host\n").into();
@@ -671,10 +678,12 @@ impl Handler for Proxy {
     ) -> impl Future<Output = Response<Body>> + Send + use<> {
         let in_flight = InFlight::enter(Arc::clone(self));
         let (parts, body) = request.into_parts();
+        // One pass over the fields tells the trace and the cache which of them to look up.
+        let carried = CarriedFields::of(&parts.headers);
         let ctx = RequestCtx {
             started: Instant::now(),
             trace: match &self.traced {
-                Some(sampler) => RequestTrace::open(&parts, client, sampler),
+                Some(sampler) => RequestTrace::open(&parts, carried, client, sampler),
                 None => RequestTrace::off(),
             },
             // Kept for the access line (an inline method; the URI only when the line is logged).
@@ -689,7 +698,7 @@ impl Handler for Proxy {
         };
         let routed = {
             let _entered = ctx.trace.span().enter();
-            self.route(parts, body, client, ctx.trace.unsampled_ids())
+            self.route(parts, carried, body, client, ctx.trace.unsampled_ids())
         };
         match routed {
             Routed::Now(response, disposition) => {

@@ -14,6 +14,7 @@ use opentelemetry::trace::SpanContext;
 use tracing::Span;
 
 use super::cache_status::CacheResult;
+use super::request::CarriedFields;
 use crate::telemetry::context;
 use crate::telemetry::logs::TraceIds;
 use crate::telemetry::sampling::{self, RequestSampler};
@@ -42,11 +43,16 @@ impl RequestTrace {
     }
 
     /// Applies `sampler` to the request `parts` from `client`, continuing the client's trace if
-    /// it sent one. A kept request opens its server span; a dropped one opens none and only
+    /// it sent one (`carried` tells whether its fields hold a `traceparent`). A kept request opens its server span; a dropped one opens none and only
     /// takes its own ids to log and to pass on, unsampled, should it reach the origin
     /// ([`unsampled_ids`](Self::unsampled_ids)).
-    pub fn open(parts: &Parts, client: SocketAddr, sampler: &RequestSampler) -> Self {
-        let parent = if parts.headers.contains_key(context::TRACEPARENT) {
+    pub fn open(
+        parts: &Parts,
+        carried: CarriedFields,
+        client: SocketAddr,
+        sampler: &RequestSampler,
+    ) -> Self {
+        let parent = if carried.trace_context {
             context::incoming(&parts.headers)
         } else {
             None

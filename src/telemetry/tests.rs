@@ -11,6 +11,7 @@ use opentelemetry_sdk::trace::{SpanData, SpanExporter};
 
 use super::*;
 use crate::config::SamplerKind;
+use crate::proxy::request::CarriedFields;
 use crate::proxy::trace::RequestTrace;
 
 /// Discards every span.
@@ -63,7 +64,9 @@ fn access_line(format: LogFormat, tracing: &Tracing, flags: &str) -> String {
         let (parts, ()) = request.into_parts();
         let client: SocketAddr = "127.0.0.1:5555".parse().expect("address");
         let trace = match tracing.request_sampler() {
-            Some(sampler) => RequestTrace::open(&parts, client, &sampler),
+            Some(sampler) => {
+                RequestTrace::open(&parts, CarriedFields::of(&parts.headers), client, &sampler)
+            }
             None => RequestTrace::off(),
         };
         // As the end-of-request hook writes it.
@@ -152,7 +155,12 @@ fn an_unsampled_request_opens_no_span_and_passes_its_trace_on() {
                 .body(())
                 .expect("request")
                 .into_parts();
-            RequestTrace::open(&parts, "127.0.0.1:1".parse().expect("address"), &sampler)
+            RequestTrace::open(
+                &parts,
+                CarriedFields::of(&parts.headers),
+                "127.0.0.1:1".parse().expect("address"),
+                &sampler,
+            )
         };
         let unsampled = open("00");
         assert!(unsampled.span().is_none(), "no span at all");
@@ -256,7 +264,8 @@ fn a_span_opened_after_a_turned_down_question_reaches_the_span_layer() {
                 .expect("request")
                 .into_parts();
             let client = "127.0.0.1:1".parse().expect("address");
-            let request = RequestTrace::open(&parts, client, &sampler);
+            let request =
+                RequestTrace::open(&parts, CarriedFields::of(&parts.headers), client, &sampler);
             request.span().in_scope(|| {
                 let questions: [(&str, Question); 2] = [
                     (
