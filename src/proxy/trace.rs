@@ -57,9 +57,10 @@ impl RequestTrace {
         } else {
             None
         };
-        if !sampler.decide(parent.as_ref()) {
+        let decision = sampler.decide(parent.as_ref());
+        if !decision.sampled {
             return Self {
-                unsampled: Some(sampling::unsampled_ids(parent.as_ref())),
+                unsampled: Some(decision.unsampled_ids()),
                 ..Self::off()
             };
         }
@@ -79,7 +80,8 @@ impl RequestTrace {
                 parent.trace_state().clone(),
             )
         });
-        let sampled = context::join(&span, parent);
+        let sampled =
+            sampling::with_root_trace_id(decision.trace_id, || context::join(&span, parent));
         if sampled {
             request_attributes(&span, parts, client);
         }

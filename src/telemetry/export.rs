@@ -24,7 +24,7 @@ use opentelemetry_sdk::trace::{
 use tokio::runtime::Handle;
 use tracing_subscriber::{Layer, Registry};
 
-use super::sampling::RequestSampler;
+use super::sampling::{DecidedIds, RequestSampler};
 use super::uncached::Uncached;
 use crate::config::{OtlpProtocol, Ratio, SamplerKind, TracingConfig};
 
@@ -142,6 +142,8 @@ impl Tracing {
         let provider = SdkTracerProvider::builder()
             .with_span_processor(processor)
             .with_sampler(PreDecided(sampler(kind, arg)))
+            // Root spans take the trace id their request's sampling was decided on.
+            .with_id_generator(DecidedIds::default())
             .with_resource(resource)
             .build();
         Self {

@@ -10,6 +10,7 @@ use std::cell::Cell;
 use std::hash::{BuildHasher, RandomState};
 
 use opentelemetry::trace::{SpanContext, SpanId, TraceId};
+use opentelemetry_sdk::trace::{IdGenerator, RandomIdGenerator};
 
 use super::logs::TraceIds;
 use crate::config::{Ratio, SamplerKind};
@@ -39,16 +40,17 @@ impl RequestSampler {
         }
     }
 
-    /// Whether a request continuing `parent` (or starting a trace) is traced.
-    pub fn decide(&self, parent: Option<&SpanContext>) -> bool {
-        let ratio = |trace_id: Option<TraceId>| {
-            let id = trace_id.unwrap_or_else(random_trace_id);
-            sampled_by_ratio(id, self.ratio)
-        };
-        match (self.kind, parent) {
+    /// Whether a request continuing `parent` (or starting a trace) is traced, and in which
+    /// trace. A new trace's id is drawn here and the ratio samplers decide on it, so the trace
+    /// that is recorded (see [`with_root_trace_id`]) or passed on unsampled is that one: a
+    /// service downstream that samples by the same ratio decides alike.
+    pub fn decide(&self, parent: Option<&SpanContext>) -> Decision {
+        let trace_id = parent.map_or_else(random_trace_id, SpanContext::trace_id);
+        let by_ratio = || sampled_by_ratio(trace_id, self.ratio);
+        let sampled = match (self.kind, parent) {
             (SamplerKind::AlwaysOn, _) => true,
             (SamplerKind::AlwaysOff, _) => false,
-            (SamplerKind::TraceIdRatio, parent) => ratio(parent.map(SpanContext::trace_id)),
+            (SamplerKind::TraceIdRatio, _) => by_ratio(),
             (
                 SamplerKind::ParentbasedAlwaysOn
                 | SamplerKind::ParentbasedAlwaysOff
@@ -57,8 +59,63 @@ impl RequestSampler {
             ) => parent.is_sampled(),
             (SamplerKind::ParentbasedAlwaysOn, None) => true,
             (SamplerKind::ParentbasedAlwaysOff, None) => false,
-            (SamplerKind::ParentbasedTraceIdRatio, None) => ratio(None),
+            (SamplerKind::ParentbasedTraceIdRatio, None) => by_ratio(),
+        };
+        Decision { sampled, trace_id }
+    }
+}
+
+/// What [`RequestSampler::decide`] decided for one request.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Decision {
+    /// Whether the request is traced.
+    pub sampled: bool,
+    /// Its trace: the parent's, or the new one the decision was taken on.
+    pub trace_id: TraceId,
+}
+
+impl Decision {
+    /// The ids of a request the sampler dropped: its own span id in its trace. It passes them
+    /// on with the sampled flag off (and the parent's `tracestate` as it came), so the next hop
+    /// continues the same trace without recording it either.
+    pub fn unsampled_ids(&self) -> TraceIds {
+        TraceIds {
+            trace_id: self.trace_id,
+            span_id: random_span_id(),
         }
+    }
+}
+
+thread_local! {
+    /// The trace id the next root span started on this thread takes (see
+    /// [`with_root_trace_id`]).
+    static ROOT_TRACE_ID: Cell<Option<TraceId>> = const { Cell::new(None) };
+}
+
+/// Runs `start`, which starts a request's span on this thread, so that the span, if it is a
+/// root, gets `trace_id`: the id its sampling was decided on. The SDK draws a root span's trace
+/// id from its id generator, which is [`DecidedIds`].
+pub fn with_root_trace_id<T>(trace_id: TraceId, start: impl FnOnce() -> T) -> T {
+    ROOT_TRACE_ID.set(Some(trace_id));
+    let started = start();
+    ROOT_TRACE_ID.set(None);
+    started
+}
+
+/// The SDK's random id generator, except that a root span started inside
+/// [`with_root_trace_id`] takes the trace id given there.
+#[derive(Debug, Default)]
+pub struct DecidedIds(RandomIdGenerator);
+
+impl IdGenerator for DecidedIds {
+    fn new_trace_id(&self) -> TraceId {
+        ROOT_TRACE_ID
+            .take()
+            .unwrap_or_else(|| self.0.new_trace_id())
+    }
+
+    fn new_span_id(&self) -> SpanId {
+        self.0.new_span_id()
     }
 }
 
@@ -77,16 +134,6 @@ fn sampled_by_ratio(trace_id: TraceId, ratio: f64) -> bool {
     let value = u64::from_be_bytes(low) >> 1;
     let bound = (ratio * (1u64 << 63) as f64) as u64;
     value < bound
-}
-
-/// The ids of a request the sampler dropped: its own span id in the parent's trace (or a new
-/// trace). It passes them on with the sampled flag off (and the parent's `tracestate` as it
-/// came), so the next hop continues the same trace without recording it either.
-pub fn unsampled_ids(parent: Option<&SpanContext>) -> TraceIds {
-    TraceIds {
-        trace_id: parent.map_or_else(random_trace_id, SpanContext::trace_id),
-        span_id: random_span_id(),
-    }
 }
 
 thread_local! {
@@ -157,7 +204,7 @@ mod tests {
             let parent = parent_sampled.map(parent);
             let sampler = RequestSampler { kind, ratio };
             assert_eq!(
-                sampler.decide(parent.as_ref()),
+                sampler.decide(parent.as_ref()).sampled,
                 expected,
                 "{kind:?} {parent_sampled:?}"
             );
@@ -170,19 +217,21 @@ mod tests {
             kind: SamplerKind::TraceIdRatio,
             ratio: 0.25,
         };
-        let kept = (0..40_000).filter(|_| sampler.decide(None)).count();
+        let kept = (0..40_000).filter(|_| sampler.decide(None).sampled).count();
         assert!((9_000..11_000).contains(&kept), "{kept} of 40000");
     }
 
     #[test]
     fn an_unsampled_context_continues_its_parents_trace_or_starts_one() {
+        let sampler = RequestSampler::default();
         let parent = parent(false);
-        let child = unsampled_ids(Some(&parent));
+        let child = sampler.decide(Some(&parent)).unsampled_ids();
         assert_eq!(child.trace_id, parent.trace_id());
         assert_ne!(child.span_id, parent.span_id());
         assert_ne!(child.span_id, SpanId::INVALID);
-        let root = unsampled_ids(None);
+        let root = sampler.decide(None);
         assert_ne!(root.trace_id, TraceId::INVALID);
-        assert_ne!(root.trace_id, unsampled_ids(None).trace_id);
+        assert_ne!(root.trace_id, sampler.decide(None).trace_id);
+        assert_eq!(root.unsampled_ids().trace_id, root.trace_id);
     }
 }

@@ -316,3 +316,47 @@ fn a_line_written_after_a_turned_down_question_is_written() {
         );
     }
 }
+
+/// A new trace is decided on the id it is recorded under, or passed on under when dropped, so a
+/// service downstream that samples by the same ratio (the SDK's own `TraceIdRatioBased`)
+/// decides every one of them alike.
+#[test]
+fn a_new_trace_is_recorded_under_the_id_its_sampling_was_decided_on() {
+    use opentelemetry::trace::SpanKind;
+    use opentelemetry_sdk::trace::{Sampler, SamplingDecision, ShouldSample};
+
+    let half = crate::config::Ratio::new(0.5).expect("ratio");
+    let tracing = Tracing::with_exporter(Discard, SamplerKind::TraceIdRatio, Some(half));
+    let config = LogConfig {
+        format: LogFormat::Text,
+        level: "info".to_owned(),
+    };
+    let subscriber = subscriber_writing_to(&config, &tracing, None, io::sink).expect("subscriber");
+    let sampler = tracing.request_sampler().expect("tracing on");
+    let downstream = Sampler::TraceIdRatioBased(half.get());
+    let downstream_keeps = |trace_id| {
+        let result = downstream.should_sample(None, trace_id, "GET", &SpanKind::Server, &[], &[]);
+        result.decision == SamplingDecision::RecordAndSample
+    };
+    let (mut kept, mut dropped) = (0, 0);
+    tracing::subscriber::with_default(subscriber, || {
+        for _ in 0..200 {
+            let (parts, ()) = Request::get("/").body(()).expect("request").into_parts();
+            let client = "127.0.0.1:1".parse().expect("address");
+            let request = RequestTrace::open(&parts, CarriedFields::default(), client, &sampler);
+            match request.unsampled_ids() {
+                None => {
+                    let recorded = crate::telemetry::context::span_context(request.span())
+                        .expect("a kept request's span is recorded");
+                    assert!(downstream_keeps(recorded.trace_id()), "{recorded:?}");
+                    kept += 1;
+                }
+                Some(ids) => {
+                    assert!(!downstream_keeps(ids.trace_id), "{ids:?}");
+                    dropped += 1;
+                }
+            }
+        }
+    });
+    assert!(kept > 0 && dropped > 0, "{kept} kept, {dropped} dropped");
+}
