@@ -43,9 +43,9 @@ impl RequestTrace {
     }
 
     /// Applies `sampler` to the request `parts` from `client`, continuing the client's trace if
-    /// it sent one (`carried` tells whether its fields hold a `traceparent`). A kept request opens its server span; a dropped one opens none and only
-    /// takes its own ids to log and to pass on, unsampled, should it reach the origin
-    /// ([`unsampled_ids`](Self::unsampled_ids)).
+    /// it sent one (`carried` tells whether its fields hold a `traceparent`). A kept request
+    /// opens its server span; a dropped one opens none and only takes its own ids to log and to
+    /// pass on, unsampled, should it reach the origin ([`unsampled_ids`](Self::unsampled_ids)).
     pub fn open(
         parts: &Parts,
         carried: CarriedFields,
