@@ -112,8 +112,7 @@ const NOT_IN_304: [HeaderName; 15] = [
 /// §15.4.5 keeps `Last-Modified` only as a validator to guide cache updates ("might be useful
 /// if the response does not have an ETag field").
 #[must_use]
-pub fn not_modified_headers(stored: &HeaderMap) -> HeaderMap {
-    let mut headers = stored.clone();
+pub fn not_modified_headers(mut headers: HeaderMap) -> HeaderMap {
     for name in &NOT_IN_304 {
         headers.remove(name);
     }
@@ -590,7 +589,7 @@ mod tests {
             ("keep-alive", "timeout=5"),
             ("content-digest", "sha-256=:x:"),
         ]);
-        let headers = not_modified_headers(&stored);
+        let headers = not_modified_headers(stored.clone());
         for kept in [
             CACHE_CONTROL,
             CONTENT_LOCATION,
@@ -623,7 +622,7 @@ mod tests {
     #[test]
     fn not_modified_keeps_last_modified_without_etag() {
         let stored = map(&[("last-modified", T0), ("content-type", "text/plain")]);
-        let headers = not_modified_headers(&stored);
+        let headers = not_modified_headers(stored);
         assert_eq!(headers.get(LAST_MODIFIED).unwrap(), T0);
         assert!(!headers.contains_key(CONTENT_TYPE));
     }

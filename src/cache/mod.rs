@@ -3,6 +3,7 @@
 
 pub mod conditional;
 pub mod directives;
+pub mod fields;
 pub mod flight;
 pub mod key;
 pub mod loading;

@@ -4,10 +4,10 @@ use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
 use bytes::{Bytes, BytesMut};
-use http::header::Entry;
-use http::{HeaderMap, HeaderValue, StatusCode};
+use http::{HeaderMap, HeaderName, HeaderValue, StatusCode};
 
 use super::directives::SIDECACHE_CACHE_CONTROL;
+use super::fields::{self, StoredFields};
 use super::policy::ResponsePolicy;
 use super::vary::VaryKey;
 use crate::store::Weighed;
@@ -28,18 +28,17 @@ pub const MAX_VARIANTS: usize = 16;
 /// size test below fails when they grow).
 const ENTRY_OVERHEAD_BYTES: usize = 420;
 
-/// Bytes counted per stored response on top of its body and fields: the struct (248 B, in the
-/// object itself for the newest variant), its map's index (80 B) and entry-vector header, and
+/// Bytes counted per stored response on top of its body and fields: the struct (168 B, in the
+/// object itself for the newest variant), the allocation header of its list of fields, and
 /// the block of reference counts and the allocation header of the buffer holding its values
 /// and body.
-const VARIANT_OVERHEAD_BYTES: usize = 392;
+const VARIANT_OVERHEAD_BYTES: usize = 240;
 
 /// Fields every answer adds to the stored ones.
 const ANSWER_FIELDS: usize = 3;
 
-/// Bytes counted per header field on top of its name and value: the map's entry (~104 bytes) and
-/// its index slot.
-const FIELD_OVERHEAD_BYTES: usize = 112;
+/// Bytes counted per header field on top of its name and value: its line in the list.
+const FIELD_OVERHEAD_BYTES: usize = fields::LINE_BYTES;
 
 /// One stored response.
 #[derive(Debug, Clone)]
@@ -48,7 +47,7 @@ pub struct Variant {
     pub status: StatusCode,
     /// The stored header fields as answers carry them: hop-by-hop fields and
     /// `Sidecache-Cache-Control` removed.
-    pub headers: HeaderMap,
+    fields: StoredFields,
     /// The `Sidecache-Cache-Control` lines the origin sent: sidecache obeys them but never
     /// forwards them, so they are kept apart (needed again when a 304 refreshes the policy).
     own_directives: Box<[HeaderValue]>,
@@ -75,9 +74,7 @@ pub struct CachedObject {
 
 impl Variant {
     /// A stored response. The header values are copied into one compact allocation (so the
-    /// entry does not keep the connection's read buffer alive), and the map has room for the
-    /// fields every answer adds (`Age`, `Via`, `Cache-Status`) so answering a hit does not
-    /// rehash it.
+    /// entry does not keep the connection's read buffer alive).
     pub fn new(
         status: StatusCode,
         headers: &HeaderMap,
@@ -86,8 +83,8 @@ impl Variant {
         vary: VaryKey,
     ) -> Self {
         let values = BytesMut::with_capacity(Self::room_for(headers));
-        let (headers, _) = compact_into(headers, values);
-        Self::assemble(status, headers, body, policy, vary)
+        let (fields, _) = StoredFields::compact(headers, values);
+        Self::assemble(status, fields, body, policy, vary)
     }
 
     /// A stored response whose body was just read into `body`: as [`new`](Self::new), but the
@@ -105,8 +102,8 @@ impl Variant {
             return Self::new(status, headers, body.freeze(), policy, vary);
         }
         let end = body.len();
-        let (headers, buffer) = compact_into(headers, body);
-        Self::assemble(status, headers, buffer.slice(..end), policy, vary)
+        let (fields, buffer) = StoredFields::compact(headers, body);
+        Self::assemble(status, fields, buffer.slice(..end), policy, vary)
     }
 
     /// The spare capacity a body read for storing needs behind it to hold `headers`' values
@@ -115,22 +112,18 @@ impl Variant {
         headers.values().map(HeaderValue::len).sum()
     }
 
-    /// The variant of `headers` (already compacted) and `body`, with the own directives
-    /// taken out of the fields.
+    /// The variant of `fields` and `body`, with the own directives taken out of the fields.
     fn assemble(
         status: StatusCode,
-        mut headers: HeaderMap,
+        fields: StoredFields,
         body: Bytes,
         policy: ResponsePolicy,
         vary: VaryKey,
     ) -> Self {
-        let own_directives = match headers.entry(SIDECACHE_CACHE_CONTROL) {
-            Entry::Occupied(entry) => entry.remove_entry_mult().1.collect(),
-            Entry::Vacant(_) => Box::default(),
-        };
+        let (fields, own_directives) = fields.without(SIDECACHE_CACHE_CONTROL);
         Self {
             status,
-            headers,
+            fields,
             own_directives,
             body,
             policy,
@@ -138,10 +131,21 @@ impl Variant {
         }
     }
 
+    /// The first stored value of the field `name`.
+    pub fn field(&self, name: &HeaderName) -> Option<&HeaderValue> {
+        self.fields.get(name)
+    }
+
+    /// The stored header fields as an answer starts from, with room for the fields every
+    /// answer adds (`Age`, `Via`, `Cache-Status`) so adding them grows nothing.
+    pub fn headers(&self) -> HeaderMap {
+        self.fields.to_map(ANSWER_FIELDS)
+    }
+
     /// The header fields as the origin sent them (hop-by-hop fields removed), for judging the
     /// response again.
     pub fn origin_headers(&self) -> HeaderMap {
-        let mut headers = self.headers.clone();
+        let mut headers = self.fields.to_map(self.own_directives.len());
         for value in &self.own_directives {
             headers.append(SIDECACHE_CACHE_CONTROL, value.clone());
         }
@@ -152,7 +156,7 @@ impl Variant {
     /// store entry's own bytes once).
     pub fn weight_bytes(&self) -> usize {
         let fields: usize = self
-            .headers
+            .fields
             .iter()
             .map(|(name, value)| name.as_str().len() + value.len() + FIELD_OVERHEAD_BYTES)
             .sum();
@@ -215,30 +219,6 @@ impl CachedObject {
     }
 }
 
-/// `headers` over values written behind what `buffer` holds, with spare room for
-/// [`ANSWER_FIELDS`], and `buffer` frozen (it grows if it lacks the room).
-fn compact_into(headers: &HeaderMap, mut buffer: BytesMut) -> (HeaderMap, Bytes) {
-    let mut start = buffer.len();
-    for value in headers.values() {
-        buffer.extend_from_slice(value.as_bytes());
-    }
-    let values = buffer.freeze();
-    let mut compacted = HeaderMap::with_capacity(headers.len() + ANSWER_FIELDS);
-    for (name, value) in headers {
-        let end = start + value.len();
-        let mut copy = HeaderValue::from_maybe_shared(values.slice(start..end))
-            .expect("the bytes of a valid header value are a valid header value");
-        copy.set_sensitive(value.is_sensitive());
-        compacted.append(name.clone(), copy);
-        start = end;
-    }
-    // The map's index has room for the answer fields, so answering a hit rehashes nothing; but
-    // its entry vector was sized for them too, and that spare room (about 100 bytes a field)
-    // would be held by every stored response while it only ever serves as a template. A clone
-    // keeps the index and copies just the entries there are: the store keeps that.
-    (compacted.clone(), values)
-}
-
 impl Weighed for Arc<CachedObject> {
     fn weight_bytes(&self) -> u32 {
         u32::try_from(CachedObject::weight_bytes(self)).unwrap_or(u32::MAX)
@@ -252,7 +232,6 @@ impl Weighed for Arc<CachedObject> {
 #[cfg(test)]
 mod tests {
     use http::Method;
-    use http::header::HeaderName;
 
     use super::*;
     use crate::cache::policy::PolicyConfig;
@@ -412,8 +391,9 @@ mod tests {
             &[],
             "body",
         );
-        assert!(!stored.headers.contains_key(SIDECACHE_CACHE_CONTROL));
-        assert_eq!(stored.headers.len(), 2);
+        let answer = stored.headers();
+        assert!(!answer.contains_key(SIDECACHE_CACHE_CONTROL));
+        assert_eq!(answer.len(), 2);
         let origin = stored.origin_headers();
         let own: Vec<_> = origin.get_all(SIDECACHE_CACHE_CONTROL).iter().collect();
         assert_eq!(own, ["max-age=60", "stale-if-error=30"]);
@@ -423,10 +403,10 @@ mod tests {
 
     #[test]
     fn an_object_with_one_variant_is_one_small_allocation() {
-        // With its Arc's counts (16 B) it fits glibc's 288-byte chunk. It grows only with a
+        // With its Arc's counts (16 B) it fits glibc's 208-byte chunk. It grows only with a
         // change here or in `http`/`bytes`: then measure again and recalibrate the weigher.
-        assert!(std::mem::size_of::<CachedObject>() <= 264);
-        assert!(std::mem::size_of::<Variant>() <= 248);
+        assert!(std::mem::size_of::<CachedObject>() <= 184);
+        assert!(std::mem::size_of::<Variant>() <= 168);
     }
 
     #[test]
@@ -442,12 +422,13 @@ mod tests {
         secret.set_sensitive(true);
         response.append("x-secret", secret);
         let stored = stored(&response, &HeaderMap::new(), Bytes::new());
-        assert_eq!(stored.headers, response);
-        let lines: Vec<_> = stored.headers.iter().collect();
+        let answer = stored.headers();
+        assert_eq!(answer, response);
+        let lines: Vec<_> = answer.iter().collect();
         let expected: Vec<_> = response.iter().collect();
         assert_eq!(lines, expected);
-        assert!(stored.headers["x-secret"].is_sensitive());
-        assert!(!stored.headers["content-type"].is_sensitive());
+        assert!(answer["x-secret"].is_sensitive());
+        assert!(!answer["content-type"].is_sensitive());
     }
 
     #[test]
@@ -478,11 +459,12 @@ mod tests {
         };
         // With room, the values follow the body, in order, in the same buffer.
         let shared = read(6 + room);
-        let first = shared.headers[FRESH.0].as_bytes().as_ptr();
+        let fresh = HeaderName::from_static(FRESH.0);
+        let first = shared.field(&fresh).expect("stored").as_bytes().as_ptr();
         assert_eq!(first, shared.body.as_ptr().wrapping_add(6));
         // Without, they go into a buffer of their own.
         let apart = read(6 + room - 1);
-        let first = apart.headers[FRESH.0].as_bytes().as_ptr();
+        let first = apart.field(&fresh).expect("stored").as_bytes().as_ptr();
         assert_ne!(first, apart.body.as_ptr().wrapping_add(6));
     }
 }

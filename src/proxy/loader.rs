@@ -155,10 +155,10 @@ impl OriginLoader {
         if let Some(stored) = validators {
             // RFC 9111 §4.3.1: send the stored entity tag in If-None-Match and the stored
             // Last-Modified in If-Modified-Since.
-            if let Some(etag) = stored.headers.get(header::ETAG) {
+            if let Some(etag) = stored.field(&header::ETAG) {
                 headers.insert(header::IF_NONE_MATCH, etag.clone());
             }
-            if let Some(modified) = stored.headers.get(header::LAST_MODIFIED) {
+            if let Some(modified) = stored.field(&header::LAST_MODIFIED) {
                 headers.insert(header::IF_MODIFIED_SINCE, modified.clone());
             }
         }
@@ -338,7 +338,7 @@ impl Loader for OriginLoader {
         let mut exchange = self.fetch(request, stored).await?;
         if exchange.response.status() == StatusCode::NOT_MODIFIED {
             if let Some(stored) = stored {
-                if not_modified_selects(&stored.headers, exchange.response.headers()) {
+                if not_modified_selects(&stored.headers(), exchange.response.headers()) {
                     let variant = self.freshen(stored, request, &exchange);
                     // The 304's fields replace the stored ones (§4.3.4); if they now forbid
                     // storing the response (e.g. `private`, `no-store`), it is this client's
@@ -367,6 +367,6 @@ impl Loader for OriginLoader {
 fn whole_response(variant: &Variant) -> Response<Body> {
     let mut response = Response::new(Body::full(variant.body.clone()));
     *response.status_mut() = variant.status;
-    *response.headers_mut() = variant.headers.clone();
+    *response.headers_mut() = variant.headers();
     response
 }

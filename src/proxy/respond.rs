@@ -28,28 +28,19 @@ pub fn stored(
 ) -> Response<Body> {
     let method = &request.method;
     let age = integer_value(variant.policy.age_header_seconds(now));
+    let mut headers = variant.headers();
     if request.carried.validators
-        && conditional::evaluate(method, &request.headers, variant.status, &variant.headers)
+        && conditional::evaluate(method, &request.headers, variant.status, &headers)
             == Precondition::NotModified
     {
-        let mut headers = conditional::not_modified_headers(&variant.headers);
+        let mut headers = conditional::not_modified_headers(headers);
         headers.insert(header::AGE, age);
         return finish(StatusCode::NOT_MODIFIED, headers, Body::empty(), status);
     }
-    // The stored map's index has room for the fields an answer adds; its entries are copied
-    // exactly, so the first one added grows them once (cheaper than building a map field by
-    // field, and stored entries keep no spare room).
-    let mut headers = variant.headers.clone();
     headers.insert(header::AGE, age);
     let body_len = variant.body.len() as u64;
     let range = if request.carried.range {
-        range::evaluate(
-            method,
-            &request.headers,
-            variant.status,
-            &variant.headers,
-            body_len,
-        )
+        range::evaluate(method, &request.headers, variant.status, &headers, body_len)
     } else {
         RangeAnswer::Full
     };
