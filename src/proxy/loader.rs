@@ -338,7 +338,7 @@ impl Loader for OriginLoader {
         let mut exchange = self.fetch(request, stored).await?;
         if exchange.response.status() == StatusCode::NOT_MODIFIED {
             if let Some(stored) = stored {
-                if not_modified_selects(&stored.headers(), exchange.response.headers()) {
+                if not_modified_selects(|name| stored.field(name), exchange.response.headers()) {
                     let variant = self.freshen(stored, request, &exchange);
                     // The 304's fields replace the stored ones (§4.3.4); if they now forbid
                     // storing the response (e.g. `private`, `no-store`), it is this client's
