@@ -7,7 +7,7 @@ use bytes::{Bytes, BytesMut};
 use http::{HeaderMap, HeaderName, HeaderValue, StatusCode};
 
 use super::directives::SIDECACHE_CACHE_CONTROL;
-use super::fields::{self, StoredFields};
+use super::fields::{self, Added, Compacted, StoredFields, TemplateTable};
 use super::policy::ResponsePolicy;
 use super::vary::VaryKey;
 use crate::store::Weighed;
@@ -28,16 +28,17 @@ pub const MAX_VARIANTS: usize = 16;
 /// size test below fails when they grow).
 const ENTRY_OVERHEAD_BYTES: usize = 420;
 
-/// Bytes counted per stored response on top of its body and fields: the struct (168 B, in the
-/// object itself for the newest variant), the allocation header of its list of fields, and
-/// the block of reference counts and the allocation header of the buffer holding its values
-/// and body.
-const VARIANT_OVERHEAD_BYTES: usize = 240;
+/// Bytes counted per stored response on top of its body and fields: the struct (176 B, in the
+/// object itself for the newest variant), the allocation header of its list of values, the
+/// block of reference counts and the allocation header of the buffer holding its values and
+/// body, and the allocator's rounding of them (calibrated with the entry's, see above).
+const VARIANT_OVERHEAD_BYTES: usize = 296;
 
 /// Fields every answer adds to the stored ones.
 const ANSWER_FIELDS: usize = 3;
 
-/// Bytes counted per header field on top of its name and value: its line in the list.
+/// Bytes counted per header field on top of its value: its line in the list (the names are
+/// in the template shared by the responses with the same names, not counted per entry).
 const FIELD_OVERHEAD_BYTES: usize = fields::LINE_BYTES;
 
 /// One stored response.
@@ -83,8 +84,7 @@ impl Variant {
         vary: VaryKey,
     ) -> Self {
         let values = BytesMut::with_capacity(Self::room_for(headers));
-        let (fields, _) = StoredFields::compact(headers, values);
-        Self::assemble(status, fields, body, policy, vary)
+        Self::assemble(status, compact(headers, values), body, policy, vary)
     }
 
     /// A stored response whose body was just read into `body`: as [`new`](Self::new), but the
@@ -102,8 +102,9 @@ impl Variant {
             return Self::new(status, headers, body.freeze(), policy, vary);
         }
         let end = body.len();
-        let (fields, buffer) = StoredFields::compact(headers, body);
-        Self::assemble(status, fields, buffer.slice(..end), policy, vary)
+        let compacted = compact(headers, body);
+        let body = compacted.buffer.slice(..end);
+        Self::assemble(status, compacted, body, policy, vary)
     }
 
     /// The spare capacity a body read for storing needs behind it to hold `headers`' values
@@ -112,19 +113,19 @@ impl Variant {
         headers.values().map(HeaderValue::len).sum()
     }
 
-    /// The variant of `fields` and `body`, with the own directives taken out of the fields.
+    /// The variant of its parts: the compacted fields (their buffer already shared into `body`
+    /// or not needed) and the own directives they set apart.
     fn assemble(
         status: StatusCode,
-        fields: StoredFields,
+        compacted: Compacted,
         body: Bytes,
         policy: ResponsePolicy,
         vary: VaryKey,
     ) -> Self {
-        let (fields, own_directives) = fields.without(SIDECACHE_CACHE_CONTROL);
         Self {
             status,
-            fields,
-            own_directives,
+            fields: compacted.fields,
+            own_directives: compacted.set_aside,
             body,
             policy,
             vary,
@@ -140,6 +141,12 @@ impl Variant {
     /// answer adds (`Age`, `Via`, `Cache-Status`) so adding them grows nothing.
     pub fn headers(&self) -> HeaderMap {
         self.fields.to_map(ANSWER_FIELDS)
+    }
+
+    /// The header fields of an answer from the store: the stored ones and `added` (see
+    /// [`StoredFields::answer`]).
+    pub fn answer_headers(&self, added: Added) -> HeaderMap {
+        self.fields.answer(added)
     }
 
     /// The header fields as the origin sent them (hop-by-hop fields removed), for judging the
@@ -158,11 +165,21 @@ impl Variant {
         let fields: usize = self
             .fields
             .iter()
-            .map(|(name, value)| name.as_str().len() + value.len() + FIELD_OVERHEAD_BYTES)
+            .map(|(_, value)| value.len() + FIELD_OVERHEAD_BYTES)
             .sum();
         let own: usize = self.own_directives.iter().map(HeaderValue::len).sum();
         self.body.len() + fields + own + self.vary.weight() + VARIANT_OVERHEAD_BYTES
     }
+}
+
+/// `headers` made compact into `buffer`, the own directives set aside.
+fn compact(headers: &HeaderMap, buffer: BytesMut) -> Compacted {
+    StoredFields::compact(
+        headers,
+        buffer,
+        SIDECACHE_CACHE_CONTROL,
+        TemplateTable::shared(),
+    )
 }
 
 // === impl CachedObject ===
@@ -403,10 +420,10 @@ mod tests {
 
     #[test]
     fn an_object_with_one_variant_is_one_small_allocation() {
-        // With its Arc's counts (16 B) it fits glibc's 208-byte chunk. It grows only with a
+        // With its Arc's counts (16 B) it fits glibc's 224-byte chunk. It grows only with a
         // change here or in `http`/`bytes`: then measure again and recalibrate the weigher.
-        assert!(std::mem::size_of::<CachedObject>() <= 184);
-        assert!(std::mem::size_of::<Variant>() <= 168);
+        assert!(std::mem::size_of::<CachedObject>() <= 192);
+        assert!(std::mem::size_of::<Variant>() <= 176);
     }
 
     #[test]

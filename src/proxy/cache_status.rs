@@ -3,10 +3,9 @@
 use http::StatusCode;
 
 use crate::stats::StatOutcome;
-use http::header::{HeaderName, HeaderValue};
+use http::header::HeaderValue;
 
-/// The `Cache-Status` header (RFC 9211).
-pub const CACHE_STATUS: HeaderName = HeaderName::from_static("cache-status");
+pub use crate::cache::fields::CACHE_STATUS;
 
 /// The name sidecache reports itself by in `Cache-Status`.
 const CACHE_NAME: &str = "sidecache";

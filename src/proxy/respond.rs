@@ -13,10 +13,11 @@ use super::request::RequestHead;
 use crate::body::Body;
 use crate::cache::conditional::{self, Precondition};
 use crate::cache::directives::SIDECACHE_CACHE_CONTROL;
+use crate::cache::fields::Added;
 use crate::cache::object::Variant;
 use crate::cache::range::{self, RangeAnswer};
 use crate::origin::OriginError;
-use crate::origin::headers::append_via;
+use crate::origin::headers::{VIA_ENTRY, append_via};
 
 /// Answers `method` with the stored `variant`, honouring the request's conditional and range
 /// fields (RFC 9110 §13, §14; RFC 9111 §4.3.2).
@@ -27,17 +28,18 @@ pub fn stored(
     now: SystemTime,
 ) -> Response<Body> {
     let method = &request.method;
-    let age = integer_value(variant.policy.age_header_seconds(now));
-    let mut headers = variant.headers();
+    let mut headers = variant.answer_headers(Added {
+        age: integer_value(variant.policy.age_header_seconds(now)),
+        via: HeaderValue::from_static(VIA_ENTRY),
+        cache_status: status.to_header_value(),
+    });
     if request.carried.validators
         && conditional::evaluate(method, &request.headers, variant.status, &headers)
             == Precondition::NotModified
     {
-        let mut headers = conditional::not_modified_headers(headers);
-        headers.insert(header::AGE, age);
-        return finish(StatusCode::NOT_MODIFIED, headers, Body::empty(), status);
+        let headers = conditional::not_modified_headers(headers);
+        return response(StatusCode::NOT_MODIFIED, headers, Body::empty());
     }
-    headers.insert(header::AGE, age);
     let body_len = variant.body.len() as u64;
     let range = if request.carried.range {
         range::evaluate(method, &request.headers, variant.status, &headers, body_len)
@@ -69,7 +71,7 @@ pub fn stored(
     } else {
         Body::full(body)
     };
-    finish(code, headers, body, status)
+    response(code, headers, body)
 }
 
 /// Passes an origin response through to the client (for a HEAD, without its body).
@@ -137,7 +139,8 @@ fn strip_own_fields(mut headers: HeaderMap) -> HeaderMap {
     headers
 }
 
-/// Adds what every answer carries.
+/// Adds what every answer carries (an answer from the store has it from its template) and
+/// makes the response.
 fn finish(
     code: StatusCode,
     mut headers: HeaderMap,
@@ -146,6 +149,11 @@ fn finish(
 ) -> Response<Body> {
     append_via(&mut headers);
     headers.append(CACHE_STATUS, status.to_header_value());
+    response(code, headers, body)
+}
+
+/// The response of `code`, `headers` (complete) and `body`.
+fn response(code: StatusCode, headers: HeaderMap, body: Body) -> Response<Body> {
     let mut response = Response::new(body);
     *response.status_mut() = code;
     *response.headers_mut() = headers;
