@@ -155,11 +155,11 @@ impl StoredFields {
         } = added;
         let mut added = [age, via, cache_status];
         let mut answer = self.template.answer.clone();
-        let stored = self.values.len();
+        let stored_count = self.values.len();
         for (value, &source) in answer.values_mut().zip(&self.template.sources) {
             *value = match self.values.get(source) {
                 Some(stored) => stored.clone(),
-                None => std::mem::replace(&mut added[source - stored], empty()),
+                None => std::mem::replace(&mut added[source - stored_count], empty()),
             };
         }
         answer
