@@ -6,8 +6,9 @@
 //! store starts as: those names and the fields each answer adds ([`Added`]), with placeholder
 //! values. A hit clones that map (its hash index comes along: no name is hashed) and writes the
 //! stored and the added values into it, in order. Building the map field by field hashed every
-//! name again, ~180 instructions a field. A stored response keeps only its values (40 bytes a
-//! line; their bytes sit in the body's buffer) and a handle on its template.
+//! name again, ~180 instructions a field. A stored response keeps only its values, packed
+//! behind its body ([`PackedValues`]: their bytes and 4 more a line), and a handle on its
+//! template.
 //!
 //! Templates are shared through one table for the whole process ([`TemplateTable::shared`]),
 //! bounded at [`SHARED_TEMPLATES`] lists of names and never emptied; a response whose names
@@ -20,6 +21,8 @@ use dashmap::DashMap;
 use http::header::{AGE, VIA};
 use http::{HeaderMap, HeaderName, HeaderValue};
 
+use super::packed::PackedValues;
+
 /// The `Cache-Status` field (RFC 9211).
 pub const CACHE_STATUS: HeaderName = HeaderName::from_static("cache-status");
 
@@ -27,25 +30,20 @@ pub const CACHE_STATUS: HeaderName = HeaderName::from_static("cache-status");
 /// so the table is bounded; a template costs about 0.5 KiB.
 pub const SHARED_TEMPLATES: usize = 4096;
 
-/// Bytes counted per stored line on top of its value's bytes: the line itself (its name lives
-/// in the shared template).
-pub const LINE_BYTES: usize = std::mem::size_of::<HeaderValue>();
-
-/// The header fields of one stored response, in the order of the map they came from.
+/// The header fields of one stored response, in the order of the map they came from, and the
+/// values of the fields set aside.
 #[derive(Debug, Clone)]
 pub struct StoredFields {
     template: Arc<AnswerTemplate>,
-    /// One value per name of the template, in the same order.
-    values: Box<[HeaderValue]>,
+    /// One value per name of the template, in the same order; then the values set aside.
+    values: PackedValues,
 }
 
-/// A response's fields made compact, and what was set aside on the way.
+/// A response's fields made compact, and the buffer they went into.
 #[derive(Debug)]
 pub struct Compacted {
     /// The stored fields.
     pub fields: StoredFields,
-    /// The values of the fields set aside, in order.
-    pub set_aside: Box<[HeaderValue]>,
     /// The buffer the values were copied into, frozen, for the caller's share of it.
     pub buffer: Bytes,
 }
@@ -85,62 +83,58 @@ const ADDED: [HeaderName; 3] = [AGE, VIA, CACHE_STATUS];
 // === impl StoredFields ===
 
 impl StoredFields {
-    /// The fields of `headers` but those named `set_aside` (lower case), their values copied
-    /// behind what `buffer` holds (so the entry keeps neither the connection's read buffer nor
-    /// one allocation per value alive); the template comes from `table`.
+    /// The fields of `headers`, those named `set_aside` (lower case) kept apart, their values
+    /// copied behind what `buffer` holds (so the entry keeps neither the connection's read
+    /// buffer nor one allocation per value alive); the template comes from `table`.
     pub fn compact(
         headers: &HeaderMap,
-        mut buffer: BytesMut,
+        buffer: BytesMut,
         set_aside: &str,
         table: &TemplateTable,
     ) -> Compacted {
-        let mut start = buffer.len();
-        for value in headers.values() {
-            buffer.extend_from_slice(value.as_bytes());
-        }
-        let buffer = buffer.freeze();
-        let (mut names, mut values, mut aside) = (Vec::new(), Vec::new(), Vec::new());
-        for (name, value) in headers {
-            let end = start + value.len();
-            let mut copy = HeaderValue::from_maybe_shared(buffer.slice(start..end))
-                .expect("the bytes of a valid header value are a valid header value");
-            copy.set_sensitive(value.is_sensitive());
-            start = end;
-            if name == set_aside {
-                aside.push(copy);
-            } else {
-                names.push(name.clone());
-                values.push(copy);
-            }
-        }
+        let stored = || headers.iter().filter(|(name, _)| *name != set_aside);
+        let names = stored().map(|(name, _)| name.clone()).collect();
+        let values = stored().map(|(_, value)| value);
+        let (values, buffer) = PackedValues::pack(values.chain(headers.get_all(set_aside)), buffer);
         let fields = Self {
-            template: table.template(names.into_boxed_slice()),
-            values: values.into_boxed_slice(),
+            template: table.template(names),
+            values,
         };
-        Compacted {
-            fields,
-            set_aside: aside.into_boxed_slice(),
-            buffer,
-        }
+        Compacted { fields, buffer }
+    }
+
+    /// The bytes `headers`' values take stored, for a buffer to be made with room for them.
+    pub fn room_for(headers: &HeaderMap) -> usize {
+        PackedValues::room_for(headers.values())
     }
 
     /// The first value of the field `name`.
-    pub fn get(&self, name: &HeaderName) -> Option<&HeaderValue> {
-        self.iter()
-            .find(|(line, _)| *line == name)
-            .map(|(_, value)| value)
+    pub fn get(&self, name: &HeaderName) -> Option<HeaderValue> {
+        let index = self.template.names.iter().position(|line| line == name)?;
+        self.values.get(index)
     }
 
     /// The lines, in order.
-    pub fn iter(&self) -> impl Iterator<Item = (&HeaderName, &HeaderValue)> {
+    pub fn iter(&self) -> impl Iterator<Item = (&HeaderName, HeaderValue)> {
         self.template.names.iter().zip(self.values.iter())
+    }
+
+    /// The values of the fields set aside, in order.
+    pub fn set_aside(&self) -> impl Iterator<Item = HeaderValue> + '_ {
+        let stored = self.template.names.len();
+        (stored..self.values.len()).filter_map(|index| self.values.get(index))
+    }
+
+    /// The bytes the values take, set-aside ones included.
+    pub fn bytes(&self) -> usize {
+        self.values.bytes()
     }
 
     /// A map of the lines with room for `more` lines besides, so adding them grows nothing.
     pub fn to_map(&self, more: usize) -> HeaderMap {
-        let mut map = HeaderMap::with_capacity(self.values.len() + more);
+        let mut map = HeaderMap::with_capacity(self.template.names.len() + more);
         for (name, value) in self.iter() {
-            map.append(name.clone(), value.clone());
+            map.append(name.clone(), value);
         }
         map
     }
@@ -155,11 +149,11 @@ impl StoredFields {
         } = added;
         let mut added = [age, via, cache_status];
         let mut answer = self.template.answer.clone();
-        let stored_count = self.values.len();
+        let stored_count = self.template.names.len();
         for (value, &source) in answer.values_mut().zip(&self.template.sources) {
-            *value = match self.values.get(source) {
-                Some(stored) => stored.clone(),
-                None => std::mem::replace(&mut added[source - stored_count], empty()),
+            *value = match source.checked_sub(stored_count) {
+                None => self.values.get(source).unwrap_or_else(empty),
+                Some(added_index) => std::mem::replace(&mut added[added_index], empty()),
             };
         }
         answer
@@ -168,7 +162,7 @@ impl StoredFields {
 
 impl PartialEq for StoredFields {
     fn eq(&self, other: &Self) -> bool {
-        self.iter().eq(other.iter())
+        self.iter().eq(other.iter()) && self.set_aside().eq(other.set_aside())
     }
 }
 
@@ -298,7 +292,12 @@ mod tests {
         buffer.extend_from_slice(b"body");
         let headers = map(&[("etag", "\"x\""), ("x-b", "yz")]);
         let compacted = StoredFields::compact(&headers, buffer, "x-own", TemplateTable::shared());
-        assert_eq!(compacted.buffer, "body\"x\"yz");
+        assert!(compacted.buffer.starts_with(b"body\"x\"yz"));
+        assert_eq!(
+            compacted.buffer.len(),
+            9 + 4 * 3,
+            "and the table of the values"
+        );
         let etag = compacted.fields.get(&ETAG).expect("stored");
         assert_eq!(etag.as_bytes().as_ptr(), compacted.buffer[4..].as_ptr());
         assert_eq!(compacted.fields.get(&CONTENT_TYPE), None);
@@ -309,10 +308,11 @@ mod tests {
         let origin = map(&[("x-own", "1"), ("etag", "\"e\""), ("x-own", "2")]);
         let table = TemplateTable::shared();
         let compacted = StoredFields::compact(&origin, BytesMut::new(), "x-own", table);
-        assert_eq!(&*compacted.set_aside, ["1", "2"]);
+        let aside: Vec<_> = compacted.fields.set_aside().collect();
+        assert_eq!(aside, ["1", "2"]);
         assert_eq!(compacted.fields.to_map(0), map(&[("etag", "\"e\"")]));
         let again = StoredFields::compact(&origin, BytesMut::new(), "x-none", table);
-        assert_eq!(again.set_aside.len(), 0);
+        assert_eq!(again.fields.set_aside().count(), 0);
         assert_eq!(again.fields.to_map(0), origin);
     }
 

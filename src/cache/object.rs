@@ -7,7 +7,7 @@ use bytes::{Bytes, BytesMut};
 use http::{HeaderMap, HeaderName, HeaderValue, StatusCode};
 
 use super::directives::SIDECACHE_CACHE_CONTROL;
-use super::fields::{self, Added, Compacted, StoredFields, TemplateTable};
+use super::fields::{Added, Compacted, StoredFields, TemplateTable};
 use super::policy::ResponsePolicy;
 use super::vary::VaryKey;
 use crate::store::Weighed;
@@ -28,30 +28,24 @@ pub const MAX_VARIANTS: usize = 16;
 /// size test below fails when they grow).
 const ENTRY_OVERHEAD_BYTES: usize = 420;
 
-/// Bytes counted per stored response on top of its body and fields: the struct (176 B, in the
-/// object itself for the newest variant), the allocation header of its list of values, the
-/// block of reference counts and the allocation header of the buffer holding its values and
-/// body, and the allocator's rounding of them (calibrated with the entry's, see above).
-const VARIANT_OVERHEAD_BYTES: usize = 296;
+/// Bytes counted per stored response on top of its body and packed values: the struct (176 B,
+/// in the object itself for the newest variant), the block of reference counts and the
+/// allocation header of the buffer holding its body and values, and the allocator's rounding
+/// of them (calibrated with the entry's, see above).
+const VARIANT_OVERHEAD_BYTES: usize = 286;
 
 /// Fields every answer adds to the stored ones.
 const ANSWER_FIELDS: usize = 3;
-
-/// Bytes counted per header field on top of its value: its line in the list (the names are
-/// in the template shared by the responses with the same names, not counted per entry).
-const FIELD_OVERHEAD_BYTES: usize = fields::LINE_BYTES;
 
 /// One stored response.
 #[derive(Debug, Clone)]
 pub struct Variant {
     /// The response status.
     pub status: StatusCode,
-    /// The stored header fields as answers carry them: hop-by-hop fields and
-    /// `Sidecache-Cache-Control` removed.
+    /// The stored header fields as answers carry them: hop-by-hop fields removed, and the
+    /// `Sidecache-Cache-Control` lines the origin sent set aside (sidecache obeys them but
+    /// never forwards them; they are needed again when a 304 refreshes the policy).
     fields: StoredFields,
-    /// The `Sidecache-Cache-Control` lines the origin sent: sidecache obeys them but never
-    /// forwards them, so they are kept apart (needed again when a 304 refreshes the policy).
-    own_directives: Box<[HeaderValue]>,
     /// The whole body.
     pub body: Bytes,
     /// Freshness and reuse rules, computed once when the response arrived.
@@ -110,11 +104,11 @@ impl Variant {
     /// The spare capacity a body read for storing needs behind it to hold `headers`' values
     /// too (see [`read`](Self::read)).
     pub fn room_for(headers: &HeaderMap) -> usize {
-        headers.values().map(HeaderValue::len).sum()
+        StoredFields::room_for(headers)
     }
 
     /// The variant of its parts: the compacted fields (their buffer already shared into `body`
-    /// or not needed) and the own directives they set apart.
+    /// or not needed).
     fn assemble(
         status: StatusCode,
         compacted: Compacted,
@@ -125,7 +119,6 @@ impl Variant {
         Self {
             status,
             fields: compacted.fields,
-            own_directives: compacted.set_aside,
             body,
             policy,
             vary,
@@ -133,7 +126,7 @@ impl Variant {
     }
 
     /// The first stored value of the field `name`.
-    pub fn field(&self, name: &HeaderName) -> Option<&HeaderValue> {
+    pub fn field(&self, name: &HeaderName) -> Option<HeaderValue> {
         self.fields.get(name)
     }
 
@@ -152,9 +145,9 @@ impl Variant {
     /// The header fields as the origin sent them (hop-by-hop fields removed), for judging the
     /// response again.
     pub fn origin_headers(&self) -> HeaderMap {
-        let mut headers = self.fields.to_map(self.own_directives.len());
-        for value in &self.own_directives {
-            headers.append(SIDECACHE_CACHE_CONTROL, value.clone());
+        let mut headers = self.fields.to_map(self.fields.set_aside().count());
+        for value in self.fields.set_aside() {
+            headers.append(SIDECACHE_CACHE_CONTROL, value);
         }
         headers
     }
@@ -162,13 +155,7 @@ impl Variant {
     /// Bytes this response holds, as counted against the capacity (its object adds the
     /// store entry's own bytes once).
     pub fn weight_bytes(&self) -> usize {
-        let fields: usize = self
-            .fields
-            .iter()
-            .map(|(_, value)| value.len() + FIELD_OVERHEAD_BYTES)
-            .sum();
-        let own: usize = self.own_directives.iter().map(HeaderValue::len).sum();
-        self.body.len() + fields + own + self.vary.weight() + VARIANT_OVERHEAD_BYTES
+        self.body.len() + self.fields.bytes() + self.vary.weight() + VARIANT_OVERHEAD_BYTES
     }
 }
 
@@ -458,10 +445,8 @@ mod tests {
         ];
         let response = headers(&fields);
         let room = Variant::room_for(&response);
-        assert_eq!(
-            room,
-            fields.iter().map(|(_, value)| value.len()).sum::<usize>()
-        );
+        let values: usize = fields.iter().map(|(_, value)| value.len()).sum();
+        assert_eq!(room, values + 4 * (fields.len() + 1), "bytes and a table");
         let read = |capacity: usize| {
             let mut body = BytesMut::with_capacity(capacity);
             body.extend_from_slice(b"a body");

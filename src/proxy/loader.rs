@@ -156,10 +156,10 @@ impl OriginLoader {
             // RFC 9111 §4.3.1: send the stored entity tag in If-None-Match and the stored
             // Last-Modified in If-Modified-Since.
             if let Some(etag) = stored.field(&header::ETAG) {
-                headers.insert(header::IF_NONE_MATCH, etag.clone());
+                headers.insert(header::IF_NONE_MATCH, etag);
             }
             if let Some(modified) = stored.field(&header::LAST_MODIFIED) {
-                headers.insert(header::IF_MODIFIED_SINCE, modified.clone());
+                headers.insert(header::IF_MODIFIED_SINCE, modified);
             }
         }
         let mut origin_request = Request::new(Body::empty());
