@@ -160,14 +160,6 @@ impl StoredFields {
     }
 }
 
-impl PartialEq for StoredFields {
-    fn eq(&self, other: &Self) -> bool {
-        self.iter().eq(other.iter()) && self.set_aside().eq(other.set_aside())
-    }
-}
-
-impl Eq for StoredFields {}
-
 // === impl TemplateTable ===
 
 impl TemplateTable {

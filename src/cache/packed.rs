@@ -19,7 +19,7 @@ const WORD: usize = std::mem::size_of::<u32>();
 const SENSITIVE: u32 = 1 << 31;
 
 /// Header values in one buffer (see the module's docs).
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone)]
 pub struct PackedValues {
     /// The bytes, the table and the count.
     packed: Bytes,
