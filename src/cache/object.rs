@@ -145,8 +145,9 @@ impl Variant {
     /// The header fields as the origin sent them (hop-by-hop fields removed), for judging the
     /// response again.
     pub fn origin_headers(&self) -> HeaderMap {
-        let mut headers = self.fields.to_map(self.fields.set_aside().count());
-        for value in self.fields.set_aside() {
+        let own: Vec<HeaderValue> = self.fields.set_aside().collect();
+        let mut headers = self.fields.to_map(own.len());
+        for value in own {
             headers.append(SIDECACHE_CACHE_CONTROL, value);
         }
         headers
