@@ -2,6 +2,7 @@
 
 use http::StatusCode;
 
+use super::recent_values;
 use crate::stats::StatOutcome;
 use http::header::HeaderValue;
 
@@ -139,8 +140,19 @@ impl CacheStatus {
 
     /// The header value, e.g. `sidecache; fwd=uri-miss; fwd-status=200; stored; ttl=60`.
     ///
-    /// Built by hand rather than with `format!`: every answer carries one.
+    /// A plain hit's value is remembered by its `ttl` (see [`recent_values`]): hits on a key
+    /// within a second share it.
     pub fn to_header_value(&self) -> HeaderValue {
+        match self.ttl {
+            Some(ttl) if *self == Self::hit(ttl) => {
+                recent_values::hit_status(ttl, || self.build_header_value())
+            }
+            _ => self.build_header_value(),
+        }
+    }
+
+    /// The header value, built by hand rather than with `format!`: every answer carries one.
+    fn build_header_value(&self) -> HeaderValue {
         // Written on the stack and copied once: a value is built for every answer.
         let mut text = FieldText::default();
         text.push(CACHE_NAME);
@@ -232,6 +244,23 @@ mod tests {
             "sidecache; fwd=vary-miss; fwd-status=504; stored; collapsed; \
              ttl=-9223372036854775808; detail=origin-connect-timeout-and-then-some-more"
         );
+    }
+
+    #[test]
+    fn a_plain_hit_shares_its_remembered_value_and_no_other_status_takes_it() {
+        let hit = CacheStatus::hit(1234);
+        let first = hit.to_header_value();
+        let again = hit.to_header_value();
+        assert_eq!(first.as_bytes().as_ptr(), again.as_bytes().as_ptr());
+        let stale = CacheStatus {
+            detail: Some("stale-while-revalidate"),
+            ..CacheStatus::hit(1234)
+        };
+        assert_eq!(
+            stale.to_header_value(),
+            "sidecache; hit; ttl=1234; detail=stale-while-revalidate"
+        );
+        assert_eq!(hit.to_header_value(), "sidecache; hit; ttl=1234");
     }
 
     #[test]

@@ -3,6 +3,7 @@
 pub mod cache_status;
 pub mod loader;
 pub mod metrics;
+pub mod recent_values;
 pub mod request;
 pub mod respond;
 pub mod service;

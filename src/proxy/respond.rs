@@ -9,6 +9,7 @@ use http::header::{self, HeaderMap, HeaderValue};
 use http::{Method, Response, StatusCode};
 
 use super::cache_status::{CACHE_STATUS, CacheStatus};
+use super::recent_values;
 use super::request::RequestHead;
 use crate::body::Body;
 use crate::cache::conditional::{self, Precondition};
@@ -29,7 +30,10 @@ pub fn stored(
 ) -> Response<Body> {
     let method = &request.method;
     let mut headers = variant.answer_headers(Added {
-        age: integer_value(variant.policy.age_header_seconds(now)),
+        age: {
+            let seconds = variant.policy.age_header_seconds(now);
+            recent_values::age(seconds, || integer_value(seconds))
+        },
         via: HeaderValue::from_static(VIA_ENTRY),
         cache_status: status.to_header_value(),
     });
