@@ -15,7 +15,7 @@
 //! * Grace ([`PolicyConfig::grace`]) is the "disconnected" case of §4.2.4: it applies only
 //!   when the origin is unreachable, never to an origin that answered with an error.
 
-use std::time::{Duration, SystemTime};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use http::header::{
     AGE, AUTHORIZATION, CONNECTION, CONTENT_LENGTH, CONTENT_RANGE, DATE, ETAG, EXPIRES, HeaderName,
@@ -134,16 +134,18 @@ pub enum Reuse {
 
 /// The RFC 9111 facts about one stored response, computed once at construction.
 ///
-/// Every stored response holds one, so it keeps only what later questions need (80 bytes):
-/// whether the response may be stored is decided at construction, and the directives are
-/// reduced to the flags and windows that reuse, stand-ins and retention read.
+/// Every stored response holds one, so it keeps only what later questions need (48 bytes):
+/// whether the response may be stored is decided at construction, the directives are reduced
+/// to the flags and windows that reuse, stand-ins and retention read, and its times take 8
+/// bytes each ([`Nanos`]).
 #[derive(Debug, Clone)]
 pub struct ResponsePolicy {
-    freshness_lifetime: Duration,
+    freshness_lifetime: Nanos,
     /// §4.2.3 `corrected_initial_age`; `current_age` adds the resident time to it.
-    corrected_initial_age: Duration,
-    response_time: SystemTime,
-    grace: Duration,
+    corrected_initial_age: Nanos,
+    /// When the response arrived, since the Unix epoch.
+    response_time: Nanos,
+    grace: Nanos,
     /// `stale-while-revalidate` (RFC 5861 §3) of the governing directives.
     stale_while_revalidate: Window,
     /// `stale-if-error` (RFC 5861 §4) of the governing directives.
@@ -166,6 +168,13 @@ pub struct ResponsePolicy {
 /// to mean "absent".
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 struct Window(u32);
+
+/// A length of time, or a time as its distance from the Unix epoch, in 8 bytes where a
+/// `Duration` or a `SystemTime` takes 16. Whole nanoseconds saturate at ~584 years, beyond
+/// anything a response can mean: delta-seconds stop at 2^31 s (~68 years), an `Expires` further
+/// out is fresh for the 584 years instead, and a clock before 1970 reads as 1970.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Nanos(u64);
 
 /// The parts of an exchange that decide storability (§3) but nothing after it.
 struct Storability<'a> {
@@ -219,10 +228,10 @@ impl ResponsePolicy {
             .get(ETAG)
             .is_some_and(|etag| !etag.as_bytes().is_empty());
         let mut policy = Self {
-            freshness_lifetime,
-            corrected_initial_age,
-            response_time,
-            grace: config.grace,
+            freshness_lifetime: Nanos::of(freshness_lifetime),
+            corrected_initial_age: Nanos::of(corrected_initial_age),
+            response_time: Nanos::since_epoch(response_time),
+            grace: Nanos::of(config.grace),
             stale_while_revalidate: Window::new(directives.stale_while_revalidate),
             stale_if_error: Window::new(directives.stale_if_error),
             refusal: None,
@@ -260,13 +269,15 @@ impl ResponsePolicy {
 
     /// §4.2.1 (+ §4.2.2 heuristic): how long the response is fresh, counted from its origin.
     pub fn freshness_lifetime(&self) -> Duration {
-        self.freshness_lifetime
+        self.freshness_lifetime.duration()
     }
 
     /// §4.2.3 `current_age` at `now`.
     pub fn current_age(&self, now: SystemTime) -> Duration {
-        let resident_time = elapsed(self.response_time, now);
-        self.corrected_initial_age.saturating_add(resident_time)
+        let resident_time = elapsed(self.response_time.time(), now);
+        self.corrected_initial_age
+            .duration()
+            .saturating_add(resident_time)
     }
 
     /// Whole seconds for the `Age` header (§5.1), at most 2^31 (§1.2.2).
@@ -279,14 +290,14 @@ impl ResponsePolicy {
     /// Rounded down, so any staleness at all gives a negative value.
     pub fn ttl_seconds(&self, now: SystemTime) -> i64 {
         let remaining =
-            self.freshness_lifetime.as_nanos() as i128 - self.current_age(now).as_nanos() as i128;
+            self.freshness_lifetime().as_nanos() as i128 - self.current_age(now).as_nanos() as i128;
         let secs = remaining.div_euclid(1_000_000_000);
         i64::try_from(secs).unwrap_or(if secs < 0 { i64::MIN } else { i64::MAX })
     }
 
     /// §4.2: `response_is_fresh = (freshness_lifetime > current_age)`.
     pub fn is_fresh(&self, now: SystemTime) -> bool {
-        self.freshness_lifetime > self.current_age(now)
+        self.freshness_lifetime() > self.current_age(now)
     }
 
     /// How the stored response may be used for a request with `request` directives (§4,
@@ -305,7 +316,8 @@ impl ResponsePolicy {
         if request.max_age.is_some_and(|max_age| age > max_age) {
             return Reuse::Revalidate;
         }
-        let remaining = self.freshness_lifetime.saturating_sub(age);
+        let lifetime = self.freshness_lifetime();
+        let remaining = lifetime.saturating_sub(age);
         // §5.2.1.3: the response must stay fresh for at least min-fresh more.
         if request
             .min_fresh
@@ -313,11 +325,11 @@ impl ResponsePolicy {
         {
             return Reuse::Revalidate;
         }
-        if self.freshness_lifetime > age {
+        if lifetime > age {
             return Reuse::Fresh;
         }
         // §4.2.4: stale from here on.
-        let staleness = age - self.freshness_lifetime;
+        let staleness = age - lifetime;
         if self.forbids_stale_explicitly() {
             return Reuse::Revalidate;
         }
@@ -353,7 +365,8 @@ impl ResponsePolicy {
             return false;
         }
         let age = self.current_age(now);
-        if self.freshness_lifetime > age {
+        let lifetime = self.freshness_lifetime();
+        if lifetime > age {
             return true;
         }
         // §5.2.2.2 / §5.2.2.8: "MUST NOT reuse ... until it has been successfully validated",
@@ -361,7 +374,7 @@ impl ResponsePolicy {
         if self.forbids_stale_explicitly() {
             return false;
         }
-        let staleness = age - self.freshness_lifetime;
+        let staleness = age - lifetime;
         // RFC 5861 §4, from the origin: overrides the implicit prohibition of s-maxage.
         if self
             .stale_if_error
@@ -379,7 +392,7 @@ impl ResponsePolicy {
         {
             return true;
         }
-        failure == OriginFailure::Unreachable && staleness <= self.grace
+        failure == OriginFailure::Unreachable && staleness <= self.grace.duration()
     }
 
     /// How long from `now` the store should keep the response: remaining freshness plus the longest
@@ -401,11 +414,11 @@ impl ResponsePolicy {
     ///   starts a new retention period.
     pub fn retain_for(&self, now: SystemTime) -> Duration {
         let retain = self
-            .freshness_lifetime
+            .freshness_lifetime()
             .saturating_add(self.longest_stale_window())
             .saturating_sub(self.current_age(now));
         if self.has_validator {
-            retain.max(self.grace.max(MIN_VALIDATOR_RETENTION))
+            retain.max(self.grace.duration().max(MIN_VALIDATOR_RETENTION))
         } else if self.no_cache {
             Duration::ZERO
         } else {
@@ -443,7 +456,7 @@ impl ResponsePolicy {
         if self.forbids_stale_implicitly() {
             explicit
         } else {
-            explicit.max(self.grace)
+            explicit.max(self.grace.duration())
         }
     }
 }
@@ -495,7 +508,7 @@ impl Storability<'_> {
         if !self.has_explicit_freshness() && !heuristically_cacheable(self.status) {
             return Err(RefuseReason::Status);
         }
-        if policy.retain_for(policy.response_time).is_zero() {
+        if policy.retain_for(policy.response_time.time()).is_zero() {
             return Err(RefuseReason::ZeroTtl);
         }
         Ok(())
@@ -528,6 +541,26 @@ impl Window {
 
     fn get(self) -> Option<Duration> {
         (self != Self::ABSENT).then(|| Duration::from_secs(u64::from(self.0)))
+    }
+}
+
+// === impl Nanos ===
+
+impl Nanos {
+    fn of(duration: Duration) -> Self {
+        Self(u64::try_from(duration.as_nanos()).unwrap_or(u64::MAX))
+    }
+
+    fn since_epoch(time: SystemTime) -> Self {
+        Self::of(elapsed(UNIX_EPOCH, time))
+    }
+
+    fn duration(self) -> Duration {
+        Duration::from_nanos(self.0)
+    }
+
+    fn time(self) -> SystemTime {
+        UNIX_EPOCH + self.duration()
     }
 }
 
@@ -826,7 +859,6 @@ fn connection_nominated(headers: &HeaderMap) -> Vec<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::time::UNIX_EPOCH;
 
     /// A fixed origin for test time: 2023-11-14T22:13:20Z.
     fn t(offset_secs: i64) -> SystemTime {
@@ -1527,5 +1559,19 @@ mod tests {
         );
         assert_eq!(policy.current_age(t(1000)), Duration::ZERO);
         assert_eq!(policy.reuse(&no_request(), t(1050)), Reuse::Fresh);
+    }
+
+    #[test]
+    fn times_kept_in_eight_bytes_round_trip_and_saturate() {
+        assert_eq!(std::mem::size_of::<ResponsePolicy>(), 48);
+        let arrived = t(0) + Duration::from_nanos(123);
+        assert_eq!(Nanos::since_epoch(arrived).time(), arrived);
+        assert_eq!(Nanos::of(secs(60)).duration(), secs(60));
+        assert_eq!(Nanos::of(Duration::MAX), Nanos(u64::MAX));
+        assert_eq!(Nanos::since_epoch(UNIX_EPOCH - secs(1)).time(), UNIX_EPOCH);
+        // An Expires past what 8 bytes hold (year 9999) saturates at ~584 years of freshness.
+        let far = Exchange::new(&[("expires", "Fri, 31 Dec 9999 23:59:59 GMT")]).policy();
+        assert_eq!(far.freshness_lifetime(), Duration::from_nanos(u64::MAX));
+        assert_eq!(far.reuse(&no_request(), t(1_000_000_000)), Reuse::Fresh);
     }
 }
