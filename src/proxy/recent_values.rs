@@ -12,7 +12,7 @@ use std::cell::RefCell;
 use http::HeaderValue;
 
 /// How many numbers each kind of value remembers: enough for the ages of every key filled
-/// within the same minute, small enough (2.5 KiB) to stay in a core's cache.
+/// within the same minute, small enough (3 KiB each) to stay in a core's cache.
 const SLOTS: usize = 64;
 
 /// Values by the number they were built from, one slot per number modulo [`SLOTS`]; a number
