@@ -121,8 +121,7 @@ impl StoredFields {
 
     /// The values of the fields set aside, in order.
     pub fn set_aside(&self) -> impl Iterator<Item = HeaderValue> + '_ {
-        let stored = self.template.names.len();
-        (stored..self.values.len()).filter_map(|index| self.values.get(index))
+        self.values.iter_from(self.template.names.len())
     }
 
     /// The bytes the values take, set-aside ones included.

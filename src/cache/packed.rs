@@ -100,7 +100,12 @@ impl PackedValues {
 
     /// The values, in order.
     pub fn iter(&self) -> impl Iterator<Item = HeaderValue> + '_ {
-        (0..self.len()).filter_map(|index| self.get(index))
+        self.iter_from(0)
+    }
+
+    /// The values from the one at `first` on, in order (those before it are not read).
+    pub fn iter_from(&self, first: usize) -> impl Iterator<Item = HeaderValue> + '_ {
+        (first..self.len()).filter_map(|index| self.get(index))
     }
 
     /// The bytes the values and their table take.
@@ -139,6 +144,8 @@ mod tests {
         assert!(buffer.starts_with(b"bodytext/plain\"etag\"max-age=60"));
         assert_eq!(packed.len(), 4);
         assert_eq!(packed.iter().collect::<Vec<_>>(), sent);
+        assert_eq!(packed.iter_from(2).collect::<Vec<_>>(), sent[2..]);
+        assert_eq!(packed.iter_from(5).count(), 0);
         assert_eq!(packed.get(4), None);
         let etag = packed.get(2).expect("packed");
         assert_eq!(
