@@ -291,5 +291,115 @@ fn runs_are_counted_apart_and_a_log_without_a_table_is_refused() {
 
     let output = targets(&["[run.sh 22:04:35] building origin\n".to_owned()]);
     assert_eq!(output.status.code(), Some(2));
-    assert!(String::from_utf8_lossy(&output.stderr).contains("no harness table"));
+    assert!(
+        String::from_utf8_lossy(&output.stderr).contains("no harness table or bench-extra result")
+    );
+}
+
+/// What `scripts/bench-extra million` prints (`WRK=0`: no hit loads, so no p99 lines).
+fn million(entries: u64, resident: u64, p99s: Option<(f64, f64)>) -> String {
+    let mut text = String::new();
+    if let Some((p99_10k, _)) = p99s {
+        text +=
+            &format!("10k keys:   90094.75 req/s, hit p99 {p99_10k:.2} ms (medians of 3 runs)\n");
+    }
+    text += &format!("filling {entries} keys...\n");
+    if let Some((p99_10k, p99_big)) = p99s {
+        text += &format!(
+            "{entries} keys: 71244.34 req/s, hit p99 {p99_big:.2} ms (medians of 3 runs; {:.2}x the 10k case)\n",
+            p99_big / p99_10k
+        );
+    }
+    let payload = entries * 1024;
+    let idle = 9_236_480;
+    text += &format!(
+        "entries:    {entries}, weighed size {} bytes\n",
+        resident - idle
+    );
+    text += &format!(
+        "resident:   {resident} bytes ({idle} before the fill); payload {payload} bytes\n"
+    );
+    text += &format!(
+        "ratio:      {:.2} x payload (resident), {:.2} x payload (resident minus idle)\n",
+        resident as f64 / payload as f64,
+        (resident - idle) as f64 / payload as f64
+    );
+    text
+}
+
+#[test]
+fn a_million_entries_are_judged_on_resident_memory_and_the_p99_against_10k_keys() {
+    // 2026-12-04 22:47: 1,809,068,032 bytes for 1,024,000,000 of bodies, p99 1.17 vs 0.88 ms.
+    let output = targets(&[million(1_000_000, 1_809_068_032, Some((0.88, 1.17)))]);
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert_eq!(
+        verdict(&output, "1M entries: resident <= 1.3x the payload"),
+        "NOT met"
+    );
+    assert!(stdout.contains("1.767x"), "{stdout}");
+    assert_eq!(
+        verdict(&output, "1M entries: hit p99 within 1.2x of 10k's"),
+        "NOT met"
+    );
+    assert!(stdout.contains("1.330x"), "{stdout}");
+    assert_eq!(output.status.code(), Some(1));
+
+    // 1.27x the payload, and a p99 1.193x the 10k case (printed "1.19x").
+    let output = targets(&[million(1_000_000, 1_300_000_000, Some((0.88, 1.05)))]);
+    assert_eq!(
+        verdict(&output, "1M entries: resident <= 1.3x the payload"),
+        "met"
+    );
+    assert_eq!(
+        verdict(&output, "1M entries: hit p99 within 1.2x of 10k's"),
+        "met"
+    );
+    assert_eq!(output.status.code(), Some(0));
+}
+
+#[test]
+fn a_smaller_fill_is_not_judged_and_a_memory_only_run_has_no_p99_verdict() {
+    let output = targets(&[million(1_000, 20_000_000, Some((0.88, 0.90)))]);
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert_eq!(
+        verdict(&output, "1M entries: resident <= 1.3x the payload"),
+        "not judged"
+    );
+    assert!(!stdout.contains("hit p99 within"), "{stdout}");
+
+    let output = targets(&[million(1_000_000, 1_809_068_032, None)]);
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert_eq!(
+        verdict(&output, "1M entries: resident <= 1.3x the payload"),
+        "NOT met"
+    );
+    assert!(!stdout.contains("hit p99 within"), "{stdout}");
+}
+
+#[test]
+fn tracing_is_judged_on_the_median_of_its_pairs() {
+    let tracing = |ratios: &[f64]| {
+        let mut text = String::new();
+        for (round, ratio) in ratios.iter().enumerate() {
+            let on = 100_000.0 * ratio;
+            text += &format!(
+                "round {}: tracing off 100000.00 req/s, on at 1% {on:.2} req/s ({ratio:.3}x)\n",
+                round + 1
+            );
+        }
+        let mut sorted = ratios.to_vec();
+        sorted.sort_by(f64::total_cmp);
+        text += &format!(
+            "median ratio over {} rounds: {:.3}x\n",
+            ratios.len(),
+            sorted[(sorted.len() - 1) / 2]
+        );
+        text
+    };
+    let name = "tracing at 1 %: >= 0.95x the throughput";
+    let output = targets(&[tracing(&[0.877, 0.956, 0.954, 0.946, 0.951])]);
+    assert_eq!(verdict(&output, name), "met");
+    let output = targets(&[tracing(&[0.877, 0.956, 0.949, 0.946, 0.951])]);
+    assert_eq!(verdict(&output, name), "NOT met");
+    assert!(String::from_utf8_lossy(&output.stdout).contains("0.949x"));
 }
