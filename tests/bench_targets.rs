@@ -266,6 +266,14 @@ fn a_run_without_peers_or_with_request_errors_is_not_judged() {
     assert_eq!(output.status.code(), Some(1));
 
     let (mut loads, storms) = run_meeting_everything();
+    loads[0].notes = "non2xx=3 sockerr=0; reps 1.0k/1.0k/1.0k";
+    let output = targets(&[table(&loads, &storms)]);
+    assert_eq!(
+        verdict(&output, "hot 1 KiB: p99 no worse than nginx's"),
+        "not judged"
+    );
+
+    let (mut loads, storms) = run_meeting_everything();
     loads[2].notes = "non2xx=12 sockerr=0; reps 1.0k/1.0k/1.0k";
     let output = targets(&[table(&loads, &storms)]);
     assert_eq!(
