@@ -95,6 +95,7 @@ fn hit_path(c: &mut Criterion) {
             read_timeout: Duration::from_secs(1),
             pool_idle_timeout: Duration::from_secs(1),
             host_header: HostHeader::Preserve,
+            max_connections: 16,
         },
         OriginMetrics::register(&registry).expect("origin metrics"),
     )
@@ -112,6 +113,7 @@ fn hit_path(c: &mut Criterion) {
             MemoryStore::new(1 << 30, |_| {}),
             LoadingConfig {
                 coalesce_timeout: Duration::from_secs(5),
+                load_timeout: Duration::from_secs(60),
                 hit_for_miss_ttl: Duration::from_secs(10),
                 max_waiters_per_key: 10_000,
             },

@@ -92,6 +92,7 @@ fn single_flight(c: &mut Criterion) {
     let store = MemoryStore::new(1 << 30, |_| {});
     let config = LoadingConfig {
         coalesce_timeout: Duration::from_secs(5),
+        load_timeout: Duration::from_secs(60),
         hit_for_miss_ttl: Duration::from_secs(10),
         max_waiters_per_key: 10_000,
     };

@@ -15,9 +15,10 @@ use tokio_util::sync::CancellationToken;
 use crate::admin::{Admin, Readiness};
 use crate::cache::loading::{LoadingCache, LoadingConfig};
 use crate::cache::policy::PolicyConfig;
-use crate::config::Config;
+use crate::config::{Config, OriginConfig};
 use crate::demo::DemoOrigin;
 use crate::metrics::{self, Registry};
+use crate::origin::connector::OriginSlots;
 use crate::origin::metrics::OriginMetrics;
 use crate::origin::{OriginClient, OriginSettings};
 use crate::proxy::loader::OriginLoader;
@@ -120,10 +121,12 @@ impl App {
                 read_timeout: config.origin.read_timeout,
                 pool_idle_timeout: config.origin.pool_idle_timeout,
                 host_header: config.proxy.host_header,
+                max_connections: config.origin.max_connections,
             },
             OriginMetrics::register(&registry).map_err(AppError::Metrics)?,
         )
         .map_err(AppError::Origin)?;
+        register_origin_gauges(&registry, origin.slots()).map_err(AppError::Metrics)?;
         let policy = PolicyConfig {
             max_heuristic_freshness: config.cache.max_heuristic_freshness,
             grace: config.cache.grace,
@@ -141,6 +144,7 @@ impl App {
             store,
             LoadingConfig {
                 coalesce_timeout: config.cache.coalesce_timeout,
+                load_timeout: longest_load(&config.origin),
                 hit_for_miss_ttl: config.cache.hit_for_miss_ttl,
                 max_waiters_per_key: config.cache.max_waiters_per_key,
             },
@@ -160,6 +164,8 @@ impl App {
             .with_limits(RequestLimits {
                 max_headers: config.client.max_headers,
                 max_body_bytes: config.client.max_request_body_bytes,
+                max_uri_bytes: config.client.max_uri_bytes,
+                allow_trace: config.proxy.allow_trace,
             });
         if config.writebehind.count_requests {
             proxy = proxy.count_requests(Arc::clone(&writebehind));
@@ -362,6 +368,24 @@ fn register_connection_gauges(registry: &Registry, slots: &ConnectionSlots) -> m
     )
 }
 
+/// The origin's connections: how many are open, and the limit.
+fn register_origin_gauges(registry: &Registry, slots: &OriginSlots) -> metrics::Result<()> {
+    let max = slots.max() as f64;
+    metrics::state_gauge(
+        registry,
+        "sidecache_origin_connections_max",
+        "Most connections open to the origin at once (--origin-max-connections).",
+        move || max,
+    )?;
+    let slots = slots.clone();
+    metrics::state_gauge(
+        registry,
+        "sidecache_origin_connections",
+        "Connections open to the origin, busy or idle in the pool.",
+        move || slots.open() as f64,
+    )
+}
+
 /// An error and its causes, for a one-line message.
 fn error_chain(error: &dyn std::error::Error) -> String {
     let mut text = error.to_string();
@@ -390,4 +414,11 @@ fn demo_url(listener: &TcpListener) -> Result<Uri, AppError> {
     format!("http://{}", local_addr(listener))
         .parse()
         .map_err(|_| AppError::Origin("the demo origin's address is not a URL".into()))
+}
+
+/// The longest an origin load can take under `origin`'s timeouts: waiting for a connection slot
+/// and connecting, the response head, and the body, twice over for the head (a revalidation
+/// answered by a 304 that does not fit is asked again).
+fn longest_load(origin: &OriginConfig) -> Duration {
+    (origin.connect_timeout * 2 + origin.first_byte_timeout) * 2 + origin.body_timeout
 }

@@ -21,6 +21,22 @@ pub enum Body {
     /// A stream from a peer, with a byte limit or a read timeout (boxed: the timer is large, and
     /// the buffered variant stays small).
     Guarded(Box<GuardedStream>),
+    /// The first part of a longer body, which was not kept whole: sent, then the message is
+    /// broken off ([`StreamError::CutShort`]), so the client sees an incomplete message rather
+    /// than a shorter complete one.
+    CutShort(CutShort),
+}
+
+/// How far a [`Body::CutShort`] has got.
+#[derive(Debug)]
+pub enum CutShort {
+    /// The kept part, not yet handed out.
+    Kept(Bytes),
+    /// Handed out; the break comes at the next poll. The poll between lets the connection send
+    /// the head and the kept part first: broken off at once, it would drop them unsent.
+    Sent,
+    /// Broken off.
+    Broken,
 }
 
 /// The error a streamed body can end with: the peer's ([`hyper::Error`]) or a guard's
@@ -39,6 +55,9 @@ pub enum StreamError {
     /// The peer sent nothing for this long while the body was being read.
     #[error("no body data for {0:?}")]
     Stalled(Duration),
+    /// Only the first part of the body was kept; the rest is not sent.
+    #[error("body cut short")]
+    CutShort,
 }
 
 impl StreamError {
@@ -94,6 +113,12 @@ impl Body {
         } else {
             Self::Full(Some(bytes))
         }
+    }
+
+    /// The first part of a body that was longer than what was kept of it (see
+    /// [`Body::CutShort`]).
+    pub fn cut_short(kept: Bytes) -> Self {
+        Self::CutShort(CutShort::Kept(kept))
     }
 
     /// A body streamed from a peer after `prefix` (which may be empty), cut off with a
@@ -187,6 +212,18 @@ impl http_body::Body for Body {
         match self.get_mut() {
             Self::Full(bytes) => Poll::Ready(bytes.take().map(|b| Ok(Frame::data(b)))),
             Self::Guarded(stream) => stream.poll_frame(cx),
+            Self::CutShort(state) => match std::mem::replace(state, CutShort::Broken) {
+                CutShort::Kept(kept) => {
+                    *state = CutShort::Sent;
+                    Poll::Ready(Some(Ok(Frame::data(kept))))
+                }
+                CutShort::Sent => {
+                    *state = CutShort::Broken;
+                    cx.waker().wake_by_ref();
+                    Poll::Pending
+                }
+                CutShort::Broken => Poll::Ready(Some(Err(StreamError::CutShort.into()))),
+            },
         }
     }
 
@@ -196,6 +233,7 @@ impl http_body::Body for Body {
             Self::Guarded(stream) => {
                 stream.cut || (stream.prefix.is_none() && stream.rest.is_end_stream())
             }
+            Self::CutShort(_) => false,
         }
     }
 
@@ -203,6 +241,7 @@ impl http_body::Body for Body {
         match self {
             Self::Full(bytes) => SizeHint::with_exact(bytes.as_ref().map_or(0, |b| b.len() as u64)),
             Self::Guarded(stream) => stream.size_hint(),
+            Self::CutShort(_) => SizeHint::new(),
         }
     }
 }

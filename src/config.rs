@@ -120,6 +120,16 @@ pub struct ProxyConfig {
         default_value = "preserve"
     )]
     pub host_header: HostHeader,
+    /// Forward TRACE requests to the origin. Off, they are answered 405: TRACE echoes the
+    /// request back, credentials included, and nothing in front of a service needs it.
+    #[arg(
+        long = "allow-trace",
+        env = "SIDECACHE_ALLOW_TRACE",
+        value_name = "BOOL",
+        default_value = "false",
+        action = clap::ArgAction::Set
+    )]
+    pub allow_trace: bool,
 }
 
 /// Which `Host` header requests carry to the origin.
@@ -188,6 +198,17 @@ pub struct OriginConfig {
         value_parser = humantime::parse_duration
     )]
     pub pool_idle_timeout: Duration,
+    /// Most connections open to the origin at once. A request that finds none free waits for
+    /// one, at most --origin-connect-timeout, and is then answered 503 (or served stale where
+    /// allowed), so no burst of clients can open the origin any number of connections.
+    #[arg(
+        id = "origin_max_connections",
+        long = "origin-max-connections",
+        env = "SIDECACHE_ORIGIN_MAX_CONNECTIONS",
+        value_name = "COUNT",
+        default_value = "1024"
+    )]
+    pub max_connections: usize,
 }
 
 /// The in-memory cache: its size and its single-flight and staleness policy.

@@ -29,6 +29,38 @@ pub trait Weighed {
     fn retain_for(&self) -> Duration;
 }
 
+/// What the store needs to know about a key to bound its memory: a key's text can be as large as
+/// a value (a long URL with a tiny body), so it is weighed with the value.
+pub trait WeighedKey {
+    /// Bytes this key holds beyond what [`Weighed::weight_bytes`]' fixed overhead covers.
+    fn weight_bytes(&self) -> u32;
+}
+
+/// Keys of a fixed size hold nothing beyond what the entry's fixed overhead covers.
+macro_rules! fixed_size_keys {
+    ($($key:ty),*) => {$(
+        impl WeighedKey for $key {
+            fn weight_bytes(&self) -> u32 {
+                0
+            }
+        }
+    )*};
+}
+
+fixed_size_keys!(u32, u64, usize);
+
+impl WeighedKey for &str {
+    fn weight_bytes(&self) -> u32 {
+        u32::try_from(self.len()).unwrap_or(u32::MAX)
+    }
+}
+
+impl WeighedKey for String {
+    fn weight_bytes(&self) -> u32 {
+        self.as_str().weight_bytes()
+    }
+}
+
 /// Why an entry left the store (moka's removal causes).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Removal {
@@ -81,15 +113,16 @@ impl<K, V: Weighed> Expiry<K, V> for RetainExpiry {
 
 impl<K, V> MemoryStore<K, V>
 where
-    K: Hash + Eq + Send + Sync + 'static,
+    K: Hash + Eq + WeighedKey + Send + Sync + 'static,
     V: Weighed + Clone + Send + Sync + 'static,
 {
-    /// A store holding at most `capacity_bytes` of values (as weighed by [`Weighed`]).
+    /// A store holding at most `capacity_bytes` of keys and values (as weighed by
+    /// [`WeighedKey`] and [`Weighed`]).
     /// `on_removal` is called once for every entry that leaves it, with the reason.
     pub fn new(capacity_bytes: u64, on_removal: impl Fn(Removal) + Send + Sync + 'static) -> Self {
         let entries = Cache::builder()
             .max_capacity(capacity_bytes)
-            .weigher(|_key, value: &V| value.weight_bytes())
+            .weigher(|key: &K, value: &V| key.weight_bytes().saturating_add(value.weight_bytes()))
             .expire_after(RetainExpiry)
             .eviction_listener(move |_key, _value, cause| on_removal(Removal::from(cause)))
             .build();
@@ -253,6 +286,15 @@ mod tests {
             bytes,
             keep: Duration::from_secs(3600),
         }
+    }
+
+    #[test]
+    fn a_key_is_weighed_with_its_value() {
+        let store = MemoryStore::new(10_000, |_| {});
+        store.insert("k".repeat(3_000), blob(100));
+        store.insert("short".to_owned(), blob(100));
+        store.settle();
+        assert_eq!(store.size_bytes(), 3_000 + 100 + 5 + 100);
     }
 
     #[test]

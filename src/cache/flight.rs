@@ -9,6 +9,9 @@
 //! - a follower holds a [`Follower`] handle and [`wait`](Follower::wait)s on a watch channel: it is
 //!   woken the moment the outcome is published (no polling), and it waits no longer than the bound
 //!   it is given;
+//! - a leader whose caller has gone may [abandon](Abandonment::try_abandon) its load, but only
+//!   while no follower has ever joined it: a load that several callers asked for is worth
+//!   finishing;
 //! - a load has at most as many followers as the flight allows
 //!   ([`with_max_followers`](Flight::with_max_followers)); a caller beyond them is told the load
 //!   is [`Full`](Role::Full) and is not queued.
@@ -22,7 +25,7 @@
 
 use std::collections::HashMap;
 use std::hash::Hash;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
 use std::time::Duration;
 
@@ -35,6 +38,10 @@ pub enum Outcome<V, E> {
     Shared(V),
     /// The leader's answer was meant for the leader's caller only; each follower loads on its own.
     NotShareable,
+    /// The leader's answer was meant for the leader's caller only because of what the leader's
+    /// request carried (its credentials): it says nothing about the followers' requests, so they
+    /// elect a new leader among themselves.
+    ElectAgain,
     /// The load failed; the error is shared, never stored.
     Failed(Arc<E>),
 }
@@ -44,6 +51,7 @@ impl<V: Clone, E> Clone for Outcome<V, E> {
         match self {
             Self::Shared(value) => Self::Shared(value.clone()),
             Self::NotShareable => Self::NotShareable,
+            Self::ElectAgain => Self::ElectAgain,
             Self::Failed(error) => Self::Failed(Arc::clone(error)),
         }
     }
@@ -76,6 +84,9 @@ struct Call<V, E, C> {
     state: watch::Sender<State<V, E>>,
     /// Set once by the leader, read by the followers.
     context: OnceLock<C>,
+    /// Whether a follower ever joined; set under the table's lock, so that a leader abandoning
+    /// its load under that lock cannot miss a follower joining at the same moment.
+    followed: AtomicBool,
 }
 
 /// The loads under way, by key.
@@ -111,6 +122,14 @@ pub struct Leader<K: Hash + Eq + Clone, V, E, C = ()> {
     key: K,
     call: Arc<Call<V, E, C>>,
     published: bool,
+}
+
+/// The right to end a leader's load before it publishes, held beside the load (which owns the
+/// [`Leader`] permit itself).
+pub struct Abandonment<K: Hash + Eq + Clone, V, E, C = ()> {
+    flight: Arc<Flight<K, V, E, C>>,
+    key: K,
+    call: Arc<Call<V, E, C>>,
 }
 
 /// A handle to wait for another caller's load.
@@ -152,6 +171,7 @@ where
             if call.state.receiver_count() >= self.max_followers {
                 return Role::Full;
             }
+            call.followed.store(true, Ordering::Relaxed);
             return Role::Follower(Follower {
                 call: Arc::clone(call),
                 state: call.state.subscribe(),
@@ -162,6 +182,7 @@ where
             id: self.next_id.fetch_add(1, Ordering::Relaxed),
             state,
             context: OnceLock::new(),
+            followed: AtomicBool::new(false),
         });
         calls.insert(key.clone(), Arc::clone(&call));
         Role::Leader(Leader {
@@ -216,6 +237,15 @@ impl<K: Hash + Eq + Clone, V, E, C> Leader<K, V, E, C> {
         &self.key
     }
 
+    /// The right to abandon this load later (see [`Abandonment::try_abandon`]).
+    pub fn abandonment(&self) -> Abandonment<K, V, E, C> {
+        Abandonment {
+            flight: Arc::clone(&self.flight),
+            key: self.key.clone(),
+            call: Arc::clone(&self.call),
+        }
+    }
+
     /// Gives the load its context, for every follower to read. Only the first call counts.
     pub fn set_context(&self, context: C) {
         let first = self.call.context.set(context).is_ok();
@@ -240,6 +270,31 @@ impl<K: Hash + Eq + Clone, V, E, C> Drop for Leader<K, V, E, C> {
             self.flight.finish(&self.key, &self.call);
             self.call.state.send_replace(State::Dangling);
         }
+    }
+}
+
+// === impl Abandonment ===
+
+impl<K: Hash + Eq + Clone, V, E, C> Abandonment<K, V, E, C> {
+    /// Ends the load if no follower ever joined it: the key is free for a new load from now on,
+    /// and the caller may drop the load (its permit then changes nothing). Returns `false`, and
+    /// changes nothing, when a follower joined: the load is then worth finishing.
+    ///
+    /// # Concurrent calls on the same key
+    /// Decided under the table's lock: a caller joining at the same moment either joined before
+    /// (and the load goes on) or finds the key free and leads a new load.
+    pub fn try_abandon(&self) -> bool {
+        let mut calls = self.flight.lock_calls();
+        if self.call.followed.load(Ordering::Relaxed) {
+            return false;
+        }
+        if calls
+            .get(&self.key)
+            .is_some_and(|current| current.id == self.call.id)
+        {
+            calls.remove(&self.key);
+        }
+        true
     }
 }
 
@@ -422,6 +477,35 @@ mod tests {
         // The next load starts with an empty queue.
         let _next = leader(&flight, "k");
         let _ = follower(&flight, "k");
+    }
+
+    #[tokio::test]
+    async fn a_load_nobody_joined_can_be_abandoned_and_the_key_is_free_again() {
+        let flight = Arc::new(TestFlight::new());
+        let permit = leader(&flight, "k");
+        let abandonment = permit.abandonment();
+        assert!(abandonment.try_abandon());
+        assert_eq!(flight.in_flight(), 0);
+        let next = leader(&flight, "k");
+        // The abandoned permit, dropped late, leaves its successor alone.
+        drop(permit);
+        assert_eq!(flight.in_flight(), 1);
+        drop(next);
+    }
+
+    #[tokio::test]
+    async fn a_load_a_follower_joined_is_not_abandoned_even_after_the_follower_left() {
+        let flight = Arc::new(TestFlight::new());
+        let permit = leader(&flight, "k");
+        drop(follower(&flight, "k"));
+        assert!(!permit.abandonment().try_abandon());
+        assert_eq!(flight.in_flight(), 1);
+        let mut late = follower(&flight, "k");
+        permit.publish(Outcome::Shared(3));
+        assert!(matches!(
+            late.wait(Duration::from_secs(60)).await,
+            Wait::Done(Outcome::Shared(3))
+        ));
     }
 
     #[tokio::test]

@@ -24,6 +24,8 @@ use arrayvec::ArrayString;
 use http::header::HOST;
 use http::{HeaderMap, Uri};
 
+use crate::store::WeighedKey;
+
 /// The primary cache key: the request's host (lower-cased, from the URI authority for
 /// absolute-form / HTTP/2 requests, else the `Host` header) and path-and-query as received.
 ///
@@ -181,6 +183,19 @@ impl Hash for CacheKey {
     fn hash<H: Hasher>(&self, state: &mut H) {
         // Text only, so the hash equals that of `as_str()`; equal keys have equal text.
         self.as_str().hash(state);
+    }
+}
+
+impl WeighedKey for CacheKey {
+    /// A short key lives inside the store's entry (its fixed overhead covers it); a longer one
+    /// holds its text and the shared cell's two counts.
+    fn weight_bytes(&self) -> u32 {
+        match &self.text {
+            KeyText::Inline(_) => 0,
+            KeyText::Shared(text) => {
+                u32::try_from(text.len() + 2 * std::mem::size_of::<usize>()).unwrap_or(u32::MAX)
+            }
+        }
     }
 }
 

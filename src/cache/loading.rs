@@ -13,8 +13,24 @@
 //!    ([`Loader::load_cached`], an L2) first, then the source ([`Loader::load_source`]), stores
 //!    a shareable result, and wakes every follower.
 //! 4. **followers** judge the shared value against their own request; if it does not fit (or the
-//!    leader's answer was private, or the wait bound passed) they load on their own. A failed
-//!    load is shared as an error, never stored; a stale value stands in where the loader allows.
+//!    leader's answer was private) they load on their own. If the leader's answer was private
+//!    only because of the leader's own request (its credentials), they elect a new leader among
+//!    themselves instead. A failed load is shared as an error, never stored; a stale value stands
+//!    in where the loader allows.
+//! 5. **a slow load**: a follower still waiting when its bound
+//!    ([`LoadingConfig::coalesce_timeout`]) passes is served the stored value if the loader
+//!    allows it ([`Loader::usable_while_loading`]); otherwise it keeps waiting for the same load,
+//!    at most [`LoadingConfig::load_timeout`] in all, and is then answered [`Served::TimedOut`].
+//!    It never starts a load of its own: that would send every waiter to a slow source at once.
+//!
+//! # Loads nobody waits for
+//!
+//! A load runs in a task of its own, so the caller that started it may go away. The load is then
+//! abandoned (the source request dropped) unless it is worth finishing for the cache: it is a
+//! background refresh, it refreshes a value the store holds, or another caller joined it. A
+//! load of a key nobody else asked for, whose one caller left, is not worth a source request
+//! (and could otherwise be used to send the source any number of requests for the price of
+//! their heads).
 //!
 //! # Spans
 //!
@@ -34,7 +50,7 @@ use tokio_util::task::TaskTracker;
 use tracing::{Instrument, Span};
 
 use super::flight::{Flight, Follower, Leader, Outcome, Role, Wait};
-use crate::store::{MemoryStore, Weighed};
+use crate::store::{MemoryStore, Weighed, WeighedKey};
 use crate::telemetry::context;
 
 /// How a stored value may serve one request.
@@ -73,7 +89,8 @@ pub enum Source<V, P> {
         answer: P,
         /// Whether the key should skip the queue for a while (hit-for-miss): true when the
         /// source's answer itself is unshareable, false when only this request made it so (its
-        /// credentials), which says nothing about the next request.
+        /// credentials), which says nothing about the next request: then the key is neither
+        /// marked nor is its stored value removed, and the followers elect a new leader.
         hit_for_miss: bool,
     },
 }
@@ -84,7 +101,7 @@ pub enum Source<V, P> {
 /// All methods may be called concurrently, for the same key too.
 pub trait Loader: Send + Sync + 'static {
     /// Identifies a cached value.
-    type Key: Hash + Eq + Clone + Send + Sync + fmt::Debug + 'static;
+    type Key: Hash + Eq + Clone + Send + Sync + fmt::Debug + WeighedKey + 'static;
     /// What a caller asks with (e.g. an HTTP request head). Cloned into the load task.
     type Request: Clone + Send + Sync + 'static;
     /// A shareable value (cheap to clone: an `Arc`).
@@ -104,6 +121,18 @@ pub trait Loader: Send + Sync + 'static {
         request: &Self::Request,
         error: &Self::Error,
     ) -> bool;
+
+    /// Whether `value` may serve `request` while the load under way for it is slower than a
+    /// follower's bound. The default: no.
+    fn usable_while_loading(&self, _value: &Self::Value, _request: &Self::Request) -> bool {
+        false
+    }
+
+    /// The request a background refresh is made with, when `request` triggered it: the refresh
+    /// is for the cache, so it carries nothing personal to the caller. The default: a copy.
+    fn background_request(&self, request: &Self::Request) -> Self::Request {
+        request.clone()
+    }
 
     /// Looks in a shared cache tier behind L1 (an L2). The default has none.
     fn load_cached(&self, _key: &Self::Key) -> impl Future<Output = Option<Self::Value>> + Send {
@@ -141,6 +170,9 @@ pub enum Route {
     Pass,
     /// The load failed and a stale value stood in.
     StaleOnError,
+    /// The load under way took longer than the caller's wait bound, and a stale value served
+    /// the caller meanwhile.
+    StaleWhileLoading,
     /// The load failed.
     Error,
     /// Too many callers were waiting on the load under way: not answered.
@@ -155,7 +187,8 @@ pub enum WaitResult {
     /// The leader's answer could not serve this follower (private, or not fitting its request):
     /// it loaded on its own.
     RefetchUncacheable,
-    /// The wait bound passed: it loaded on its own.
+    /// The wait bound passed: a stale value served it, or (nothing could) it waited as long as
+    /// any load may take and was answered [`Served::TimedOut`].
     Timeout,
     /// The leader's load failed.
     LeaderError,
@@ -199,6 +232,9 @@ pub enum Served<V, P, E> {
     /// The load under way for the key already had as many waiters as it takes; the caller was
     /// neither queued nor sent to the source (which is busy with that key already).
     Busy,
+    /// The load this caller waited for took longer than any load may
+    /// ([`LoadingConfig::load_timeout`]), and nothing could stand in.
+    TimedOut,
 }
 
 /// An answer and how it came about.
@@ -239,8 +275,11 @@ pub struct Miss<V> {
 /// Knobs of the read-through cache.
 #[derive(Debug, Clone)]
 pub struct LoadingConfig {
-    /// A follower waits at most this long for the leader's load, then loads on its own.
+    /// A follower waits this long for the leader's load before a stale value may serve it.
     pub coalesce_timeout: Duration,
+    /// The longest a load can take (the source's own timeouts added up): no follower waits
+    /// longer.
+    pub load_timeout: Duration,
     /// How long a key whose load was not shareable bypasses the queue (hit-for-miss).
     pub hit_for_miss_ttl: Duration,
     /// Most followers waiting on one load; callers beyond it are answered [`Served::Busy`].
@@ -264,15 +303,26 @@ struct Inner<L: Loader> {
     store: MemoryStore<L::Key, L::Value>,
     /// Loads under way; each carries the span its load runs in.
     flight: Arc<LoadFlight<L>>,
-    /// Keys whose last load was not shareable (hit-for-miss markers with a short TTL).
+    /// Keys whose last load was not shareable (hit-for-miss markers with a short TTL), bounded
+    /// by the bytes their keys hold.
     uncacheable: moka::sync::Cache<L::Key, ()>,
     /// Owns the spawned loads, so shutdown can wait for them.
     loads: TaskTracker,
     config: LoadingConfig,
 }
 
-/// How many times a caller joins again after its leader vanished before loading on its own.
+/// How many times a caller joins again after its leader vanished (or its leader's answer was for
+/// the leader alone) before loading on its own.
 const MAX_ELECTIONS: usize = 3;
+
+/// What a hit-for-miss marker holds besides its key's text (moka's entry and the key itself).
+const MARKER_OVERHEAD_BYTES: u32 = 128;
+
+/// The bytes hit-for-miss markers may hold: a sixteenth of the store's, at least 1 MiB. Markers
+/// live for seconds, so this is room for far more keys than a burst of uncacheable URLs needs.
+fn hit_for_miss_capacity(store_capacity_bytes: u64) -> u64 {
+    (store_capacity_bytes / 16).max(1 << 20)
+}
 
 // === impl LoadingCache ===
 
@@ -289,7 +339,8 @@ impl<L: Loader> LoadingCache<L> {
     pub fn new(loader: L, store: MemoryStore<L::Key, L::Value>, config: LoadingConfig) -> Self {
         let uncacheable = moka::sync::Cache::builder()
             .time_to_live(config.hit_for_miss_ttl.max(Duration::from_millis(1)))
-            .max_capacity(100_000)
+            .weigher(|key: &L::Key, _| key.weight_bytes().saturating_add(MARKER_OVERHEAD_BYTES))
+            .max_capacity(hit_for_miss_capacity(store.capacity_bytes()))
             .build();
         Self {
             inner: Arc::new(Inner {
@@ -468,7 +519,8 @@ impl<L: Loader> LoadingCache<L> {
         self.load_alone(key, request, current, Route::Miss).await
     }
 
-    /// Waits on another caller's load. `None` means the leader vanished: join again.
+    /// Waits on another caller's load. `None` means join again: the leader vanished, or its
+    /// answer was for its own caller only because of its own request.
     async fn follow(
         &self,
         mut follower: Follower<L::Value, L::Error, Span>,
@@ -476,13 +528,30 @@ impl<L: Loader> LoadingCache<L> {
         request: &L::Request,
         current: &Option<L::Value>,
     ) -> Option<Answered<L>> {
-        let wait = follower.wait(self.inner.config.coalesce_timeout).await;
+        let config = &self.inner.config;
+        let mut wait = follower.wait(config.coalesce_timeout).await;
+        if matches!(wait, Wait::TimedOut) {
+            // The load is slow. A stored value that may serve meanwhile does; otherwise this
+            // caller keeps waiting for the same load rather than adding one of its own.
+            if let Some(value) = current
+                .as_ref()
+                .filter(|value| self.inner.loader.usable_while_loading(value, request))
+            {
+                return Some(Answer {
+                    waited: Some(WaitResult::Timeout),
+                    leader: follower.context().cloned(),
+                    ..answer(Served::Value(value.clone()), Route::StaleWhileLoading)
+                });
+            }
+            let rest = config.load_timeout.saturating_sub(config.coalesce_timeout);
+            wait = follower.wait(rest).await;
+        }
         // The span of the load waited on, for the caller to link to. The handle goes now: a
         // follower that loads on its own is no longer waiting.
         let leader = follower.context().cloned();
         drop(follower);
         let (mut answer, waited) = match wait {
-            Wait::Dangling => return None,
+            Wait::Dangling | Wait::Done(Outcome::ElectAgain) => return None,
             Wait::Done(Outcome::Shared(value))
                 if self.inner.loader.judge(&value, request) == Judgement::Fresh =>
             {
@@ -507,11 +576,7 @@ impl<L: Loader> LoadingCache<L> {
                     .await,
                 WaitResult::RefetchUncacheable,
             ),
-            Wait::TimedOut => (
-                self.load_alone(key, request, current.clone(), Route::Miss)
-                    .await,
-                WaitResult::Timeout,
-            ),
+            Wait::TimedOut => (answer(Served::TimedOut, Route::Error), WaitResult::Timeout),
         };
         answer.waited = Some(waited);
         answer.leader = leader;
@@ -566,7 +631,8 @@ impl<L: Loader> LoadingCache<L> {
     /// Starts the one background refresh for `key`, unless a load is already under way.
     fn refresh_in_background(&self, key: &L::Key, request: &L::Request, current: L::Value) {
         if let Role::Leader(permit) = self.inner.flight.join(key) {
-            self.spawn_load(permit, request.clone(), Some(current), None);
+            let request = self.inner.loader.background_request(request);
+            self.spawn_load(permit, request, Some(current), None);
         }
         // A follower role means a load is already under way: it will refresh the entry.
     }
@@ -588,14 +654,36 @@ impl<L: Loader> LoadingCache<L> {
             Span::none()
         };
         permit.set_context(span.clone());
+        // Worth finishing for the cache alone: a background refresh, or a load that refreshes
+        // what the store holds. Any other load is abandoned when its caller goes away, unless
+        // another caller joined it (the module docs).
+        let abandonment = (reply.is_some() && current.is_none()).then(|| permit.abandonment());
         let cache = self.clone();
         let load = async move {
-            let answer = cache.lead(permit, &request, current).await;
-            if let Some(reply) = reply {
-                // The initiating caller may have gone away; the load has done its job for the
-                // store and the followers either way.
-                let _ = reply.send(answer);
-            }
+            let lead = cache.lead(permit, &request, current);
+            let Some(mut reply) = reply else {
+                lead.await;
+                return;
+            };
+            let mut lead = std::pin::pin!(lead);
+            let answer = match abandonment {
+                None => lead.await,
+                Some(abandonment) => {
+                    let finished = tokio::select! {
+                        answer = &mut lead => Some(answer),
+                        () = reply.closed() => None,
+                    };
+                    match finished {
+                        Some(answer) => answer,
+                        // Dropping the load drops its source request.
+                        None if abandonment.try_abandon() => return,
+                        None => lead.await,
+                    }
+                }
+            };
+            // The initiating caller may have gone away; the load has done its job for the
+            // store and the followers either way.
+            let _ = reply.send(answer);
         };
         // Boxed on purpose. tokio allocates a task (its header and its future together) aligned
         // to 128 bytes on x86_64, and glibc serves an aligned request of n bytes only from a
@@ -655,8 +743,12 @@ impl<L: Loader> LoadingCache<L> {
                     // The source no longer lets this key be shared: what L1 held is superseded.
                     inner.uncacheable.insert(key.clone(), ());
                     inner.store.remove(&key);
+                    permit.publish(Outcome::NotShareable);
+                } else {
+                    // Private because of this caller's own request: what L1 holds still serves
+                    // the others, and they may share a load of their own.
+                    permit.publish(Outcome::ElectAgain);
                 }
-                permit.publish(Outcome::NotShareable);
                 answer(Served::Private(private), Route::Miss)
             }
             Err(error) => {

@@ -18,9 +18,9 @@
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use http::header::{
-    AGE, AUTHORIZATION, CONNECTION, CONTENT_LENGTH, CONTENT_RANGE, DATE, ETAG, EXPIRES, HeaderName,
-    LAST_MODIFIED, PROXY_AUTHENTICATE, PROXY_AUTHORIZATION, SET_COOKIE, TE, TRANSFER_ENCODING,
-    UPGRADE, VARY,
+    AGE, AUTHORIZATION, CONNECTION, CONTENT_LENGTH, CONTENT_RANGE, COOKIE, DATE, ETAG, EXPIRES,
+    HeaderName, LAST_MODIFIED, PROXY_AUTHENTICATE, PROXY_AUTHORIZATION, SET_COOKIE, TE,
+    TRANSFER_ENCODING, UPGRADE, VARY,
 };
 use http::{HeaderMap, HeaderValue, Method, StatusCode};
 
@@ -71,6 +71,11 @@ pub enum RefuseReason {
     SetCookie,
     /// The request carried `Authorization` and the response does not allow sharing (§3.5).
     Authorization,
+    /// The request carried `Cookie` and the response gave no explicit freshness (`max-age`,
+    /// `s-maxage`, `Expires`): most frameworks send no cache fields on pages built for the user
+    /// in the cookie, so only an origin that says how long the answer stays fresh shares it (as
+    /// nginx does).
+    Cookie,
     /// The status code: not final, partial (206), 304, one we must not store (RFC 6585), one
     /// `must-understand` requires us to know, or not heuristically cacheable without
     /// explicit freshness (§3).
@@ -83,12 +88,13 @@ pub enum RefuseReason {
 
 impl RefuseReason {
     /// Every reason, in declaration order (for creating every metric series up front).
-    pub const ALL: [RefuseReason; 8] = [
+    pub const ALL: [RefuseReason; 9] = [
         Self::Method,
         Self::NoStore,
         Self::Private,
         Self::SetCookie,
         Self::Authorization,
+        Self::Cookie,
         Self::Status,
         Self::VaryStar,
         Self::ZeroTtl,
@@ -102,6 +108,7 @@ impl RefuseReason {
             Self::Private => "private",
             Self::SetCookie => "set_cookie",
             Self::Authorization => "authorization",
+            Self::Cookie => "cookie",
             Self::Status => "status",
             Self::VaryStar => "vary_star",
             Self::ZeroTtl => "zero_ttl",
@@ -181,13 +188,40 @@ struct Storability<'a> {
     directives: &'a ResponseDirectives,
     method_cacheable: bool,
     status: StatusCode,
-    /// §3.5 needs to know whether the request that produced it was authenticated.
-    request_had_authorization: bool,
+    /// §3.5 needs to know whether the request that produced it was authenticated, and the
+    /// `Cookie` rule whether it carried a cookie.
+    credentials: Credentials,
     has_set_cookie: bool,
     vary_star: bool,
     /// An `Expires` field counts as explicit freshness for §3 even when invalid, but not when a
     /// targeted field governs the response (RFC 9213 §2.1).
     has_expires: bool,
+}
+
+/// The credentials a request carried, as far as sharing its answer depends on them.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Credentials {
+    /// `Authorization` (RFC 9111 §3.5).
+    pub authorization: bool,
+    /// `Cookie`.
+    pub cookie: bool,
+}
+
+// === impl Credentials ===
+
+impl Credentials {
+    /// What `request` carries.
+    pub fn of(request: &HeaderMap) -> Self {
+        Self {
+            authorization: request.contains_key(AUTHORIZATION),
+            cookie: request.contains_key(COOKIE),
+        }
+    }
+
+    /// Whether it carries any: an answer to it may be meant for that user alone.
+    pub fn any(self) -> bool {
+        self.authorization || self.cookie
+    }
 }
 
 // === impl ResponsePolicy ===
@@ -205,6 +239,21 @@ impl ResponsePolicy {
         config: &PolicyConfig,
     ) -> Self {
         let directives = ResponseDirectives::from_response(res_headers);
+        let credentials = Credentials::of(req_headers);
+        // An answer to a request with credentials may be built for that user alone; only the
+        // origin's own word may keep it for others, so neither heuristic freshness nor grace
+        // applies to it.
+        let personal_config;
+        let config = if credentials.any() {
+            personal_config = PolicyConfig {
+                heuristic_fraction: 0.0,
+                grace: Duration::ZERO,
+                ..config.clone()
+            };
+            &personal_config
+        } else {
+            config
+        };
         let date = single_http_date(res_headers, &DATE);
         // RFC 9110 §6.6.1: without a (valid) Date, the time of receipt stands in for it.
         let date_value = date.unwrap_or(response_time);
@@ -245,7 +294,7 @@ impl ResponsePolicy {
             directives: &directives,
             method_cacheable: *req_method == Method::GET || *req_method == Method::HEAD,
             status,
-            request_had_authorization: req_headers.contains_key(AUTHORIZATION),
+            credentials,
             has_set_cookie: res_headers.contains_key(SET_COOKIE),
             vary_star: vary_star(res_headers),
             has_expires: expires != Expires::Absent,
@@ -492,7 +541,7 @@ impl Storability<'_> {
             return Err(RefuseReason::Private);
         }
         // §3.5: only must-revalidate, public and s-maxage allow sharing an authenticated response.
-        if self.request_had_authorization
+        if self.credentials.authorization
             && !(d.public || d.s_maxage.is_some() || d.must_revalidate)
         {
             return Err(RefuseReason::Authorization);
@@ -505,6 +554,9 @@ impl Storability<'_> {
         if self.vary_star {
             return Err(RefuseReason::VaryStar);
         }
+        if self.credentials.cookie && !self.has_explicit_lifetime() {
+            return Err(RefuseReason::Cookie);
+        }
         if !self.has_explicit_freshness() && !heuristically_cacheable(self.status) {
             return Err(RefuseReason::Status);
         }
@@ -516,12 +568,14 @@ impl Storability<'_> {
 
     /// §3: max-age, s-maxage (even invalid ones), Expires (even an invalid one), or public.
     fn has_explicit_freshness(&self) -> bool {
+        self.has_explicit_lifetime() || self.directives.public
+    }
+
+    /// The origin said how long the response stays fresh: max-age, s-maxage or Expires (invalid
+    /// ones too: they make it stale at once).
+    fn has_explicit_lifetime(&self) -> bool {
         let d = self.directives;
-        d.max_age.is_some()
-            || d.s_maxage.is_some()
-            || d.freshness_invalid
-            || self.has_expires
-            || d.public
+        d.max_age.is_some() || d.s_maxage.is_some() || d.freshness_invalid || self.has_expires
     }
 }
 

@@ -70,4 +70,15 @@ pub struct ClientLimitsConfig {
         value_parser = byte_size::parse_bytes
     )]
     pub max_request_body_bytes: u64,
+    /// Longest request target (path and query) accepted; a longer one is answered 414 without
+    /// contacting the origin. Every stored entry keeps its URL, so this also bounds what one
+    /// entry's key can weigh.
+    #[arg(
+        long = "max-uri-length",
+        env = "SIDECACHE_MAX_URI_LENGTH",
+        value_name = "BYTES",
+        default_value = "8KiB",
+        value_parser = byte_size::parse_bytes
+    )]
+    pub max_uri_bytes: u64,
 }

@@ -110,6 +110,7 @@ fn defaults_when_nothing_is_given() {
         proxy: ProxyConfig {
             listen: addr("127.0.0.1:8080"),
             host_header: HostHeader::Preserve,
+            allow_trace: false,
         },
         client: ClientLimitsConfig {
             max_connections: 10_000,
@@ -118,6 +119,7 @@ fn defaults_when_nothing_is_given() {
             header_timeout: secs(10),
             idle_timeout: secs(60),
             max_request_body_bytes: 10 * 1024 * 1024,
+            max_uri_bytes: 8 * 1024,
         },
         origin: OriginConfig {
             url: None,
@@ -126,6 +128,7 @@ fn defaults_when_nothing_is_given() {
             body_timeout: secs(60),
             read_timeout: secs(30),
             pool_idle_timeout: secs(90),
+            max_connections: 1024,
         },
         cache: CacheConfig {
             capacity_bytes: 256 * 1024 * 1024,
@@ -343,6 +346,9 @@ fn every_option_is_read_from_its_environment_variable() {
         ("SIDECACHE_CLIENT_HEADER_TIMEOUT", "17s"),
         ("SIDECACHE_CLIENT_IDLE_TIMEOUT", "18s"),
         ("SIDECACHE_MAX_REQUEST_BODY", "19MiB"),
+        ("SIDECACHE_MAX_URI_LENGTH", "21KiB"),
+        ("SIDECACHE_ALLOW_TRACE", "true"),
+        ("SIDECACHE_ORIGIN_MAX_CONNECTIONS", "22"),
         ("SIDECACHE_MAX_WAITERS_PER_KEY", "20"),
         ("SIDECACHE_LOG_FORMAT", "json"),
         ("SIDECACHE_LOG", "debug"),
@@ -382,6 +388,7 @@ fn every_option_is_read_from_its_environment_variable() {
         proxy: ProxyConfig {
             listen: addr("0.0.0.0:80"),
             host_header: HostHeader::Origin,
+            allow_trace: true,
         },
         client: ClientLimitsConfig {
             max_connections: 14,
@@ -390,6 +397,7 @@ fn every_option_is_read_from_its_environment_variable() {
             header_timeout: secs(17),
             idle_timeout: secs(18),
             max_request_body_bytes: 19 * 1024 * 1024,
+            max_uri_bytes: 21 * 1024,
         },
         origin: OriginConfig {
             url: Some(http::Uri::from_static("http://127.0.0.1:9000")),
@@ -398,6 +406,7 @@ fn every_option_is_read_from_its_environment_variable() {
             body_timeout: secs(7),
             read_timeout: secs(13),
             pool_idle_timeout: secs(8),
+            max_connections: 22,
         },
         cache: CacheConfig {
             capacity_bytes: 1 << 30,

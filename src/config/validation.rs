@@ -96,6 +96,12 @@ fn check_cache_sizes(config: &Config, found: &mut Vec<Problem>) {
     if capacity == 0 {
         found.push(problem("cache-capacity", "must be greater than zero"));
     }
+    if config.origin.max_connections == 0 {
+        found.push(problem(
+            "origin-max-connections",
+            "must be greater than zero",
+        ));
+    }
     if max_object == 0 {
         found.push(problem("max-object-size", "must be greater than zero"));
     } else if capacity > 0 && max_object > capacity {
@@ -135,6 +141,9 @@ fn check_client_limits(client: &ClientLimitsConfig, found: &mut Vec<Problem>) {
     }
     if client.max_request_body_bytes == 0 {
         found.push(problem("max-request-body", "must be greater than zero"));
+    }
+    if client.max_uri_bytes == 0 {
+        found.push(problem("max-uri-length", "must be greater than zero"));
     }
 }
 

@@ -26,6 +26,9 @@ pub enum OriginErrorKind {
     Body,
     /// The client's request body ran past its limit while being sent; the request was abandoned.
     RequestBodyTooLarge,
+    /// Every connection to the origin was in use and none came free in time: the request was
+    /// never sent.
+    Busy,
     /// The origin answered with a server error (500, 502, 503 or 504). Its answer is kept so
     /// every waiting client can be given it.
     ErrorStatus(ErrorResponse),
@@ -38,8 +41,14 @@ pub struct ErrorResponse {
     pub status: StatusCode,
     /// The origin's header fields (hop-by-hop fields removed).
     pub headers: HeaderMap,
-    /// The origin's body, truncated to a small bound.
+    /// The origin's body, or its first part when it was longer than the bound kept.
     pub body: Bytes,
+    /// Whether `body` is only the first part of the origin's.
+    pub truncated: bool,
+    /// Whether clients other than the one whose request it answered may be given it: not when
+    /// it is `private` or `no-store`, sets a cookie, or answered a request with credentials,
+    /// the same marks that keep a response from being stored for others.
+    pub shareable: bool,
 }
 
 /// Whether an origin answer's status counts as a failure that a stale response may stand in for
@@ -90,11 +99,22 @@ impl OriginError {
         )
     }
 
+    /// Whether the origin's answer (if it sent one) may be given to clients other than the one
+    /// whose request it answered (see [`ErrorResponse::shareable`]). Errors without an answer
+    /// carry nothing of any client's.
+    pub fn is_shareable(&self) -> bool {
+        match &self.kind {
+            OriginErrorKind::ErrorStatus(response) => response.shareable,
+            _ => true,
+        }
+    }
+
     /// The status a client is given for this error when nothing can stand in.
     pub fn client_status(&self) -> StatusCode {
         match &self.kind {
             OriginErrorKind::ErrorStatus(response) => response.status,
             OriginErrorKind::RequestBodyTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
+            OriginErrorKind::Busy => StatusCode::SERVICE_UNAVAILABLE,
             _ if self.is_timeout() => StatusCode::GATEWAY_TIMEOUT,
             _ => StatusCode::BAD_GATEWAY,
         }
@@ -111,6 +131,7 @@ impl OriginError {
             OriginErrorKind::Body => "origin-body-error",
             OriginErrorKind::ErrorStatus(_) => "origin-error-status",
             OriginErrorKind::RequestBodyTooLarge => "request-body-too-large",
+            OriginErrorKind::Busy => "origin-busy",
         }
     }
 }
@@ -179,6 +200,8 @@ mod tests {
             status: StatusCode::SERVICE_UNAVAILABLE,
             headers: HeaderMap::new(),
             body: Bytes::from_static(b"down"),
+            truncated: false,
+            shareable: true,
         }));
         assert_eq!(error.client_status(), StatusCode::SERVICE_UNAVAILABLE);
         assert!(!error.is_unreachable());

@@ -1,5 +1,6 @@
-//! Header hygiene at the two hops: hop-by-hop fields out, `Via` and `X-Forwarded-For` in, and
-//! the fields that could make one client's request shape what others are served stripped.
+//! Header hygiene at the two hops: hop-by-hop fields out, `Via` and sidecache's own forwarding
+//! fields in, and the fields that could make one client's request shape what others are served
+//! stripped.
 
 use std::net::IpAddr;
 
@@ -10,6 +11,18 @@ pub const VIA_ENTRY: &str = "1.1 sidecache";
 
 /// `X-Forwarded-For`, the de-facto header naming the client of a proxy.
 pub const X_FORWARDED_FOR: HeaderName = HeaderName::from_static("x-forwarded-for");
+
+/// `X-Forwarded-Host`: the host the client asked for.
+pub const X_FORWARDED_HOST: HeaderName = HeaderName::from_static("x-forwarded-host");
+
+/// `X-Forwarded-Proto`: the scheme the client used.
+pub const X_FORWARDED_PROTO: HeaderName = HeaderName::from_static("x-forwarded-proto");
+
+/// The standard field (RFC 7239) for what the `X-Forwarded-*` fields say.
+pub const FORWARDED: HeaderName = HeaderName::from_static("forwarded");
+
+/// The scheme clients reach sidecache by: the proxy listener speaks cleartext HTTP.
+pub const CLIENT_SCHEME: &str = "http";
 
 /// Fields that describe one connection only and are never forwarded or stored (RFC 9110 §7.6.1,
 /// RFC 9111 §3.1), besides those the `Connection` field itself nominates.
@@ -24,21 +37,18 @@ const HOP_BY_HOP: [HeaderName; 8] = [
     header::UPGRADE,
 ];
 
-/// Non-standard fields that frameworks and servers honour to rewrite the request's host, scheme or
-/// path (for links, redirects, routing), yet that the cache key does not contain. Forwarded, one
+/// Non-standard fields that frameworks and servers honour to rewrite the request's host or path
+/// (for links, redirects, routing), yet that the cache key does not contain. Forwarded, one
 /// client's value would shape a response stored for everyone (cache poisoning; also the
 /// `X-Original-URL` access-control bypass and host-header injection into password-reset links),
-/// so they are removed from every request before it goes to the origin. The client's `Host` is
-/// kept (`--host-header preserve`) and is part of the key, so an origin loses nothing it needs.
-/// `X-Forwarded-Proto` and `Forwarded` are left alone: ingresses set them on every request.
-pub const UNKEYED_OVERRIDES: [HeaderName; 7] = [
-    HeaderName::from_static("x-forwarded-host"),
+/// so they are removed from every request before it goes to the origin, as are `Forwarded` and
+/// every `X-Forwarded-*` field ([`replace_forwarding`]). The host is sent as the key has it, so
+/// an origin loses nothing it needs.
+pub const UNKEYED_OVERRIDES: [HeaderName; 4] = [
     HeaderName::from_static("x-host"),
-    HeaderName::from_static("x-forwarded-server"),
     HeaderName::from_static("x-original-host"),
     HeaderName::from_static("x-original-url"),
     HeaderName::from_static("x-rewrite-url"),
-    HeaderName::from_static("x-forwarded-scheme"),
 ];
 
 /// Fields that tell an origin to treat a request as another method. On a shared load (a `GET`
@@ -58,7 +68,8 @@ pub fn remove_all(headers: &mut HeaderMap, names: &[HeaderName]) {
 }
 
 /// Removes hop-by-hop fields: the fixed list, `Transfer-Encoding`, and every field the
-/// `Connection` field nominates.
+/// `Connection` field nominates, except `Host`, which names the resource and cannot describe a
+/// connection.
 pub fn remove_hop_by_hop(headers: &mut HeaderMap) {
     let nominated: Vec<HeaderName> = headers
         .get_all(header::CONNECTION)
@@ -66,6 +77,7 @@ pub fn remove_hop_by_hop(headers: &mut HeaderMap) {
         .filter_map(|value| value.to_str().ok())
         .flat_map(|value| value.split(','))
         .filter_map(|name| HeaderName::from_bytes(name.trim().as_bytes()).ok())
+        .filter(|name| *name != header::HOST)
         .collect();
     for name in nominated.iter().chain(HOP_BY_HOP.iter()) {
         headers.remove(name);
@@ -73,16 +85,43 @@ pub fn remove_hop_by_hop(headers: &mut HeaderMap) {
     headers.remove(header::TRANSFER_ENCODING);
 }
 
+/// Replaces whatever the client said about the route its request took (`Forwarded` and every
+/// `X-Forwarded-*` field: for, host, proto, port, prefix, server, ssl, uri, ...) with what
+/// sidecache knows itself: the client's address, the host the request is keyed on, and the
+/// scheme the client used. Frameworks build links and redirects from these fields and the key
+/// holds none of the client's values, so a client's own would shape a page stored for everyone.
+pub fn replace_forwarding(headers: &mut HeaderMap, client: IpAddr, host: &str) {
+    let forged: Vec<HeaderName> = headers
+        .keys()
+        .filter(|name| *name == FORWARDED || name.as_str().starts_with("x-forwarded-"))
+        .cloned()
+        .collect();
+    for name in &forged {
+        headers.remove(name);
+    }
+    let client_text = client.to_string();
+    let node = match client {
+        IpAddr::V4(_) => client_text.clone(),
+        // RFC 7239 §6: an IPv6 node is bracketed and quoted.
+        IpAddr::V6(_) => format!("\"[{client_text}]\""),
+    };
+    let forwarded = format!("for={node};host=\"{host}\";proto={CLIENT_SCHEME}");
+    for (name, value) in [
+        (X_FORWARDED_FOR, client_text.as_str()),
+        (X_FORWARDED_HOST, host),
+        (X_FORWARDED_PROTO, CLIENT_SCHEME),
+        (FORWARDED, forwarded.as_str()),
+    ] {
+        // A key's host is a valid field value; an address and a scheme are too.
+        if let Ok(value) = HeaderValue::from_str(value) {
+            headers.insert(name, value);
+        }
+    }
+}
+
 /// Appends sidecache's entry to `Via`.
 pub fn append_via(headers: &mut HeaderMap) {
     headers.append(header::VIA, HeaderValue::from_static(VIA_ENTRY));
-}
-
-/// Appends the client's address to `X-Forwarded-For`.
-pub fn append_forwarded_for(headers: &mut HeaderMap, client: IpAddr) {
-    let client =
-        HeaderValue::from_str(&client.to_string()).expect("an IP address is a valid header value");
-    headers.append(X_FORWARDED_FOR, client);
 }
 
 #[cfg(test)]
@@ -111,15 +150,50 @@ mod tests {
     }
 
     #[test]
-    fn via_and_forwarded_for_are_appended_to_what_is_there() {
+    fn via_is_appended_to_what_is_there() {
         let mut headers = HeaderMap::new();
         headers.insert(header::VIA, HeaderValue::from_static("1.1 edge"));
-        headers.insert(X_FORWARDED_FOR, HeaderValue::from_static("203.0.113.9"));
         append_via(&mut headers);
-        append_forwarded_for(&mut headers, "127.0.0.1".parse().expect("ip"));
         let via: Vec<_> = headers.get_all(header::VIA).iter().collect();
         assert_eq!(via, ["1.1 edge", VIA_ENTRY]);
-        let xff: Vec<_> = headers.get_all(X_FORWARDED_FOR).iter().collect();
-        assert_eq!(xff, ["203.0.113.9", "127.0.0.1"]);
+    }
+
+    #[test]
+    fn connection_cannot_remove_the_host() {
+        let mut headers = HeaderMap::new();
+        headers.insert(header::CONNECTION, HeaderValue::from_static("host"));
+        headers.insert(header::HOST, HeaderValue::from_static("a.example"));
+        remove_hop_by_hop(&mut headers);
+        assert_eq!(headers[header::HOST], "a.example");
+    }
+
+    #[test]
+    fn forwarding_fields_are_replaced_by_what_sidecache_knows() {
+        let mut headers = HeaderMap::new();
+        for (name, value) in [
+            ("forwarded", "for=203.0.113.9;host=evil"),
+            ("x-forwarded-for", "203.0.113.9"),
+            ("x-forwarded-prefix", "/evil"),
+            ("x-forwarded-port", "1"),
+            ("accept", "*/*"),
+        ] {
+            headers.append(name, HeaderValue::from_static(value));
+        }
+        replace_forwarding(&mut headers, "::1".parse().expect("ip"), "a.example:8080");
+        let mut fields: Vec<_> = headers
+            .iter()
+            .map(|(name, value)| format!("{name}: {}", value.to_str().expect("text")))
+            .collect();
+        fields.sort();
+        assert_eq!(
+            fields,
+            [
+                "accept: */*",
+                "forwarded: for=\"[::1]\";host=\"a.example:8080\";proto=http",
+                "x-forwarded-for: ::1",
+                "x-forwarded-host: a.example:8080",
+                "x-forwarded-proto: http",
+            ]
+        );
     }
 }

@@ -67,15 +67,17 @@ impl OriginOutcome {
         }
     }
 
-    /// The outcome of a request that failed before its response head.
-    pub fn of_error(error: &OriginError) -> Self {
-        match error.kind() {
+    /// The outcome of a request that failed before its response head; `None` for one that was
+    /// never sent (no connection to the origin came free), which is counted apart.
+    pub fn of_error(error: &OriginError) -> Option<Self> {
+        Some(match error.kind() {
             OriginErrorKind::Connect => Self::ConnectError,
             OriginErrorKind::Timeout => Self::Timeout,
             OriginErrorKind::ErrorStatus(_) => Self::ServerError,
             OriginErrorKind::Protocol | OriginErrorKind::Body => Self::ProtocolError,
             OriginErrorKind::RequestBodyTooLarge => Self::Aborted,
-        }
+            OriginErrorKind::Busy => return None,
+        })
     }
 }
 
@@ -88,6 +90,8 @@ pub struct OriginMetrics {
     duration: Histogram,
     /// `sidecache_origin_body_errors_total`.
     body_errors: IntCounter,
+    /// `sidecache_origin_connection_refusals_total`.
+    refusals: IntCounter,
 }
 
 impl OriginMetrics {
@@ -115,6 +119,11 @@ impl OriginMetrics {
                 "sidecache_origin_body_errors_total",
                 "Origin response bodies that broke off, timed out or did not match their framing while being read for the cache.",
             )?,
+            refusals: metrics::counter(
+                registry,
+                "sidecache_origin_connection_refusals_total",
+                "Requests not sent to the origin because every connection to it (--origin-max-connections) stayed in use for the whole wait.",
+            )?,
         })
     }
 
@@ -122,6 +131,11 @@ impl OriginMetrics {
     pub fn record_request(&self, outcome: OriginOutcome, elapsed: Duration) {
         self.requests[outcome as usize].inc();
         self.duration.observe(elapsed.as_secs_f64());
+    }
+
+    /// A request that was not sent: no connection to the origin came free.
+    pub fn record_refusal(&self) {
+        self.refusals.inc();
     }
 
     /// A body that could not be read whole.

@@ -5,6 +5,7 @@
 //! classification of failures and the client span ([`trace`], with the `traceparent` the origin
 //! receives) are the same on every path.
 
+pub mod connector;
 pub mod error;
 pub mod headers;
 pub mod metrics;
@@ -25,6 +26,7 @@ use hyper_util::rt::{TokioExecutor, TokioTimer};
 use tokio::time::Instant;
 use tracing::Instrument;
 
+use self::connector::{LimitedConnector, OriginBusy, OriginSlots};
 pub use self::error::{ErrorResponse, OriginError, OriginErrorKind, is_error_status};
 use self::metrics::{OriginMetrics, OriginOutcome};
 use self::trace::FetchTrace;
@@ -48,6 +50,9 @@ pub struct OriginSettings {
     pub pool_idle_timeout: Duration,
     /// How the `Host` header is set.
     pub host_header: HostHeader,
+    /// Most connections open to the origin at once; a request waits at most the connect
+    /// timeout for one to come free.
+    pub max_connections: usize,
 }
 
 /// A response body read for storing.
@@ -68,7 +73,9 @@ pub enum Buffered {
 /// A pooled HTTP client bound to one origin.
 #[derive(Clone)]
 pub struct OriginClient {
-    client: Client<HttpConnector, Body>,
+    client: Client<LimitedConnector<HttpConnector>, Body>,
+    /// The connection slots the client's connections hold.
+    slots: OriginSlots,
     scheme: Scheme,
     authority: Authority,
     /// The authority as a ready-made `Host` value, for [`HostHeader::Origin`].
@@ -100,18 +107,26 @@ impl OriginClient {
         let mut connector = HttpConnector::new();
         connector.set_connect_timeout(Some(settings.connect_timeout));
         connector.set_nodelay(true);
+        let slots = OriginSlots::new(settings.max_connections);
+        let connector = LimitedConnector::new(connector, slots.clone(), settings.connect_timeout);
         let client = Client::builder(TokioExecutor::new())
             .pool_idle_timeout(settings.pool_idle_timeout)
             .pool_timer(TokioTimer::new())
             .build(connector);
         Ok(Self {
             client,
+            slots,
             scheme,
             authority,
             authority_host,
             settings,
             metrics,
         })
+    }
+
+    /// The connection slots: how many connections to the origin are open, and the bound.
+    pub fn slots(&self) -> &OriginSlots {
+        &self.slots
     }
 
     /// The origin's base URL.
@@ -157,6 +172,9 @@ impl OriginClient {
         .await;
         let result = match sent {
             Err(elapsed) => Err(OriginError::new(OriginErrorKind::Timeout, elapsed)),
+            Ok(Err(error)) if is_caused_by::<OriginBusy>(&error) => {
+                Err(OriginError::new(OriginErrorKind::Busy, error))
+            }
             Ok(Err(error)) if error.is_connect() => {
                 Err(OriginError::new(OriginErrorKind::Connect, error))
             }
@@ -177,10 +195,13 @@ impl OriginClient {
             Ok(Ok(response)) => Ok(response),
         };
         let outcome = match &result {
-            Ok(response) => OriginOutcome::of_status(response.status()),
+            Ok(response) => Some(OriginOutcome::of_status(response.status())),
             Err(error) => OriginOutcome::of_error(error),
         };
-        self.metrics.record_request(outcome, started.elapsed());
+        match outcome {
+            Some(outcome) => self.metrics.record_request(outcome, started.elapsed()),
+            None => self.metrics.record_refusal(),
+        }
         trace.finish(&result);
         result
     }
@@ -225,8 +246,9 @@ impl OriginClient {
         room: usize,
     ) -> Result<Buffered, OriginError> {
         let deadline = Instant::now() + self.settings.body_timeout;
-        let expected = usize::try_from(body.size_hint().lower().min(limit)).unwrap_or(0);
-        let mut buffer = BytesMut::with_capacity(expected.saturating_add(room));
+        let declared = usize::try_from(body.size_hint().lower().min(limit)).unwrap_or(0);
+        let mut buffer =
+            BytesMut::with_capacity(declared.min(FIRST_BODY_BUFFER).saturating_add(room));
         loop {
             let frame = match tokio::time::timeout_at(deadline, body.frame()).await {
                 Err(elapsed) => return Err(OriginError::new(OriginErrorKind::Body, elapsed)),
@@ -236,6 +258,7 @@ impl OriginClient {
             };
             // Trailers are not stored; only data frames count.
             if let Ok(data) = frame.into_data() {
+                make_room(&mut buffer, data.len(), declared, room);
                 buffer.extend_from_slice(&data);
                 if buffer.len() as u64 > limit {
                     return Ok(Buffered::TooLarge {
@@ -246,6 +269,40 @@ impl OriginClient {
             }
         }
     }
+}
+
+/// Whether an error of type `E` is among `error`'s causes.
+fn is_caused_by<E: std::error::Error + 'static>(error: &(dyn std::error::Error + 'static)) -> bool {
+    let mut cause = Some(error);
+    while let Some(error) = cause {
+        if error.is::<E>() {
+            return true;
+        }
+        cause = error.source();
+    }
+    false
+}
+
+/// Most of a declared body length allocated before the body arrives: a `Content-Length` is
+/// only a promise, and loads waiting on bodies that come slowly (or never) would otherwise hold
+/// all of it at once.
+const FIRST_BODY_BUFFER: usize = 64 * 1024;
+
+/// Grows `buffer` to take `incoming` more bytes with `room` to spare: doubling what has
+/// arrived, never past the `declared` length while the body keeps within it, so a body that
+/// matches its length ends in a buffer of exactly that size.
+fn make_room(buffer: &mut BytesMut, incoming: usize, declared: usize, room: usize) {
+    let needed = buffer.len().saturating_add(incoming);
+    if buffer.capacity() >= needed.saturating_add(room) {
+        return;
+    }
+    let mut target = buffer.len().saturating_mul(2).max(needed);
+    if needed <= declared {
+        target = target.min(declared);
+    }
+    let mut grown = BytesMut::with_capacity(target.saturating_add(room));
+    grown.extend_from_slice(buffer);
+    *buffer = grown;
 }
 
 /// `buffer` with at most `room` bytes of spare capacity. A body of unknown length grows its
@@ -265,6 +322,33 @@ fn exact(buffer: BytesMut, room: usize) -> BytesMut {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_declared_length_is_allocated_as_the_body_arrives() {
+        let declared = 1 << 20;
+        let room = 100;
+        let mut buffer = BytesMut::with_capacity(FIRST_BODY_BUFFER + room);
+        let frame = [0u8; 16 * 1024];
+        while buffer.len() < declared {
+            make_room(&mut buffer, frame.len(), declared, room);
+            buffer.extend_from_slice(&frame);
+            assert!(
+                buffer.capacity() <= 2 * buffer.len() + FIRST_BODY_BUFFER + room,
+                "{} allocated for {} arrived",
+                buffer.capacity(),
+                buffer.len()
+            );
+        }
+        assert_eq!(
+            buffer.capacity(),
+            declared + room,
+            "exactly the declared length"
+        );
+        // A body longer than it declared still fits.
+        make_room(&mut buffer, frame.len(), declared, room);
+        buffer.extend_from_slice(&frame);
+        assert!(buffer.capacity() >= buffer.len() + room);
+    }
 
     #[test]
     fn a_buffered_body_keeps_no_more_spare_capacity_than_asked() {

@@ -12,11 +12,13 @@ use hyper::body::Incoming;
 use super::metrics::ProxyMetrics;
 use super::request::RequestHead;
 use crate::body::Body;
-use crate::cache::directives::RequestDirectives;
+use crate::cache::directives::{RequestDirectives, ResponseDirectives};
 use crate::cache::key::CacheKey;
 use crate::cache::loading::{Judgement, LoadCause, Loader, Source};
 use crate::cache::object::{CachedObject, Variant};
-use crate::cache::policy::{OriginFailure, PolicyConfig, RefuseReason, ResponsePolicy, Reuse};
+use crate::cache::policy::{
+    Credentials, OriginFailure, PolicyConfig, RefuseReason, ResponsePolicy, Reuse,
+};
 use crate::cache::policy::{freshen_headers, not_modified_selects};
 use crate::cache::vary::VaryKey;
 use crate::origin::headers::{METHOD_OVERRIDES, remove_all, remove_hop_by_hop};
@@ -120,17 +122,19 @@ impl OriginLoader {
         }
     }
 
-    /// A response only its requester may have. It marks the key hit-for-miss unless it is
-    /// unshared only because of the request's own credentials, which says nothing about the
-    /// next request.
+    /// A response only the client of `request` may have. It marks the key hit-for-miss only
+    /// when `request` carried no credentials: an answer to a request with `Cookie` or
+    /// `Authorization` may be private because of whose they are (the usual logged-in /
+    /// anonymous split), which says nothing about the next request.
     fn unshared(
         &self,
+        request: &RequestHead,
         response: Response<Body>,
         not_stored: NotStored,
     ) -> Source<Arc<CachedObject>, PassResponse> {
         self.metrics.record_refused(not_stored);
         Source::Private {
-            hit_for_miss: not_stored != NotStored::Refused(RefuseReason::Authorization),
+            hit_for_miss: !Credentials::of(&request.headers).any(),
             answer: PassResponse {
                 response,
                 not_stored,
@@ -205,20 +209,31 @@ impl OriginLoader {
         )
     }
 
-    /// Turns a server-error answer into the error every waiting client is given.
-    async fn error_status(&self, exchange: Exchange) -> OriginError {
+    /// Turns a server-error answer to `request` into the error its client (and, where it may
+    /// be shared, every waiting client) is given.
+    async fn error_status(&self, request: &RequestHead, exchange: Exchange) -> OriginError {
         let (parts, body) = exchange.response.into_parts();
-        let body = match self.origin.buffer_body(body, ERROR_BODY_LIMIT, 0).await {
-            Ok(Buffered::Complete(body)) => body.freeze(),
-            Ok(Buffered::TooLarge { prefix, .. }) => prefix.slice(..ERROR_BODY_LIMIT as usize),
-            Err(_) => Bytes::new(),
+        let (body, truncated) = match self.origin.buffer_body(body, ERROR_BODY_LIMIT, 0).await {
+            Ok(Buffered::Complete(body)) => (body.freeze(), false),
+            Ok(Buffered::TooLarge { prefix, .. }) => {
+                (prefix.slice(..ERROR_BODY_LIMIT as usize), true)
+            }
+            // What arrived before the body broke off is not an answer anyone can use.
+            Err(_) => (Bytes::new(), true),
         };
+        let directives = ResponseDirectives::from_response(&parts.headers);
+        let shareable = !(directives.private
+            || directives.no_store
+            || parts.headers.contains_key(header::SET_COOKIE)
+            || Credentials::of(&request.headers).any());
         let mut headers = parts.headers;
         headers.remove(header::CONTENT_LENGTH);
         OriginError::bare(OriginErrorKind::ErrorStatus(ErrorResponse {
             status: parts.status,
             headers,
             body,
+            truncated,
+            shareable,
         }))
     }
 
@@ -250,7 +265,7 @@ impl OriginLoader {
         };
         if let Some(not_stored) = refusal {
             let body = self.origin.stream_body(Bytes::new(), body);
-            return Ok(self.unshared(Response::from_parts(parts, body), not_stored));
+            return Ok(self.unshared(request, Response::from_parts(parts, body), not_stored));
         }
         let vary = vary.expect("a storable response has a Vary key (checked above)");
         let room = Variant::room_for(&parts.headers);
@@ -260,6 +275,7 @@ impl OriginLoader {
             .await?
         {
             Buffered::TooLarge { prefix, rest } => Ok(self.unshared(
+                request,
                 Response::from_parts(parts, self.origin.stream_body(prefix, rest)),
                 NotStored::TooLarge,
             )),
@@ -325,6 +341,22 @@ impl Loader for OriginLoader {
         })
     }
 
+    fn usable_while_loading(&self, object: &Arc<CachedObject>, request: &RequestHead) -> bool {
+        // A load slower than the waiter's bound is treated like an origin that cannot be
+        // reached: what may stand in for it (max-stale, stale-if-error, grace) serves meanwhile.
+        object.select(&request.headers).is_some_and(|variant| {
+            variant.policy.usable_on_error(
+                &request.directives,
+                OriginFailure::Unreachable,
+                SystemTime::now(),
+            )
+        })
+    }
+
+    fn background_request(&self, request: &RequestHead) -> RequestHead {
+        request.without_credentials()
+    }
+
     async fn load_source(
         &self,
         _key: &CacheKey,
@@ -344,9 +376,11 @@ impl Loader for OriginLoader {
                     // storing the response (e.g. `private`, `no-store`), it is this client's
                     // answer alone, like a 200 saying the same.
                     if let Err(reason) = variant.policy.storable() {
-                        return Ok(
-                            self.unshared(whole_response(&variant), NotStored::Refused(reason))
-                        );
+                        return Ok(self.unshared(
+                            request,
+                            whole_response(&variant),
+                            NotStored::Refused(reason),
+                        ));
                     }
                     let object = CachedObject::with_variant(current, variant);
                     return Ok(Source::Revalidated(Arc::new(object)));
@@ -357,7 +391,7 @@ impl Loader for OriginLoader {
             exchange = self.fetch(request, None).await?;
         }
         if is_error_status(exchange.response.status()) {
-            return Err(self.error_status(exchange).await);
+            return Err(self.error_status(request, exchange).await);
         }
         self.admit(current, request, exchange).await
     }

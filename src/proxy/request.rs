@@ -8,7 +8,7 @@ use http::{Method, Uri};
 use crate::cache::directives::RequestDirectives;
 use crate::cache::key::{CacheKey, KeyError};
 use crate::origin::headers::{
-    UNKEYED_OVERRIDES, append_forwarded_for, append_via, remove_all, remove_hop_by_hop,
+    UNKEYED_OVERRIDES, append_via, remove_all, remove_hop_by_hop, replace_forwarding,
 };
 use crate::telemetry::context;
 use crate::telemetry::logs::TraceIds;
@@ -27,6 +27,8 @@ pub struct CarriedFields {
     pub range: bool,
     /// `traceparent`: the client continues a trace (read only with tracing on).
     pub trace_context: bool,
+    /// `Connection`, which may nominate other fields as hop-by-hop.
+    pub connection: bool,
 }
 
 impl CarriedFields {
@@ -44,6 +46,8 @@ impl CarriedFields {
                 carried.range = true;
             } else if name == context::TRACEPARENT {
                 carried.trace_context = true;
+            } else if name == header::CONNECTION {
+                carried.connection = true;
             }
         }
         carried
@@ -64,9 +68,11 @@ pub enum Class {
 /// The request head, lent to the cache and cloned into a load only when one starts (a hit
 /// copies nothing).
 ///
-/// It keeps the client's fields as they arrived: a hit needs them only to select a variant and
-/// answer conditions, so the fields to forward are built only when a request goes to the origin
-/// ([`forwarded_headers`](Self::forwarded_headers)).
+/// It keeps the client's end-to-end fields as they arrived: a hit needs them only to select a
+/// variant and answer conditions, so the fields to forward are built only when a request goes to
+/// the origin ([`forwarded_headers`](Self::forwarded_headers)). Fields the client's `Connection`
+/// nominates are removed at once: the origin never sees them, so no variant may be selected or
+/// stored by them.
 #[derive(Debug, Clone)]
 pub struct RequestHead {
     /// The client's method.
@@ -79,10 +85,8 @@ pub struct RequestHead {
     pub carried: CarriedFields,
     /// The cache key: host and path-and-query.
     pub key: CacheKey,
-    /// The client's address, for `X-Forwarded-For`.
+    /// The client's address, for `X-Forwarded-For` and `Forwarded`.
     client: IpAddr,
-    /// Whether the host came in the request target (HTTP/2, absolute-form) rather than `Host`.
-    host_in_target: bool,
     /// The trace ids to pass on when no span of ours does (a request the sampler dropped).
     unsampled_trace: Option<TraceIds>,
 }
@@ -110,10 +114,13 @@ impl RequestHead {
     pub fn new(
         method: Method,
         uri: &Uri,
-        headers: HeaderMap,
+        mut headers: HeaderMap,
         carried: CarriedFields,
         client: IpAddr,
     ) -> Result<Self, KeyError> {
+        if carried.connection {
+            remove_hop_by_hop(&mut headers);
+        }
         let key = CacheKey::from_request(uri, &headers)?;
         let directives = if carried.directives {
             RequestDirectives::from_request(&headers)
@@ -127,7 +134,6 @@ impl RequestHead {
             carried,
             key,
             client,
-            host_in_target: uri.authority().is_some(),
             unsampled_trace: None,
         })
     }
@@ -139,6 +145,15 @@ impl RequestHead {
         self
     }
 
+    /// The same request without its credentials (`Cookie`, `Authorization`): for a load made
+    /// for the cache rather than for this client.
+    pub fn without_credentials(&self) -> Self {
+        let mut request = self.clone();
+        request.headers.remove(header::COOKIE);
+        request.headers.remove(header::AUTHORIZATION);
+        request
+    }
+
     /// The path and query to ask the origin for.
     pub fn origin_uri(&self) -> Uri {
         Uri::builder()
@@ -148,8 +163,9 @@ impl RequestHead {
     }
 
     /// The fields to send to the origin: hop-by-hop fields, the client's framing
-    /// (`Content-Length`) and the [`UNKEYED_OVERRIDES`] removed, `Via` and `X-Forwarded-For`
-    /// added, and `Host` always present.
+    /// (`Content-Length`), the [`UNKEYED_OVERRIDES`] and the client's forwarding fields removed;
+    /// `Via` and sidecache's own forwarding fields added; and `Host` as the key has it (lower
+    /// case, no default port), so the origin builds its answer for the host it is stored under.
     pub fn forwarded_headers(&self) -> HeaderMap {
         let mut headers = self.headers.clone();
         remove_hop_by_hop(&mut headers);
@@ -159,16 +175,14 @@ impl RequestHead {
         headers.remove(header::CONTENT_LENGTH);
         remove_all(&mut headers, &UNKEYED_OVERRIDES);
         append_via(&mut headers);
-        append_forwarded_for(&mut headers, self.client);
+        replace_forwarding(&mut headers, self.client, self.key.host());
         if let Some(ids) = &self.unsampled_trace {
             context::write_unsampled(ids, &mut headers);
         }
-        if self.host_in_target || !headers.contains_key(header::HOST) {
-            // HTTP/2 and absolute-form requests carry the host in the URI, which wins over any
-            // Host field (RFC 9112 §3.2.2); the origin gets it as a Host field either way.
-            if let Ok(host) = HeaderValue::from_str(self.key.host()) {
-                headers.insert(header::HOST, host);
-            }
+        // HTTP/2 and absolute-form requests carry the host in the URI, which wins over any Host
+        // field (RFC 9112 §3.2.2); the origin gets it as a Host field either way.
+        if let Ok(host) = HeaderValue::from_str(self.key.host()) {
+            headers.insert(header::HOST, host);
         }
         headers
     }

@@ -89,28 +89,61 @@ pub fn passed(response: Response<Body>, method: &Method, status: &CacheStatus) -
     finish(parts.status, strip_own_fields(parts.headers), body, status)
 }
 
+/// Who an answer to a failed origin request is for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Audience {
+    /// The client whose request the origin answered.
+    Requester,
+    /// A client that waited on another client's load.
+    Waiter,
+}
+
 /// The answer to a client when the origin failed and nothing could stand in: the origin's own
 /// server error where it sent one, else 502 or 504.
-pub fn origin_failed(error: &OriginError, method: &Method, status: &CacheStatus) -> Response<Body> {
+///
+/// A waiter is given the origin's answer only when it may be shared
+/// ([`OriginError::is_shareable`]); otherwise sidecache's own 502, with nothing of the origin's.
+/// An origin body longer than what was kept of it is sent as far as it was kept and then broken
+/// off, never as a shorter complete answer.
+pub fn origin_failed(
+    error: &OriginError,
+    method: &Method,
+    status: &CacheStatus,
+    audience: Audience,
+) -> Response<Body> {
     if let crate::origin::OriginErrorKind::ErrorStatus(answer) = error.kind() {
+        if audience == Audience::Waiter && !answer.shareable {
+            return own(StatusCode::BAD_GATEWAY, "origin error\n", status);
+        }
+        let mut headers = strip_own_fields(answer.headers.clone());
         let body = if *method == Method::HEAD {
             Body::empty()
+        } else if answer.truncated {
+            Body::cut_short(answer.body.clone())
         } else {
             Body::full(answer.body.clone())
         };
-        let mut headers = strip_own_fields(answer.headers.clone());
-        headers.insert(
-            header::CONTENT_LENGTH,
-            integer_value(answer.body.len() as u64),
-        );
+        if !answer.truncated {
+            headers.insert(
+                header::CONTENT_LENGTH,
+                integer_value(answer.body.len() as u64),
+            );
+        }
         return finish(answer.status, headers, body, status);
     }
     let text = match error.client_status() {
         StatusCode::GATEWAY_TIMEOUT => "origin timed out\n",
         StatusCode::PAYLOAD_TOO_LARGE => "request body too large\n",
+        StatusCode::SERVICE_UNAVAILABLE => "origin busy; retry shortly\n",
         _ => "origin unavailable\n",
     };
-    own(error.client_status(), text, status)
+    let mut response = own(error.client_status(), text, status);
+    if error.client_status() == StatusCode::SERVICE_UNAVAILABLE {
+        response
+            .headers_mut()
+            .insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
+    }
+    response
 }
 
 /// An answer sidecache makes itself (e.g. 400 for a request without a host, 504 for

@@ -23,7 +23,7 @@ use super::cache_status::{CacheResult, CacheStatus, Forward};
 use super::loader::{OriginLoader, PassResponse};
 use super::metrics::ProxyMetrics;
 use super::request::{CarriedFields, Class, RequestHead};
-use super::respond;
+use super::respond::{self, Audience};
 use super::trace::RequestTrace;
 use crate::body::{Body, Guard};
 use crate::cache::key::CacheKey;
@@ -62,14 +62,21 @@ pub struct RequestLimits {
     pub max_headers: usize,
     /// Largest request body passed through to the origin.
     pub max_body_bytes: u64,
+    /// Longest request target (path and query).
+    pub max_uri_bytes: u64,
+    /// Whether TRACE is forwarded (otherwise answered 405).
+    pub allow_trace: bool,
 }
 
 impl Default for RequestLimits {
-    /// The built-in defaults of `--max-headers` and `--max-request-body`.
+    /// The built-in defaults of `--max-headers`, `--max-request-body`, `--max-uri-length` and
+    /// `--allow-trace`.
     fn default() -> Self {
         Self {
             max_headers: 100,
             max_body_bytes: 10 * 1024 * 1024,
+            max_uri_bytes: 8 * 1024,
+            allow_trace: false,
         }
     }
 }
@@ -324,6 +331,20 @@ impl Proxy {
         if parts.method == Method::CONNECT {
             return own_error(StatusCode::METHOD_NOT_ALLOWED, "CONNECT is not supported\n").into();
         }
+        if parts.uri.path_and_query().is_none() {
+            // Authority-form (`GET host:port`) belongs to CONNECT alone (RFC 9112 §3.2.3).
+            return own_error(StatusCode::BAD_REQUEST, "request target has no path\n").into();
+        }
+        let target_len = parts
+            .uri
+            .path_and_query()
+            .map_or(0, |target| target.as_str().len());
+        if target_len as u64 > self.limits.max_uri_bytes {
+            return own_error(StatusCode::URI_TOO_LONG, "request target too long\n").into();
+        }
+        if parts.method == Method::TRACE && !self.limits.allow_trace {
+            return refused_trace().into();
+        }
         if parts.method == Method::OPTIONS || parts.method == Method::TRACE {
             // RFC 9110 §7.6.2: an intermediary checks and updates Max-Forwards on these two
             // methods; at zero it must not forward but answer as the final recipient.
@@ -444,6 +465,7 @@ impl Proxy {
                     &error,
                     &head.method,
                     &failed_status(&error, CacheStatus::forwarded(Forward::Bypass)),
+                    Audience::Requester,
                 ),
                 CacheResult::Error.into(),
             ),
@@ -506,6 +528,15 @@ impl Proxy {
                             ..loaded
                         },
                     ),
+                    // Still going forward: the load under way is slower than the wait bound.
+                    Route::StaleWhileLoading => (
+                        CacheResult::Stale,
+                        CacheStatus {
+                            ttl: Some(ttl),
+                            detail: Some("origin-slow"),
+                            ..forwarded
+                        },
+                    ),
                     Route::Miss | Route::StaleOnError | Route::Error | Route::Busy => {
                         (CacheResult::Miss, loaded)
                     }
@@ -558,7 +589,27 @@ impl Proxy {
                 )
             }
             Served::Failed(error) => (
-                respond::origin_failed(&error, &head.method, &failed_status(&error, forwarded)),
+                respond::origin_failed(
+                    &error,
+                    &head.method,
+                    &failed_status(&error, forwarded),
+                    audience(waited),
+                ),
+                Disposition {
+                    result: CacheResult::Error,
+                    waited,
+                    leader,
+                },
+            ),
+            Served::TimedOut => (
+                respond::own(
+                    StatusCode::GATEWAY_TIMEOUT,
+                    "origin timed out\n",
+                    &CacheStatus {
+                        detail: Some("origin-timeout"),
+                        ..forwarded
+                    },
+                ),
                 Disposition {
                     result: CacheResult::Error,
                     waited,
@@ -643,6 +694,7 @@ impl Proxy {
                     &error,
                     &head.method,
                     &failed_status(&error, CacheStatus::forwarded(Forward::Method)),
+                    Audience::Requester,
                 ),
                 CacheResult::Error.into(),
             ),
@@ -770,6 +822,15 @@ fn failed_status(error: &OriginError, status: CacheStatus) -> CacheStatus {
     }
 }
 
+/// Who an answer to a failed load is for: the origin's error reaches a waiter only through its
+/// leader's load.
+fn audience(waited: Option<WaitResult>) -> Audience {
+    match waited {
+        Some(WaitResult::LeaderError) => Audience::Waiter,
+        _ => Audience::Requester,
+    }
+}
+
 /// Why a cacheable request went to the origin (RFC 9211 §2.2 `fwd`), from the route it took
 /// and what the store held for it.
 fn forward_reason(route: Route, found: Option<LoadCause>) -> Forward {
@@ -819,6 +880,24 @@ fn final_recipient(method: &Method) -> (Response<Body>, Disposition) {
     response
         .headers_mut()
         .insert(header::ALLOW, HeaderValue::from_static("OPTIONS"));
+    (response, CacheResult::Pass.into())
+}
+
+/// 405 for a TRACE (unless `--allow-trace`): it would echo the request, credentials included.
+fn refused_trace() -> (Response<Body>, Disposition) {
+    let status = CacheStatus {
+        detail: Some("trace-not-allowed"),
+        ..CacheStatus::forwarded(Forward::Method)
+    };
+    let mut response = respond::own(
+        StatusCode::METHOD_NOT_ALLOWED,
+        "TRACE is not forwarded\n",
+        &status,
+    );
+    response.headers_mut().insert(
+        header::ALLOW,
+        HeaderValue::from_static("GET, HEAD, OPTIONS, POST, PUT, DELETE, PATCH"),
+    );
     (response, CacheResult::Pass.into())
 }
 

@@ -471,6 +471,19 @@ impl Sidecache {
     }
 }
 
+/// Sends `raw` on a fresh connection to `addr` and reads until the peer closes (at most 5 s).
+pub async fn exchange(addr: SocketAddr, raw: &[u8]) -> String {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut stream = tokio::net::TcpStream::connect(addr).await.expect("connect");
+    stream.write_all(raw).await.expect("write");
+    let mut answer = Vec::new();
+    tokio::time::timeout(Duration::from_secs(5), stream.read_to_end(&mut answer))
+        .await
+        .expect("the connection is closed after the answer")
+        .expect("read");
+    String::from_utf8_lossy(&answer).into_owned()
+}
+
 /// Waits (up to 10 s) for a condition that has no signal of its own, checking every millisecond.
 pub async fn wait_until(mut condition: impl FnMut() -> bool) {
     let deadline = Instant::now() + Duration::from_secs(10);

@@ -37,6 +37,10 @@ enum Behaviour {
 /// Counts its loads; each load waits for a permit on `gate` so tests decide when it finishes.
 struct TestLoader {
     loads: AtomicUsize,
+    /// Loads dropped before they finished.
+    abandoned: Arc<AtomicUsize>,
+    /// The requests the loads were made with.
+    requests: Mutex<Vec<&'static str>>,
     gate: Arc<Semaphore>,
     behaviour: Mutex<Behaviour>,
     stale_ok_on_error: bool,
@@ -66,6 +70,17 @@ impl Loader for Arc<TestLoader> {
         self.stale_ok_on_error
     }
 
+    fn usable_while_loading(&self, _value: &Val, _request: &&'static str) -> bool {
+        self.stale_ok_on_error
+    }
+
+    fn background_request(&self, request: &&'static str) -> &'static str {
+        match *request {
+            "personal v" => "v",
+            other => other,
+        }
+    }
+
     async fn load_source(
         &self,
         _key: &&'static str,
@@ -73,7 +88,10 @@ impl Loader for Arc<TestLoader> {
         _current: Option<Val>,
     ) -> Result<Source<Val, String>, Failure> {
         let load = self.loads.fetch_add(1, Ordering::SeqCst) + 1;
+        self.requests.lock().expect("requests").push(request);
+        let unfinished = Unfinished(Arc::clone(&self.abandoned));
         self.gate.acquire().await.expect("gate open").forget();
+        std::mem::forget(unfinished);
         let behaviour = *self.behaviour.lock().expect("behaviour");
         match behaviour {
             Behaviour::Fetch => Ok(Source::Fetched(Val {
@@ -103,6 +121,15 @@ impl Loader for Arc<TestLoader> {
     }
 }
 
+/// Counts a load as abandoned if it is dropped before its gate opens.
+struct Unfinished(Arc<AtomicUsize>);
+
+impl Drop for Unfinished {
+    fn drop(&mut self) {
+        self.0.fetch_add(1, Ordering::SeqCst);
+    }
+}
+
 struct Fixture {
     loader: Arc<TestLoader>,
     cache: LoadingCache<Arc<TestLoader>>,
@@ -119,6 +146,8 @@ fn fixture_with(
 ) -> Fixture {
     let loader = Arc::new(TestLoader {
         loads: AtomicUsize::new(0),
+        abandoned: Arc::new(AtomicUsize::new(0)),
+        requests: Mutex::new(Vec::new()),
         gate: Arc::new(Semaphore::new(0)),
         behaviour: Mutex::new(behaviour),
         stale_ok_on_error,
@@ -128,6 +157,7 @@ fn fixture_with(
         MemoryStore::new(1 << 20, |_| {}),
         LoadingConfig {
             coalesce_timeout,
+            load_timeout: Duration::from_secs(600),
             hit_for_miss_ttl: Duration::from_secs(60),
             max_waiters_per_key: usize::MAX,
         },
@@ -332,19 +362,123 @@ async fn a_stale_value_stands_in_for_a_failed_load_where_allowed() {
 }
 
 #[tokio::test(start_paused = true)]
-async fn a_waiter_gives_up_after_its_bound_and_loads_on_its_own() {
+async fn a_waiter_past_its_bound_keeps_waiting_for_the_same_load() {
     let f = fixture_with(Behaviour::Fetch, false, Duration::from_millis(500));
     let leader = f.start(1, "v").await;
-    let waiter = f.start(1, "v").await;
-    assert_eq!(f.loads(), 1, "the waiter is queued");
+    let waiters = f.start(20, "v").await;
     tokio::time::sleep(Duration::from_millis(501)).await;
     settle().await;
-    assert_eq!(f.loads(), 2, "the waiter went on its own");
-    f.release(2);
-    let waited = finish(waiter).await;
-    assert_eq!(waited[0].waited, Some(WaitResult::Timeout));
-    assert_eq!(waited[0].route, Route::Miss);
+    assert_eq!(f.loads(), 1, "no waiter went to the slow source itself");
+    f.release(1);
+    for waited in finish(waiters).await {
+        assert_eq!(waited.waited, Some(WaitResult::Shared));
+        assert_eq!(waited.route, Route::Coalesced);
+    }
     assert_eq!(finish(leader).await[0].route, Route::Miss);
+    assert_eq!(f.loads(), 1);
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_waiter_past_its_bound_is_served_a_stored_value_where_allowed() {
+    let f = fixture_with(Behaviour::Fetch, true, Duration::from_millis(500));
+    f.release(1);
+    let stored = value(&f.cache.get(&"k", &"w").await).clone();
+    // Another variant is wanted: its load is slow, and the stored value may serve meanwhile.
+    let leader = f.start(1, "v").await;
+    let waiters = f.start(3, "v").await;
+    tokio::time::sleep(Duration::from_millis(501)).await;
+    for waited in finish(waiters).await {
+        assert_eq!(
+            (waited.route, waited.waited),
+            (Route::StaleWhileLoading, Some(WaitResult::Timeout))
+        );
+        assert_eq!(value(&waited), &stored);
+    }
+    assert_eq!(f.loads(), 2);
+    f.release(1);
+    assert_eq!(value(&finish(leader).await[0]).variant, "v");
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_waiter_is_answered_timed_out_after_the_longest_a_load_may_take() {
+    let f = fixture_with(Behaviour::Fetch, false, Duration::from_millis(500));
+    let _leader = f.start(1, "v").await;
+    let waiter = f.start(1, "v").await;
+    tokio::time::sleep(Duration::from_secs(601)).await;
+    let waited = finish(waiter).await;
+    assert!(
+        matches!(waited[0].served, Served::TimedOut),
+        "{:?}",
+        waited[0]
+    );
+    assert_eq!(waited[0].waited, Some(WaitResult::Timeout));
+    assert_eq!(f.loads(), 1);
+}
+
+#[tokio::test]
+async fn a_load_whose_only_caller_leaves_is_abandoned() {
+    let f = fixture(Behaviour::Fetch);
+    let leader = f.start(1, "v").await;
+    assert_eq!(f.loads(), 1);
+    leader.into_iter().for_each(|caller| caller.abort());
+    settle().await;
+    assert_eq!(f.loader.abandoned.load(Ordering::SeqCst), 1);
+    assert_eq!(f.cache.in_flight(), 0);
+    // The key is free for the next caller's load.
+    let next = f.start(1, "v").await;
+    assert_eq!((f.loads(), f.cache.in_flight()), (2, 1));
+    f.release(1);
+    assert_eq!(finish(next).await[0].route, Route::Miss);
+}
+
+#[tokio::test]
+async fn a_load_that_refreshes_a_stored_value_finishes_without_its_caller() {
+    let f = fixture(Behaviour::Fetch);
+    f.release(1);
+    f.cache.get(&"k", &"w").await;
+    let caller = f.start(1, "v").await;
+    caller.into_iter().for_each(|caller| caller.abort());
+    settle().await;
+    assert_eq!(f.loader.abandoned.load(Ordering::SeqCst), 0);
+    f.release(1);
+    f.cache.drain().await;
+    assert_eq!(f.cache.get(&"k", &"v").await.route, Route::Hit);
+}
+
+#[tokio::test]
+async fn followers_of_an_answer_private_to_its_leader_elect_a_new_leader() {
+    let f = fixture(Behaviour::Personal);
+    let handles = f.start(5, "v").await;
+    f.release(1);
+    settle().await;
+    assert_eq!(f.loads(), 2, "one new leader, not a load per follower");
+    f.set(Behaviour::Fetch);
+    f.release(1);
+    let answers = finish(handles).await;
+    let personal = answers
+        .iter()
+        .filter(|a| matches!(a.served, Served::Private(_)))
+        .count();
+    let shared = answers
+        .iter()
+        .filter(|a| a.route == Route::Coalesced && a.waited == Some(WaitResult::Shared))
+        .count();
+    assert_eq!((personal, shared), (1, 3));
+}
+
+#[tokio::test]
+async fn a_background_refresh_is_made_with_the_background_request() {
+    let f = fixture(Behaviour::FetchStale);
+    f.release(1);
+    f.cache.get(&"k", &"personal v").await;
+    let stale = f.cache.get(&"k", &"personal v").await;
+    assert_eq!(stale.route, Route::StaleWhileRefresh);
+    f.release(1);
+    f.cache.drain().await;
+    assert_eq!(
+        *f.loader.requests.lock().expect("requests"),
+        ["personal v", "v"]
+    );
 }
 
 #[tokio::test]
