@@ -27,6 +27,7 @@ use http::{Method, Request, Response, StatusCode};
 use hyper::body::Incoming;
 
 use crate::body::Body;
+use crate::cache::key::CacheKey;
 use crate::metrics::{self, Registry};
 use crate::proxy::service::Proxy;
 use crate::server::Handler;
@@ -205,7 +206,13 @@ impl PurgeTarget {
             match &*name {
                 "url" => url = Some(value.into_owned()),
                 "prefix" => prefix = Some(value.into_owned()),
-                "host" => host = Some(value.to_ascii_lowercase()),
+                // Normalised as the cache key's host is, so `x:80` finds what `x` stored.
+                "host" => match CacheKey::normalize_host(&value) {
+                    Ok(normalized) => host = Some(normalized),
+                    Err(_) => {
+                        return Err("host must be a host name or address, with an optional port\n");
+                    }
+                },
                 _ => return Err("unknown parameter: use url=, prefix= and host=\n"),
             }
         }
@@ -276,7 +283,21 @@ mod tests {
                 prefix: "/static/".into()
             })
         );
-        for bad in ["", "url=/a&prefix=/b", "url=a", "nope=1"] {
+        assert_eq!(
+            PurgeTarget::parse("prefix=/&host=X.example:443"),
+            Ok(PurgeTarget::Prefix {
+                host: Some("x.example".into()),
+                prefix: "/".into()
+            })
+        );
+        for bad in [
+            "",
+            "url=/a&prefix=/b",
+            "url=a",
+            "nope=1",
+            "url=/a&host=",
+            "prefix=/&host=a%20b",
+        ] {
             assert!(PurgeTarget::parse(bad).is_err(), "{bad:?}");
         }
     }

@@ -238,8 +238,11 @@ impl Proxy {
     }
 
     /// Removes every URL whose path starts with `prefix`, on `host` or on every host; returns
-    /// how many stored URLs went. Counted as manual misses.
+    /// how many stored URLs went. Counted as manual misses. `host` is normalised as keys are
+    /// (as [`purge_url`](Self::purge_url)'s is), so `x:80` matches what `x` stored.
     pub async fn purge_prefix(&self, host: Option<&str>, prefix: &str) -> usize {
+        let host = host.map(|host| CacheKey::new(host, "/"));
+        let host = host.as_ref().map(CacheKey::host);
         let removed = self
             .cache
             .invalidate_matching(|key| {
