@@ -12,7 +12,9 @@
 //! | `/v1/counters/{name}`, `/v1/counters` | GET | a counter's stored + pending value; all that is pending |
 //!
 //! Purges answer `{"purged": N}`: how many stored URLs went. When an admin token is configured,
-//! state-changing calls need `Authorization: Bearer TOKEN`, else 401.
+//! every endpoint but `/healthz`, `/readyz` and `/metrics` needs `Authorization: Bearer TOKEN`,
+//! else 401: the stats and counter names (request counts are URLs) are as private as the calls
+//! that change state.
 
 mod counters;
 
@@ -41,7 +43,7 @@ pub struct Readiness(Arc<AtomicBool>);
 pub struct Admin {
     proxy: Arc<Proxy>,
     registry: Registry,
-    /// When set, the bearer token that state-changing calls must present.
+    /// When set, the bearer token every endpoint but health, readiness and metrics needs.
     token: Option<String>,
     readiness: Readiness,
     /// The write-behind counters behind `/v1/counters`, when they run.
@@ -111,6 +113,13 @@ impl Admin {
     }
 
     async fn route(&self, request: &Request<Incoming>) -> Response<Body> {
+        // Only the probes and the scrape are open: the rest shows or changes what clients did
+        // (counter names can be URLs, with their secrets). Checked before routing, so a caller
+        // without the token learns nothing, not even which paths exist.
+        let open = matches!(request.uri().path(), "/healthz" | "/readyz" | "/metrics");
+        if !open && !self.authorized(request.headers()) {
+            return unauthorized();
+        }
         match (request.method(), request.uri().path()) {
             (&Method::GET | &Method::HEAD, "/metrics") => {
                 // Let the store apply pending evictions so entry count and bytes are exact.
@@ -138,18 +147,14 @@ impl Admin {
                 text(StatusCode::SERVICE_UNAVAILABLE, "draining\n")
             }
             (&Method::POST, "/purge") => {
-                if !self.authorized(request.headers()) {
-                    return unauthorized();
-                }
                 match PurgeTarget::parse(request.uri().query().unwrap_or("")) {
                     Ok(target) => self.purge(target).await,
                     Err(message) => text(StatusCode::BAD_REQUEST, message),
                 }
             }
             (method, path) if counters::is_counters_path(path) => {
-                let authorized = self.authorized(request.headers());
                 let query = request.uri().query();
-                counters::handle(self.counters.as_deref(), method, path, query, authorized).await
+                counters::handle(self.counters.as_deref(), method, path, query).await
             }
             (_, "/metrics" | "/stats" | "/healthz" | "/readyz" | "/purge") => {
                 text(StatusCode::METHOD_NOT_ALLOWED, "method not allowed\n")

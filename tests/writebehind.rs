@@ -55,12 +55,16 @@ fn counter_url(admin: SocketAddr, name: &str, delta: Option<i64>) -> String {
 }
 
 async fn post(client: &TestClient, url: &str, token: Option<&str>) -> support::Got {
+    send(client, Method::POST, url, token).await
+}
+
+async fn send(client: &TestClient, method: Method, url: &str, token: Option<&str>) -> support::Got {
     let bearer = token.map(|token| format!("Bearer {token}"));
     let headers: Vec<(&str, &str)> = bearer
         .as_deref()
         .map(|value| vec![("authorization", value)])
         .unwrap_or_default();
-    client.send(Method::POST, url, &headers, Bytes::new()).await
+    client.send(method, url, &headers, Bytes::new()).await
 }
 
 fn json(got: &support::Got) -> serde_json::Value {
@@ -272,8 +276,10 @@ async fn the_admin_endpoint_counts_validates_and_reports_stored_plus_pending() {
     let got = post(&client, &counter_url(admin, "views", Some(-3)), token).await;
     assert_eq!(json(&got)["pending"], -2);
 
-    // Mutations need the token; reads do not.
+    // Every call needs the token, reads too.
     let got = post(&client, &counter_url(admin, "views", Some(5)), None).await;
+    assert_eq!(got.status, 401);
+    let got = client.get(&counter_url(admin, "views", None)).await;
     assert_eq!(got.status, 401);
     for bad in [
         "abc",
@@ -295,24 +301,24 @@ async fn the_admin_endpoint_counts_validates_and_reports_stored_plus_pending() {
         "an overflowing pending sum: {}",
         got.text()
     );
-    let got = client
-        .send(
-            Method::PUT,
-            &counter_url(admin, "views", None),
-            &[],
-            Bytes::new(),
-        )
-        .await;
+    let got = send(
+        &client,
+        Method::PUT,
+        &counter_url(admin, "views", None),
+        token,
+    )
+    .await;
     assert_eq!(got.status, 405);
 
-    let got = client.get(&counter_url(admin, "views", None)).await;
+    let get = async |url: &str| send(&client, Method::GET, url, token).await;
+    let got = get(&counter_url(admin, "views", None)).await;
     assert_eq!(got.status, 200);
     assert_eq!(
         json(&got),
         serde_json::json!({"name": "views", "value": -2, "stored": 0, "pending": -2})
     );
     sidecache.writebehind.flush().await.expect("flush");
-    let got = client.get(&counter_url(admin, "views", None)).await;
+    let got = get(&counter_url(admin, "views", None)).await;
     assert_eq!(
         json(&got),
         serde_json::json!({"name": "views", "value": -2, "stored": -2, "pending": 0})
@@ -323,7 +329,7 @@ async fn the_admin_endpoint_counts_validates_and_reports_stored_plus_pending() {
         let got = post(&client, &counter_url(admin, name, None), token).await;
         assert_eq!(got.status, 200, "{name}");
     }
-    let view = json(&client.get(&format!("http://{admin}/v1/counters")).await);
+    let view = json(&get(&format!("http://{admin}/v1/counters")).await);
     assert_eq!(view["pending"]["page views/home"], 1);
     assert_eq!(view["pending_keys"], 3);
     let got = post(&client, &counter_url(admin, "d", None), token).await;
