@@ -22,6 +22,7 @@ use crate::origin::metrics::OriginMetrics;
 use crate::origin::{OriginClient, OriginSettings};
 use crate::proxy::loader::OriginLoader;
 use crate::proxy::metrics::ProxyMetrics;
+use crate::proxy::request_counts::RequestCounts;
 use crate::proxy::service::{Proxy, RequestLimits};
 use crate::server::{self, ClientLimits, ConnectionSlots, Drained};
 use crate::stats::Stats;
@@ -162,7 +163,10 @@ impl App {
                 max_body_bytes: config.client.max_request_body_bytes,
             });
         if config.writebehind.count_requests {
-            proxy = proxy.count_requests(Arc::clone(&writebehind));
+            proxy = proxy.count_requests(RequestCounts::new(
+                Arc::clone(&writebehind),
+                config.writebehind.count_query,
+            ));
         }
         let proxy = Arc::new(proxy);
         register_state_gauges(&registry, &proxy).map_err(AppError::Metrics)?;

@@ -487,7 +487,7 @@ pub struct WriteBehindConfig {
     )]
     pub max_pending_keys: usize,
     /// Count proxied requests per cache key, in the counter named "requests:" followed by the
-    /// key (HOST/PATH?QUERY): the origin team's popularity data.
+    /// key's host and path (HOST/PATH): the origin team's popularity data.
     #[arg(
         long = "writebehind-count-requests",
         env = "SIDECACHE_WRITEBEHIND_COUNT_REQUESTS",
@@ -496,6 +496,17 @@ pub struct WriteBehindConfig {
         action = clap::ArgAction::Set
     )]
     pub count_requests: bool,
+    /// Keep the query string in request counters' names (requests:HOST/PATH?QUERY). Off by
+    /// default: a query can carry a secret (a password-reset link) into the sink, and a random
+    /// query per request makes every request a counter of its own.
+    #[arg(
+        long = "writebehind-count-query",
+        env = "SIDECACHE_WRITEBEHIND_COUNT_QUERY",
+        value_name = "BOOL",
+        default_value = "false",
+        action = clap::ArgAction::Set
+    )]
+    pub count_query: bool,
     /// Where pending increments are written if the sink cannot be reached at shutdown; replayed
     /// (each batch at most once) and removed at the next start.
     #[arg(

@@ -54,6 +54,9 @@ pub mod recovery;
 pub mod sink;
 pub mod sqlite;
 
+/// The prefix of the per-cache-key request counters (`--writebehind-count-requests`).
+pub const REQUEST_COUNTER_PREFIX: &str = "requests:";
+
 pub use counters::{Counters, Refused};
 pub use flusher::{Closed, WriteBehind, WriteBehindSettings};
 pub use metrics::{IncrementSource, WriteBehindMetrics};

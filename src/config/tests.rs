@@ -163,6 +163,7 @@ fn defaults_when_nothing_is_given() {
             interval: secs(1),
             max_pending_keys: 100_000,
             count_requests: false,
+            count_query: false,
             recovery_file: PathBuf::from("sidecache-writebehind.recovery"),
         },
         shutdown_grace: secs(10),
@@ -364,6 +365,7 @@ fn every_option_is_read_from_its_environment_variable() {
         ("SIDECACHE_WRITEBEHIND_INTERVAL", "11s"),
         ("SIDECACHE_WRITEBEHIND_MAX_PENDING_KEYS", "12"),
         ("SIDECACHE_WRITEBEHIND_COUNT_REQUESTS", "true"),
+        ("SIDECACHE_WRITEBEHIND_COUNT_QUERY", "true"),
         (
             "SIDECACHE_WRITEBEHIND_RECOVERY_FILE",
             "/var/lib/sidecache/recovery",
@@ -426,6 +428,7 @@ fn every_option_is_read_from_its_environment_variable() {
             interval: secs(11),
             max_pending_keys: 12,
             count_requests: true,
+            count_query: true,
             recovery_file: PathBuf::from("/var/lib/sidecache/recovery"),
         },
         shutdown_grace: secs(9),
