@@ -279,14 +279,26 @@ pub struct AdminConfig {
         default_value = "127.0.0.1:8081"
     )]
     pub listen: SocketAddr,
-    /// Bearer token that admin calls which change state must send (Authorization: Bearer TOKEN).
-    /// Unset by default, which leaves those calls open to anyone who can reach the admin port.
+    /// Bearer token that every admin call but /healthz, /readyz and /metrics must send
+    /// (Authorization: Bearer TOKEN). Unset by default, which leaves those calls open to anyone
+    /// who can reach the admin port; required when --admin-listen is not a loopback address.
     #[arg(
         long = "admin-token",
         env = "SIDECACHE_ADMIN_TOKEN",
         value_name = "TOKEN"
     )]
     pub token: Option<String>,
+    /// Allow an --admin-listen address other hosts can reach (not 127.0.0.0/8 or ::1) without
+    /// --admin-token, leaving purges and counters open to the network. Without it, such a
+    /// configuration is refused at start.
+    #[arg(
+        long = "admin-insecure",
+        env = "SIDECACHE_ADMIN_INSECURE",
+        value_name = "BOOL",
+        default_value = "false",
+        action = clap::ArgAction::Set
+    )]
+    pub insecure: bool,
 }
 
 /// Log output.
@@ -621,6 +633,7 @@ impl fmt::Debug for AdminConfig {
         f.debug_struct("AdminConfig")
             .field("listen", &self.listen)
             .field("token", &self.token.as_ref().map(|_| "<redacted>"))
+            .field("insecure", &self.insecure)
             .finish()
     }
 }
