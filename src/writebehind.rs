@@ -37,6 +37,15 @@
 //! Batch ids are kept in the sink for [`sink::BATCH_ID_RETENTION`]; a recovery file older than
 //! that could be applied twice.
 //!
+//! # Names
+//!
+//! A name is 1 to [`MAX_NAME_BYTES`] bytes of UTF-8 without control characters ([`name`]),
+//! checked at increment: a name a sink cannot store (PostgreSQL's `text` holds no NUL, its index
+//! no entry past 2704 bytes) would otherwise fail every batch it is in. An increment of such a
+//! name is refused ([`Refused::InvalidName`]): the admin endpoint answers 400, a request count
+//! is dropped, and both are counted in
+//! `sidecache_writebehind_increments_total{outcome="invalid_name"}`.
+//!
 //! # Bounds
 //!
 //! The live map holds at most `max_pending_keys` names. At the cap, increments of names already
@@ -49,6 +58,7 @@
 pub mod counters;
 pub mod flusher;
 pub mod metrics;
+pub mod name;
 pub mod postgres;
 pub mod recovery;
 pub mod sink;
@@ -60,4 +70,5 @@ pub const REQUEST_COUNTER_PREFIX: &str = "requests:";
 pub use counters::{Counters, Refused};
 pub use flusher::{Closed, WriteBehind, WriteBehindSettings};
 pub use metrics::{IncrementSource, WriteBehindMetrics};
+pub use name::{MAX_NAME_BYTES, NameError};
 pub use sink::{Applied, Batch, BatchId, Sink, SinkAddress, SinkError};

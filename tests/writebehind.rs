@@ -473,6 +473,83 @@ async fn request_counts_leave_the_query_out_unless_asked_to_keep_it() {
     assert_eq!(stored, expected);
 }
 
+// === names a sink cannot store ===
+
+/// A name with NUL (which PostgreSQL's text cannot hold), a control character or past the
+/// length cap is refused when it is incremented — 400 from the admin port, dropped and counted
+/// for request counts — so it never reaches the sink, where it would fail every flush.
+#[tokio::test]
+async fn postgres_names_a_sink_cannot_store_are_refused_at_increment_and_poison_nothing() {
+    let Some(pg) = PgServer::start("names") else {
+        return;
+    };
+    let origin = any_origin().await;
+    let sidecache = Sidecache::start(
+        &origin.url(),
+        &[
+            "--writebehind-sink",
+            &pg.url(),
+            "--writebehind-interval",
+            "1h",
+            "--writebehind-count-requests",
+            "true",
+        ],
+    )
+    .await;
+    let admin = sidecache.admin_addr;
+    let client = TestClient::new();
+    let longest = "x".repeat(1024);
+    for bad in [
+        "a\0b",
+        "line\nbreak",
+        "tab\there",
+        "del\u{7f}",
+        &"x".repeat(1025),
+    ] {
+        let got = post(&client, &counter_url(admin, bad, None), None).await;
+        assert_eq!(got.status, 400, "{bad:?}: {}", got.text());
+        let got = client.get(&counter_url(admin, bad, None)).await;
+        assert_eq!(got.status, 400, "reading {bad:?}: {}", got.text());
+    }
+    for good in ["views", longest.as_str()] {
+        let got = post(&client, &counter_url(admin, good, None), None).await;
+        assert_eq!(got.status, 200, "{good}: {}", got.text());
+    }
+    // An anonymous client's random 3 KB URL, and an ordinary one.
+    let random: String = (0..1500u32)
+        .map(|i| format!("{:02x}", i.wrapping_mul(2_654_435_761) >> 24))
+        .collect();
+    let long_path = format!("/{random}");
+    assert_eq!(client.get(&sidecache.url(&long_path)).await.status, 200);
+    assert_eq!(client.get(&sidecache.url("/ok")).await.status, 200);
+
+    assert_eq!(sidecache.writebehind.flush().await.expect("flush"), 1);
+    let host = sidecache.proxy_addr.to_string();
+    let expected: Totals = [
+        ("views".to_owned(), 1),
+        (longest.clone(), 1),
+        (format!("requests:{host}/ok"), 1),
+    ]
+    .into_iter()
+    .collect();
+    assert_eq!(pg.counters().await, expected);
+    let scrape = sidecache.metrics().await;
+    for (series, value) in [
+        ("outcome=\"invalid_name\",source=\"admin\"", 5.0),
+        ("outcome=\"accepted\",source=\"admin\"", 2.0),
+        ("outcome=\"invalid_name\",source=\"request\"", 1.0),
+        ("outcome=\"accepted\",source=\"request\"", 1.0),
+    ] {
+        let series = format!("sidecache_writebehind_increments_total{{{series}}}");
+        assert_eq!(scrape.value(&series), value, "{series}");
+    }
+    assert_eq!(
+        scrape.value("sidecache_writebehind_flushes_total{outcome=\"failed\"}"),
+        0.0
+    );
+    sidecache.stop().await;
+}
+
 // === SIGTERM in the middle of increments ===
 
 /// Starts the binary with `sink`, runs 8 × 2500 increments, sends SIGTERM once 10 000 are

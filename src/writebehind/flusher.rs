@@ -15,6 +15,7 @@ use tracing::Instrument;
 
 use super::counters::{Counters, Refused};
 use super::metrics::{FlushOutcome, IncrementSource, WriteBehindMetrics};
+use super::name;
 use super::postgres::PostgresSink;
 use super::recovery::{self, RecoveryError};
 use super::sink::{Batch, BatchIds, Sink, SinkAddress, SinkError};
@@ -188,14 +189,18 @@ impl WriteBehind {
     ///
     /// # Errors
     ///
-    /// See [`Counters::increment`]. At the cap, the flusher is woken to make room.
+    /// [`Refused::InvalidName`] for a name a sink could not store (see [`super::name`]), else
+    /// see [`Counters::increment`]. At the cap, the flusher is woken to make room.
     pub fn increment(
         &self,
         source: IncrementSource,
         name: &str,
         delta: i64,
     ) -> Result<i64, Refused> {
-        let result = self.counters.increment(name, delta);
+        let result = match name::check(name) {
+            Ok(()) => self.counters.increment(name, delta),
+            Err(_) => Err(Refused::InvalidName),
+        };
         self.metrics.record_increment(source, result.map(drop));
         if result == Err(Refused::Full) {
             self.wake.notify_one();

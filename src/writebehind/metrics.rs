@@ -122,7 +122,8 @@ impl WriteBehindMetrics {
                 "sidecache_writebehind_increments_total",
                 "Write-behind increments asked for, by source (admin, request) and outcome: \
                  accepted, or refused because too many names were pending (full), shutdown had \
-                 begun (closed) or the pending sum would overflow (overflow).",
+                 begun (closed), the pending sum would overflow (overflow) or the name could not \
+                 be stored (invalid_name: empty, over 1024 bytes, or with control characters).",
             ),
             &["source", "outcome"],
         )?;
