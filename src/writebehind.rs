@@ -46,6 +46,17 @@
 //! is dropped, and both are counted in
 //! `sidecache_writebehind_increments_total{outcome="invalid_name"}`.
 //!
+//! # Rows a sink refuses
+//!
+//! A sink may still refuse a row for its content (a `CHECK` constraint or trigger a DBA added,
+//! a column narrowed to `varchar(n)`, a database encoding that lacks a character):
+//! [`SinkError::is_row_rejected`]. The transaction is rolled back, and sending the same rows again
+//! cannot help, so the batch is not retried but split in two halves, each under an id of its own
+//! ([`BatchId::part`]), and each half applied in turn: the good rows commit in the same flush.
+//! A row refused on its own is dropped, logged and counted in
+//! `sidecache_writebehind_rows_dropped_total{reason="rejected"}`, so one bad row never blocks
+//! the others, at runtime or after a restart.
+//!
 //! # Bounds
 //!
 //! The live map holds at most `max_pending_keys` names. At the cap, increments of names already

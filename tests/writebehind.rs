@@ -550,6 +550,96 @@ async fn postgres_names_a_sink_cannot_store_are_refused_at_increment_and_poison_
     sidecache.stop().await;
 }
 
+// === rows a sink refuses ===
+
+/// The table as a DBA might have tightened it: a constraint that refuses some names.
+const CONSTRAINED_TABLE: &str = "CREATE TABLE sidecache_counters (name TEXT PRIMARY KEY, \
+     value BIGINT NOT NULL, CHECK (name NOT LIKE 'forbidden%'))";
+
+/// Increments two names the table accepts and one it refuses, flushes, stops, and returns the
+/// metrics scrape taken after the flush.
+async fn flush_past_a_refused_row(sink: &str, recovery: &Path) -> support::Scrape {
+    let origin = any_origin().await;
+    let recovery = recovery.display().to_string();
+    let sidecache = Sidecache::start(
+        &origin.url(),
+        &[
+            "--writebehind-sink",
+            sink,
+            "--writebehind-interval",
+            "1h",
+            "--writebehind-recovery-file",
+            &recovery,
+        ],
+    )
+    .await;
+    let client = TestClient::new();
+    for name in ["ok-1", "forbidden-1", "ok-2"] {
+        let got = post(
+            &client,
+            &counter_url(sidecache.admin_addr, name, None),
+            None,
+        )
+        .await;
+        assert_eq!(got.status, 200, "{name}");
+    }
+    sidecache
+        .writebehind
+        .flush()
+        .await
+        .expect("the good rows commit");
+    assert!(!sidecache.writebehind.needs_flush());
+    let scrape = sidecache.metrics().await;
+    assert_eq!(sidecache.stop().await, sidecache::server::Drained::Cleanly);
+    scrape
+}
+
+fn assert_one_row_dropped(scrape: &support::Scrape) {
+    assert_eq!(
+        scrape.value("sidecache_writebehind_rows_dropped_total{reason=\"rejected\"}"),
+        1.0
+    );
+    assert_eq!(
+        scrape.value("sidecache_writebehind_flushes_total{outcome=\"failed\"}"),
+        0.0
+    );
+}
+
+#[tokio::test]
+async fn sqlite_a_row_the_table_refuses_is_dropped_and_counted_and_the_rest_commit() {
+    let dir = TempDir::new("wb-refused-sqlite");
+    let db = dir.0.join("counters.db");
+    rusqlite::Connection::open(&db)
+        .expect("create the file")
+        .execute_batch(CONSTRAINED_TABLE)
+        .expect("create the table");
+    let recovery = dir.0.join("recovery.json");
+    let scrape = flush_past_a_refused_row(&format!("sqlite:{}", db.display()), &recovery).await;
+    assert_one_row_dropped(&scrape);
+    let expected: Totals = [("ok-1".to_owned(), 1), ("ok-2".to_owned(), 1)].into();
+    assert_eq!(sqlite_counters(&db), expected);
+    assert!(!recovery.exists(), "nothing left for the next start");
+}
+
+#[tokio::test]
+async fn postgres_a_row_the_table_refuses_is_dropped_and_counted_and_the_rest_commit() {
+    let Some(pg) = PgServer::start("refused") else {
+        return;
+    };
+    pg.client()
+        .await
+        .batch_execute(CONSTRAINED_TABLE)
+        .await
+        .expect("create the table");
+    let dir = TempDir::new("wb-refused-pg");
+    let recovery = dir.0.join("recovery.json");
+    let scrape = flush_past_a_refused_row(&pg.url(), &recovery).await;
+    assert_one_row_dropped(&scrape);
+    let expected: Totals = [("ok-1".to_owned(), 1), ("ok-2".to_owned(), 1)].into();
+    assert_eq!(pg.counters().await, expected);
+    assert!(!recovery.exists(), "nothing left for the next start");
+}
+
 // === SIGTERM in the middle of increments ===
 
 /// Starts the binary with `sink`, runs 8 × 2500 increments, sends SIGTERM once 10 000 are

@@ -14,7 +14,7 @@ use tokio_util::sync::CancellationToken;
 use tracing::Instrument;
 
 use super::counters::{Counters, Refused};
-use super::metrics::{FlushOutcome, IncrementSource, WriteBehindMetrics};
+use super::metrics::{DropReason, FlushOutcome, IncrementSource, WriteBehindMetrics};
 use super::name;
 use super::postgres::PostgresSink;
 use super::recovery::{self, RecoveryError};
@@ -324,17 +324,59 @@ impl WriteBehind {
                     }
                 }
             };
-            self.apply(&batch).await?;
-            confirmed += 1;
-            let mut retained = self.lock_retained();
-            let popped = retained.pop_front();
-            debug_assert!(popped.is_some_and(|popped| Arc::ptr_eq(&popped, &batch)));
-            if retained.is_empty() && self.replaying.swap(false, Ordering::SeqCst) {
-                drop(retained);
-                self.replay_done();
-            }
+            let parts = match self.apply(&batch).await {
+                Ok(()) => {
+                    confirmed += 1;
+                    Vec::new()
+                }
+                // The same rows would be refused again, fewer can commit: split, not retried.
+                Err(error) if error.is_row_rejected() => self.parts_of_refused(&batch, &error),
+                Err(error) => return Err(error),
+            };
+            self.replace_front(&batch, parts);
         }
         Ok(confirmed)
+    }
+
+    /// What stands in for a batch the sink refused for a row's content: its two halves, each
+    /// tried in turn, so the good rows commit. A single row refused alone is dropped, counted
+    /// and logged: kept, it would be refused at every flush, and spilled and refused again after
+    /// every restart.
+    fn parts_of_refused(&self, batch: &Batch, error: &SinkError) -> Vec<Arc<Batch>> {
+        if let Some((first, second)) = batch.split() {
+            return vec![Arc::new(first), Arc::new(second)];
+        }
+        self.metrics
+            .record_dropped(DropReason::Rejected, batch.len());
+        for (name, delta) in batch.entries() {
+            tracing::warn!(
+                sink = %self.sink_name,
+                batch_id = %batch.id(),
+                name = ?shown(name),
+                name_bytes = name.len(),
+                delta,
+                error = %error,
+                cause = error.source().map(tracing::field::display),
+                "the write-behind sink refused a counter row on its own: the row is dropped"
+            );
+        }
+        Vec::new()
+    }
+
+    /// Takes `batch`, confirmed or set aside, off the front of the retained queue and puts
+    /// `parts` there in its place; once a replayed recovery file has nothing left unconfirmed,
+    /// removes it.
+    fn replace_front(&self, batch: &Arc<Batch>, parts: Vec<Arc<Batch>>) {
+        let mut retained = self.lock_retained();
+        let popped = retained.pop_front();
+        debug_assert!(popped.is_some_and(|popped| Arc::ptr_eq(&popped, batch)));
+        for part in parts.into_iter().rev() {
+            retained.push_front(part);
+        }
+        if retained.is_empty() && self.replaying.swap(false, Ordering::SeqCst) {
+            drop(retained);
+            self.replay_done();
+        }
     }
 
     /// Moves the counters' increments into a new batch at the back of the retained queue.
@@ -526,6 +568,15 @@ impl WriteBehind {
         // Nothing panics while holding this lock; if something did, the queue is still whole.
         self.retained.lock().unwrap_or_else(PoisonError::into_inner)
     }
+}
+
+/// At most the first 128 bytes of `name`, for a log line: names can be long.
+fn shown(name: &str) -> &str {
+    let mut end = name.len().min(128);
+    while !name.is_char_boundary(end) {
+        end -= 1;
+    }
+    &name[..end]
 }
 
 #[cfg(test)]

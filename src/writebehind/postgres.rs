@@ -2,14 +2,16 @@
 //!
 //! A batch is one transaction of three statements: record the batch id, upsert every name at
 //! once (`UNNEST` of two arrays), commit. An error answered by the server means the transaction
-//! was rolled back; a connection that breaks or stalls while `COMMIT` is under way leaves the
-//! outcome unknown, and the batch is retried under the same id.
+//! was rolled back; one that refuses a row's content (see [`ROW_REFUSALS`]) is reported as
+//! such, so the flusher can split the batch. A connection that breaks or stalls while `COMMIT`
+//! is under way leaves the outcome unknown, and the batch is retried under the same id.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use tokio::sync::{Mutex, MutexGuard};
+use tokio_postgres::error::SqlState;
 use tokio_postgres::{Client, NoTls};
 
 use super::sink::{
@@ -38,6 +40,18 @@ const UPSERT: &str = "INSERT INTO sidecache_counters AS c (name, value) \
        ELSE c.value END";
 
 const PRUNE: &str = "DELETE FROM sidecache_writebehind_batches WHERE committed_at < $1";
+
+/// The errors with which the server refuses a row's content rather than the statement: a name
+/// its encoding cannot hold (NUL, a character outside the database's encoding), one too long for
+/// the column or for an index entry, a constraint a DBA added. The same rows would be refused
+/// again; fewer rows can commit.
+const ROW_REFUSALS: [SqlState; 5] = [
+    SqlState::CHARACTER_NOT_IN_REPERTOIRE,
+    SqlState::UNTRANSLATABLE_CHARACTER,
+    SqlState::STRING_DATA_RIGHT_TRUNCATION,
+    SqlState::PROGRAM_LIMIT_EXCEEDED,
+    SqlState::CHECK_VIOLATION,
+];
 
 const SELECT_VALUE: &str = "SELECT value FROM sidecache_counters WHERE name = $1";
 
@@ -164,7 +178,10 @@ async fn apply(client: &mut Client, batch: &Batch, prune: bool) -> Result<Applie
     transaction
         .execute(UPSERT, &[&names, &deltas, &i64::MAX, &i64::MIN])
         .await
-        .map_err(before_commit)?;
+        .map_err(|error| match error.code() {
+            Some(code) if ROW_REFUSALS.contains(code) => SinkError::row_rejected(error),
+            _ => before_commit(error),
+        })?;
     if prune {
         transaction
             .execute(PRUNE, &[&retention_cutoff(now)])

@@ -112,6 +112,9 @@ pub enum SinkErrorKind {
     Unavailable,
     /// The sink refused a statement; the transaction was rolled back.
     Rejected,
+    /// The sink refused the content of a row (a name it cannot store, a constraint of the
+    /// table); the transaction was rolled back, and the same rows would be refused again.
+    RowRejected,
     /// The connection broke or timed out while the commit was under way: the batch may or may
     /// not have been committed.
     OutcomeUnknown,
@@ -144,6 +147,12 @@ impl BatchId {
     /// The id as stored.
     pub fn as_str(&self) -> &str {
         &self.0
+    }
+
+    /// The id of part `part` of this batch, when it is split: unique, since no id handed out
+    /// by [`BatchIds`] contains a `.`, and the same whenever the same batch is split.
+    pub fn part(&self, part: u8) -> Self {
+        Self(format!("{}.{part}", self.0))
     }
 }
 
@@ -239,6 +248,20 @@ impl Batch {
     pub fn is_empty(&self) -> bool {
         self.entries.is_empty()
     }
+
+    /// The batch's two halves, each under an id of its own ([`BatchId::part`]), for a batch
+    /// with at least two rows; `None` for a single row.
+    pub fn split(&self) -> Option<(Batch, Batch)> {
+        if self.entries.len() < 2 {
+            return None;
+        }
+        let (first, second) = self.entries.split_at(self.entries.len() / 2);
+        let half = |part, entries: &[(Box<str>, i64)]| Batch {
+            id: self.id.part(part),
+            entries: entries.to_vec(),
+        };
+        Some((half(0, first), half(1, second)))
+    }
 }
 
 // === impl SinkError ===
@@ -252,6 +275,11 @@ impl SinkError {
     /// The sink refused; the transaction was rolled back.
     pub fn rejected(source: impl Into<Box<dyn StdError + Send + Sync>>) -> Self {
         Self::new(SinkErrorKind::Rejected, source)
+    }
+
+    /// The sink refused a row's content; the transaction was rolled back.
+    pub fn row_rejected(source: impl Into<Box<dyn StdError + Send + Sync>>) -> Self {
+        Self::new(SinkErrorKind::RowRejected, source)
     }
 
     /// The commit may or may not have happened.
@@ -275,6 +303,12 @@ impl SinkError {
     pub fn is_outcome_unknown(&self) -> bool {
         self.kind == SinkErrorKind::OutcomeUnknown
     }
+
+    /// Whether the sink refused the content of one of the batch's rows: sending the same rows
+    /// again cannot help, sending fewer can.
+    pub fn is_row_rejected(&self) -> bool {
+        self.kind == SinkErrorKind::RowRejected
+    }
 }
 
 impl fmt::Display for SinkError {
@@ -282,6 +316,7 @@ impl fmt::Display for SinkError {
         f.write_str(match self.kind {
             SinkErrorKind::Unavailable => "the write-behind sink cannot be reached",
             SinkErrorKind::Rejected => "the write-behind sink refused the batch",
+            SinkErrorKind::RowRejected => "the write-behind sink refused a row of the batch",
             SinkErrorKind::OutcomeUnknown => {
                 "the write-behind sink's commit outcome is unknown (the batch is retried under its id)"
             }
@@ -425,6 +460,27 @@ mod tests {
         );
         assert_eq!(batch.get("b"), Some(5));
         assert_eq!(batch.get("c"), None);
+    }
+
+    #[test]
+    fn a_batch_splits_into_halves_with_ids_of_their_own() {
+        let batch = Batch::new(
+            BatchId::new("b-7"),
+            vec![("a".into(), 1), ("b".into(), 2), ("c".into(), 3)],
+        );
+        let (first, second) = batch.split().expect("three rows");
+        assert_eq!(
+            (first.id().as_str(), second.id().as_str()),
+            ("b-7.0", "b-7.1")
+        );
+        assert_eq!(first.entries(), &[("a".into(), 1)]);
+        assert_eq!(second.entries(), &[("b".into(), 2), ("c".into(), 3)]);
+        assert_eq!(
+            second.split().map(|(a, b)| (a.id, b.id.0)).expect("two").1,
+            "b-7.1.1"
+        );
+        assert!(first.split().is_none(), "one row stands alone");
+        assert!(!BatchIds::new().next_id().as_str().contains('.'));
     }
 
     #[test]

@@ -5,7 +5,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
-use rusqlite::{Connection, OptionalExtension, TransactionBehavior, params};
+use rusqlite::{Connection, ErrorCode, OptionalExtension, TransactionBehavior, ffi, params};
 
 use super::sink::{
     Applied, Batch, PRUNE_EVERY, SCHEMA, Sink, SinkError, SinkFuture, retention_cutoff,
@@ -141,7 +141,7 @@ fn apply(connection: &Mutex<Connection>, batch: &Batch, prune: bool) -> Result<A
         for (name, delta) in batch.entries() {
             upsert
                 .execute(params![&**name, delta, i64::MAX, i64::MIN])
-                .map_err(SinkError::rejected)?;
+                .map_err(row_or_statement)?;
         }
     }
     if prune {
@@ -153,6 +153,23 @@ fn apply(connection: &Mutex<Connection>, batch: &Batch, prune: bool) -> Result<A
     // undecided until the journal is recovered: treat it as unknown, which is always safe.
     transaction.commit().map_err(SinkError::outcome_unknown)?;
     Ok(Applied::Committed)
+}
+
+/// An upsert refused for the row's content — too big for SQLite, or refused by a `CHECK`
+/// constraint or a trigger a DBA added — or else for the statement.
+fn row_or_statement(error: rusqlite::Error) -> SinkError {
+    let refuses_the_row = error.sqlite_error().is_some_and(|cause| {
+        cause.code == ErrorCode::TooBig
+            || matches!(
+                cause.extended_code,
+                ffi::SQLITE_CONSTRAINT_CHECK | ffi::SQLITE_CONSTRAINT_TRIGGER
+            )
+    });
+    if refuses_the_row {
+        SinkError::row_rejected(error)
+    } else {
+        SinkError::rejected(error)
+    }
 }
 
 #[cfg(test)]

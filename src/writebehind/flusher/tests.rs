@@ -30,6 +30,11 @@ struct FakeState {
     faults: VecDeque<Fault>,
     /// Every batch id `apply` was called with, in order.
     attempts: Vec<BatchId>,
+    /// A batch holding a name that starts with this is refused whole, as a table constraint
+    /// refuses a row.
+    refused_prefix: Option<&'static str>,
+    /// Batches refused for a row.
+    row_refusals: usize,
 }
 
 struct FakeSink {
@@ -83,6 +88,15 @@ impl Sink for FakeSink {
             state.attempts.push(batch.id().clone());
             if self.down.load(Ordering::SeqCst) {
                 return Err(SinkError::unavailable("down"));
+            }
+            if let Some(prefix) = state.refused_prefix
+                && batch
+                    .entries()
+                    .iter()
+                    .any(|(name, _)| name.starts_with(prefix))
+            {
+                state.row_refusals += 1;
+                return Err(SinkError::row_rejected("violates a check constraint"));
             }
             let fault = state.faults.pop_front();
             if let Some(Fault::Unavailable) = fault {
@@ -308,6 +322,65 @@ async fn a_batch_whose_commit_outcome_was_unknown_is_not_counted_twice() {
     assert_eq!(sink.value("views"), 6);
     writebehind.flush().await.expect("retry");
     assert_eq!(sink.value("views"), 8);
+}
+
+/// A batch the sink refuses for one row's content is split until the good rows commit and each
+/// refused row stands alone; those are dropped and counted, and nothing is retried for ever.
+#[tokio::test]
+async fn a_batch_refused_for_a_row_is_split_so_the_good_rows_commit_and_the_bad_are_dropped() {
+    let dir = TempDir::new();
+    let sink = FakeSink::new();
+    sink.state.lock().expect("state").refused_prefix = Some("bad");
+    let (writebehind, registry) =
+        component(sink.clone(), settings(&dir, Duration::from_secs(1), 100));
+    let good: Vec<String> = (0..13).map(|i| format!("good-{i:02}")).collect();
+    for (i, name) in good.iter().enumerate() {
+        admin(&writebehind, name, i as i64 + 1);
+    }
+    admin(&writebehind, "bad-1", 5);
+    admin(&writebehind, "bad-2", -5);
+
+    let confirmed = writebehind.flush().await.expect("the good rows commit");
+    assert!(confirmed >= 2, "{confirmed} batches");
+    for (i, name) in good.iter().enumerate() {
+        assert_eq!(sink.value(name), i as i64 + 1, "{name}");
+    }
+    assert_eq!((sink.value("bad-1"), sink.value("bad-2")), (0, 0));
+    assert!(!writebehind.needs_flush(), "nothing left to retry");
+    assert_eq!(writebehind.pending("bad-1"), 0);
+    let refusals = sink.state.lock().expect("state").row_refusals;
+    assert_eq!(
+        sample(
+            &registry,
+            "sidecache_writebehind_rows_dropped_total{reason=\"rejected\"}"
+        ),
+        2.0
+    );
+    assert_eq!(
+        sample(
+            &registry,
+            "sidecache_writebehind_flushes_total{outcome=\"rejected\"}"
+        ),
+        refusals as f64
+    );
+    assert_eq!(
+        sample(
+            &registry,
+            "sidecache_writebehind_flushes_total{outcome=\"committed\"}"
+        ),
+        confirmed as f64
+    );
+    assert_eq!(
+        sample(
+            &registry,
+            "sidecache_writebehind_flushes_total{outcome=\"failed\"}"
+        ),
+        0.0
+    );
+    // Later increments of the good names flush as usual.
+    admin(&writebehind, "good-00", 1);
+    assert_eq!(writebehind.flush().await.expect("flush"), 1);
+    assert_eq!(sink.value("good-00"), 2);
 }
 
 #[tokio::test(start_paused = true)]
