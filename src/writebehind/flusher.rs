@@ -161,7 +161,24 @@ impl WriteBehind {
         settings: WriteBehindSettings,
         metrics: WriteBehindMetrics,
     ) -> Result<Self, OpenError> {
-        let replayed = recovery::read(&settings.recovery_file)?;
+        let mut replayed = recovery::read(&settings.recovery_file)?;
+        let found = !replayed.is_empty();
+        // A name no sink can store (an earlier version's, or written by hand) would fail its
+        // batch at every replay: it is dropped here, once, and counted.
+        let invalid: usize = replayed
+            .iter_mut()
+            .map(|batch| batch.retain_names(|name| name::check(name).is_ok()))
+            .sum();
+        replayed.retain(|batch| !batch.is_empty());
+        if invalid > 0 {
+            metrics.record_dropped(DropReason::InvalidName, invalid);
+            tracing::warn!(
+                path = %settings.recovery_file.display(),
+                rows = invalid,
+                "the write-behind recovery file holds counter names no sink can store \
+                 (empty, over 1024 bytes, or with control characters): those rows are dropped"
+            );
+        }
         if !replayed.is_empty() {
             tracing::warn!(
                 path = %settings.recovery_file.display(),
@@ -170,7 +187,7 @@ impl WriteBehind {
                 "write-behind recovery file found: its batches are replayed to the sink (each at most once)"
             );
         }
-        Ok(Self {
+        let writebehind = Self {
             counters: Counters::new(settings.max_pending_keys),
             sink,
             sink_name,
@@ -181,7 +198,12 @@ impl WriteBehind {
             wake: Notify::new(),
             settings,
             metrics,
-        })
+        };
+        if found && !writebehind.needs_flush() {
+            // Nothing in it could be replayed; read again, it would be dropped and counted again.
+            writebehind.replay_done();
+        }
+        Ok(writebehind)
     }
 
     /// Adds `delta` to `name` in memory and returns the name's pending sum. Cheap and safe from

@@ -44,6 +44,9 @@ pub enum FlushOutcome {
 pub enum DropReason {
     /// The sink refused the row's content even alone.
     Rejected,
+    /// A name read back from the recovery file that no sink can store (see
+    /// [`super::name`]): written by an earlier version, or by hand.
+    InvalidName,
 }
 
 /// The write-behind metric set, with every label value resolved up front.
@@ -114,12 +117,13 @@ impl FlushOutcome {
 
 impl DropReason {
     /// Every variant, in metric-label order.
-    pub const ALL: [DropReason; 1] = [DropReason::Rejected];
+    pub const ALL: [DropReason; 2] = [DropReason::Rejected, DropReason::InvalidName];
 
     /// The metric label value.
     pub fn as_str(self) -> &'static str {
         match self {
             DropReason::Rejected => "rejected",
+            DropReason::InvalidName => "invalid_name",
         }
     }
 }
@@ -189,7 +193,8 @@ impl WriteBehindMetrics {
                 registry,
                 "sidecache_writebehind_rows_dropped_total",
                 "Counter rows (a name and its delta) dropped without reaching the sink, by reason: \
-                 rejected (the sink refused the row's content, even alone).",
+                 rejected (the sink refused the row's content, even alone), invalid_name (a name \
+                 in the recovery file that no sink can store).",
                 "reason",
                 &DropReason::ALL.map(DropReason::as_str),
             )?,

@@ -249,6 +249,13 @@ impl Batch {
         self.entries.is_empty()
     }
 
+    /// Keeps only the rows whose name `keep` accepts; returns how many went.
+    pub fn retain_names(&mut self, mut keep: impl FnMut(&str) -> bool) -> usize {
+        let before = self.entries.len();
+        self.entries.retain(|(name, _)| keep(name));
+        before - self.entries.len()
+    }
+
     /// The batch's two halves, each under an id of its own ([`BatchId::part`]), for a batch
     /// with at least two rows; `None` for a single row.
     pub fn split(&self) -> Option<(Batch, Batch)> {

@@ -520,6 +520,71 @@ async fn an_unreachable_sink_at_shutdown_spills_to_the_recovery_file_replayed_at
     );
 }
 
+/// A recovery file written by an earlier version (or by hand) may hold names no sink can
+/// store: they are dropped and counted at the start, so they cannot fail the replay, and the
+/// other rows are replayed under their batch ids.
+#[tokio::test]
+async fn names_a_sink_cannot_store_are_dropped_from_the_recovery_file_and_counted() {
+    let dir = TempDir::new();
+    let path = dir.0.join("recovery.json");
+    let long = "x".repeat(3000);
+    let batches = [
+        Batch::new(
+            BatchId::new("old-1"),
+            vec![
+                ("views".into(), 3),
+                ("a\0b".into(), 1),
+                (long.as_str().into(), 1),
+                ("".into(), 2),
+            ],
+        ),
+        Batch::new(BatchId::new("old-2"), vec![("line\nbreak".into(), 1)]),
+        Batch::new(BatchId::new("old-3"), vec![("views".into(), 4)]),
+    ];
+    recovery::write(&path, &batches.map(Arc::new)).expect("write");
+
+    let sink = FakeSink::new();
+    let (writebehind, registry) =
+        component(sink.clone(), settings(&dir, Duration::from_secs(1), 10));
+    assert_eq!(
+        sample(
+            &registry,
+            "sidecache_writebehind_rows_dropped_total{reason=\"invalid_name\"}"
+        ),
+        4.0
+    );
+    assert_eq!(writebehind.pending("views"), 7);
+    assert_eq!(writebehind.pending_keys(), 2);
+    assert_eq!(writebehind.flush().await.expect("replay"), 2);
+    assert_eq!(sink.value("views"), 7);
+    let attempts: Vec<_> = sink.attempts().iter().map(|id| id.to_string()).collect();
+    assert_eq!(
+        attempts,
+        ["old-1", "old-3"],
+        "under their own ids; the empty one is gone"
+    );
+    assert!(!path.exists(), "removed once replayed");
+}
+
+#[tokio::test]
+async fn a_recovery_file_with_only_names_a_sink_cannot_store_is_removed_at_the_start() {
+    let dir = TempDir::new();
+    let path = dir.0.join("recovery.json");
+    let batch = Batch::new(BatchId::new("old-1"), vec![("a\0b".into(), 1)]);
+    recovery::write(&path, &[Arc::new(batch)]).expect("write");
+    let (writebehind, registry) =
+        component(FakeSink::new(), settings(&dir, Duration::from_secs(1), 10));
+    assert!(!writebehind.needs_flush());
+    assert!(!path.exists(), "nothing left to replay");
+    assert_eq!(
+        sample(
+            &registry,
+            "sidecache_writebehind_rows_dropped_total{reason=\"invalid_name\"}"
+        ),
+        1.0
+    );
+}
+
 #[tokio::test]
 async fn a_malformed_recovery_file_stops_the_start() {
     let dir = TempDir::new();
