@@ -519,6 +519,18 @@ pub struct WriteBehindConfig {
         action = clap::ArgAction::Set
     )]
     pub count_query: bool,
+    /// How long a request counter's row is kept in the sink after its last increment: rows of
+    /// URLs nobody asked for since are deleted (at the first flush after a start, then about
+    /// every 1024 flushes), so one row per URL ever requested does not grow the table for ever.
+    /// Other counters are never deleted. 0 keeps every row.
+    #[arg(
+        long = "writebehind-request-retention",
+        env = "SIDECACHE_WRITEBEHIND_REQUEST_RETENTION",
+        value_name = "DURATION",
+        default_value = "30days",
+        value_parser = humantime::parse_duration
+    )]
+    pub request_retention: Duration,
     /// Where pending increments are written if the sink cannot be reached at shutdown; replayed
     /// (each batch at most once) and removed at the next start.
     #[arg(

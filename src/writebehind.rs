@@ -82,4 +82,4 @@ pub use counters::{Counters, Refused};
 pub use flusher::{Closed, WriteBehind, WriteBehindSettings};
 pub use metrics::{IncrementSource, WriteBehindMetrics};
 pub use name::{MAX_NAME_BYTES, NameError};
-pub use sink::{Applied, Batch, BatchId, Sink, SinkAddress, SinkError};
+pub use sink::{Applied, Batch, BatchId, Retention, Sink, SinkAddress, SinkError};

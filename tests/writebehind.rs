@@ -640,6 +640,158 @@ async fn postgres_a_row_the_table_refuses_is_dropped_and_counted_and_the_rest_co
     assert!(!recovery.exists(), "nothing left for the next start");
 }
 
+// === retention of request counts ===
+
+const DAY: i64 = 24 * 60 * 60;
+
+fn unix_now() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .expect("after 1970")
+        .as_secs() as i64
+}
+
+/// The counters table as sidecache created it before rows carried the time of their last write.
+const TABLE_WITHOUT_TIMES: &str =
+    "CREATE TABLE sidecache_counters (name TEXT PRIMARY KEY, value BIGINT NOT NULL);
+     INSERT INTO sidecache_counters VALUES ('requests:h/legacy', 5), ('views', 1);";
+
+/// Ages rows as if they were last written `days` ago.
+fn aged(names: &[&str], days: i64) -> String {
+    let quoted: Vec<String> = names.iter().map(|name| format!("'{name}'")).collect();
+    format!(
+        "UPDATE sidecache_counters SET updated_at = {} WHERE name IN ({});",
+        unix_now() - days * DAY,
+        quoted.join(", ")
+    )
+}
+
+/// The rows the retention test writes before the flush: (name, value, days since written).
+const AGED_ROWS: [(&str, i64, i64); 4] = [
+    ("requests:h/stale", 7, 40),
+    ("requests:h/recent", 8, 29),
+    ("views-stale", 9, 40),
+    ("requestsX", 10, 40),
+];
+
+fn insert_aged_rows() -> String {
+    AGED_ROWS
+        .iter()
+        .map(|(name, value, days)| {
+            format!(
+                "INSERT INTO sidecache_counters (name, value, updated_at) VALUES ('{name}', {value}, {});",
+                unix_now() - days * DAY
+            )
+        })
+        .collect()
+}
+
+/// Starts sidecache on `sink` with `retention`, lets `prepare` age the database's rows, counts
+/// one request and flushes: the first flush after a start prunes.
+async fn count_then_flush(sink: &str, retention: &str, prepare: impl AsyncFnOnce()) -> String {
+    let origin = any_origin().await;
+    let sidecache = Sidecache::start(
+        &origin.url(),
+        &[
+            "--writebehind-sink",
+            sink,
+            "--writebehind-interval",
+            "1h",
+            "--writebehind-count-requests",
+            "true",
+            "--writebehind-request-retention",
+            retention,
+        ],
+    )
+    .await;
+    // The sink is open (SQLite) or opened by a first read (PostgreSQL): its tables exist.
+    sidecache
+        .writebehind
+        .value("views")
+        .await
+        .expect("the sink answers");
+    prepare().await;
+    assert_eq!(
+        TestClient::new().get(&sidecache.url("/new")).await.status,
+        200
+    );
+    assert_eq!(sidecache.writebehind.flush().await.expect("flush"), 1);
+    let host = sidecache.proxy_addr.to_string();
+    sidecache.stop().await;
+    format!("requests:{host}/new")
+}
+
+/// What is left after [`count_then_flush`] with a 30-day retention: request-count rows not
+/// written for 30 days are gone; other counters, recent rows and rows written before the upgrade
+/// (which count from the upgrade) stay.
+fn expected_after_pruning(new: String) -> Totals {
+    [
+        ("requests:h/legacy".to_owned(), 5),
+        ("views".to_owned(), 1),
+        ("requests:h/recent".to_owned(), 8),
+        ("views-stale".to_owned(), 9),
+        ("requestsX".to_owned(), 10),
+        (new, 1),
+    ]
+    .into()
+}
+
+#[tokio::test]
+async fn sqlite_request_count_rows_not_written_within_the_retention_are_pruned() {
+    let dir = TempDir::new("wb-retention-sqlite");
+    let db = dir.0.join("counters.db");
+    rusqlite::Connection::open(&db)
+        .expect("create")
+        .execute_batch(TABLE_WITHOUT_TIMES)
+        .expect("an old table");
+    let sink = format!("sqlite:{}", db.display());
+    let age = async || {
+        rusqlite::Connection::open(&db)
+            .expect("open")
+            .execute_batch(&insert_aged_rows())
+            .expect("age rows");
+    };
+    let new = count_then_flush(&sink, "30d", age).await;
+    assert_eq!(sqlite_counters(&db), expected_after_pruning(new));
+
+    // 0 keeps every row.
+    rusqlite::Connection::open(&db)
+        .expect("open")
+        .execute_batch(&aged(&["requests:h/recent"], 400))
+        .expect("age");
+    count_then_flush(&sink, "0s", async || {}).await;
+    assert!(sqlite_counters(&db).contains_key("requests:h/recent"));
+}
+
+#[tokio::test]
+async fn postgres_request_count_rows_not_written_within_the_retention_are_pruned() {
+    let Some(pg) = PgServer::start("retention") else {
+        return;
+    };
+    pg.client()
+        .await
+        .batch_execute(TABLE_WITHOUT_TIMES)
+        .await
+        .expect("an old table");
+    let age = async || {
+        pg.client()
+            .await
+            .batch_execute(&insert_aged_rows())
+            .await
+            .expect("age rows");
+    };
+    let new = count_then_flush(&pg.url(), "30d", age).await;
+    assert_eq!(pg.counters().await, expected_after_pruning(new));
+
+    pg.client()
+        .await
+        .batch_execute(&aged(&["requests:h/recent"], 400))
+        .await
+        .expect("age");
+    count_then_flush(&pg.url(), "0s", async || {}).await;
+    assert!(pg.counters().await.contains_key("requests:h/recent"));
+}
+
 // === SIGTERM in the middle of increments ===
 
 /// Starts the binary with `sink`, runs 8 × 2500 increments, sends SIGTERM once 10 000 are

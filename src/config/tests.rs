@@ -165,6 +165,7 @@ fn defaults_when_nothing_is_given() {
             max_pending_keys: 100_000,
             count_requests: false,
             count_query: false,
+            request_retention: secs(30 * 24 * 60 * 60),
             recovery_file: PathBuf::from("sidecache-writebehind.recovery"),
         },
         shutdown_grace: secs(10),
@@ -367,6 +368,7 @@ fn every_option_is_read_from_its_environment_variable() {
         ("SIDECACHE_WRITEBEHIND_MAX_PENDING_KEYS", "12"),
         ("SIDECACHE_WRITEBEHIND_COUNT_REQUESTS", "true"),
         ("SIDECACHE_WRITEBEHIND_COUNT_QUERY", "true"),
+        ("SIDECACHE_WRITEBEHIND_REQUEST_RETENTION", "21s"),
         ("SIDECACHE_ADMIN_INSECURE", "true"),
         (
             "SIDECACHE_WRITEBEHIND_RECOVERY_FILE",
@@ -432,6 +434,7 @@ fn every_option_is_read_from_its_environment_variable() {
             max_pending_keys: 12,
             count_requests: true,
             count_query: true,
+            request_retention: secs(21),
             recovery_file: PathBuf::from("/var/lib/sidecache/recovery"),
         },
         shutdown_grace: secs(9),

@@ -18,7 +18,7 @@ use super::metrics::{DropReason, FlushOutcome, IncrementSource, WriteBehindMetri
 use super::name;
 use super::postgres::PostgresSink;
 use super::recovery::{self, RecoveryError};
-use super::sink::{Batch, BatchIds, Sink, SinkAddress, SinkError};
+use super::sink::{Batch, BatchIds, Retention, Sink, SinkAddress, SinkError};
 use super::sqlite::SqliteSink;
 use crate::config::WriteBehindConfig;
 
@@ -137,14 +137,21 @@ impl WriteBehind {
         config: &WriteBehindConfig,
         metrics: WriteBehindMetrics,
     ) -> Result<Self, OpenError> {
+        let retention = Retention {
+            request_rows: Some(config.request_retention).filter(|kept| !kept.is_zero()),
+        };
         let sink: Arc<dyn Sink> = match &config.sink {
-            SinkAddress::Sqlite(path) => {
-                Arc::new(SqliteSink::open(path).map_err(|source| OpenError::Sink {
-                    address: config.sink.to_string(),
-                    source,
-                })?)
+            SinkAddress::Sqlite(path) => Arc::new(
+                SqliteSink::open(path)
+                    .map_err(|source| OpenError::Sink {
+                        address: config.sink.to_string(),
+                        source,
+                    })?
+                    .with_retention(retention),
+            ),
+            SinkAddress::Postgres(postgres) => {
+                Arc::new(PostgresSink::new((**postgres).clone()).with_retention(retention))
             }
-            SinkAddress::Postgres(postgres) => Arc::new(PostgresSink::new((**postgres).clone())),
         };
         Self::new(sink, config.sink.to_string(), config.into(), metrics)
     }

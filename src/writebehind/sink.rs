@@ -6,15 +6,25 @@
 //! Both sinks create these tables when they are missing:
 //!
 //! ```sql
-//! CREATE TABLE sidecache_counters (name TEXT PRIMARY KEY, value BIGINT NOT NULL);
+//! CREATE TABLE sidecache_counters (name TEXT PRIMARY KEY, value BIGINT NOT NULL, updated_at BIGINT NOT NULL);
 //! CREATE TABLE sidecache_writebehind_batches (id TEXT PRIMARY KEY, committed_at BIGINT NOT NULL);
 //! ```
 //!
+//! `updated_at` (seconds since the Unix epoch) is when a row was last written; a table created
+//! before it existed gets the column, with the time of that upgrade in every row.
+//!
 //! A batch is one transaction: insert its id into `sidecache_writebehind_batches` (if the id is
 //! already there, the batch was committed before: roll back and report
-//! [`Applied::AlreadyCommitted`]), then upsert every name with `value = value + delta`. The sum
-//! saturates at the bounds of a 64-bit integer instead of failing, so one huge counter cannot
-//! block every later batch. Ids older than [`BATCH_ID_RETENTION`] are pruned now and then.
+//! [`Applied::AlreadyCommitted`]), then upsert every name with `value = value + delta` and
+//! `updated_at = now`. The sum saturates at the bounds of a 64-bit integer instead of failing, so
+//! one huge counter cannot block every later batch.
+//!
+//! # Pruning
+//!
+//! The first transaction after a start, and one in every [`PRUNE_EVERY`] after it, also deletes
+//! batch ids older than [`BATCH_ID_RETENTION`] and, with a [`Retention`] for request counts, the
+//! request-count rows (named [`REQUEST_COUNTER_PREFIX`]…) not written for that long: one row per
+//! URL ever requested would otherwise grow the table for ever. Other counters are never pruned.
 
 use std::error::Error as StdError;
 use std::fmt;
@@ -27,6 +37,8 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
+use super::REQUEST_COUNTER_PREFIX;
+
 /// How long a committed batch id is remembered: a batch retried (or replayed from a recovery
 /// file) later than this could be applied twice.
 pub const BATCH_ID_RETENTION: Duration = Duration::from_secs(7 * 24 * 60 * 60);
@@ -34,9 +46,16 @@ pub const BATCH_ID_RETENTION: Duration = Duration::from_secs(7 * 24 * 60 * 60);
 /// Old batch ids are pruned in one of this many transactions.
 pub(crate) const PRUNE_EVERY: u64 = 1024;
 
+/// How long rows are kept, beyond the batch ids' fixed [`BATCH_ID_RETENTION`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct Retention {
+    /// Request-count rows not written for this long are deleted; `None` keeps them for ever.
+    pub request_rows: Option<Duration>,
+}
+
 /// The tables, created when missing.
 pub(crate) const SCHEMA: &str = "\
-CREATE TABLE IF NOT EXISTS sidecache_counters (name TEXT PRIMARY KEY, value BIGINT NOT NULL);
+CREATE TABLE IF NOT EXISTS sidecache_counters (name TEXT PRIMARY KEY, value BIGINT NOT NULL, updated_at BIGINT NOT NULL);
 CREATE TABLE IF NOT EXISTS sidecache_writebehind_batches (id TEXT PRIMARY KEY, committed_at BIGINT NOT NULL);
 CREATE INDEX IF NOT EXISTS sidecache_writebehind_batches_committed_at ON sidecache_writebehind_batches (committed_at);
 ";
@@ -440,7 +459,23 @@ pub(crate) fn unix_seconds() -> i64 {
 
 /// The oldest `committed_at` still kept.
 pub(crate) fn retention_cutoff(now: i64) -> i64 {
-    now.saturating_sub(i64::try_from(BATCH_ID_RETENTION.as_secs()).unwrap_or(i64::MAX))
+    cutoff(now, BATCH_ID_RETENTION)
+}
+
+/// The oldest time kept when rows are kept for `kept`.
+fn cutoff(now: i64, kept: Duration) -> i64 {
+    now.saturating_sub(i64::try_from(kept.as_secs()).unwrap_or(i64::MAX))
+}
+
+// === impl Retention ===
+
+impl Retention {
+    /// The request-count rows to prune at `now`, if any: their name prefix, and the oldest
+    /// `updated_at` kept.
+    pub(crate) fn request_rows_cutoff(&self, now: i64) -> Option<(&'static str, i64)> {
+        self.request_rows
+            .map(|kept| (REQUEST_COUNTER_PREFIX, cutoff(now, kept)))
+    }
 }
 
 #[cfg(test)]
