@@ -176,6 +176,8 @@ struct Binary {
     child: Child,
     admin: SocketAddr,
     log: Arc<Mutex<Vec<String>>>,
+    /// Reads the log until the process closes its end of the pipe.
+    reader: std::thread::JoinHandle<()>,
 }
 
 impl Binary {
@@ -203,7 +205,7 @@ impl Binary {
             }
         };
         // Keep reading so the child never blocks on a full pipe, and keep the lines.
-        std::thread::spawn({
+        let reader = std::thread::spawn({
             let log = Arc::clone(&log);
             move || {
                 for line in lines.map_while(Result::ok) {
@@ -215,7 +217,12 @@ impl Binary {
             .as_str()
             .and_then(|a| a.parse().ok())
             .expect("the admin address in the log");
-        Self { child, admin, log }
+        Self {
+            child,
+            admin,
+            log,
+            reader,
+        }
     }
 
     /// Sends SIGTERM and waits for the exit code.
@@ -225,17 +232,21 @@ impl Binary {
             .status()
             .expect("kill");
         assert!(status.success());
-        let code = tokio::task::spawn_blocking(move || {
-            self.child
+        let (code, log) = tokio::task::spawn_blocking(move || {
+            let code = self
+                .child
                 .wait()
                 .expect("wait")
                 .code()
-                .expect("an exit code")
+                .expect("an exit code");
+            // The reader ends with the pipe, after the last lines: without waiting for it, the
+            // last lines may still be unread.
+            self.reader.join().expect("log reader");
+            (code, self.log)
         })
         .await
         .expect("wait task");
-        // The reader thread ends with the pipe; what it has read by now includes the last lines.
-        let log = self.log.lock().expect("log").clone();
+        let log = log.lock().expect("log").clone();
         (code, log)
     }
 }
