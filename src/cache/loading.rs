@@ -411,16 +411,22 @@ impl<L: Loader> LoadingCache<L> {
     }
 
     /// Removes from L1 every key that matches (and tells the tiers behind it); returns how many
-    /// L1 held.
-    pub async fn invalidate_matching(&self, matches: impl Fn(&L::Key) -> bool) -> usize {
+    /// L1 held. The store is walked in slices, yielding between them (see
+    /// [`MemoryStore::remove_matching`]).
+    pub async fn invalidate_matching(&self, matches: impl Fn(&L::Key) -> bool + Send) -> usize {
         let mut removed_keys = Vec::new();
-        let removed = self.inner.store.remove_matching(|key| {
-            let hit = matches(key);
-            if hit {
-                removed_keys.push(key.clone());
-            }
-            hit
-        });
+        let collected = &mut removed_keys;
+        let removed = self
+            .inner
+            .store
+            .remove_matching(move |key| {
+                let hit = matches(key);
+                if hit {
+                    collected.push(key.clone());
+                }
+                hit
+            })
+            .await;
         for key in &removed_keys {
             self.inner.uncacheable.invalidate(key);
             self.inner.loader.invalidate(key).await;
