@@ -1,4 +1,5 @@
-//! The admin listener: health, readiness and purges, on a port of its own.
+//! The admin listener: health, readiness and purges, on a port, a thread and a runtime of its
+//! own ([`thread`]).
 //!
 //! | endpoint | method | what |
 //! |---|---|---|
@@ -17,6 +18,7 @@
 //! that change state.
 
 mod counters;
+pub mod thread;
 
 use std::future::Future;
 use std::net::SocketAddr;

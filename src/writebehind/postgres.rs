@@ -2,8 +2,9 @@
 //!
 //! A batch is one transaction of three statements: record the batch id, upsert every name at
 //! once (`UNNEST` of two arrays), commit. An error answered by the server means the transaction
-//! was rolled back; one that refuses a row's content (see [`ROW_REFUSALS`]) is reported as
-//! such, so the flusher can split the batch. A connection that breaks or stalls while `COMMIT`
+//! was rolled back; one that refuses a row's content (a character the encoding lacks, a value
+//! too long for its column or index, a `CHECK` constraint) is reported as such, so the flusher
+//! can split the batch. A connection that breaks or stalls while `COMMIT`
 //! is under way leaves the outcome unknown, and the batch is retried under the same id.
 
 use std::sync::Arc;

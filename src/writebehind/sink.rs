@@ -21,7 +21,7 @@
 //!
 //! # Pruning
 //!
-//! The first transaction after a start, and one in every [`PRUNE_EVERY`] after it, also deletes
+//! The first transaction after a start, and one in every 1024 after it, also deletes
 //! batch ids older than [`BATCH_ID_RETENTION`] and, with a [`Retention`] for request counts, the
 //! request-count rows (named [`REQUEST_COUNTER_PREFIX`]…) not written for that long: one row per
 //! URL ever requested would otherwise grow the table for ever. Other counters are never pruned.
