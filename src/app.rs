@@ -300,7 +300,11 @@ impl App {
         // Logs its outcome, including where a recovery file was written.
         self.writebehind.close(left(FINAL_FLUSH_FLOOR)).await;
         stop_others.cancel();
-        self.admin.join().await;
+        if self.admin.join().await == Drained::TimedOut {
+            tracing::warn!(
+                "admin connections still open at the end of the grace period were dropped"
+            );
+        }
         let _ = rotation.await;
         if let Some(demo) = demo {
             let _ = demo.await;

@@ -106,10 +106,11 @@ impl AdminThread {
         }
     }
 
-    /// Waits until the thread has drained its connections and ended.
+    /// Waits until the thread has drained its connections and ended; says how the drain went.
     pub async fn join(self) -> Drained {
         drop(self.serve);
-        // The thread always sends before it ends, unless it panicked: nothing is left to wait for.
+        // The thread sends as its last act; without an answer it panicked, and whatever it
+        // served was dropped, not drained.
         self.drained.await.unwrap_or(Drained::TimedOut)
     }
 }
