@@ -34,7 +34,7 @@ use tokio_util::task::TaskTracker;
 use tracing::{Instrument, Span};
 
 use super::flight::{Flight, Follower, Leader, Outcome, Role, Wait};
-use crate::store::{MemoryStore, Weighed};
+use crate::store::{MemoryStore, WALK_SLICE, Weighed};
 use crate::telemetry::context;
 
 /// How a stored value may serve one request.
@@ -427,9 +427,13 @@ impl<L: Loader> LoadingCache<L> {
                 hit
             })
             .await;
-        for key in &removed_keys {
-            self.inner.uncacheable.invalidate(key);
-            self.inner.loader.invalidate(key).await;
+        // Slices again: a purge can remove most of the store.
+        for slice in removed_keys.chunks(WALK_SLICE) {
+            for key in slice {
+                self.inner.uncacheable.invalidate(key);
+                self.inner.loader.invalidate(key).await;
+            }
+            tokio::task::yield_now().await;
         }
         removed
     }
