@@ -49,9 +49,17 @@ const PRUNE_ROWS: &str = "DELETE FROM sidecache_counters \
 
 /// Gives a counters table created by an earlier version its `updated_at` column. The default is
 /// evaluated once, by the `ALTER`: rows written before the upgrade carry its time, and are kept
-/// a whole retention period from it.
-const ADD_UPDATED_AT: &str = "ALTER TABLE sidecache_counters ADD COLUMN IF NOT EXISTS \
-     updated_at BIGINT NOT NULL DEFAULT CAST(extract(epoch FROM now()) AS BIGINT)";
+/// a whole retention period from it. The catalog is asked first, as every connection runs this
+/// and an `ALTER TABLE` takes the table's strongest lock even when it has nothing to do (it would
+/// wait behind, and then hold up, every reader of the table); `IF NOT EXISTS` covers two
+/// sidecaches upgrading at once.
+const ADD_UPDATED_AT: &str = "DO $$ BEGIN \
+     IF NOT EXISTS (SELECT 1 FROM pg_attribute WHERE attrelid = 'sidecache_counters'::regclass \
+       AND attname = 'updated_at' AND NOT attisdropped) THEN \
+       ALTER TABLE sidecache_counters ADD COLUMN IF NOT EXISTS \
+         updated_at BIGINT NOT NULL DEFAULT CAST(extract(epoch FROM now()) AS BIGINT); \
+     END IF; \
+     END $$";
 
 /// The errors with which the server refuses a row's content rather than the statement: a name
 /// its encoding cannot hold (NUL, a character outside the database's encoding), one too long for
