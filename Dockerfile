@@ -3,9 +3,17 @@
 # sidecache's container image: built in a Rust image, run from a distroless one (glibc and
 # libgcc, no shell, no package manager) as an unprivileged user.
 #
+# The admin port listens on every interface inside the container, so the image needs an admin
+# token (every admin call but /healthz, /readyz and /metrics sends it) and refuses to start
+# without one (exit 64). It bakes none in: a token in a public image is no secret. Pass your own:
+#
 #   docker build -t sidecache .
-#   docker run --rm -p 8080:8080 -p 8081:8081 sidecache     # the embedded demo origin
-#   docker run --rm -p 8080:8080 -p 8081:8081 -e SIDECACHE_ORIGIN=http://origin:9000 sidecache
+#   export SIDECACHE_ADMIN_TOKEN=$(openssl rand -hex 32)
+#   docker run --rm -p 127.0.0.1:8080:8080 -p 127.0.0.1:8081:8081 -e SIDECACHE_ADMIN_TOKEN sidecache
+#   docker run --rm -p 127.0.0.1:8080:8080 -p 127.0.0.1:8081:8081 -e SIDECACHE_ADMIN_TOKEN -e SIDECACHE_ORIGIN=http://origin:9000 sidecache
+#
+# The first runs the embedded demo origin. `-e SIDECACHE_ADMIN_TOKEN` passes the variable from
+# the shell; publish beyond 127.0.0.1 only where the network is yours.
 
 ARG RUST_VERSION=1.95
 
@@ -24,7 +32,8 @@ RUN --mount=type=cache,target=/usr/local/cargo/registry \
 # Debian 12 matches the build image's glibc.
 FROM gcr.io/distroless/cc-debian12:nonroot
 COPY --from=build /usr/local/bin/sidecache /usr/local/bin/sidecache
-# Inside a container the ports must listen on every interface (the binary's defaults are loopback).
+# Inside a container the ports must listen on every interface (the binary's defaults are loopback);
+# with the admin port on every interface, sidecache also needs SIDECACHE_ADMIN_TOKEN (see above).
 ENV SIDECACHE_LISTEN=0.0.0.0:8080 \
     SIDECACHE_ADMIN_LISTEN=0.0.0.0:8081
 # 8080: the proxy. 8081: admin (metrics, stats, health, readiness, purge).

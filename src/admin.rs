@@ -1,4 +1,5 @@
-//! The admin listener: health, readiness and purges, on a port of its own.
+//! The admin listener: health, readiness and purges, on a port, a thread and a runtime of its
+//! own ([`thread`]).
 //!
 //! | endpoint | method | what |
 //! |---|---|---|
@@ -12,9 +13,12 @@
 //! | `/v1/counters/{name}`, `/v1/counters` | GET | a counter's stored + pending value; all that is pending |
 //!
 //! Purges answer `{"purged": N}`: how many stored URLs went. When an admin token is configured,
-//! state-changing calls need `Authorization: Bearer TOKEN`, else 401.
+//! every endpoint but `/healthz`, `/readyz` and `/metrics` needs `Authorization: Bearer TOKEN`,
+//! else 401: the stats and counter names (request counts are URLs) are as private as the calls
+//! that change state.
 
 mod counters;
+pub mod thread;
 
 use std::future::Future;
 use std::net::SocketAddr;
@@ -27,6 +31,7 @@ use http::{Method, Request, Response, StatusCode};
 use hyper::body::Incoming;
 
 use crate::body::Body;
+use crate::cache::key::CacheKey;
 use crate::metrics::{self, Registry};
 use crate::proxy::service::Proxy;
 use crate::server::Handler;
@@ -40,7 +45,7 @@ pub struct Readiness(Arc<AtomicBool>);
 pub struct Admin {
     proxy: Arc<Proxy>,
     registry: Registry,
-    /// When set, the bearer token that state-changing calls must present.
+    /// When set, the bearer token every endpoint but health, readiness and metrics needs.
     token: Option<String>,
     readiness: Readiness,
     /// The write-behind counters behind `/v1/counters`, when they run.
@@ -110,6 +115,13 @@ impl Admin {
     }
 
     async fn route(&self, request: &Request<Incoming>) -> Response<Body> {
+        // Only the probes and the scrape are open: the rest shows or changes what clients did
+        // (counter names can be URLs, with their secrets). Checked before routing, so a caller
+        // without the token learns nothing, not even which paths exist.
+        let open = matches!(request.uri().path(), "/healthz" | "/readyz" | "/metrics");
+        if !open && !self.authorized(request.headers()) {
+            return unauthorized();
+        }
         match (request.method(), request.uri().path()) {
             (&Method::GET | &Method::HEAD, "/metrics") => {
                 // Let the store apply pending evictions so entry count and bytes are exact.
@@ -137,18 +149,14 @@ impl Admin {
                 text(StatusCode::SERVICE_UNAVAILABLE, "draining\n")
             }
             (&Method::POST, "/purge") => {
-                if !self.authorized(request.headers()) {
-                    return unauthorized();
-                }
                 match PurgeTarget::parse(request.uri().query().unwrap_or("")) {
                     Ok(target) => self.purge(target).await,
                     Err(message) => text(StatusCode::BAD_REQUEST, message),
                 }
             }
             (method, path) if counters::is_counters_path(path) => {
-                let authorized = self.authorized(request.headers());
                 let query = request.uri().query();
-                counters::handle(self.counters.as_deref(), method, path, query, authorized).await
+                counters::handle(self.counters.as_deref(), method, path, query).await
             }
             (_, "/metrics" | "/stats" | "/healthz" | "/readyz" | "/purge") => {
                 text(StatusCode::METHOD_NOT_ALLOWED, "method not allowed\n")
@@ -205,7 +213,13 @@ impl PurgeTarget {
             match &*name {
                 "url" => url = Some(value.into_owned()),
                 "prefix" => prefix = Some(value.into_owned()),
-                "host" => host = Some(value.to_ascii_lowercase()),
+                // Normalised as the cache key's host is, so `x:80` finds what `x` stored.
+                "host" => match CacheKey::normalize_host(&value) {
+                    Ok(normalized) => host = Some(normalized),
+                    Err(_) => {
+                        return Err("host must be a host name or address, with an optional port\n");
+                    }
+                },
                 _ => return Err("unknown parameter: use url=, prefix= and host=\n"),
             }
         }
@@ -276,7 +290,21 @@ mod tests {
                 prefix: "/static/".into()
             })
         );
-        for bad in ["", "url=/a&prefix=/b", "url=a", "nope=1"] {
+        assert_eq!(
+            PurgeTarget::parse("prefix=/&host=X.example:443"),
+            Ok(PurgeTarget::Prefix {
+                host: Some("x.example".into()),
+                prefix: "/".into()
+            })
+        );
+        for bad in [
+            "",
+            "url=/a&prefix=/b",
+            "url=a",
+            "nope=1",
+            "url=/a&host=",
+            "prefix=/&host=a%20b",
+        ] {
             assert!(PurgeTarget::parse(bad).is_err(), "{bad:?}");
         }
     }

@@ -12,6 +12,7 @@ use http::Uri;
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
+use crate::admin::thread::AdminThread;
 use crate::admin::{Admin, Readiness};
 use crate::cache::loading::{LoadingCache, LoadingConfig};
 use crate::cache::policy::PolicyConfig;
@@ -23,6 +24,7 @@ use crate::origin::metrics::OriginMetrics;
 use crate::origin::{OriginClient, OriginSettings};
 use crate::proxy::loader::OriginLoader;
 use crate::proxy::metrics::ProxyMetrics;
+use crate::proxy::request_counts::RequestCounts;
 use crate::proxy::service::{Proxy, RequestLimits};
 use crate::server::{self, ClientLimits, ConnectionSlots, Drained};
 use crate::stats::Stats;
@@ -40,11 +42,13 @@ const SPAN_FLUSH_FLOOR: Duration = Duration::from_millis(100);
 /// A bound, ready-to-serve sidecache.
 pub struct App {
     proxy_listener: TcpListener,
-    admin_listener: TcpListener,
+    /// Where the admin endpoints listen (on their own thread).
+    admin_addr: SocketAddr,
+    /// The admin listener's thread and runtime, serving once [`App::run_until`] runs.
+    admin: AdminThread,
     /// The embedded demo origin, when no origin was configured.
     demo: Option<TcpListener>,
     proxy: Arc<Proxy>,
-    admin: Arc<Admin>,
     readiness: Readiness,
     /// The write-behind counters: flushed on their interval while serving, finally at the drain.
     writebehind: Arc<WriteBehind>,
@@ -77,6 +81,9 @@ pub enum AppError {
     /// The write-behind sink cannot be opened or the recovery file cannot be read.
     #[error("{}", error_chain(.0))]
     WriteBehind(#[source] writebehind::flusher::OpenError),
+    /// The admin listener's thread or runtime could not be started.
+    #[error("cannot start the admin thread: {0}")]
+    AdminThread(std::io::Error),
 }
 
 // === impl App ===
@@ -168,7 +175,10 @@ impl App {
                 allow_trace: config.proxy.allow_trace,
             });
         if config.writebehind.count_requests {
-            proxy = proxy.count_requests(Arc::clone(&writebehind));
+            proxy = proxy.count_requests(RequestCounts::new(
+                Arc::clone(&writebehind),
+                config.writebehind.count_query,
+            ));
         }
         let proxy = Arc::new(proxy);
         register_state_gauges(&registry, &proxy).map_err(AppError::Metrics)?;
@@ -185,12 +195,21 @@ impl App {
             )
             .with_counters(Arc::clone(&writebehind)),
         );
+        let admin_addr = local_addr(&admin_listener);
+        // The admin port has the proxy's client limits, and connection slots of its own.
+        let admin = AdminThread::spawn(
+            admin_listener,
+            admin,
+            client_limits.clone(),
+            config.shutdown_grace,
+        )
+        .map_err(AppError::AdminThread)?;
         Ok(Self {
             proxy_listener,
-            admin_listener,
+            admin_addr,
+            admin,
             demo,
             proxy,
-            admin,
             readiness,
             writebehind,
             shutdown_grace: config.shutdown_grace,
@@ -207,7 +226,7 @@ impl App {
 
     /// Where the admin endpoints listen.
     pub fn admin_addr(&self) -> SocketAddr {
-        local_addr(&self.admin_listener)
+        self.admin_addr
     }
 
     /// Where the embedded demo origin listens, if it runs.
@@ -230,18 +249,16 @@ impl App {
     /// final write-behind flush (refusing increments from then on; at most the shutdown grace,
     /// then the recovery file), stop the admin listener and the demo origin, and export the spans
     /// still queued (within what is left of the grace).
-    pub async fn run_until(self, shutdown: impl Future<Output = ()>) -> Drained {
+    ///
+    /// The admin endpoints are served on a thread of their own (see [`AdminThread`]); if this
+    /// future is dropped before it completes, that thread stops too.
+    pub async fn run_until(mut self, shutdown: impl Future<Output = ()>) -> Drained {
         let stop_others = CancellationToken::new();
-        // The admin port and the demo origin have the proxy's limits, and slots of their own.
+        // Stops the admin thread even if this future is dropped half-way.
+        let _stop_on_drop = stop_others.clone().drop_guard();
+        self.admin.serve_until(stop_others.clone());
+        // The demo origin has the proxy's limits, and slots of its own.
         let limits = self.client_limits;
-        let admin = tokio::spawn({
-            let (limits, slots) = (limits.clone(), ConnectionSlots::new(limits.max_connections));
-            let stop = stop_others.clone().cancelled_owned();
-            let grace = self.shutdown_grace;
-            async move {
-                server::serve(self.admin_listener, self.admin, stop, grace, &limits, slots).await
-            }
-        });
         let demo = self.demo.map(|listener| {
             let (limits, slots) = (limits.clone(), ConnectionSlots::new(limits.max_connections));
             let stop = stop_others.clone().cancelled_owned();
@@ -289,7 +306,11 @@ impl App {
         // Logs its outcome, including where a recovery file was written.
         self.writebehind.close(left(FINAL_FLUSH_FLOOR)).await;
         stop_others.cancel();
-        let _ = admin.await;
+        if self.admin.join().await == Drained::TimedOut {
+            tracing::warn!(
+                "admin connections still open at the end of the grace period were dropped"
+            );
+        }
         let _ = rotation.await;
         if let Some(demo) = demo {
             let _ = demo.await;

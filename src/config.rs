@@ -300,14 +300,26 @@ pub struct AdminConfig {
         default_value = "127.0.0.1:8081"
     )]
     pub listen: SocketAddr,
-    /// Bearer token that admin calls which change state must send (Authorization: Bearer TOKEN).
-    /// Unset by default, which leaves those calls open to anyone who can reach the admin port.
+    /// Bearer token that every admin call but /healthz, /readyz and /metrics must send
+    /// (Authorization: Bearer TOKEN). Unset by default, which leaves those calls open to anyone
+    /// who can reach the admin port; required when --admin-listen is not a loopback address.
     #[arg(
         long = "admin-token",
         env = "SIDECACHE_ADMIN_TOKEN",
         value_name = "TOKEN"
     )]
     pub token: Option<String>,
+    /// Allow an --admin-listen address other hosts can reach (not 127.0.0.0/8 or ::1) without
+    /// --admin-token, leaving purges and counters open to the network. Without it, such a
+    /// configuration is refused at start.
+    #[arg(
+        long = "admin-insecure",
+        env = "SIDECACHE_ADMIN_INSECURE",
+        value_name = "BOOL",
+        default_value = "false",
+        action = clap::ArgAction::Set
+    )]
+    pub insecure: bool,
 }
 
 /// Log output.
@@ -508,7 +520,7 @@ pub struct WriteBehindConfig {
     )]
     pub max_pending_keys: usize,
     /// Count proxied requests per cache key, in the counter named "requests:" followed by the
-    /// key (HOST/PATH?QUERY): the origin team's popularity data.
+    /// key's host and path (HOST/PATH): the origin team's popularity data.
     #[arg(
         long = "writebehind-count-requests",
         env = "SIDECACHE_WRITEBEHIND_COUNT_REQUESTS",
@@ -517,6 +529,29 @@ pub struct WriteBehindConfig {
         action = clap::ArgAction::Set
     )]
     pub count_requests: bool,
+    /// Keep the query string in request counters' names (requests:HOST/PATH?QUERY). Off by
+    /// default: a query can carry a secret (a password-reset link) into the sink, and a random
+    /// query per request makes every request a counter of its own.
+    #[arg(
+        long = "writebehind-count-query",
+        env = "SIDECACHE_WRITEBEHIND_COUNT_QUERY",
+        value_name = "BOOL",
+        default_value = "false",
+        action = clap::ArgAction::Set
+    )]
+    pub count_query: bool,
+    /// How long a request counter's row is kept in the sink after its last increment: rows of
+    /// URLs nobody asked for since are deleted (at the first flush after a start, then about
+    /// every 1024 flushes), so one row per URL ever requested does not grow the table for ever.
+    /// Other counters are never deleted. 0 keeps every row.
+    #[arg(
+        long = "writebehind-request-retention",
+        env = "SIDECACHE_WRITEBEHIND_REQUEST_RETENTION",
+        value_name = "DURATION",
+        default_value = "30days",
+        value_parser = humantime::parse_duration
+    )]
+    pub request_retention: Duration,
     /// Where pending increments are written if the sink cannot be reached at shutdown; replayed
     /// (each batch at most once) and removed at the next start.
     #[arg(
@@ -631,6 +666,7 @@ impl fmt::Debug for AdminConfig {
         f.debug_struct("AdminConfig")
             .field("listen", &self.listen)
             .field("token", &self.token.as_ref().map(|_| "<redacted>"))
+            .field("insecure", &self.insecure)
             .finish()
     }
 }

@@ -17,7 +17,7 @@
 //! | [`cache`] | HTTP-free single-flight ([`cache::flight`]) and read-through cache ([`cache::loading`]); RFC 9111 policy, keys, `Vary`, conditionals, ranges |
 //! | [`store`] | the byte-bounded moka store with per-entry expiry |
 //! | [`origin`] | the pooled client to the origin: timeouts, header hygiene, error classification, the client span and `traceparent` |
-//! | [`admin`] | the admin listener: metrics, stats, health, readiness, purge |
+//! | [`admin`] | the admin listener, on a thread and runtime of its own: metrics, stats, health, readiness, purge, counters |
 //! | [`metrics`] | the Prometheus registry and the helpers every metric set registers with |
 //! | [`stats`] | the windowed stats behind `GET /stats` |
 //! | [`body`] | the body type shared by both directions |

@@ -21,6 +21,10 @@ use moka::sync::Cache;
 
 use crate::telemetry::context;
 
+/// How many keys a walk of the store ([`MemoryStore::remove_matching`]) handles between two
+/// yields to the runtime: a few hundred microseconds of work at most.
+pub const WALK_SLICE: usize = 256;
+
 /// What the store needs to know about a value to bound and expire it.
 pub trait Weighed {
     /// Bytes this value holds (body, headers and bookkeeping), for the byte bound.
@@ -156,17 +160,43 @@ where
 
     /// Removes every entry whose key matches; returns how many went.
     ///
-    /// Walks the whole store: meant for administrative purges, not for the request path.
-    pub fn remove_matching(&self, mut matches: impl FnMut(&K) -> bool) -> usize {
-        let doomed: Vec<Arc<K>> = self
-            .entries
-            .iter()
-            .filter_map(|(key, _)| matches(&key).then_some(key))
-            .collect();
-        doomed
-            .iter()
-            .filter(|key| self.entries.remove(&***key).is_some())
-            .count()
+    /// Walks the whole store, so it is meant for administrative purges, not for the request
+    /// path; but it does so in slices of [`WALK_SLICE`] keys and yields to the runtime after
+    /// each, so on a current-thread runtime (one CPU) the requests it serves are not held up for
+    /// the whole walk. Entries inserted while the walk goes on may or may not be visited.
+    ///
+    /// The keys are listed by a blocking-pool task, a slice at a time, and handed over through a
+    /// channel of one slice: moka's iterator cannot be held across an `.await` (it is not
+    /// `Send`), and listing in slices keeps the keys in memory bounded. Matching and removing
+    /// happen here, between yields.
+    pub async fn remove_matching(&self, mut matches: impl FnMut(&K) -> bool + Send) -> usize {
+        let (slices, mut walked) = tokio::sync::mpsc::channel::<Vec<Arc<K>>>(1);
+        let entries = self.entries.clone();
+        // Ends when the walk is done, or when this future is dropped (the send then fails).
+        let _walker = tokio::task::spawn_blocking(move || {
+            let mut slice = Vec::with_capacity(WALK_SLICE);
+            for (key, _) in entries.iter() {
+                slice.push(key);
+                if slice.len() == WALK_SLICE {
+                    let full = std::mem::replace(&mut slice, Vec::with_capacity(WALK_SLICE));
+                    if slices.blocking_send(full).is_err() {
+                        return;
+                    }
+                }
+            }
+            if !slice.is_empty() {
+                let _ = slices.blocking_send(slice);
+            }
+        });
+        let mut removed = 0;
+        while let Some(slice) = walked.recv().await {
+            removed += slice
+                .iter()
+                .filter(|key| matches(key) && self.entries.remove(&***key).is_some())
+                .count();
+            tokio::task::yield_now().await;
+        }
+        removed
     }
 
     /// Applies pending evictions and expirations, so that the counts below are exact.
@@ -312,6 +342,33 @@ mod tests {
         assert_eq!(store.entry_count() + removals.count(Removal::Size), 100);
     }
 
+    /// Every slice of the walk is followed by a yield: other tasks on a current-thread runtime
+    /// get at least one turn per slice.
+    #[tokio::test]
+    async fn remove_matching_yields_after_every_slice() {
+        let store = MemoryStore::new(u64::MAX, |_| {});
+        let keys = 10 * WALK_SLICE as u32 + 7;
+        for key in 0..keys {
+            store.insert(key, blob(1));
+        }
+        let turns = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+        let other = tokio::spawn({
+            let turns = Arc::clone(&turns);
+            async move {
+                loop {
+                    turns.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+                    tokio::task::yield_now().await;
+                }
+            }
+        });
+        assert_eq!(store.remove_matching(|_| true).await, keys as usize);
+        let during = turns.load(std::sync::atomic::Ordering::SeqCst);
+        other.abort();
+        assert!(during >= 11, "{during} turns for 11 slices");
+        store.settle();
+        assert_eq!(store.entry_count(), 0);
+    }
+
     #[test]
     fn values_with_nothing_to_keep_are_not_stored() {
         let store = MemoryStore::new(10_000, |_| {});
@@ -325,14 +382,14 @@ mod tests {
         assert!(store.get(&1).is_none());
     }
 
-    #[test]
-    fn remove_matching_counts_what_it_removed() {
+    #[tokio::test]
+    async fn remove_matching_counts_what_it_removed() {
         let removals = Removals::default();
         let store = MemoryStore::new(1_000_000, removals.listener());
         for key in 0..20u32 {
             store.insert(key, blob(10));
         }
-        assert_eq!(store.remove_matching(|key| key % 2 == 0), 10);
+        assert_eq!(store.remove_matching(|key| key % 2 == 0).await, 10);
         assert!(store.get(&2).is_none());
         assert!(store.get(&3).is_some());
         assert!(store.remove(&3));

@@ -37,6 +37,26 @@
 //! Batch ids are kept in the sink for [`sink::BATCH_ID_RETENTION`]; a recovery file older than
 //! that could be applied twice.
 //!
+//! # Names
+//!
+//! A name is 1 to [`MAX_NAME_BYTES`] bytes of UTF-8 without control characters ([`name`]),
+//! checked at increment: a name a sink cannot store (PostgreSQL's `text` holds no NUL, its index
+//! no entry past 2704 bytes) would otherwise fail every batch it is in. An increment of such a
+//! name is refused ([`Refused::InvalidName`]): the admin endpoint answers 400, a request count
+//! is dropped, and both are counted in
+//! `sidecache_writebehind_increments_total{outcome="invalid_name"}`.
+//!
+//! # Rows a sink refuses
+//!
+//! A sink may still refuse a row for its content (a `CHECK` constraint or trigger a DBA added,
+//! a column narrowed to `varchar(n)`, a database encoding that lacks a character):
+//! [`SinkError::is_row_rejected`]. The transaction is rolled back, and sending the same rows again
+//! cannot help, so the batch is not retried but split in two halves, each under an id of its own
+//! ([`BatchId::part`]), and each half applied in turn: the good rows commit in the same flush.
+//! A row refused on its own is dropped, logged and counted in
+//! `sidecache_writebehind_rows_dropped_total{reason="rejected"}`, so one bad row never blocks
+//! the others, at runtime or after a restart.
+//!
 //! # Bounds
 //!
 //! The live map holds at most `max_pending_keys` names. At the cap, increments of names already
@@ -49,12 +69,17 @@
 pub mod counters;
 pub mod flusher;
 pub mod metrics;
+pub mod name;
 pub mod postgres;
 pub mod recovery;
 pub mod sink;
 pub mod sqlite;
 
+/// The prefix of the per-cache-key request counters (`--writebehind-count-requests`).
+pub const REQUEST_COUNTER_PREFIX: &str = "requests:";
+
 pub use counters::{Counters, Refused};
 pub use flusher::{Closed, WriteBehind, WriteBehindSettings};
 pub use metrics::{IncrementSource, WriteBehindMetrics};
-pub use sink::{Applied, Batch, BatchId, Sink, SinkAddress, SinkError};
+pub use name::{MAX_NAME_BYTES, NameError};
+pub use sink::{Applied, Batch, BatchId, Retention, Sink, SinkAddress, SinkError};

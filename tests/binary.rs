@@ -83,6 +83,35 @@ fn a_bad_configuration_exits_64_and_names_every_problem() {
     assert!(stderr.contains("cache-capacity"), "{stderr}");
 }
 
+/// An admin port other hosts can reach, with no token, would open purges and counters to the
+/// network: refused before any port is bound, unless `--admin-insecure true` says so.
+#[test]
+fn an_admin_port_open_to_the_network_without_a_token_exits_64() {
+    let child = Command::new(env!("CARGO_BIN_EXE_sidecache"))
+        .args(["--listen", "127.0.0.1:0", "--admin-listen", "0.0.0.0:0"])
+        .args(["--writebehind-sink", "sqlite::memory:"])
+        .env_remove("RUST_LOG")
+        .env_remove("SIDECACHE_ADMIN_TOKEN")
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn sidecache");
+    // A binary that starts instead of refusing would run until killed: wait for its exit on a
+    // thread, at most 10 s.
+    let pid = child.id().to_string();
+    let (exited, exit) = std::sync::mpsc::channel();
+    std::thread::spawn(move || exited.send(child.wait_with_output()));
+    let Ok(output) = exit.recv_timeout(std::time::Duration::from_secs(10)) else {
+        let _ = Command::new("kill").args(["-KILL", &pid]).status();
+        panic!("sidecache started with its admin port open to the network and no token");
+    };
+    let output = output.expect("wait for sidecache");
+    assert_eq!(output.status.code(), Some(64));
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(stderr.contains("admin-listen"), "{stderr}");
+    assert!(stderr.contains("--admin-token"), "{stderr}");
+}
+
 #[test]
 fn configuration_comes_from_the_environment_too() {
     let output = Command::new(env!("CARGO_BIN_EXE_sidecache"))

@@ -779,6 +779,11 @@ fn the_compose_stack_gives_sidecache_only_options_it_has_and_wires_its_ports() {
             "{name} listens on {listen}: not reachable"
         );
     }
+    // An admin port reachable from the other containers carries a token.
+    assert!(
+        config.admin.token.is_some() && !config.admin.insecure,
+        "{name}: the admin port is open without a token"
+    );
     let (proxy_port, admin_port) = (config.proxy.listen.port(), config.admin.listen.port());
     assert_eq!(
         compose.published_ports(&name),
@@ -947,7 +952,58 @@ fn the_dockerfile_is_multi_stage_non_root_and_sets_only_real_options() {
             env.insert(k.to_owned(), v.to_owned());
         }
     }
-    let config = load_sidecache_config(&options, &env, &[], DOCKERFILE);
+    // The image sets no token of its own (one baked into a public image is no secret): the
+    // ports listen on every interface, so the image refuses to start until one is passed.
+    assert!(
+        !env.contains_key("SIDECACHE_ADMIN_TOKEN") && !env.contains_key("SIDECACHE_ADMIN_INSECURE"),
+        "{DOCKERFILE} sets the admin token or turns the check off"
+    );
+    let sidecache_env: HashMap<String, String> = env.clone().into_iter().collect();
+    let refused = Config::load_from(["sidecache"], &sidecache_env)
+        .expect_err("the image starts without an admin token");
+    assert!(refused.to_string().contains("--admin-token"), "{refused}");
+    // Every documented `docker run` passes one, and then the image's configuration loads.
+    let runs: Vec<&str> = dockerfile
+        .lines()
+        .filter_map(|line| {
+            line.trim_start_matches('#')
+                .trim()
+                .strip_prefix("docker run ")
+        })
+        .collect();
+    assert!(
+        !runs.is_empty(),
+        "{DOCKERFILE} documents how to run the image"
+    );
+    let mut configs = Vec::new();
+    for run in &runs {
+        let words: Vec<&str> = run.split_whitespace().collect();
+        let mut run_env = env.clone();
+        for pair in words.windows(2).filter(|pair| pair[0] == "-e") {
+            let (name, value) = pair[1]
+                .split_once('=')
+                .unwrap_or((pair[1], "from-the-host"));
+            run_env.insert(name.to_owned(), value.to_owned());
+        }
+        assert!(
+            run_env.contains_key("SIDECACHE_ADMIN_TOKEN"),
+            "docker run {run}: passes no SIDECACHE_ADMIN_TOKEN"
+        );
+        configs.push(load_sidecache_config(
+            &options,
+            &run_env,
+            &[],
+            &format!("docker run {run}"),
+        ));
+        for publish in words.windows(2).filter(|pair| pair[0] == "-p") {
+            assert!(
+                publish[1].starts_with("127.0.0.1:"),
+                "docker run {run}: -p {} publishes beyond this host",
+                publish[1]
+            );
+        }
+    }
+    let config = &configs[0];
     let exposed: BTreeSet<u16> = of("EXPOSE")
         .iter()
         .flat_map(|ports| ports.split_whitespace())

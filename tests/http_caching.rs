@@ -922,6 +922,87 @@ async fn purge_by_url_and_by_prefix_answers_how_many_went() {
     .await;
 }
 
+/// A purge's `host` is normalised exactly as the cache key's host is (lower-cased, an empty,
+/// `:80` or `:443` port dropped), for `prefix=` and `url=` alike; a host a request could not
+/// carry is refused.
+#[tokio::test]
+async fn purge_hosts_are_normalised_as_cache_keys_are() {
+    bounded(async {
+        let origin = TestOrigin::start(|seen, _| {
+            Reply::ok(format!("{} body", seen.path)).header("cache-control", "max-age=60")
+        })
+        .await;
+        let sidecache = Sidecache::start(&origin.url(), &[]).await;
+        let client = TestClient::new();
+        let admin = TestClient::new();
+        // Stored under the hosts `x.example` and `x.example:8080`.
+        let store = async |host: &str, path: &str| {
+            let got = client
+                .get_with(&sidecache.url(path), &[("host", host)])
+                .await;
+            assert_eq!(got.status, 200, "{host}{path}");
+        };
+        for path in ["/p/1", "/p/2", "/u"] {
+            store("X.Example", path).await;
+            store("x.example:8080", path).await;
+        }
+        let cached = |host: &'static str, path: &'static str| {
+            let (client, url) = (client.clone(), sidecache.url(path));
+            async move {
+                let got = client.get_with(&url, &[("host", host)]).await;
+                Status::of(&got).get("hit").is_some()
+            }
+        };
+
+        for host in ["x.example:80", "X.EXAMPLE:443", "x.example:"] {
+            store("x.example", "/p/1").await;
+            let query = format!("prefix=/p/&host={host}");
+            assert!(
+                purged(&purge(&admin, &sidecache, &query).await) >= 1,
+                "{query}"
+            );
+            assert!(!cached("x.example", "/p/1").await, "{query}");
+        }
+        assert!(
+            cached("x.example:8080", "/p/1").await,
+            "another port is another host"
+        );
+        for host in ["x.example:80", "X.Example:443"] {
+            store("x.example", "/u").await;
+            let query = format!("url=/u&host={host}");
+            assert_eq!(
+                purged(&purge(&admin, &sidecache, &query).await),
+                1,
+                "{query}"
+            );
+        }
+        assert!(cached("x.example:8080", "/u").await);
+        let query = "prefix=/&host=X.EXAMPLE:8080";
+        assert_eq!(
+            purged(&purge(&admin, &sidecache, query).await),
+            3,
+            "{query}"
+        );
+
+        // A host no request could carry is refused, not silently matched against nothing.
+        for host in [
+            "",
+            "x%20example",
+            "x.example:8o",
+            "x/example",
+            "us%40x.example",
+        ] {
+            for target in ["url=/u", "prefix=/"] {
+                let query = format!("{target}&host={host}");
+                let got = purge(&admin, &sidecache, &query).await;
+                assert_eq!(got.status, 400, "{query}: {}", got.text());
+            }
+        }
+        sidecache.stop().await;
+    })
+    .await;
+}
+
 #[tokio::test]
 async fn purge_needs_the_admin_token_when_one_is_configured() {
     bounded(async {

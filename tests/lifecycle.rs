@@ -148,3 +148,57 @@ async fn a_drain_does_not_wait_for_a_connection_that_never_sent_a_request() {
         "closed without an answer: {read:?}"
     );
 }
+
+/// `GET path` on `addr` from a plain thread, without any runtime; the status, or `None` when
+/// no answer came within 5 s.
+fn blocking_get(addr: std::net::SocketAddr, path: &str) -> Option<u16> {
+    use std::io::{Read, Write};
+    let mut stream = std::net::TcpStream::connect(addr).ok()?;
+    stream
+        .set_read_timeout(Some(Duration::from_secs(5)))
+        .expect("read timeout");
+    let request = format!("GET {path} HTTP/1.1\r\nHost: admin\r\nConnection: close\r\n\r\n");
+    stream.write_all(request.as_bytes()).ok()?;
+    let mut answer = Vec::new();
+    stream.read_to_end(&mut answer).ok()?;
+    let answer = String::from_utf8_lossy(&answer);
+    answer.split(' ').nth(1)?.parse().ok()
+}
+
+/// The admin port runs on a thread and runtime of its own, so health, readiness and metrics
+/// answer while the runtime serving the proxy is saturated — here, blocked outright: this test
+/// runs sidecache on a current-thread runtime and blocks its one thread until the answers came.
+#[tokio::test]
+async fn the_admin_port_answers_while_the_proxy_runtime_is_blocked() {
+    let origin =
+        TestOrigin::start(|_, _| Reply::ok("body").header("cache-control", "max-age=60")).await;
+    let sidecache = Sidecache::start(&origin.url(), &[]).await;
+    assert_eq!(
+        TestClient::new().get(&sidecache.url("/hit")).await.status,
+        200
+    );
+    let admin = sidecache.admin_addr;
+    let client = std::thread::spawn(move || {
+        ["/healthz", "/readyz", "/metrics", "/stats"].map(|path| (path, blocking_get(admin, path)))
+    });
+    // Joining blocks the runtime's only thread: nothing on it runs until the client is done.
+    let answers = client.join().expect("client thread");
+    for (path, status) in answers {
+        assert_eq!(
+            status,
+            Some(200),
+            "{path} while the proxy's runtime is blocked"
+        );
+    }
+    // The proxy, on its runtime again, still answers, and the drain stops the admin thread.
+    assert_eq!(
+        TestClient::new().get(&sidecache.url("/hit")).await.status,
+        200
+    );
+    assert_eq!(sidecache.stop().await, Drained::Cleanly);
+    assert_eq!(
+        blocking_get(admin, "/healthz"),
+        None,
+        "the admin port is closed"
+    );
+}

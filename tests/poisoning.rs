@@ -617,12 +617,24 @@ async fn admin_mutations_without_the_token_get_401_and_change_nothing() {
     // Nothing changed: the stored response is still there, nothing was purged or counted.
     let again = client.get(&sidecache.url("/stored")).await;
     assert!(again.cache_status().starts_with("sidecache; hit"));
-    let counter = client.get(&sidecache.admin_url("/v1/counters/views")).await;
-    assert!(counter.text().contains("\"value\":0"), "{}", counter.text());
+    let bearer = format!("Bearer {ADMIN_TOKEN}");
+    let read_views = async || {
+        let url = sidecache.admin_url("/v1/counters/views");
+        let got = client
+            .send(
+                Method::GET,
+                &url,
+                &[("authorization", &bearer)],
+                Bytes::new(),
+            )
+            .await;
+        got.text()
+    };
+    let counter = read_views().await;
+    assert!(counter.contains("\"value\":0"), "{counter}");
     let metrics = sidecache.metrics().await;
     assert_eq!(metrics.value("sidecache_invalidations_total"), 0.0);
     // The right token works for each of them (the positive control).
-    let bearer = format!("Bearer {ADMIN_TOKEN}");
     for (method, path) in ADMIN_MUTATIONS {
         let got = client
             .send(
@@ -634,21 +646,98 @@ async fn admin_mutations_without_the_token_get_401_and_change_nothing() {
             .await;
         assert_eq!(got.status, 200, "{method} {path}: {}", got.text());
     }
-    let counter = client.get(&sidecache.admin_url("/v1/counters/views")).await;
-    assert!(counter.text().contains("\"value\":5"), "{}", counter.text());
+    let counter = read_views().await;
+    assert!(counter.contains("\"value\":5"), "{counter}");
     let metrics = sidecache.metrics().await;
     assert_eq!(metrics.value("sidecache_invalidations_total"), 1.0);
 }
 
+/// Counter names can carry URLs (request counts) and so secrets: with a token set, only the
+/// probes and the scrape answer without it.
 #[tokio::test]
-async fn admin_reads_need_no_token() {
+async fn with_a_token_every_admin_endpoint_but_health_readiness_and_metrics_needs_it() {
     let origin = echo_origin().await;
     let sidecache = Sidecache::start(&origin.url(), &["--admin-token", ADMIN_TOKEN]).await;
+    let client = TestClient::new();
+    let bearer = format!("Bearer {ADMIN_TOKEN}");
+    let with_token = [("authorization", bearer.as_str())];
+    let secret = "/v1/counters/reset%3Ftoken%3Dsecret-reset-code";
+    let got = client
+        .send(
+            Method::POST,
+            &sidecache.admin_url(secret),
+            &with_token,
+            Bytes::new(),
+        )
+        .await;
+    assert_eq!(got.status, 200, "{}", got.text());
+
+    for path in ["/metrics", "/healthz", "/readyz"] {
+        let got = client.get(&sidecache.admin_url(path)).await;
+        assert_eq!(got.status, 200, "{path} needs no token");
+    }
+    let guarded = [
+        ("GET", "/stats"),
+        ("GET", "/v1/counters"),
+        ("GET", secret),
+        ("HEAD", "/v1/counters"),
+        ("GET", "/purge?url=/x"),
+        ("GET", "/no-such-endpoint"),
+        ("DELETE", "/stats"),
+    ];
+    for (method, path) in guarded {
+        for headers in [&[][..], &[("authorization", "Bearer wrong")][..]] {
+            let got = client
+                .send(
+                    method.parse().expect("method"),
+                    &sidecache.admin_url(path),
+                    headers,
+                    Bytes::new(),
+                )
+                .await;
+            assert_eq!(got.status, 401, "{method} {path} {headers:?}");
+            assert_eq!(got.header("www-authenticate"), "Bearer", "{method} {path}");
+            assert!(!got.text().contains("secret-reset-code"), "{method} {path}");
+        }
+    }
+    // With the token, the reads answer as before.
+    for path in ["/stats", "/v1/counters", secret] {
+        let got = client
+            .send(
+                Method::GET,
+                &sidecache.admin_url(path),
+                &with_token,
+                Bytes::new(),
+            )
+            .await;
+        assert_eq!(got.status, 200, "{path}: {}", got.text());
+    }
+    let pending = client
+        .send(
+            Method::GET,
+            &sidecache.admin_url("/v1/counters"),
+            &with_token,
+            Bytes::new(),
+        )
+        .await;
+    assert!(
+        pending.text().contains("secret-reset-code"),
+        "{}",
+        pending.text()
+    );
+    sidecache.stop().await;
+}
+
+#[tokio::test]
+async fn without_a_token_the_admin_endpoints_are_open() {
+    let origin = echo_origin().await;
+    let sidecache = Sidecache::start(&origin.url(), &[]).await;
     let client = TestClient::new();
     for path in ["/metrics", "/stats", "/healthz", "/readyz", "/v1/counters"] {
         let got = client.get(&sidecache.admin_url(path)).await;
         assert_eq!(got.status, 200, "{path}");
     }
+    sidecache.stop().await;
 }
 
 #[test]

@@ -6,9 +6,10 @@
 //! | `/v1/counters/{name}` | GET | `{"name", "value", "stored", "pending"}`: value = stored + pending |
 //! | `/v1/counters` | GET | what is pending, as JSON (like Go's expvar) |
 //!
-//! `{name}` is percent-decoded UTF-8, 1 to [`MAX_NAME_BYTES`] bytes. A `delta` that is not a
-//! 64-bit integer is answered 400, as is one that would take the name's pending sum (what is
-//! added up between two flushes) past ±2^62. An
+//! `{name}` is percent-decoded UTF-8, 1 to [`MAX_NAME_BYTES`](crate::writebehind::MAX_NAME_BYTES) bytes without control characters
+//! (see [`crate::writebehind::name`]); any other name is answered 400, reads included. A `delta`
+//! that is not a 64-bit integer is answered 400, as is one that would take the name's pending sum
+//! (what is added up between two flushes) past ±2^62. An
 //! increment that cannot be recorded — too many names pending, or shutdown under way — is
 //! answered 503 with `Retry-After`, so a 2xx always means "recorded".
 
@@ -18,27 +19,22 @@ use serde_json::json;
 
 use super::{json, text};
 use crate::body::Body;
-use crate::writebehind::{IncrementSource, Refused, WriteBehind};
+use crate::writebehind::{IncrementSource, Refused, WriteBehind, name};
 
 /// The endpoints' path prefix; a name follows it.
 const PREFIX: &str = "/v1/counters";
-
-/// The longest counter name accepted, in bytes.
-pub const MAX_NAME_BYTES: usize = 1024;
 
 /// Whether `path` belongs to these endpoints.
 pub(super) fn is_counters_path(path: &str) -> bool {
     path == PREFIX || path.starts_with("/v1/counters/")
 }
 
-/// Answers a request for these endpoints; `authorized` says whether it carried the admin token
-/// (or none is needed).
+/// Answers a request for these endpoints (the caller has checked the admin token).
 pub(super) async fn handle(
     writebehind: Option<&WriteBehind>,
     method: &Method,
     path: &str,
     query: Option<&str>,
-    authorized: bool,
 ) -> http::Response<Body> {
     let Some(writebehind) = writebehind else {
         return text(
@@ -58,16 +54,14 @@ pub(super) async fn handle(
         (&Method::GET | &Method::HEAD, None) => {
             json(StatusCode::OK, format!("{}\n", writebehind.pending_view()))
         }
-        (&Method::GET | &Method::HEAD, Some(name)) => read(writebehind, &name).await,
-        (&Method::POST, Some(name)) => {
-            if !authorized {
-                return super::unauthorized();
-            }
-            match parse_delta(query.unwrap_or("")) {
-                Ok(delta) => increment(writebehind, &name, delta),
-                Err(message) => text(StatusCode::BAD_REQUEST, message),
-            }
-        }
+        (&Method::GET | &Method::HEAD, Some(name)) => match name::check(&name) {
+            Ok(()) => read(writebehind, &name).await,
+            Err(invalid) => invalid_name(invalid),
+        },
+        (&Method::POST, Some(name)) => match parse_delta(query.unwrap_or("")) {
+            Ok(delta) => increment(writebehind, &name, delta),
+            Err(message) => text(StatusCode::BAD_REQUEST, message),
+        },
         (&Method::POST, None) => text(
             StatusCode::METHOD_NOT_ALLOWED,
             "POST to /v1/counters/{name}\n",
@@ -86,6 +80,10 @@ fn increment(writebehind: &WriteBehind, name: &str, delta: i64) -> http::Respons
             StatusCode::BAD_REQUEST,
             "delta would take the counter's pending sum past ±2^62\n",
         ),
+        Err(Refused::InvalidName) => match name::check(name) {
+            Err(invalid) => invalid_name(invalid),
+            Ok(()) => text(StatusCode::BAD_REQUEST, "invalid counter name\n"),
+        },
         Err(refused @ (Refused::Full | Refused::Closed)) => {
             let mut response = json(
                 StatusCode::SERVICE_UNAVAILABLE,
@@ -149,7 +147,16 @@ fn parse_delta(query: &str) -> Result<i64, &'static str> {
     Ok(delta.unwrap_or(1))
 }
 
-/// The percent-decoded name.
+/// 400, saying which rule the name breaks.
+fn invalid_name(invalid: name::NameError) -> http::Response<Body> {
+    json(
+        StatusCode::BAD_REQUEST,
+        format!("{}\n", json!({"error": invalid.to_string()})),
+    )
+}
+
+/// The percent-decoded name (whether it can be a counter's is checked by
+/// [`crate::writebehind::name`]).
 fn decode_name(raw: &str) -> Result<String, &'static str> {
     let bytes = raw.as_bytes();
     let mut decoded = Vec::with_capacity(bytes.len());
@@ -168,16 +175,13 @@ fn decode_name(raw: &str) -> Result<String, &'static str> {
             i += 1;
         }
     }
-    let name = String::from_utf8(decoded).map_err(|_| "the counter name must be UTF-8\n")?;
-    if name.is_empty() || name.len() > MAX_NAME_BYTES {
-        return Err("the counter name must be 1 to 1024 bytes\n");
-    }
-    Ok(name)
+    String::from_utf8(decoded).map_err(|_| "the counter name must be UTF-8\n")
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::writebehind::MAX_NAME_BYTES;
 
     #[test]
     fn deltas_default_to_one_and_must_be_one_integer() {
@@ -199,15 +203,21 @@ mod tests {
     }
 
     #[test]
-    fn names_are_percent_decoded_and_bounded() {
+    fn names_are_percent_decoded_utf8() {
         assert_eq!(decode_name("views").as_deref(), Ok("views"));
         assert_eq!(
             decode_name("page%20views%2Fhome").as_deref(),
             Ok("page views/home")
         );
         assert_eq!(decode_name("a/b").as_deref(), Ok("a/b"));
-        for bad in ["", "%", "%zz", "%ff", &"x".repeat(MAX_NAME_BYTES + 1)] {
+        // Decoded as given; the name rules are checked afterwards.
+        assert_eq!(decode_name("a%00b").as_deref(), Ok("a\0b"));
+        for bad in ["%", "%zz", "%ff"] {
             assert!(decode_name(bad).is_err(), "{bad}");
         }
+        assert_eq!(
+            decode_name(&"x".repeat(MAX_NAME_BYTES + 1)).map(|n| n.len()),
+            Ok(1025)
+        );
     }
 }

@@ -116,6 +116,20 @@ impl CacheKey {
         Self::build(host, path_and_query)
     }
 
+    /// `text` (`uri-host [ ":" port ]`, as a `Host` header carries it) normalised exactly as a
+    /// key's host is: lower-cased, an empty, `:80` or `:443` port dropped. For callers that
+    /// match keys by host (purges), so they find what requests stored.
+    ///
+    /// # Errors
+    ///
+    /// [`KeyError::InvalidHost`] when `text` is not a host [`from_request`](Self::from_request)
+    /// would accept.
+    pub fn normalize_host(text: &str) -> Result<String, KeyError> {
+        let (host, port) = split_host_port(text).ok_or(KeyError::InvalidHost)?;
+        let kept = if is_default_port(port) { host } else { text };
+        Ok(kept.to_ascii_lowercase())
+    }
+
     /// The normalised host, e.g. `example.com` or `example.com:8080`.
     pub fn host(&self) -> &str {
         &self.as_str()[..self.host_len]
@@ -450,6 +464,40 @@ mod tests {
             panic!("a clone kept its text inline");
         };
         assert!(Arc::ptr_eq(text, cloned), "clones share a long text");
+    }
+
+    #[test]
+    fn hosts_normalise_as_the_keys_of_requests_do() {
+        for host in [
+            "x.example",
+            "X.Example:80",
+            "x.example:443",
+            "x.example:",
+            "[::1]:8080",
+        ] {
+            let from_request = key("/", &[host]).expect("a valid host");
+            assert_eq!(
+                CacheKey::normalize_host(host).as_deref(),
+                Ok(from_request.host()),
+                "{host}"
+            );
+        }
+        for bad in [
+            "",
+            ":80",
+            "x y",
+            "x/y",
+            "u@x",
+            "x:8o",
+            "caf\u{e9}.example",
+            "[]",
+        ] {
+            assert_eq!(
+                CacheKey::normalize_host(bad),
+                Err(KeyError::InvalidHost),
+                "{bad}"
+            );
+        }
     }
 
     #[test]

@@ -50,7 +50,7 @@ use tokio_util::task::TaskTracker;
 use tracing::{Instrument, Span};
 
 use super::flight::{Flight, Follower, Leader, Outcome, Role, Wait};
-use crate::store::{MemoryStore, Weighed, WeighedKey};
+use crate::store::{MemoryStore, WALK_SLICE, Weighed, WeighedKey};
 use crate::telemetry::context;
 
 /// How a stored value may serve one request.
@@ -462,19 +462,29 @@ impl<L: Loader> LoadingCache<L> {
     }
 
     /// Removes from L1 every key that matches (and tells the tiers behind it); returns how many
-    /// L1 held.
-    pub async fn invalidate_matching(&self, matches: impl Fn(&L::Key) -> bool) -> usize {
+    /// L1 held. The store is walked in slices, yielding between them (see
+    /// [`MemoryStore::remove_matching`]).
+    pub async fn invalidate_matching(&self, matches: impl Fn(&L::Key) -> bool + Send) -> usize {
         let mut removed_keys = Vec::new();
-        let removed = self.inner.store.remove_matching(|key| {
-            let hit = matches(key);
-            if hit {
-                removed_keys.push(key.clone());
+        let collected = &mut removed_keys;
+        let removed = self
+            .inner
+            .store
+            .remove_matching(move |key| {
+                let hit = matches(key);
+                if hit {
+                    collected.push(key.clone());
+                }
+                hit
+            })
+            .await;
+        // Slices again: a purge can remove most of the store.
+        for slice in removed_keys.chunks(WALK_SLICE) {
+            for key in slice {
+                self.inner.uncacheable.invalidate(key);
+                self.inner.loader.invalidate(key).await;
             }
-            hit
-        });
-        for key in &removed_keys {
-            self.inner.uncacheable.invalidate(key);
-            self.inner.loader.invalidate(key).await;
+            tokio::task::yield_now().await;
         }
         removed
     }

@@ -142,6 +142,7 @@ fn defaults_when_nothing_is_given() {
         admin: AdminConfig {
             listen: addr("127.0.0.1:8081"),
             token: None,
+            insecure: false,
         },
         log: LogConfig {
             format: LogFormat::Text,
@@ -166,6 +167,8 @@ fn defaults_when_nothing_is_given() {
             interval: secs(1),
             max_pending_keys: 100_000,
             count_requests: false,
+            count_query: false,
+            request_retention: secs(30 * 24 * 60 * 60),
             recovery_file: PathBuf::from("sidecache-writebehind.recovery"),
         },
         shutdown_grace: secs(10),
@@ -370,6 +373,9 @@ fn every_option_is_read_from_its_environment_variable() {
         ("SIDECACHE_WRITEBEHIND_INTERVAL", "11s"),
         ("SIDECACHE_WRITEBEHIND_MAX_PENDING_KEYS", "12"),
         ("SIDECACHE_WRITEBEHIND_COUNT_REQUESTS", "true"),
+        ("SIDECACHE_WRITEBEHIND_COUNT_QUERY", "true"),
+        ("SIDECACHE_WRITEBEHIND_REQUEST_RETENTION", "21s"),
+        ("SIDECACHE_ADMIN_INSECURE", "true"),
         (
             "SIDECACHE_WRITEBEHIND_RECOVERY_FILE",
             "/var/lib/sidecache/recovery",
@@ -420,6 +426,7 @@ fn every_option_is_read_from_its_environment_variable() {
         admin: AdminConfig {
             listen: addr("0.0.0.0:81"),
             token: Some("s3cret".to_owned()),
+            insecure: true,
         },
         log: LogConfig {
             format: LogFormat::Json,
@@ -435,6 +442,8 @@ fn every_option_is_read_from_its_environment_variable() {
             interval: secs(11),
             max_pending_keys: 12,
             count_requests: true,
+            count_query: true,
+            request_retention: secs(21),
             recovery_file: PathBuf::from("/var/lib/sidecache/recovery"),
         },
         shutdown_grace: secs(9),
@@ -930,6 +939,52 @@ fn the_admin_port_is_separate_from_the_proxy_port() {
         &["--listen", "127.0.0.1:0", "--admin-listen", "127.0.0.1:0"],
         &[],
     );
+}
+
+#[test]
+fn an_admin_port_reachable_from_other_hosts_needs_a_token_or_admin_insecure() {
+    for listen in [
+        "0.0.0.0:8081",
+        "[::]:8081",
+        "192.0.2.7:8081",
+        "[2001:db8::1]:8081",
+    ] {
+        let error = load_err(&["--admin-listen", listen], &[]);
+        assert_eq!(error.exit_code(), EX_USAGE, "{listen}");
+        assert!(
+            has_problem(&error, &flag("admin-listen"), "--admin-token"),
+            "{listen}: {error}"
+        );
+        assert!(error.to_string().contains("--admin-insecure"), "{error}");
+        // From the environment, the problem names the variable.
+        let error = load_err(&[], &[("SIDECACHE_ADMIN_LISTEN", listen)]);
+        assert!(
+            has_problem(&error, &env_var("SIDECACHE_ADMIN_LISTEN"), "--admin-token"),
+            "{listen}: {error}"
+        );
+        let with_token = load_ok(&["--admin-listen", listen, "--admin-token", "t"], &[]);
+        assert!(!with_token.admin.insecure);
+        let insecure = load_ok(&["--admin-listen", listen, "--admin-insecure", "true"], &[]);
+        assert!(insecure.admin.insecure);
+        load_ok(
+            &[],
+            &[
+                ("SIDECACHE_ADMIN_LISTEN", listen),
+                ("SIDECACHE_ADMIN_INSECURE", "true"),
+            ],
+        );
+    }
+    // Loopback is 127.0.0.0/8 and ::1 (also written as an IPv4-mapped address).
+    for listen in [
+        "127.0.0.1:8081",
+        "127.3.2.1:0",
+        "[::1]:8081",
+        "[::ffff:127.0.0.1]:8081",
+    ] {
+        load_ok(&["--admin-listen", listen], &[]);
+    }
+    let error = load_err(&["--admin-insecure", "yes"], &[]);
+    assert!(error.to_string().contains("admin-insecure"), "{error}");
 }
 
 #[test]

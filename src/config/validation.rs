@@ -6,7 +6,7 @@
 use std::time::Duration;
 
 use super::error::{Place, Problem};
-use super::{ByteSize, ClientLimitsConfig, Config, TracingConfig};
+use super::{AdminConfig, ByteSize, ClientLimitsConfig, Config, TracingConfig};
 
 /// Every rule `config` breaks, in option order.
 pub(super) fn problems(config: &Config) -> Vec<Problem> {
@@ -22,6 +22,7 @@ pub(super) fn problems(config: &Config) -> Vec<Problem> {
     }
     check_listeners_differ(config, &mut found);
     check_admin_token(config.admin.token.as_deref(), &mut found);
+    check_admin_exposure(&config.admin, &mut found);
     check_tracing(&config.tracing, &mut found);
     if config.log.level.trim().is_empty() {
         found.push(problem(
@@ -174,6 +175,24 @@ fn check_admin_token(token: Option<&str>, found: &mut Vec<Problem>) {
         found.push(problem(
             "admin-token",
             "must be visible ASCII without spaces, as it is sent in an Authorization header",
+        ));
+    }
+}
+
+/// An admin port other hosts can reach is refused without a token (purges and counters would
+/// be open to the network) unless `--admin-insecure` says that is meant.
+fn check_admin_exposure(admin: &AdminConfig, found: &mut Vec<Problem>) {
+    // An IPv4-mapped IPv6 address (::ffff:127.0.0.1) is loopback too.
+    let loopback = admin.listen.ip().to_canonical().is_loopback();
+    if !loopback && admin.token.is_none() && !admin.insecure {
+        found.push(problem(
+            "admin-listen",
+            format!(
+                "{} is reachable from other hosts and no --admin-token is set, which would open \
+                 purges and counters to the network: set --admin-token, listen on a loopback \
+                 address (127.0.0.1, ::1), or pass --admin-insecure true to allow it",
+                admin.listen
+            ),
         ));
     }
 }

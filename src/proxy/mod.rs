@@ -5,6 +5,7 @@ pub mod loader;
 pub mod metrics;
 pub mod recent_values;
 pub mod request;
+pub mod request_counts;
 pub mod respond;
 pub mod service;
 pub mod trace;

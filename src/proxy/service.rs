@@ -23,6 +23,7 @@ use super::cache_status::{CacheResult, CacheStatus, Forward};
 use super::loader::{OriginLoader, PassResponse};
 use super::metrics::ProxyMetrics;
 use super::request::{CarriedFields, Class, RequestHead};
+use super::request_counts::RequestCounts;
 use super::respond::{self, Audience};
 use super::trace::RequestTrace;
 use crate::body::{Body, Guard};
@@ -37,7 +38,6 @@ use crate::server::Handler;
 use crate::stats::Stats;
 use crate::telemetry::logs::{self, TraceIds};
 use crate::telemetry::sampling::RequestSampler;
-use crate::writebehind::{IncrementSource, WriteBehind};
 
 /// The caching proxy: the cache and the origin behind it.
 pub struct Proxy {
@@ -48,8 +48,8 @@ pub struct Proxy {
     stats: Arc<Stats>,
     /// With tracing on, the sampler each request applies before opening its server span.
     traced: Option<RequestSampler>,
-    /// When set, every request with a cache key adds 1 to the counter `requests:KEY`.
-    request_counts: Option<Arc<WriteBehind>>,
+    /// When set, every request with a cache key adds 1 to its counter.
+    request_counts: Option<RequestCounts>,
     /// What one request may carry.
     limits: RequestLimits,
 }
@@ -83,9 +83,6 @@ impl Default for RequestLimits {
 
 /// The log target of the access line (one line per request, at debug).
 const ACCESS_LOG: &str = "sidecache::access";
-
-/// The prefix of per-cache-key request counters.
-pub const REQUEST_COUNTER_PREFIX: &str = "requests:";
 
 type LoadAnswer = Answer<Arc<CachedObject>, PassResponse, OriginError>;
 
@@ -203,10 +200,10 @@ impl Proxy {
         self
     }
 
-    /// Counts requests per cache key in `counters` (`--writebehind-count-requests`), under the
-    /// name [`REQUEST_COUNTER_PREFIX`] followed by the key.
-    pub fn count_requests(mut self, counters: Arc<WriteBehind>) -> Self {
-        self.request_counts = Some(counters);
+    /// Counts requests per cache key (`--writebehind-count-requests`), under the names
+    /// [`RequestCounts::name`] gives.
+    pub fn count_requests(mut self, counts: RequestCounts) -> Self {
+        self.request_counts = Some(counts);
         self
     }
 
@@ -245,8 +242,11 @@ impl Proxy {
     }
 
     /// Removes every URL whose path starts with `prefix`, on `host` or on every host; returns
-    /// how many stored URLs went. Counted as manual misses.
+    /// how many stored URLs went. Counted as manual misses. `host` is normalised as keys are
+    /// (as [`purge_url`](Self::purge_url)'s is), so `x:80` matches what `x` stored.
     pub async fn purge_prefix(&self, host: Option<&str>, prefix: &str) -> usize {
+        let host = host.map(|host| CacheKey::new(host, "/"));
+        let host = host.as_ref().map(CacheKey::host);
         let removed = self
             .cache
             .invalidate_matching(|key| {
@@ -281,13 +281,8 @@ impl Proxy {
         self.metrics.record_request(result, elapsed, waited);
         self.stats.record(result.stat_outcome(), elapsed);
         ctx.trace.finish(response.status(), result, leader.as_ref());
-        if let (Some(counters), Some(key)) = (&self.request_counts, &ctx.counted_key) {
-            // At the cap a new key's count is dropped; the counters count the drop.
-            let _ = counters.increment(
-                IncrementSource::Request,
-                &format!("{REQUEST_COUNTER_PREFIX}{}", key.as_str()),
-                1,
-            );
+        if let (Some(counts), Some(key)) = (&self.request_counts, &ctx.counted_key) {
+            counts.record(key);
         }
         if let Some(uri) = &ctx.logged_uri {
             let access_line = || {

@@ -51,13 +51,21 @@ pub enum Refused {
     /// The name's pending sum would go past ±[`MAX_PENDING`] (2^62).
     #[error("the increment would take the pending sum past ±2^62")]
     Overflow,
+    /// The name is not one a sink can store (see [`super::name`]).
+    #[error("the counter name is empty, too long or holds control characters")]
+    InvalidName,
 }
 
 // === impl Refused ===
 
 impl Refused {
     /// Every variant, in metric-label order.
-    pub const ALL: [Refused; 3] = [Refused::Full, Refused::Closed, Refused::Overflow];
+    pub const ALL: [Refused; 4] = [
+        Refused::Full,
+        Refused::Closed,
+        Refused::Overflow,
+        Refused::InvalidName,
+    ];
 
     /// The metric label value.
     pub fn as_str(self) -> &'static str {
@@ -65,6 +73,7 @@ impl Refused {
             Refused::Full => "full",
             Refused::Closed => "closed",
             Refused::Overflow => "overflow",
+            Refused::InvalidName => "invalid_name",
         }
     }
 }

@@ -14,10 +14,11 @@ use tokio_util::sync::CancellationToken;
 use tracing::Instrument;
 
 use super::counters::{Counters, Refused};
-use super::metrics::{FlushOutcome, IncrementSource, WriteBehindMetrics};
+use super::metrics::{DropReason, FlushOutcome, IncrementSource, WriteBehindMetrics};
+use super::name;
 use super::postgres::PostgresSink;
 use super::recovery::{self, RecoveryError};
-use super::sink::{Batch, BatchIds, Sink, SinkAddress, SinkError};
+use super::sink::{Batch, BatchIds, Retention, Sink, SinkAddress, SinkError};
 use super::sqlite::SqliteSink;
 use crate::config::WriteBehindConfig;
 
@@ -136,14 +137,21 @@ impl WriteBehind {
         config: &WriteBehindConfig,
         metrics: WriteBehindMetrics,
     ) -> Result<Self, OpenError> {
+        let retention = Retention {
+            request_rows: Some(config.request_retention).filter(|kept| !kept.is_zero()),
+        };
         let sink: Arc<dyn Sink> = match &config.sink {
-            SinkAddress::Sqlite(path) => {
-                Arc::new(SqliteSink::open(path).map_err(|source| OpenError::Sink {
-                    address: config.sink.to_string(),
-                    source,
-                })?)
+            SinkAddress::Sqlite(path) => Arc::new(
+                SqliteSink::open(path)
+                    .map_err(|source| OpenError::Sink {
+                        address: config.sink.to_string(),
+                        source,
+                    })?
+                    .with_retention(retention),
+            ),
+            SinkAddress::Postgres(postgres) => {
+                Arc::new(PostgresSink::new((**postgres).clone()).with_retention(retention))
             }
-            SinkAddress::Postgres(postgres) => Arc::new(PostgresSink::new((**postgres).clone())),
         };
         Self::new(sink, config.sink.to_string(), config.into(), metrics)
     }
@@ -160,7 +168,24 @@ impl WriteBehind {
         settings: WriteBehindSettings,
         metrics: WriteBehindMetrics,
     ) -> Result<Self, OpenError> {
-        let replayed = recovery::read(&settings.recovery_file)?;
+        let mut replayed = recovery::read(&settings.recovery_file)?;
+        let found = !replayed.is_empty();
+        // A name no sink can store (an earlier version's, or written by hand) would fail its
+        // batch at every replay: it is dropped here, once, and counted.
+        let invalid: usize = replayed
+            .iter_mut()
+            .map(|batch| batch.retain_names(|name| name::check(name).is_ok()))
+            .sum();
+        replayed.retain(|batch| !batch.is_empty());
+        if invalid > 0 {
+            metrics.record_dropped(DropReason::InvalidName, invalid);
+            tracing::warn!(
+                path = %settings.recovery_file.display(),
+                rows = invalid,
+                "the write-behind recovery file holds counter names no sink can store \
+                 (empty, over 1024 bytes, or with control characters): those rows are dropped"
+            );
+        }
         if !replayed.is_empty() {
             tracing::warn!(
                 path = %settings.recovery_file.display(),
@@ -169,7 +194,7 @@ impl WriteBehind {
                 "write-behind recovery file found: its batches are replayed to the sink (each at most once)"
             );
         }
-        Ok(Self {
+        let writebehind = Self {
             counters: Counters::new(settings.max_pending_keys),
             sink,
             sink_name,
@@ -180,7 +205,12 @@ impl WriteBehind {
             wake: Notify::new(),
             settings,
             metrics,
-        })
+        };
+        if found && !writebehind.needs_flush() {
+            // Nothing in it could be replayed; read again, it would be dropped and counted again.
+            writebehind.replay_done();
+        }
+        Ok(writebehind)
     }
 
     /// Adds `delta` to `name` in memory and returns the name's pending sum. Cheap and safe from
@@ -188,14 +218,18 @@ impl WriteBehind {
     ///
     /// # Errors
     ///
-    /// See [`Counters::increment`]. At the cap, the flusher is woken to make room.
+    /// [`Refused::InvalidName`] for a name a sink could not store (see [`super::name`]), else
+    /// see [`Counters::increment`]. At the cap, the flusher is woken to make room.
     pub fn increment(
         &self,
         source: IncrementSource,
         name: &str,
         delta: i64,
     ) -> Result<i64, Refused> {
-        let result = self.counters.increment(name, delta);
+        let result = match name::check(name) {
+            Ok(()) => self.counters.increment(name, delta),
+            Err(_) => Err(Refused::InvalidName),
+        };
         self.metrics.record_increment(source, result.map(drop));
         if result == Err(Refused::Full) {
             self.wake.notify_one();
@@ -319,17 +353,59 @@ impl WriteBehind {
                     }
                 }
             };
-            self.apply(&batch).await?;
-            confirmed += 1;
-            let mut retained = self.lock_retained();
-            let popped = retained.pop_front();
-            debug_assert!(popped.is_some_and(|popped| Arc::ptr_eq(&popped, &batch)));
-            if retained.is_empty() && self.replaying.swap(false, Ordering::SeqCst) {
-                drop(retained);
-                self.replay_done();
-            }
+            let parts = match self.apply(&batch).await {
+                Ok(()) => {
+                    confirmed += 1;
+                    Vec::new()
+                }
+                // The same rows would be refused again, fewer can commit: split, not retried.
+                Err(error) if error.is_row_rejected() => self.parts_of_refused(&batch, &error),
+                Err(error) => return Err(error),
+            };
+            self.replace_front(&batch, parts);
         }
         Ok(confirmed)
+    }
+
+    /// What stands in for a batch the sink refused for a row's content: its two halves, each
+    /// tried in turn, so the good rows commit. A single row refused alone is dropped, counted
+    /// and logged: kept, it would be refused at every flush, and spilled and refused again after
+    /// every restart.
+    fn parts_of_refused(&self, batch: &Batch, error: &SinkError) -> Vec<Arc<Batch>> {
+        if let Some((first, second)) = batch.split() {
+            return vec![Arc::new(first), Arc::new(second)];
+        }
+        self.metrics
+            .record_dropped(DropReason::Rejected, batch.len());
+        for (name, delta) in batch.entries() {
+            tracing::warn!(
+                sink = %self.sink_name,
+                batch_id = %batch.id(),
+                name = ?shown(name),
+                name_bytes = name.len(),
+                delta,
+                error = %error,
+                cause = error.source().map(tracing::field::display),
+                "the write-behind sink refused a counter row on its own: the row is dropped"
+            );
+        }
+        Vec::new()
+    }
+
+    /// Takes `batch`, confirmed or set aside, off the front of the retained queue and puts
+    /// `parts` there in its place; once a replayed recovery file has nothing left unconfirmed,
+    /// removes it.
+    fn replace_front(&self, batch: &Arc<Batch>, parts: Vec<Arc<Batch>>) {
+        let mut retained = self.lock_retained();
+        let popped = retained.pop_front();
+        debug_assert!(popped.is_some_and(|popped| Arc::ptr_eq(&popped, batch)));
+        for part in parts.into_iter().rev() {
+            retained.push_front(part);
+        }
+        if retained.is_empty() && self.replaying.swap(false, Ordering::SeqCst) {
+            drop(retained);
+            self.replay_done();
+        }
     }
 
     /// Moves the counters' increments into a new batch at the back of the retained queue.
@@ -521,6 +597,15 @@ impl WriteBehind {
         // Nothing panics while holding this lock; if something did, the queue is still whole.
         self.retained.lock().unwrap_or_else(PoisonError::into_inner)
     }
+}
+
+/// At most the first 128 bytes of `name`, for a log line: names can be long.
+fn shown(name: &str) -> &str {
+    let mut end = name.len().min(128);
+    while !name.is_char_boundary(end) {
+        end -= 1;
+    }
+    &name[..end]
 }
 
 #[cfg(test)]

@@ -34,6 +34,19 @@ pub enum FlushOutcome {
     Failed,
     /// The commit's outcome is unknown; the batch is retried under the same id.
     Unknown,
+    /// The sink refused a row's content and rolled back; the batch is split (a single row is
+    /// dropped).
+    Rejected,
+}
+
+/// Why rows (a name and its delta) were dropped without reaching the sink.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DropReason {
+    /// The sink refused the row's content even alone.
+    Rejected,
+    /// A name read back from the recovery file that no sink can store (see
+    /// [`super::name`]): written by an earlier version, or by hand.
+    InvalidName,
 }
 
 /// The write-behind metric set, with every label value resolved up front.
@@ -46,6 +59,8 @@ pub struct WriteBehindMetrics {
     flushes: Vec<IntCounter>,
     /// `sidecache_writebehind_flush_duration_seconds`.
     flush_duration: Histogram,
+    /// `sidecache_writebehind_rows_dropped_total{reason}`, indexed by [`DropReason`].
+    dropped: Vec<IntCounter>,
 }
 
 // === impl IncrementSource ===
@@ -67,11 +82,12 @@ impl IncrementSource {
 
 impl FlushOutcome {
     /// Every variant, in metric-label order.
-    pub const ALL: [FlushOutcome; 4] = [
+    pub const ALL: [FlushOutcome; 5] = [
         FlushOutcome::Committed,
         FlushOutcome::Duplicate,
         FlushOutcome::Failed,
         FlushOutcome::Unknown,
+        FlushOutcome::Rejected,
     ];
 
     /// The outcome of a sink's answer.
@@ -80,6 +96,7 @@ impl FlushOutcome {
             Ok(Applied::Committed) => FlushOutcome::Committed,
             Ok(Applied::AlreadyCommitted) => FlushOutcome::Duplicate,
             Err(error) if error.is_outcome_unknown() => FlushOutcome::Unknown,
+            Err(error) if error.is_row_rejected() => FlushOutcome::Rejected,
             Err(_) => FlushOutcome::Failed,
         }
     }
@@ -91,6 +108,22 @@ impl FlushOutcome {
             FlushOutcome::Duplicate => "duplicate",
             FlushOutcome::Failed => "failed",
             FlushOutcome::Unknown => "unknown",
+            FlushOutcome::Rejected => "rejected",
+        }
+    }
+}
+
+// === impl DropReason ===
+
+impl DropReason {
+    /// Every variant, in metric-label order.
+    pub const ALL: [DropReason; 2] = [DropReason::Rejected, DropReason::InvalidName];
+
+    /// The metric label value.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            DropReason::Rejected => "rejected",
+            DropReason::InvalidName => "invalid_name",
         }
     }
 }
@@ -122,7 +155,8 @@ impl WriteBehindMetrics {
                 "sidecache_writebehind_increments_total",
                 "Write-behind increments asked for, by source (admin, request) and outcome: \
                  accepted, or refused because too many names were pending (full), shutdown had \
-                 begun (closed) or the pending sum would overflow (overflow).",
+                 begun (closed), the pending sum would overflow (overflow) or the name could not \
+                 be stored (invalid_name: empty, over 1024 bytes, or with control characters).",
             ),
             &["source", "outcome"],
         )?;
@@ -149,11 +183,21 @@ impl WriteBehindMetrics {
                 "sidecache_writebehind_flushes_total",
                 "Attempts to apply a write-behind batch, by outcome: committed, duplicate (committed \
                  before, skipped), failed (rolled back, retried), unknown (commit outcome unknown, \
-                 retried under the same batch id).",
+                 retried under the same batch id), rejected (a row's content refused, rolled back; \
+                 the batch is split).",
                 "outcome",
                 &outcomes,
             )?,
             flush_duration,
+            dropped: metrics::counters(
+                registry,
+                "sidecache_writebehind_rows_dropped_total",
+                "Counter rows (a name and its delta) dropped without reaching the sink, by reason: \
+                 rejected (the sink refused the row's content, even alone), invalid_name (a name \
+                 in the recovery file that no sink can store).",
+                "reason",
+                &DropReason::ALL.map(DropReason::as_str),
+            )?,
         })
     }
 
@@ -164,6 +208,11 @@ impl WriteBehindMetrics {
         outcome: std::result::Result<(), Refused>,
     ) {
         self.increments[increment_index(source, outcome)].inc();
+    }
+
+    /// `rows` rows dropped for `reason`.
+    pub fn record_dropped(&self, reason: DropReason, rows: usize) {
+        self.dropped[reason as usize].inc_by(u64::try_from(rows).unwrap_or(u64::MAX));
     }
 
     /// One attempt to apply a batch, and how long it took.

@@ -6,15 +6,25 @@
 //! Both sinks create these tables when they are missing:
 //!
 //! ```sql
-//! CREATE TABLE sidecache_counters (name TEXT PRIMARY KEY, value BIGINT NOT NULL);
+//! CREATE TABLE sidecache_counters (name TEXT PRIMARY KEY, value BIGINT NOT NULL, updated_at BIGINT NOT NULL);
 //! CREATE TABLE sidecache_writebehind_batches (id TEXT PRIMARY KEY, committed_at BIGINT NOT NULL);
 //! ```
 //!
+//! `updated_at` (seconds since the Unix epoch) is when a row was last written; a table created
+//! before it existed gets the column, with the time of that upgrade in every row.
+//!
 //! A batch is one transaction: insert its id into `sidecache_writebehind_batches` (if the id is
 //! already there, the batch was committed before: roll back and report
-//! [`Applied::AlreadyCommitted`]), then upsert every name with `value = value + delta`. The sum
-//! saturates at the bounds of a 64-bit integer instead of failing, so one huge counter cannot
-//! block every later batch. Ids older than [`BATCH_ID_RETENTION`] are pruned now and then.
+//! [`Applied::AlreadyCommitted`]), then upsert every name with `value = value + delta` and
+//! `updated_at = now`. The sum saturates at the bounds of a 64-bit integer instead of failing, so
+//! one huge counter cannot block every later batch.
+//!
+//! # Pruning
+//!
+//! The first transaction after a start, and one in every 1024 after it, also deletes
+//! batch ids older than [`BATCH_ID_RETENTION`] and, with a [`Retention`] for request counts, the
+//! request-count rows (named [`REQUEST_COUNTER_PREFIX`]…) not written for that long: one row per
+//! URL ever requested would otherwise grow the table for ever. Other counters are never pruned.
 
 use std::error::Error as StdError;
 use std::fmt;
@@ -27,6 +37,8 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
+use super::REQUEST_COUNTER_PREFIX;
+
 /// How long a committed batch id is remembered: a batch retried (or replayed from a recovery
 /// file) later than this could be applied twice.
 pub const BATCH_ID_RETENTION: Duration = Duration::from_secs(7 * 24 * 60 * 60);
@@ -34,9 +46,16 @@ pub const BATCH_ID_RETENTION: Duration = Duration::from_secs(7 * 24 * 60 * 60);
 /// Old batch ids are pruned in one of this many transactions.
 pub(crate) const PRUNE_EVERY: u64 = 1024;
 
+/// How long rows are kept, beyond the batch ids' fixed [`BATCH_ID_RETENTION`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct Retention {
+    /// Request-count rows not written for this long are deleted; `None` keeps them for ever.
+    pub request_rows: Option<Duration>,
+}
+
 /// The tables, created when missing.
 pub(crate) const SCHEMA: &str = "\
-CREATE TABLE IF NOT EXISTS sidecache_counters (name TEXT PRIMARY KEY, value BIGINT NOT NULL);
+CREATE TABLE IF NOT EXISTS sidecache_counters (name TEXT PRIMARY KEY, value BIGINT NOT NULL, updated_at BIGINT NOT NULL);
 CREATE TABLE IF NOT EXISTS sidecache_writebehind_batches (id TEXT PRIMARY KEY, committed_at BIGINT NOT NULL);
 CREATE INDEX IF NOT EXISTS sidecache_writebehind_batches_committed_at ON sidecache_writebehind_batches (committed_at);
 ";
@@ -112,6 +131,9 @@ pub enum SinkErrorKind {
     Unavailable,
     /// The sink refused a statement; the transaction was rolled back.
     Rejected,
+    /// The sink refused the content of a row (a name it cannot store, a constraint of the
+    /// table); the transaction was rolled back, and the same rows would be refused again.
+    RowRejected,
     /// The connection broke or timed out while the commit was under way: the batch may or may
     /// not have been committed.
     OutcomeUnknown,
@@ -144,6 +166,12 @@ impl BatchId {
     /// The id as stored.
     pub fn as_str(&self) -> &str {
         &self.0
+    }
+
+    /// The id of part `part` of this batch, when it is split: unique, since no id handed out
+    /// by [`BatchIds`] contains a `.`, and the same whenever the same batch is split.
+    pub fn part(&self, part: u8) -> Self {
+        Self(format!("{}.{part}", self.0))
     }
 }
 
@@ -239,6 +267,27 @@ impl Batch {
     pub fn is_empty(&self) -> bool {
         self.entries.is_empty()
     }
+
+    /// Keeps only the rows whose name `keep` accepts; returns how many went.
+    pub fn retain_names(&mut self, mut keep: impl FnMut(&str) -> bool) -> usize {
+        let before = self.entries.len();
+        self.entries.retain(|(name, _)| keep(name));
+        before - self.entries.len()
+    }
+
+    /// The batch's two halves, each under an id of its own ([`BatchId::part`]), for a batch
+    /// with at least two rows; `None` for a single row.
+    pub fn split(&self) -> Option<(Batch, Batch)> {
+        if self.entries.len() < 2 {
+            return None;
+        }
+        let (first, second) = self.entries.split_at(self.entries.len() / 2);
+        let half = |part, entries: &[(Box<str>, i64)]| Batch {
+            id: self.id.part(part),
+            entries: entries.to_vec(),
+        };
+        Some((half(0, first), half(1, second)))
+    }
 }
 
 // === impl SinkError ===
@@ -252,6 +301,11 @@ impl SinkError {
     /// The sink refused; the transaction was rolled back.
     pub fn rejected(source: impl Into<Box<dyn StdError + Send + Sync>>) -> Self {
         Self::new(SinkErrorKind::Rejected, source)
+    }
+
+    /// The sink refused a row's content; the transaction was rolled back.
+    pub fn row_rejected(source: impl Into<Box<dyn StdError + Send + Sync>>) -> Self {
+        Self::new(SinkErrorKind::RowRejected, source)
     }
 
     /// The commit may or may not have happened.
@@ -275,6 +329,12 @@ impl SinkError {
     pub fn is_outcome_unknown(&self) -> bool {
         self.kind == SinkErrorKind::OutcomeUnknown
     }
+
+    /// Whether the sink refused the content of one of the batch's rows: sending the same rows
+    /// again cannot help, sending fewer can.
+    pub fn is_row_rejected(&self) -> bool {
+        self.kind == SinkErrorKind::RowRejected
+    }
 }
 
 impl fmt::Display for SinkError {
@@ -282,6 +342,7 @@ impl fmt::Display for SinkError {
         f.write_str(match self.kind {
             SinkErrorKind::Unavailable => "the write-behind sink cannot be reached",
             SinkErrorKind::Rejected => "the write-behind sink refused the batch",
+            SinkErrorKind::RowRejected => "the write-behind sink refused a row of the batch",
             SinkErrorKind::OutcomeUnknown => {
                 "the write-behind sink's commit outcome is unknown (the batch is retried under its id)"
             }
@@ -398,7 +459,23 @@ pub(crate) fn unix_seconds() -> i64 {
 
 /// The oldest `committed_at` still kept.
 pub(crate) fn retention_cutoff(now: i64) -> i64 {
-    now.saturating_sub(i64::try_from(BATCH_ID_RETENTION.as_secs()).unwrap_or(i64::MAX))
+    cutoff(now, BATCH_ID_RETENTION)
+}
+
+/// The oldest time kept when rows are kept for `kept`.
+fn cutoff(now: i64, kept: Duration) -> i64 {
+    now.saturating_sub(i64::try_from(kept.as_secs()).unwrap_or(i64::MAX))
+}
+
+// === impl Retention ===
+
+impl Retention {
+    /// The request-count rows to prune at `now`, if any: their name prefix, and the oldest
+    /// `updated_at` kept.
+    pub(crate) fn request_rows_cutoff(&self, now: i64) -> Option<(&'static str, i64)> {
+        self.request_rows
+            .map(|kept| (REQUEST_COUNTER_PREFIX, cutoff(now, kept)))
+    }
 }
 
 #[cfg(test)]
@@ -425,6 +502,27 @@ mod tests {
         );
         assert_eq!(batch.get("b"), Some(5));
         assert_eq!(batch.get("c"), None);
+    }
+
+    #[test]
+    fn a_batch_splits_into_halves_with_ids_of_their_own() {
+        let batch = Batch::new(
+            BatchId::new("b-7"),
+            vec![("a".into(), 1), ("b".into(), 2), ("c".into(), 3)],
+        );
+        let (first, second) = batch.split().expect("three rows");
+        assert_eq!(
+            (first.id().as_str(), second.id().as_str()),
+            ("b-7.0", "b-7.1")
+        );
+        assert_eq!(first.entries(), &[("a".into(), 1)]);
+        assert_eq!(second.entries(), &[("b".into(), 2), ("c".into(), 3)]);
+        assert_eq!(
+            second.split().map(|(a, b)| (a.id, b.id.0)).expect("two").1,
+            "b-7.1.1"
+        );
+        assert!(first.split().is_none(), "one row stands alone");
+        assert!(!BatchIds::new().next_id().as_str().contains('.'));
     }
 
     #[test]

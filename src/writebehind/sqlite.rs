@@ -5,10 +5,10 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
-use rusqlite::{Connection, OptionalExtension, TransactionBehavior, params};
+use rusqlite::{Connection, ErrorCode, OptionalExtension, TransactionBehavior, ffi, params};
 
 use super::sink::{
-    Applied, Batch, PRUNE_EVERY, SCHEMA, Sink, SinkError, SinkFuture, retention_cutoff,
+    Applied, Batch, PRUNE_EVERY, Retention, SCHEMA, Sink, SinkError, SinkFuture, retention_cutoff,
     unix_seconds,
 };
 
@@ -16,11 +16,11 @@ use super::sink::{
 const INSERT_BATCH: &str = "INSERT INTO sidecache_writebehind_batches (id, committed_at) \
      VALUES (?1, ?2) ON CONFLICT (id) DO NOTHING";
 
-/// Adds `?2` to `?1`'s value, saturating at `?3` (i64::MAX) and `?4` (i64::MIN). The nested
-/// `CASE`s make sure `?3 - delta` is only computed for a positive delta and `?4 - delta` only
-/// for a negative one, so neither can overflow.
-const UPSERT: &str = "INSERT INTO sidecache_counters (name, value) VALUES (?1, ?2) \
-     ON CONFLICT (name) DO UPDATE SET value = CASE \
+/// Adds `?2` to `?1`'s value, saturating at `?3` (i64::MAX) and `?4` (i64::MIN), and sets its
+/// `updated_at` to `?5`. The nested `CASE`s make sure `?3 - delta` is only computed for a
+/// positive delta and `?4 - delta` only for a negative one, so neither can overflow.
+const UPSERT: &str = "INSERT INTO sidecache_counters (name, value, updated_at) VALUES (?1, ?2, ?5) \
+     ON CONFLICT (name) DO UPDATE SET updated_at = excluded.updated_at, value = CASE \
        WHEN excluded.value > 0 THEN CASE \
          WHEN sidecache_counters.value > ?3 - excluded.value THEN ?3 \
          ELSE sidecache_counters.value + excluded.value END \
@@ -30,6 +30,14 @@ const UPSERT: &str = "INSERT INTO sidecache_counters (name, value) VALUES (?1, ?
        ELSE sidecache_counters.value END";
 
 const PRUNE: &str = "DELETE FROM sidecache_writebehind_batches WHERE committed_at < ?1";
+
+/// Deletes the rows named `?1`… not written since `?2`.
+const PRUNE_ROWS: &str = "DELETE FROM sidecache_counters \
+     WHERE substr(name, 1, length(?1)) = ?1 AND updated_at < ?2";
+
+/// Whether the counters table has `updated_at` (tables created by earlier versions lack it).
+const HAS_UPDATED_AT: &str =
+    "SELECT COUNT(*) FROM pragma_table_info('sidecache_counters') WHERE name = 'updated_at'";
 
 const SELECT_VALUE: &str = "SELECT value FROM sidecache_counters WHERE name = ?1";
 
@@ -44,6 +52,8 @@ pub struct SqliteSink {
     connection: Arc<Mutex<Connection>>,
     /// Transactions started, to prune old batch ids in one of every [`PRUNE_EVERY`].
     applied: AtomicU64,
+    /// What is pruned besides old batch ids.
+    retention: Retention,
 }
 
 // === impl SqliteSink ===
@@ -56,7 +66,7 @@ impl SqliteSink {
     ///
     /// The file cannot be opened or created, or is not a SQLite database.
     pub fn open(path: &Path) -> Result<Self, SinkError> {
-        let connection = if path == Path::new(":memory:") {
+        let mut connection = if path == Path::new(":memory:") {
             Connection::open_in_memory()
         } else {
             Connection::open(path)
@@ -77,11 +87,37 @@ impl SqliteSink {
         connection
             .execute_batch(SCHEMA)
             .map_err(SinkError::unavailable)?;
+        add_updated_at(&mut connection).map_err(SinkError::unavailable)?;
         Ok(Self {
             connection: Arc::new(Mutex::new(connection)),
             applied: AtomicU64::new(0),
+            retention: Retention::default(),
         })
     }
+
+    /// Prunes rows as `retention` says (see [`super::sink`], "Pruning").
+    pub fn with_retention(mut self, retention: Retention) -> Self {
+        self.retention = retention;
+        self
+    }
+}
+
+/// Gives a counters table created by an earlier version its `updated_at` column, stamped with
+/// now: rows written before the upgrade are kept a whole retention period from it. In one
+/// IMMEDIATE transaction, so two processes opening the file at once add it once.
+fn add_updated_at(connection: &mut Connection) -> rusqlite::Result<()> {
+    let transaction = connection.transaction_with_behavior(TransactionBehavior::Immediate)?;
+    let has_it: i64 = transaction.query_row(HAS_UPDATED_AT, [], |row| row.get(0))?;
+    if has_it == 0 {
+        transaction.execute_batch(
+            "ALTER TABLE sidecache_counters ADD COLUMN updated_at BIGINT NOT NULL DEFAULT 0",
+        )?;
+        transaction.execute(
+            "UPDATE sidecache_counters SET updated_at = ?1",
+            [unix_seconds()],
+        )?;
+    }
+    transaction.commit()
 }
 
 impl Sink for SqliteSink {
@@ -90,7 +126,8 @@ impl Sink for SqliteSink {
         let prune = self
             .applied
             .fetch_add(1, Ordering::Relaxed)
-            .is_multiple_of(PRUNE_EVERY);
+            .is_multiple_of(PRUNE_EVERY)
+            .then_some(self.retention);
         Box::pin(async move {
             tokio::task::spawn_blocking(move || apply(&connection, &batch, prune))
                 .await
@@ -117,8 +154,12 @@ impl Sink for SqliteSink {
     }
 }
 
-/// One batch, one transaction.
-fn apply(connection: &Mutex<Connection>, batch: &Batch, prune: bool) -> Result<Applied, SinkError> {
+/// One batch, one transaction; with `prune`, old batch ids and rows go too.
+fn apply(
+    connection: &Mutex<Connection>,
+    batch: &Batch,
+    prune: Option<Retention>,
+) -> Result<Applied, SinkError> {
     // A panic while the lock was held happened inside a transaction that rusqlite rolled back
     // when unwinding dropped it, so the connection is still consistent.
     let mut connection = connection.lock().unwrap_or_else(PoisonError::into_inner);
@@ -140,19 +181,44 @@ fn apply(connection: &Mutex<Connection>, batch: &Batch, prune: bool) -> Result<A
             .map_err(SinkError::rejected)?;
         for (name, delta) in batch.entries() {
             upsert
-                .execute(params![&**name, delta, i64::MAX, i64::MIN])
-                .map_err(SinkError::rejected)?;
+                .execute(params![&**name, delta, i64::MAX, i64::MIN, now])
+                .map_err(row_or_statement)?;
         }
     }
-    if prune {
+    if let Some(retention) = prune {
         transaction
             .execute(PRUNE, [retention_cutoff(now)])
             .map_err(SinkError::rejected)?;
+        if let Some((prefix, oldest)) = retention.request_rows_cutoff(now) {
+            let pruned = transaction
+                .execute(PRUNE_ROWS, params![prefix, oldest])
+                .map_err(SinkError::rejected)?;
+            if pruned > 0 {
+                tracing::info!(pruned, "request-count rows past their retention deleted");
+            }
+        }
     }
     // A failed COMMIT is rolled back by SQLite in most cases, but an I/O error can leave it
     // undecided until the journal is recovered: treat it as unknown, which is always safe.
     transaction.commit().map_err(SinkError::outcome_unknown)?;
     Ok(Applied::Committed)
+}
+
+/// An upsert refused for the row's content — too big for SQLite, or refused by a `CHECK`
+/// constraint or a trigger a DBA added — or else for the statement.
+fn row_or_statement(error: rusqlite::Error) -> SinkError {
+    let refuses_the_row = error.sqlite_error().is_some_and(|cause| {
+        cause.code == ErrorCode::TooBig
+            || matches!(
+                cause.extended_code,
+                ffi::SQLITE_CONSTRAINT_CHECK | ffi::SQLITE_CONSTRAINT_TRIGGER
+            )
+    });
+    if refuses_the_row {
+        SinkError::row_rejected(error)
+    } else {
+        SinkError::rejected(error)
+    }
 }
 
 #[cfg(test)]

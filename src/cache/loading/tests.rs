@@ -546,6 +546,44 @@ async fn invalidation_removes_the_value_and_the_hit_for_miss_marker() {
     );
 }
 
+/// A purge walks the store in slices and yields between them: on a current-thread runtime (a
+/// sidecar on one CPU) other tasks, such as hits, run while it goes on.
+#[tokio::test]
+async fn a_walk_of_the_store_lets_other_tasks_run_between_slices() {
+    const KEYS: usize = 8_000;
+    let f = fixture(Behaviour::Fetch);
+    for i in 0..KEYS {
+        let key: &'static str = Box::leak(format!("k{i}").into_boxed_str());
+        let value = Val {
+            load: 0,
+            variant: "v",
+            stale: false,
+        };
+        f.cache.store().insert(key, value);
+    }
+    let turns = Arc::new(AtomicUsize::new(0));
+    let other = tokio::spawn({
+        let turns = Arc::clone(&turns);
+        async move {
+            loop {
+                turns.fetch_add(1, Ordering::SeqCst);
+                tokio::task::yield_now().await;
+            }
+        }
+    });
+    let removed = f.cache.invalidate_matching(|key| key.ends_with('7')).await;
+    let during = turns.load(Ordering::SeqCst);
+    other.abort();
+    assert_eq!(removed, KEYS / 10);
+    assert!(f.cache.store().get(&"k17").is_none());
+    assert!(f.cache.store().get(&"k18").is_some());
+    // A turn after every slice of the walk (8,000 keys) and of the 800 keys it removed.
+    assert!(
+        during >= KEYS.div_ceil(WALK_SLICE) + (KEYS / 10).div_ceil(WALK_SLICE),
+        "the other task ran {during} times during the walk"
+    );
+}
+
 #[tokio::test]
 async fn an_answer_private_only_to_its_request_does_not_mark_the_key() {
     let f = fixture(Behaviour::Personal);

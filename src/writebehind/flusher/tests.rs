@@ -30,6 +30,11 @@ struct FakeState {
     faults: VecDeque<Fault>,
     /// Every batch id `apply` was called with, in order.
     attempts: Vec<BatchId>,
+    /// A batch holding a name that starts with this is refused whole, as a table constraint
+    /// refuses a row.
+    refused_prefix: Option<&'static str>,
+    /// Batches refused for a row.
+    row_refusals: usize,
 }
 
 struct FakeSink {
@@ -83,6 +88,15 @@ impl Sink for FakeSink {
             state.attempts.push(batch.id().clone());
             if self.down.load(Ordering::SeqCst) {
                 return Err(SinkError::unavailable("down"));
+            }
+            if let Some(prefix) = state.refused_prefix
+                && batch
+                    .entries()
+                    .iter()
+                    .any(|(name, _)| name.starts_with(prefix))
+            {
+                state.row_refusals += 1;
+                return Err(SinkError::row_rejected("violates a check constraint"));
             }
             let fault = state.faults.pop_front();
             if let Some(Fault::Unavailable) = fault {
@@ -310,6 +324,65 @@ async fn a_batch_whose_commit_outcome_was_unknown_is_not_counted_twice() {
     assert_eq!(sink.value("views"), 8);
 }
 
+/// A batch the sink refuses for one row's content is split until the good rows commit and each
+/// refused row stands alone; those are dropped and counted, and nothing is retried for ever.
+#[tokio::test]
+async fn a_batch_refused_for_a_row_is_split_so_the_good_rows_commit_and_the_bad_are_dropped() {
+    let dir = TempDir::new();
+    let sink = FakeSink::new();
+    sink.state.lock().expect("state").refused_prefix = Some("bad");
+    let (writebehind, registry) =
+        component(sink.clone(), settings(&dir, Duration::from_secs(1), 100));
+    let good: Vec<String> = (0..13).map(|i| format!("good-{i:02}")).collect();
+    for (i, name) in good.iter().enumerate() {
+        admin(&writebehind, name, i as i64 + 1);
+    }
+    admin(&writebehind, "bad-1", 5);
+    admin(&writebehind, "bad-2", -5);
+
+    let confirmed = writebehind.flush().await.expect("the good rows commit");
+    assert!(confirmed >= 2, "{confirmed} batches");
+    for (i, name) in good.iter().enumerate() {
+        assert_eq!(sink.value(name), i as i64 + 1, "{name}");
+    }
+    assert_eq!((sink.value("bad-1"), sink.value("bad-2")), (0, 0));
+    assert!(!writebehind.needs_flush(), "nothing left to retry");
+    assert_eq!(writebehind.pending("bad-1"), 0);
+    let refusals = sink.state.lock().expect("state").row_refusals;
+    assert_eq!(
+        sample(
+            &registry,
+            "sidecache_writebehind_rows_dropped_total{reason=\"rejected\"}"
+        ),
+        2.0
+    );
+    assert_eq!(
+        sample(
+            &registry,
+            "sidecache_writebehind_flushes_total{outcome=\"rejected\"}"
+        ),
+        refusals as f64
+    );
+    assert_eq!(
+        sample(
+            &registry,
+            "sidecache_writebehind_flushes_total{outcome=\"committed\"}"
+        ),
+        confirmed as f64
+    );
+    assert_eq!(
+        sample(
+            &registry,
+            "sidecache_writebehind_flushes_total{outcome=\"failed\"}"
+        ),
+        0.0
+    );
+    // Later increments of the good names flush as usual.
+    admin(&writebehind, "good-00", 1);
+    assert_eq!(writebehind.flush().await.expect("flush"), 1);
+    assert_eq!(sink.value("good-00"), 2);
+}
+
 #[tokio::test(start_paused = true)]
 async fn the_flusher_runs_every_interval_and_backs_off_while_the_sink_is_down() {
     let dir = TempDir::new();
@@ -442,6 +515,71 @@ async fn an_unreachable_sink_at_shutdown_spills_to_the_recovery_file_replayed_at
         sample(
             &registry,
             "sidecache_writebehind_flushes_total{outcome=\"duplicate\"}"
+        ),
+        1.0
+    );
+}
+
+/// A recovery file written by an earlier version (or by hand) may hold names no sink can
+/// store: they are dropped and counted at the start, so they cannot fail the replay, and the
+/// other rows are replayed under their batch ids.
+#[tokio::test]
+async fn names_a_sink_cannot_store_are_dropped_from_the_recovery_file_and_counted() {
+    let dir = TempDir::new();
+    let path = dir.0.join("recovery.json");
+    let long = "x".repeat(3000);
+    let batches = [
+        Batch::new(
+            BatchId::new("old-1"),
+            vec![
+                ("views".into(), 3),
+                ("a\0b".into(), 1),
+                (long.as_str().into(), 1),
+                ("".into(), 2),
+            ],
+        ),
+        Batch::new(BatchId::new("old-2"), vec![("line\nbreak".into(), 1)]),
+        Batch::new(BatchId::new("old-3"), vec![("views".into(), 4)]),
+    ];
+    recovery::write(&path, &batches.map(Arc::new)).expect("write");
+
+    let sink = FakeSink::new();
+    let (writebehind, registry) =
+        component(sink.clone(), settings(&dir, Duration::from_secs(1), 10));
+    assert_eq!(
+        sample(
+            &registry,
+            "sidecache_writebehind_rows_dropped_total{reason=\"invalid_name\"}"
+        ),
+        4.0
+    );
+    assert_eq!(writebehind.pending("views"), 7);
+    assert_eq!(writebehind.pending_keys(), 2);
+    assert_eq!(writebehind.flush().await.expect("replay"), 2);
+    assert_eq!(sink.value("views"), 7);
+    let attempts: Vec<_> = sink.attempts().iter().map(|id| id.to_string()).collect();
+    assert_eq!(
+        attempts,
+        ["old-1", "old-3"],
+        "under their own ids; the empty one is gone"
+    );
+    assert!(!path.exists(), "removed once replayed");
+}
+
+#[tokio::test]
+async fn a_recovery_file_with_only_names_a_sink_cannot_store_is_removed_at_the_start() {
+    let dir = TempDir::new();
+    let path = dir.0.join("recovery.json");
+    let batch = Batch::new(BatchId::new("old-1"), vec![("a\0b".into(), 1)]);
+    recovery::write(&path, &[Arc::new(batch)]).expect("write");
+    let (writebehind, registry) =
+        component(FakeSink::new(), settings(&dir, Duration::from_secs(1), 10));
+    assert!(!writebehind.needs_flush());
+    assert!(!path.exists(), "nothing left to replay");
+    assert_eq!(
+        sample(
+            &registry,
+            "sidecache_writebehind_rows_dropped_total{reason=\"invalid_name\"}"
         ),
         1.0
     );
