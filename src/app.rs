@@ -23,7 +23,7 @@ use crate::origin::{OriginClient, OriginSettings};
 use crate::proxy::loader::OriginLoader;
 use crate::proxy::metrics::ProxyMetrics;
 use crate::proxy::service::{Proxy, RequestLimits};
-use crate::server::{self, ClientLimits, ConnectionSlots, Drained};
+use crate::server::{self, ClientLimits, ClientMetrics, ConnectionSlots, Drained};
 use crate::stats::Stats;
 use crate::store::{MemoryStore, StoreMetrics};
 use crate::telemetry::Tracing;
@@ -52,6 +52,8 @@ pub struct App {
     client_limits: ClientLimits,
     /// The proxy port's connection slots (their use is the open-connection gauge).
     proxy_slots: ConnectionSlots,
+    /// What the proxy port counts about its clients.
+    client_metrics: ClientMetrics,
     /// The span pipeline, flushed last when draining.
     tracing: Tracing,
 }
@@ -169,6 +171,7 @@ impl App {
         let client_limits = ClientLimits::from(&config.client);
         let proxy_slots = ConnectionSlots::new(client_limits.max_connections);
         register_connection_gauges(&registry, &proxy_slots).map_err(AppError::Metrics)?;
+        let client_metrics = ClientMetrics::register(&registry).map_err(AppError::Metrics)?;
         let readiness = Readiness::new();
         let admin = Arc::new(
             Admin::new(
@@ -190,6 +193,7 @@ impl App {
             shutdown_grace: config.shutdown_grace,
             client_limits,
             proxy_slots,
+            client_metrics,
             tracing,
         })
     }
@@ -233,7 +237,9 @@ impl App {
             let stop = stop_others.clone().cancelled_owned();
             let grace = self.shutdown_grace;
             async move {
-                server::serve(self.admin_listener, self.admin, stop, grace, &limits, slots).await
+                let (listener, admin) = (self.admin_listener, self.admin);
+                let metrics = ClientMetrics::unexposed();
+                server::serve(listener, admin, stop, grace, &limits, slots, metrics).await
             }
         });
         let demo = self.demo.map(|listener| {
@@ -242,7 +248,8 @@ impl App {
             let grace = self.shutdown_grace;
             tokio::spawn(async move {
                 let demo = Arc::new(DemoOrigin::default());
-                server::serve(listener, demo, stop, grace, &limits, slots).await
+                let metrics = ClientMetrics::unexposed();
+                server::serve(listener, demo, stop, grace, &limits, slots, metrics).await
             })
         });
         let stop_flusher = CancellationToken::new();
@@ -264,6 +271,7 @@ impl App {
             self.shutdown_grace,
             &limits,
             self.proxy_slots,
+            self.client_metrics,
         )
         .await;
         // One deadline bounds the whole drain: each later step gets what is left of the grace,

@@ -12,8 +12,12 @@
 //!   a larger head is answered 431 and its stream reset.
 //! - A connection with no request under way is closed after [`ClientLimits::idle_timeout`]; an
 //!   HTTP/1.1 request head must be complete within [`ClientLimits::header_timeout`] of its first
-//!   byte, or the connection is closed without an answer (the `timeouts` module).
+//!   byte, or the connection is closed without an answer; a write that the client leaves waiting
+//!   for [`ClientLimits::send_timeout`] closes the connection (the `timeouts` module). Each such
+//!   cutoff is counted by [`ClientMetrics`].
 
+mod cutoff;
+mod metrics;
 mod timeouts;
 
 use std::future::Future;
@@ -36,6 +40,9 @@ use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use tokio_util::sync::CancellationToken;
 
+pub use self::metrics::ClientMetrics;
+
+use self::cutoff::Cutoff;
 use self::timeouts::{Activity, RequestGuard, TimedIo};
 use crate::body::{Body, BodyError};
 use crate::config::ClientLimitsConfig;
@@ -67,6 +74,8 @@ pub struct ClientLimits {
     pub header_timeout: Duration,
     /// Longest time a connection stays open with no request under way.
     pub idle_timeout: Duration,
+    /// Longest time a response may make no progress because its client takes none of it.
+    pub send_timeout: Duration,
 }
 
 impl From<&ClientLimitsConfig> for ClientLimits {
@@ -77,6 +86,7 @@ impl From<&ClientLimitsConfig> for ClientLimits {
             max_headers: config.max_headers,
             header_timeout: config.header_timeout,
             idle_timeout: config.idle_timeout,
+            send_timeout: config.send_timeout,
         }
     }
 }
@@ -173,6 +183,7 @@ struct Protocols {
     auto: Arc<auto::Builder<TokioExecutor>>,
     idle_timeout: Duration,
     header_timeout: Duration,
+    send_timeout: Duration,
 }
 
 impl Protocols {
@@ -201,6 +212,7 @@ impl Protocols {
             auto: Arc::new(auto),
             idle_timeout: limits.idle_timeout,
             header_timeout: limits.header_timeout,
+            send_timeout: limits.send_timeout,
         }
     }
 
@@ -226,9 +238,13 @@ impl Protocols {
         // request is under way: hyper's graceful shutdown, which starts only after detection,
         // would close it the same way).
         let detected = tokio::select! {
-            detected = tokio::time::timeout(self.idle_timeout, detect(&stream)) => {
-                detected.map_err(|_| "client idle timeout before the first byte")??
-            }
+            detected = tokio::time::timeout(self.idle_timeout, detect(&stream)) => match detected {
+                Ok(detected) => detected?,
+                Err(_) => {
+                    activity.record_cutoff(Cutoff::Idle);
+                    return Err(Cutoff::Idle.into());
+                }
+            },
             () = draining.cancelled() => return Ok(()),
         };
         let timed = |header_timeout| {
@@ -237,6 +253,7 @@ impl Protocols {
                 activity,
                 self.idle_timeout,
                 header_timeout,
+                self.send_timeout,
             ))
         };
         match detected {
@@ -336,9 +353,10 @@ pub enum Drained {
     TimedOut,
 }
 
-/// Serves `handler` on `listener` under `limits`, taking a slot of `slots` for each connection,
-/// until `shutdown` completes; then stops accepting, asks every connection to finish (HTTP/1.1:
-/// after the current request; HTTP/2: GOAWAY), and waits at most `grace` for them.
+/// Serves `handler` on `listener` under `limits`, taking a slot of `slots` for each connection
+/// and counting the connections it cuts off in `metrics`, until `shutdown` completes; then stops
+/// accepting, asks every connection to finish (HTTP/1.1: after the current request; HTTP/2:
+/// GOAWAY), and waits at most `grace` for them.
 pub async fn serve<H: Handler>(
     listener: TcpListener,
     handler: Arc<H>,
@@ -346,6 +364,7 @@ pub async fn serve<H: Handler>(
     grace: Duration,
     limits: &ClientLimits,
     slots: ConnectionSlots,
+    metrics: ClientMetrics,
 ) -> Drained {
     let protocols = Protocols::new(limits);
     let connections = GracefulShutdown::new();
@@ -391,11 +410,14 @@ pub async fn serve<H: Handler>(
             }
         });
         let (protocols, watcher) = (protocols.clone(), connections.watcher());
-        let draining = draining.clone();
+        let (draining, metrics) = (draining.clone(), metrics.clone());
         tokio::spawn(async move {
-            let served = protocols.serve(stream, activity, service, watcher, draining);
+            let served = protocols.serve(stream, Arc::clone(&activity), service, watcher, draining);
             if let Err(error) = served.await {
                 tracing::debug!(%peer, error = %error, "connection ended with an error");
+            }
+            if let Some(cutoff) = activity.cutoff() {
+                metrics.record_cutoff(cutoff);
             }
             drop(slot);
         });

@@ -12,9 +12,10 @@ use bytes::Bytes;
 use http::{Method, Request};
 use http_body_util::{BodyExt, Empty};
 use hyper_util::rt::{TokioExecutor, TokioIo};
+use support::fault_origin::{Answer, Behaviour, FaultOrigin};
 use support::{Failed, Gate, Reply, Sidecache, TestClient, TestOrigin, wait_until};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::{TcpListener, TcpStream};
+use tokio::net::{TcpListener, TcpSocket, TcpStream};
 
 /// The longest any single step of these tests may take before it counts as hanging.
 const BOUND: Duration = Duration::from_secs(10);
@@ -97,13 +98,18 @@ fn get_head(path: &str, extra: &str) -> String {
     format!("GET {path} HTTP/1.1\r\nHost: limits.test\r\n{extra}\r\n")
 }
 
+/// The series counting client connections sidecache closed for `reason`.
+fn closed(reason: &str) -> String {
+    format!("sidecache_client_connections_closed_total{{reason=\"{reason}\"}}")
+}
+
 fn cached_origin_reply() -> Reply {
     Reply::ok("ok").header("cache-control", "max-age=60")
 }
 
-/// Scrapes until `series` has `value` (state gauges follow connection tasks that end on their
-/// own), at most [`BOUND`].
-async fn wait_for_gauge(sidecache: &Sidecache, series: &str, value: f64) {
+/// Scrapes until `series` has `value` (state gauges, and counters of connections, follow
+/// connection tasks that end on their own), at most [`BOUND`].
+async fn wait_for_value(sidecache: &Sidecache, series: &str, value: f64) {
     let deadline = Instant::now() + BOUND;
     loop {
         let now = sidecache.metrics().await.value(series);
@@ -279,6 +285,11 @@ async fn a_client_that_drips_its_head_is_cut_off_after_the_header_timeout() {
         "cut off after {elapsed:?}"
     );
     assert_eq!(origin.count("/slow"), 0);
+    wait_for_value(&sidecache, &closed("header_timeout"), 1.0).await;
+    assert_eq!(
+        sidecache.metrics().await.value(&closed("idle_timeout")),
+        0.0
+    );
     sidecache.stop().await;
 }
 
@@ -295,7 +306,11 @@ async fn a_connection_that_sends_nothing_is_closed_after_the_idle_timeout() {
         elapsed >= Duration::from_millis(300) && elapsed < Duration::from_secs(5),
         "closed after {elapsed:?}"
     );
-    wait_for_gauge(&sidecache, "sidecache_client_connections", 0.0).await;
+    wait_for_value(&sidecache, "sidecache_client_connections", 0.0).await;
+    assert_eq!(
+        sidecache.metrics().await.value(&closed("idle_timeout")),
+        1.0
+    );
     sidecache.stop().await;
 }
 
@@ -336,6 +351,11 @@ async fn a_keep_alive_connection_lives_until_the_idle_timeout_not_the_header_tim
     assert!(
         idle >= Duration::from_millis(900) && idle < Duration::from_secs(5),
         "closed after {idle:?} idle"
+    );
+    wait_for_value(&sidecache, &closed("idle_timeout"), 1.0).await;
+    assert_eq!(
+        sidecache.metrics().await.value(&closed("header_timeout")),
+        0.0
     );
     sidecache.stop().await;
 }
@@ -385,6 +405,71 @@ async fn an_idle_http2_connection_is_closed_after_the_idle_timeout() {
         idle >= Duration::from_millis(400) && idle < Duration::from_secs(5),
         "closed after {idle:?} idle"
     );
+    wait_for_value(&sidecache, &closed("idle_timeout"), 1.0).await;
+    sidecache.stop().await;
+}
+
+// === clients that do not read ===
+
+/// An answer far larger than every socket buffer between the origin and a client that reads
+/// nothing, so that it stalls part-way.
+const STALLING_BODY: usize = 48 << 20;
+
+/// An origin that answers every request with a [`STALLING_BODY`] that must not be stored, and
+/// closes each connection after its answer (so an open connection is one still answering).
+async fn large_uncacheable_origin() -> FaultOrigin {
+    let body = Bytes::from(vec![b's'; STALLING_BODY]);
+    FaultOrigin::start(move |_| {
+        Behaviour::Respond(
+            Answer::ok(body.clone())
+                .header("cache-control", "no-store")
+                .header("connection", "close"),
+        )
+    })
+    .await
+}
+
+/// A connection whose receive buffer is small, so the server's writes stall soon once it stops
+/// reading.
+async fn connect_small_window(sidecache: &Sidecache) -> TcpStream {
+    let socket = TcpSocket::new_v4().expect("socket");
+    socket.set_recv_buffer_size(4096).expect("receive buffer");
+    socket.connect(sidecache.proxy_addr).await.expect("connect")
+}
+
+/// A client that stops reading a large streamed answer is cut off after --client-send-timeout:
+/// the connection closes and the origin connection the answer held is released then, not when
+/// the client finally goes.
+#[tokio::test]
+async fn an_http1_client_that_stops_reading_is_cut_off_after_the_send_timeout() {
+    let origin = large_uncacheable_origin().await;
+    let sidecache = Sidecache::start(
+        &origin.url(),
+        &[
+            "--client-send-timeout",
+            "300ms",
+            "--client-idle-timeout",
+            "30s",
+        ],
+    )
+    .await;
+    let mut stream = connect_small_window(&sidecache).await;
+    stream
+        .write_all(get_head("/large", "").as_bytes())
+        .await
+        .expect("write");
+    origin.arrivals(1).await;
+    // The client reads nothing: once the buffers are full sidecache waits on it, and after the
+    // send timeout it lets go of both ends while the client is still connected.
+    origin.open_at_most(0).await;
+    let (received, _) = read_to_end(&mut stream).await;
+    assert_eq!(status_of(&received), 200);
+    assert!(received.len() < STALLING_BODY, "cut off part-way");
+
+    wait_for_value(&sidecache, &closed("send_timeout"), 1.0).await;
+    let scrape = sidecache.metrics().await;
+    assert_eq!(scrape.value(&closed("idle_timeout")), 0.0);
+    assert_eq!(scrape.value(&closed("header_timeout")), 0.0);
     sidecache.stop().await;
 }
 
@@ -408,7 +493,7 @@ async fn beyond_max_connections_new_clients_wait_until_one_closes() {
         let (head, _) = read_response(stream).await;
         assert!(head.starts_with("http/1.1 200"), "{head}");
     }
-    wait_for_gauge(&sidecache, "sidecache_client_connections", 2.0).await;
+    wait_for_value(&sidecache, "sidecache_client_connections", 2.0).await;
 
     // The third is queued by the kernel, not served: its request gets no answer...
     let mut third = connect(&sidecache).await;
@@ -430,9 +515,9 @@ async fn beyond_max_connections_new_clients_wait_until_one_closes() {
     drop(first);
     let (head, _) = read_response(&mut third).await;
     assert!(head.starts_with("http/1.1 200"), "{head}");
-    wait_for_gauge(&sidecache, "sidecache_client_connections", 2.0).await;
+    wait_for_value(&sidecache, "sidecache_client_connections", 2.0).await;
     drop((second, third));
-    wait_for_gauge(&sidecache, "sidecache_client_connections", 0.0).await;
+    wait_for_value(&sidecache, "sidecache_client_connections", 0.0).await;
     sidecache.stop().await;
 }
 

@@ -59,6 +59,18 @@ pub struct ClientLimitsConfig {
         value_parser = humantime::parse_duration
     )]
     pub idle_timeout: Duration,
+    /// How long a response may make no progress because its client takes none of it (does not
+    /// read, or keeps its HTTP/2 flow-control window shut), streamed bodies included; then the
+    /// connection is closed (HTTP/2: the stream is reset) and the origin connection the response
+    /// held is released at once.
+    #[arg(
+        long = "client-send-timeout",
+        env = "SIDECACHE_CLIENT_SEND_TIMEOUT",
+        value_name = "DURATION",
+        default_value = "60s",
+        value_parser = humantime::parse_duration
+    )]
+    pub send_timeout: Duration,
     /// Largest request body passed through to the origin (POST, PUT, ...). A larger declared
     /// Content-Length is answered 413 without contacting the origin; a body without one that runs
     /// past it is cut off, the origin request aborted, and the client answered 413.

@@ -117,6 +117,7 @@ fn defaults_when_nothing_is_given() {
             max_headers: 100,
             header_timeout: secs(10),
             idle_timeout: secs(60),
+            send_timeout: secs(60),
             max_request_body_bytes: 10 * 1024 * 1024,
         },
         origin: OriginConfig {
@@ -342,6 +343,7 @@ fn every_option_is_read_from_its_environment_variable() {
         ("SIDECACHE_MAX_HEADERS", "16"),
         ("SIDECACHE_CLIENT_HEADER_TIMEOUT", "17s"),
         ("SIDECACHE_CLIENT_IDLE_TIMEOUT", "18s"),
+        ("SIDECACHE_CLIENT_SEND_TIMEOUT", "21s"),
         ("SIDECACHE_MAX_REQUEST_BODY", "19MiB"),
         ("SIDECACHE_MAX_WAITERS_PER_KEY", "20"),
         ("SIDECACHE_LOG_FORMAT", "json"),
@@ -389,6 +391,7 @@ fn every_option_is_read_from_its_environment_variable() {
             max_headers: 16,
             header_timeout: secs(17),
             idle_timeout: secs(18),
+            send_timeout: secs(21),
             max_request_body_bytes: 19 * 1024 * 1024,
         },
         origin: OriginConfig {
@@ -816,6 +819,7 @@ fn zero_is_an_error_for_timeouts_but_turns_off_grace_and_hit_for_miss() {
         "origin-read-timeout",
         "client-header-timeout",
         "client-idle-timeout",
+        "client-send-timeout",
         "shutdown-grace",
     ] {
         let error = load_err(&[&format!("--{long}"), "0s"], &[]);

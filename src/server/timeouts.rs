@@ -1,24 +1,26 @@
 //! Client connection timeouts: a connection with no request under way is closed after the idle
-//! timeout, and (HTTP/1.1) a request head must be complete within the header timeout of its first
-//! byte, so a client that drips its head (slowloris) is cut off.
+//! timeout; (HTTP/1.1) a request head must be complete within the header timeout of its first
+//! byte, so a client that drips its head (slowloris) is cut off; and a write that the client
+//! leaves waiting (it reads nothing) fails after the send timeout, so a client that stops reading
+//! cannot hold the connection and what its answer holds.
 //!
 //! hyper's own `header_read_timeout` counts from when a connection starts waiting for a head, so
 //! on a keep-alive connection it bounds the idle time and the head together, and it does not run
-//! during protocol detection. These two clocks are kept apart instead: [`Activity`] tells when a
+//! during protocol detection. These clocks are kept apart instead: [`Activity`] tells when a
 //! connection is idle (no request being answered) and since when, and [`TimedIo`] works out the
-//! deadline that applies while its reads wait, failing the read (which ends the connection) when
-//! it passes.
+//! deadline that applies while its reads or writes wait, failing the read or write (which ends
+//! the connection) when it passes, and noting why in the [`Activity`].
 //!
 //! # One timer, re-armed lazily
 //!
 //! The clocks change on every request (a head begins, an answer ends), but moving a timer in
 //! tokio's wheel on every request costs more than answering a cache hit's head. So the
 //! connection's one timer is never moved when a clock starts: it is armed at most
-//! [`TimedIo::recheck`] ahead (the shorter of the two timeouts), and each clock only starts
+//! [`TimedIo::recheck`] ahead (the shortest of the timeouts), and each clock only starts
 //! later and runs at least that long, so no deadline can fall before the timer. When the timer
-//! fires, the reader works out the real deadline from the clock's start: past it, the read
-//! fails; otherwise the timer is armed again. A busy keep-alive connection touches the wheel
-//! once per `recheck`, not twice per request, and the end of an answer wakes nobody.
+//! fires, the waiting read or write works out the real deadline from the clock's start: past
+//! it, it fails; otherwise the timer is armed again. A busy keep-alive connection touches the
+//! wheel once per `recheck`, not twice per request, and the end of an answer wakes nobody.
 
 use std::future::Future;
 use std::io;
@@ -30,6 +32,8 @@ use std::time::Duration;
 
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::time::{Instant, Sleep};
+
+use super::cutoff::{Cutoff, CutoffCell};
 
 /// The shortest time between two checks of a connection's clocks, whatever the timeouts.
 const MIN_RECHECK: Duration = Duration::from_millis(1);
@@ -48,6 +52,8 @@ pub(super) struct Activity {
     idle_since_nanos: AtomicU64,
     /// When the connection was accepted: its first idle period starts there.
     opened: Instant,
+    /// Why sidecache cut the connection off, once it has.
+    cutoff: CutoffCell,
 }
 
 /// One request being answered; the connection is idle again once every guard is dropped.
@@ -62,16 +68,21 @@ struct HeadBegun {
     since: Instant,
 }
 
-/// A client connection's stream with the idle and header timeouts applied to its reads.
+/// A client connection's stream with the idle and header timeouts applied to its reads and the
+/// send timeout to its writes.
 pub(super) struct TimedIo<T> {
     inner: T,
     activity: Arc<Activity>,
     idle_timeout: Duration,
     /// `None` for HTTP/2, whose clients send frames (pings, settings) while idle.
     header_timeout: Option<Duration>,
+    send_timeout: Duration,
     /// The latest head begun on an idle connection (HTTP/1.1 only).
     head: Option<HeadBegun>,
-    /// How far ahead the timer is armed at most: the shorter timeout, so that no clock starting
+    /// Since when a write has waited for the client to take bytes; `None` while writes go
+    /// through (or none is waiting).
+    write_blocked: Option<Instant>,
+    /// How far ahead the timer is armed at most: the shortest timeout, so that no clock starting
     /// later can end before the timer fires.
     recheck: Duration,
     /// The one timer; when it fires the clocks are checked (module docs).
@@ -88,6 +99,7 @@ impl Default for Activity {
             idle_periods: AtomicU64::new(0),
             idle_since_nanos: AtomicU64::new(0),
             opened: Instant::now(),
+            cutoff: CutoffCell::new(),
         }
     }
 }
@@ -97,6 +109,16 @@ impl Activity {
     pub(super) fn begin(self: &Arc<Self>) -> RequestGuard {
         self.active.fetch_add(1, Ordering::SeqCst);
         RequestGuard(Arc::clone(self))
+    }
+
+    /// Notes that sidecache cut the connection off for `cutoff` (the first reason noted stays).
+    pub(super) fn record_cutoff(&self, cutoff: Cutoff) {
+        self.cutoff.record(cutoff);
+    }
+
+    /// Why sidecache cut the connection off, if it did.
+    pub(super) fn cutoff(&self) -> Option<Cutoff> {
+        self.cutoff.get()
     }
 
     fn is_idle(&self) -> bool {
@@ -131,15 +153,17 @@ impl Drop for RequestGuard {
 // === impl TimedIo ===
 
 impl<T> TimedIo<T> {
-    /// `inner` with the idle timeout, and the header timeout when given (HTTP/1.1).
+    /// `inner` with the idle and send timeouts, and the header timeout when given (HTTP/1.1).
     pub(super) fn new(
         inner: T,
         activity: Arc<Activity>,
         idle_timeout: Duration,
         header_timeout: Option<Duration>,
+        send_timeout: Duration,
     ) -> Self {
         let recheck = header_timeout
             .map_or(idle_timeout, |header| header.min(idle_timeout))
+            .min(send_timeout)
             .max(MIN_RECHECK);
         let timer = Box::pin(tokio::time::sleep_until(activity.opened + recheck));
         Self {
@@ -147,7 +171,9 @@ impl<T> TimedIo<T> {
             activity,
             idle_timeout,
             header_timeout,
+            send_timeout,
             head: None,
+            write_blocked: None,
             recheck,
             timer,
         }
@@ -168,32 +194,42 @@ impl<T> TimedIo<T> {
         }
     }
 
-    /// The deadline that applies now and what passing it is called; `None` while a request is
-    /// under way.
-    fn deadline(&self) -> Option<(Instant, &'static str)> {
+    /// The earliest deadline that applies now and what passing it is called: the send clock's
+    /// while a write waits, and the idle or header clock's while no request is under way.
+    fn deadline(&self) -> Option<(Instant, Cutoff)> {
+        let send = self
+            .write_blocked
+            .map(|since| (since + self.send_timeout, Cutoff::Send));
+        let read = self.read_deadline();
+        match (send, read) {
+            (Some(send), Some(read)) => Some(if read.0 < send.0 { read } else { send }),
+            (send, read) => send.or(read),
+        }
+    }
+
+    /// The idle or header clock's deadline; `None` while a request is under way.
+    fn read_deadline(&self) -> Option<(Instant, Cutoff)> {
         if !self.activity.is_idle() {
             return None;
         }
         let period = self.activity.idle_period();
         match (self.head, self.header_timeout) {
             (Some(head), Some(timeout)) if head.period == period => {
-                Some((head.since + timeout, "client header timeout"))
+                Some((head.since + timeout, Cutoff::Header))
             }
-            _ => Some((
-                self.activity.idle_since() + self.idle_timeout,
-                "client idle timeout",
-            )),
+            _ => Some((self.activity.idle_since() + self.idle_timeout, Cutoff::Idle)),
         }
     }
 
-    /// While a read waits: when the timer fires, fails the read if a deadline has passed, and
-    /// arms the timer again otherwise.
-    fn on_pending(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+    /// While a read or write waits: when the timer fires, gives the error to fail it with if a
+    /// deadline has passed (noting the cutoff), and arms the timer again otherwise.
+    fn check_clocks(&mut self, cx: &mut Context<'_>) -> Poll<io::Error> {
         while self.timer.as_mut().poll(cx).is_ready() {
             let now = Instant::now();
             let next = match self.deadline() {
-                Some((deadline, what)) if now >= deadline => {
-                    return Poll::Ready(Err(io::Error::new(io::ErrorKind::TimedOut, what)));
+                Some((deadline, cutoff)) if now >= deadline => {
+                    self.activity.record_cutoff(cutoff);
+                    return Poll::Ready(io::Error::new(io::ErrorKind::TimedOut, cutoff));
                 }
                 Some((deadline, _)) => deadline.min(now + self.recheck),
                 None => now + self.recheck,
@@ -201,6 +237,31 @@ impl<T> TimedIo<T> {
             self.timer.as_mut().reset(next);
         }
         Poll::Pending
+    }
+
+    /// After a write: bytes taken stop the send clock, waiting starts it.
+    fn on_write(
+        &mut self,
+        cx: &mut Context<'_>,
+        written: Poll<io::Result<usize>>,
+    ) -> Poll<io::Result<usize>> {
+        match written {
+            Poll::Pending => self.write_waits(cx).map(Err),
+            Poll::Ready(Ok(taken)) if taken > 0 => {
+                self.write_blocked = None;
+                Poll::Ready(Ok(taken))
+            }
+            done => done,
+        }
+    }
+
+    /// While a write (or flush) waits: starts the send clock if it is not running, and checks
+    /// the clocks.
+    fn write_waits(&mut self, cx: &mut Context<'_>) -> Poll<io::Error> {
+        if self.write_blocked.is_none() {
+            self.write_blocked = Some(Instant::now());
+        }
+        self.check_clocks(cx)
     }
 }
 
@@ -220,7 +281,7 @@ impl<T: AsyncRead + Unpin> AsyncRead for TimedIo<T> {
                 Poll::Ready(Ok(()))
             }
             Poll::Ready(Err(error)) => Poll::Ready(Err(error)),
-            Poll::Pending => this.on_pending(cx),
+            Poll::Pending => this.check_clocks(cx).map(Err),
         }
     }
 }
@@ -231,7 +292,9 @@ impl<T: AsyncWrite + Unpin> AsyncWrite for TimedIo<T> {
         cx: &mut Context<'_>,
         buf: &[u8],
     ) -> Poll<io::Result<usize>> {
-        Pin::new(&mut self.get_mut().inner).poll_write(cx, buf)
+        let this = self.get_mut();
+        let written = Pin::new(&mut this.inner).poll_write(cx, buf);
+        this.on_write(cx, written)
     }
 
     fn poll_write_vectored(
@@ -239,7 +302,9 @@ impl<T: AsyncWrite + Unpin> AsyncWrite for TimedIo<T> {
         cx: &mut Context<'_>,
         bufs: &[io::IoSlice<'_>],
     ) -> Poll<io::Result<usize>> {
-        Pin::new(&mut self.get_mut().inner).poll_write_vectored(cx, bufs)
+        let this = self.get_mut();
+        let written = Pin::new(&mut this.inner).poll_write_vectored(cx, bufs);
+        this.on_write(cx, written)
     }
 
     fn is_write_vectored(&self) -> bool {
@@ -247,7 +312,12 @@ impl<T: AsyncWrite + Unpin> AsyncWrite for TimedIo<T> {
     }
 
     fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        Pin::new(&mut self.get_mut().inner).poll_flush(cx)
+        let this = self.get_mut();
+        match Pin::new(&mut this.inner).poll_flush(cx) {
+            Poll::Pending => this.write_waits(cx).map(Err),
+            // Flushing takes no bytes of its own: it neither starts nor stops the send clock.
+            flushed => flushed,
+        }
     }
 
     fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
@@ -269,6 +339,7 @@ mod tests {
             Arc::clone(&activity),
             Duration::from_secs(60),
             header,
+            Duration::from_secs(30),
         );
         (io, client, activity)
     }
@@ -373,5 +444,53 @@ mod tests {
         let (_, text) = read_error(&mut io).await;
         assert_eq!(text, "client idle timeout");
         assert_eq!(started.elapsed(), Duration::from_secs(60));
+    }
+
+    /// Writes until the write fails; the error's kind and text.
+    async fn write_error(io: &mut TimedIo<DuplexStream>) -> (io::ErrorKind, String) {
+        let chunk = [7u8; 512];
+        loop {
+            if let Err(error) = io.write(&chunk).await {
+                return (error.kind(), error.to_string());
+            }
+        }
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_write_the_client_leaves_waiting_fails_after_the_send_timeout() {
+        let (mut io, _client, activity) = timed(Some(Duration::from_secs(5)));
+        // An answer under way: no idle clock, but the send clock runs all the same.
+        let _request = activity.begin();
+        let started = Instant::now();
+        let (kind, text) = write_error(&mut io).await;
+        assert_eq!(
+            (kind, text.as_str()),
+            (io::ErrorKind::TimedOut, "client send timeout")
+        );
+        assert_eq!(started.elapsed(), Duration::from_secs(30));
+        assert_eq!(activity.cutoff(), Some(Cutoff::Send));
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn bytes_taken_by_the_client_restart_the_send_clock() {
+        let (mut io, mut client, activity) = timed(Some(Duration::from_secs(5)));
+        let _request = activity.begin();
+        let filled = tokio::time::timeout(Duration::from_secs(20), write_error(&mut io)).await;
+        assert!(filled.is_err(), "no timeout within 20 s of the first wait");
+        // The client takes a little, 20 s into the wait: the clock starts again from the next
+        // wait.
+        let mut taken = [0u8; 256];
+        client.read_exact(&mut taken).await.expect("read");
+        let resumed = Instant::now();
+        let (_, text) = write_error(&mut io).await;
+        assert_eq!(text, "client send timeout");
+        assert_eq!(resumed.elapsed(), Duration::from_secs(30));
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn timed_out_reads_note_their_cutoff() {
+        let (mut io, _client, activity) = timed(Some(Duration::from_secs(5)));
+        let _ = read_error(&mut io).await;
+        assert_eq!(activity.cutoff(), Some(Cutoff::Idle));
     }
 }

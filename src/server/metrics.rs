@@ -1,0 +1,58 @@
+//! What a listener counts about its clients: the connections it cut off, and why.
+//!
+//! Recorded by the task that serves each connection, once it has ended (the connection's own
+//! wrapper, as the request wrapper records requests).
+
+use prometheus::IntCounter;
+
+use super::cutoff::Cutoff;
+use crate::metrics::{self, Registry, Result};
+
+/// A listener's client metrics, with every label value resolved up front.
+#[derive(Clone)]
+pub struct ClientMetrics {
+    /// `sidecache_client_connections_closed_total{reason}`, indexed by [`Cutoff`].
+    closed: Vec<IntCounter>,
+}
+
+impl ClientMetrics {
+    /// Registers the client metrics in `registry`.
+    ///
+    /// # Errors
+    /// Registration failed (a name registered twice).
+    pub fn register(registry: &Registry) -> Result<Self> {
+        Self::build(Some(registry))
+    }
+
+    /// Metrics that count but are exposed nowhere, for a listener whose clients are not reported
+    /// (the admin port, the demo origin).
+    pub fn unexposed() -> Self {
+        Self::build(None).expect("metric names and labels are valid")
+    }
+
+    fn build(registry: Option<&Registry>) -> Result<Self> {
+        let reasons: Vec<_> = Cutoff::ALL.iter().map(|cutoff| cutoff.as_str()).collect();
+        let scratch;
+        let registry = match registry {
+            Some(registry) => registry,
+            None => {
+                scratch = Registry::new();
+                &scratch
+            }
+        };
+        Ok(Self {
+            closed: metrics::counters(
+                registry,
+                "sidecache_client_connections_closed_total",
+                "Client connections sidecache closed on a client limit, by reason.",
+                "reason",
+                &reasons,
+            )?,
+        })
+    }
+
+    /// A connection that sidecache cut off for `cutoff`.
+    pub(super) fn record_cutoff(&self, cutoff: Cutoff) {
+        self.closed[cutoff as usize].inc();
+    }
+}
