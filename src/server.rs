@@ -13,11 +13,13 @@
 //! - A connection with no request under way is closed after [`ClientLimits::idle_timeout`]; an
 //!   HTTP/1.1 request head must be complete within [`ClientLimits::header_timeout`] of its first
 //!   byte, or the connection is closed without an answer; a write that the client leaves waiting
-//!   for [`ClientLimits::send_timeout`] closes the connection (the `timeouts` module). Each such
-//!   cutoff is counted by [`ClientMetrics`].
+//!   for [`ClientLimits::send_timeout`] closes the connection (the `timeouts` module), and an
+//!   HTTP/2 stream whose answer waits that long on its flow-control window is reset (the
+//!   `streams` module). Each such cutoff is counted by [`ClientMetrics`].
 
 mod cutoff;
 mod metrics;
+mod streams;
 mod timeouts;
 
 use std::future::Future;
@@ -43,6 +45,7 @@ use tokio_util::sync::CancellationToken;
 pub use self::metrics::ClientMetrics;
 
 use self::cutoff::Cutoff;
+use self::streams::StreamExecutor;
 use self::timeouts::{Activity, RequestGuard, TimedIo};
 use crate::body::{Body, BodyError};
 use crate::config::ClientLimitsConfig;
@@ -179,7 +182,7 @@ enum Detected {
 #[derive(Clone)]
 struct Protocols {
     http1: Arc<http1::Builder>,
-    http2: Arc<http2::Builder<TokioExecutor>>,
+    http2: Arc<http2::Builder<StreamExecutor>>,
     auto: Arc<auto::Builder<TokioExecutor>>,
     idle_timeout: Duration,
     header_timeout: Duration,
@@ -187,10 +190,11 @@ struct Protocols {
 }
 
 impl Protocols {
-    fn new(limits: &ClientLimits) -> Self {
+    fn new(limits: &ClientLimits, metrics: &ClientMetrics) -> Self {
         let mut http1 = http1::Builder::new();
         configure_http1(&mut http1, limits);
-        let mut http2 = http2::Builder::new(TokioExecutor::new());
+        let streams = StreamExecutor::new(limits.send_timeout, metrics.streams_reset());
+        let mut http2 = http2::Builder::new(streams);
         configure_http2(&mut http2, limits);
         let mut auto = auto::Builder::new(TokioExecutor::new());
         {
@@ -290,7 +294,7 @@ fn configure_http1(http1: &mut http1::Builder, limits: &ClientLimits) {
     }
 }
 
-fn configure_http2(http2: &mut http2::Builder<TokioExecutor>, limits: &ClientLimits) {
+fn configure_http2(http2: &mut http2::Builder<StreamExecutor>, limits: &ClientLimits) {
     http2
         .timer(TokioTimer::new())
         .max_header_list_size(header_list_size(limits));
@@ -301,10 +305,23 @@ fn header_list_size(limits: &ClientLimits) -> u32 {
     u32::try_from(limits.max_header_bytes).unwrap_or(u32::MAX)
 }
 
-/// A response body that keeps its request counted as under way until it is sent or dropped.
+/// A response body that keeps its request counted as under way until it is sent or dropped, and
+/// (HTTP/2) tells its stream's send clock when hyper holds a frame of it (the `streams` module).
 pub struct TrackedBody {
     body: Body,
     _request: RequestGuard,
+    /// Whether the body runs in an HTTP/2 stream's task under a send clock.
+    watched: bool,
+}
+
+impl TrackedBody {
+    fn new(body: Body, request: RequestGuard) -> Self {
+        Self {
+            body,
+            _request: request,
+            watched: streams::is_watched(),
+        }
+    }
 }
 
 impl http_body::Body for TrackedBody {
@@ -315,7 +332,16 @@ impl http_body::Body for TrackedBody {
         self: Pin<&mut Self>,
         cx: &mut Context<'_>,
     ) -> Poll<Option<Result<Frame<Bytes>, BodyError>>> {
-        Pin::new(&mut self.get_mut().body).poll_frame(cx)
+        let this = self.get_mut();
+        let polled = Pin::new(&mut this.body).poll_frame(cx);
+        if this.watched {
+            // hyper holds a data frame until the client's window lets it through; anything else
+            // (trailers, the end, an error, a wait on the origin) needs nothing from the client.
+            let holding = matches!(&polled, Poll::Ready(Some(Ok(frame)))
+                if frame.data_ref().is_some_and(|data| !data.is_empty()));
+            streams::report_frame(holding);
+        }
+        polled
     }
 
     fn is_end_stream(&self) -> bool {
@@ -366,7 +392,7 @@ pub async fn serve<H: Handler>(
     slots: ConnectionSlots,
     metrics: ClientMetrics,
 ) -> Drained {
-    let protocols = Protocols::new(limits);
+    let protocols = Protocols::new(limits, &metrics);
     let connections = GracefulShutdown::new();
     // Cancelled when the drain starts, for connections that hyper does not serve yet.
     let draining = CancellationToken::new();
@@ -402,10 +428,9 @@ pub async fn serve<H: Handler>(
                 let answer = handler.handle(request, peer);
                 async move {
                     let response = answer.await;
-                    Ok::<_, std::convert::Infallible>(response.map(|body| TrackedBody {
-                        body,
-                        _request: guard,
-                    }))
+                    Ok::<_, std::convert::Infallible>(
+                        response.map(|body| TrackedBody::new(body, guard)),
+                    )
                 }
             }
         });

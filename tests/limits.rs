@@ -415,10 +415,10 @@ async fn an_idle_http2_connection_is_closed_after_the_idle_timeout() {
 /// nothing, so that it stalls part-way.
 const STALLING_BODY: usize = 48 << 20;
 
-/// An origin that answers every request with a [`STALLING_BODY`] that must not be stored, and
-/// closes each connection after its answer (so an open connection is one still answering).
-async fn large_uncacheable_origin() -> FaultOrigin {
-    let body = Bytes::from(vec![b's'; STALLING_BODY]);
+/// An origin that answers every request with `size` bytes that must not be stored, and closes
+/// each connection after its answer (so an open connection is one still answering).
+async fn large_uncacheable_origin(size: usize) -> FaultOrigin {
+    let body = Bytes::from(vec![b's'; size]);
     FaultOrigin::start(move |_| {
         Behaviour::Respond(
             Answer::ok(body.clone())
@@ -442,7 +442,7 @@ async fn connect_small_window(sidecache: &Sidecache) -> TcpStream {
 /// the client finally goes.
 #[tokio::test]
 async fn an_http1_client_that_stops_reading_is_cut_off_after_the_send_timeout() {
-    let origin = large_uncacheable_origin().await;
+    let origin = large_uncacheable_origin(STALLING_BODY).await;
     let sidecache = Sidecache::start(
         &origin.url(),
         &[
@@ -470,6 +470,63 @@ async fn an_http1_client_that_stops_reading_is_cut_off_after_the_send_timeout() 
     let scrape = sidecache.metrics().await;
     assert_eq!(scrape.value(&closed("idle_timeout")), 0.0);
     assert_eq!(scrape.value(&closed("header_timeout")), 0.0);
+    sidecache.stop().await;
+}
+
+/// Over HTTP/2 a client can take nothing of an answer and still read its connection: it keeps
+/// the stream's flow-control window shut. Each such stream is reset after --client-send-timeout,
+/// releasing the origin connection behind it, while the connection stays up.
+#[tokio::test]
+async fn an_http2_stream_whose_window_stays_shut_is_reset_after_the_send_timeout() {
+    const STREAMS: usize = 3;
+    // Larger than the buffers between the origin and sidecache, which stops reading it.
+    let origin = large_uncacheable_origin(16 << 20).await;
+    let sidecache = Sidecache::start(
+        &origin.url(),
+        &[
+            "--client-send-timeout",
+            "300ms",
+            "--client-idle-timeout",
+            "30s",
+        ],
+    )
+    .await;
+    let (mut sender, connection) = hyper::client::conn::http2::Builder::new(TokioExecutor::new())
+        .initial_stream_window_size(0)
+        .handshake(TokioIo::new(connect(&sidecache).await))
+        .await
+        .expect("h2 handshake");
+    let connection = tokio::spawn(connection);
+    let mut responses = Vec::new();
+    for i in 0..STREAMS {
+        let request = Request::get(format!("http://limits.test/shut/{i}"))
+            .body(Empty::<Bytes>::new())
+            .expect("request");
+        let response = tokio::time::timeout(BOUND, sender.send_request(request))
+            .await
+            .expect("a response head in time")
+            .expect("a response");
+        assert_eq!(response.status(), 200);
+        responses.push(response);
+    }
+    origin.arrivals(STREAMS).await;
+    // No body byte can flow; after the send timeout each stream is given up and its origin
+    // connection released, with the client still connected.
+    origin.open_at_most(0).await;
+    for response in responses {
+        let body = tokio::time::timeout(BOUND, response.into_body().collect())
+            .await
+            .expect("the stream ended in time");
+        assert!(body.is_err(), "reset, not completed");
+    }
+    assert!(!connection.is_finished(), "the connection stays up");
+
+    let series = r#"sidecache_client_streams_reset_total{reason="send_timeout"}"#;
+    wait_for_value(&sidecache, series, STREAMS as f64).await;
+    assert_eq!(
+        sidecache.metrics().await.value(&closed("send_timeout")),
+        0.0
+    );
     sidecache.stop().await;
 }
 

@@ -1,7 +1,9 @@
-//! What a listener counts about its clients: the connections it cut off, and why.
+//! What a listener counts about its clients: the connections it cut off and why, and the HTTP/2
+//! streams it reset.
 //!
-//! Recorded by the task that serves each connection, once it has ended (the connection's own
-//! wrapper, as the request wrapper records requests).
+//! Recorded by the task that serves each connection once it has ended, and by the task of each
+//! HTTP/2 stream (the wrappers of connections and streams, as the request wrapper records
+//! requests).
 
 use prometheus::IntCounter;
 
@@ -13,6 +15,8 @@ use crate::metrics::{self, Registry, Result};
 pub struct ClientMetrics {
     /// `sidecache_client_connections_closed_total{reason}`, indexed by [`Cutoff`].
     closed: Vec<IntCounter>,
+    /// `sidecache_client_streams_reset_total{reason="send_timeout"}`.
+    streams_reset: IntCounter,
 }
 
 impl ClientMetrics {
@@ -48,7 +52,21 @@ impl ClientMetrics {
                 "reason",
                 &reasons,
             )?,
+            streams_reset: metrics::counters(
+                registry,
+                "sidecache_client_streams_reset_total",
+                "HTTP/2 streams sidecache reset on a client limit, by reason.",
+                "reason",
+                &[Cutoff::Send.as_str()],
+            )?
+            .remove(0),
         })
+    }
+
+    /// The counter of HTTP/2 streams reset because their client took nothing for the send
+    /// timeout (for the streams' executor).
+    pub(super) fn streams_reset(&self) -> IntCounter {
+        self.streams_reset.clone()
     }
 
     /// A connection that sidecache cut off for `cutoff`.
