@@ -18,7 +18,9 @@
 //!   `streams` module). Each such cutoff is counted by [`ClientMetrics`].
 
 mod cutoff;
+mod detect;
 mod metrics;
+mod rewind;
 mod streams;
 mod timeouts;
 
@@ -35,16 +37,19 @@ use http::{Request, Response};
 use http_body::{Frame, SizeHint};
 use hyper::body::Incoming;
 use hyper::server::conn::{http1, http2};
-use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
-use hyper_util::server::conn::auto;
+use hyper_util::rt::{TokioIo, TokioTimer};
 use hyper_util::server::graceful::{GracefulShutdown, Watcher};
+use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
+use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
 pub use self::metrics::ClientMetrics;
 
 use self::cutoff::Cutoff;
+use self::detect::Protocol;
+use self::rewind::Rewind;
 use self::streams::StreamExecutor;
 use self::timeouts::{Activity, RequestGuard, TimedIo};
 use crate::body::{Body, BodyError};
@@ -159,31 +164,12 @@ impl Drop for Slot {
 /// parser on its allocation-free path.
 const HYPER_DEFAULT_MAX_HEADERS: usize = 100;
 
-/// The smallest read buffer bound hyper accepts.
-const MIN_READ_BUFFER: usize = 8192;
-
-/// The HTTP/2 connection preface a prior-knowledge client sends first (RFC 9113 §3.4).
-const H2_PREFACE: &[u8] = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n";
-
-/// The protocol a connection speaks, as far as its first bytes tell.
-enum Detected {
-    Http1,
-    Http2,
-    /// Only part of the preface has arrived: let hyper-util's auto builder read on.
-    Undecided,
-}
-
-/// Connection builders for HTTP/1.1 and HTTP/2 (cleartext, prior knowledge).
-///
-/// The protocol is told by peeking at the first bytes, without consuming them, so a decided
-/// connection is served by its own builder on the bare socket. hyper-util's auto builder would
-/// tell it too, but keeps a rewind wrapper in every read for the connection's whole life; it
-/// serves only the rare connection whose first segment is a partial preface.
+/// Connection builders for HTTP/1.1 and HTTP/2 (cleartext, prior knowledge), and the timeouts
+/// every connection is held to (the `detect` module tells the protocol).
 #[derive(Clone)]
 struct Protocols {
     http1: Arc<http1::Builder>,
     http2: Arc<http2::Builder<StreamExecutor>>,
-    auto: Arc<auto::Builder<TokioExecutor>>,
     idle_timeout: Duration,
     header_timeout: Duration,
     send_timeout: Duration,
@@ -196,24 +182,9 @@ impl Protocols {
         let streams = StreamExecutor::new(limits.send_timeout, metrics.streams_reset());
         let mut http2 = http2::Builder::new(streams);
         configure_http2(&mut http2, limits);
-        let mut auto = auto::Builder::new(TokioExecutor::new());
-        {
-            let mut http1 = auto.http1();
-            http1.timer(TokioTimer::new()).header_read_timeout(None);
-            // hyper-util's auto builder has no head size limit; its read buffer bound (at least
-            // 8KiB) stands in, and a head past it is answered 431 just the same.
-            http1.max_buf_size(limits.max_header_bytes.max(MIN_READ_BUFFER));
-            if limits.max_headers != HYPER_DEFAULT_MAX_HEADERS {
-                http1.max_headers(limits.max_headers);
-            }
-        }
-        auto.http2()
-            .timer(TokioTimer::new())
-            .max_header_list_size(header_list_size(limits));
         Self {
             http1: Arc::new(http1),
             http2: Arc::new(http2),
-            auto: Arc::new(auto),
             idle_timeout: limits.idle_timeout,
             header_timeout: limits.header_timeout,
             send_timeout: limits.send_timeout,
@@ -223,7 +194,7 @@ impl Protocols {
     /// Serves one connection to its end (or its graceful shutdown).
     async fn serve<S>(
         &self,
-        stream: TcpStream,
+        mut stream: TcpStream,
         activity: Arc<Activity>,
         service: S,
         watcher: Watcher,
@@ -241,9 +212,9 @@ impl Protocols {
         // timeout to show which protocol it speaks, and none at all once the drain starts (no
         // request is under way: hyper's graceful shutdown, which starts only after detection,
         // would close it the same way).
-        let detected = tokio::select! {
-            detected = tokio::time::timeout(self.idle_timeout, detect(&stream)) => match detected {
-                Ok(detected) => detected?,
+        let peeked = tokio::select! {
+            peeked = tokio::time::timeout(self.idle_timeout, detect::peek(&stream)) => match peeked {
+                Ok(peeked) => peeked?,
                 Err(_) => {
                     activity.record_cutoff(Cutoff::Idle);
                     return Err(Cutoff::Idle.into());
@@ -251,32 +222,71 @@ impl Protocols {
             },
             () = draining.cancelled() => return Ok(()),
         };
-        let timed = |header_timeout| {
-            TokioIo::new(TimedIo::new(
-                stream,
-                activity,
-                self.idle_timeout,
-                header_timeout,
-                self.send_timeout,
-            ))
+        if let Some(protocol) = peeked {
+            return self
+                .serve_as(protocol, stream, None, activity, service, watcher)
+                .await;
+        }
+        // A part of the preface: a head has begun, whichever protocol it turns out to be, and
+        // the header clock runs from its first byte.
+        let begun = Instant::now();
+        let told =
+            tokio::time::timeout_at(begun + self.header_timeout, detect::read_on(&mut stream));
+        let (protocol, prefix) = tokio::select! {
+            told = told => match told {
+                Ok(told) => told?,
+                Err(_) => {
+                    activity.record_cutoff(Cutoff::Header);
+                    return Err(Cutoff::Header.into());
+                }
+            },
+            () = draining.cancelled() => return Ok(()),
         };
-        match detected {
-            Detected::Http1 => {
-                let io = timed(Some(self.header_timeout));
-                let connection = self.http1.serve_connection(io, service);
+        let io = Rewind::new(prefix, stream);
+        self.serve_as(protocol, io, Some(begun), activity, service, watcher)
+            .await
+    }
+
+    /// Serves a connection in `protocol` on `io`, whose first head began at `begun` if its first
+    /// bytes were read already.
+    async fn serve_as<I, S>(
+        &self,
+        protocol: Protocol,
+        io: I,
+        begun: Option<Instant>,
+        activity: Arc<Activity>,
+        service: S,
+        watcher: Watcher,
+    ) -> Result<(), BoxError>
+    where
+        I: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+        S: hyper::service::Service<Request<Incoming>, Response = Response<TrackedBody>>
+            + Clone
+            + Send
+            + 'static,
+        S::Future: Send + 'static,
+        S::Error: Into<BoxError>,
+    {
+        match protocol {
+            Protocol::Http1 => {
+                let mut timed = TimedIo::new(
+                    io,
+                    activity,
+                    self.idle_timeout,
+                    Some(self.header_timeout),
+                    self.send_timeout,
+                );
+                if let Some(begun) = begun {
+                    timed = timed.head_begun_at(begun);
+                }
+                let connection = self.http1.serve_connection(TokioIo::new(timed), service);
                 Ok(watcher.watch(connection).await?)
             }
-            Detected::Http2 => {
-                let connection = self.http2.serve_connection(timed(None), service);
+            Protocol::Http2 => {
+                // Idle HTTP/2 clients send frames (pings, settings): no header clock on bytes.
+                let timed = TimedIo::new(io, activity, self.idle_timeout, None, self.send_timeout);
+                let connection = self.http2.serve_connection(TokioIo::new(timed), service);
                 Ok(watcher.watch(connection).await?)
-            }
-            Detected::Undecided => {
-                // It may turn out to be HTTP/2, whose idle clients send frames: idle timeout only.
-                let connection = self
-                    .auto
-                    .serve_connection(timed(None), service)
-                    .into_owned();
-                watcher.watch(connection).await
             }
         }
     }
@@ -351,20 +361,6 @@ impl http_body::Body for TrackedBody {
     fn size_hint(&self) -> SizeHint {
         self.body.size_hint()
     }
-}
-
-/// Peeks at the connection's first bytes: the HTTP/2 preface, something else, or too little to
-/// tell yet. A connection closed before sending anything counts as HTTP/1 (hyper then ends it).
-async fn detect(stream: &TcpStream) -> std::io::Result<Detected> {
-    let mut first = [0u8; H2_PREFACE.len()];
-    let read = stream.peek(&mut first).await?;
-    Ok(if read == H2_PREFACE.len() && first == *H2_PREFACE {
-        Detected::Http2
-    } else if read == 0 || first[..read] != H2_PREFACE[..read] {
-        Detected::Http1
-    } else {
-        Detected::Undecided
-    })
 }
 
 /// An error from a connection, whatever its protocol.
@@ -452,43 +448,5 @@ pub async fn serve<H: Handler>(
     match tokio::time::timeout(grace, connections.shutdown()).await {
         Ok(()) => Drained::Cleanly,
         Err(_) => Drained::TimedOut,
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use tokio::io::AsyncWriteExt;
-
-    use super::*;
-
-    /// What `detect` says about a connection whose client wrote `first` (then closed, if
-    /// `close`).
-    async fn detected(first: &[u8], close: bool) -> Detected {
-        let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
-        let mut client = TcpStream::connect(listener.local_addr().expect("addr"))
-            .await
-            .expect("connect");
-        let (server, _) = listener.accept().await.expect("accept");
-        client.write_all(first).await.expect("write");
-        if close {
-            client.shutdown().await.expect("shutdown");
-        }
-        detect(&server).await.expect("peek")
-    }
-
-    #[tokio::test]
-    async fn the_first_bytes_tell_the_protocol() {
-        assert!(matches!(detected(H2_PREFACE, false).await, Detected::Http2));
-        assert!(matches!(
-            detected(b"GET / HTTP/1.1\r\nHost: a\r\n\r\n", false).await,
-            Detected::Http1
-        ));
-        // "P" could begin either "POST" or the preface: hyper-util's auto builder reads on.
-        assert!(matches!(
-            detected(b"PRI * HTTP", false).await,
-            Detected::Undecided
-        ));
-        assert!(matches!(detected(b"PUT /", false).await, Detected::Http1));
-        assert!(matches!(detected(b"", true).await, Detected::Http1));
     }
 }

@@ -293,6 +293,138 @@ async fn a_client_that_drips_its_head_is_cut_off_after_the_header_timeout() {
     sidecache.stop().await;
 }
 
+/// The HTTP/2 connection preface a prior-knowledge client sends first.
+const H2_PREFACE: &[u8] = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n";
+
+/// "P" could begin "POST" or the HTTP/2 preface: a first segment of just that leaves the protocol
+/// undecided, and the header clock runs from it all the same.
+#[tokio::test]
+async fn a_first_byte_that_leaves_the_protocol_undecided_starts_the_header_clock() {
+    let origin = TestOrigin::start(|_, _| cached_origin_reply()).await;
+    let sidecache = Sidecache::start(
+        &origin.url(),
+        &[
+            "--client-header-timeout",
+            "300ms",
+            "--client-idle-timeout",
+            "30s",
+        ],
+    )
+    .await;
+    for first in [&b"P"[..], &H2_PREFACE[..10]] {
+        let mut stream = connect(&sidecache).await;
+        let started = Instant::now();
+        stream.write_all(first).await.expect("write");
+        let (received, _) = read_to_end(&mut stream).await;
+        let elapsed = started.elapsed();
+        assert!(received.is_empty(), "no answer: {received:?}");
+        assert!(
+            elapsed >= Duration::from_millis(300) && elapsed < Duration::from_secs(5),
+            "cut off after {elapsed:?}"
+        );
+    }
+    wait_for_value(&sidecache, &closed("header_timeout"), 2.0).await;
+    sidecache.stop().await;
+}
+
+/// A client whose first segment leaves the protocol undecided is served in whichever protocol
+/// the next bytes tell, with nothing of what it sent lost.
+#[tokio::test]
+async fn clients_whose_first_segment_leaves_the_protocol_undecided_are_served() {
+    let origin = TestOrigin::start(|seen, _| Reply::ok(seen.body.clone())).await;
+    let sidecache = Sidecache::start(&origin.url(), &[]).await;
+    // A pause after the first bytes, so they arrive alone (a timing condition, not
+    // synchronisation: the requests must be served either way).
+    let pause = || tokio::time::sleep(Duration::from_millis(50));
+
+    let mut stream = connect(&sidecache).await;
+    stream.write_all(b"P").await.expect("write");
+    pause().await;
+    stream
+        .write_all(b"OST /echo HTTP/1.1\r\nHost: limits.test\r\nContent-Length: 5\r\n\r\nhello")
+        .await
+        .expect("write");
+    let (head, body) = read_response(&mut stream).await;
+    assert!(head.starts_with("http/1.1 200"), "{head}");
+    assert_eq!(body, b"hello");
+
+    let mut stream = connect(&sidecache).await;
+    stream.write_all(&H2_PREFACE[..10]).await.expect("write");
+    pause().await;
+    // The client sends the whole preface itself; the part already sent is left out.
+    let io = SkipFirst {
+        inner: stream,
+        skip: 10,
+    };
+    let (mut sender, connection) =
+        hyper::client::conn::http2::handshake(TokioExecutor::new(), TokioIo::new(io))
+            .await
+            .expect("h2 handshake");
+    tokio::spawn(connection);
+    let request = Request::post("http://limits.test/echo")
+        .body(http_body_util::Full::new(Bytes::from("over h2")))
+        .expect("request");
+    let response = tokio::time::timeout(BOUND, sender.send_request(request))
+        .await
+        .expect("an answer in time")
+        .expect("a response");
+    assert_eq!(response.status(), 200);
+    let body = response
+        .into_body()
+        .collect()
+        .await
+        .expect("body")
+        .to_bytes();
+    assert_eq!(&body[..], b"over h2");
+    assert_eq!(origin.count("/echo"), 2);
+    sidecache.stop().await;
+}
+
+/// A stream whose first `skip` bytes written are dropped (they were sent already).
+struct SkipFirst {
+    inner: TcpStream,
+    skip: usize,
+}
+
+impl tokio::io::AsyncRead for SkipFirst {
+    fn poll_read(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+        buf: &mut tokio::io::ReadBuf<'_>,
+    ) -> std::task::Poll<std::io::Result<()>> {
+        std::pin::Pin::new(&mut self.inner).poll_read(cx, buf)
+    }
+}
+
+impl tokio::io::AsyncWrite for SkipFirst {
+    fn poll_write(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+        buf: &[u8],
+    ) -> std::task::Poll<std::io::Result<usize>> {
+        if self.skip > 0 {
+            let skipped = self.skip.min(buf.len());
+            self.skip -= skipped;
+            return std::task::Poll::Ready(Ok(skipped));
+        }
+        std::pin::Pin::new(&mut self.inner).poll_write(cx, buf)
+    }
+
+    fn poll_flush(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<std::io::Result<()>> {
+        std::pin::Pin::new(&mut self.inner).poll_flush(cx)
+    }
+
+    fn poll_shutdown(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<std::io::Result<()>> {
+        std::pin::Pin::new(&mut self.inner).poll_shutdown(cx)
+    }
+}
+
 #[tokio::test]
 async fn a_connection_that_sends_nothing_is_closed_after_the_idle_timeout() {
     let origin = TestOrigin::start(|_, _| cached_origin_reply()).await;

@@ -179,6 +179,18 @@ impl<T> TimedIo<T> {
         }
     }
 
+    /// For a connection whose first bytes were read before it was handed here (HTTP/1.1): its
+    /// first head began at `since`, and the header clock runs from then.
+    pub(super) fn head_begun_at(mut self, since: Instant) -> Self {
+        if self.header_timeout.is_some() {
+            self.head = Some(HeadBegun {
+                period: self.activity.idle_period(),
+                since,
+            });
+        }
+        self
+    }
+
     /// After bytes arrived: the first bytes of a new request on an idle connection start the
     /// header clock.
     fn on_bytes(&mut self) {
@@ -492,5 +504,25 @@ mod tests {
         let (mut io, _client, activity) = timed(Some(Duration::from_secs(5)));
         let _ = read_error(&mut io).await;
         assert_eq!(activity.cutoff(), Some(Cutoff::Idle));
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_head_begun_before_the_connection_was_handed_over_keeps_its_start() {
+        let (server, mut client) = tokio::io::duplex(1024);
+        let activity = Arc::new(Activity::default());
+        let begun = Instant::now();
+        tokio::time::advance(Duration::from_secs(2)).await;
+        let mut io = TimedIo::new(
+            server,
+            Arc::clone(&activity),
+            Duration::from_secs(60),
+            Some(Duration::from_secs(5)),
+            Duration::from_secs(30),
+        )
+        .head_begun_at(begun);
+        client.write_all(b"OST / HT").await.expect("write");
+        let (_, text) = read_error(&mut io).await;
+        assert_eq!(text, "client header timeout");
+        assert_eq!(begun.elapsed(), Duration::from_secs(5));
     }
 }
