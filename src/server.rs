@@ -10,15 +10,17 @@
 //!   [`ClientLimits::max_headers`] fields) is answered 431 by hyper, with an empty body, and the
 //!   connection closed; over HTTP/2 the limit is advertised as `SETTINGS_MAX_HEADER_LIST_SIZE` and
 //!   a larger head is answered 431 and its stream reset.
-//! - A connection with no request under way is closed after [`ClientLimits::idle_timeout`]; an
-//!   HTTP/1.1 request head must be complete within [`ClientLimits::header_timeout`] of its first
-//!   byte, or the connection is closed without an answer; a write that the client leaves waiting
+//! - A connection with no request under way is closed after [`ClientLimits::idle_timeout`]; a
+//!   request head (HTTP/2: a header block) must be complete within
+//!   [`ClientLimits::header_timeout`] of its first byte, or the connection is closed without an
+//!   answer; a write that the client leaves waiting
 //!   for [`ClientLimits::send_timeout`] closes the connection (the `timeouts` module), and an
 //!   HTTP/2 stream whose answer waits that long on its flow-control window is reset (the
 //!   `streams` module). Each such cutoff is counted by [`ClientMetrics`].
 
 mod cutoff;
 mod detect;
+mod header_blocks;
 mod metrics;
 mod rewind;
 mod streams;
@@ -51,7 +53,7 @@ use self::cutoff::Cutoff;
 use self::detect::Protocol;
 use self::rewind::Rewind;
 use self::streams::StreamExecutor;
-use self::timeouts::{Activity, RequestGuard, TimedIo};
+use self::timeouts::{Activity, Clocks, RequestGuard, TimedIo};
 use crate::body::{Body, BodyError};
 use crate::config::ClientLimitsConfig;
 
@@ -78,7 +80,7 @@ pub struct ClientLimits {
     pub max_header_bytes: usize,
     /// Most header fields in an HTTP/1.1 request head.
     pub max_headers: usize,
-    /// Longest time from an HTTP/1.1 request head's first byte to its end.
+    /// Longest time from a request head's first byte to its end (HTTP/2: a header block's).
     pub header_timeout: Duration,
     /// Longest time a connection stays open with no request under way.
     pub idle_timeout: Duration,
@@ -170,9 +172,7 @@ const HYPER_DEFAULT_MAX_HEADERS: usize = 100;
 struct Protocols {
     http1: Arc<http1::Builder>,
     http2: Arc<http2::Builder<StreamExecutor>>,
-    idle_timeout: Duration,
-    header_timeout: Duration,
-    send_timeout: Duration,
+    clocks: Clocks,
 }
 
 impl Protocols {
@@ -185,9 +185,11 @@ impl Protocols {
         Self {
             http1: Arc::new(http1),
             http2: Arc::new(http2),
-            idle_timeout: limits.idle_timeout,
-            header_timeout: limits.header_timeout,
-            send_timeout: limits.send_timeout,
+            clocks: Clocks {
+                idle: limits.idle_timeout,
+                header: limits.header_timeout,
+                send: limits.send_timeout,
+            },
         }
     }
 
@@ -213,7 +215,7 @@ impl Protocols {
         // request is under way: hyper's graceful shutdown, which starts only after detection,
         // would close it the same way).
         let peeked = tokio::select! {
-            peeked = tokio::time::timeout(self.idle_timeout, detect::peek(&stream)) => match peeked {
+            peeked = tokio::time::timeout(self.clocks.idle, detect::peek(&stream)) => match peeked {
                 Ok(peeked) => peeked?,
                 Err(_) => {
                     activity.record_cutoff(Cutoff::Idle);
@@ -231,7 +233,7 @@ impl Protocols {
         // the header clock runs from its first byte.
         let begun = Instant::now();
         let told =
-            tokio::time::timeout_at(begun + self.header_timeout, detect::read_on(&mut stream));
+            tokio::time::timeout_at(begun + self.clocks.header, detect::read_on(&mut stream));
         let (protocol, prefix) = tokio::select! {
             told = told => match told {
                 Ok(told) => told?,
@@ -269,13 +271,7 @@ impl Protocols {
     {
         match protocol {
             Protocol::Http1 => {
-                let mut timed = TimedIo::new(
-                    io,
-                    activity,
-                    self.idle_timeout,
-                    Some(self.header_timeout),
-                    self.send_timeout,
-                );
+                let mut timed = TimedIo::http1(io, activity, self.clocks);
                 if let Some(begun) = begun {
                     timed = timed.head_begun_at(begun);
                 }
@@ -283,8 +279,7 @@ impl Protocols {
                 Ok(watcher.watch(connection).await?)
             }
             Protocol::Http2 => {
-                // Idle HTTP/2 clients send frames (pings, settings): no header clock on bytes.
-                let timed = TimedIo::new(io, activity, self.idle_timeout, None, self.send_timeout);
+                let timed = TimedIo::http2(io, activity, self.clocks);
                 let connection = self.http2.serve_connection(TokioIo::new(timed), service);
                 Ok(watcher.watch(connection).await?)
             }

@@ -492,6 +492,77 @@ async fn a_keep_alive_connection_lives_until_the_idle_timeout_not_the_header_tim
     sidecache.stop().await;
 }
 
+/// An HTTP/2 frame (RFC 9113 §4.1) on stream `stream`.
+fn h2_frame(kind: u8, flags: u8, stream: u32, payload: &[u8]) -> Vec<u8> {
+    let length = u32::try_from(payload.len()).expect("a short payload");
+    let mut frame = length.to_be_bytes()[1..].to_vec();
+    frame.extend_from_slice(&[kind, flags]);
+    frame.extend_from_slice(&stream.to_be_bytes());
+    frame.extend_from_slice(payload);
+    frame
+}
+
+/// An HTTP/2 request head is a header block: a HEADERS frame and CONTINUATION frames up to one
+/// flagged END_HEADERS, with nothing between them, and h2 reads a frame only once all of it has
+/// arrived. A client that drips a block's bytes holds the whole connection, and is cut off once
+/// the block has taken longer than the header timeout, however steadily it drips.
+#[tokio::test]
+async fn an_http2_header_block_dripped_byte_by_byte_is_cut_off() {
+    const HEADERS: u8 = 0x1;
+    const END_HEADERS: u8 = 0x4;
+    const END_STREAM: u8 = 0x1;
+    let origin = TestOrigin::start(|_, _| cached_origin_reply()).await;
+    let sidecache = Sidecache::start(
+        &origin.url(),
+        &[
+            "--client-header-timeout",
+            "300ms",
+            "--client-idle-timeout",
+            "30s",
+        ],
+    )
+    .await;
+    let mut stream = connect(&sidecache).await;
+    let mut opening = H2_PREFACE.to_vec();
+    opening.extend(h2_frame(0x4, 0, 0, &[])); // SETTINGS, none changed
+    // A HEADERS frame of 1000 bytes (`:method: GET`, HPACK static index 2, then `:path: /`,
+    // index 4, over and over), of which only the frame header and the first byte come at once.
+    let mut block = vec![0x84; 1000];
+    block[0] = 0x82;
+    let headers = h2_frame(HEADERS, END_HEADERS | END_STREAM, 1, &block);
+    let (first, rest) = headers.split_at(10);
+    opening.extend_from_slice(first);
+    let started = Instant::now();
+    stream.write_all(&opening).await.expect("write");
+    let (mut reader, mut writer) = stream.split();
+    // One more byte of the block every 50 ms.
+    let drip = async {
+        for byte in rest.chunks(1) {
+            tokio::time::sleep(Duration::from_millis(50)).await;
+            if writer.write_all(byte).await.is_err() {
+                break;
+            }
+        }
+    };
+    let read = async {
+        let mut received = Vec::new();
+        let _ = reader.read_to_end(&mut received).await;
+    };
+    tokio::select! {
+        () = read => {}
+        () = drip => {}
+        () = tokio::time::sleep(BOUND) => panic!("the dripping client was not cut off"),
+    }
+    let elapsed = started.elapsed();
+    assert!(
+        elapsed >= Duration::from_millis(300) && elapsed < Duration::from_secs(5),
+        "cut off after {elapsed:?}"
+    );
+    assert_eq!(origin.seen().len(), 0);
+    wait_for_value(&sidecache, &closed("header_timeout"), 1.0).await;
+    sidecache.stop().await;
+}
+
 /// HTTP/2 clients send frames while idle, so only the idle clock applies: a connection with no
 /// stream open for the idle timeout is closed.
 #[tokio::test]

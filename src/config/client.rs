@@ -39,8 +39,8 @@ pub struct ClientLimitsConfig {
     )]
     pub max_headers: usize,
     /// How long a client may take to send a complete request head once its first byte has
-    /// arrived, so a client that drips its header bytes (slowloris) is cut off: the connection is
-    /// closed without an answer.
+    /// arrived (HTTP/2: a header block, from its first frame), so a client that drips its header
+    /// bytes (slowloris) is cut off: the connection is closed without an answer.
     #[arg(
         long = "client-header-timeout",
         env = "SIDECACHE_CLIENT_HEADER_TIMEOUT",

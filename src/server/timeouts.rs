@@ -1,8 +1,9 @@
 //! Client connection timeouts: a connection with no request under way is closed after the idle
-//! timeout; (HTTP/1.1) a request head must be complete within the header timeout of its first
-//! byte, so a client that drips its head (slowloris) is cut off; and a write that the client
-//! leaves waiting (it reads nothing) fails after the send timeout, so a client that stops reading
-//! cannot hold the connection and what its answer holds.
+//! timeout; a request head (HTTP/2: a header block, followed by [`HeaderBlocks`]) must be
+//! complete within the header timeout of its first byte, so a client that drips its head
+//! (slowloris) is cut off; and a write that the client leaves waiting (it reads nothing) fails
+//! after the send timeout, so a client that stops reading cannot hold the connection and what its
+//! answer holds.
 //!
 //! hyper's own `header_read_timeout` counts from when a connection starts waiting for a head, so
 //! on a keep-alive connection it bounds the idle time and the head together, and it does not run
@@ -34,6 +35,7 @@ use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::time::{Instant, Sleep};
 
 use super::cutoff::{Cutoff, CutoffCell};
+use super::header_blocks::HeaderBlocks;
 
 /// The shortest time between two checks of a connection's clocks, whatever the timeouts.
 const MIN_RECHECK: Duration = Duration::from_millis(1);
@@ -60,6 +62,17 @@ pub(super) struct Activity {
 #[derive(Debug)]
 pub(super) struct RequestGuard(Arc<Activity>);
 
+/// The timeouts a connection is held to.
+#[derive(Debug, Clone, Copy)]
+pub(super) struct Clocks {
+    /// Longest time with no request under way.
+    pub(super) idle: Duration,
+    /// Longest time from a head's first byte to its end.
+    pub(super) header: Duration,
+    /// Longest time a write may wait for the client to take bytes.
+    pub(super) send: Duration,
+}
+
 /// A request head that began on an idle connection: the header timeout runs from `since`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 struct HeadBegun {
@@ -68,17 +81,26 @@ struct HeadBegun {
     since: Instant,
 }
 
+/// What the header clock follows, by protocol.
+enum Heads {
+    /// HTTP/1.1: the latest head begun on an idle connection (its first bytes begin it).
+    Http1(Option<HeadBegun>),
+    /// HTTP/2: the header blocks in the client's frames (idle clients send other frames, pings
+    /// and settings, and a block may begin while other streams are answered).
+    Http2 {
+        blocks: HeaderBlocks,
+        /// Since when a header block has been open.
+        open_since: Option<Instant>,
+    },
+}
+
 /// A client connection's stream with the idle and header timeouts applied to its reads and the
 /// send timeout to its writes.
 pub(super) struct TimedIo<T> {
     inner: T,
     activity: Arc<Activity>,
-    idle_timeout: Duration,
-    /// `None` for HTTP/2, whose clients send frames (pings, settings) while idle.
-    header_timeout: Option<Duration>,
-    send_timeout: Duration,
-    /// The latest head begun on an idle connection (HTTP/1.1 only).
-    head: Option<HeadBegun>,
+    clocks: Clocks,
+    heads: Heads,
     /// Since when a write has waited for the client to take bytes; `None` while writes go
     /// through (or none is waiting).
     write_blocked: Option<Instant>,
@@ -153,37 +175,43 @@ impl Drop for RequestGuard {
 // === impl TimedIo ===
 
 impl<T> TimedIo<T> {
-    /// `inner` with the idle and send timeouts, and the header timeout when given (HTTP/1.1).
-    pub(super) fn new(
-        inner: T,
-        activity: Arc<Activity>,
-        idle_timeout: Duration,
-        header_timeout: Option<Duration>,
-        send_timeout: Duration,
-    ) -> Self {
-        let recheck = header_timeout
-            .map_or(idle_timeout, |header| header.min(idle_timeout))
-            .min(send_timeout)
+    /// An HTTP/1.1 connection's `inner` under `clocks`.
+    pub(super) fn http1(inner: T, activity: Arc<Activity>, clocks: Clocks) -> Self {
+        Self::new(inner, activity, clocks, Heads::Http1(None))
+    }
+
+    /// An HTTP/2 connection's `inner` (from its preface on) under `clocks`.
+    pub(super) fn http2(inner: T, activity: Arc<Activity>, clocks: Clocks) -> Self {
+        let heads = Heads::Http2 {
+            blocks: HeaderBlocks::new(),
+            open_since: None,
+        };
+        Self::new(inner, activity, clocks, heads)
+    }
+
+    fn new(inner: T, activity: Arc<Activity>, clocks: Clocks, heads: Heads) -> Self {
+        let recheck = clocks
+            .idle
+            .min(clocks.header)
+            .min(clocks.send)
             .max(MIN_RECHECK);
         let timer = Box::pin(tokio::time::sleep_until(activity.opened + recheck));
         Self {
             inner,
             activity,
-            idle_timeout,
-            header_timeout,
-            send_timeout,
-            head: None,
+            clocks,
+            heads,
             write_blocked: None,
             recheck,
             timer,
         }
     }
 
-    /// For a connection whose first bytes were read before it was handed here (HTTP/1.1): its
+    /// For an HTTP/1.1 connection whose first bytes were read before it was handed here: its
     /// first head began at `since`, and the header clock runs from then.
     pub(super) fn head_begun_at(mut self, since: Instant) -> Self {
-        if self.header_timeout.is_some() {
-            self.head = Some(HeadBegun {
+        if let Heads::Http1(head) = &mut self.heads {
+            *head = Some(HeadBegun {
                 period: self.activity.idle_period(),
                 since,
             });
@@ -191,27 +219,39 @@ impl<T> TimedIo<T> {
         self
     }
 
-    /// After bytes arrived: the first bytes of a new request on an idle connection start the
-    /// header clock.
-    fn on_bytes(&mut self) {
-        if self.header_timeout.is_none() || !self.activity.is_idle() {
-            return;
-        }
-        let period = self.activity.idle_period();
-        if self.head.is_none_or(|head| head.period != period) {
-            self.head = Some(HeadBegun {
-                period,
-                since: Instant::now(),
-            });
+    /// After `bytes` arrived: the first bytes of a new request on an idle HTTP/1.1 connection,
+    /// or the start of an HTTP/2 header block, start the header clock; the end of the block
+    /// stops it.
+    fn on_bytes(&mut self, bytes: &[u8]) {
+        match &mut self.heads {
+            Heads::Http1(head) => {
+                if !self.activity.is_idle() {
+                    return;
+                }
+                let period = self.activity.idle_period();
+                if head.is_none_or(|head| head.period != period) {
+                    *head = Some(HeadBegun {
+                        period,
+                        since: Instant::now(),
+                    });
+                }
+            }
+            Heads::Http2 { blocks, open_since } => {
+                let open = blocks.follow(bytes);
+                if open != open_since.is_some() {
+                    *open_since = open.then(Instant::now);
+                }
+            }
         }
     }
 
     /// The earliest deadline that applies now and what passing it is called: the send clock's
-    /// while a write waits, and the idle or header clock's while no request is under way.
+    /// while a write waits, the header clock's while a head is incomplete, and the idle clock's
+    /// while no request is under way.
     fn deadline(&self) -> Option<(Instant, Cutoff)> {
         let send = self
             .write_blocked
-            .map(|since| (since + self.send_timeout, Cutoff::Send));
+            .map(|since| (since + self.clocks.send, Cutoff::Send));
         let read = self.read_deadline();
         match (send, read) {
             (Some(send), Some(read)) => Some(if read.0 < send.0 { read } else { send }),
@@ -219,17 +259,26 @@ impl<T> TimedIo<T> {
         }
     }
 
-    /// The idle or header clock's deadline; `None` while a request is under way.
+    /// The header or idle clock's deadline; `None` while a request is under way and no header
+    /// block is open. A head begun in an idle period replaces the idle clock, so a head begun
+    /// late in it still gets the whole header timeout.
     fn read_deadline(&self) -> Option<(Instant, Cutoff)> {
+        let header = match &self.heads {
+            Heads::Http2 {
+                open_since: Some(since),
+                ..
+            } => return Some((*since + self.clocks.header, Cutoff::Header)),
+            Heads::Http2 { .. } => None,
+            Heads::Http1(head) => *head,
+        };
         if !self.activity.is_idle() {
             return None;
         }
-        let period = self.activity.idle_period();
-        match (self.head, self.header_timeout) {
-            (Some(head), Some(timeout)) if head.period == period => {
-                Some((head.since + timeout, Cutoff::Header))
+        match header {
+            Some(head) if head.period == self.activity.idle_period() => {
+                Some((head.since + self.clocks.header, Cutoff::Header))
             }
-            _ => Some((self.activity.idle_since() + self.idle_timeout, Cutoff::Idle)),
+            _ => Some((self.activity.idle_since() + self.clocks.idle, Cutoff::Idle)),
         }
     }
 
@@ -288,7 +337,7 @@ impl<T: AsyncRead + Unpin> AsyncRead for TimedIo<T> {
         match Pin::new(&mut this.inner).poll_read(cx, buf) {
             Poll::Ready(Ok(())) => {
                 if buf.filled().len() > before {
-                    this.on_bytes();
+                    this.on_bytes(&buf.filled()[before..]);
                 }
                 Poll::Ready(Ok(()))
             }
@@ -341,19 +390,30 @@ impl<T: AsyncWrite + Unpin> AsyncWrite for TimedIo<T> {
 mod tests {
     use tokio::io::{AsyncReadExt, AsyncWriteExt, DuplexStream};
 
+    use super::super::detect::Protocol;
     use super::*;
 
-    fn timed(header: Option<Duration>) -> (TimedIo<DuplexStream>, DuplexStream, Arc<Activity>) {
+    /// The clocks of these tests: idle 60 s, header 5 s, send 30 s.
+    const CLOCKS: Clocks = Clocks {
+        idle: Duration::from_secs(60),
+        header: Duration::from_secs(5),
+        send: Duration::from_secs(30),
+    };
+
+    /// A connection of `protocol` under [`CLOCKS`]: the server's end, the client's, and the
+    /// connection's activity.
+    fn timed_as(protocol: Protocol) -> (TimedIo<DuplexStream>, DuplexStream, Arc<Activity>) {
         let (server, client) = tokio::io::duplex(1024);
         let activity = Arc::new(Activity::default());
-        let io = TimedIo::new(
-            server,
-            Arc::clone(&activity),
-            Duration::from_secs(60),
-            header,
-            Duration::from_secs(30),
-        );
+        let io = match protocol {
+            Protocol::Http1 => TimedIo::http1(server, Arc::clone(&activity), CLOCKS),
+            Protocol::Http2 => TimedIo::http2(server, Arc::clone(&activity), CLOCKS),
+        };
         (io, client, activity)
+    }
+
+    fn timed() -> (TimedIo<DuplexStream>, DuplexStream, Arc<Activity>) {
+        timed_as(Protocol::Http1)
     }
 
     async fn read_error(io: &mut TimedIo<DuplexStream>) -> (io::ErrorKind, String) {
@@ -369,7 +429,7 @@ mod tests {
 
     #[tokio::test(start_paused = true)]
     async fn an_idle_connection_times_out_after_the_idle_timeout() {
-        let (mut io, _client, _activity) = timed(Some(Duration::from_secs(5)));
+        let (mut io, _client, _activity) = timed();
         let started = Instant::now();
         let (kind, text) = read_error(&mut io).await;
         assert_eq!(
@@ -381,7 +441,7 @@ mod tests {
 
     #[tokio::test(start_paused = true)]
     async fn a_head_begun_must_be_complete_within_the_header_timeout() {
-        let (mut io, mut client, _activity) = timed(Some(Duration::from_secs(5)));
+        let (mut io, mut client, _activity) = timed();
         client.write_all(b"GET / HT").await.expect("write");
         let started = Instant::now();
         let (kind, text) = read_error(&mut io).await;
@@ -394,7 +454,7 @@ mod tests {
 
     #[tokio::test(start_paused = true)]
     async fn no_clock_runs_while_a_request_is_answered_and_idleness_restarts_it() {
-        let (mut io, mut client, activity) = timed(Some(Duration::from_secs(5)));
+        let (mut io, mut client, activity) = timed();
         client
             .write_all(b"GET / HTTP/1.1\r\n\r\n")
             .await
@@ -415,7 +475,7 @@ mod tests {
 
     #[tokio::test(start_paused = true)]
     async fn a_head_begun_late_in_an_idle_period_gets_the_whole_header_timeout() {
-        let (mut io, mut client, _activity) = timed(Some(Duration::from_secs(5)));
+        let (mut io, mut client, _activity) = timed();
         let mut buf = [0u8; 64];
         // Idle for 50 s (the timer fires and is armed again meanwhile), then a head begins.
         let waited = tokio::time::timeout(Duration::from_secs(50), io.read(&mut buf)).await;
@@ -430,7 +490,7 @@ mod tests {
 
     #[tokio::test(start_paused = true)]
     async fn an_answer_longer_than_the_header_timeout_does_not_end_in_one() {
-        let (mut io, mut client, activity) = timed(Some(Duration::from_secs(5)));
+        let (mut io, mut client, activity) = timed();
         client
             .write_all(b"GET / HTTP/1.1\r\n\r\n")
             .await
@@ -448,14 +508,67 @@ mod tests {
         assert_eq!(ended.elapsed(), Duration::from_secs(60));
     }
 
+    /// The HTTP/2 preface and an empty SETTINGS frame: what a client sends first.
+    const H2_OPENING: &[u8] = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n\0\0\0\x04\0\0\0\0\0";
+
+    /// The header of a HEADERS frame on stream 1 with a `length`-byte payload and END_HEADERS.
+    fn headers_frame_header(length: u8) -> [u8; 9] {
+        [0, 0, length, 0x1, 0x4, 0, 0, 0, 1]
+    }
+
     #[tokio::test(start_paused = true)]
-    async fn without_a_header_timeout_bytes_do_not_start_one() {
-        let (mut io, mut client, _activity) = timed(None);
-        client.write_all(b"ping").await.expect("write");
+    async fn http2_frames_other_than_a_header_block_start_no_header_clock() {
+        let (mut io, mut client, _activity) = timed_as(Protocol::Http2);
+        client.write_all(H2_OPENING).await.expect("write");
         let started = Instant::now();
         let (_, text) = read_error(&mut io).await;
         assert_eq!(text, "client idle timeout");
         assert_eq!(started.elapsed(), Duration::from_secs(60));
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn an_http2_header_block_must_be_complete_within_the_header_timeout() {
+        let (mut io, mut client, activity) = timed_as(Protocol::Http2);
+        // Other streams are answered meanwhile: the block holds up the connection all the same.
+        let _request = activity.begin();
+        client.write_all(H2_OPENING).await.expect("write");
+        client
+            .write_all(&headers_frame_header(3))
+            .await
+            .expect("write");
+        client.write_all(&[0x82]).await.expect("write");
+        let begun = Instant::now();
+        let (_, text) = read_error(&mut io).await;
+        assert_eq!(text, "client header timeout");
+        assert_eq!(begun.elapsed(), Duration::from_secs(5));
+        assert_eq!(activity.cutoff(), Some(Cutoff::Header));
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_complete_http2_header_block_stops_the_header_clock() {
+        let (mut io, mut client, activity) = timed_as(Protocol::Http2);
+        let request = activity.begin();
+        client.write_all(H2_OPENING).await.expect("write");
+        client
+            .write_all(&headers_frame_header(2))
+            .await
+            .expect("write");
+        client.write_all(&[0x82]).await.expect("write");
+        let mut buf = [0u8; 64];
+        let waited = tokio::time::timeout(Duration::from_secs(4), async {
+            loop {
+                let _ = io.read(&mut buf).await;
+            }
+        })
+        .await;
+        assert!(waited.is_err());
+        client.write_all(&[0x84]).await.expect("write");
+        // The block is complete and a request is under way: no clock runs for 10 minutes.
+        let waited = tokio::time::timeout(Duration::from_secs(600), read_error(&mut io)).await;
+        assert!(waited.is_err(), "no timeout");
+        drop(request);
+        let (_, text) = read_error(&mut io).await;
+        assert_eq!(text, "client idle timeout");
     }
 
     /// Writes until the write fails; the error's kind and text.
@@ -470,7 +583,7 @@ mod tests {
 
     #[tokio::test(start_paused = true)]
     async fn a_write_the_client_leaves_waiting_fails_after_the_send_timeout() {
-        let (mut io, _client, activity) = timed(Some(Duration::from_secs(5)));
+        let (mut io, _client, activity) = timed();
         // An answer under way: no idle clock, but the send clock runs all the same.
         let _request = activity.begin();
         let started = Instant::now();
@@ -485,7 +598,7 @@ mod tests {
 
     #[tokio::test(start_paused = true)]
     async fn bytes_taken_by_the_client_restart_the_send_clock() {
-        let (mut io, mut client, activity) = timed(Some(Duration::from_secs(5)));
+        let (mut io, mut client, activity) = timed();
         let _request = activity.begin();
         let filled = tokio::time::timeout(Duration::from_secs(20), write_error(&mut io)).await;
         assert!(filled.is_err(), "no timeout within 20 s of the first wait");
@@ -501,7 +614,7 @@ mod tests {
 
     #[tokio::test(start_paused = true)]
     async fn timed_out_reads_note_their_cutoff() {
-        let (mut io, _client, activity) = timed(Some(Duration::from_secs(5)));
+        let (mut io, _client, activity) = timed();
         let _ = read_error(&mut io).await;
         assert_eq!(activity.cutoff(), Some(Cutoff::Idle));
     }
@@ -512,14 +625,7 @@ mod tests {
         let activity = Arc::new(Activity::default());
         let begun = Instant::now();
         tokio::time::advance(Duration::from_secs(2)).await;
-        let mut io = TimedIo::new(
-            server,
-            Arc::clone(&activity),
-            Duration::from_secs(60),
-            Some(Duration::from_secs(5)),
-            Duration::from_secs(30),
-        )
-        .head_begun_at(begun);
+        let mut io = TimedIo::http1(server, Arc::clone(&activity), CLOCKS).head_begun_at(begun);
         client.write_all(b"OST / HT").await.expect("write");
         let (_, text) = read_error(&mut io).await;
         assert_eq!(text, "client header timeout");
