@@ -6,6 +6,8 @@
 //!
 //! - At most [`ClientLimits::max_connections`] connections are open at once: the loop stops
 //!   accepting until one closes, so further clients wait in the kernel's listen backlog.
+//! - An HTTP/2 client may have at most [`ClientLimits::http2_max_concurrent_streams`] streams
+//!   open at once (advertised in its SETTINGS; h2 refuses streams beyond it).
 //! - A request head larger than [`ClientLimits::max_header_bytes`] (HTTP/1.1: or with more than
 //!   [`ClientLimits::max_headers`] fields) is answered 431 by hyper, with an empty body, and the
 //!   connection closed; over HTTP/2 the limit is advertised as `SETTINGS_MAX_HEADER_LIST_SIZE` and
@@ -86,6 +88,8 @@ pub struct ClientLimits {
     pub idle_timeout: Duration,
     /// Longest time a response may make no progress because its client takes none of it.
     pub send_timeout: Duration,
+    /// Most streams an HTTP/2 client may have open at once on one connection.
+    pub http2_max_concurrent_streams: u32,
 }
 
 impl From<&ClientLimitsConfig> for ClientLimits {
@@ -97,6 +101,7 @@ impl From<&ClientLimitsConfig> for ClientLimits {
             header_timeout: config.header_timeout,
             idle_timeout: config.idle_timeout,
             send_timeout: config.send_timeout,
+            http2_max_concurrent_streams: config.http2_max_concurrent_streams,
         }
     }
 }
@@ -299,10 +304,12 @@ fn configure_http1(http1: &mut http1::Builder, limits: &ClientLimits) {
     }
 }
 
+/// HTTP/2: the head size limit, and the streams a client may open at once.
 fn configure_http2(http2: &mut http2::Builder<StreamExecutor>, limits: &ClientLimits) {
     http2
         .timer(TokioTimer::new())
-        .max_header_list_size(header_list_size(limits));
+        .max_header_list_size(header_list_size(limits))
+        .max_concurrent_streams(limits.http2_max_concurrent_streams);
 }
 
 /// The HTTP/2 header list size limit (RFC 9113 §6.5.2): the head size limit.

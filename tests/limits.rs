@@ -563,6 +563,39 @@ async fn an_http2_header_block_dripped_byte_by_byte_is_cut_off() {
     sidecache.stop().await;
 }
 
+/// The most streams the server lets an HTTP/2 client have open at once, as its SETTINGS say (the
+/// connection is driven until one request has been answered, by when they have arrived).
+async fn advertised_max_streams(sidecache: &Sidecache) -> usize {
+    let (client, mut connection) = h2::client::handshake(connect(sidecache).await)
+        .await
+        .expect("h2 handshake");
+    let mut client = client.ready().await.expect("ready");
+    let request = Request::get("http://limits.test/settings")
+        .body(())
+        .expect("request");
+    let (response, _) = client.send_request(request, true).expect("send");
+    let response = tokio::select! {
+        response = response => response.expect("a response"),
+        ended = &mut connection => panic!("the connection ended first: {ended:?}"),
+        () = tokio::time::sleep(BOUND) => panic!("no answer in time"),
+    };
+    assert_eq!(response.status(), 200);
+    connection.max_concurrent_send_streams()
+}
+
+/// Browsers open up to about 100 streams on one connection; nginx allows 128 by default, and so
+/// does sidecache (hyper's own default is 200, and may change).
+#[tokio::test]
+async fn http2_clients_are_told_the_most_streams_they_may_open() {
+    let origin = TestOrigin::start(|_, _| cached_origin_reply()).await;
+    let sidecache = Sidecache::start(&origin.url(), &[]).await;
+    assert_eq!(advertised_max_streams(&sidecache).await, 128);
+    sidecache.stop().await;
+    let sidecache = Sidecache::start(&origin.url(), &["--http2-max-concurrent-streams", "7"]).await;
+    assert_eq!(advertised_max_streams(&sidecache).await, 7);
+    sidecache.stop().await;
+}
+
 /// HTTP/2 clients send frames while idle, so only the idle clock applies: a connection with no
 /// stream open for the idle timeout is closed.
 #[tokio::test]

@@ -71,6 +71,15 @@ pub struct ClientLimitsConfig {
         value_parser = humantime::parse_duration
     )]
     pub send_timeout: Duration,
+    /// Most streams (requests) an HTTP/2 client may have open at once on one connection,
+    /// advertised in SETTINGS_MAX_CONCURRENT_STREAMS; the client queues further requests itself.
+    #[arg(
+        long = "http2-max-concurrent-streams",
+        env = "SIDECACHE_HTTP2_MAX_CONCURRENT_STREAMS",
+        value_name = "COUNT",
+        default_value = "128"
+    )]
+    pub http2_max_concurrent_streams: u32,
     /// Largest request body passed through to the origin (POST, PUT, ...). A larger declared
     /// Content-Length is answered 413 without contacting the origin; a body without one that runs
     /// past it is cut off, the origin request aborted, and the client answered 413.

@@ -137,6 +137,12 @@ fn check_client_limits(client: &ClientLimitsConfig, found: &mut Vec<Problem>) {
     if client.max_request_body_bytes == 0 {
         found.push(problem("max-request-body", "must be greater than zero"));
     }
+    if client.http2_max_concurrent_streams == 0 {
+        found.push(problem(
+            "http2-max-concurrent-streams",
+            "must be greater than zero",
+        ));
+    }
 }
 
 /// The admin port is separate from the proxy port (port 0 asks for a fresh port each time).
