@@ -17,7 +17,6 @@
 mod counters;
 
 use std::future::Future;
-use std::net::SocketAddr;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 
@@ -29,7 +28,7 @@ use hyper::body::Incoming;
 use crate::body::Body;
 use crate::metrics::{self, Registry};
 use crate::proxy::service::Proxy;
-use crate::server::Handler;
+use crate::server::{Client, Handler};
 use crate::writebehind::WriteBehind;
 
 /// Whether the process should receive traffic. Cloned handles share the flag.
@@ -187,7 +186,7 @@ impl Handler for Admin {
     fn handle(
         self: &Arc<Self>,
         request: Request<Incoming>,
-        _peer: SocketAddr,
+        _client: &Client,
     ) -> impl Future<Output = Response<Body>> + Send + use<> {
         let admin = Arc::clone(self);
         async move { admin.route(&request).await }

@@ -7,7 +7,9 @@
 //! - At most [`ClientLimits::max_connections`] connections are open at once: the loop stops
 //!   accepting until one closes, so further clients wait in the kernel's listen backlog.
 //! - An HTTP/2 client may have at most [`ClientLimits::http2_max_concurrent_streams`] streams
-//!   open at once (advertised in its SETTINGS; h2 refuses streams beyond it).
+//!   open at once (advertised in its SETTINGS; h2 refuses streams beyond it), and at most
+//!   [`ClientLimits::max_origin_requests_per_connection`] of them at the origin (the others wait
+//!   their turn: [`Client::in_turn`]).
 //! - A request head larger than [`ClientLimits::max_header_bytes`] (HTTP/1.1: or with more than
 //!   [`ClientLimits::max_headers`] fields) is answered 431 by hyper, with an empty body, and the
 //!   connection closed; over HTTP/2 the limit is advertised as `SETTINGS_MAX_HEADER_LIST_SIZE` and
@@ -20,6 +22,7 @@
 //!   HTTP/2 stream whose answer waits that long on its flow-control window is reset (the
 //!   `streams` module). Each such cutoff is counted by [`ClientMetrics`].
 
+mod budget;
 mod cutoff;
 mod detect;
 mod header_blocks;
@@ -51,6 +54,7 @@ use tokio_util::sync::CancellationToken;
 
 pub use self::metrics::ClientMetrics;
 
+use self::budget::{OriginBudget, OriginPermit};
 use self::cutoff::Cutoff;
 use self::detect::Protocol;
 use self::rewind::Rewind;
@@ -61,16 +65,63 @@ use crate::config::ClientLimitsConfig;
 
 /// Something that answers requests. It never fails: errors are answered as responses.
 pub trait Handler: Send + Sync + 'static {
-    /// Answers `request` from the client at `peer`.
+    /// Answers `request` from `client`.
     ///
     /// Called as soon as the request head has arrived. Work that needs no waiting may be done
     /// in the call itself (a cache hit is answered there); the future returned owns whatever it
-    /// still needs, so the connection keeps only that, not the request.
+    /// still needs, so the connection keeps only that, not the request. Work that goes to the
+    /// origin runs in a turn of the connection's share of it ([`Client::in_turn`]).
     fn handle(
         self: &Arc<Self>,
         request: Request<Incoming>,
-        peer: SocketAddr,
+        client: &Client,
     ) -> impl Future<Output = Response<Body>> + Send + use<Self>;
+}
+
+/// The client connection a request arrived on.
+#[derive(Debug, Clone)]
+pub struct Client {
+    addr: SocketAddr,
+    /// How many of the connection's requests may be at the origin at once.
+    origin_budget: OriginBudget,
+}
+
+impl Client {
+    /// A connection from `addr` that may have `origin_requests` requests at the origin at once.
+    pub fn new(addr: SocketAddr, origin_requests: usize) -> Self {
+        Self {
+            addr,
+            origin_budget: OriginBudget::new(origin_requests),
+        }
+    }
+
+    /// The client's address.
+    pub fn addr(&self) -> SocketAddr {
+        self.addr
+    }
+
+    /// Runs `answer`, work that goes to the origin, in a turn of the connection's share of the
+    /// origin (`--max-origin-requests-per-connection`): it starts once fewer than that many of
+    /// the connection's requests are at the origin (first come, first served), and a body that
+    /// streams from the origin keeps the turn until it is sent. A request whose key was loaded
+    /// while it waited costs no second load: the cache's leader looks again before it loads.
+    ///
+    /// # Cancel safety
+    ///
+    /// A request dropped while it waits loses its place and takes no turn.
+    pub fn in_turn<F>(&self, answer: F) -> impl Future<Output = Response<Body>> + Send + use<F>
+    where
+        F: Future<Output = Response<Body>> + Send,
+    {
+        let budget = self.origin_budget.clone();
+        async move {
+            let turn = budget.take().await;
+            let mut response = answer.await;
+            // Back to the server, which keeps it with a streamed body (`TrackedBody::respond`).
+            response.extensions_mut().insert(turn);
+            response
+        }
+    }
 }
 
 /// What a listener allows its clients.
@@ -90,6 +141,8 @@ pub struct ClientLimits {
     pub send_timeout: Duration,
     /// Most streams an HTTP/2 client may have open at once on one connection.
     pub http2_max_concurrent_streams: u32,
+    /// Most requests of one connection at the origin at once.
+    pub max_origin_requests_per_connection: usize,
 }
 
 impl From<&ClientLimitsConfig> for ClientLimits {
@@ -102,6 +155,7 @@ impl From<&ClientLimitsConfig> for ClientLimits {
             idle_timeout: config.idle_timeout,
             send_timeout: config.send_timeout,
             http2_max_concurrent_streams: config.http2_max_concurrent_streams,
+            max_origin_requests_per_connection: config.max_origin_requests_per_connection,
         }
     }
 }
@@ -317,22 +371,32 @@ fn header_list_size(limits: &ClientLimits) -> u32 {
     u32::try_from(limits.max_header_bytes).unwrap_or(u32::MAX)
 }
 
-/// A response body that keeps its request counted as under way until it is sent or dropped, and
-/// (HTTP/2) tells its stream's send clock when hyper holds a frame of it (the `streams` module).
+/// A response body that keeps its request counted as under way until it is sent or dropped, keeps
+/// a body streamed from the origin in its turn at the origin, and (HTTP/2) tells its stream's
+/// send clock when hyper holds a frame of it (the `streams` module).
 pub struct TrackedBody {
     body: Body,
     _request: RequestGuard,
+    /// The request's turn at the origin, while the body streams from there.
+    _origin: Option<OriginPermit>,
     /// Whether the body runs in an HTTP/2 stream's task under a send clock.
     watched: bool,
 }
 
 impl TrackedBody {
-    fn new(body: Body, request: RequestGuard) -> Self {
-        Self {
+    /// `response` as sent: its body tracked under `request`, holding the turn at the origin the
+    /// handler handed back if the body streams from there (a buffered body needs it no more).
+    fn respond(mut response: Response<Body>, request: RequestGuard) -> Response<Self> {
+        let origin = response
+            .extensions_mut()
+            .remove::<OriginPermit>()
+            .filter(|_| matches!(response.body(), Body::Guarded(_)));
+        response.map(|body| Self {
             body,
             _request: request,
+            _origin: origin,
             watched: streams::is_watched(),
-        }
+        })
     }
 }
 
@@ -418,17 +482,16 @@ pub async fn serve<H: Handler>(
         let _ = stream.set_nodelay(true);
         let handler = Arc::clone(&handler);
         let activity = Arc::new(Activity::default());
+        let client = Client::new(peer, limits.max_origin_requests_per_connection);
         let service = hyper::service::service_fn({
             let activity = Arc::clone(&activity);
             move |request| {
                 // Taken when hyper hands the request over, so the connection is busy from then.
                 let guard = activity.begin();
-                let answer = handler.handle(request, peer);
+                let answer = handler.handle(request, &client);
                 async move {
                     let response = answer.await;
-                    Ok::<_, std::convert::Infallible>(
-                        response.map(|body| TrackedBody::new(body, guard)),
-                    )
+                    Ok::<_, std::convert::Infallible>(TrackedBody::respond(response, guard))
                 }
             }
         });

@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use http::{Method, Request};
-use http_body_util::{BodyExt, Empty};
+use http_body_util::{BodyExt, Empty, Full};
 use hyper_util::rt::{TokioExecutor, TokioIo};
 use support::fault_origin::{Answer, Behaviour, FaultOrigin};
 use support::{Failed, Gate, Reply, Sidecache, TestClient, TestOrigin, wait_until};
@@ -362,7 +362,7 @@ async fn clients_whose_first_segment_leaves_the_protocol_undecided_are_served() 
             .expect("h2 handshake");
     tokio::spawn(connection);
     let request = Request::post("http://limits.test/echo")
-        .body(http_body_util::Full::new(Bytes::from("over h2")))
+        .body(Full::new(Bytes::from("over h2")))
         .expect("request");
     let response = tokio::time::timeout(BOUND, sender.send_request(request))
         .await
@@ -811,6 +811,130 @@ async fn beyond_max_connections_new_clients_wait_until_one_closes() {
     wait_for_value(&sidecache, "sidecache_client_connections", 2.0).await;
     drop((second, third));
     wait_for_value(&sidecache, "sidecache_client_connections", 0.0).await;
+    sidecache.stop().await;
+}
+
+// === the origin's share of one connection ===
+
+/// An HTTP/2 connection to `sidecache`, served in the background.
+async fn h2_connection(
+    sidecache: &Sidecache,
+) -> hyper::client::conn::http2::SendRequest<Full<Bytes>> {
+    let (sender, connection) = hyper::client::conn::http2::handshake(
+        TokioExecutor::new(),
+        TokioIo::new(connect(sidecache).await),
+    )
+    .await
+    .expect("h2 handshake");
+    tokio::spawn(connection);
+    sender
+}
+
+/// Sends `request` on `sender` in the background: its status, `Cache-Status` and body.
+fn spawn_h2(
+    sender: &hyper::client::conn::http2::SendRequest<Full<Bytes>>,
+    request: Request<Full<Bytes>>,
+) -> tokio::task::JoinHandle<(u16, String, Bytes)> {
+    let mut sender = sender.clone();
+    tokio::spawn(async move {
+        let response = tokio::time::timeout(BOUND, sender.send_request(request))
+            .await
+            .expect("an answer in time")
+            .expect("a response");
+        let status = response.status().as_u16();
+        let cache_status = response
+            .headers()
+            .get("cache-status")
+            .and_then(|value| value.to_str().ok())
+            .unwrap_or_default()
+            .to_owned();
+        let body = response
+            .into_body()
+            .collect()
+            .await
+            .expect("body")
+            .to_bytes();
+        (status, cache_status, body)
+    })
+}
+
+/// One HTTP/2 connection may have at most --max-origin-requests-per-connection requests at the
+/// origin; the others wait their turn (a browser's cold page is many misses at once) and are
+/// all answered. A streamed answer keeps its turn until its body is sent.
+#[tokio::test]
+async fn one_connection_has_at_most_its_share_of_requests_at_the_origin() {
+    let gate = Gate::new();
+    let origin_gate = gate.clone();
+    let origin = TestOrigin::start(move |_, _| Reply::ok("done").gated(&origin_gate)).await;
+    let sidecache = Sidecache::start(
+        &origin.url(),
+        &["--max-origin-requests-per-connection", "2"],
+    )
+    .await;
+    let sender = h2_connection(&sidecache).await;
+    let posts: Vec<_> = (0..5)
+        .map(|_| {
+            let request = Request::post("http://limits.test/work")
+                .body(Full::new(Bytes::from("x")))
+                .expect("request");
+            spawn_h2(&sender, request)
+        })
+        .collect();
+    origin.arrivals(2).await;
+    sidecache.in_flight(5).await;
+    gate.open();
+    for post in posts {
+        let (status, _, body) = post.await.expect("request task");
+        assert_eq!((status, &body[..]), (200, &b"done"[..]));
+    }
+    assert_eq!(origin.count("/work"), 5);
+    assert_eq!(origin.max_concurrency("/work"), 2);
+    sidecache.stop().await;
+}
+
+/// A request that waited for its connection's turn at the origin looks in the cache again: the
+/// load it would have started may have been done meanwhile.
+#[tokio::test]
+async fn a_request_that_waited_its_turn_is_answered_from_what_was_loaded_meanwhile() {
+    let gate = Gate::new();
+    let origin_gate = gate.clone();
+    let origin = TestOrigin::start(move |_, _| cached_origin_reply().gated(&origin_gate)).await;
+    let sidecache = Sidecache::start(
+        &origin.url(),
+        &["--max-origin-requests-per-connection", "1"],
+    )
+    .await;
+    let sender = h2_connection(&sidecache).await;
+    let get = || {
+        let request = Request::get("http://limits.test/page")
+            .body(Full::new(Bytes::new()))
+            .expect("request");
+        spawn_h2(&sender, request)
+    };
+    let (first, second) = (get(), get());
+    origin.arrivals(1).await;
+    sidecache.in_flight(2).await;
+    gate.open();
+    let mut statuses = Vec::new();
+    for answer in [first, second] {
+        let (status, cache_status, body) = answer.await.expect("request task");
+        assert_eq!((status, &body[..]), (200, &b"ok"[..]));
+        statuses.push(cache_status);
+    }
+    // Without the ttl, which may have ticked meanwhile.
+    let mut statuses: Vec<_> = statuses
+        .iter()
+        .map(|status| status.split("; ttl=").next().unwrap_or_default())
+        .collect();
+    statuses.sort_unstable();
+    assert_eq!(
+        statuses,
+        [
+            "sidecache; fwd=uri-miss; fwd-status=200; stored",
+            "sidecache; hit"
+        ],
+    );
+    assert_eq!(origin.count("/page"), 1, "one load");
     sidecache.stop().await;
 }
 

@@ -80,6 +80,17 @@ pub struct ClientLimitsConfig {
         default_value = "128"
     )]
     pub http2_max_concurrent_streams: u32,
+    /// Most requests of one client connection that may be at the origin at once (HTTP/2 streams
+    /// that miss the cache or pass through it; a streamed answer counts until its body is sent).
+    /// Further requests of the connection wait their turn, so one connection cannot take every
+    /// origin connection; hits are never held back.
+    #[arg(
+        long = "max-origin-requests-per-connection",
+        env = "SIDECACHE_MAX_ORIGIN_REQUESTS_PER_CONNECTION",
+        value_name = "COUNT",
+        default_value = "32"
+    )]
+    pub max_origin_requests_per_connection: usize,
     /// Largest request body passed through to the origin (POST, PUT, ...). A larger declared
     /// Content-Length is answered 413 without contacting the origin; a body without one that runs
     /// past it is cut off, the origin request aborted, and the client answered 413.

@@ -119,6 +119,7 @@ fn defaults_when_nothing_is_given() {
             idle_timeout: secs(60),
             send_timeout: secs(60),
             http2_max_concurrent_streams: 128,
+            max_origin_requests_per_connection: 32,
             max_request_body_bytes: 10 * 1024 * 1024,
         },
         origin: OriginConfig {
@@ -346,6 +347,7 @@ fn every_option_is_read_from_its_environment_variable() {
         ("SIDECACHE_CLIENT_IDLE_TIMEOUT", "18s"),
         ("SIDECACHE_CLIENT_SEND_TIMEOUT", "21s"),
         ("SIDECACHE_HTTP2_MAX_CONCURRENT_STREAMS", "22"),
+        ("SIDECACHE_MAX_ORIGIN_REQUESTS_PER_CONNECTION", "23"),
         ("SIDECACHE_MAX_REQUEST_BODY", "19MiB"),
         ("SIDECACHE_MAX_WAITERS_PER_KEY", "20"),
         ("SIDECACHE_LOG_FORMAT", "json"),
@@ -395,6 +397,7 @@ fn every_option_is_read_from_its_environment_variable() {
             idle_timeout: secs(18),
             send_timeout: secs(21),
             http2_max_concurrent_streams: 22,
+            max_origin_requests_per_connection: 23,
             max_request_body_bytes: 19 * 1024 * 1024,
         },
         origin: OriginConfig {
@@ -843,6 +846,7 @@ fn client_limits_and_waiters_must_be_positive_and_heads_bounded() {
         "max-request-body",
         "max-waiters-per-key",
         "http2-max-concurrent-streams",
+        "max-origin-requests-per-connection",
     ] {
         let error = load_err(&[&format!("--{long}"), "0"], &[]);
         assert_eq!(

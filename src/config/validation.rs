@@ -137,6 +137,12 @@ fn check_client_limits(client: &ClientLimitsConfig, found: &mut Vec<Problem>) {
     if client.max_request_body_bytes == 0 {
         found.push(problem("max-request-body", "must be greater than zero"));
     }
+    if client.max_origin_requests_per_connection == 0 {
+        found.push(problem(
+            "max-origin-requests-per-connection",
+            "must be greater than zero",
+        ));
+    }
     if client.http2_max_concurrent_streams == 0 {
         found.push(problem(
             "http2-max-concurrent-streams",

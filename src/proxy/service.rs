@@ -33,7 +33,7 @@ use crate::cache::loading::{
 use crate::cache::object::CachedObject;
 use crate::origin::headers::remove_hop_by_hop;
 use crate::origin::{OriginError, OriginErrorKind};
-use crate::server::Handler;
+use crate::server::{Client, Handler};
 use crate::stats::Stats;
 use crate::telemetry::logs::{self, TraceIds};
 use crate::telemetry::sampling::RequestSampler;
@@ -674,8 +674,9 @@ impl Handler for Proxy {
     fn handle(
         self: &Arc<Self>,
         request: Request<Incoming>,
-        client: SocketAddr,
+        connection: &Client,
     ) -> impl Future<Output = Response<Body>> + Send + use<> {
+        let client = connection.addr();
         let in_flight = InFlight::enter(Arc::clone(self));
         let (parts, body) = request.into_parts();
         // One pass over the fields tells the trace and the cache which of them to look up.
@@ -706,7 +707,8 @@ impl Handler for Proxy {
                 drop(in_flight);
                 Either::Left(std::future::ready(response))
             }
-            Routed::Later(deferred) => Either::Right(Box::pin(async move {
+            // In a turn of the connection's share of the origin.
+            Routed::Later(deferred) => Either::Right(Box::pin(connection.in_turn(async move {
                 let proxy = &in_flight.0;
                 let answered = proxy.answer_later(deferred);
                 let (response, disposition) = if ctx.trace.span().is_none() {
@@ -715,7 +717,7 @@ impl Handler for Proxy {
                     answered.instrument(ctx.trace.span().clone()).await
                 };
                 proxy.finish(&ctx, response, disposition)
-            })),
+            }))),
         }
     }
 }
