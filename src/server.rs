@@ -10,6 +10,8 @@
 //!   open at once (advertised in its SETTINGS; h2 refuses streams beyond it), and at most
 //!   [`ClientLimits::max_origin_requests_per_connection`] of them at the origin (the others wait
 //!   their turn: [`Client::in_turn`]).
+//! - A connection whose client abandons more than [`ClientLimits::max_abandoned_requests`]
+//!   requests (and more than it waits for) is closed (the `abandon` module).
 //! - A request head larger than [`ClientLimits::max_header_bytes`] (HTTP/1.1: or with more than
 //!   [`ClientLimits::max_headers`] fields) is answered 431 by hyper, with an empty body, and the
 //!   connection closed; over HTTP/2 the limit is advertised as `SETTINGS_MAX_HEADER_LIST_SIZE` and
@@ -22,6 +24,7 @@
 //!   HTTP/2 stream whose answer waits that long on its flow-control window is reset (the
 //!   `streams` module). Each such cutoff is counted by [`ClientMetrics`].
 
+mod abandon;
 mod budget;
 mod cutoff;
 mod detect;
@@ -54,6 +57,7 @@ use tokio_util::sync::CancellationToken;
 
 pub use self::metrics::ClientMetrics;
 
+use self::abandon::{Abandonment, Answering};
 use self::budget::{OriginBudget, OriginPermit};
 use self::cutoff::Cutoff;
 use self::detect::Protocol;
@@ -143,6 +147,8 @@ pub struct ClientLimits {
     pub http2_max_concurrent_streams: u32,
     /// Most requests of one connection at the origin at once.
     pub max_origin_requests_per_connection: usize,
+    /// Most requests a connection may abandon (while it abandons more than it waits for).
+    pub max_abandoned_requests: u32,
 }
 
 impl From<&ClientLimitsConfig> for ClientLimits {
@@ -156,6 +162,7 @@ impl From<&ClientLimitsConfig> for ClientLimits {
             send_timeout: config.send_timeout,
             http2_max_concurrent_streams: config.http2_max_concurrent_streams,
             max_origin_requests_per_connection: config.max_origin_requests_per_connection,
+            max_abandoned_requests: config.max_abandoned_requests,
         }
     }
 }
@@ -481,7 +488,8 @@ pub async fn serve<H: Handler>(
         let slot = slots.occupy(permit);
         let _ = stream.set_nodelay(true);
         let handler = Arc::clone(&handler);
-        let activity = Arc::new(Activity::default());
+        let abandonment = Abandonment::new(limits.max_abandoned_requests, metrics.abandoned());
+        let activity = Arc::new(Activity::new(abandonment));
         let client = Client::new(peer, limits.max_origin_requests_per_connection);
         let service = hyper::service::service_fn({
             let activity = Arc::clone(&activity);
@@ -490,7 +498,7 @@ pub async fn serve<H: Handler>(
                 let guard = activity.begin();
                 let answer = handler.handle(request, &client);
                 async move {
-                    let response = answer.await;
+                    let (response, guard) = Answering::new(guard).wait(answer).await;
                     Ok::<_, std::convert::Infallible>(TrackedBody::respond(response, guard))
                 }
             }
@@ -499,8 +507,15 @@ pub async fn serve<H: Handler>(
         let (draining, metrics) = (draining.clone(), metrics.clone());
         tokio::spawn(async move {
             let served = protocols.serve(stream, Arc::clone(&activity), service, watcher, draining);
-            if let Err(error) = served.await {
-                tracing::debug!(%peer, error = %error, "connection ended with an error");
+            tokio::select! {
+                served = served => if let Err(error) = served {
+                    tracing::debug!(%peer, error = %error, "connection ended with an error");
+                },
+                // Dropping the connection closes it, with the streams still open.
+                () = activity.abandonment().closing() => {
+                    activity.record_cutoff(Cutoff::AbandonedRequests);
+                    tracing::debug!(%peer, "connection closed: too many requests abandoned");
+                }
             }
             if let Some(cutoff) = activity.cutoff() {
                 metrics.record_cutoff(cutoff);

@@ -938,6 +938,86 @@ async fn a_request_that_waited_its_turn_is_answered_from_what_was_loaded_meanwhi
     sidecache.stop().await;
 }
 
+// === abandoned requests ===
+
+const ABANDONED: &str = "sidecache_client_requests_abandoned_total";
+
+/// A client that resets stream after stream before its answer is ready has sidecache start work
+/// for nothing, over and over, at the cost of a few bytes each: past --max-abandoned-requests
+/// (while it abandons more than it waits for) its connection is closed. Each abandoned request
+/// is counted.
+#[tokio::test]
+async fn a_connection_that_keeps_abandoning_its_requests_is_closed() {
+    const LIMIT: usize = 5;
+    let gate = Gate::new();
+    let origin_gate = gate.clone();
+    let origin = TestOrigin::start(move |_, _| cached_origin_reply().gated(&origin_gate)).await;
+    let sidecache = Sidecache::start(&origin.url(), &["--max-abandoned-requests", "5"]).await;
+    let (sender, connection) = hyper::client::conn::http2::handshake(
+        TokioExecutor::new(),
+        TokioIo::new(connect(&sidecache).await),
+    )
+    .await
+    .expect("h2 handshake");
+    let mut connection = tokio::spawn(connection);
+    for i in 0..LIMIT {
+        assert!(
+            !connection.is_finished(),
+            "open before the {}th abandoned request",
+            i + 1
+        );
+        let request = Request::get(format!("http://limits.test/abandoned/{i}"))
+            .body(Full::new(Bytes::new()))
+            .expect("request");
+        let waiting = spawn_h2(&sender, request);
+        origin.arrivals(i + 1).await;
+        // The client resets the stream while sidecache waits on the origin.
+        waiting.abort();
+        let proxy = Arc::clone(&sidecache.proxy);
+        wait_until(move || proxy.in_flight_requests() == 0).await;
+    }
+    // However the client's side of it ends, it ends.
+    let _ = tokio::time::timeout(BOUND, &mut connection)
+        .await
+        .expect("the connection was closed");
+    wait_for_value(&sidecache, &closed("abandoned_requests"), 1.0).await;
+    assert_eq!(sidecache.metrics().await.value(ABANDONED), LIMIT as f64);
+    gate.open();
+    sidecache.stop().await;
+}
+
+/// Over HTTP/1.1 a client abandons its request by closing the connection: counted the same.
+#[tokio::test]
+async fn an_http1_client_that_closes_while_its_answer_is_loaded_has_abandoned_it() {
+    let gate = Gate::new();
+    let origin_gate = gate.clone();
+    let origin = TestOrigin::start(move |_, _| cached_origin_reply().gated(&origin_gate)).await;
+    let sidecache = Sidecache::start(&origin.url(), &[]).await;
+    let mut stream = connect(&sidecache).await;
+    stream
+        .write_all(get_head("/left", "").as_bytes())
+        .await
+        .expect("write");
+    origin.arrivals(1).await;
+    drop(stream);
+    wait_for_value(&sidecache, ABANDONED, 1.0).await;
+    // A request answered at once (a hit) is never abandoned, however soon the client goes.
+    gate.open();
+    let got = TestClient::new().get(&sidecache.url("/left")).await;
+    assert_eq!(got.status, 200);
+    let mut stream = connect(&sidecache).await;
+    stream
+        .write_all(get_head("/left", "").as_bytes())
+        .await
+        .expect("write");
+    let _ = read_response(&mut stream).await;
+    drop(stream);
+    let scrape = sidecache.metrics().await;
+    assert_eq!(scrape.value(ABANDONED), 1.0);
+    assert_eq!(scrape.value(&closed("abandoned_requests")), 0.0);
+    sidecache.stop().await;
+}
+
 // === request bodies ===
 
 #[tokio::test]

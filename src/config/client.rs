@@ -91,6 +91,17 @@ pub struct ClientLimitsConfig {
         default_value = "32"
     )]
     pub max_origin_requests_per_connection: usize,
+    /// Most requests a client may abandon on one connection (reset an HTTP/2 stream, or close,
+    /// before the answer it waited for was ready) while it has abandoned more than it waited
+    /// for to the end; beyond it the connection is closed, so a client cannot have sidecache
+    /// start work on its behalf over and over for nothing.
+    #[arg(
+        long = "max-abandoned-requests",
+        env = "SIDECACHE_MAX_ABANDONED_REQUESTS",
+        value_name = "COUNT",
+        default_value = "100"
+    )]
+    pub max_abandoned_requests: u32,
     /// Largest request body passed through to the origin (POST, PUT, ...). A larger declared
     /// Content-Length is answered 413 without contacting the origin; a body without one that runs
     /// past it is cut off, the origin request aborted, and the client answered 413.

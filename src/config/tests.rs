@@ -120,6 +120,7 @@ fn defaults_when_nothing_is_given() {
             send_timeout: secs(60),
             http2_max_concurrent_streams: 128,
             max_origin_requests_per_connection: 32,
+            max_abandoned_requests: 100,
             max_request_body_bytes: 10 * 1024 * 1024,
         },
         origin: OriginConfig {
@@ -348,6 +349,7 @@ fn every_option_is_read_from_its_environment_variable() {
         ("SIDECACHE_CLIENT_SEND_TIMEOUT", "21s"),
         ("SIDECACHE_HTTP2_MAX_CONCURRENT_STREAMS", "22"),
         ("SIDECACHE_MAX_ORIGIN_REQUESTS_PER_CONNECTION", "23"),
+        ("SIDECACHE_MAX_ABANDONED_REQUESTS", "24"),
         ("SIDECACHE_MAX_REQUEST_BODY", "19MiB"),
         ("SIDECACHE_MAX_WAITERS_PER_KEY", "20"),
         ("SIDECACHE_LOG_FORMAT", "json"),
@@ -398,6 +400,7 @@ fn every_option_is_read_from_its_environment_variable() {
             send_timeout: secs(21),
             http2_max_concurrent_streams: 22,
             max_origin_requests_per_connection: 23,
+            max_abandoned_requests: 24,
             max_request_body_bytes: 19 * 1024 * 1024,
         },
         origin: OriginConfig {
@@ -847,6 +850,7 @@ fn client_limits_and_waiters_must_be_positive_and_heads_bounded() {
         "max-waiters-per-key",
         "http2-max-concurrent-streams",
         "max-origin-requests-per-connection",
+        "max-abandoned-requests",
     ] {
         let error = load_err(&[&format!("--{long}"), "0"], &[]);
         assert_eq!(

@@ -143,6 +143,12 @@ fn check_client_limits(client: &ClientLimitsConfig, found: &mut Vec<Problem>) {
             "must be greater than zero",
         ));
     }
+    if client.max_abandoned_requests == 0 {
+        found.push(problem(
+            "max-abandoned-requests",
+            "must be greater than zero",
+        ));
+    }
     if client.http2_max_concurrent_streams == 0 {
         found.push(problem(
             "http2-max-concurrent-streams",

@@ -16,11 +16,19 @@ pub enum Cutoff {
     /// The client took none of what was written to it for `--client-send-timeout`.
     #[error("client send timeout")]
     Send,
+    /// The client abandoned more requests than `--max-abandoned-requests` allows.
+    #[error("client abandoned too many requests")]
+    AbandonedRequests,
 }
 
 impl Cutoff {
     /// Every reason, in declaration order (the metric's series).
-    pub const ALL: [Cutoff; 3] = [Self::Idle, Self::Header, Self::Send];
+    pub const ALL: [Cutoff; 4] = [
+        Self::Idle,
+        Self::Header,
+        Self::Send,
+        Self::AbandonedRequests,
+    ];
 
     /// The label value.
     pub fn as_str(self) -> &'static str {
@@ -28,6 +36,7 @@ impl Cutoff {
             Self::Idle => "idle_timeout",
             Self::Header => "header_timeout",
             Self::Send => "send_timeout",
+            Self::AbandonedRequests => "abandoned_requests",
         }
     }
 }

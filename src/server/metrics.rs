@@ -1,9 +1,8 @@
-//! What a listener counts about its clients: the connections it cut off and why, and the HTTP/2
-//! streams it reset.
+//! What a listener counts about its clients: the connections it cut off and why, the HTTP/2
+//! streams it reset, and the requests clients abandoned.
 //!
-//! Recorded by the task that serves each connection once it has ended, and by the task of each
-//! HTTP/2 stream (the wrappers of connections and streams, as the request wrapper records
-//! requests).
+//! Recorded by the task that serves each connection once it has ended, by the task of each
+//! HTTP/2 stream, and by the request wrapper (the wrappers of connections, streams and requests).
 
 use prometheus::IntCounter;
 
@@ -17,6 +16,8 @@ pub struct ClientMetrics {
     closed: Vec<IntCounter>,
     /// `sidecache_client_streams_reset_total{reason="send_timeout"}`.
     streams_reset: IntCounter,
+    /// `sidecache_client_requests_abandoned_total`.
+    abandoned: IntCounter,
 }
 
 impl ClientMetrics {
@@ -60,6 +61,11 @@ impl ClientMetrics {
                 &[Cutoff::Send.as_str()],
             )?
             .remove(0),
+            abandoned: metrics::counter(
+                registry,
+                "sidecache_client_requests_abandoned_total",
+                "Requests whose client reset the stream or closed the connection while sidecache worked on the answer.",
+            )?,
         })
     }
 
@@ -67,6 +73,11 @@ impl ClientMetrics {
     /// timeout (for the streams' executor).
     pub(super) fn streams_reset(&self) -> IntCounter {
         self.streams_reset.clone()
+    }
+
+    /// The counter of abandoned requests (for each connection's account of them).
+    pub(super) fn abandoned(&self) -> IntCounter {
+        self.abandoned.clone()
     }
 
     /// A connection that sidecache cut off for `cutoff`.

@@ -34,6 +34,7 @@ use std::time::Duration;
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::time::{Instant, Sleep};
 
+use super::abandon::Abandonment;
 use super::cutoff::{Cutoff, CutoffCell};
 use super::header_blocks::HeaderBlocks;
 
@@ -41,7 +42,9 @@ use super::header_blocks::HeaderBlocks;
 const MIN_RECHECK: Duration = Duration::from_millis(1);
 
 /// Whether a connection is answering requests, and since when it is not: shared by its service
-/// (which counts requests in and out) and its [`TimedIo`] (which times the idle periods).
+/// (which counts requests in and out) and its [`TimedIo`] (which times the idle periods). It also
+/// carries what the connection's requests share beyond that (the requests abandoned, why the
+/// connection was cut off), so a request reaches it through its one guard.
 #[derive(Debug)]
 pub(super) struct Activity {
     /// Requests being answered (HTTP/2: streams open), from the call of the service to the end
@@ -56,6 +59,8 @@ pub(super) struct Activity {
     opened: Instant,
     /// Why sidecache cut the connection off, once it has.
     cutoff: CutoffCell,
+    /// The requests the client abandoned.
+    abandonment: Abandonment,
 }
 
 /// One request being answered; the connection is idle again once every guard is dropped.
@@ -113,20 +118,25 @@ pub(super) struct TimedIo<T> {
 
 // === impl Activity ===
 
-impl Default for Activity {
-    /// An idle connection, accepted now.
-    fn default() -> Self {
+impl Activity {
+    /// An idle connection, accepted now, keeping account of its abandoned requests in
+    /// `abandonment`.
+    pub(super) fn new(abandonment: Abandonment) -> Self {
         Self {
             active: AtomicUsize::new(0),
             idle_periods: AtomicU64::new(0),
             idle_since_nanos: AtomicU64::new(0),
             opened: Instant::now(),
             cutoff: CutoffCell::new(),
+            abandonment,
         }
     }
-}
 
-impl Activity {
+    /// The requests the client abandoned on this connection.
+    pub(super) fn abandonment(&self) -> &Abandonment {
+        &self.abandonment
+    }
+
     /// Counts a request in until the returned guard is dropped.
     pub(super) fn begin(self: &Arc<Self>) -> RequestGuard {
         self.active.fetch_add(1, Ordering::SeqCst);
@@ -153,6 +163,13 @@ impl Activity {
 
     fn idle_since(&self) -> Instant {
         self.opened + Duration::from_nanos(self.idle_since_nanos.load(Ordering::SeqCst))
+    }
+}
+
+impl RequestGuard {
+    /// The connection the request is answered on.
+    pub(super) fn activity(&self) -> &Activity {
+        &self.0
     }
 }
 
@@ -404,12 +421,18 @@ mod tests {
     /// connection's activity.
     fn timed_as(protocol: Protocol) -> (TimedIo<DuplexStream>, DuplexStream, Arc<Activity>) {
         let (server, client) = tokio::io::duplex(1024);
-        let activity = Arc::new(Activity::default());
+        let activity = activity();
         let io = match protocol {
             Protocol::Http1 => TimedIo::http1(server, Arc::clone(&activity), CLOCKS),
             Protocol::Http2 => TimedIo::http2(server, Arc::clone(&activity), CLOCKS),
         };
         (io, client, activity)
+    }
+
+    /// A connection's activity, accepted now, that no number of abandoned requests closes.
+    fn activity() -> Arc<Activity> {
+        let counter = prometheus::IntCounter::new("abandoned", "abandoned").expect("counter");
+        Arc::new(Activity::new(Abandonment::new(u32::MAX, counter)))
     }
 
     fn timed() -> (TimedIo<DuplexStream>, DuplexStream, Arc<Activity>) {
@@ -622,7 +645,7 @@ mod tests {
     #[tokio::test(start_paused = true)]
     async fn a_head_begun_before_the_connection_was_handed_over_keeps_its_start() {
         let (server, mut client) = tokio::io::duplex(1024);
-        let activity = Arc::new(Activity::default());
+        let activity = activity();
         let begun = Instant::now();
         tokio::time::advance(Duration::from_secs(2)).await;
         let mut io = TimedIo::http1(server, Arc::clone(&activity), CLOCKS).head_begun_at(begun);
