@@ -162,6 +162,7 @@ impl App {
             .with_limits(RequestLimits {
                 max_headers: config.client.max_headers,
                 max_body_bytes: config.client.max_request_body_bytes,
+                body_timeout: config.client.body_timeout,
             });
         if config.writebehind.count_requests {
             proxy = proxy.count_requests(Arc::clone(&writebehind));

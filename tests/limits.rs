@@ -1128,6 +1128,102 @@ async fn a_chunked_body_running_past_the_limit_aborts_the_origin_request_and_get
     sidecache.stop().await;
 }
 
+/// A client that stops sending its request body part-way is answered 408 after
+/// --client-body-timeout (as nginx does at client_body_timeout), the origin request abandoned; it
+/// is not the origin's failure.
+#[tokio::test]
+async fn a_request_body_that_stalls_gets_408_after_the_body_timeout() {
+    let origin = TestOrigin::start(|_, _| Reply::ok("stored")).await;
+    let sidecache = Sidecache::start(
+        &origin.url(),
+        &[
+            "--client-body-timeout",
+            "300ms",
+            "--client-idle-timeout",
+            "30s",
+        ],
+    )
+    .await;
+    let mut stream = connect(&sidecache).await;
+    let started = Instant::now();
+    stream
+        .write_all(
+            b"POST /upload HTTP/1.1\r\nHost: limits.test\r\nContent-Length: 100\r\n\r\nfirst ten.",
+        )
+        .await
+        .expect("write");
+    let (head, body) = read_response(&mut stream).await;
+    let elapsed = started.elapsed();
+    assert!(head.starts_with("http/1.1 408"), "{head}");
+    assert!(head.contains("connection: close"), "{head}");
+    assert!(
+        head.contains("cache-status: sidecache; fwd=method; detail=request-body-timeout"),
+        "{head}"
+    );
+    assert_eq!(body, b"request body timed out\n");
+    assert!(
+        elapsed >= Duration::from_millis(300) && elapsed < Duration::from_secs(5),
+        "answered after {elapsed:?}"
+    );
+    let (_, end) = read_to_end(&mut stream).await;
+    assert_eq!(end, End::Closed);
+
+    // Over HTTP/2 the stream is answered the same way.
+    let (mut sender, connection) = hyper::client::conn::http2::handshake(
+        TokioExecutor::new(),
+        TokioIo::new(connect(&sidecache).await),
+    )
+    .await
+    .expect("h2 handshake");
+    tokio::spawn(connection);
+    let request = Request::post("http://limits.test/upload")
+        .body(StalledBody(Some(Bytes::from("first ten."))))
+        .expect("request");
+    let response = tokio::time::timeout(BOUND, sender.send_request(request))
+        .await
+        .expect("an answer in time")
+        .expect("a response");
+    assert_eq!(response.status(), 408);
+
+    origin.arrivals(2).await;
+    assert!(
+        origin.seen().iter().all(|seen| seen.body.is_empty()),
+        "no whole body reached the origin"
+    );
+    let scrape = sidecache.metrics().await;
+    assert_eq!(
+        scrape.value(r#"sidecache_requests_total{cache_result="error"}"#),
+        2.0
+    );
+    assert_eq!(
+        scrape.value(r#"sidecache_origin_requests_total{outcome="aborted"}"#),
+        2.0
+    );
+    assert_eq!(
+        scrape.value(r#"sidecache_origin_requests_total{outcome="timeout"}"#),
+        0.0
+    );
+    sidecache.stop().await;
+}
+
+/// A request body that sends its first chunk and then nothing, without ending.
+struct StalledBody(Option<Bytes>);
+
+impl http_body::Body for StalledBody {
+    type Data = Bytes;
+    type Error = std::convert::Infallible;
+
+    fn poll_frame(
+        mut self: std::pin::Pin<&mut Self>,
+        _cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Option<Result<http_body::Frame<Bytes>, Self::Error>>> {
+        match self.0.take() {
+            Some(first) => std::task::Poll::Ready(Some(Ok(http_body::Frame::data(first)))),
+            None => std::task::Poll::Pending,
+        }
+    }
+}
+
 // === origin timeouts ===
 
 /// An origin that answers each connection with `head` (and what body bytes it holds), then keeps

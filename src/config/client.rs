@@ -71,6 +71,19 @@ pub struct ClientLimitsConfig {
         value_parser = humantime::parse_duration
     )]
     pub send_timeout: Duration,
+    /// How long a client may send nothing while its request body is passed to the origin (POST,
+    /// PUT, ...); then the origin request is abandoned and the client answered 408 (HTTP/1.1: and
+    /// the connection closed). Below --origin-timeout, so a stalled upload is told apart from a
+    /// slow origin.
+    #[arg(
+        id = "client-body-timeout",
+        long = "client-body-timeout",
+        env = "SIDECACHE_CLIENT_BODY_TIMEOUT",
+        value_name = "DURATION",
+        default_value = "20s",
+        value_parser = humantime::parse_duration
+    )]
+    pub body_timeout: Duration,
     /// Most streams (requests) an HTTP/2 client may have open at once on one connection,
     /// advertised in SETTINGS_MAX_CONCURRENT_STREAMS; the client queues further requests itself.
     #[arg(

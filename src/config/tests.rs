@@ -118,6 +118,7 @@ fn defaults_when_nothing_is_given() {
             header_timeout: secs(10),
             idle_timeout: secs(60),
             send_timeout: secs(60),
+            body_timeout: secs(20),
             http2_max_concurrent_streams: 128,
             max_origin_requests_per_connection: 32,
             max_abandoned_requests: 100,
@@ -347,6 +348,7 @@ fn every_option_is_read_from_its_environment_variable() {
         ("SIDECACHE_CLIENT_HEADER_TIMEOUT", "17s"),
         ("SIDECACHE_CLIENT_IDLE_TIMEOUT", "18s"),
         ("SIDECACHE_CLIENT_SEND_TIMEOUT", "21s"),
+        ("SIDECACHE_CLIENT_BODY_TIMEOUT", "25s"),
         ("SIDECACHE_HTTP2_MAX_CONCURRENT_STREAMS", "22"),
         ("SIDECACHE_MAX_ORIGIN_REQUESTS_PER_CONNECTION", "23"),
         ("SIDECACHE_MAX_ABANDONED_REQUESTS", "24"),
@@ -398,6 +400,7 @@ fn every_option_is_read_from_its_environment_variable() {
             header_timeout: secs(17),
             idle_timeout: secs(18),
             send_timeout: secs(21),
+            body_timeout: secs(25),
             http2_max_concurrent_streams: 22,
             max_origin_requests_per_connection: 23,
             max_abandoned_requests: 24,
@@ -829,6 +832,7 @@ fn zero_is_an_error_for_timeouts_but_turns_off_grace_and_hit_for_miss() {
         "client-header-timeout",
         "client-idle-timeout",
         "client-send-timeout",
+        "client-body-timeout",
         "shutdown-grace",
     ] {
         let error = load_err(&[&format!("--{long}"), "0s"], &[]);

@@ -69,10 +69,11 @@ fn check_origin_url(url: &http::Uri, found: &mut Vec<Problem>) {
 
 /// Timeouts and deadlines of zero would fail every request (or every drain) at once.
 fn check_non_zero_durations(config: &Config, found: &mut Vec<Problem>) {
-    let must_be_positive: [(&str, Duration); 13] = [
+    let must_be_positive: [(&str, Duration); 14] = [
         ("client-header-timeout", config.client.header_timeout),
         ("client-idle-timeout", config.client.idle_timeout),
         ("client-send-timeout", config.client.send_timeout),
+        ("client-body-timeout", config.client.body_timeout),
         ("origin-connect-timeout", config.origin.connect_timeout),
         ("origin-timeout", config.origin.first_byte_timeout),
         ("origin-body-timeout", config.origin.body_timeout),

@@ -26,6 +26,9 @@ pub enum OriginErrorKind {
     Body,
     /// The client's request body ran past its limit while being sent; the request was abandoned.
     RequestBodyTooLarge,
+    /// The client's request body paused longer than its timeout while being sent; the request
+    /// was abandoned.
+    RequestBodyTimeout,
     /// The origin answered with a server error (500, 502, 503 or 504). Its answer is kept so
     /// every waiting client can be given it.
     ErrorStatus(ErrorResponse),
@@ -86,7 +89,9 @@ impl OriginError {
     pub fn is_unreachable(&self) -> bool {
         !matches!(
             self.kind,
-            OriginErrorKind::ErrorStatus(_) | OriginErrorKind::RequestBodyTooLarge
+            OriginErrorKind::ErrorStatus(_)
+                | OriginErrorKind::RequestBodyTooLarge
+                | OriginErrorKind::RequestBodyTimeout
         )
     }
 
@@ -95,6 +100,7 @@ impl OriginError {
         match &self.kind {
             OriginErrorKind::ErrorStatus(response) => response.status,
             OriginErrorKind::RequestBodyTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
+            OriginErrorKind::RequestBodyTimeout => StatusCode::REQUEST_TIMEOUT,
             _ if self.is_timeout() => StatusCode::GATEWAY_TIMEOUT,
             _ => StatusCode::BAD_GATEWAY,
         }
@@ -111,6 +117,7 @@ impl OriginError {
             OriginErrorKind::Body => "origin-body-error",
             OriginErrorKind::ErrorStatus(_) => "origin-error-status",
             OriginErrorKind::RequestBodyTooLarge => "request-body-too-large",
+            OriginErrorKind::RequestBodyTimeout => "request-body-timeout",
         }
     }
 }
@@ -184,5 +191,13 @@ mod tests {
         assert!(!error.is_unreachable());
         assert!(is_error_status(StatusCode::GATEWAY_TIMEOUT));
         assert!(!is_error_status(StatusCode::NOT_IMPLEMENTED));
+    }
+
+    #[test]
+    fn a_stalled_request_body_is_the_clients_failure_not_the_origins() {
+        let error = OriginError::bare(OriginErrorKind::RequestBodyTimeout);
+        assert_eq!(error.client_status(), StatusCode::REQUEST_TIMEOUT);
+        assert_eq!(error.as_str(), "request-body-timeout");
+        assert!(!error.is_unreachable(), "no stale copy stands in for it");
     }
 }

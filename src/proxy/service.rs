@@ -8,7 +8,7 @@ use std::future::Future;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::time::{Instant, SystemTime};
+use std::time::{Duration, Instant, SystemTime};
 
 use bytes::Bytes;
 use http::header::{self, HeaderMap, HeaderValue};
@@ -62,14 +62,18 @@ pub struct RequestLimits {
     pub max_headers: usize,
     /// Largest request body passed through to the origin.
     pub max_body_bytes: u64,
+    /// Longest wait for the next part of a request body passed through to the origin.
+    pub body_timeout: Duration,
 }
 
 impl Default for RequestLimits {
-    /// The built-in defaults of `--max-headers` and `--max-request-body`.
+    /// The built-in defaults of `--max-headers`, `--max-request-body` and
+    /// `--client-body-timeout`.
     fn default() -> Self {
         Self {
             max_headers: 100,
             max_body_bytes: 10 * 1024 * 1024,
+            body_timeout: Duration::from_secs(20),
         }
     }
 }
@@ -608,7 +612,7 @@ impl Proxy {
         }
         let guard = Guard {
             limit: Some(limit),
-            read_timeout: None,
+            read_timeout: Some(self.limits.body_timeout),
         };
         let mut request = Request::new(Body::guarded(Bytes::new(), body, guard));
         *request.method_mut() = head.method.clone();
@@ -637,6 +641,9 @@ impl Proxy {
             }
             Err(error) if matches!(error.kind(), OriginErrorKind::RequestBodyTooLarge) => {
                 body_too_large(version)
+            }
+            Err(error) if matches!(error.kind(), OriginErrorKind::RequestBodyTimeout) => {
+                body_timed_out(version)
             }
             Err(error) => (
                 respond::origin_failed(
@@ -827,16 +834,30 @@ fn final_recipient(method: &Method) -> (Response<Body>, Disposition) {
 /// 413 for a request body past `--max-request-body`. Over HTTP/1.x the connection is closed
 /// after it, as the rest of the body is not read.
 fn body_too_large(version: Version) -> (Response<Body>, Disposition) {
+    let refusal = (StatusCode::PAYLOAD_TOO_LARGE, "request body too large\n");
+    body_refused(refusal, "request-body-too-large", version)
+}
+
+/// 408 for a request body that paused longer than `--client-body-timeout` (as nginx answers at
+/// `client_body_timeout`). Over HTTP/1.x the connection is closed after it.
+fn body_timed_out(version: Version) -> (Response<Body>, Disposition) {
+    let refusal = (StatusCode::REQUEST_TIMEOUT, "request body timed out\n");
+    body_refused(refusal, "request-body-timeout", version)
+}
+
+/// sidecache's answer `(code, text)` to a request body it would not pass on, with `detail` in
+/// its `Cache-Status`; the rest of the body is not read, so an HTTP/1.x connection closes.
+fn body_refused(
+    (code, text): (StatusCode, &'static str),
+    detail: &'static str,
+    version: Version,
+) -> (Response<Body>, Disposition) {
     let status = CacheStatus {
         forward_status: None,
-        detail: Some("request-body-too-large"),
+        detail: Some(detail),
         ..CacheStatus::forwarded(Forward::Method)
     };
-    let mut response = respond::own(
-        StatusCode::PAYLOAD_TOO_LARGE,
-        "request body too large\n",
-        &status,
-    );
+    let mut response = respond::own(code, text, &status);
     if version < Version::HTTP_2 {
         response
             .headers_mut()
