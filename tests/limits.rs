@@ -892,8 +892,9 @@ async fn one_connection_has_at_most_its_share_of_requests_at_the_origin() {
     sidecache.stop().await;
 }
 
-/// A request that waited for its connection's turn at the origin looks in the cache again: the
-/// load it would have started may have been done meanwhile.
+/// A request that waited for its connection's turn at the origin is answered from what was
+/// loaded meanwhile (the cache's leader looks again before it loads): waiting costs no second
+/// origin load.
 #[tokio::test]
 async fn a_request_that_waited_its_turn_is_answered_from_what_was_loaded_meanwhile() {
     let gate = Gate::new();

@@ -107,12 +107,14 @@ pub struct ClientLimitsConfig {
     /// Most requests a client may abandon on one connection (reset an HTTP/2 stream, or close,
     /// before the answer it waited for was ready) while it has abandoned more than it waited
     /// for to the end; beyond it the connection is closed, so a client cannot have sidecache
-    /// start work on its behalf over and over for nothing.
+    /// start work on its behalf over and over for nothing. The default is Envoy's (250
+    /// premature resets) and more than one connection's streams, so a browser that leaves a
+    /// page still loading is not cut off.
     #[arg(
         long = "max-abandoned-requests",
         env = "SIDECACHE_MAX_ABANDONED_REQUESTS",
         value_name = "COUNT",
-        default_value = "100"
+        default_value = "250"
     )]
     pub max_abandoned_requests: u32,
     /// Largest request body passed through to the origin (POST, PUT, ...). A larger declared

@@ -121,7 +121,7 @@ fn defaults_when_nothing_is_given() {
             body_timeout: secs(20),
             http2_max_concurrent_streams: 128,
             max_origin_requests_per_connection: 32,
-            max_abandoned_requests: 100,
+            max_abandoned_requests: 250,
             max_request_body_bytes: 10 * 1024 * 1024,
         },
         origin: OriginConfig {
