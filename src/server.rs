@@ -19,10 +19,10 @@
 //! - A connection with no request under way is closed after [`ClientLimits::idle_timeout`]; a
 //!   request head (HTTP/2: a header block) must be complete within
 //!   [`ClientLimits::header_timeout`] of its first byte, or the connection is closed without an
-//!   answer; a write that the client leaves waiting
-//!   for [`ClientLimits::send_timeout`] closes the connection (the `timeouts` module), and an
-//!   HTTP/2 stream whose answer waits that long on its flow-control window is reset (the
-//!   `streams` module). Each such cutoff is counted by [`ClientMetrics`].
+//!   answer; a write that the client leaves waiting for [`ClientLimits::send_timeout`] closes
+//!   the connection (the `timeouts` module), and an HTTP/2 stream whose answer waits that long
+//!   on its flow-control window is reset (the `streams` module). Each such cutoff is counted by
+//!   [`ClientMetrics`].
 
 mod abandon;
 mod budget;
@@ -107,8 +107,7 @@ impl Client {
     /// Runs `answer`, work that goes to the origin, in a turn of the connection's share of the
     /// origin (`--max-origin-requests-per-connection`): it starts once fewer than that many of
     /// the connection's requests are at the origin (first come, first served), and a body that
-    /// streams from the origin keeps the turn until it is sent. A request whose key was loaded
-    /// while it waited costs no second load: the cache's leader looks again before it loads.
+    /// streams from the origin keeps the turn until it is sent.
     ///
     /// # Cancel safety
     ///

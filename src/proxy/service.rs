@@ -714,7 +714,8 @@ impl Handler for Proxy {
                 drop(in_flight);
                 Either::Left(std::future::ready(response))
             }
-            // In a turn of the connection's share of the origin.
+            // In a turn of the connection's share of the origin; a request whose key was loaded
+            // while it waited costs no second load (the load's leader looks again first).
             Routed::Later(deferred) => Either::Right(Box::pin(connection.in_turn(async move {
                 let proxy = &in_flight.0;
                 let answered = proxy.answer_later(deferred);

@@ -37,9 +37,6 @@ impl OriginBudget {
     /// Takes a turn at the origin, waiting for one (first come, first served) while the share
     /// is taken.
     ///
-    /// A request that waited may find its key loaded meanwhile: the cache's leader looks again
-    /// before it loads, so the wait costs no second origin load.
-    ///
     /// # Cancel safety
     ///
     /// A request dropped while it waits loses its place and takes nothing.
