@@ -665,11 +665,11 @@ async fn large_uncacheable_origin(size: usize) -> FaultOrigin {
     .await
 }
 
-/// A connection whose receive buffer is small, so the server's writes stall soon once it stops
-/// reading.
-async fn connect_small_window(sidecache: &Sidecache) -> TcpStream {
+/// A connection whose receive buffer holds `bytes` (the kernel doubles it), so the server's
+/// writes stall soon once it reads slower than they come.
+async fn connect_with_window(sidecache: &Sidecache, bytes: u32) -> TcpStream {
     let socket = TcpSocket::new_v4().expect("socket");
-    socket.set_recv_buffer_size(4096).expect("receive buffer");
+    socket.set_recv_buffer_size(bytes).expect("receive buffer");
     socket.connect(sidecache.proxy_addr).await.expect("connect")
 }
 
@@ -689,7 +689,7 @@ async fn an_http1_client_that_stops_reading_is_cut_off_after_the_send_timeout() 
         ],
     )
     .await;
-    let mut stream = connect_small_window(&sidecache).await;
+    let mut stream = connect_with_window(&sidecache, 4096).await;
     stream
         .write_all(get_head("/large", "").as_bytes())
         .await
@@ -706,6 +706,61 @@ async fn an_http1_client_that_stops_reading_is_cut_off_after_the_send_timeout() 
     let scrape = sidecache.metrics().await;
     assert_eq!(scrape.value(&closed("idle_timeout")), 0.0);
     assert_eq!(scrape.value(&closed("header_timeout")), 0.0);
+    sidecache.stop().await;
+}
+
+/// A client that reads a large answer slowly but steadily is still being answered: the idle
+/// timeout does not cut it off while what sidecache has left to write waits on the client (the
+/// request is over once the last bytes are queued, long before they are sent).
+#[tokio::test]
+async fn a_client_reading_a_large_answer_slowly_gets_all_of_it() {
+    const SIZE: usize = 8 << 20;
+    let body = Bytes::from(vec![b'r'; SIZE]);
+    let reply = body.clone();
+    let origin = TestOrigin::start(move |_, _| {
+        Reply::ok(reply.clone()).header("cache-control", "max-age=60")
+    })
+    .await;
+    let sidecache = Sidecache::start(&origin.url(), &["--client-idle-timeout", "300ms"]).await;
+    let mut stream = connect_with_window(&sidecache, 64 * 1024).await;
+    stream
+        .write_all(get_head("/large", "").as_bytes())
+        .await
+        .expect("write");
+    // 128 KiB every 20 ms: about 1.3 s for the whole answer, far longer than the idle timeout,
+    // with never more than 20 ms between two reads. (The send timeout is left long: the kernel
+    // tells a writer there is room only once half of what it holds has gone, so writes stall
+    // for a while even behind a steady reader.)
+    let mut received = Vec::with_capacity(SIZE + 1024);
+    let mut buffer = vec![0u8; 128 * 1024];
+    let head_len = loop {
+        let n = tokio::time::timeout(BOUND, stream.read(&mut buffer))
+            .await
+            .expect("read in time")
+            .expect("read");
+        assert!(n > 0, "closed after {} bytes", received.len());
+        received.extend_from_slice(&buffer[..n]);
+        if let Some(end) = received.windows(4).position(|w| w == b"\r\n\r\n") {
+            break end + 4;
+        }
+    };
+    while received.len() < head_len + SIZE {
+        tokio::time::sleep(Duration::from_millis(20)).await;
+        let n = tokio::time::timeout(BOUND, stream.read(&mut buffer))
+            .await
+            .expect("read in time")
+            .expect("read");
+        assert!(
+            n > 0,
+            "cut off after {} body bytes",
+            received.len() - head_len
+        );
+        received.extend_from_slice(&buffer[..n]);
+    }
+    assert_eq!(status_of(&received), 200);
+    assert!(received[head_len..] == body[..], "whole");
+    // (Once sidecache has handed the last bytes to the kernel, the connection is idle, and may
+    // be closed while the kernel delivers them: the answer arrives whole all the same.)
     sidecache.stop().await;
 }
 

@@ -109,6 +109,10 @@ pub(super) struct TimedIo<T> {
     /// Since when a write has waited for the client to take bytes; `None` while writes go
     /// through (or none is waiting).
     write_blocked: Option<Instant>,
+    /// When the client last took bytes of a write that had waited on it: an answer written out
+    /// after its request was over (hyper queues a body's last bytes, and the request ends,
+    /// before they are sent) ends the idle period no earlier than that.
+    unblocked_at: Option<Instant>,
     /// How far ahead the timer is armed at most: the shortest timeout, so that no clock starting
     /// later can end before the timer fires.
     recheck: Duration,
@@ -219,6 +223,7 @@ impl<T> TimedIo<T> {
             clocks,
             heads,
             write_blocked: None,
+            unblocked_at: None,
             recheck,
             timer,
         }
@@ -276,9 +281,9 @@ impl<T> TimedIo<T> {
         }
     }
 
-    /// The header or idle clock's deadline; `None` while a request is under way and no header
-    /// block is open. A head begun in an idle period replaces the idle clock, so a head begun
-    /// late in it still gets the whole header timeout.
+    /// The header or idle clock's deadline; `None` while a request is under way or an answer
+    /// is still being written, unless a header block is open. A head begun in an idle period
+    /// replaces the idle clock, so a head begun late in it still gets the whole header timeout.
     fn read_deadline(&self) -> Option<(Instant, Cutoff)> {
         let header = match &self.heads {
             Heads::Http2 {
@@ -288,15 +293,25 @@ impl<T> TimedIo<T> {
             Heads::Http2 { .. } => None,
             Heads::Http1(head) => *head,
         };
-        if !self.activity.is_idle() {
+        // A write waiting on the client is under the send clock: the client is not idle, it is
+        // being answered.
+        if !self.activity.is_idle() || self.write_blocked.is_some() {
             return None;
         }
         match header {
             Some(head) if head.period == self.activity.idle_period() => {
                 Some((head.since + self.clocks.header, Cutoff::Header))
             }
-            _ => Some((self.activity.idle_since() + self.clocks.idle, Cutoff::Idle)),
+            _ => Some((self.idle_since() + self.clocks.idle, Cutoff::Idle)),
         }
+    }
+
+    /// The start of the idle period: the end of the last answer, or later, when the client
+    /// took its last bytes.
+    fn idle_since(&self) -> Instant {
+        let answered = self.activity.idle_since();
+        self.unblocked_at
+            .map_or(answered, |taken| taken.max(answered))
     }
 
     /// While a read or write waits: when the timer fires, gives the error to fail it with if a
@@ -326,7 +341,10 @@ impl<T> TimedIo<T> {
         match written {
             Poll::Pending => self.write_waits(cx).map(Err),
             Poll::Ready(Ok(taken)) if taken > 0 => {
-                self.write_blocked = None;
+                // Only a write that had waited costs a look at the clock.
+                if self.write_blocked.take().is_some() {
+                    self.unblocked_at = Some(Instant::now());
+                }
                 Poll::Ready(Ok(taken))
             }
             done => done,
@@ -653,5 +671,40 @@ mod tests {
         let (_, text) = read_error(&mut io).await;
         assert_eq!(text, "client header timeout");
         assert_eq!(begun.elapsed(), Duration::from_secs(5));
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn an_answer_still_being_written_keeps_the_connection_from_idling() {
+        let (mut io, mut client, activity) = timed();
+        // The request ends as soon as its last bytes are queued, while they wait on the client.
+        let request = activity.begin();
+        let writing = tokio::spawn(async move {
+            let chunk = [7u8; 512];
+            for _ in 0..8 {
+                io.write_all(&chunk).await?;
+            }
+            Ok::<_, io::Error>(io)
+        });
+        tokio::task::yield_now().await;
+        drop(request);
+        // The client takes 512 bytes every 20 s: never past the send timeout (30 s), but past
+        // the idle timeout (60 s) long before the 4 KiB are written.
+        let mut taken = [0u8; 512];
+        for _ in 0..6 {
+            tokio::time::sleep(Duration::from_secs(20)).await;
+            client.read_exact(&mut taken).await.expect("read");
+        }
+        let mut io = writing
+            .await
+            .expect("task")
+            .expect("written whole, however long it took");
+        let written = Instant::now();
+        let (_, text) = read_error(&mut io).await;
+        assert_eq!(text, "client idle timeout");
+        assert_eq!(
+            written.elapsed(),
+            Duration::from_secs(60),
+            "idle from the last bytes taken"
+        );
     }
 }
