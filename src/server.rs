@@ -33,18 +33,15 @@ mod metrics;
 mod rewind;
 mod streams;
 mod timeouts;
+mod tracked_body;
 
 use std::future::Future;
 use std::net::SocketAddr;
-use std::pin::Pin;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::task::{Context, Poll};
 use std::time::Duration;
 
-use bytes::Bytes;
 use http::{Request, Response};
-use http_body::{Frame, SizeHint};
 use hyper::body::Incoming;
 use hyper::server::conn::{http1, http2};
 use hyper_util::rt::{TokioIo, TokioTimer};
@@ -56,15 +53,16 @@ use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
 pub use self::metrics::ClientMetrics;
+pub use self::tracked_body::TrackedBody;
 
 use self::abandon::{Abandonment, Answering};
-use self::budget::{OriginBudget, OriginPermit};
+use self::budget::OriginBudget;
 use self::cutoff::Cutoff;
 use self::detect::Protocol;
 use self::rewind::Rewind;
 use self::streams::StreamExecutor;
-use self::timeouts::{Activity, Clocks, RequestGuard, TimedIo};
-use crate::body::{Body, BodyError};
+use self::timeouts::{Activity, Clocks, TimedIo};
+use crate::body::Body;
 use crate::config::ClientLimitsConfig;
 
 /// Something that answers requests. It never fails: errors are answered as responses.
@@ -375,64 +373,6 @@ fn configure_http2(http2: &mut http2::Builder<StreamExecutor>, limits: &ClientLi
 /// The HTTP/2 header list size limit (RFC 9113 §6.5.2): the head size limit.
 fn header_list_size(limits: &ClientLimits) -> u32 {
     u32::try_from(limits.max_header_bytes).unwrap_or(u32::MAX)
-}
-
-/// A response body that keeps its request counted as under way until it is sent or dropped, keeps
-/// a body streamed from the origin in its turn at the origin, and (HTTP/2) tells its stream's
-/// send clock when hyper holds a frame of it (the `streams` module).
-pub struct TrackedBody {
-    body: Body,
-    _request: RequestGuard,
-    /// The request's turn at the origin, while the body streams from there.
-    _origin: Option<OriginPermit>,
-    /// Whether the body runs in an HTTP/2 stream's task under a send clock.
-    watched: bool,
-}
-
-impl TrackedBody {
-    /// `response` as sent: its body tracked under `request`, holding the turn at the origin the
-    /// handler handed back if the body streams from there (a buffered body needs it no more).
-    fn respond(mut response: Response<Body>, request: RequestGuard) -> Response<Self> {
-        let origin = response
-            .extensions_mut()
-            .remove::<OriginPermit>()
-            .filter(|_| matches!(response.body(), Body::Guarded(_)));
-        response.map(|body| Self {
-            body,
-            _request: request,
-            _origin: origin,
-            watched: streams::is_watched(),
-        })
-    }
-}
-
-impl http_body::Body for TrackedBody {
-    type Data = Bytes;
-    type Error = BodyError;
-
-    fn poll_frame(
-        self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-    ) -> Poll<Option<Result<Frame<Bytes>, BodyError>>> {
-        let this = self.get_mut();
-        let polled = Pin::new(&mut this.body).poll_frame(cx);
-        if this.watched {
-            // hyper holds a data frame until the client's window lets it through; anything else
-            // (trailers, the end, an error, a wait on the origin) needs nothing from the client.
-            let holding = matches!(&polled, Poll::Ready(Some(Ok(frame)))
-                if frame.data_ref().is_some_and(|data| !data.is_empty()));
-            streams::report_frame(holding);
-        }
-        polled
-    }
-
-    fn is_end_stream(&self) -> bool {
-        self.body.is_end_stream()
-    }
-
-    fn size_hint(&self) -> SizeHint {
-        self.body.size_hint()
-    }
 }
 
 /// An error from a connection, whatever its protocol.

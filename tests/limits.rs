@@ -764,6 +764,56 @@ async fn a_client_reading_a_large_answer_slowly_gets_all_of_it() {
     sidecache.stop().await;
 }
 
+/// The same over HTTP/2, where the client paces the answer with its flow-control window: a
+/// stored answer is one buffer, which must not be handed to the HTTP/2 layer whole (ending the
+/// request while most of it still waits on the window).
+#[tokio::test]
+async fn an_http2_client_reading_a_large_answer_slowly_gets_all_of_it() {
+    const SIZE: usize = 8 << 20;
+    let body = Bytes::from(vec![b'r'; SIZE]);
+    let reply = body.clone();
+    let origin = TestOrigin::start(move |_, _| {
+        Reply::ok(reply.clone()).header("cache-control", "max-age=60")
+    })
+    .await;
+    let sidecache = Sidecache::start(&origin.url(), &["--client-idle-timeout", "300ms"]).await;
+    let sender = h2_connection(&sidecache).await;
+    let request = Request::get("http://limits.test/large")
+        .body(Full::new(Bytes::new()))
+        .expect("request");
+    let response = tokio::time::timeout(BOUND, sender.clone().send_request(request))
+        .await
+        .expect("an answer in time")
+        .expect("a response");
+    assert_eq!(response.status(), 200);
+    // The client takes 128 KiB every 20 ms (its window opens as it does): about 1.3 s for the
+    // whole answer, far longer than the idle timeout.
+    let mut body_stream = response.into_body();
+    let mut received = Vec::with_capacity(SIZE);
+    let mut since_pause = 0;
+    while let Some(frame) = tokio::time::timeout(BOUND, body_stream.frame())
+        .await
+        .expect("a frame in time")
+    {
+        let frame =
+            frame.unwrap_or_else(|error| panic!("cut off after {} bytes: {error}", received.len()));
+        if let Ok(data) = frame.into_data() {
+            received.extend_from_slice(&data);
+            since_pause += data.len();
+        }
+        if since_pause >= 128 * 1024 {
+            since_pause = 0;
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+    assert!(
+        received == body[..],
+        "whole: {} of {SIZE} bytes",
+        received.len()
+    );
+    sidecache.stop().await;
+}
+
 /// Over HTTP/2 a client can take nothing of an answer and still read its connection: it keeps
 /// the stream's flow-control window shut. Each such stream is reset after --client-send-timeout,
 /// releasing the origin connection behind it, while the connection stays up.
