@@ -21,7 +21,6 @@ mod counters;
 pub mod thread;
 
 use std::future::Future;
-use std::net::SocketAddr;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 
@@ -34,7 +33,7 @@ use crate::body::Body;
 use crate::cache::key::CacheKey;
 use crate::metrics::{self, Registry};
 use crate::proxy::service::Proxy;
-use crate::server::Handler;
+use crate::server::{Client, Handler};
 use crate::writebehind::WriteBehind;
 
 /// Whether the process should receive traffic. Cloned handles share the flag.
@@ -195,7 +194,7 @@ impl Handler for Admin {
     fn handle(
         self: &Arc<Self>,
         request: Request<Incoming>,
-        _peer: SocketAddr,
+        _client: &Client,
     ) -> impl Future<Output = Response<Body>> + Send + use<> {
         let admin = Arc::clone(self);
         async move { admin.route(&request).await }

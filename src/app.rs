@@ -26,7 +26,7 @@ use crate::proxy::loader::OriginLoader;
 use crate::proxy::metrics::ProxyMetrics;
 use crate::proxy::request_counts::RequestCounts;
 use crate::proxy::service::{Proxy, RequestLimits};
-use crate::server::{self, ClientLimits, ConnectionSlots, Drained};
+use crate::server::{self, ClientLimits, ClientMetrics, ConnectionSlots, Drained};
 use crate::stats::Stats;
 use crate::store::{MemoryStore, StoreMetrics};
 use crate::telemetry::Tracing;
@@ -57,6 +57,8 @@ pub struct App {
     client_limits: ClientLimits,
     /// The proxy port's connection slots (their use is the open-connection gauge).
     proxy_slots: ConnectionSlots,
+    /// What the proxy port counts about its clients.
+    client_metrics: ClientMetrics,
     /// The span pipeline, flushed last when draining.
     tracing: Tracing,
 }
@@ -173,6 +175,7 @@ impl App {
                 max_body_bytes: config.client.max_request_body_bytes,
                 max_uri_bytes: config.client.max_uri_bytes,
                 allow_trace: config.proxy.allow_trace,
+                body_timeout: config.client.body_timeout,
             });
         if config.writebehind.count_requests {
             proxy = proxy.count_requests(RequestCounts::new(
@@ -185,6 +188,7 @@ impl App {
         let client_limits = ClientLimits::from(&config.client);
         let proxy_slots = ConnectionSlots::new(client_limits.max_connections);
         register_connection_gauges(&registry, &proxy_slots).map_err(AppError::Metrics)?;
+        let client_metrics = ClientMetrics::register(&registry).map_err(AppError::Metrics)?;
         let readiness = Readiness::new();
         let admin = Arc::new(
             Admin::new(
@@ -215,6 +219,7 @@ impl App {
             shutdown_grace: config.shutdown_grace,
             client_limits,
             proxy_slots,
+            client_metrics,
             tracing,
         })
     }
@@ -265,7 +270,8 @@ impl App {
             let grace = self.shutdown_grace;
             tokio::spawn(async move {
                 let demo = Arc::new(DemoOrigin::default());
-                server::serve(listener, demo, stop, grace, &limits, slots).await
+                let metrics = ClientMetrics::unexposed();
+                server::serve(listener, demo, stop, grace, &limits, slots, metrics).await
             })
         });
         let stop_flusher = CancellationToken::new();
@@ -287,6 +293,7 @@ impl App {
             self.shutdown_grace,
             &limits,
             self.proxy_slots,
+            self.client_metrics,
         )
         .await;
         // One deadline bounds the whole drain: each later step gets what is left of the grace,

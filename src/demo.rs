@@ -13,7 +13,7 @@ use http::{Request, Response, StatusCode};
 use hyper::body::Incoming;
 
 use crate::body::Body;
-use crate::server::Handler;
+use crate::server::{Client, Handler};
 
 /// How long `/slow/...` takes unless `delay_ms` says otherwise.
 const DEFAULT_DELAY: Duration = Duration::from_millis(500);
@@ -115,7 +115,7 @@ impl Handler for DemoOrigin {
     fn handle(
         self: &Arc<Self>,
         request: Request<Incoming>,
-        _peer: SocketAddr,
+        _client: &Client,
     ) -> impl Future<Output = Response<Body>> + Send + use<> {
         let demo = Arc::clone(self);
         async move {

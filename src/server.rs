@@ -6,52 +6,123 @@
 //!
 //! - At most [`ClientLimits::max_connections`] connections are open at once: the loop stops
 //!   accepting until one closes, so further clients wait in the kernel's listen backlog.
+//! - An HTTP/2 client may have at most [`ClientLimits::http2_max_concurrent_streams`] streams
+//!   open at once (advertised in its SETTINGS; h2 refuses streams beyond it), and at most
+//!   [`ClientLimits::max_origin_requests_per_connection`] of them at the origin (the others wait
+//!   their turn: [`Client::in_turn`]).
+//! - A connection whose client abandons more than [`ClientLimits::max_abandoned_requests`]
+//!   requests (and more than it waits for) is closed (the `abandon` module).
 //! - A request head larger than [`ClientLimits::max_header_bytes`] (HTTP/1.1: or with more than
 //!   [`ClientLimits::max_headers`] fields) is answered 431 by hyper, with an empty body, and the
 //!   connection closed; over HTTP/2 the limit is advertised as `SETTINGS_MAX_HEADER_LIST_SIZE` and
 //!   a larger head is answered 431 and its stream reset.
-//! - A connection with no request under way is closed after [`ClientLimits::idle_timeout`]; an
-//!   HTTP/1.1 request head must be complete within [`ClientLimits::header_timeout`] of its first
-//!   byte, or the connection is closed without an answer (the `timeouts` module).
+//! - A connection with no request under way is closed after [`ClientLimits::idle_timeout`]; a
+//!   request head (HTTP/2: a header block) must be complete within
+//!   [`ClientLimits::header_timeout`] of its first byte, or the connection is closed without an
+//!   answer; a write that the client leaves waiting for [`ClientLimits::send_timeout`] closes
+//!   the connection (the `timeouts` module), and an HTTP/2 stream whose answer waits that long
+//!   on its flow-control window is reset (the `streams` module). Each such cutoff is counted by
+//!   [`ClientMetrics`].
 
+mod abandon;
+mod budget;
+mod cutoff;
+mod detect;
+mod header_blocks;
+mod metrics;
+mod rewind;
+mod streams;
 mod timeouts;
+mod tracked_body;
 
 use std::future::Future;
 use std::net::SocketAddr;
-use std::pin::Pin;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::task::{Context, Poll};
 use std::time::Duration;
 
-use bytes::Bytes;
 use http::{Request, Response};
-use http_body::{Frame, SizeHint};
 use hyper::body::Incoming;
 use hyper::server::conn::{http1, http2};
-use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
-use hyper_util::server::conn::auto;
+use hyper_util::rt::{TokioIo, TokioTimer};
 use hyper_util::server::graceful::{GracefulShutdown, Watcher};
+use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
+use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
-use self::timeouts::{Activity, RequestGuard, TimedIo};
-use crate::body::{Body, BodyError};
+pub use self::metrics::ClientMetrics;
+pub use self::tracked_body::TrackedBody;
+
+use self::abandon::{Abandonment, Answering};
+use self::budget::OriginBudget;
+use self::cutoff::Cutoff;
+use self::detect::Protocol;
+use self::rewind::Rewind;
+use self::streams::StreamExecutor;
+use self::timeouts::{Activity, Clocks, TimedIo};
+use crate::body::Body;
 use crate::config::ClientLimitsConfig;
 
 /// Something that answers requests. It never fails: errors are answered as responses.
 pub trait Handler: Send + Sync + 'static {
-    /// Answers `request` from the client at `peer`.
+    /// Answers `request` from `client`.
     ///
     /// Called as soon as the request head has arrived. Work that needs no waiting may be done
     /// in the call itself (a cache hit is answered there); the future returned owns whatever it
-    /// still needs, so the connection keeps only that, not the request.
+    /// still needs, so the connection keeps only that, not the request. Work that goes to the
+    /// origin runs in a turn of the connection's share of it ([`Client::in_turn`]).
     fn handle(
         self: &Arc<Self>,
         request: Request<Incoming>,
-        peer: SocketAddr,
+        client: &Client,
     ) -> impl Future<Output = Response<Body>> + Send + use<Self>;
+}
+
+/// The client connection a request arrived on.
+#[derive(Debug, Clone)]
+pub struct Client {
+    addr: SocketAddr,
+    /// How many of the connection's requests may be at the origin at once.
+    origin_budget: OriginBudget,
+}
+
+impl Client {
+    /// A connection from `addr` that may have `origin_requests` requests at the origin at once.
+    pub fn new(addr: SocketAddr, origin_requests: usize) -> Self {
+        Self {
+            addr,
+            origin_budget: OriginBudget::new(origin_requests),
+        }
+    }
+
+    /// The client's address.
+    pub fn addr(&self) -> SocketAddr {
+        self.addr
+    }
+
+    /// Runs `answer`, work that goes to the origin, in a turn of the connection's share of the
+    /// origin (`--max-origin-requests-per-connection`): it starts once fewer than that many of
+    /// the connection's requests are at the origin (first come, first served), and a body that
+    /// streams from the origin keeps the turn until it is sent.
+    ///
+    /// # Cancel safety
+    ///
+    /// A request dropped while it waits loses its place and takes no turn.
+    pub fn in_turn<F>(&self, answer: F) -> impl Future<Output = Response<Body>> + Send + use<F>
+    where
+        F: Future<Output = Response<Body>> + Send,
+    {
+        let budget = self.origin_budget.clone();
+        async move {
+            let turn = budget.take().await;
+            let mut response = answer.await;
+            // Back to the server, which keeps it with a streamed body (`TrackedBody::respond`).
+            response.extensions_mut().insert(turn);
+            response
+        }
+    }
 }
 
 /// What a listener allows its clients.
@@ -63,10 +134,18 @@ pub struct ClientLimits {
     pub max_header_bytes: usize,
     /// Most header fields in an HTTP/1.1 request head.
     pub max_headers: usize,
-    /// Longest time from an HTTP/1.1 request head's first byte to its end.
+    /// Longest time from a request head's first byte to its end (HTTP/2: a header block's).
     pub header_timeout: Duration,
     /// Longest time a connection stays open with no request under way.
     pub idle_timeout: Duration,
+    /// Longest time a response may make no progress because its client takes none of it.
+    pub send_timeout: Duration,
+    /// Most streams an HTTP/2 client may have open at once on one connection.
+    pub http2_max_concurrent_streams: u32,
+    /// Most requests of one connection at the origin at once.
+    pub max_origin_requests_per_connection: usize,
+    /// Most requests a connection may abandon (while it abandons more than it waits for).
+    pub max_abandoned_requests: u32,
 }
 
 impl From<&ClientLimitsConfig> for ClientLimits {
@@ -77,6 +156,10 @@ impl From<&ClientLimitsConfig> for ClientLimits {
             max_headers: config.max_headers,
             header_timeout: config.header_timeout,
             idle_timeout: config.idle_timeout,
+            send_timeout: config.send_timeout,
+            http2_max_concurrent_streams: config.http2_max_concurrent_streams,
+            max_origin_requests_per_connection: config.max_origin_requests_per_connection,
+            max_abandoned_requests: config.max_abandoned_requests,
         }
     }
 }
@@ -146,68 +229,37 @@ impl Drop for Slot {
 /// parser on its allocation-free path.
 const HYPER_DEFAULT_MAX_HEADERS: usize = 100;
 
-/// The smallest read buffer bound hyper accepts.
-const MIN_READ_BUFFER: usize = 8192;
-
-/// The HTTP/2 connection preface a prior-knowledge client sends first (RFC 9113 §3.4).
-const H2_PREFACE: &[u8] = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n";
-
-/// The protocol a connection speaks, as far as its first bytes tell.
-enum Detected {
-    Http1,
-    Http2,
-    /// Only part of the preface has arrived: let hyper-util's auto builder read on.
-    Undecided,
-}
-
-/// Connection builders for HTTP/1.1 and HTTP/2 (cleartext, prior knowledge).
-///
-/// The protocol is told by peeking at the first bytes, without consuming them, so a decided
-/// connection is served by its own builder on the bare socket. hyper-util's auto builder would
-/// tell it too, but keeps a rewind wrapper in every read for the connection's whole life; it
-/// serves only the rare connection whose first segment is a partial preface.
+/// Connection builders for HTTP/1.1 and HTTP/2 (cleartext, prior knowledge), and the timeouts
+/// every connection is held to (the `detect` module tells the protocol).
 #[derive(Clone)]
 struct Protocols {
     http1: Arc<http1::Builder>,
-    http2: Arc<http2::Builder<TokioExecutor>>,
-    auto: Arc<auto::Builder<TokioExecutor>>,
-    idle_timeout: Duration,
-    header_timeout: Duration,
+    http2: Arc<http2::Builder<StreamExecutor>>,
+    clocks: Clocks,
 }
 
 impl Protocols {
-    fn new(limits: &ClientLimits) -> Self {
+    fn new(limits: &ClientLimits, metrics: &ClientMetrics) -> Self {
         let mut http1 = http1::Builder::new();
         configure_http1(&mut http1, limits);
-        let mut http2 = http2::Builder::new(TokioExecutor::new());
+        let streams = StreamExecutor::new(limits.send_timeout, metrics.streams_reset());
+        let mut http2 = http2::Builder::new(streams);
         configure_http2(&mut http2, limits);
-        let mut auto = auto::Builder::new(TokioExecutor::new());
-        {
-            let mut http1 = auto.http1();
-            http1.timer(TokioTimer::new()).header_read_timeout(None);
-            // hyper-util's auto builder has no head size limit; its read buffer bound (at least
-            // 8KiB) stands in, and a head past it is answered 431 just the same.
-            http1.max_buf_size(limits.max_header_bytes.max(MIN_READ_BUFFER));
-            if limits.max_headers != HYPER_DEFAULT_MAX_HEADERS {
-                http1.max_headers(limits.max_headers);
-            }
-        }
-        auto.http2()
-            .timer(TokioTimer::new())
-            .max_header_list_size(header_list_size(limits));
         Self {
             http1: Arc::new(http1),
             http2: Arc::new(http2),
-            auto: Arc::new(auto),
-            idle_timeout: limits.idle_timeout,
-            header_timeout: limits.header_timeout,
+            clocks: Clocks {
+                idle: limits.idle_timeout,
+                header: limits.header_timeout,
+                send: limits.send_timeout,
+            },
         }
     }
 
     /// Serves one connection to its end (or its graceful shutdown).
     async fn serve<S>(
         &self,
-        stream: TcpStream,
+        mut stream: TcpStream,
         activity: Arc<Activity>,
         service: S,
         watcher: Watcher,
@@ -225,37 +277,74 @@ impl Protocols {
         // timeout to show which protocol it speaks, and none at all once the drain starts (no
         // request is under way: hyper's graceful shutdown, which starts only after detection,
         // would close it the same way).
-        let detected = tokio::select! {
-            detected = tokio::time::timeout(self.idle_timeout, detect(&stream)) => {
-                detected.map_err(|_| "client idle timeout before the first byte")??
-            }
+        let peeked = tokio::select! {
+            peeked = tokio::time::timeout(self.clocks.idle, detect::peek(&stream)) => match peeked {
+                Ok(peeked) => peeked?,
+                Err(_) => {
+                    activity.record_cutoff(Cutoff::Idle);
+                    return Err(Cutoff::Idle.into());
+                }
+            },
             () = draining.cancelled() => return Ok(()),
         };
-        let timed = |header_timeout| {
-            TokioIo::new(TimedIo::new(
-                stream,
-                activity,
-                self.idle_timeout,
-                header_timeout,
-            ))
+        if let Some(protocol) = peeked {
+            return self
+                .serve_as(protocol, stream, None, activity, service, watcher)
+                .await;
+        }
+        // A part of the preface: a head has begun, whichever protocol it turns out to be, and
+        // the header clock runs from its first byte.
+        let begun = Instant::now();
+        let told =
+            tokio::time::timeout_at(begun + self.clocks.header, detect::read_on(&mut stream));
+        let (protocol, prefix) = tokio::select! {
+            told = told => match told {
+                Ok(told) => told?,
+                Err(_) => {
+                    activity.record_cutoff(Cutoff::Header);
+                    return Err(Cutoff::Header.into());
+                }
+            },
+            () = draining.cancelled() => return Ok(()),
         };
-        match detected {
-            Detected::Http1 => {
-                let io = timed(Some(self.header_timeout));
-                let connection = self.http1.serve_connection(io, service);
+        let io = Rewind::new(prefix, stream);
+        self.serve_as(protocol, io, Some(begun), activity, service, watcher)
+            .await
+    }
+
+    /// Serves a connection in `protocol` on `io`, whose first head began at `begun` if its first
+    /// bytes were read already.
+    async fn serve_as<I, S>(
+        &self,
+        protocol: Protocol,
+        io: I,
+        begun: Option<Instant>,
+        activity: Arc<Activity>,
+        service: S,
+        watcher: Watcher,
+    ) -> Result<(), BoxError>
+    where
+        I: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+        S: hyper::service::Service<Request<Incoming>, Response = Response<TrackedBody>>
+            + Clone
+            + Send
+            + 'static,
+        S::Future: Send + 'static,
+        S::Error: Into<BoxError>,
+    {
+        match protocol {
+            Protocol::Http1 => {
+                let mut timed = TimedIo::http1(io, activity, self.clocks);
+                if let Some(begun) = begun {
+                    timed = timed.head_begun_at(begun);
+                }
+                let connection = self.http1.serve_connection(TokioIo::new(timed), service);
                 Ok(watcher.watch(connection).await?)
             }
-            Detected::Http2 => {
-                let connection = self.http2.serve_connection(timed(None), service);
+            Protocol::Http2 => {
+                let timed = TimedIo::http2(io, activity, self.clocks);
+                let connection = self.http2.serve_connection(TokioIo::new(timed), service);
                 Ok(watcher.watch(connection).await?)
-            }
-            Detected::Undecided => {
-                // It may turn out to be HTTP/2, whose idle clients send frames: idle timeout only.
-                let connection = self
-                    .auto
-                    .serve_connection(timed(None), service)
-                    .into_owned();
-                watcher.watch(connection).await
             }
         }
     }
@@ -273,55 +362,17 @@ fn configure_http1(http1: &mut http1::Builder, limits: &ClientLimits) {
     }
 }
 
-fn configure_http2(http2: &mut http2::Builder<TokioExecutor>, limits: &ClientLimits) {
+/// HTTP/2: the head size limit, and the streams a client may open at once.
+fn configure_http2(http2: &mut http2::Builder<StreamExecutor>, limits: &ClientLimits) {
     http2
         .timer(TokioTimer::new())
-        .max_header_list_size(header_list_size(limits));
+        .max_header_list_size(header_list_size(limits))
+        .max_concurrent_streams(limits.http2_max_concurrent_streams);
 }
 
 /// The HTTP/2 header list size limit (RFC 9113 §6.5.2): the head size limit.
 fn header_list_size(limits: &ClientLimits) -> u32 {
     u32::try_from(limits.max_header_bytes).unwrap_or(u32::MAX)
-}
-
-/// A response body that keeps its request counted as under way until it is sent or dropped.
-pub struct TrackedBody {
-    body: Body,
-    _request: RequestGuard,
-}
-
-impl http_body::Body for TrackedBody {
-    type Data = Bytes;
-    type Error = BodyError;
-
-    fn poll_frame(
-        self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-    ) -> Poll<Option<Result<Frame<Bytes>, BodyError>>> {
-        Pin::new(&mut self.get_mut().body).poll_frame(cx)
-    }
-
-    fn is_end_stream(&self) -> bool {
-        self.body.is_end_stream()
-    }
-
-    fn size_hint(&self) -> SizeHint {
-        self.body.size_hint()
-    }
-}
-
-/// Peeks at the connection's first bytes: the HTTP/2 preface, something else, or too little to
-/// tell yet. A connection closed before sending anything counts as HTTP/1 (hyper then ends it).
-async fn detect(stream: &TcpStream) -> std::io::Result<Detected> {
-    let mut first = [0u8; H2_PREFACE.len()];
-    let read = stream.peek(&mut first).await?;
-    Ok(if read == H2_PREFACE.len() && first == *H2_PREFACE {
-        Detected::Http2
-    } else if read == 0 || first[..read] != H2_PREFACE[..read] {
-        Detected::Http1
-    } else {
-        Detected::Undecided
-    })
 }
 
 /// An error from a connection, whatever its protocol.
@@ -336,9 +387,10 @@ pub enum Drained {
     TimedOut,
 }
 
-/// Serves `handler` on `listener` under `limits`, taking a slot of `slots` for each connection,
-/// until `shutdown` completes; then stops accepting, asks every connection to finish (HTTP/1.1:
-/// after the current request; HTTP/2: GOAWAY), and waits at most `grace` for them.
+/// Serves `handler` on `listener` under `limits`, taking a slot of `slots` for each connection
+/// and counting the connections it cuts off in `metrics`, until `shutdown` completes; then stops
+/// accepting, asks every connection to finish (HTTP/1.1: after the current request; HTTP/2:
+/// GOAWAY), and waits at most `grace` for them.
 pub async fn serve<H: Handler>(
     listener: TcpListener,
     handler: Arc<H>,
@@ -346,8 +398,9 @@ pub async fn serve<H: Handler>(
     grace: Duration,
     limits: &ClientLimits,
     slots: ConnectionSlots,
+    metrics: ClientMetrics,
 ) -> Drained {
-    let protocols = Protocols::new(limits);
+    let protocols = Protocols::new(limits, &metrics);
     let connections = GracefulShutdown::new();
     // Cancelled when the drain starts, for connections that hyper does not serve yet.
     let draining = CancellationToken::new();
@@ -374,28 +427,37 @@ pub async fn serve<H: Handler>(
         let slot = slots.occupy(permit);
         let _ = stream.set_nodelay(true);
         let handler = Arc::clone(&handler);
-        let activity = Arc::new(Activity::default());
+        let abandonment = Abandonment::new(limits.max_abandoned_requests, metrics.abandoned());
+        let activity = Arc::new(Activity::new(abandonment));
+        let client = Client::new(peer, limits.max_origin_requests_per_connection);
         let service = hyper::service::service_fn({
             let activity = Arc::clone(&activity);
             move |request| {
                 // Taken when hyper hands the request over, so the connection is busy from then.
                 let guard = activity.begin();
-                let answer = handler.handle(request, peer);
+                let answer = handler.handle(request, &client);
                 async move {
-                    let response = answer.await;
-                    Ok::<_, std::convert::Infallible>(response.map(|body| TrackedBody {
-                        body,
-                        _request: guard,
-                    }))
+                    let (response, guard) = Answering::new(guard).wait(answer).await;
+                    Ok::<_, std::convert::Infallible>(TrackedBody::respond(response, guard))
                 }
             }
         });
         let (protocols, watcher) = (protocols.clone(), connections.watcher());
-        let draining = draining.clone();
+        let (draining, metrics) = (draining.clone(), metrics.clone());
         tokio::spawn(async move {
-            let served = protocols.serve(stream, activity, service, watcher, draining);
-            if let Err(error) = served.await {
-                tracing::debug!(%peer, error = %error, "connection ended with an error");
+            let served = protocols.serve(stream, Arc::clone(&activity), service, watcher, draining);
+            tokio::select! {
+                served = served => if let Err(error) = served {
+                    tracing::debug!(%peer, error = %error, "connection ended with an error");
+                },
+                // Dropping the connection closes it, with the streams still open.
+                () = activity.abandonment().closing() => {
+                    activity.record_cutoff(Cutoff::AbandonedRequests);
+                    tracing::debug!(%peer, "connection closed: too many requests abandoned");
+                }
+            }
+            if let Some(cutoff) = activity.cutoff() {
+                metrics.record_cutoff(cutoff);
             }
             drop(slot);
         });
@@ -405,43 +467,5 @@ pub async fn serve<H: Handler>(
     match tokio::time::timeout(grace, connections.shutdown()).await {
         Ok(()) => Drained::Cleanly,
         Err(_) => Drained::TimedOut,
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use tokio::io::AsyncWriteExt;
-
-    use super::*;
-
-    /// What `detect` says about a connection whose client wrote `first` (then closed, if
-    /// `close`).
-    async fn detected(first: &[u8], close: bool) -> Detected {
-        let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
-        let mut client = TcpStream::connect(listener.local_addr().expect("addr"))
-            .await
-            .expect("connect");
-        let (server, _) = listener.accept().await.expect("accept");
-        client.write_all(first).await.expect("write");
-        if close {
-            client.shutdown().await.expect("shutdown");
-        }
-        detect(&server).await.expect("peek")
-    }
-
-    #[tokio::test]
-    async fn the_first_bytes_tell_the_protocol() {
-        assert!(matches!(detected(H2_PREFACE, false).await, Detected::Http2));
-        assert!(matches!(
-            detected(b"GET / HTTP/1.1\r\nHost: a\r\n\r\n", false).await,
-            Detected::Http1
-        ));
-        // "P" could begin either "POST" or the preface: hyper-util's auto builder reads on.
-        assert!(matches!(
-            detected(b"PRI * HTTP", false).await,
-            Detected::Undecided
-        ));
-        assert!(matches!(detected(b"PUT /", false).await, Detected::Http1));
-        assert!(matches!(detected(b"", true).await, Detected::Http1));
     }
 }

@@ -12,7 +12,7 @@ use tokio::sync::oneshot;
 use tokio_util::sync::CancellationToken;
 
 use super::Admin;
-use crate::server::{self, ClientLimits, ConnectionSlots, Drained};
+use crate::server::{self, ClientLimits, ClientMetrics, ConnectionSlots, Drained};
 
 /// The admin listener's thread: started when the app is bound, serving once
 /// [`serve_until`](Self::serve_until) is called.
@@ -127,6 +127,7 @@ impl Serving {
             self.grace,
             &self.limits,
             slots,
+            ClientMetrics::unexposed(),
         )
         .await
     }

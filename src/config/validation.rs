@@ -70,9 +70,11 @@ fn check_origin_url(url: &http::Uri, found: &mut Vec<Problem>) {
 
 /// Timeouts and deadlines of zero would fail every request (or every drain) at once.
 fn check_non_zero_durations(config: &Config, found: &mut Vec<Problem>) {
-    let must_be_positive: [(&str, Duration); 12] = [
+    let must_be_positive: [(&str, Duration); 14] = [
         ("client-header-timeout", config.client.header_timeout),
         ("client-idle-timeout", config.client.idle_timeout),
+        ("client-send-timeout", config.client.send_timeout),
+        ("client-body-timeout", config.client.body_timeout),
         ("origin-connect-timeout", config.origin.connect_timeout),
         ("origin-timeout", config.origin.first_byte_timeout),
         ("origin-body-timeout", config.origin.body_timeout),
@@ -145,6 +147,24 @@ fn check_client_limits(client: &ClientLimitsConfig, found: &mut Vec<Problem>) {
     }
     if client.max_uri_bytes == 0 {
         found.push(problem("max-uri-length", "must be greater than zero"));
+    }
+    if client.max_origin_requests_per_connection == 0 {
+        found.push(problem(
+            "max-origin-requests-per-connection",
+            "must be greater than zero",
+        ));
+    }
+    if client.max_abandoned_requests == 0 {
+        found.push(problem(
+            "max-abandoned-requests",
+            "must be greater than zero",
+        ));
+    }
+    if client.http2_max_concurrent_streams == 0 {
+        found.push(problem(
+            "http2-max-concurrent-streams",
+            "must be greater than zero",
+        ));
     }
 }
 

@@ -29,6 +29,9 @@ pub enum OriginErrorKind {
     /// Every connection to the origin was in use and none came free in time: the request was
     /// never sent.
     Busy,
+    /// The client's request body paused longer than its timeout while being sent; the request
+    /// was abandoned.
+    RequestBodyTimeout,
     /// The origin answered with a server error (500, 502, 503 or 504). Its answer is kept so
     /// every waiting client can be given it.
     ErrorStatus(ErrorResponse),
@@ -95,7 +98,9 @@ impl OriginError {
     pub fn is_unreachable(&self) -> bool {
         !matches!(
             self.kind,
-            OriginErrorKind::ErrorStatus(_) | OriginErrorKind::RequestBodyTooLarge
+            OriginErrorKind::ErrorStatus(_)
+                | OriginErrorKind::RequestBodyTooLarge
+                | OriginErrorKind::RequestBodyTimeout
         )
     }
 
@@ -115,6 +120,7 @@ impl OriginError {
             OriginErrorKind::ErrorStatus(response) => response.status,
             OriginErrorKind::RequestBodyTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
             OriginErrorKind::Busy => StatusCode::SERVICE_UNAVAILABLE,
+            OriginErrorKind::RequestBodyTimeout => StatusCode::REQUEST_TIMEOUT,
             _ if self.is_timeout() => StatusCode::GATEWAY_TIMEOUT,
             _ => StatusCode::BAD_GATEWAY,
         }
@@ -132,6 +138,7 @@ impl OriginError {
             OriginErrorKind::ErrorStatus(_) => "origin-error-status",
             OriginErrorKind::RequestBodyTooLarge => "request-body-too-large",
             OriginErrorKind::Busy => "origin-busy",
+            OriginErrorKind::RequestBodyTimeout => "request-body-timeout",
         }
     }
 }
@@ -207,5 +214,13 @@ mod tests {
         assert!(!error.is_unreachable());
         assert!(is_error_status(StatusCode::GATEWAY_TIMEOUT));
         assert!(!is_error_status(StatusCode::NOT_IMPLEMENTED));
+    }
+
+    #[test]
+    fn a_stalled_request_body_is_the_clients_failure_not_the_origins() {
+        let error = OriginError::bare(OriginErrorKind::RequestBodyTimeout);
+        assert_eq!(error.client_status(), StatusCode::REQUEST_TIMEOUT);
+        assert_eq!(error.as_str(), "request-body-timeout");
+        assert!(!error.is_unreachable(), "no stale copy stands in for it");
     }
 }

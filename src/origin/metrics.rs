@@ -26,7 +26,7 @@ pub enum OriginOutcome {
     /// The connection broke or the origin spoke garbage before a complete response head.
     ProtocolError,
     /// sidecache abandoned the request before a response head: the client's body ran past its
-    /// limit. Not the origin's failure.
+    /// limit, or stopped coming. Not the origin's failure.
     Aborted,
 }
 
@@ -75,7 +75,9 @@ impl OriginOutcome {
             OriginErrorKind::Timeout => Self::Timeout,
             OriginErrorKind::ErrorStatus(_) => Self::ServerError,
             OriginErrorKind::Protocol | OriginErrorKind::Body => Self::ProtocolError,
-            OriginErrorKind::RequestBodyTooLarge => Self::Aborted,
+            OriginErrorKind::RequestBodyTooLarge | OriginErrorKind::RequestBodyTimeout => {
+                Self::Aborted
+            }
             OriginErrorKind::Busy => return None,
         })
     }

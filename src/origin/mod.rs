@@ -191,6 +191,12 @@ impl OriginClient {
                     error,
                 ))
             }
+            // Nor when the client stopped sending its body.
+            Ok(Err(error))
+                if matches!(StreamError::find(&error), Some(StreamError::Stalled(_))) =>
+            {
+                Err(OriginError::new(OriginErrorKind::RequestBodyTimeout, error))
+            }
             Ok(Err(error)) => Err(OriginError::new(OriginErrorKind::Protocol, error)),
             Ok(Ok(response)) => Ok(response),
         };

@@ -8,7 +8,7 @@ use std::future::Future;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::time::{Instant, SystemTime};
+use std::time::{Duration, Instant, SystemTime};
 
 use bytes::Bytes;
 use http::header::{self, HeaderMap, HeaderValue};
@@ -34,7 +34,7 @@ use crate::cache::loading::{
 use crate::cache::object::CachedObject;
 use crate::origin::headers::remove_hop_by_hop;
 use crate::origin::{OriginError, OriginErrorKind};
-use crate::server::Handler;
+use crate::server::{Client, Handler};
 use crate::stats::Stats;
 use crate::telemetry::logs::{self, TraceIds};
 use crate::telemetry::sampling::RequestSampler;
@@ -66,17 +66,20 @@ pub struct RequestLimits {
     pub max_uri_bytes: u64,
     /// Whether TRACE is forwarded (otherwise answered 405).
     pub allow_trace: bool,
+    /// Longest wait for the next part of a request body passed through to the origin.
+    pub body_timeout: Duration,
 }
 
 impl Default for RequestLimits {
-    /// The built-in defaults of `--max-headers`, `--max-request-body`, `--max-uri-length` and
-    /// `--allow-trace`.
+    /// The built-in defaults of `--max-headers`, `--max-request-body`, `--max-uri-length`,
+    /// `--allow-trace` and `--client-body-timeout`.
     fn default() -> Self {
         Self {
             max_headers: 100,
             max_body_bytes: 10 * 1024 * 1024,
             max_uri_bytes: 8 * 1024,
             allow_trace: false,
+            body_timeout: Duration::from_secs(20),
         }
     }
 }
@@ -654,7 +657,7 @@ impl Proxy {
         }
         let guard = Guard {
             limit: Some(limit),
-            read_timeout: None,
+            read_timeout: Some(self.limits.body_timeout),
         };
         let mut request = Request::new(Body::guarded(Bytes::new(), body, guard));
         *request.method_mut() = head.method.clone();
@@ -683,6 +686,9 @@ impl Proxy {
             }
             Err(error) if matches!(error.kind(), OriginErrorKind::RequestBodyTooLarge) => {
                 body_too_large(version)
+            }
+            Err(error) if matches!(error.kind(), OriginErrorKind::RequestBodyTimeout) => {
+                body_timed_out(version)
             }
             Err(error) => (
                 respond::origin_failed(
@@ -721,8 +727,9 @@ impl Handler for Proxy {
     fn handle(
         self: &Arc<Self>,
         request: Request<Incoming>,
-        client: SocketAddr,
+        connection: &Client,
     ) -> impl Future<Output = Response<Body>> + Send + use<> {
+        let client = connection.addr();
         let in_flight = InFlight::enter(Arc::clone(self));
         let (parts, body) = request.into_parts();
         // One pass over the fields tells the trace and the cache which of them to look up.
@@ -753,7 +760,9 @@ impl Handler for Proxy {
                 drop(in_flight);
                 Either::Left(std::future::ready(response))
             }
-            Routed::Later(deferred) => Either::Right(Box::pin(async move {
+            // In a turn of the connection's share of the origin; a request whose key was loaded
+            // while it waited costs no second load (the load's leader looks again first).
+            Routed::Later(deferred) => Either::Right(Box::pin(connection.in_turn(async move {
                 let proxy = &in_flight.0;
                 let answered = proxy.answer_later(deferred);
                 let (response, disposition) = if ctx.trace.span().is_none() {
@@ -762,7 +771,7 @@ impl Handler for Proxy {
                     answered.instrument(ctx.trace.span().clone()).await
                 };
                 proxy.finish(&ctx, response, disposition)
-            })),
+            }))),
         }
     }
 }
@@ -899,16 +908,30 @@ fn refused_trace() -> (Response<Body>, Disposition) {
 /// 413 for a request body past `--max-request-body`. Over HTTP/1.x the connection is closed
 /// after it, as the rest of the body is not read.
 fn body_too_large(version: Version) -> (Response<Body>, Disposition) {
+    let refusal = (StatusCode::PAYLOAD_TOO_LARGE, "request body too large\n");
+    body_refused(refusal, "request-body-too-large", version)
+}
+
+/// 408 for a request body that paused longer than `--client-body-timeout` (as nginx answers at
+/// `client_body_timeout`). Over HTTP/1.x the connection is closed after it.
+fn body_timed_out(version: Version) -> (Response<Body>, Disposition) {
+    let refusal = (StatusCode::REQUEST_TIMEOUT, "request body timed out\n");
+    body_refused(refusal, "request-body-timeout", version)
+}
+
+/// sidecache's answer `(code, text)` to a request body it would not pass on, with `detail` in
+/// its `Cache-Status`; the rest of the body is not read, so an HTTP/1.x connection closes.
+fn body_refused(
+    (code, text): (StatusCode, &'static str),
+    detail: &'static str,
+    version: Version,
+) -> (Response<Body>, Disposition) {
     let status = CacheStatus {
         forward_status: None,
-        detail: Some("request-body-too-large"),
+        detail: Some(detail),
         ..CacheStatus::forwarded(Forward::Method)
     };
-    let mut response = respond::own(
-        StatusCode::PAYLOAD_TOO_LARGE,
-        "request body too large\n",
-        &status,
-    );
+    let mut response = respond::own(code, text, &status);
     if version < Version::HTTP_2 {
         response
             .headers_mut()

@@ -184,6 +184,20 @@ impl FaultOrigin {
         *self.state.open.borrow()
     }
 
+    /// Waits (at most 10 s) until at most `n` connections are open.
+    pub async fn open_at_most(&self, n: usize) {
+        let mut open = self.state.open.subscribe();
+        tokio::time::timeout(Duration::from_secs(10), open.wait_for(|open| *open <= n))
+            .await
+            .unwrap_or_else(|_| {
+                panic!(
+                    "{} origin connections still open after 10 s, expected at most {n}",
+                    self.open_connections()
+                )
+            })
+            .expect("origin alive");
+    }
+
     /// Waits (at most 10 s) until at least `n` requests have been read in total.
     pub async fn arrivals(&self, n: usize) {
         let mut arrivals = self.state.arrivals.subscribe();

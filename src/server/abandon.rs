@@ -1,0 +1,162 @@
+//! Requests a client abandons: it resets the HTTP/2 stream, or closes the connection, while
+//! sidecache is still working on the answer it asked for (waiting on the origin, or on its turn).
+//!
+//! Each costs the client a few bytes and sidecache a load started for nobody, so a client that
+//! abandons request after request is cut off, as Envoy does on premature resets: once a
+//! connection has abandoned [`Abandonment::new`]'s limit of requests and more requests than it
+//! waited for to the end, it is closed. A browser that leaves a page resets the streams still
+//! loading, but it has waited for most of what it asked for on the connection, so it is not
+//! cut off. Requests answered at once (hits) count neither way: they cannot be abandoned, and do
+//! not offset those that are.
+//!
+//! Requests dropped because sidecache itself cut the connection off (a timeout) are not the
+//! client's doing and are not counted.
+
+use std::future::Future;
+use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
+
+use prometheus::IntCounter;
+use tokio::sync::Notify;
+
+use super::timeouts::RequestGuard;
+
+/// One connection's record of abandoned requests.
+#[derive(Debug)]
+pub(super) struct Abandonment {
+    /// Requests abandoned while they waited.
+    abandoned: AtomicU32,
+    /// Requests that waited and were answered.
+    answered: AtomicU32,
+    /// The fewest abandoned requests that close the connection.
+    limit: u32,
+    /// Set once the connection is to close, so it is told once.
+    closing: AtomicBool,
+    /// Wakes the task serving the connection, which closes it.
+    close: Notify,
+    /// `sidecache_client_requests_abandoned_total`.
+    counter: IntCounter,
+}
+
+/// A request being answered, until its answer is ready (the server's request wrapper).
+pub(super) struct Answering {
+    /// Given back with the answer; still here if the request is dropped first.
+    guard: Option<RequestGuard>,
+    /// Whether the answer was not ready when first asked for: the client waited.
+    waited: bool,
+}
+
+// === impl Abandonment ===
+
+impl Abandonment {
+    /// A connection that is closed once it has abandoned `limit` requests and more than it
+    /// waited for; every abandoned request counted in `counter`.
+    pub(super) fn new(limit: u32, counter: IntCounter) -> Self {
+        Self {
+            abandoned: AtomicU32::new(0),
+            answered: AtomicU32::new(0),
+            limit,
+            closing: AtomicBool::new(false),
+            close: Notify::new(),
+            counter,
+        }
+    }
+
+    /// Resolves once the connection is to be closed for the requests it abandoned.
+    pub(super) async fn closing(&self) {
+        self.close.notified().await;
+    }
+
+    fn answered(&self) {
+        self.answered.fetch_add(1, Ordering::SeqCst);
+    }
+
+    fn abandoned(&self) {
+        self.counter.inc();
+        let abandoned = self.abandoned.fetch_add(1, Ordering::SeqCst) + 1;
+        if abandoned >= self.limit
+            && abandoned > self.answered.load(Ordering::SeqCst)
+            && !self.closing.swap(true, Ordering::SeqCst)
+        {
+            // Stored for the task even if it is not waiting at this moment.
+            self.close.notify_one();
+        }
+    }
+}
+
+// === impl Answering ===
+
+impl Answering {
+    /// `guard`'s request, being answered.
+    pub(super) fn new(guard: RequestGuard) -> Self {
+        Self {
+            guard: Some(guard),
+            waited: false,
+        }
+    }
+
+    /// Waits for `answer`; gives it back with the request's guard. Dropped before it is ready,
+    /// after the client had to wait, the request counts as abandoned.
+    pub(super) async fn wait<T>(mut self, answer: impl Future<Output = T>) -> (T, RequestGuard) {
+        let mut answer = std::pin::pin!(answer);
+        let output = std::future::poll_fn(|cx| {
+            let polled = answer.as_mut().poll(cx);
+            self.waited |= polled.is_pending();
+            polled
+        })
+        .await;
+        let guard = self.guard.take().expect("the guard is taken only here");
+        if self.waited {
+            guard.activity().abandonment().answered();
+        }
+        (output, guard)
+    }
+}
+
+impl Drop for Answering {
+    fn drop(&mut self) {
+        let Some(guard) = &self.guard else { return };
+        let activity = guard.activity();
+        // A request dropped because sidecache cut the connection off is not the client's doing.
+        if self.waited && activity.cutoff().is_none() {
+            activity.abandonment().abandoned();
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::task::Poll;
+
+    use super::*;
+
+    /// Whether the connection has been told to close (and takes the telling).
+    fn closes(abandonment: &Abandonment) -> bool {
+        let closing = std::pin::pin!(abandonment.closing());
+        let waker = std::task::Waker::noop();
+        closing.poll(&mut std::task::Context::from_waker(waker)) == Poll::Ready(())
+    }
+
+    #[test]
+    fn a_connection_closes_at_the_limit_unless_it_waited_for_more_than_it_abandoned() {
+        let abandonment = Abandonment::new(3, IntCounter::new("a", "a").expect("counter"));
+        abandonment.abandoned();
+        abandonment.abandoned();
+        assert!(!closes(&abandonment));
+        abandonment.abandoned();
+        assert!(closes(&abandonment), "3 abandoned, none answered");
+        assert_eq!(abandonment.counter.get(), 3);
+
+        let abandonment = Abandonment::new(3, IntCounter::new("b", "b").expect("counter"));
+        for _ in 0..4 {
+            abandonment.answered();
+        }
+        for _ in 0..4 {
+            abandonment.abandoned();
+        }
+        assert!(!closes(&abandonment), "4 abandoned, 4 answered");
+        abandonment.abandoned();
+        assert!(closes(&abandonment), "5 abandoned, 4 answered");
+        abandonment.abandoned();
+        assert!(!closes(&abandonment), "told once");
+    }
+}
