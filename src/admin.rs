@@ -33,7 +33,7 @@ use crate::body::Body;
 use crate::cache::key::CacheKey;
 use crate::metrics::{self, Registry};
 use crate::proxy::service::Proxy;
-use crate::server::{Client, Handler};
+use crate::server::{Client, Handled, Handler};
 use crate::writebehind::WriteBehind;
 
 /// Whether the process should receive traffic. Cloned handles share the flag.
@@ -195,9 +195,9 @@ impl Handler for Admin {
         self: &Arc<Self>,
         request: Request<Incoming>,
         _client: &Client,
-    ) -> impl Future<Output = Response<Body>> + Send + use<> {
+    ) -> Handled<impl Future<Output = Response<Body>> + Send + use<>> {
         let admin = Arc::clone(self);
-        async move { admin.route(&request).await }
+        Handled::Later(async move { admin.route(&request).await })
     }
 }
 

@@ -13,7 +13,7 @@ use http::{Request, Response, StatusCode};
 use hyper::body::Incoming;
 
 use crate::body::Body;
-use crate::server::{Client, Handler};
+use crate::server::{Client, Handled, Handler};
 
 /// How long `/slow/...` takes unless `delay_ms` says otherwise.
 const DEFAULT_DELAY: Duration = Duration::from_millis(500);
@@ -116,15 +116,15 @@ impl Handler for DemoOrigin {
         self: &Arc<Self>,
         request: Request<Incoming>,
         _client: &Client,
-    ) -> impl Future<Output = Response<Body>> + Send + use<> {
+    ) -> Handled<impl Future<Output = Response<Body>> + Send + use<>> {
         let demo = Arc::clone(self);
-        async move {
+        Handled::Later(async move {
             let load = demo.served.fetch_add(1, Ordering::Relaxed) + 1;
             if request.uri().path().starts_with("/slow/") {
                 tokio::time::sleep(requested_delay(request.uri().query())).await;
             }
             demo.answer(&request, load)
-        }
+        })
     }
 }
 

@@ -50,6 +50,7 @@ use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use tokio::time::Instant;
+use tokio_util::either::Either;
 use tokio_util::sync::CancellationToken;
 
 pub use self::metrics::ClientMetrics;
@@ -69,15 +70,25 @@ use crate::config::ClientLimitsConfig;
 pub trait Handler: Send + Sync + 'static {
     /// Answers `request` from `client`.
     ///
-    /// Called as soon as the request head has arrived. Work that needs no waiting may be done
-    /// in the call itself (a cache hit is answered there); the future returned owns whatever it
-    /// still needs, so the connection keeps only that, not the request. Work that goes to the
-    /// origin runs in a turn of the connection's share of it ([`Client::in_turn`]).
+    /// Called as soon as the request head has arrived. Work that needs no waiting is done in
+    /// the call itself and answered [`Handled::Now`] (a cache hit): the server then keeps no
+    /// future for the request at all. Otherwise the future returned owns whatever it still
+    /// needs, so the connection keeps only that, not the request. Work that goes to the origin
+    /// runs in a turn of the connection's share of it ([`Client::in_turn`]).
     fn handle(
         self: &Arc<Self>,
         request: Request<Incoming>,
         client: &Client,
-    ) -> impl Future<Output = Response<Body>> + Send + use<Self>;
+    ) -> Handled<impl Future<Output = Response<Body>> + Send + use<Self>>;
+}
+
+/// What a [`Handler`] made of a request.
+pub enum Handled<F> {
+    /// Answered in the call.
+    Now(Response<Body>),
+    /// To be answered by the future, which the server polls (and counts as abandoned if the
+    /// client goes away first).
+    Later(F),
 }
 
 /// The client connection a request arrived on.
@@ -435,10 +446,17 @@ pub async fn serve<H: Handler>(
             move |request| {
                 // Taken when hyper hands the request over, so the connection is busy from then.
                 let guard = activity.begin();
-                let answer = handler.handle(request, &client);
-                async move {
-                    let (response, guard) = Answering::new(guard).wait(answer).await;
-                    Ok::<_, std::convert::Infallible>(TrackedBody::respond(response, guard))
+                match handler.handle(request, &client) {
+                    // Nothing to wait for: no future state, nothing the client could abandon.
+                    Handled::Now(response) => {
+                        Either::Left(std::future::ready(Ok::<_, std::convert::Infallible>(
+                            TrackedBody::respond(response, guard),
+                        )))
+                    }
+                    Handled::Later(answer) => Either::Right(async move {
+                        let (response, guard) = Answering::new(guard).wait(answer).await;
+                        Ok(TrackedBody::respond(response, guard))
+                    }),
                 }
             }
         });
@@ -447,6 +465,8 @@ pub async fn serve<H: Handler>(
         tokio::spawn(async move {
             let served = protocols.serve(stream, Arc::clone(&activity), service, watcher, draining);
             tokio::select! {
+                // In this order: the connection is polled first, with no random draw per poll.
+                biased;
                 served = served => if let Err(error) = served {
                     tracing::debug!(%peer, error = %error, "connection ended with an error");
                 },

@@ -16,7 +16,6 @@ use http::request::Parts;
 use http::{Method, Request, Response, StatusCode, Version};
 use http_body::Body as _;
 use hyper::body::Incoming;
-use tokio_util::either::Either;
 use tracing::{Instrument, Span};
 
 use super::cache_status::{CacheResult, CacheStatus, Forward};
@@ -34,7 +33,7 @@ use crate::cache::loading::{
 use crate::cache::object::CachedObject;
 use crate::origin::headers::remove_hop_by_hop;
 use crate::origin::{OriginError, OriginErrorKind};
-use crate::server::{Client, Handler};
+use crate::server::{Client, Handled, Handler};
 use crate::stats::Stats;
 use crate::telemetry::logs::{self, TraceIds};
 use crate::telemetry::sampling::RequestSampler;
@@ -722,13 +721,13 @@ impl Handler for Proxy {
     ///
     /// This is the outermost wrapper: it counts the request in flight, starts its clock, and
     /// (with tracing on) runs it inside its server span. A request that can be answered at once
-    /// (a hit) is answered and recorded before this returns, so the future hyper keeps for it
-    /// only holds the response; the rest is answered by a boxed future.
+    /// (a hit) is answered and recorded before this returns, with no future at all; the rest is
+    /// answered by a boxed future.
     fn handle(
         self: &Arc<Self>,
         request: Request<Incoming>,
         connection: &Client,
-    ) -> impl Future<Output = Response<Body>> + Send + use<> {
+    ) -> Handled<impl Future<Output = Response<Body>> + Send + use<>> {
         let client = connection.addr();
         let in_flight = InFlight::enter(Arc::clone(self));
         let (parts, body) = request.into_parts();
@@ -758,11 +757,11 @@ impl Handler for Proxy {
             Routed::Now(response, disposition) => {
                 let response = self.finish(&ctx, response, disposition);
                 drop(in_flight);
-                Either::Left(std::future::ready(response))
+                Handled::Now(response)
             }
             // In a turn of the connection's share of the origin; a request whose key was loaded
             // while it waited costs no second load (the load's leader looks again first).
-            Routed::Later(deferred) => Either::Right(Box::pin(connection.in_turn(async move {
+            Routed::Later(deferred) => Handled::Later(Box::pin(connection.in_turn(async move {
                 let proxy = &in_flight.0;
                 let answered = proxy.answer_later(deferred);
                 let (response, disposition) = if ctx.trace.span().is_none() {

@@ -28,8 +28,9 @@ const HTTP2_SLICE: usize = 16 * 1024;
 /// module).
 pub struct TrackedBody {
     body: Body,
-    /// What is left of a data frame being handed over in slices (HTTP/2); empty otherwise.
-    rest: Bytes,
+    /// What is left of a data frame being handed over in slices (HTTP/2). An `Option`, so
+    /// that a body sent whole (every hit) drops nothing here.
+    rest: Option<Bytes>,
     _request: RequestGuard,
     /// The request's turn at the origin, while the body streams from there.
     _origin: Option<OriginPermit>,
@@ -47,7 +48,7 @@ impl TrackedBody {
             .filter(|_| matches!(response.body(), Body::Guarded(_)));
         response.map(|body| Self {
             body,
-            rest: Bytes::new(),
+            rest: None,
             _request: request,
             _origin: origin,
             watched: streams::is_watched(),
@@ -60,7 +61,7 @@ impl TrackedBody {
         &mut self,
         cx: &mut Context<'_>,
     ) -> Poll<Option<Result<Frame<Bytes>, BodyError>>> {
-        if !self.rest.is_empty() {
+        if self.rest.is_some() {
             return Poll::Ready(Some(Ok(Frame::data(self.slice()))));
         }
         let polled = Pin::new(&mut self.body).poll_frame(cx);
@@ -69,7 +70,7 @@ impl TrackedBody {
         }
         polled.map_ok(|frame| match frame.into_data() {
             Ok(data) if data.len() > HTTP2_SLICE => {
-                self.rest = data;
+                self.rest = Some(data);
                 Frame::data(self.slice())
             }
             Ok(data) => Frame::data(data),
@@ -77,9 +78,15 @@ impl TrackedBody {
         })
     }
 
-    /// Takes the next slice of `rest`.
+    /// Takes the next slice of `rest`; `rest` is `None` again once it is all taken.
     fn slice(&mut self) -> Bytes {
-        self.rest.split_to(HTTP2_SLICE.min(self.rest.len()))
+        let Some(rest) = &mut self.rest else {
+            return Bytes::new();
+        };
+        if rest.len() > HTTP2_SLICE {
+            return rest.split_to(HTTP2_SLICE);
+        }
+        self.rest.take().unwrap_or_default()
     }
 }
 
@@ -104,12 +111,15 @@ impl http_body::Body for TrackedBody {
     }
 
     fn is_end_stream(&self) -> bool {
-        self.rest.is_empty() && self.body.is_end_stream()
+        self.rest.is_none() && self.body.is_end_stream()
     }
 
     fn size_hint(&self) -> SizeHint {
         let hint = self.body.size_hint();
-        let rest = self.rest.len() as u64;
+        let Some(rest) = &self.rest else {
+            return hint;
+        };
+        let rest = rest.len() as u64;
         if let Some(exact) = hint.exact() {
             return SizeHint::with_exact(exact + rest);
         }
