@@ -29,6 +29,7 @@ use sidecache::proxy::respond;
 use sidecache::proxy::trace::RequestTrace;
 use sidecache::stats::Stats;
 use sidecache::store::MemoryStore;
+use sidecache::store::Store;
 use sidecache::telemetry::{self, Tracing};
 
 /// Receives batches and drops them: the cost measured is sidecache's and the SDK's, not a
@@ -115,6 +116,7 @@ fn hit_path(c: &mut Criterion) {
                 coalesce_timeout: Duration::from_secs(5),
                 load_timeout: Duration::from_secs(60),
                 hit_for_miss_ttl: Duration::from_secs(10),
+                hit_for_miss_capacity_bytes: 1 << 20,
                 max_waiters_per_key: 10_000,
             },
         )

@@ -94,6 +94,7 @@ fn single_flight(c: &mut Criterion) {
         coalesce_timeout: Duration::from_secs(5),
         load_timeout: Duration::from_secs(60),
         hit_for_miss_ttl: Duration::from_secs(10),
+        hit_for_miss_capacity_bytes: 1 << 20,
         max_waiters_per_key: 10_000,
     };
     let cache = runtime.block_on(async { LoadingCache::new(loader.clone(), store, config) });

@@ -34,6 +34,7 @@ use crate::cache::key::CacheKey;
 use crate::metrics::{self, Registry};
 use crate::proxy::service::Proxy;
 use crate::server::{Client, Handled, Handler};
+use crate::store::Store;
 use crate::writebehind::WriteBehind;
 
 /// Whether the process should receive traffic. Cloned handles share the flag.

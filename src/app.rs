@@ -28,6 +28,7 @@ use crate::proxy::request_counts::RequestCounts;
 use crate::proxy::service::{Proxy, RequestLimits};
 use crate::server::{self, ClientLimits, ClientMetrics, ConnectionSlots, Drained};
 use crate::stats::Stats;
+use crate::store::Store;
 use crate::store::{MemoryStore, StoreMetrics};
 use crate::telemetry::Tracing;
 use crate::writebehind::{self, WriteBehind, WriteBehindMetrics};
@@ -155,6 +156,9 @@ impl App {
                 coalesce_timeout: config.cache.coalesce_timeout,
                 load_timeout: longest_load(&config.origin),
                 hit_for_miss_ttl: config.cache.hit_for_miss_ttl,
+                // Markers live for seconds: a sixteenth of the cache's room holds far more keys
+                // than a burst of uncacheable URLs needs.
+                hit_for_miss_capacity_bytes: (config.cache.capacity_bytes / 16).max(1 << 20),
                 max_waiters_per_key: config.cache.max_waiters_per_key,
             },
         );

@@ -40,6 +40,7 @@ pub mod origin;
 pub mod proxy;
 pub mod server;
 pub mod shutdown;
+pub mod spans;
 pub mod stats;
 pub mod store;
 pub mod telemetry;

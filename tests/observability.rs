@@ -8,6 +8,7 @@ use std::process::{Command, Stdio};
 
 use bytes::Bytes;
 use http::Method;
+use sidecache::store::Store;
 use support::prometheus::Prometheus;
 use support::{Gate, Reply, Scrape, Sidecache, TestClient, TestOrigin};
 

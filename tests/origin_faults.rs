@@ -18,6 +18,7 @@ use std::time::{Duration, Instant};
 use bytes::Bytes;
 use sidecache::cache::key::CacheKey;
 use sidecache::server::Drained;
+use sidecache::store::Store;
 use support::fault_origin::{Answer, Behaviour, FaultOrigin};
 use support::{Failed, Got, Scrape, Sidecache, TestClient};
 

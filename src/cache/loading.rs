@@ -2,7 +2,7 @@
 //!
 //! This is the generic, HTTP-free core (the proxy is one user of it). A lookup goes:
 //!
-//! 1. **L1** ([`MemoryStore`]): the loader [judges](Loader::judge) the stored value for this
+//! 1. **L1** (a [`Store`]): the loader [judges](Loader::judge) the stored value for this
 //!    request: fresh → answered; usable while refreshing → answered, and exactly one background
 //!    refresh is started; otherwise the value is kept as the base of the load (revalidation, or
 //!    the stand-in if the load fails).
@@ -50,8 +50,8 @@ use tokio_util::task::TaskTracker;
 use tracing::{Instrument, Span};
 
 use super::flight::{Flight, Follower, Leader, Outcome, Role, Wait};
-use crate::store::{MemoryStore, WALK_SLICE, Weighed, WeighedKey};
-use crate::telemetry::context;
+use crate::spans;
+use crate::store::{MemoryStore, Store, WALK_SLICE, Weighed, WeighedKey};
 
 /// How a stored value may serve one request.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -282,15 +282,18 @@ pub struct LoadingConfig {
     pub load_timeout: Duration,
     /// How long a key whose load was not shareable bypasses the queue (hit-for-miss).
     pub hit_for_miss_ttl: Duration,
+    /// Most bytes the hit-for-miss markers may hold (their keys' text and bookkeeping).
+    pub hit_for_miss_capacity_bytes: u64,
     /// Most followers waiting on one load; callers beyond it are answered [`Served::Busy`].
     pub max_waiters_per_key: usize,
 }
 
-/// A generic single-flight read-through cache over a [`Loader`].
+/// A generic single-flight read-through cache over a [`Loader`], keeping its values in a
+/// [`Store`] (by default the byte-bounded [`MemoryStore`]).
 ///
 /// Cloning is cheap; clones share everything.
-pub struct LoadingCache<L: Loader> {
-    inner: Arc<Inner<L>>,
+pub struct LoadingCache<L: Loader, S = MemoryStore<<L as Loader>::Key, <L as Loader>::Value>> {
+    inner: Arc<Inner<L, S>>,
 }
 
 /// The flight of a loader's loads; each carries the span its load runs in.
@@ -298,13 +301,13 @@ type LoadFlight<L> = Flight<<L as Loader>::Key, <L as Loader>::Value, <L as Load
 
 type Answered<L> = Answer<<L as Loader>::Value, <L as Loader>::Private, <L as Loader>::Error>;
 
-struct Inner<L: Loader> {
+struct Inner<L: Loader, S> {
     loader: L,
-    store: MemoryStore<L::Key, L::Value>,
+    store: S,
     /// Loads under way; each carries the span its load runs in.
     flight: Arc<LoadFlight<L>>,
     /// Keys whose last load was not shareable (hit-for-miss markers with a short TTL), bounded
-    /// by the bytes their keys hold.
+    /// by the bytes their keys hold ([`LoadingConfig::hit_for_miss_capacity_bytes`]).
     uncacheable: moka::sync::Cache<L::Key, ()>,
     /// Owns the spawned loads, so shutdown can wait for them.
     loads: TaskTracker,
@@ -318,15 +321,9 @@ const MAX_ELECTIONS: usize = 3;
 /// What a hit-for-miss marker holds besides its key's text (moka's entry and the key itself).
 const MARKER_OVERHEAD_BYTES: u32 = 128;
 
-/// The bytes hit-for-miss markers may hold: a sixteenth of the store's, at least 1 MiB. Markers
-/// live for seconds, so this is room for far more keys than a burst of uncacheable URLs needs.
-fn hit_for_miss_capacity(store_capacity_bytes: u64) -> u64 {
-    (store_capacity_bytes / 16).max(1 << 20)
-}
-
 // === impl LoadingCache ===
 
-impl<L: Loader> Clone for LoadingCache<L> {
+impl<L: Loader, S> Clone for LoadingCache<L, S> {
     fn clone(&self) -> Self {
         Self {
             inner: Arc::clone(&self.inner),
@@ -334,13 +331,17 @@ impl<L: Loader> Clone for LoadingCache<L> {
     }
 }
 
-impl<L: Loader> LoadingCache<L> {
+impl<L, S> LoadingCache<L, S>
+where
+    L: Loader,
+    S: Store<Key = L::Key, Value = L::Value>,
+{
     /// A cache over `store`, loading through `loader`.
-    pub fn new(loader: L, store: MemoryStore<L::Key, L::Value>, config: LoadingConfig) -> Self {
+    pub fn new(loader: L, store: S, config: LoadingConfig) -> Self {
         let uncacheable = moka::sync::Cache::builder()
             .time_to_live(config.hit_for_miss_ttl.max(Duration::from_millis(1)))
             .weigher(|key: &L::Key, _| key.weight_bytes().saturating_add(MARKER_OVERHEAD_BYTES))
-            .max_capacity(hit_for_miss_capacity(store.capacity_bytes()))
+            .max_capacity(config.hit_for_miss_capacity_bytes)
             .build();
         Self {
             inner: Arc::new(Inner {
@@ -360,7 +361,7 @@ impl<L: Loader> LoadingCache<L> {
     }
 
     /// The L1 store.
-    pub fn store(&self) -> &MemoryStore<L::Key, L::Value> {
+    pub fn store(&self) -> &S {
         &self.inner.store
     }
 
@@ -463,7 +464,7 @@ impl<L: Loader> LoadingCache<L> {
 
     /// Removes from L1 every key that matches (and tells the tiers behind it); returns how many
     /// L1 held. The store is walked in slices, yielding between them (see
-    /// [`MemoryStore::remove_matching`]).
+    /// [`Store::remove_matching`]).
     pub async fn invalidate_matching(&self, matches: impl Fn(&L::Key) -> bool + Send) -> usize {
         let mut removed_keys = Vec::new();
         let collected = &mut removed_keys;
@@ -658,7 +659,7 @@ impl<L: Loader> LoadingCache<L> {
     ) {
         // A child of the caller's span (none when the caller is not traced); set before the
         // load starts, so every follower finds it.
-        let span = if context::in_span() {
+        let span = if spans::in_span() {
             tracing::debug_span!("cache load")
         } else {
             Span::none()

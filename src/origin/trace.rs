@@ -10,6 +10,7 @@ use http::{Request, Response, Uri};
 use tracing::Span;
 
 use super::OriginError;
+use crate::spans;
 use crate::telemetry::context;
 use crate::telemetry::semconv::{method_name, split_authority};
 
@@ -27,7 +28,7 @@ impl FetchTrace {
     /// current span, and writes its context into the request's `traceparent`. Outside a traced
     /// request it opens nothing, and the `traceparent` the request carries goes on as it is.
     pub fn open<B>(request: &mut Request<B>) -> Self {
-        if !context::in_span() {
+        if !spans::in_span() {
             return Self {
                 span: Span::none(),
                 sampled: false,

@@ -53,12 +53,6 @@ pub fn start(span: &Span) -> bool {
     sampled
 }
 
-/// Whether code runs inside a span: child spans are opened only then, so a request the sampler
-/// dropped (which opens no span) opens none below it either.
-pub fn in_span() -> bool {
-    tracing::dispatcher::get_default(|dispatch| dispatch.current_span().id().is_some())
-}
-
 /// Writes `context` into `headers` as `traceparent` (and `tracestate`, if it has one), replacing
 /// what was there.
 ///

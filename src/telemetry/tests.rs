@@ -164,7 +164,7 @@ fn an_unsampled_request_opens_no_span_and_passes_its_trace_on() {
         };
         let unsampled = open("00");
         assert!(unsampled.span().is_none(), "no span at all");
-        assert!(!crate::telemetry::context::in_span());
+        assert!(!crate::spans::in_span());
         // The request goes on as an unsampled continuation of the client's trace, with its own
         // span id.
         let passed_on = unsampled.unsampled_ids().expect("ids to pass on");
@@ -177,7 +177,7 @@ fn an_unsampled_request_opens_no_span_and_passes_its_trace_on() {
             "its spans pass the trace on"
         );
         sampled.span().in_scope(|| {
-            assert!(crate::telemetry::context::in_span());
+            assert!(crate::spans::in_span());
             let child = tracing::debug_span!("child");
             assert!(crate::telemetry::context::span_context(&child).is_some());
         });

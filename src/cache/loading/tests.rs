@@ -5,6 +5,8 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 
 use tokio::sync::Semaphore;
 
+use crate::store::PlainStore;
+
 use super::*;
 
 /// A value tagged with the variant it was loaded for.
@@ -132,7 +134,7 @@ impl Drop for Unfinished {
 
 struct Fixture {
     loader: Arc<TestLoader>,
-    cache: LoadingCache<Arc<TestLoader>>,
+    cache: LoadingCache<Arc<TestLoader>, PlainStore<&'static str, Val>>,
 }
 
 fn fixture(behaviour: Behaviour) -> Fixture {
@@ -154,11 +156,12 @@ fn fixture_with(
     });
     let cache = LoadingCache::new(
         Arc::clone(&loader),
-        MemoryStore::new(1 << 20, |_| {}),
+        PlainStore::new(),
         LoadingConfig {
             coalesce_timeout,
             load_timeout: Duration::from_secs(600),
             hit_for_miss_ttl: Duration::from_secs(60),
+            hit_for_miss_capacity_bytes: 1 << 20,
             max_waiters_per_key: usize::MAX,
         },
     );

@@ -1,13 +1,11 @@
-//! The in-memory store: a moka cache bounded in bytes, each entry expiring on its own schedule.
+//! The store sidecache runs: a moka cache bounded in bytes, each entry expiring on its own
+//! schedule.
 //!
-//! The store only keeps values; it does not decide what is fresh (that is the policy's job) and
-//! it does not load anything (that is [`crate::cache::loading`]'s). Removals are counted by cause
-//! in the eviction listener, so the numbers come from moka itself rather than from guesses.
+//! Removals are counted by cause in the eviction listener, so the numbers come from moka itself
+//! rather than from guesses. Lookups and inserts run in `cache lookup` / `cache store` debug
+//! spans: the store is the L1 edge of a request's trace.
 //!
-//! Lookups and inserts run in `cache lookup` / `cache store` debug spans: the store is the L1
-//! edge of a request's trace.
-//!
-//! The store is moka's synchronous cache: every operation is in memory and short (moka runs its
+//! It is moka's synchronous cache: every operation is in memory and short (moka runs its
 //! housekeeping on the calling thread, a bounded batch at a time), so a lookup needs no future
 //! of its own, and a hit can be answered without the request ever waiting.
 
@@ -19,71 +17,8 @@ use moka::Expiry;
 use moka::notification::RemovalCause;
 use moka::sync::Cache;
 
-use crate::telemetry::context;
-
-/// How many keys a walk of the store ([`MemoryStore::remove_matching`]) handles between two
-/// yields to the runtime: a few hundred microseconds of work at most.
-pub const WALK_SLICE: usize = 256;
-
-/// What the store needs to know about a value to bound and expire it.
-pub trait Weighed {
-    /// Bytes this value holds (body, headers and bookkeeping), for the byte bound.
-    fn weight_bytes(&self) -> u32;
-    /// How long from now the value is worth keeping. Zero means "do not keep".
-    fn retain_for(&self) -> Duration;
-}
-
-/// What the store needs to know about a key to bound its memory: a key's text can be as large as
-/// a value (a long URL with a tiny body), so it is weighed with the value.
-pub trait WeighedKey {
-    /// Bytes this key holds beyond what [`Weighed::weight_bytes`]' fixed overhead covers.
-    fn weight_bytes(&self) -> u32;
-}
-
-/// Keys of a fixed size hold nothing beyond what the entry's fixed overhead covers.
-macro_rules! fixed_size_keys {
-    ($($key:ty),*) => {$(
-        impl WeighedKey for $key {
-            fn weight_bytes(&self) -> u32 {
-                0
-            }
-        }
-    )*};
-}
-
-fixed_size_keys!(u32, u64, usize);
-
-impl WeighedKey for &str {
-    fn weight_bytes(&self) -> u32 {
-        u32::try_from(self.len()).unwrap_or(u32::MAX)
-    }
-}
-
-impl WeighedKey for String {
-    fn weight_bytes(&self) -> u32 {
-        self.as_str().weight_bytes()
-    }
-}
-
-/// Why an entry left the store (moka's removal causes).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Removal {
-    /// Evicted to stay within the byte capacity (or refused admission for lack of room).
-    Size,
-    /// Past its retention time.
-    Expired,
-    /// Removed by a purge or an invalidation.
-    Explicit,
-    /// Overwritten by a newer value for the same key.
-    Replaced,
-}
-
-/// `sidecache_evictions_total{cause}`: removals counted in the store's eviction listener.
-#[derive(Clone)]
-pub struct StoreMetrics {
-    /// Indexed by [`Removal`].
-    evictions: Vec<prometheus::IntCounter>,
-}
+use super::{Removal, Store, WALK_SLICE, Weighed, WeighedKey};
+use crate::spans;
 
 /// A byte-bounded, per-entry-expiring store.
 ///
@@ -135,26 +70,35 @@ where
             capacity_bytes,
         }
     }
+}
+
+impl<K, V> Store for MemoryStore<K, V>
+where
+    K: Hash + Eq + WeighedKey + Send + Sync + 'static,
+    V: Weighed + Clone + Send + Sync + 'static,
+{
+    type Key = K;
+    type Value = V;
 
     /// The value under `key`, if present and not expired.
-    pub fn get(&self, key: &K) -> Option<V> {
+    fn get(&self, key: &K) -> Option<V> {
         // A span only inside a traced request: the lookup is on every request's path.
-        let _span = context::in_span().then(|| tracing::debug_span!("cache lookup").entered());
+        let _span = spans::in_span().then(|| tracing::debug_span!("cache lookup").entered());
         self.entries.get(key)
     }
 
     /// Stores `value` under `key`, replacing what was there. A value with nothing worth keeping
     /// ([`Weighed::retain_for`] is zero) is not stored.
-    pub fn insert(&self, key: K, value: V) {
+    fn insert(&self, key: K, value: V) {
         if value.retain_for().is_zero() {
             return;
         }
-        let _span = context::in_span().then(|| tracing::debug_span!("cache store").entered());
+        let _span = spans::in_span().then(|| tracing::debug_span!("cache store").entered());
         self.entries.insert(key, value);
     }
 
     /// Removes `key`; returns whether an entry was there.
-    pub fn remove(&self, key: &K) -> bool {
+    fn remove(&self, key: &K) -> bool {
         self.entries.remove(key).is_some()
     }
 
@@ -169,7 +113,7 @@ where
     /// channel of one slice: moka's iterator cannot be held across an `.await` (it is not
     /// `Send`), and listing in slices keeps the keys in memory bounded. Matching and removing
     /// happen here, between yields.
-    pub async fn remove_matching(&self, mut matches: impl FnMut(&K) -> bool + Send) -> usize {
+    async fn remove_matching(&self, mut matches: impl FnMut(&K) -> bool + Send) -> usize {
         let (slices, mut walked) = tokio::sync::mpsc::channel::<Vec<Arc<K>>>(1);
         let entries = self.entries.clone();
         // Ends when the walk is done, or when this future is dropped (the send then fails).
@@ -200,40 +144,23 @@ where
     }
 
     /// Applies pending evictions and expirations, so that the counts below are exact.
-    pub fn settle(&self) {
+    fn settle(&self) {
         self.entries.run_pending_tasks();
     }
 
     /// Entries held (exact after [`settle`](Self::settle)).
-    pub fn entry_count(&self) -> u64 {
+    fn entry_count(&self) -> u64 {
         self.entries.entry_count()
     }
 
     /// Bytes held, as weighed (exact after [`settle`](Self::settle)).
-    pub fn size_bytes(&self) -> u64 {
+    fn size_bytes(&self) -> u64 {
         self.entries.weighted_size()
     }
 
     /// The byte bound.
-    pub fn capacity_bytes(&self) -> u64 {
+    fn capacity_bytes(&self) -> u64 {
         self.capacity_bytes
-    }
-}
-
-// === impl Removal ===
-
-impl Removal {
-    /// Every cause, in declaration order.
-    pub const ALL: [Removal; 4] = [Self::Size, Self::Expired, Self::Explicit, Self::Replaced];
-
-    /// The label value.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Self::Size => "size",
-            Self::Expired => "expired",
-            Self::Explicit => "explicit",
-            Self::Replaced => "replaced",
-        }
     }
 }
 
@@ -245,32 +172,6 @@ impl From<RemovalCause> for Removal {
             RemovalCause::Explicit => Self::Explicit,
             RemovalCause::Replaced => Self::Replaced,
         }
-    }
-}
-
-// === impl StoreMetrics ===
-
-impl StoreMetrics {
-    /// Registers the store's removal counters in `registry`.
-    ///
-    /// # Errors
-    /// Registration failed (a name registered twice).
-    pub fn register(registry: &crate::metrics::Registry) -> crate::metrics::Result<Self> {
-        let causes: Vec<_> = Removal::ALL.iter().map(|c| c.as_str()).collect();
-        Ok(Self {
-            evictions: crate::metrics::counters(
-                registry,
-                "sidecache_evictions_total",
-                "Entries that left the cache, by cause (size: capacity pressure; expired: past retention; explicit: purged or invalidated; replaced: overwritten).",
-                "cause",
-                &causes,
-            )?,
-        })
-    }
-
-    /// One entry left the store.
-    pub fn record(&self, removal: Removal) {
-        self.evictions[removal as usize].inc();
     }
 }
 
