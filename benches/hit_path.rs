@@ -5,15 +5,16 @@
 #![allow(missing_docs)]
 
 use std::sync::Arc;
-use std::time::{Duration, Instant, SystemTime};
+use std::time::{Duration, SystemTime};
 
 use bytes::Bytes;
 use criterion::{Criterion, criterion_group, criterion_main};
-use http::{HeaderMap, HeaderValue, Method, StatusCode, Uri};
+use http::{HeaderMap, HeaderValue, Method, Request, StatusCode, Uri};
 use opentelemetry_sdk::error::OTelSdkResult;
 use opentelemetry_sdk::trace::{SpanData, SpanExporter};
+use sidecache::body::RequestBody;
 use sidecache::cache::key::CacheKey;
-use sidecache::cache::loading::{LoadingCache, LoadingConfig, Lookup, Served};
+use sidecache::cache::loading::{LoadingCache, LoadingConfig};
 use sidecache::cache::object::{CachedObject, Variant};
 use sidecache::cache::policy::{PolicyConfig, ResponsePolicy};
 use sidecache::cache::vary::VaryKey;
@@ -21,12 +22,10 @@ use sidecache::config::{HostHeader, LogConfig, LogFormat, Ratio, SamplerKind};
 use sidecache::metrics;
 use sidecache::origin::metrics::OriginMetrics;
 use sidecache::origin::{OriginClient, OriginSettings};
-use sidecache::proxy::cache_status::{CacheResult, CacheStatus};
 use sidecache::proxy::loader::OriginLoader;
 use sidecache::proxy::metrics::ProxyMetrics;
-use sidecache::proxy::request::{CarriedFields, RequestHead};
-use sidecache::proxy::respond;
-use sidecache::proxy::trace::RequestTrace;
+use sidecache::proxy::service::Proxy;
+use sidecache::server::{Client, Handled, Handler};
 use sidecache::stats::Stats;
 use sidecache::store::MemoryStore;
 use sidecache::store::Store;
@@ -81,11 +80,9 @@ fn stored_object(request: &HeaderMap) -> Arc<CachedObject> {
     Arc::new(CachedObject::with_variant(None, variant))
 }
 
-fn hit_path(c: &mut Criterion) {
-    let runtime = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .expect("runtime");
+/// A proxy in front of an origin that is never asked (every request is a hit), tracing as
+/// `tracing` says, with one 1 KiB response stored for `/hot`.
+fn proxy(runtime: &tokio::runtime::Runtime, tracing: &Tracing) -> Arc<Proxy> {
     let registry = metrics::new_registry().expect("registry");
     let origin = OriginClient::new(
         OriginSettings {
@@ -102,7 +99,7 @@ fn hit_path(c: &mut Criterion) {
     )
     .expect("origin");
     let proxy_metrics = ProxyMetrics::register(&registry).expect("proxy metrics");
-    let stats = Stats::new(Duration::from_secs(60), SystemTime::now());
+    let stats = Arc::new(Stats::new(Duration::from_secs(60), SystemTime::now()));
     let cache = runtime.block_on(async {
         LoadingCache::new(
             OriginLoader::new(
@@ -121,67 +118,34 @@ fn hit_path(c: &mut Criterion) {
             },
         )
     });
-    let mut headers = HeaderMap::new();
-    headers.insert("host", HeaderValue::from_static("bench.test"));
-    let carried = CarriedFields::of(&headers);
-    let head = RequestHead::new(
-        Method::GET,
-        &Uri::from_static("/hot"),
-        headers,
-        carried,
-        "127.0.0.1".parse().expect("ip"),
-    )
-    .expect("head");
-    let key: CacheKey = head.key.clone();
-    cache
-        .store()
-        .insert(key.clone(), stored_object(&head.headers));
+    let (parts, _) = request().into_parts();
+    let key = CacheKey::from_request(&parts.uri, &parts.headers).expect("key");
+    cache.store().insert(key, stored_object(&parts.headers));
+    Arc::new(Proxy::new(cache, proxy_metrics, stats).with_tracing(tracing.request_sampler()))
+}
 
-    // A hit is answered without waiting, as `Proxy::handle` answers it.
-    let hit = || {
-        let started = Instant::now();
-        let Lookup::Answered(answer) = cache.lookup(&key, &head) else {
-            panic!("expected a hit");
-        };
-        let Served::Value(object) = answer.served else {
-            panic!("expected a hit");
-        };
-        let variant = object.select(&head.headers).expect("variant");
-        let now = SystemTime::now();
-        let status = CacheStatus::hit(variant.policy.ttl_seconds(now));
-        let response = respond::stored(variant, &head, &status, now);
-        (response, started)
-    };
-    let mut group = c.benchmark_group("hit path (1 KiB)");
-    group.bench_function("metrics off", |b| {
-        b.iter(|| hit().0);
-    });
-    // Exactly what the end-of-request hook records for a hit.
-    group.bench_function("metrics on", |b| {
-        b.iter(|| {
-            let (response, started) = hit();
-            let elapsed = started.elapsed();
-            proxy_metrics.record_request(CacheResult::Hit, elapsed, None);
-            stats.record(CacheResult::Hit.stat_outcome(), elapsed);
-            response
-        });
-    });
-    group.finish();
-
-    // The request as the proxy's outermost wrapper sees it, and the binary's subscriber (text
-    // logs at info, to nowhere).
-    let (parts, ()) = http::Request::get("/hot")
+/// The request every iteration sends: a hit on `/hot`.
+fn request() -> Request<RequestBody> {
+    Request::get("/hot")
         .header("host", "bench.test")
         .header("user-agent", "bench/1")
-        .body(())
+        .body(RequestBody::Empty)
         .expect("request")
-        .into_parts();
-    let client = "127.0.0.1:40000".parse().expect("address");
+}
+
+fn hit_path(c: &mut Criterion) {
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("runtime");
+    let client = Client::new("127.0.0.1:40000".parse().expect("address"), 32);
     let log = LogConfig {
         format: LogFormat::Text,
         level: "info".to_owned(),
     };
-    let mut group = c.benchmark_group("hit path with the request wrapper (1 KiB)");
+    // The real handler, as the server calls it, with the binary's subscriber (text logs at
+    // info, to nowhere): every phase, the metrics, the stats and (traced) the server span.
+    let mut group = c.benchmark_group("hit path (1 KiB), Proxy::handle");
     for (name, tracing) in [
         ("tracing off", Tracing::disabled()),
         ("tracing on, sampled 1%", tracing_on(0.01)),
@@ -190,27 +154,11 @@ fn hit_path(c: &mut Criterion) {
         let subscriber = telemetry::subscriber_writing_to(&log, &tracing, None, std::io::sink)
             .expect("subscriber");
         let _scoped = tracing::subscriber::set_default(subscriber);
-        let sampler = tracing.request_sampler();
+        let proxy = proxy(&runtime, &tracing);
         group.bench_function(name, |b| {
-            b.iter(|| {
-                // What `Proxy::handle` and its end-of-request hook do around the hit.
-                let trace = match &sampler {
-                    Some(sampler) => RequestTrace::open(
-                        &parts,
-                        CarriedFields::of(&parts.headers),
-                        client,
-                        sampler,
-                    ),
-                    None => RequestTrace::off(),
-                };
-                let _entered = trace.span().enter();
-                let (response, started) = hit();
-                let elapsed = started.elapsed();
-                proxy_metrics.record_request(CacheResult::Hit, elapsed, None);
-                stats.record(CacheResult::Hit.stat_outcome(), elapsed);
-                trace.finish(response.status(), CacheResult::Hit, None);
-                drop(_entered);
-                response
+            b.iter(|| match proxy.handle(request(), &client) {
+                Handled::Now(response) => response,
+                Handled::Later(_) => panic!("a hit is answered at once"),
             });
         });
         drop(_scoped);

@@ -27,9 +27,8 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use bytes::Bytes;
 use http::header::{self, HeaderMap, HeaderValue};
 use http::{Method, Request, Response, StatusCode};
-use hyper::body::Incoming;
 
-use crate::body::Body;
+use crate::body::{Body, RequestBody};
 use crate::cache::key::CacheKey;
 use crate::metrics::{self, Registry};
 use crate::proxy::service::Proxy;
@@ -114,7 +113,7 @@ impl Admin {
         self
     }
 
-    async fn route(&self, request: &Request<Incoming>) -> Response<Body> {
+    async fn route(&self, request: &Request<RequestBody>) -> Response<Body> {
         // Only the probes and the scrape are open: the rest shows or changes what clients did
         // (counter names can be URLs, with their secrets). Checked before routing, so a caller
         // without the token learns nothing, not even which paths exist.
@@ -181,9 +180,14 @@ impl Admin {
 
     async fn purge(&self, target: PurgeTarget) -> Response<Body> {
         let purged = match target {
-            PurgeTarget::Url { host, path } => self.proxy.purge_url(host.as_deref(), &path).await,
+            PurgeTarget::Url { host, path } => {
+                self.proxy.purger().purge_url(host.as_deref(), &path).await
+            }
             PurgeTarget::Prefix { host, prefix } => {
-                self.proxy.purge_prefix(host.as_deref(), &prefix).await
+                self.proxy
+                    .purger()
+                    .purge_prefix(host.as_deref(), &prefix)
+                    .await
             }
         };
         tracing::info!(purged, "purge");
@@ -194,7 +198,7 @@ impl Admin {
 impl Handler for Admin {
     fn handle(
         self: &Arc<Self>,
-        request: Request<Incoming>,
+        request: Request<RequestBody>,
         _client: &Client,
     ) -> Handled<impl Future<Output = Response<Body>> + Send + use<>> {
         let admin = Arc::clone(self);

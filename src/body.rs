@@ -39,6 +39,16 @@ pub enum CutShort {
     Broken,
 }
 
+/// A client's request body as a handler gets it: what arrived on a connection, or nothing (a
+/// request made without a connection: tests, benchmarks).
+#[derive(Debug)]
+pub enum RequestBody {
+    /// The body arriving on the client's connection.
+    Streamed(Incoming),
+    /// No body.
+    Empty,
+}
+
 /// The error a streamed body can end with: the peer's ([`hyper::Error`]) or a guard's
 /// ([`StreamError`]).
 pub type BodyError = Box<dyn std::error::Error + Send + Sync>;
@@ -135,6 +145,32 @@ impl Body {
             waiting: false,
             cut: false,
         }))
+    }
+}
+
+// === impl RequestBody ===
+
+impl RequestBody {
+    /// What its length says (exact for an empty body).
+    pub fn size_hint(&self) -> SizeHint {
+        match self {
+            Self::Streamed(body) => body.size_hint(),
+            Self::Empty => SizeHint::with_exact(0),
+        }
+    }
+
+    /// The body to send on, after `prefix`, under `guard`.
+    pub fn guarded(self, prefix: Bytes, guard: Guard) -> Body {
+        match self {
+            Self::Streamed(body) => Body::guarded(prefix, body, guard),
+            Self::Empty => Body::full(prefix),
+        }
+    }
+}
+
+impl From<Incoming> for RequestBody {
+    fn from(body: Incoming) -> Self {
+        Self::Streamed(body)
     }
 }
 

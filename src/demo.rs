@@ -10,9 +10,8 @@ use std::time::{Duration, SystemTime};
 use bytes::Bytes;
 use http::header::{self, HeaderValue};
 use http::{Request, Response, StatusCode};
-use hyper::body::Incoming;
 
-use crate::body::Body;
+use crate::body::{Body, RequestBody};
 use crate::server::{Client, Handled, Handler};
 
 /// How long `/slow/...` takes unless `delay_ms` says otherwise.
@@ -41,7 +40,7 @@ impl DemoOrigin {
         )
     }
 
-    fn answer(&self, request: &Request<Incoming>, load: u64) -> Response<Body> {
+    fn answer(&self, request: &Request<RequestBody>, load: u64) -> Response<Body> {
         let path = request.uri().path();
         match path {
             "/" => page(
@@ -114,7 +113,7 @@ impl DemoOrigin {
 impl Handler for DemoOrigin {
     fn handle(
         self: &Arc<Self>,
-        request: Request<Incoming>,
+        request: Request<RequestBody>,
         _client: &Client,
     ) -> Handled<impl Future<Output = Response<Body>> + Send + use<>> {
         let demo = Arc::clone(self);

@@ -63,7 +63,7 @@ use self::detect::Protocol;
 use self::rewind::Rewind;
 use self::streams::StreamExecutor;
 use self::timeouts::{Activity, Clocks, TimedIo};
-use crate::body::Body;
+use crate::body::{Body, RequestBody};
 use crate::config::ClientLimitsConfig;
 
 /// Something that answers requests. It never fails: errors are answered as responses.
@@ -77,7 +77,7 @@ pub trait Handler: Send + Sync + 'static {
     /// runs in a turn of the connection's share of it ([`Client::in_turn`]).
     fn handle(
         self: &Arc<Self>,
-        request: Request<Incoming>,
+        request: Request<RequestBody>,
         client: &Client,
     ) -> Handled<impl Future<Output = Response<Body>> + Send + use<Self>>;
 }
@@ -446,7 +446,7 @@ pub async fn serve<H: Handler>(
             move |request| {
                 // Taken when hyper hands the request over, so the connection is busy from then.
                 let guard = activity.begin();
-                match handler.handle(request, &client) {
+                match handler.handle(request.map(RequestBody::Streamed), &client) {
                     // Nothing to wait for: no future state, nothing the client could abandon.
                     Handled::Now(response) => {
                         Either::Left(std::future::ready(Ok::<_, std::convert::Infallible>(

@@ -3,7 +3,7 @@
 //! [`Flight::join`] makes the caller either the [`Leader`] of a new load or a [`Follower`] of the
 //! one already under way. The roles are types:
 //!
-//! - the leader holds a [`Leader`] permit and must [`publish`](Leader::publish) an [`Outcome`];
+//! - the leader holds a [`Leader`] permit and must [`publish`](Leader::publish) an [`Published`];
 //!   a permit dropped without publishing (its task panicked or was cancelled) tells every follower
 //!   the load is [`Dangling`](Wait::Dangling), so they elect a new leader instead of hanging;
 //! - a follower holds a [`Follower`] handle and [`wait`](Follower::wait)s on a watch channel: it is
@@ -33,7 +33,7 @@ use tokio::sync::watch;
 
 /// What a finished load tells the followers.
 #[derive(Debug)]
-pub enum Outcome<V, E> {
+pub enum Published<V, E> {
     /// A value every follower may use (each still judges it against its own request).
     Shared(V),
     /// The leader's answer was meant for the leader's caller only; each follower loads on its own.
@@ -46,7 +46,7 @@ pub enum Outcome<V, E> {
     Failed(Arc<E>),
 }
 
-impl<V: Clone, E> Clone for Outcome<V, E> {
+impl<V: Clone, E> Clone for Published<V, E> {
     fn clone(&self) -> Self {
         match self {
             Self::Shared(value) => Self::Shared(value.clone()),
@@ -61,7 +61,7 @@ impl<V: Clone, E> Clone for Outcome<V, E> {
 #[derive(Debug)]
 pub enum Wait<V, E> {
     /// The leader published an outcome.
-    Done(Outcome<V, E>),
+    Done(Published<V, E>),
     /// The leader went away without publishing; join again to elect a new one.
     Dangling,
     /// The wait bound passed first; the follower should load on its own.
@@ -72,7 +72,7 @@ pub enum Wait<V, E> {
 #[derive(Debug)]
 enum State<V, E> {
     Loading,
-    Finished(Outcome<V, E>),
+    Finished(Published<V, E>),
     Dangling,
 }
 
@@ -257,7 +257,7 @@ impl<K: Hash + Eq + Clone, V, E, C> Leader<K, V, E, C> {
     ///
     /// Publish only after the value is in the store, so that a request arriving between the two
     /// finds it there instead of starting a second load.
-    pub fn publish(mut self, outcome: Outcome<V, E>) {
+    pub fn publish(mut self, outcome: Published<V, E>) {
         self.published = true;
         self.flight.finish(&self.key, &self.call);
         self.call.state.send_replace(State::Finished(outcome));
@@ -361,10 +361,10 @@ mod tests {
             .into_iter()
             .map(|mut f| tokio::spawn(async move { f.wait(Duration::from_secs(60)).await }))
             .collect();
-        permit.publish(Outcome::Shared(7));
+        permit.publish(Published::Shared(7));
         for handle in handles {
             let wait = handle.await.expect("waiter task");
-            assert!(matches!(wait, Wait::Done(Outcome::Shared(7))), "{wait:?}");
+            assert!(matches!(wait, Wait::Done(Published::Shared(7))), "{wait:?}");
         }
         assert_eq!((flight.in_flight(), flight.waiting()), (0, 0));
     }
@@ -380,7 +380,7 @@ mod tests {
     #[tokio::test]
     async fn after_publish_the_next_caller_leads_a_new_load() {
         let flight = Arc::new(TestFlight::new());
-        leader(&flight, "k").publish(Outcome::NotShareable);
+        leader(&flight, "k").publish(Published::NotShareable);
         let _next = leader(&flight, "k");
     }
 
@@ -410,9 +410,9 @@ mod tests {
         let flight = Arc::new(TestFlight::new());
         let permit = leader(&flight, "k");
         let mut waiter = follower(&flight, "k");
-        permit.publish(Outcome::Failed(Arc::new("origin down")));
+        permit.publish(Published::Failed(Arc::new("origin down")));
         match waiter.wait(Duration::from_secs(60)).await {
-            Wait::Done(Outcome::Failed(error)) => assert_eq!(*error, "origin down"),
+            Wait::Done(Published::Failed(error)) => assert_eq!(*error, "origin down"),
             other => panic!("unexpected {other:?}"),
         }
         let _fresh_load = leader(&flight, "k");
@@ -446,10 +446,10 @@ mod tests {
             panic!("expected to follow");
         };
         assert_eq!(late.context(), Some(&42));
-        permit.publish(Outcome::Shared(1));
+        permit.publish(Published::Shared(1));
         assert!(matches!(
             early.wait(Duration::from_secs(60)).await,
-            Wait::Done(Outcome::Shared(1))
+            Wait::Done(Published::Shared(1))
         ));
         assert_eq!(early.context(), Some(&42));
     }
@@ -469,10 +469,10 @@ mod tests {
         drop(second);
         let _third = follower(&flight, "k");
         assert!(matches!(flight.join(&"k"), Role::Full));
-        permit.publish(Outcome::Shared(1));
+        permit.publish(Published::Shared(1));
         assert!(matches!(
             first.wait(Duration::from_secs(60)).await,
-            Wait::Done(Outcome::Shared(1))
+            Wait::Done(Published::Shared(1))
         ));
         // The next load starts with an empty queue.
         let _next = leader(&flight, "k");
@@ -501,10 +501,10 @@ mod tests {
         assert!(!permit.abandonment().try_abandon());
         assert_eq!(flight.in_flight(), 1);
         let mut late = follower(&flight, "k");
-        permit.publish(Outcome::Shared(3));
+        permit.publish(Published::Shared(3));
         assert!(matches!(
             late.wait(Duration::from_secs(60)).await,
-            Wait::Done(Outcome::Shared(3))
+            Wait::Done(Published::Shared(3))
         ));
     }
 

@@ -225,6 +225,42 @@ impl fmt::Display for CacheKey {
     }
 }
 
+/// The cache key of `reference` (a `Location` or `Content-Location` value) resolved against
+/// `base`, if it has the same origin (RFC 9111 §4.4 invalidates only same-origin URIs).
+pub fn same_origin_key(base: &CacheKey, reference: &str) -> Option<CacheKey> {
+    let lower = reference.to_ascii_lowercase();
+    if lower.starts_with("http://") || lower.starts_with("https://") {
+        let uri: http::Uri = reference.parse().ok()?;
+        let authority = uri.authority()?;
+        let host = match authority.port_u16() {
+            Some(port) => format!("{}:{port}", authority.host()),
+            None => authority.host().to_owned(),
+        };
+        let path = uri.path_and_query().map_or("/", |p| p.as_str());
+        // Built as a key, so the host is normalised exactly as the base's was.
+        let target = CacheKey::new(&host, path);
+        return (target.host() == base.host()).then_some(target);
+    }
+    if reference.starts_with("//") {
+        // A network-path reference names another authority: resolve it like an absolute URI.
+        return same_origin_key(base, &format!("http:{reference}"));
+    }
+    if reference.starts_with('/') {
+        return Some(CacheKey::new(base.host(), reference));
+    }
+    if reference.is_empty() || reference.contains(':') {
+        return None;
+    }
+    // A relative path: resolve against the base path's directory (RFC 3986 §5.2.3).
+    let base_path = base.path_and_query();
+    let base_path = base_path.split(['?', '#']).next().unwrap_or("/");
+    let directory = &base_path[..base_path.rfind('/').map_or(0, |slash| slash + 1)];
+    Some(CacheKey::new(
+        base.host(),
+        &format!("{directory}{reference}"),
+    ))
+}
+
 // === impl KeyError ===
 
 impl fmt::Display for KeyError {
@@ -574,5 +610,40 @@ mod tests {
         assert_eq!(KeyError::MissingHost.to_string(), "request names no host");
         assert_eq!(KeyError::InvalidHost.to_string(), "request host is invalid");
         let _: &dyn std::error::Error = &KeyError::InvalidHost;
+    }
+
+    #[test]
+    fn location_targets_resolve_to_same_origin_keys_only() {
+        let base = CacheKey::new("example.com", "/a/b?x=1");
+        let cases = [
+            ("/c", Some("example.com/c")),
+            ("c", Some("example.com/a/c")),
+            ("http://example.com/d?q", Some("example.com/d?q")),
+            ("HTTP://EXAMPLE.COM/e", Some("example.com/e")),
+            ("http://other.example/f", None),
+            ("//other.example/g", None),
+            ("//example.com/h", Some("example.com/h")),
+            // The authority is compared as the key normalises it (default port, case).
+            ("http://example.com:80/i", Some("example.com/i")),
+            ("https://Example.COM:443/j", Some("example.com/j")),
+            ("http://example.com:8080/k", None),
+            ("mailto:x@example.com", None),
+            ("", None),
+        ];
+        let ipv6 = CacheKey::new("[::1]:8080", "/a");
+        assert_eq!(
+            same_origin_key(&ipv6, "http://[::1]:8080/b")
+                .as_ref()
+                .map(CacheKey::as_str),
+            Some("[::1]:8080/b")
+        );
+        for (reference, expected) in cases {
+            let key = same_origin_key(&base, reference);
+            assert_eq!(
+                key.as_ref().map(CacheKey::as_str),
+                expected,
+                "reference {reference:?}"
+            );
+        }
     }
 }

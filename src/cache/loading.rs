@@ -35,9 +35,9 @@
 //! # Spans
 //!
 //! A leader's load runs in a `cache load` [`tracing`] span, a child of the span the leader's
-//! caller was in. The flight carries that span to the followers, and each follower's [`Answer`]
-//! hands it back ([`Answer::leader`]) so the caller's edge can link to the load it waited on.
-//! Nothing here knows what the spans are exported as.
+//! caller was in. The flight carries that span to the followers, and each follower's
+//! [`Outcome`] hands it back ([`Waited::leader`]) so the caller's edge can link to the load it
+//! waited on. Nothing here knows what the spans are exported as.
 
 use std::fmt;
 use std::future::Future;
@@ -49,7 +49,8 @@ use tokio::sync::oneshot;
 use tokio_util::task::TaskTracker;
 use tracing::{Instrument, Span};
 
-use super::flight::{Flight, Follower, Leader, Outcome, Role, Wait};
+use super::flight::{Flight, Follower, Leader, Published, Role, Wait};
+use super::outcome::{Outcome, Served, WaitResult, Waited};
 use crate::spans;
 use crate::store::{MemoryStore, Store, WALK_SLICE, Weighed, WeighedKey};
 
@@ -153,112 +154,11 @@ pub trait Loader: Send + Sync + 'static {
     }
 }
 
-/// The path an answer took; it maps one-to-one onto what is counted and reported.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Route {
-    /// Served from L1 (or an L2 fill) without a load.
-    Hit,
-    /// Served stale while one background refresh runs.
-    StaleWhileRefresh,
-    /// This caller's request caused the load (it led, or loaded on its own).
-    Miss,
-    /// This caller's load revalidated the stored value.
-    Revalidated,
-    /// Answered with another caller's load.
-    Coalesced,
-    /// The key is marked hit-for-miss: loaded on its own without queueing.
-    Pass,
-    /// The load failed and a stale value stood in.
-    StaleOnError,
-    /// The load under way took longer than the caller's wait bound, and a stale value served
-    /// the caller meanwhile.
-    StaleWhileLoading,
-    /// The load failed.
-    Error,
-    /// Too many callers were waiting on the load under way: not answered.
-    Busy,
-}
-
-/// How a follower's wait ended, for the coalescing counters.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum WaitResult {
-    /// The leader's value served this follower.
-    Shared,
-    /// The leader's answer could not serve this follower (private, or not fitting its request):
-    /// it loaded on its own.
-    RefetchUncacheable,
-    /// The wait bound passed: a stale value served it, or (nothing could) it waited as long as
-    /// any load may take and was answered [`Served::TimedOut`].
-    Timeout,
-    /// The leader's load failed.
-    LeaderError,
-    /// The load already had as many waiters as it takes: this caller was not queued.
-    QueueFull,
-}
-
-impl WaitResult {
-    /// Every result, in declaration order (for creating every metric series up front).
-    pub const ALL: [WaitResult; 5] = [
-        Self::Shared,
-        Self::RefetchUncacheable,
-        Self::Timeout,
-        Self::LeaderError,
-        Self::QueueFull,
-    ];
-
-    /// The label value.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Self::Shared => "shared",
-            Self::RefetchUncacheable => "refetch_uncacheable",
-            Self::Timeout => "timeout",
-            Self::LeaderError => "leader_error",
-            Self::QueueFull => "queue_full",
-        }
-    }
-}
-
-/// What the caller gets.
-#[derive(Debug)]
-pub enum Served<V, P, E> {
-    /// A stored or storable value.
-    Value(V),
-    /// A stored value standing in for a load that failed with the error.
-    StandIn(V, Arc<E>),
-    /// An answer for this caller only.
-    Private(P),
-    /// The load failed and nothing could stand in.
-    Failed(Arc<E>),
-    /// The load under way for the key already had as many waiters as it takes; the caller was
-    /// neither queued nor sent to the source (which is busy with that key already).
-    Busy,
-    /// The load this caller waited for took longer than any load may
-    /// ([`LoadingConfig::load_timeout`]), and nothing could stand in.
-    TimedOut,
-}
-
-/// An answer and how it came about.
-#[derive(Debug)]
-pub struct Answer<V, P, E> {
-    /// What to give the caller.
-    pub served: Served<V, P, E>,
-    /// The path it took.
-    pub route: Route,
-    /// For a caller that waited on another's load, how the wait ended.
-    pub waited: Option<WaitResult>,
-    /// Why the value L1 held did not serve the request directly; `None` when L1 held nothing
-    /// (or answered).
-    pub found: Option<LoadCause>,
-    /// For a caller that waited on another's load: the span that load ran in (disabled when no
-    /// subscriber records spans).
-    pub leader: Option<Span>,
-}
-
 /// What L1 alone said for a request ([`LoadingCache::lookup`]).
 #[derive(Debug)]
-pub enum Lookup<V, A> {
-    /// L1 answered.
-    Answered(A),
+pub enum Lookup<V, O> {
+    /// L1 served the request.
+    Served(O),
     /// A load is needed; pass this on to [`LoadingCache::load`].
     Load(Miss<V>),
 }
@@ -299,7 +199,9 @@ pub struct LoadingCache<L: Loader, S = MemoryStore<<L as Loader>::Key, <L as Loa
 /// The flight of a loader's loads; each carries the span its load runs in.
 type LoadFlight<L> = Flight<<L as Loader>::Key, <L as Loader>::Value, <L as Loader>::Error, Span>;
 
-type Answered<L> = Answer<<L as Loader>::Value, <L as Loader>::Private, <L as Loader>::Error>;
+/// A caller's outcome, for a loader's types.
+pub type LoadOutcome<L> =
+    Outcome<<L as Loader>::Value, <L as Loader>::Private, <L as Loader>::Error>;
 
 struct Inner<L: Loader, S> {
     loader: L,
@@ -382,9 +284,9 @@ where
     /// # Concurrent calls on the same key
     /// At most one load per key runs at a time (plus the loads of followers that could not use
     /// it). If this call's future is dropped, a load it started carries on for the others.
-    pub async fn get(&self, key: &L::Key, request: &L::Request) -> Answered<L> {
+    pub async fn get(&self, key: &L::Key, request: &L::Request) -> LoadOutcome<L> {
         match self.lookup(key, request) {
-            Lookup::Answered(answer) => answer,
+            Lookup::Served(answer) => answer,
             Lookup::Load(miss) => self.load(key, request, miss).await,
         }
     }
@@ -394,7 +296,7 @@ where
     ///
     /// A hit is answered synchronously, so a caller can answer it without a future of its own
     /// and keep the waiting for [`load`](Self::load).
-    pub fn lookup(&self, key: &L::Key, request: &L::Request) -> Lookup<L::Value, Answered<L>> {
+    pub fn lookup(&self, key: &L::Key, request: &L::Request) -> Lookup<L::Value, LoadOutcome<L>> {
         let Some(value) = self.inner.store.get(key) else {
             return Lookup::Load(Miss {
                 current: None,
@@ -402,10 +304,10 @@ where
             });
         };
         match self.inner.loader.judge(&value, request) {
-            Judgement::Fresh => Lookup::Answered(answer(Served::Value(value), Route::Hit)),
+            Judgement::Fresh => Lookup::Served(Outcome::of(Served::Hit(value))),
             Judgement::ServeAndRefresh => {
                 self.refresh_in_background(key, request, value.clone());
-                Lookup::Answered(answer(Served::Value(value), Route::StaleWhileRefresh))
+                Lookup::Served(Outcome::of(Served::StaleWhileRefresh(value)))
             }
             Judgement::Load(cause) => Lookup::Load(Miss {
                 current: Some(value),
@@ -424,17 +326,19 @@ where
         key: &L::Key,
         request: &L::Request,
         miss: Miss<L::Value>,
-    ) -> Answered<L> {
+    ) -> LoadOutcome<L> {
         let Miss { current, found } = miss;
         // Boxed: the loads' state is large, and keeping it out of this future keeps the
         // callers' futures small.
-        let mut answer = if self.inner.uncacheable.contains_key(key) {
-            Box::pin(self.load_alone(key, request, current, Route::Pass)).await
+        let bypassed = self.inner.uncacheable.contains_key(key);
+        let mut outcome = if bypassed {
+            Box::pin(self.load_alone(key, request, current)).await
         } else {
             Box::pin(self.load_coalesced(key, request, current)).await
         };
-        answer.found = found;
-        answer
+        outcome.found = found;
+        outcome.bypassed = bypassed;
+        outcome
     }
 
     /// The stored value for `key` and its judgement for `request`, without loading anything
@@ -501,33 +405,36 @@ where
         key: &L::Key,
         request: &L::Request,
         current: Option<L::Value>,
-    ) -> Answered<L> {
+    ) -> LoadOutcome<L> {
         for _ in 0..MAX_ELECTIONS {
             match self.inner.flight.join(key) {
                 Role::Leader(permit) => {
-                    let (reply, answer) = oneshot::channel();
+                    let (reply, outcome) = oneshot::channel();
                     self.spawn_load(permit, request.clone(), current.clone(), Some(reply));
-                    match answer.await {
-                        Ok(answer) => return answer,
+                    match outcome.await {
+                        Ok(outcome) => return outcome,
                         // The load task died without answering (it panicked); its permit marked
                         // the load dangling, so join again.
                         Err(_) => continue,
                     }
                 }
                 Role::Follower(follower) => {
-                    if let Some(answer) = self.follow(follower, key, request, &current).await {
-                        return answer;
+                    if let Some(outcome) = self.follow(follower, key, request, &current).await {
+                        return outcome;
                     }
                 }
                 Role::Full => {
-                    return Answer {
-                        waited: Some(WaitResult::QueueFull),
-                        ..answer(Served::Busy, Route::Busy)
+                    return Outcome {
+                        waited: Some(Waited {
+                            result: WaitResult::QueueFull,
+                            leader: None,
+                        }),
+                        ..Outcome::of(Served::Busy)
                     };
                 }
             }
         }
-        self.load_alone(key, request, current, Route::Miss).await
+        self.load_alone(key, request, current).await
     }
 
     /// Waits on another caller's load. `None` means join again: the leader vanished, or its
@@ -538,7 +445,7 @@ where
         key: &L::Key,
         request: &L::Request,
         current: &Option<L::Value>,
-    ) -> Option<Answered<L>> {
+    ) -> Option<LoadOutcome<L>> {
         let config = &self.inner.config;
         let mut wait = follower.wait(config.coalesce_timeout).await;
         if matches!(wait, Wait::TimedOut) {
@@ -548,10 +455,12 @@ where
                 .as_ref()
                 .filter(|value| self.inner.loader.usable_while_loading(value, request))
             {
-                return Some(Answer {
-                    waited: Some(WaitResult::Timeout),
-                    leader: follower.context().cloned(),
-                    ..answer(Served::Value(value.clone()), Route::StaleWhileLoading)
+                return Some(Outcome {
+                    waited: Some(Waited {
+                        result: WaitResult::Timeout,
+                        leader: follower.context().cloned(),
+                    }),
+                    ..Outcome::of(Served::StaleWhileLoading(value.clone()))
                 });
             }
             let rest = config.load_timeout.saturating_sub(config.coalesce_timeout);
@@ -561,37 +470,31 @@ where
         // follower that loads on its own is no longer waiting.
         let leader = follower.context().cloned();
         drop(follower);
-        let (mut answer, waited) = match wait {
-            Wait::Dangling | Wait::Done(Outcome::ElectAgain) => return None,
-            Wait::Done(Outcome::Shared(value))
+        let (mut outcome, result) = match wait {
+            Wait::Dangling | Wait::Done(Published::ElectAgain) => return None,
+            Wait::Done(Published::Shared(value))
                 if self.inner.loader.judge(&value, request) == Judgement::Fresh =>
             {
-                (
-                    answer(Served::Value(value), Route::Coalesced),
-                    WaitResult::Shared,
-                )
+                (Outcome::of(Served::Shared(value)), WaitResult::Shared)
             }
             // The value does not fit this request (another variant, or not fresh enough for
             // it): build on it with an own load.
-            Wait::Done(Outcome::Shared(value)) => (
-                self.load_alone(key, request, Some(value), Route::Miss)
-                    .await,
+            Wait::Done(Published::Shared(value)) => (
+                self.load_alone(key, request, Some(value)).await,
                 WaitResult::RefetchUncacheable,
             ),
-            Wait::Done(Outcome::Failed(error)) => (
+            Wait::Done(Published::Failed(error)) => (
                 self.fall_back(current.clone(), request, error),
                 WaitResult::LeaderError,
             ),
-            Wait::Done(Outcome::NotShareable) => (
-                self.load_alone(key, request, current.clone(), Route::Miss)
-                    .await,
+            Wait::Done(Published::NotShareable) => (
+                self.load_alone(key, request, current.clone()).await,
                 WaitResult::RefetchUncacheable,
             ),
-            Wait::TimedOut => (answer(Served::TimedOut, Route::Error), WaitResult::Timeout),
+            Wait::TimedOut => (Outcome::of(Served::TimedOut), WaitResult::Timeout),
         };
-        answer.waited = Some(waited);
-        answer.leader = leader;
-        Some(answer)
+        outcome.waited = Some(Waited { result, leader });
+        Some(outcome)
     }
 
     /// Loads on this caller's own behalf, outside the flight, storing a shareable result.
@@ -600,8 +503,7 @@ where
         key: &L::Key,
         request: &L::Request,
         current: Option<L::Value>,
-        route: Route,
-    ) -> Answered<L> {
+    ) -> LoadOutcome<L> {
         match self
             .inner
             .loader
@@ -611,15 +513,15 @@ where
             Ok(Source::Fetched(value)) => {
                 self.inner.uncacheable.invalidate(key);
                 self.inner.store.insert(key.clone(), value.clone());
-                answer(Served::Value(value), route)
+                Outcome::of(Served::Fetched(value))
             }
             Ok(Source::Revalidated(value)) => {
                 self.inner.store.insert(key.clone(), value.clone());
-                answer(Served::Value(value), Route::Revalidated)
+                Outcome::of(Served::Revalidated(value))
             }
             Ok(Source::Private {
                 answer: private, ..
-            }) => answer(Served::Private(private), route),
+            }) => Outcome::of(Served::Private(private)),
             Err(error) => self.fall_back(current, request, Arc::new(error)),
         }
     }
@@ -630,12 +532,12 @@ where
         current: Option<L::Value>,
         request: &L::Request,
         error: Arc<L::Error>,
-    ) -> Answered<L> {
+    ) -> LoadOutcome<L> {
         match current {
             Some(value) if self.inner.loader.usable_on_error(&value, request, &error) => {
-                answer(Served::StandIn(value, error), Route::StaleOnError)
+                Outcome::of(Served::StandIn(value, error))
             }
-            _ => answer(Served::Failed(error), Route::Error),
+            _ => Outcome::of(Served::Failed(error)),
         }
     }
 
@@ -655,7 +557,7 @@ where
         permit: Leader<L::Key, L::Value, L::Error, Span>,
         request: L::Request,
         current: Option<L::Value>,
-        reply: Option<oneshot::Sender<Answered<L>>>,
+        reply: Option<oneshot::Sender<LoadOutcome<L>>>,
     ) {
         // A child of the caller's span (none when the caller is not traced); set before the
         // load starts, so every follower finds it.
@@ -712,7 +614,7 @@ where
         permit: Leader<L::Key, L::Value, L::Error, Span>,
         request: &L::Request,
         current: Option<L::Value>,
-    ) -> Answered<L> {
+    ) -> LoadOutcome<L> {
         let key = permit.key().clone();
         let inner = &self.inner;
         // Another load of this key may have finished between the caller's L1 lookup and its
@@ -720,15 +622,15 @@ where
         // for the same key (rule 1). So L1 is asked once more, under the permit.
         if let Some(value) = inner.store.get(&key) {
             if inner.loader.judge(&value, request) == Judgement::Fresh {
-                permit.publish(Outcome::Shared(value.clone()));
-                return answer(Served::Value(value), Route::Hit);
+                permit.publish(Published::Shared(value.clone()));
+                return Outcome::of(Served::Hit(value));
             }
         }
         if let Some(value) = inner.loader.load_cached(&key).await {
             if inner.loader.judge(&value, request) == Judgement::Fresh {
                 inner.store.insert(key, value.clone());
-                permit.publish(Outcome::Shared(value.clone()));
-                return answer(Served::Value(value), Route::Hit);
+                permit.publish(Published::Shared(value.clone()));
+                return Outcome::of(Served::Hit(value));
             }
         }
         match inner
@@ -738,13 +640,13 @@ where
         {
             Ok(Source::Fetched(value)) => {
                 inner.store.insert(key, value.clone());
-                permit.publish(Outcome::Shared(value.clone()));
-                answer(Served::Value(value), Route::Miss)
+                permit.publish(Published::Shared(value.clone()));
+                Outcome::of(Served::Fetched(value))
             }
             Ok(Source::Revalidated(value)) => {
                 inner.store.insert(key, value.clone());
-                permit.publish(Outcome::Shared(value.clone()));
-                answer(Served::Value(value), Route::Revalidated)
+                permit.publish(Published::Shared(value.clone()));
+                Outcome::of(Served::Revalidated(value))
             }
             Ok(Source::Private {
                 answer: private,
@@ -754,30 +656,20 @@ where
                     // The source no longer lets this key be shared: what L1 held is superseded.
                     inner.uncacheable.insert(key.clone(), ());
                     inner.store.remove(&key);
-                    permit.publish(Outcome::NotShareable);
+                    permit.publish(Published::NotShareable);
                 } else {
                     // Private because of this caller's own request: what L1 holds still serves
                     // the others, and they may share a load of their own.
-                    permit.publish(Outcome::ElectAgain);
+                    permit.publish(Published::ElectAgain);
                 }
-                answer(Served::Private(private), Route::Miss)
+                Outcome::of(Served::Private(private))
             }
             Err(error) => {
                 let error = Arc::new(error);
-                permit.publish(Outcome::Failed(Arc::clone(&error)));
+                permit.publish(Published::Failed(Arc::clone(&error)));
                 self.fall_back(current, request, error)
             }
         }
-    }
-}
-
-fn answer<V, P, E>(served: Served<V, P, E>, route: Route) -> Answer<V, P, E> {
-    Answer {
-        served,
-        route,
-        waited: None,
-        found: None,
-        leader: None,
     }
 }
 

@@ -8,6 +8,7 @@ pub mod flight;
 pub mod key;
 pub mod loading;
 pub mod object;
+pub mod outcome;
 pub mod packed;
 pub mod policy;
 pub mod range;

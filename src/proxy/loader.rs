@@ -9,6 +9,7 @@ use http::header::{self, HeaderMap, HeaderValue};
 use http::{Method, Request, Response, StatusCode};
 use hyper::body::Incoming;
 
+use super::decision::NotStored;
 use super::metrics::ProxyMetrics;
 use super::request::RequestHead;
 use crate::body::Body;
@@ -39,44 +40,6 @@ const CLIENT_CONDITIONS: [header::HeaderName; 6] = [
     header::IF_RANGE,
     header::RANGE,
 ];
-
-/// Why a response reached its client without being stored.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum NotStored {
-    /// The policy refused it.
-    Refused(RefuseReason),
-    /// Larger than the largest object the cache stores.
-    TooLarge,
-}
-
-impl NotStored {
-    /// How many reasons there are (the refusal reasons and `too_large`).
-    pub const COUNT: usize = RefuseReason::ALL.len() + 1;
-
-    /// Every reason (for creating every metric series up front), in [`index`](Self::index) order.
-    pub fn all() -> impl Iterator<Item = NotStored> {
-        RefuseReason::ALL
-            .into_iter()
-            .map(Self::Refused)
-            .chain([Self::TooLarge])
-    }
-
-    /// A dense index for per-reason counters.
-    pub fn index(self) -> usize {
-        match self {
-            Self::Refused(reason) => reason as usize,
-            Self::TooLarge => RefuseReason::ALL.len(),
-        }
-    }
-
-    /// The metric label / `Cache-Status` detail.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Self::Refused(reason) => reason.as_str(),
-            Self::TooLarge => "too_large",
-        }
-    }
-}
 
 /// A response for one client only, streamed, never stored.
 #[derive(Debug)]

@@ -10,8 +10,8 @@ use std::time::Duration;
 use prometheus::{Histogram, IntCounter};
 
 use super::cache_status::CacheResult;
-use super::loader::NotStored;
-use crate::cache::loading::WaitResult;
+use super::decision::NotStored;
+use crate::cache::outcome::WaitResult;
 use crate::metrics::{self, Registry, Result};
 
 /// The proxy's metric set, with every label value resolved up front.

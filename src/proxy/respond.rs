@@ -1,28 +1,244 @@
-//! Turning decisions into responses: stored responses (with conditional, range and HEAD
-//! handling), pass-through responses, and sidecache's own error answers. The one place where
-//! errors become responses; it has no side effects.
+//! Turning decisions into responses: the outcome of the cache, stored responses (with
+//! conditional, range and HEAD handling), pass-through responses, and sidecache's own answers.
+//! The one place where decisions and errors become responses; it has no side effects, and every
+//! `Cache-Status` it writes is derived from the [`Decision`] it returns or is given.
 
 use std::time::SystemTime;
 
 use bytes::Bytes;
 use http::header::{self, HeaderMap, HeaderValue};
-use http::{Method, Response, StatusCode};
+use http::{Method, Response, StatusCode, Version};
+use tracing::Span;
 
 use super::cache_status::{CACHE_STATUS, CacheStatus};
+use super::decision::{Cached, Decision, Failure, Loaded, ServedFrom};
+use super::loader::OriginLoader;
 use super::recent_values;
 use super::request::RequestHead;
 use crate::body::Body;
 use crate::cache::conditional::{self, Precondition};
 use crate::cache::directives::SIDECACHE_CACHE_CONTROL;
 use crate::cache::fields::Added;
-use crate::cache::object::Variant;
+use crate::cache::loading::LoadOutcome;
+use crate::cache::object::{CachedObject, Variant};
+use crate::cache::outcome::{Outcome, Served, WaitResult};
 use crate::cache::range::{self, RangeAnswer};
 use crate::origin::OriginError;
 use crate::origin::headers::{VIA_ENTRY, append_via};
 
+/// A response, with what was decided for it and (for a request that waited on another's load)
+/// the span that load ran in.
+pub(crate) struct Answered {
+    /// What the client gets.
+    pub response: Response<Body>,
+    /// What was decided: everything reported about the request is derived from it.
+    pub decision: Decision,
+    /// The span of the load waited on, for the request's span to link to.
+    pub leader: Option<Span>,
+}
+
+impl Answered {
+    /// `response`, decided as `decision`, waiting on nobody's load.
+    pub(crate) fn new(response: Response<Body>, decision: Decision) -> Self {
+        Self {
+            response,
+            decision,
+            leader: None,
+        }
+    }
+}
+
+/// The response for what the cache core gave `head`'s request.
+pub(crate) fn outcome(head: &RequestHead, outcome: LoadOutcome<OriginLoader>) -> Answered {
+    let Outcome {
+        served,
+        found,
+        bypassed,
+        waited,
+    } = outcome;
+    let (waited, leader) = match waited {
+        Some(waited) => (Some(waited.result), waited.leader),
+        None => (None, None),
+    };
+    let decided = |served: ServedFrom| {
+        Decision::Cached(Cached {
+            served,
+            found,
+            bypassed,
+            waited,
+        })
+    };
+    let now = SystemTime::now();
+    let answered = match served {
+        Served::Hit(object) => from_store(&object, head, now, |_, ttl| {
+            decided(ServedFrom::Hit { ttl })
+        }),
+        Served::StaleWhileRefresh(object) => from_store(&object, head, now, |_, ttl| {
+            decided(ServedFrom::StaleWhileRefresh { ttl })
+        }),
+        Served::StaleWhileLoading(object) => from_store(&object, head, now, |_, ttl| {
+            decided(ServedFrom::StaleWhileLoading { ttl })
+        }),
+        Served::Fetched(object) => from_store(&object, head, now, |variant, ttl| {
+            decided(ServedFrom::Fetched(Loaded {
+                status: variant.status,
+                ttl,
+            }))
+        }),
+        Served::Revalidated(object) => from_store(&object, head, now, |_, ttl| {
+            decided(ServedFrom::Revalidated { ttl })
+        }),
+        Served::Shared(object) => from_store(&object, head, now, |variant, ttl| {
+            decided(ServedFrom::Shared(Loaded {
+                status: variant.status,
+                ttl,
+            }))
+        }),
+        Served::StandIn(object, error) => from_store(&object, head, now, |_, ttl| {
+            decided(ServedFrom::StandIn {
+                ttl,
+                failure: Failure::from(&*error),
+            })
+        }),
+        Served::Private(pass) => {
+            let decision = decided(ServedFrom::Private {
+                status: pass.response.status(),
+                not_stored: pass.not_stored,
+            });
+            let response = passed(pass.response, &head.method, &decision.cache_status());
+            Answered::new(response, decision)
+        }
+        Served::Failed(error) => {
+            let decision = decided(ServedFrom::Failed(Failure::from(&*error)));
+            let audience = match waited {
+                // The origin's error reaches a waiter only through its leader's load.
+                Some(WaitResult::LeaderError) => Audience::Waiter,
+                _ => Audience::Requester,
+            };
+            let response = origin_failed(&error, &head.method, &decision.cache_status(), audience);
+            Answered::new(response, decision)
+        }
+        Served::Busy => {
+            let decision = decided(ServedFrom::Busy);
+            let mut response = own(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "too many requests waiting for this URL; retry shortly\n",
+                &decision.cache_status(),
+            );
+            response
+                .headers_mut()
+                .insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
+            Answered::new(response, decision)
+        }
+        Served::TimedOut => {
+            let decision = decided(ServedFrom::TimedOut);
+            let response = own(
+                StatusCode::GATEWAY_TIMEOUT,
+                "origin timed out\n",
+                &decision.cache_status(),
+            );
+            Answered::new(response, decision)
+        }
+    };
+    Answered { leader, ..answered }
+}
+
+/// The response from `object`'s variant for `head`, decided by `decide` from the variant and its
+/// remaining freshness at `now`.
+pub(crate) fn from_store(
+    object: &CachedObject,
+    head: &RequestHead,
+    now: SystemTime,
+    decide: impl FnOnce(&Variant, i64) -> Decision,
+) -> Answered {
+    let Some(variant) = object.select(&head.headers) else {
+        return unselectable();
+    };
+    let decision = decide(variant, variant.policy.ttl_seconds(now));
+    let response = stored(variant, head, &decision.cache_status(), now);
+    Answered::new(response, decision)
+}
+
+/// sidecache's 504 for `only-if-cached` when nothing stored serves (RFC 9111 §5.2.1.7).
+pub(crate) fn not_cached() -> Answered {
+    let decision = Decision::NotCached;
+    let response = own(
+        StatusCode::GATEWAY_TIMEOUT,
+        "not in cache\n",
+        &decision.cache_status(),
+    );
+    Answered::new(response, decision)
+}
+
+/// sidecache's own answer to an OPTIONS or TRACE whose `Max-Forwards` reached zero. OPTIONS is
+/// answered 200. TRACE would be reflected back (a SHOULD, RFC 9110 §9.3.8); sidecache does not
+/// echo requests, so it answers 405 with the one method it answers itself.
+pub(crate) fn final_recipient(method: &Method, decision: &Decision) -> Response<Body> {
+    let status = decision.cache_status();
+    if *method == Method::OPTIONS {
+        let mut response = own(StatusCode::OK, "", &status);
+        response
+            .headers_mut()
+            .insert(header::CONTENT_LENGTH, HeaderValue::from(0));
+        return response;
+    }
+    let mut response = own(
+        StatusCode::METHOD_NOT_ALLOWED,
+        "TRACE is not answered by sidecache\n",
+        &status,
+    );
+    response
+        .headers_mut()
+        .insert(header::ALLOW, HeaderValue::from_static("OPTIONS"));
+    response
+}
+
+/// 405 for a TRACE (unless `--allow-trace`): it would echo the request, credentials included.
+pub(crate) fn trace_refused(decision: &Decision) -> Response<Body> {
+    let mut response = own(
+        StatusCode::METHOD_NOT_ALLOWED,
+        "TRACE is not forwarded\n",
+        &decision.cache_status(),
+    );
+    response.headers_mut().insert(
+        header::ALLOW,
+        HeaderValue::from_static("GET, HEAD, OPTIONS, POST, PUT, DELETE, PATCH"),
+    );
+    response
+}
+
+/// sidecache's answer `(code, text)` to a request body it would not pass on; the rest of the
+/// body is not read, so an HTTP/1.x connection closes after it.
+pub(crate) fn body_refused(
+    (code, text): (StatusCode, &'static str),
+    version: Version,
+    decision: &Decision,
+) -> Response<Body> {
+    let mut response = own(code, text, &decision.cache_status());
+    if version < Version::HTTP_2 {
+        response
+            .headers_mut()
+            .insert(header::CONNECTION, HeaderValue::from_static("close"));
+    }
+    response
+}
+
+/// A stored object that has no response for the request that loaded it: a bug, answered
+/// cleanly rather than with a panic.
+pub(crate) fn unselectable() -> Answered {
+    tracing::error!("a loaded object had no variant for its own request");
+    let decision = Decision::Unselectable;
+    let response = own(
+        StatusCode::INTERNAL_SERVER_ERROR,
+        "internal error\n",
+        &decision.cache_status(),
+    );
+    Answered::new(response, decision)
+}
+
 /// Answers `method` with the stored `variant`, honouring the request's conditional and range
 /// fields (RFC 9110 §13, §14; RFC 9111 §4.3.2).
-pub fn stored(
+pub(crate) fn stored(
     variant: &Variant,
     request: &RequestHead,
     status: &CacheStatus,
@@ -79,7 +295,11 @@ pub fn stored(
 }
 
 /// Passes an origin response through to the client (for a HEAD, without its body).
-pub fn passed(response: Response<Body>, method: &Method, status: &CacheStatus) -> Response<Body> {
+pub(crate) fn passed(
+    response: Response<Body>,
+    method: &Method,
+    status: &CacheStatus,
+) -> Response<Body> {
     let (parts, body) = response.into_parts();
     let body = if *method == Method::HEAD {
         Body::empty()
@@ -91,7 +311,7 @@ pub fn passed(response: Response<Body>, method: &Method, status: &CacheStatus) -
 
 /// Who an answer to a failed origin request is for.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Audience {
+pub(crate) enum Audience {
     /// The client whose request the origin answered.
     Requester,
     /// A client that waited on another client's load.
@@ -105,7 +325,7 @@ pub enum Audience {
 /// ([`OriginError::is_shareable`]); otherwise sidecache's own 502, with nothing of the origin's.
 /// An origin body longer than what was kept of it is sent as far as it was kept and then broken
 /// off, never as a shorter complete answer.
-pub fn origin_failed(
+pub(crate) fn origin_failed(
     error: &OriginError,
     method: &Method,
     status: &CacheStatus,
@@ -148,7 +368,7 @@ pub fn origin_failed(
 
 /// An answer sidecache makes itself (e.g. 400 for a request without a host, 504 for
 /// `only-if-cached` with nothing stored).
-pub fn own(code: StatusCode, text: &'static str, status: &CacheStatus) -> Response<Body> {
+pub(crate) fn own(code: StatusCode, text: &'static str, status: &CacheStatus) -> Response<Body> {
     let mut headers = HeaderMap::new();
     headers.insert(
         header::CONTENT_TYPE,

@@ -8,6 +8,7 @@ use tokio::sync::Semaphore;
 use crate::store::PlainStore;
 
 use super::*;
+use crate::cache::outcome::{Outcome, Served, WaitResult};
 
 /// A value tagged with the variant it was loaded for.
 #[derive(Debug, Clone, PartialEq)]
@@ -186,7 +187,7 @@ impl Fixture {
         &self,
         n: usize,
         request: &'static str,
-    ) -> Vec<tokio::task::JoinHandle<Answer<Val, String, Failure>>> {
+    ) -> Vec<tokio::task::JoinHandle<Outcome<Val, String, Failure>>> {
         let handles = (0..n)
             .map(|_| {
                 let cache = self.cache.clone();
@@ -206,8 +207,8 @@ async fn settle() {
 }
 
 async fn finish(
-    handles: Vec<tokio::task::JoinHandle<Answer<Val, String, Failure>>>,
-) -> Vec<Answer<Val, String, Failure>> {
+    handles: Vec<tokio::task::JoinHandle<Outcome<Val, String, Failure>>>,
+) -> Vec<Outcome<Val, String, Failure>> {
     let mut answers = Vec::new();
     for handle in handles {
         answers.push(handle.await.expect("caller task"));
@@ -215,9 +216,44 @@ async fn finish(
     answers
 }
 
-fn value(answer: &Answer<Val, String, Failure>) -> &Val {
-    match &answer.served {
-        Served::Value(value) => value,
+/// The path an outcome took, as these tests name it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Route {
+    Hit,
+    StaleWhileRefresh,
+    StaleWhileLoading,
+    Miss,
+    Revalidated,
+    Coalesced,
+    Pass,
+    StaleOnError,
+    Error,
+    Busy,
+}
+
+fn route(outcome: &Outcome<Val, String, Failure>) -> Route {
+    match outcome.served {
+        Served::Hit(_) => Route::Hit,
+        Served::StaleWhileRefresh(_) => Route::StaleWhileRefresh,
+        Served::StaleWhileLoading(_) => Route::StaleWhileLoading,
+        Served::Fetched(_) | Served::Private(_) if outcome.bypassed => Route::Pass,
+        Served::Fetched(_) | Served::Private(_) => Route::Miss,
+        Served::Revalidated(_) => Route::Revalidated,
+        Served::Shared(_) => Route::Coalesced,
+        Served::StandIn(..) => Route::StaleOnError,
+        Served::Failed(_) | Served::TimedOut => Route::Error,
+        Served::Busy => Route::Busy,
+    }
+}
+
+fn value(outcome: &Outcome<Val, String, Failure>) -> &Val {
+    match &outcome.served {
+        Served::Hit(value)
+        | Served::StaleWhileRefresh(value)
+        | Served::StaleWhileLoading(value)
+        | Served::Fetched(value)
+        | Served::Revalidated(value)
+        | Served::Shared(value) => value,
         other => panic!("expected a value, got {other:?}"),
     }
 }
@@ -234,7 +270,7 @@ async fn a_caller_elected_after_a_load_finished_takes_its_value_instead_of_loadi
     f.release(1);
     let late = f.cache.load_coalesced(&"k", &"v", None).await;
     assert_eq!(f.loads(), 1, "no second load");
-    assert_eq!(late.route, Route::Hit);
+    assert_eq!(route(&late), Route::Hit);
     assert_eq!(value(&late), &stored);
 }
 
@@ -247,16 +283,16 @@ async fn concurrent_misses_share_one_load() {
     f.release(1);
     let answers = finish(handles).await;
     assert_eq!(f.loads(), 1);
-    let leaders = answers.iter().filter(|a| a.route == Route::Miss).count();
+    let leaders = answers.iter().filter(|a| route(a) == Route::Miss).count();
     let coalesced = answers
         .iter()
-        .filter(|a| a.route == Route::Coalesced && a.waited == Some(WaitResult::Shared))
+        .filter(|a| route(a) == Route::Coalesced && a.wait_result() == Some(WaitResult::Shared))
         .count();
     assert_eq!((leaders, coalesced), (1, 49));
     assert!(answers.iter().all(|a| value(a).load == 1));
 
     let hit = f.cache.get(&"k", &"v").await;
-    assert_eq!(hit.route, Route::Hit);
+    assert_eq!(route(&hit), Route::Hit);
     assert_eq!(f.loads(), 1);
 }
 
@@ -270,10 +306,10 @@ async fn a_leader_that_goes_away_does_not_stop_the_load() {
     f.release(1);
     let answers = finish(handles).await;
     assert_eq!(f.loads(), 1);
-    assert!(answers.iter().all(|a| a.route == Route::Coalesced));
+    assert!(answers.iter().all(|a| route(a) == Route::Coalesced));
     f.cache.drain().await;
     assert_eq!(
-        f.cache.get(&"k", &"v").await.route,
+        route(&f.cache.get(&"k", &"v").await),
         Route::Hit,
         "the load was stored"
     );
@@ -302,7 +338,7 @@ async fn a_private_answer_goes_to_its_caller_only_and_followers_load_in_parallel
     assert_eq!(privates.len(), 5, "each caller got its own answer");
     let refetched = answers
         .iter()
-        .filter(|a| a.waited == Some(WaitResult::RefetchUncacheable))
+        .filter(|a| a.wait_result() == Some(WaitResult::RefetchUncacheable))
         .count();
     assert_eq!(refetched, 4);
 
@@ -314,7 +350,7 @@ async fn a_private_answer_goes_to_its_caller_only_and_followers_load_in_parallel
     assert!(
         answers
             .iter()
-            .all(|a| a.route == Route::Pass && a.waited.is_none())
+            .all(|a| route(a) == Route::Pass && a.wait_result().is_none())
     );
 }
 
@@ -325,11 +361,11 @@ async fn a_failed_load_reaches_every_waiter_once_and_is_not_kept() {
     f.release(1);
     let answers = finish(handles).await;
     assert_eq!(f.loads(), 1);
-    assert!(answers.iter().all(|a| a.route == Route::Error));
+    assert!(answers.iter().all(|a| route(a) == Route::Error));
     assert_eq!(
         answers
             .iter()
-            .filter(|a| a.waited == Some(WaitResult::LeaderError))
+            .filter(|a| a.wait_result() == Some(WaitResult::LeaderError))
             .count(),
         3
     );
@@ -339,7 +375,7 @@ async fn a_failed_load_reaches_every_waiter_once_and_is_not_kept() {
     f.release(1);
     let answers = finish(handles).await;
     assert_eq!(
-        answers[0].route,
+        route(&answers[0]),
         Route::Miss,
         "the next request starts a fresh load"
     );
@@ -350,12 +386,12 @@ async fn a_failed_load_reaches_every_waiter_once_and_is_not_kept() {
 async fn a_stale_value_stands_in_for_a_failed_load_where_allowed() {
     let f = fixture_with(Behaviour::Fetch, true, Duration::from_secs(60));
     f.release(2);
-    assert_eq!(f.cache.get(&"k", &"v").await.route, Route::Miss);
+    assert_eq!(route(&f.cache.get(&"k", &"v").await), Route::Miss);
     f.set(Behaviour::Fail);
     // Another variant of the key is requested: the stored value does not fit, the load fails,
     // and the loader allows the stored value to stand in.
     let answer = f.cache.get(&"k", &"w").await;
-    assert_eq!(answer.route, Route::StaleOnError);
+    assert_eq!(route(&answer), Route::StaleOnError);
     match &answer.served {
         Served::StandIn(value, error) => {
             assert_eq!((value.variant, &**error), ("v", &Failure));
@@ -374,10 +410,10 @@ async fn a_waiter_past_its_bound_keeps_waiting_for_the_same_load() {
     assert_eq!(f.loads(), 1, "no waiter went to the slow source itself");
     f.release(1);
     for waited in finish(waiters).await {
-        assert_eq!(waited.waited, Some(WaitResult::Shared));
-        assert_eq!(waited.route, Route::Coalesced);
+        assert_eq!(waited.wait_result(), Some(WaitResult::Shared));
+        assert_eq!(route(&waited), Route::Coalesced);
     }
-    assert_eq!(finish(leader).await[0].route, Route::Miss);
+    assert_eq!(route(&finish(leader).await[0]), Route::Miss);
     assert_eq!(f.loads(), 1);
 }
 
@@ -392,7 +428,7 @@ async fn a_waiter_past_its_bound_is_served_a_stored_value_where_allowed() {
     tokio::time::sleep(Duration::from_millis(501)).await;
     for waited in finish(waiters).await {
         assert_eq!(
-            (waited.route, waited.waited),
+            (route(&waited), waited.wait_result()),
             (Route::StaleWhileLoading, Some(WaitResult::Timeout))
         );
         assert_eq!(value(&waited), &stored);
@@ -414,7 +450,7 @@ async fn a_waiter_is_answered_timed_out_after_the_longest_a_load_may_take() {
         "{:?}",
         waited[0]
     );
-    assert_eq!(waited[0].waited, Some(WaitResult::Timeout));
+    assert_eq!(waited[0].wait_result(), Some(WaitResult::Timeout));
     assert_eq!(f.loads(), 1);
 }
 
@@ -431,7 +467,7 @@ async fn a_load_whose_only_caller_leaves_is_abandoned() {
     let next = f.start(1, "v").await;
     assert_eq!((f.loads(), f.cache.in_flight()), (2, 1));
     f.release(1);
-    assert_eq!(finish(next).await[0].route, Route::Miss);
+    assert_eq!(route(&finish(next).await[0]), Route::Miss);
 }
 
 #[tokio::test]
@@ -445,7 +481,7 @@ async fn a_load_that_refreshes_a_stored_value_finishes_without_its_caller() {
     assert_eq!(f.loader.abandoned.load(Ordering::SeqCst), 0);
     f.release(1);
     f.cache.drain().await;
-    assert_eq!(f.cache.get(&"k", &"v").await.route, Route::Hit);
+    assert_eq!(route(&f.cache.get(&"k", &"v").await), Route::Hit);
 }
 
 #[tokio::test]
@@ -464,7 +500,7 @@ async fn followers_of_an_answer_private_to_its_leader_elect_a_new_leader() {
         .count();
     let shared = answers
         .iter()
-        .filter(|a| a.route == Route::Coalesced && a.waited == Some(WaitResult::Shared))
+        .filter(|a| route(a) == Route::Coalesced && a.wait_result() == Some(WaitResult::Shared))
         .count();
     assert_eq!((personal, shared), (1, 3));
 }
@@ -475,7 +511,7 @@ async fn a_background_refresh_is_made_with_the_background_request() {
     f.release(1);
     f.cache.get(&"k", &"personal v").await;
     let stale = f.cache.get(&"k", &"personal v").await;
-    assert_eq!(stale.route, Route::StaleWhileRefresh);
+    assert_eq!(route(&stale), Route::StaleWhileRefresh);
     f.release(1);
     f.cache.drain().await;
     assert_eq!(
@@ -494,7 +530,7 @@ async fn a_waiter_with_another_variant_loads_its_own() {
     assert_eq!(f.loads(), 2);
     f.release(1);
     let other = finish(other).await;
-    assert_eq!(other[0].waited, Some(WaitResult::RefetchUncacheable));
+    assert_eq!(other[0].wait_result(), Some(WaitResult::RefetchUncacheable));
     assert_eq!(value(&other[0]).variant, "w");
     assert_eq!(value(&finish(leader).await[0]).variant, "v");
 }
@@ -503,20 +539,20 @@ async fn a_waiter_with_another_variant_loads_its_own() {
 async fn stale_while_refresh_serves_at_once_and_refreshes_exactly_once() {
     let f = fixture(Behaviour::FetchStale);
     f.release(1);
-    assert_eq!(f.cache.get(&"k", &"v").await.route, Route::Miss);
+    assert_eq!(route(&f.cache.get(&"k", &"v").await), Route::Miss);
     f.set(Behaviour::Fetch);
     let handles = f.start(10, "v").await;
     let answers = finish(handles).await;
     assert!(
         answers
             .iter()
-            .all(|a| a.route == Route::StaleWhileRefresh && value(a).load == 1)
+            .all(|a| route(a) == Route::StaleWhileRefresh && value(a).load == 1)
     );
     assert_eq!(f.loads(), 2, "exactly one background refresh");
     f.release(1);
     f.cache.drain().await;
     let refreshed = f.cache.get(&"k", &"v").await;
-    assert_eq!((refreshed.route, value(&refreshed).load), (Route::Hit, 2));
+    assert_eq!((route(&refreshed), value(&refreshed).load), (Route::Hit, 2));
 }
 
 #[tokio::test]
@@ -540,7 +576,7 @@ async fn invalidation_removes_the_value_and_the_hit_for_miss_marker() {
     f.cache.get(&"k", &"v").await;
     assert!(f.cache.invalidate(&"k").await);
     assert!(!f.cache.invalidate(&"k").await);
-    assert_eq!(f.cache.get(&"k", &"v").await.route, Route::Miss);
+    assert_eq!(route(&f.cache.get(&"k", &"v").await), Route::Miss);
     assert_eq!(
         f.cache
             .invalidate_matching(|key| key.starts_with('k'))
@@ -598,7 +634,7 @@ async fn an_answer_private_only_to_its_request_does_not_mark_the_key() {
     f.set(Behaviour::Fetch);
     let next = f.cache.get(&"k", &"v").await;
     assert_eq!(
-        (next.route, next.found),
+        (route(&next), next.found),
         (Route::Miss, None),
         "no hit-for-miss pass"
     );
@@ -615,7 +651,7 @@ async fn an_unshareable_answer_supersedes_what_was_stored() {
     assert!(matches!(other.served, Served::Private(_)));
     let again = f.cache.get(&"k", &"v").await;
     assert_eq!(
-        (again.route, again.found),
+        (route(&again), again.found),
         (Route::Pass, None),
         "the stored value went"
     );

@@ -1,0 +1,91 @@
+//! Removing stored URLs: the admin port's purges, and the invalidation that follows a successful
+//! unsafe request (RFC 9111 §4.4). Every removal is counted as a manual miss.
+
+use std::sync::Arc;
+
+use http::HeaderMap;
+use http::header;
+
+use super::HttpCache;
+use super::metrics::ProxyMetrics;
+use crate::cache::key::{CacheKey, same_origin_key};
+use crate::stats::Stats;
+
+/// Removes stored URLs from the cache (and the tiers behind it). Cloning is cheap; clones share
+/// the cache and the counters.
+#[derive(Clone)]
+pub struct Purger {
+    cache: HttpCache,
+    metrics: ProxyMetrics,
+    stats: Arc<Stats>,
+}
+
+// === impl Purger ===
+
+impl Purger {
+    /// Removes from `cache`, counting into `metrics` and `stats`.
+    pub(crate) fn new(cache: HttpCache, metrics: ProxyMetrics, stats: Arc<Stats>) -> Self {
+        Self {
+            cache,
+            metrics,
+            stats,
+        }
+    }
+
+    /// Removes one URL (every variant), on `host` or on every host; returns how many stored
+    /// URLs went. Counted as manual misses.
+    pub async fn purge_url(&self, host: Option<&str>, path_and_query: &str) -> usize {
+        let removed = match host {
+            Some(host) => usize::from(
+                self.cache
+                    .invalidate(&CacheKey::new(host, path_and_query))
+                    .await,
+            ),
+            None => {
+                self.cache
+                    .invalidate_matching(|key| key.path_and_query() == path_and_query)
+                    .await
+            }
+        };
+        self.record(removed);
+        removed
+    }
+
+    /// Removes every URL whose path starts with `prefix`, on `host` or on every host; returns
+    /// how many stored URLs went. Counted as manual misses. `host` is normalised as keys are
+    /// (as [`purge_url`](Self::purge_url)'s is), so `x:80` matches what `x` stored.
+    pub async fn purge_prefix(&self, host: Option<&str>, prefix: &str) -> usize {
+        let host = host.map(|host| CacheKey::new(host, "/"));
+        let host = host.as_ref().map(CacheKey::host);
+        let removed = self
+            .cache
+            .invalidate_matching(|key| {
+                host.is_none_or(|host| key.host() == host)
+                    && key.path_and_query().starts_with(prefix)
+            })
+            .await;
+        self.record(removed);
+        removed
+    }
+
+    /// After a non-error answer to an unsafe request for `key` (RFC 9111 §4.4): removes `key` and
+    /// the same-origin URIs the answer's `Location` and `Content-Location` name.
+    pub(crate) async fn after_unsafe(&self, key: &CacheKey, response: &HeaderMap) {
+        let mut removed = usize::from(self.cache.invalidate(key).await);
+        for name in [header::LOCATION, header::CONTENT_LOCATION] {
+            let target = response
+                .get(&name)
+                .and_then(|value| value.to_str().ok())
+                .and_then(|reference| same_origin_key(key, reference));
+            if let Some(target) = target {
+                removed += usize::from(self.cache.invalidate(&target).await);
+            }
+        }
+        self.record(removed);
+    }
+
+    fn record(&self, removed: usize) {
+        self.metrics.record_invalidations(removed);
+        self.stats.record_manual_misses(removed);
+    }
+}
