@@ -30,6 +30,10 @@ const DOCKERFILE: &str = "Dockerfile";
 const DATASOURCES: &str = "deploy/grafana/provisioning/datasources/sidecache.yml";
 const DASHBOARD_PROVIDERS: &str = "deploy/grafana/provisioning/dashboards/sidecache.yml";
 const DASHBOARDS: &str = "dashboards";
+/// The alert runbooks, one section per alert.
+const RUNBOOK: &str = "docs/runbook.md";
+/// What every alert's `runbook_url` starts with; its anchor follows.
+const RUNBOOK_URL: &str = "docs/runbook.md#";
 
 fn repo_path(relative: &str) -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join(relative)
@@ -188,8 +192,8 @@ fn every_alert_has_unit_tests_where_it_fires_and_where_it_does_not() {
 }
 
 #[test]
-fn every_alert_has_a_severity_a_summary_a_description_and_a_runbook_in_the_readme() {
-    let anchors = readme_anchors();
+fn every_alert_has_a_severity_a_summary_a_description_and_a_runbook_section() {
+    let anchors = runbook_anchors();
     for rule in rules().into_iter().filter(|r| r.alert) {
         let name = &rule.name;
         assert!(
@@ -203,9 +207,9 @@ fn every_alert_has_a_severity_a_summary_a_description_and_a_runbook_in_the_readm
             );
         }
         let runbook = text(&rule.annotations["runbook_url"]);
-        let anchor = runbook
-            .strip_prefix("README.md#")
-            .unwrap_or_else(|| panic!("{name}: runbook_url {runbook:?} is not README.md#anchor"));
+        let anchor = runbook.strip_prefix(RUNBOOK_URL).unwrap_or_else(|| {
+            panic!("{name}: runbook_url {runbook:?} is not {RUNBOOK_URL}anchor")
+        });
         assert_eq!(
             anchor,
             name.to_lowercase(),
@@ -213,16 +217,16 @@ fn every_alert_has_a_severity_a_summary_a_description_and_a_runbook_in_the_readm
         );
         assert!(
             anchors.contains(anchor),
-            "{name}: README.md has no section #{anchor}"
+            "{name}: {RUNBOOK} has no section #{anchor}"
         );
     }
 }
 
-/// The anchors of README.md's headings, as GitHub makes them.
-fn readme_anchors() -> BTreeSet<String> {
+/// The anchors of the runbook's headings, as GitHub makes them.
+fn runbook_anchors() -> BTreeSet<String> {
     let mut anchors = BTreeSet::new();
     let mut in_code = false;
-    for line in read("README.md").lines() {
+    for line in read(RUNBOOK).lines() {
         if line.trim_start().starts_with("```") {
             in_code = !in_code;
         }
