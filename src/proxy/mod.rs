@@ -1,17 +1,7 @@
-//! The caching proxy: the request path and the HTTP loader behind it.
+//! The caching proxy: the request path and the HTTP loader behind it. [`service::Proxy`] runs
+//! the phases; [`loader::OriginLoader`] is the HTTP loader the cache core loads through.
 //!
-//! A request runs through a fixed list of phases, each in a module of its own:
-//!
-//! | phase | module | what |
-//! |---|---|---|
-//! | guard and classify | [`classify`] | refusals sidecache answers itself; the request keyed and sorted: through the cache, or around it |
-//! | lookup | [`lookup`] | what the store alone says: served, or a load is needed |
-//! | load | [`crate::cache::loading`], [`load`], [`forward`] | the single-flight load (or a load for this client alone, or a request around the cache) |
-//! | respond | [`respond`] | the response and the one [`decision::Decision`] everything reported is derived from |
-//! | record | [`record`] | metrics, stats, the span, per-key counts, the access line |
-//!
-//! [`service::Proxy`] runs them; [`loader::OriginLoader`] is the HTTP loader the cache core loads
-//! through.
+#![doc = include_str!("../../docs/request-path.md")]
 
 pub mod cache_status;
 pub(crate) mod classify;
