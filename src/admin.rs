@@ -30,7 +30,7 @@ use http::{Method, Request, Response, StatusCode};
 use hyper::body::Incoming;
 
 use crate::body::Body;
-use crate::cache::key::CacheKey;
+use crate::http::key::CacheKey;
 use crate::metrics::{self, Registry};
 use crate::proxy::service::Proxy;
 use crate::server::{Client, Handled, Handler};

@@ -26,11 +26,11 @@ use super::request_counts::RequestCounts;
 use super::respond::{self, Audience};
 use super::trace::RequestTrace;
 use crate::body::{Body, Guard};
-use crate::cache::key::CacheKey;
 use crate::cache::loading::{
     Answer, Judgement, LoadCause, LoadingCache, Lookup, Miss, Route, Served, Source, WaitResult,
 };
-use crate::cache::object::CachedObject;
+use crate::http::key::CacheKey;
+use crate::http::stored::object::CachedObject;
 use crate::origin::headers::remove_hop_by_hop;
 use crate::origin::{OriginError, OriginErrorKind};
 use crate::server::{Client, Handled, Handler};
