@@ -7,5 +7,6 @@ pub mod directives;
 pub mod key;
 pub mod policy;
 pub mod range;
+mod sf;
 pub mod stored;
 pub mod vary;
