@@ -4,6 +4,7 @@
 
 pub mod conditional;
 pub mod directives;
+pub mod fields;
 pub mod key;
 pub mod policy;
 pub mod range;

@@ -26,6 +26,7 @@ use http::{HeaderMap, HeaderValue, Method, StatusCode};
 
 use super::directives::parse_delta_seconds;
 use super::directives::{DELTA_SECONDS_MAX, MaxStale, RequestDirectives, ResponseDirectives};
+use super::fields::{EntityTag, http_date, single_value};
 
 /// A stored response that has a validator is kept at least this long (or [`PolicyConfig::grace`]
 /// if longer), even when it can never be served without validation: a conditional request
@@ -254,7 +255,7 @@ impl ResponsePolicy {
         } else {
             config
         };
-        let date = single_http_date(res_headers, &DATE);
+        let date = single_value(res_headers, &DATE).and_then(http_date);
         // RFC 9110 §6.6.1: without a (valid) Date, the time of receipt stands in for it.
         let date_value = date.unwrap_or(response_time);
         let expires = if directives.targeted {
@@ -262,7 +263,7 @@ impl ResponsePolicy {
         } else {
             Expires::from_headers(res_headers)
         };
-        let last_modified = single_http_date(res_headers, &LAST_MODIFIED);
+        let last_modified = single_value(res_headers, &LAST_MODIFIED).and_then(http_date);
         let freshness_lifetime = freshness_lifetime(
             &directives,
             status,
@@ -643,7 +644,7 @@ impl Expires {
         let mut lines = headers.get_all(EXPIRES).iter();
         match (lines.next(), lines.next()) {
             (None, _) => Self::Absent,
-            (Some(value), None) => parse_http_date(value).map_or(Self::Invalid, Self::At),
+            (Some(value), None) => http_date(value).map_or(Self::Invalid, Self::At),
             (Some(_), Some(_)) => Self::Invalid,
         }
     }
@@ -716,22 +717,6 @@ fn elapsed(earlier: SystemTime, later: SystemTime) -> Duration {
     later.duration_since(earlier).unwrap_or(Duration::ZERO)
 }
 
-/// RFC 9110 §5.6.7: IMF-fixdate, rfc850-date or asctime-date; anything else is invalid.
-fn parse_http_date(value: &HeaderValue) -> Option<SystemTime> {
-    let text = value.to_str().ok()?;
-    httpdate::parse_http_date(text.trim_matches([' ', '\t'])).ok()
-}
-
-/// A singleton date field (Date, Last-Modified): several field lines make it invalid.
-fn single_http_date(headers: &HeaderMap, name: &HeaderName) -> Option<SystemTime> {
-    let mut lines = headers.get_all(name).iter();
-    let value = lines.next()?;
-    if lines.next().is_some() {
-        return None;
-    }
-    parse_http_date(value)
-}
-
 /// §4.1: "A stored response with a Vary header field value containing a member "*" always
 /// fails to match."
 fn vary_star(headers: &HeaderMap) -> bool {
@@ -783,42 +768,20 @@ pub fn not_modified_selects(
             // cache MUST NOT use the new response to update any stored responses."
             return false;
         };
-        let (new, old) = (EntityTag::parse(new), EntityTag::parse(&old));
-        return if new.weak {
-            new.opaque == old.opaque
+        let (new, old) = (EntityTag::loose(new), EntityTag::loose(&old));
+        return if new.is_weak() {
+            new.weak_eq(&old)
         } else {
-            !old.weak && new.opaque == old.opaque
+            new.strong_eq(&old)
         };
     }
     if let Some(new) = not_modified.get(LAST_MODIFIED) {
-        return stored(&LAST_MODIFIED).is_some_and(|old| {
-            match (parse_http_date(&old), parse_http_date(new)) {
-                (Some(old), Some(new)) => old == new,
-                _ => old.as_bytes().trim_ascii() == new.as_bytes().trim_ascii(),
-            }
+        return stored(&LAST_MODIFIED).is_some_and(|old| match (http_date(&old), http_date(new)) {
+            (Some(old), Some(new)) => old == new,
+            _ => old.as_bytes().trim_ascii() == new.as_bytes().trim_ascii(),
         });
     }
     stored(&ETAG).is_none() && stored(&LAST_MODIFIED).is_none()
-}
-
-/// RFC 9110 §8.8.3 `entity-tag = [ weak ] opaque-tag`, kept as bytes for comparison.
-struct EntityTag<'a> {
-    weak: bool,
-    opaque: &'a [u8],
-}
-
-impl<'a> EntityTag<'a> {
-    fn parse(value: &'a HeaderValue) -> Self {
-        let bytes = value.as_bytes().trim_ascii();
-        // The weak prefix is case-sensitive: `weak = %s"W/"`.
-        match bytes.strip_prefix(b"W/") {
-            Some(opaque) => Self { weak: true, opaque },
-            None => Self {
-                weak: false,
-                opaque: bytes,
-            },
-        }
-    }
 }
 
 /// §3.2: the stored header fields updated from a 304 (replace every field present in the 304, except
