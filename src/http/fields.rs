@@ -1,10 +1,14 @@
-//! Field primitives the caching rules share: entity tags (RFC 9110 §8.8.3), HTTP-dates (RFC
-//! 9110 §5.6.7), singleton fields and optional whitespace (RFC 9110 §5.6.3).
+//! Field primitives the caching rules share: the `Cache-Status` field name (RFC 9211), entity
+//! tags (RFC 9110 §8.8.3), HTTP-dates (RFC 9110 §5.6.7), singleton fields and optional
+//! whitespace (RFC 9110 §5.6.3).
 
 use std::time::{Duration, SystemTime};
 
 use http::header::{DATE, ETAG, HeaderName};
 use http::{HeaderMap, HeaderValue};
+
+/// The `Cache-Status` field (RFC 9211).
+pub const CACHE_STATUS: HeaderName = HeaderName::from_static("cache-status");
 
 /// An entity tag (RFC 9110 §8.8.3), borrowed from a header value.
 ///
