@@ -14,9 +14,8 @@ use http::header::{HeaderMap, HeaderName, HeaderValue, SET_COOKIE, VARY};
 use http::{Method, StatusCode};
 use libfuzzer_sys::fuzz_target;
 use sidecache::http::directives::{RequestDirectives, ResponseDirectives};
-use sidecache::http::policy::{
-    OriginFailure, PolicyConfig, ResponsePolicy, Reuse, freshen_headers, not_modified_selects,
-};
+use sidecache::http::freshen::{freshen_headers, not_modified_selects};
+use sidecache::http::policy::{OriginFailure, PolicyConfig, ResponsePolicy, Reuse};
 use sidecache::http::vary::VaryKey;
 
 /// Statuses with different caching rules (final, heuristic, partial, 304, never stored, errors).

@@ -5,6 +5,7 @@
 pub mod conditional;
 pub mod directives;
 pub mod fields;
+pub mod freshen;
 pub mod key;
 pub mod policy;
 pub mod range;

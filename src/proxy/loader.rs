@@ -14,11 +14,11 @@ use super::request::RequestHead;
 use crate::body::Body;
 use crate::cache::loading::{Judgement, LoadCause, Loader, Source};
 use crate::http::directives::{RequestDirectives, ResponseDirectives};
+use crate::http::freshen::{freshen_headers, not_modified_selects};
 use crate::http::key::CacheKey;
 use crate::http::policy::{
     Credentials, OriginFailure, PolicyConfig, RefuseReason, ResponsePolicy, Reuse,
 };
-use crate::http::policy::{freshen_headers, not_modified_selects};
 use crate::http::stored::object::{CachedObject, Variant};
 use crate::http::vary::VaryKey;
 use crate::origin::headers::{METHOD_OVERRIDES, remove_all, remove_hop_by_hop};
