@@ -29,7 +29,7 @@ use http::header::{self, HeaderMap, HeaderValue};
 use http::{Method, Request, Response, StatusCode};
 
 use crate::body::{Body, RequestBody};
-use crate::cache::key::CacheKey;
+use crate::http::key::CacheKey;
 use crate::metrics::{self, Registry};
 use crate::proxy::service::Proxy;
 use crate::server::{Client, Handled, Handler};

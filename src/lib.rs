@@ -15,6 +15,7 @@
 //! | [`server`] | the accept loop both listeners share: client limits and timeouts, graceful drain |
 //! | [`proxy`] | the request path: classify, key, lookup, load, respond, record; the server span; the HTTP loader |
 //! | [`cache`] | HTTP-free single-flight ([`cache::flight`]) and read-through cache ([`cache::loading`]); RFC 9111 policy, keys, `Vary`, conditionals, ranges |
+//! | [`http`] | the HTTP caching rules (RFC 9110/9111/9211/9213): keys, `Cache-Control`, freshness and reuse, `Vary`, conditionals, ranges, 304 freshening; the stored response |
 //! | [`store`] | the byte-bounded moka store with per-entry expiry |
 //! | [`origin`] | the pooled client to the origin: timeouts, header hygiene, error classification, the client span and `traceparent` |
 //! | [`admin`] | the admin listener, on a thread and runtime of its own: metrics, stats, health, readiness, purge, counters |
@@ -35,6 +36,7 @@ pub mod body;
 pub mod cache;
 pub mod config;
 pub mod demo;
+pub mod http;
 pub mod metrics;
 pub mod origin;
 pub mod proxy;

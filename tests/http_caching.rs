@@ -15,7 +15,7 @@ use std::time::{Duration, SystemTime};
 
 use bytes::Bytes;
 use http::Method;
-use sidecache::cache::key::CacheKey;
+use sidecache::http::key::CacheKey;
 use sidecache::store::Store;
 use support::{Failed, Gate, Got, Reply, Seen, Sidecache, TestClient, TestOrigin};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};

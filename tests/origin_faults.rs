@@ -16,7 +16,7 @@ use std::future::Future;
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
-use sidecache::cache::key::CacheKey;
+use sidecache::http::key::CacheKey;
 use sidecache::server::Drained;
 use sidecache::store::Store;
 use support::fault_origin::{Answer, Behaviour, FaultOrigin};

@@ -9,7 +9,7 @@
 use http::Uri;
 use http::header::{HOST, HeaderMap, HeaderValue};
 use libfuzzer_sys::fuzz_target;
-use sidecache::cache::key::CacheKey;
+use sidecache::http::key::CacheKey;
 
 fuzz_target!(|data: &[u8]| {
     let (hosts, target) = match data.windows(2).position(|w| w == b"\n\n") {

@@ -13,11 +13,10 @@ use std::time::{Duration, SystemTime};
 use http::header::{HeaderMap, HeaderName, HeaderValue, SET_COOKIE, VARY};
 use http::{Method, StatusCode};
 use libfuzzer_sys::fuzz_target;
-use sidecache::cache::directives::{RequestDirectives, ResponseDirectives};
-use sidecache::cache::policy::{
-    OriginFailure, PolicyConfig, ResponsePolicy, Reuse, freshen_headers, not_modified_selects,
-};
-use sidecache::cache::vary::VaryKey;
+use sidecache::http::directives::{RequestDirectives, ResponseDirectives};
+use sidecache::http::freshen::{freshen_headers, not_modified_selects};
+use sidecache::http::policy::{OriginFailure, PolicyConfig, ResponsePolicy, Reuse};
+use sidecache::http::vary::VaryKey;
 
 /// Statuses with different caching rules (final, heuristic, partial, 304, never stored, errors).
 const STATUSES: [u16; 12] = [200, 203, 204, 206, 301, 304, 404, 410, 429, 500, 503, 599];

@@ -6,7 +6,7 @@ use super::recent_values;
 use crate::stats::StatOutcome;
 use http::header::HeaderValue;
 
-pub use crate::cache::fields::CACHE_STATUS;
+pub use crate::http::fields::CACHE_STATUS;
 
 /// The name sidecache reports itself by in `Cache-Status`.
 const CACHE_NAME: &str = "sidecache";

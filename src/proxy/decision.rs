@@ -7,7 +7,7 @@ use http::StatusCode;
 use super::cache_status::{CacheResult, CacheStatus, Forward};
 use crate::cache::loading::LoadCause;
 use crate::cache::outcome::WaitResult;
-use crate::cache::policy::RefuseReason;
+use crate::http::policy::RefuseReason;
 use crate::origin::OriginError;
 
 /// What became of one request.

@@ -13,15 +13,15 @@ use super::decision::NotStored;
 use super::metrics::ProxyMetrics;
 use super::request::RequestHead;
 use crate::body::Body;
-use crate::cache::directives::{RequestDirectives, ResponseDirectives};
-use crate::cache::key::CacheKey;
 use crate::cache::loading::{Judgement, LoadCause, Loader, Source};
-use crate::cache::object::{CachedObject, Variant};
-use crate::cache::policy::{
+use crate::http::directives::{RequestDirectives, ResponseDirectives};
+use crate::http::freshen::{freshen_headers, not_modified_selects};
+use crate::http::key::CacheKey;
+use crate::http::policy::{
     Credentials, OriginFailure, PolicyConfig, RefuseReason, ResponsePolicy, Reuse,
 };
-use crate::cache::policy::{freshen_headers, not_modified_selects};
-use crate::cache::vary::VaryKey;
+use crate::http::stored::object::{CachedObject, Variant};
+use crate::http::vary::VaryKey;
 use crate::origin::headers::{METHOD_OVERRIDES, remove_all, remove_hop_by_hop};
 use crate::origin::{
     Buffered, ErrorResponse, OriginClient, OriginError, OriginErrorKind, is_error_status,

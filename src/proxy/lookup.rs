@@ -5,8 +5,8 @@ use std::sync::Arc;
 use super::HttpCache;
 use super::request::RequestHead;
 use crate::cache::loading::{Judgement, LoadOutcome, Lookup, Miss};
-use crate::cache::object::CachedObject;
 use crate::cache::outcome::{Outcome, Served};
+use crate::http::stored::object::CachedObject;
 use crate::proxy::loader::OriginLoader;
 
 /// What the store said.

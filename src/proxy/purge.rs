@@ -8,7 +8,7 @@ use http::header;
 
 use super::HttpCache;
 use super::metrics::ProxyMetrics;
-use crate::cache::key::{CacheKey, same_origin_key};
+use crate::http::key::{CacheKey, same_origin_key};
 use crate::stats::Stats;
 
 /// Removes stored URLs from the cache (and the tiers behind it). Cloning is cheap; clones share

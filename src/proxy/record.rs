@@ -12,7 +12,7 @@ use super::request_counts::RequestCounts;
 use super::respond::Answered;
 use super::trace::RequestTrace;
 use crate::body::Body;
-use crate::cache::key::CacheKey;
+use crate::http::key::CacheKey;
 use crate::stats::Stats;
 use crate::telemetry::logs;
 

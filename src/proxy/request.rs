@@ -5,8 +5,8 @@ use std::net::IpAddr;
 use http::header::{self, HeaderMap, HeaderValue};
 use http::{Method, Uri};
 
-use crate::cache::directives::RequestDirectives;
-use crate::cache::key::{CacheKey, KeyError};
+use crate::http::directives::RequestDirectives;
+use crate::http::key::{CacheKey, KeyError};
 use crate::origin::headers::{
     UNKEYED_OVERRIDES, append_via, remove_all, remove_hop_by_hop, replace_forwarding,
 };

@@ -3,7 +3,7 @@
 
 use std::sync::Arc;
 
-use crate::cache::key::CacheKey;
+use crate::http::key::CacheKey;
 use crate::writebehind::{IncrementSource, REQUEST_COUNTER_PREFIX, WriteBehind};
 
 /// Counts requests per cache key in write-behind counters.

@@ -16,13 +16,13 @@ use super::loader::OriginLoader;
 use super::recent_values;
 use super::request::RequestHead;
 use crate::body::Body;
-use crate::cache::conditional::{self, Precondition};
-use crate::cache::directives::SIDECACHE_CACHE_CONTROL;
-use crate::cache::fields::Added;
 use crate::cache::loading::LoadOutcome;
-use crate::cache::object::{CachedObject, Variant};
 use crate::cache::outcome::{Outcome, Served, WaitResult};
-use crate::cache::range::{self, RangeAnswer};
+use crate::http::conditional::{self, Precondition};
+use crate::http::directives::SIDECACHE_CACHE_CONTROL;
+use crate::http::range::{self, RangeAnswer};
+use crate::http::stored::answer_fields::Added;
+use crate::http::stored::object::{CachedObject, Variant};
 use crate::origin::OriginError;
 use crate::origin::headers::{VIA_ENTRY, append_via};
 

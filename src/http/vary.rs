@@ -19,6 +19,8 @@ use bytes::Bytes;
 use http::HeaderMap;
 use http::header::{HeaderName, VARY};
 
+use super::fields::trim_ows;
+
 /// The request header values a stored response was selected by (the fields its `Vary`
 /// nominates).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -163,17 +165,6 @@ fn split_members(value: &[u8]) -> impl Iterator<Item = &[u8]> {
         rest = None;
         Some(value)
     })
-}
-
-/// Strips optional whitespace (SP / HTAB, RFC 9110 §5.6.3) from both ends.
-fn trim_ows(mut bytes: &[u8]) -> &[u8] {
-    while let [b' ' | b'\t', rest @ ..] = bytes {
-        bytes = rest;
-    }
-    while let [rest @ .., b' ' | b'\t'] = bytes {
-        bytes = rest;
-    }
-    bytes
 }
 
 /// RFC 9110 §5.6.2 `tchar`: the characters of a token, and so of a field name.

@@ -10,7 +10,7 @@
 use http::header::{IF_RANGE, LAST_MODIFIED, RANGE};
 use http::{HeaderMap, HeaderValue, Method, StatusCode};
 
-use super::conditional::{EntityTag, http_date, last_modified_is_strong, single_value};
+use super::fields::{EntityTag, http_date, last_modified_is_strong, single_value, trim_ows};
 
 /// How to answer a request from a stored full response, as far as `Range` is concerned.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -231,17 +231,6 @@ fn select(spec: Spec, len: u64) -> Selection {
         Spec::Suffix { .. } if len == 0 => Selection::Empty,
         Spec::Suffix { length } => Selection::Bytes(len - length.min(len), len - 1),
     }
-}
-
-/// Strips optional whitespace (SP / HTAB, RFC 9110 §5.6.3) from both ends.
-fn trim_ows(mut bytes: &[u8]) -> &[u8] {
-    while let [b' ' | b'\t', rest @ ..] = bytes {
-        bytes = rest;
-    }
-    while let [rest @ .., b' ' | b'\t'] = bytes {
-        bytes = rest;
-    }
-    bytes
 }
 
 #[cfg(test)]

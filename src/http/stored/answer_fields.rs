@@ -22,9 +22,7 @@ use http::header::{AGE, VIA};
 use http::{HeaderMap, HeaderName, HeaderValue};
 
 use super::packed::PackedValues;
-
-/// The `Cache-Status` field (RFC 9211).
-pub const CACHE_STATUS: HeaderName = HeaderName::from_static("cache-status");
+use crate::http::fields::CACHE_STATUS;
 
 /// Lists of names the process-wide table shares templates for. The names come from the origin,
 /// so the table is bounded; a template costs about 0.5 KiB.

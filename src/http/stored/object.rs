@@ -6,10 +6,10 @@ use std::time::{Duration, SystemTime};
 use bytes::{Bytes, BytesMut};
 use http::{HeaderMap, HeaderName, HeaderValue, StatusCode};
 
-use super::directives::SIDECACHE_CACHE_CONTROL;
-use super::fields::{Added, Compacted, StoredFields, TemplateTable};
-use super::policy::ResponsePolicy;
-use super::vary::VaryKey;
+use super::answer_fields::{Added, Compacted, StoredFields, TemplateTable};
+use crate::http::directives::SIDECACHE_CACHE_CONTROL;
+use crate::http::policy::ResponsePolicy;
+use crate::http::vary::VaryKey;
 use crate::store::Weighed;
 
 /// At most this many variants are kept per URL; the oldest goes first. A `Vary` on a field with
@@ -249,7 +249,7 @@ mod tests {
     use http::Method;
 
     use super::*;
-    use crate::cache::policy::PolicyConfig;
+    use crate::http::policy::PolicyConfig;
 
     fn headers(fields: &[(&str, &str)]) -> HeaderMap {
         let field = |(name, value): &(&str, &str)| {

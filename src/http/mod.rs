@@ -1,0 +1,14 @@
+//! The HTTP caching rules (RFC 9110, RFC 9111, RFC 9211, RFC 9213): pure functions and values
+//! over header fields, no I/O. The proxy applies them through the HTTP-free core in
+//! [`crate::cache`].
+
+pub mod conditional;
+pub mod directives;
+pub mod fields;
+pub mod freshen;
+pub mod key;
+pub mod policy;
+pub mod range;
+mod sf;
+pub mod stored;
+pub mod vary;
