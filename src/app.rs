@@ -166,7 +166,8 @@ impl App {
             )
             .map_err(AppError::WriteBehind)?,
         );
-        writebehind::metrics::register_pending_keys(&registry, &writebehind)
+        writebehind
+            .register_pending_keys(&registry)
             .map_err(AppError::Metrics)?;
         let mut proxy = Proxy::new(cache, proxy_metrics, Arc::clone(&stats))
             .with_tracing(tracing.request_sampler())
