@@ -17,10 +17,9 @@ use sidecache::cache::loading::{LoadingCache, LoadingConfig, Lookup, Served};
 use sidecache::cache::object::{CachedObject, Variant};
 use sidecache::cache::policy::{PolicyConfig, ResponsePolicy};
 use sidecache::cache::vary::VaryKey;
-use sidecache::config::{HostHeader, LogConfig, LogFormat, Ratio, SamplerKind};
 use sidecache::metrics;
 use sidecache::origin::metrics::OriginMetrics;
-use sidecache::origin::{OriginClient, OriginSettings};
+use sidecache::origin::{HostHeader, OriginClient, OriginSettings};
 use sidecache::proxy::cache_status::{CacheResult, CacheStatus};
 use sidecache::proxy::loader::OriginLoader;
 use sidecache::proxy::metrics::ProxyMetrics;
@@ -29,7 +28,7 @@ use sidecache::proxy::respond;
 use sidecache::proxy::trace::RequestTrace;
 use sidecache::stats::Stats;
 use sidecache::store::MemoryStore;
-use sidecache::telemetry::{self, Tracing};
+use sidecache::telemetry::{self, LogConfig, LogFormat, Ratio, SamplerKind, Tracing};
 
 /// Receives batches and drops them: the cost measured is sidecache's and the SDK's, not a
 /// network's.

@@ -17,6 +17,7 @@
 //! else 401: the stats and counter names (request counts are URLs) are as private as the calls
 //! that change state.
 
+mod config;
 mod counters;
 pub mod thread;
 
@@ -29,6 +30,7 @@ use http::header::{self, HeaderMap, HeaderValue};
 use http::{Method, Request, Response, StatusCode};
 use hyper::body::Incoming;
 
+pub use self::config::AdminConfig;
 use crate::body::Body;
 use crate::cache::key::CacheKey;
 use crate::metrics::{self, Registry};

@@ -64,7 +64,6 @@ use self::rewind::Rewind;
 use self::streams::StreamExecutor;
 use self::timeouts::{Activity, Clocks, TimedIo};
 use crate::body::Body;
-use crate::config::ClientLimitsConfig;
 
 /// Something that answers requests. It never fails: errors are answered as responses.
 pub trait Handler: Send + Sync + 'static {
@@ -157,22 +156,6 @@ pub struct ClientLimits {
     pub max_origin_requests_per_connection: usize,
     /// Most requests a connection may abandon (while it abandons more than it waits for).
     pub max_abandoned_requests: u32,
-}
-
-impl From<&ClientLimitsConfig> for ClientLimits {
-    fn from(config: &ClientLimitsConfig) -> Self {
-        Self {
-            max_connections: config.max_connections,
-            max_header_bytes: usize::try_from(config.max_header_bytes).unwrap_or(usize::MAX),
-            max_headers: config.max_headers,
-            header_timeout: config.header_timeout,
-            idle_timeout: config.idle_timeout,
-            send_timeout: config.send_timeout,
-            http2_max_concurrent_streams: config.http2_max_concurrent_streams,
-            max_origin_requests_per_connection: config.max_origin_requests_per_connection,
-            max_abandoned_requests: config.max_abandoned_requests,
-        }
-    }
 }
 
 /// The connection slots of one listener, and how many connections hold one.

@@ -15,6 +15,7 @@
 //! request path opens no span at all (the store's debug spans are disabled by the log filter),
 //! so it pays nothing for it.
 
+mod config;
 pub mod context;
 pub mod export;
 pub mod logs;
@@ -31,9 +32,11 @@ use tracing_subscriber::layer::{self, Filter};
 use tracing_subscriber::registry::LookupSpan;
 use tracing_subscriber::{Layer, Registry};
 
+pub use self::config::{
+    LogConfig, LogFormat, OtlpProtocol, Ratio, SamplerKind, TelemetryConfig, TracingConfig,
+};
 pub use self::export::{Tracing, TracingError};
 use self::uncached::Uncached;
-use crate::config::{LogConfig, LogFormat};
 
 /// A layer over the registry, boxed so that text and JSON, traced and untraced, share one type.
 type BoxedLayer = Box<dyn Layer<Registry> + Send + Sync>;

@@ -5,6 +5,7 @@
 //! classification of failures and the client span ([`trace`], with the `traceparent` the origin
 //! receives) are the same on every path.
 
+mod config;
 pub mod connector;
 pub mod error;
 pub mod headers;
@@ -26,12 +27,12 @@ use hyper_util::rt::{TokioExecutor, TokioTimer};
 use tokio::time::Instant;
 use tracing::Instrument;
 
+pub use self::config::{HostHeader, OriginConfig};
 use self::connector::{LimitedConnector, OriginBusy, OriginSlots};
 pub use self::error::{ErrorResponse, OriginError, OriginErrorKind, is_error_status};
 use self::metrics::{OriginMetrics, OriginOutcome};
 use self::trace::FetchTrace;
 use crate::body::{Body, Guard, StreamError};
-pub use crate::config::HostHeader;
 
 /// Where the origin is and how long to wait for it.
 #[derive(Debug, Clone)]

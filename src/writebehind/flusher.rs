@@ -13,6 +13,7 @@ use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
 use tracing::Instrument;
 
+use super::config::WriteBehindConfig;
 use super::counters::{Counters, Refused};
 use super::metrics::{DropReason, FlushOutcome, IncrementSource, WriteBehindMetrics};
 use super::name;
@@ -20,7 +21,6 @@ use super::postgres::PostgresSink;
 use super::recovery::{self, RecoveryError};
 use super::sink::{Batch, BatchIds, Retention, Sink, SinkAddress, SinkError};
 use super::sqlite::SqliteSink;
-use crate::config::WriteBehindConfig;
 use crate::metrics::{self, Registry};
 
 /// The first wait before retrying a failed flush; doubled after each failure.
