@@ -26,7 +26,7 @@ use crate::proxy::loader::OriginLoader;
 use crate::proxy::metrics::ProxyMetrics;
 use crate::proxy::request_counts::RequestCounts;
 use crate::proxy::service::{Proxy, RequestLimits};
-use crate::server::{self, ClientLimits, ClientMetrics, ConnectionSlots, Drained};
+use crate::server::{self, ClientMetrics, ClientSettings, ConnectionSlots, Drained};
 use crate::stats::Stats;
 use crate::store::{MemoryStore, StoreMetrics};
 use crate::telemetry::Tracing;
@@ -54,7 +54,7 @@ pub struct App {
     writebehind: Arc<WriteBehind>,
     shutdown_grace: Duration,
     /// What clients of every listener may ask.
-    client_limits: ClientLimits,
+    client_limits: ClientSettings,
     /// The proxy port's connection slots (their use is the open-connection gauge).
     proxy_slots: ConnectionSlots,
     /// What the proxy port counts about its clients.
@@ -169,15 +169,13 @@ impl App {
         writebehind
             .register_pending_keys(&registry)
             .map_err(AppError::Metrics)?;
-        let mut proxy = Proxy::new(cache, proxy_metrics, Arc::clone(&stats))
-            .with_tracing(tracing.request_sampler())
-            .with_limits(RequestLimits {
-                max_headers: config.client.max_headers,
-                max_body_bytes: config.client.max_request_body_bytes,
-                max_uri_bytes: config.client.max_uri_bytes,
-                allow_trace: config.proxy.allow_trace,
-                body_timeout: config.client.body_timeout,
-            });
+        let mut proxy = Proxy::new(
+            cache,
+            proxy_metrics,
+            Arc::clone(&stats),
+            request_limits(config),
+        )
+        .with_tracing(tracing.request_sampler());
         if config.writebehind.count_requests {
             proxy = proxy.count_requests(RequestCounts::new(
                 Arc::clone(&writebehind),
@@ -186,7 +184,7 @@ impl App {
         }
         let proxy = Arc::new(proxy);
         register_state_gauges(&registry, &proxy).map_err(AppError::Metrics)?;
-        let client_limits = ClientLimits::from(&config.client);
+        let client_limits = ClientSettings::from(&config.client);
         let proxy_slots = ConnectionSlots::new(client_limits.max_connections);
         register_connection_gauges(&registry, &proxy_slots).map_err(AppError::Metrics)?;
         let client_metrics = ClientMetrics::register(&registry).map_err(AppError::Metrics)?;
@@ -443,6 +441,18 @@ fn demo_url(listener: &TcpListener) -> Result<Uri, AppError> {
     format!("http://{}", local_addr(listener))
         .parse()
         .map_err(|_| AppError::Origin("the demo origin's address is not a URL".into()))
+}
+
+/// What one request may carry: the client limits the proxy checks itself, and whether TRACE is
+/// forwarded.
+fn request_limits(config: &Config) -> RequestLimits {
+    RequestLimits {
+        max_headers: config.client.max_headers,
+        max_body_bytes: config.client.max_request_body_bytes,
+        max_uri_bytes: config.client.max_uri_bytes,
+        allow_trace: config.proxy.allow_trace,
+        body_timeout: config.client.body_timeout,
+    }
 }
 
 /// The longest an origin load can take under `origin`'s timeouts: waiting for a connection slot

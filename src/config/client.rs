@@ -4,12 +4,12 @@
 //! Declared here rather than next to `server`, which applies it, because its sizes are read with
 //! this module's byte-size parser, and `server` importing `config` while `config` imports the
 //! components would be a cycle; for the same reason the conversion into the server's
-//! [`ClientLimits`] is here.
+//! [`ClientSettings`] is here.
 
 use std::time::Duration;
 
 use super::byte_size;
-use crate::server::ClientLimits;
+use crate::server::ClientSettings;
 
 /// The limits on client connections and requests, applied before a request reaches the cache.
 #[derive(Debug, Clone, PartialEq, Eq, clap::Args)]
@@ -149,7 +149,7 @@ pub struct ClientLimitsConfig {
 
 // === impl ClientLimitsConfig ===
 
-impl From<&ClientLimitsConfig> for ClientLimits {
+impl From<&ClientLimitsConfig> for ClientSettings {
     fn from(config: &ClientLimitsConfig) -> Self {
         Self {
             max_connections: config.max_connections,

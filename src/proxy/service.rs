@@ -69,20 +69,6 @@ pub struct RequestLimits {
     pub body_timeout: Duration,
 }
 
-impl Default for RequestLimits {
-    /// The built-in defaults of `--max-headers`, `--max-request-body`, `--max-uri-length`,
-    /// `--allow-trace` and `--client-body-timeout`.
-    fn default() -> Self {
-        Self {
-            max_headers: 100,
-            max_body_bytes: 10 * 1024 * 1024,
-            max_uri_bytes: 8 * 1024,
-            allow_trace: false,
-            body_timeout: Duration::from_secs(20),
-        }
-    }
-}
-
 /// The log target of the access line (one line per request, at debug).
 const ACCESS_LOG: &str = "sidecache::access";
 
@@ -173,11 +159,13 @@ impl Drop for InFlight {
 // === impl Proxy ===
 
 impl Proxy {
-    /// A proxy answering from `cache`, counting into `metrics` and `stats`.
+    /// A proxy answering from `cache`, counting into `metrics` and `stats`, holding requests to
+    /// `limits` (`--max-headers`, `--max-request-body`).
     pub fn new(
         cache: LoadingCache<OriginLoader>,
         metrics: ProxyMetrics,
         stats: Arc<Stats>,
+        limits: RequestLimits,
     ) -> Self {
         Self {
             cache,
@@ -186,14 +174,8 @@ impl Proxy {
             stats,
             traced: None,
             request_counts: None,
-            limits: RequestLimits::default(),
+            limits,
         }
-    }
-
-    /// Holds requests to `limits` (`--max-headers`, `--max-request-body`).
-    pub fn with_limits(mut self, limits: RequestLimits) -> Self {
-        self.limits = limits;
-        self
     }
 
     /// Traces the requests `sampler` keeps (tracing on; see [`crate::telemetry`]).
