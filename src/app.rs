@@ -21,7 +21,7 @@ use crate::demo::DemoOrigin;
 use crate::metrics::{self, Registry};
 use crate::origin::connector::OriginSlots;
 use crate::origin::metrics::OriginMetrics;
-use crate::origin::{OriginClient, OriginConfig, OriginSettings};
+use crate::origin::{OriginBuildError, OriginClient, OriginConfig, OriginSettings};
 use crate::proxy::loader::OriginLoader;
 use crate::proxy::metrics::ProxyMetrics;
 use crate::proxy::request_counts::RequestCounts;
@@ -64,10 +64,13 @@ pub struct App {
 }
 
 /// Why the app could not start.
+///
+/// `Display` says what failed at this layer; the cause is the error's
+/// [`source`](std::error::Error::source), for the caller to print as a chain.
 #[derive(Debug, thiserror::Error)]
 pub enum AppError {
     /// A listener could not be bound.
-    #[error("cannot listen on {addr}: {source}")]
+    #[error("cannot listen on {addr}")]
     Bind {
         /// The address asked for.
         addr: SocketAddr,
@@ -75,17 +78,17 @@ pub enum AppError {
         source: std::io::Error,
     },
     /// The origin URL cannot be used.
-    #[error("origin: {0}")]
-    Origin(String),
+    #[error(transparent)]
+    Origin(OriginBuildError),
     /// A metric could not be registered (a bug: a name registered twice).
-    #[error("metrics: {0}")]
-    Metrics(prometheus::Error),
+    #[error("cannot register the metrics")]
+    Metrics(#[source] prometheus::Error),
     /// The write-behind sink cannot be opened or the recovery file cannot be read.
-    #[error("{}", error_chain(.0))]
-    WriteBehind(#[source] writebehind::flusher::OpenError),
+    #[error(transparent)]
+    WriteBehind(writebehind::flusher::OpenError),
     /// The admin listener's thread or runtime could not be started.
-    #[error("cannot start the admin thread: {0}")]
-    AdminThread(std::io::Error),
+    #[error("cannot start the admin thread")]
+    AdminThread(#[source] std::io::Error),
 }
 
 // === impl App ===
@@ -112,7 +115,7 @@ impl App {
             Some(url) => (None, url.clone()),
             None => {
                 let listener = bind(SocketAddr::from(([127, 0, 0, 1], 0))).await?;
-                let url = demo_url(&listener)?;
+                let url = demo_url(&listener);
                 (Some(listener), url)
             }
         };
@@ -413,18 +416,6 @@ fn register_origin_gauges(registry: &Registry, slots: &OriginSlots) -> metrics::
     )
 }
 
-/// An error and its causes, for a one-line message.
-fn error_chain(error: &dyn std::error::Error) -> String {
-    let mut text = error.to_string();
-    let mut cause = error.source();
-    while let Some(next) = cause {
-        text.push_str(": ");
-        text.push_str(&next.to_string());
-        cause = next.source();
-    }
-    text
-}
-
 async fn bind(addr: SocketAddr) -> Result<TcpListener, AppError> {
     TcpListener::bind(addr)
         .await
@@ -437,10 +428,10 @@ fn local_addr(listener: &TcpListener) -> SocketAddr {
         .expect("a bound TCP listener has a local address")
 }
 
-fn demo_url(listener: &TcpListener) -> Result<Uri, AppError> {
+fn demo_url(listener: &TcpListener) -> Uri {
     format!("http://{}", local_addr(listener))
         .parse()
-        .map_err(|_| AppError::Origin("the demo origin's address is not a URL".into()))
+        .expect("http:// and a socket address make a URL")
 }
 
 /// What one request may carry: the client limits the proxy checks itself, and whether TRACE is

@@ -46,7 +46,7 @@ pub struct Tracing {
 #[derive(Debug, thiserror::Error)]
 pub enum TracingError {
     /// The OTLP exporter rejected its configuration.
-    #[error("cannot build the OTLP exporter: {0}")]
+    #[error("cannot build the OTLP exporter")]
     Exporter(#[from] opentelemetry_otlp::ExporterBuildError),
     /// [`Tracing::start`] was called outside a Tokio runtime.
     #[error("the OTLP exporter needs a Tokio runtime")]
