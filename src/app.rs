@@ -210,6 +210,11 @@ impl App {
             config.shutdown_grace,
         )
         .map_err(AppError::AdminThread)?;
+        // Startup is complete: both listeners are bound and the write-behind recovery file, if
+        // an earlier run left one, is read and its batches queued ahead of any new increment.
+        // Readiness does not wait for the sink to confirm them: counters are off the request
+        // path, and a sink that is down must not keep the cache out of service.
+        readiness.open();
         Ok(Self {
             proxy_listener,
             admin_addr,
