@@ -14,14 +14,14 @@ use opentelemetry_sdk::error::OTelSdkResult;
 use opentelemetry_sdk::trace::{SpanData, SpanExporter};
 use sidecache::body::RequestBody;
 use sidecache::cache::loading::{LoadingCache, LoadingConfig};
-use sidecache::config::{HostHeader, LogConfig, LogFormat, Ratio, SamplerKind};
+use sidecache::config::Config;
 use sidecache::http::key::CacheKey;
 use sidecache::http::policy::{PolicyConfig, ResponsePolicy};
 use sidecache::http::stored::object::{CachedObject, Variant};
 use sidecache::http::vary::VaryKey;
 use sidecache::metrics;
 use sidecache::origin::metrics::OriginMetrics;
-use sidecache::origin::{OriginClient, OriginSettings};
+use sidecache::origin::{HostHeader, OriginClient, OriginSettings};
 use sidecache::proxy::loader::OriginLoader;
 use sidecache::proxy::metrics::ProxyMetrics;
 use sidecache::proxy::service::Proxy;
@@ -29,7 +29,7 @@ use sidecache::server::{Client, Handled, Handler};
 use sidecache::stats::Stats;
 use sidecache::store::MemoryStore;
 use sidecache::store::Store;
-use sidecache::telemetry::{self, Tracing};
+use sidecache::telemetry::{self, LogConfig, LogFormat, Ratio, SamplerKind, Tracing};
 
 /// Receives batches and drops them: the cost measured is sidecache's and the SDK's, not a
 /// network's.
@@ -121,7 +121,10 @@ fn proxy(runtime: &tokio::runtime::Runtime, tracing: &Tracing) -> Arc<Proxy> {
     let (parts, _) = request().into_parts();
     let key = CacheKey::from_request(&parts.uri, &parts.headers).expect("key");
     cache.store().insert(key, stored_object(&parts.headers));
-    Arc::new(Proxy::new(cache, proxy_metrics, stats).with_tracing(tracing.request_sampler()))
+    let limits = Config::default().request_limits();
+    Arc::new(
+        Proxy::new(cache, proxy_metrics, stats, limits).with_tracing(tracing.request_sampler()),
+    )
 }
 
 /// The request every iteration sends: a hit on `/hot`.

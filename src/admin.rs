@@ -6,7 +6,7 @@
 //! | `/metrics` | GET | Prometheus text exposition |
 //! | `/stats` | GET | JSON: the current (`cycle`) and previous (`last`) stats window, entries, bytes |
 //! | `/healthz` | GET | 200 while the process runs |
-//! | `/readyz` | GET | 200 while serving, 503 once draining |
+//! | `/readyz` | GET | 200 while serving; 503 until startup is complete, and once draining ([`Readiness`]) |
 //! | `/purge?url=PATH[&host=HOST]` | POST | removes one URL (every variant); without `host`, on every host |
 //! | `/purge?prefix=PREFIX[&host=HOST]` | POST | removes every URL whose path starts with `PREFIX` |
 //! | `/v1/counters/{name}?delta=N` | POST | adds N (default 1, may be negative) to a write-behind counter; 200 once recorded, 503 when it cannot be |
@@ -17,17 +17,20 @@
 //! else 401: the stats and counter names (request counts are URLs) are as private as the calls
 //! that change state.
 
+mod config;
 mod counters;
+mod readiness;
 pub mod thread;
 
 use std::future::Future;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
 
 use bytes::Bytes;
 use http::header::{self, HeaderMap, HeaderValue};
 use http::{Method, Request, Response, StatusCode};
 
+pub use self::config::AdminConfig;
+pub use self::readiness::{Phase, Readiness};
 use crate::body::{Body, RequestBody};
 use crate::http::key::CacheKey;
 use crate::metrics::{self, Registry};
@@ -35,10 +38,6 @@ use crate::proxy::service::Proxy;
 use crate::server::{Client, Handled, Handler};
 use crate::store::Store;
 use crate::writebehind::WriteBehind;
-
-/// Whether the process should receive traffic. Cloned handles share the flag.
-#[derive(Debug, Clone)]
-pub struct Readiness(Arc<AtomicBool>);
 
 /// The admin endpoints.
 pub struct Admin {
@@ -61,31 +60,6 @@ enum PurgeTarget {
         host: Option<String>,
         prefix: String,
     },
-}
-
-// === impl Readiness ===
-
-impl Readiness {
-    /// A flag that starts out ready.
-    pub fn new() -> Self {
-        Self(Arc::new(AtomicBool::new(true)))
-    }
-
-    /// Reports not-ready from now on (the first step of a drain).
-    pub fn set_draining(&self) {
-        self.0.store(false, Ordering::SeqCst);
-    }
-
-    /// Whether the process is ready.
-    pub fn is_ready(&self) -> bool {
-        self.0.load(Ordering::SeqCst)
-    }
-}
-
-impl Default for Readiness {
-    fn default() -> Self {
-        Self::new()
-    }
 }
 
 // === impl Admin ===
@@ -141,12 +115,7 @@ impl Admin {
                 json(StatusCode::OK, format!("{view}\n"))
             }
             (&Method::GET | &Method::HEAD, "/healthz") => text(StatusCode::OK, "ok\n"),
-            (&Method::GET | &Method::HEAD, "/readyz") if self.readiness.is_ready() => {
-                text(StatusCode::OK, "ready\n")
-            }
-            (&Method::GET | &Method::HEAD, "/readyz") => {
-                text(StatusCode::SERVICE_UNAVAILABLE, "draining\n")
-            }
+            (&Method::GET | &Method::HEAD, "/readyz") => readyz(self.readiness.phase()),
             (&Method::POST, "/purge") => {
                 match PurgeTarget::parse(request.uri().query().unwrap_or("")) {
                     Ok(target) => self.purge(target).await,
@@ -242,6 +211,15 @@ fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
     a.len() == b.len() && a.iter().zip(b).fold(0u8, |diff, (x, y)| diff | (x ^ y)) == 0
 }
 
+/// `/readyz`: 200 only while serving.
+fn readyz(phase: Phase) -> Response<Body> {
+    match phase {
+        Phase::Starting => text(StatusCode::SERVICE_UNAVAILABLE, "starting\n"),
+        Phase::Ready => text(StatusCode::OK, "ready\n"),
+        Phase::Draining => text(StatusCode::SERVICE_UNAVAILABLE, "draining\n"),
+    }
+}
+
 fn text(status: StatusCode, body: &'static str) -> Response<Body> {
     respond(
         status,
@@ -311,6 +289,19 @@ mod tests {
         ] {
             assert!(PurgeTarget::parse(bad).is_err(), "{bad:?}");
         }
+    }
+
+    #[test]
+    fn readyz_answers_200_only_while_serving() {
+        assert_eq!(
+            readyz(Phase::Starting).status(),
+            StatusCode::SERVICE_UNAVAILABLE
+        );
+        assert_eq!(readyz(Phase::Ready).status(), StatusCode::OK);
+        assert_eq!(
+            readyz(Phase::Draining).status(),
+            StatusCode::SERVICE_UNAVAILABLE
+        );
     }
 
     #[test]

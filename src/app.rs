@@ -15,18 +15,18 @@ use tokio_util::sync::CancellationToken;
 use crate::admin::thread::AdminThread;
 use crate::admin::{Admin, Readiness};
 use crate::cache::loading::{LoadingCache, LoadingConfig};
-use crate::config::{Config, OriginConfig};
+use crate::config::Config;
 use crate::demo::DemoOrigin;
 use crate::http::policy::PolicyConfig;
 use crate::metrics::{self, Registry};
 use crate::origin::connector::OriginSlots;
 use crate::origin::metrics::OriginMetrics;
-use crate::origin::{OriginClient, OriginSettings};
+use crate::origin::{OriginBuildError, OriginClient, OriginConfig, OriginSettings};
 use crate::proxy::loader::OriginLoader;
 use crate::proxy::metrics::ProxyMetrics;
 use crate::proxy::request_counts::RequestCounts;
-use crate::proxy::service::{Proxy, RequestLimits};
-use crate::server::{self, ClientLimits, ClientMetrics, ConnectionSlots, Drained};
+use crate::proxy::service::Proxy;
+use crate::server::{self, ClientMetrics, ClientSettings, ConnectionSlots, Drained};
 use crate::stats::Stats;
 use crate::store::Store;
 use crate::store::{MemoryStore, StoreMetrics};
@@ -55,7 +55,7 @@ pub struct App {
     writebehind: Arc<WriteBehind>,
     shutdown_grace: Duration,
     /// What clients of every listener may ask.
-    client_limits: ClientLimits,
+    client_limits: ClientSettings,
     /// The proxy port's connection slots (their use is the open-connection gauge).
     proxy_slots: ConnectionSlots,
     /// What the proxy port counts about its clients.
@@ -65,10 +65,13 @@ pub struct App {
 }
 
 /// Why the app could not start.
+///
+/// `Display` says what failed at this layer; the cause is the error's
+/// [`source`](std::error::Error::source), for the caller to print as a chain.
 #[derive(Debug, thiserror::Error)]
 pub enum AppError {
     /// A listener could not be bound.
-    #[error("cannot listen on {addr}: {source}")]
+    #[error("cannot listen on {addr}")]
     Bind {
         /// The address asked for.
         addr: SocketAddr,
@@ -76,17 +79,17 @@ pub enum AppError {
         source: std::io::Error,
     },
     /// The origin URL cannot be used.
-    #[error("origin: {0}")]
-    Origin(String),
+    #[error(transparent)]
+    Origin(OriginBuildError),
     /// A metric could not be registered (a bug: a name registered twice).
-    #[error("metrics: {0}")]
-    Metrics(prometheus::Error),
+    #[error("cannot register the metrics")]
+    Metrics(#[source] prometheus::Error),
     /// The write-behind sink cannot be opened or the recovery file cannot be read.
-    #[error("{}", error_chain(.0))]
-    WriteBehind(#[source] writebehind::flusher::OpenError),
+    #[error(transparent)]
+    WriteBehind(writebehind::flusher::OpenError),
     /// The admin listener's thread or runtime could not be started.
-    #[error("cannot start the admin thread: {0}")]
-    AdminThread(std::io::Error),
+    #[error("cannot start the admin thread")]
+    AdminThread(#[source] std::io::Error),
 }
 
 // === impl App ===
@@ -113,7 +116,7 @@ impl App {
             Some(url) => (None, url.clone()),
             None => {
                 let listener = bind(SocketAddr::from(([127, 0, 0, 1], 0))).await?;
-                let url = demo_url(&listener)?;
+                let url = demo_url(&listener);
                 (Some(listener), url)
             }
         };
@@ -170,17 +173,16 @@ impl App {
             )
             .map_err(AppError::WriteBehind)?,
         );
-        writebehind::metrics::register_pending_keys(&registry, &writebehind)
+        writebehind
+            .register_pending_keys(&registry)
             .map_err(AppError::Metrics)?;
-        let mut proxy = Proxy::new(cache, proxy_metrics, Arc::clone(&stats))
-            .with_tracing(tracing.request_sampler())
-            .with_limits(RequestLimits {
-                max_headers: config.client.max_headers,
-                max_body_bytes: config.client.max_request_body_bytes,
-                max_uri_bytes: config.client.max_uri_bytes,
-                allow_trace: config.proxy.allow_trace,
-                body_timeout: config.client.body_timeout,
-            });
+        let mut proxy = Proxy::new(
+            cache,
+            proxy_metrics,
+            Arc::clone(&stats),
+            config.request_limits(),
+        )
+        .with_tracing(tracing.request_sampler());
         if config.writebehind.count_requests {
             proxy = proxy.count_requests(RequestCounts::new(
                 Arc::clone(&writebehind),
@@ -189,7 +191,7 @@ impl App {
         }
         let proxy = Arc::new(proxy);
         register_state_gauges(&registry, &proxy).map_err(AppError::Metrics)?;
-        let client_limits = ClientLimits::from(&config.client);
+        let client_limits = ClientSettings::from(&config.client);
         let proxy_slots = ConnectionSlots::new(client_limits.max_connections);
         register_connection_gauges(&registry, &proxy_slots).map_err(AppError::Metrics)?;
         let client_metrics = ClientMetrics::register(&registry).map_err(AppError::Metrics)?;
@@ -212,6 +214,11 @@ impl App {
             config.shutdown_grace,
         )
         .map_err(AppError::AdminThread)?;
+        // Startup is complete: both listeners are bound and the write-behind recovery file, if
+        // an earlier run left one, is read and its batches queued ahead of any new increment.
+        // Readiness does not wait for the sink to confirm them: counters are off the request
+        // path, and a sink that is down must not keep the cache out of service.
+        readiness.open();
         Ok(Self {
             proxy_listener,
             admin_addr,
@@ -418,18 +425,6 @@ fn register_origin_gauges(registry: &Registry, slots: &OriginSlots) -> metrics::
     )
 }
 
-/// An error and its causes, for a one-line message.
-fn error_chain(error: &dyn std::error::Error) -> String {
-    let mut text = error.to_string();
-    let mut cause = error.source();
-    while let Some(next) = cause {
-        text.push_str(": ");
-        text.push_str(&next.to_string());
-        cause = next.source();
-    }
-    text
-}
-
 async fn bind(addr: SocketAddr) -> Result<TcpListener, AppError> {
     TcpListener::bind(addr)
         .await
@@ -442,10 +437,10 @@ fn local_addr(listener: &TcpListener) -> SocketAddr {
         .expect("a bound TCP listener has a local address")
 }
 
-fn demo_url(listener: &TcpListener) -> Result<Uri, AppError> {
+fn demo_url(listener: &TcpListener) -> Uri {
     format!("http://{}", local_addr(listener))
         .parse()
-        .map_err(|_| AppError::Origin("the demo origin's address is not a URL".into()))
+        .expect("http:// and a socket address make a URL")
 }
 
 /// The longest an origin load can take under `origin`'s timeouts: waiting for a connection slot

@@ -1,5 +1,12 @@
 //! Typed configuration: one sub-struct per component, read from flags > environment > TOML file > defaults.
 //!
+//! Components own their configuration: each declares a `*Config` next to its code
+//! ([`OriginConfig`] in `origin`, [`AdminConfig`] in `admin`, [`LogConfig`], [`TelemetryConfig`]
+//! and [`TracingConfig`] in `telemetry`, [`WriteBehindConfig`] in `writebehind`), and [`Config`]
+//! aggregates them. This module imports the components, never the reverse; it keeps what is
+//! common to every option: the sources, validation, errors and byte sizes. The proxy's, the
+//! cache's and the client limits' sub-structs are still declared here.
+//!
 //! Every option is declared exactly once, as a field with an `#[arg]` attribute on the sub-struct of
 //! the component that uses it. From that one declaration come the `--flag`, the `SIDECACHE_*`
 //! environment variable, the TOML key (the flag's long name, e.g. `cache-capacity = "256MiB"`), the
@@ -9,10 +16,11 @@
 //!
 //! # Adding an option
 //!
-//! 1. Add a field to the sub-struct of the component that reads it (or a new `*Config` sub-struct,
-//!    flattened into [`Config`] with its own `next_help_heading`; a field directly on `Config` needs
-//!    a `help_heading`). Its doc comment says why it exists and becomes the `--help` text; its unit
-//!    is in its type ([`Duration`]) or its name (`_bytes`).
+//! 1. Add a field to the `*Config` sub-struct of the component that reads it (or a new `*Config`
+//!    sub-struct in the component's `config.rs`, flattened into [`Config`] with its own
+//!    `next_help_heading`; a field directly on `Config` needs a `help_heading`). Its doc comment
+//!    says why it exists and becomes the `--help` text; its unit is in its type ([`Duration`]) or
+//!    its name (`_bytes`).
 //! 2. Give it `#[arg(long = "...", env = "SIDECACHE_...", value_name = "...", default_value = "...")]`
 //!    (leave out `default_value` only for an `Option`, and say in the doc comment what unset means),
 //!    plus `value_parser = ...` for durations (`humantime::parse_duration`) and byte sizes
@@ -39,9 +47,7 @@ mod validation;
 
 use std::collections::HashMap;
 use std::ffi::OsString;
-use std::fmt;
 use std::net::SocketAddr;
-use std::path::PathBuf;
 use std::time::Duration;
 
 pub use byte_size::{ByteSize, ByteSizeError};
@@ -50,7 +56,11 @@ pub use env::{Env, ProcessEnv};
 pub use error::ConfigError;
 pub use standard_env::STANDARD_ENV;
 
-use crate::writebehind::SinkAddress;
+use crate::admin::AdminConfig;
+use crate::origin::{HostHeader, OriginConfig};
+use crate::proxy::service::RequestLimits;
+use crate::telemetry::{LogConfig, TelemetryConfig, TracingConfig};
+use crate::writebehind::WriteBehindConfig;
 
 /// Exit code for a configuration error (`EX_USAGE` from BSD `sysexits.h`).
 pub const EX_USAGE: i32 = 64;
@@ -132,85 +142,6 @@ pub struct ProxyConfig {
     pub allow_trace: bool,
 }
 
-/// Which `Host` header requests carry to the origin.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
-pub enum HostHeader {
-    /// Send the client's Host header unchanged.
-    Preserve,
-    /// Send the authority of the origin URL.
-    Origin,
-}
-
-/// The origin behind the cache and the limits on talking to it.
-#[derive(Debug, Clone, PartialEq, Eq, clap::Args)]
-#[command(next_help_heading = "Origin")]
-pub struct OriginConfig {
-    /// The origin to cache in front of, as http://HOST or http://HOST:PORT (no path: each client's path is
-    /// forwarded as is). Unset by default: sidecache then starts an embedded demo origin, so one
-    /// command shows the whole product.
-    #[arg(long = "origin", env = "SIDECACHE_ORIGIN", value_name = "URL")]
-    pub url: Option<http::Uri>,
-    /// How long to wait for a TCP connection to the origin, so a dead origin fails fast.
-    #[arg(
-        long = "origin-connect-timeout",
-        env = "SIDECACHE_ORIGIN_CONNECT_TIMEOUT",
-        value_name = "DURATION",
-        default_value = "5s",
-        value_parser = humantime::parse_duration
-    )]
-    pub connect_timeout: Duration,
-    /// How long to wait for the origin's response head, so a hanging origin turns into a 504 (or
-    /// stale content) instead of a stuck client.
-    #[arg(
-        long = "origin-timeout",
-        env = "SIDECACHE_ORIGIN_TIMEOUT",
-        value_name = "DURATION",
-        default_value = "30s",
-        value_parser = humantime::parse_duration
-    )]
-    pub first_byte_timeout: Duration,
-    /// How long reading a whole response body may take when it is buffered for the cache.
-    #[arg(
-        long = "origin-body-timeout",
-        env = "SIDECACHE_ORIGIN_BODY_TIMEOUT",
-        value_name = "DURATION",
-        default_value = "60s",
-        value_parser = humantime::parse_duration
-    )]
-    pub body_timeout: Duration,
-    /// Longest pause between two reads of an origin body streamed to a client (a pass-through or
-    /// an object too large to store), so an origin that stops sending mid-body cannot hold the
-    /// client forever; the stream is then cut off.
-    #[arg(
-        long = "origin-read-timeout",
-        env = "SIDECACHE_ORIGIN_READ_TIMEOUT",
-        value_name = "DURATION",
-        default_value = "30s",
-        value_parser = humantime::parse_duration
-    )]
-    pub read_timeout: Duration,
-    /// How long an idle pooled connection to the origin is kept for reuse before it is closed.
-    #[arg(
-        long = "origin-pool-idle-timeout",
-        env = "SIDECACHE_ORIGIN_POOL_IDLE_TIMEOUT",
-        value_name = "DURATION",
-        default_value = "90s",
-        value_parser = humantime::parse_duration
-    )]
-    pub pool_idle_timeout: Duration,
-    /// Most connections open to the origin at once. A request that finds none free waits for
-    /// one, at most --origin-connect-timeout, and is then answered 503 (or served stale where
-    /// allowed), so no burst of clients can open the origin any number of connections.
-    #[arg(
-        id = "origin_max_connections",
-        long = "origin-max-connections",
-        env = "SIDECACHE_ORIGIN_MAX_CONNECTIONS",
-        value_name = "COUNT",
-        default_value = "1024"
-    )]
-    pub max_connections: usize,
-}
-
 /// The in-memory cache: its size and its single-flight and staleness policy.
 #[derive(Debug, Clone, PartialEq, Eq, clap::Args)]
 #[command(next_help_heading = "Cache")]
@@ -286,321 +217,6 @@ pub struct CacheConfig {
     pub max_heuristic_freshness: Duration,
 }
 
-/// The admin listener, kept apart from the proxy port.
-#[derive(Clone, PartialEq, Eq, clap::Args)]
-#[command(next_help_heading = "Admin")]
-pub struct AdminConfig {
-    /// Address of the admin endpoints (metrics, stats, health, purge), separate from the proxy
-    /// port so they answer even when the data plane is saturated.
-    #[arg(
-        id = "admin-listen",
-        long = "admin-listen",
-        env = "SIDECACHE_ADMIN_LISTEN",
-        value_name = "ADDR",
-        default_value = "127.0.0.1:8081"
-    )]
-    pub listen: SocketAddr,
-    /// Bearer token that every admin call but /healthz, /readyz and /metrics must send
-    /// (Authorization: Bearer TOKEN). Unset by default, which leaves those calls open to anyone
-    /// who can reach the admin port; required when --admin-listen is not a loopback address.
-    #[arg(
-        long = "admin-token",
-        env = "SIDECACHE_ADMIN_TOKEN",
-        value_name = "TOKEN"
-    )]
-    pub token: Option<String>,
-    /// Allow an --admin-listen address other hosts can reach (not 127.0.0.0/8 or ::1) without
-    /// --admin-token, leaving purges and counters open to the network. Without it, such a
-    /// configuration is refused at start.
-    #[arg(
-        long = "admin-insecure",
-        env = "SIDECACHE_ADMIN_INSECURE",
-        value_name = "BOOL",
-        default_value = "false",
-        action = clap::ArgAction::Set
-    )]
-    pub insecure: bool,
-}
-
-/// Log output.
-#[derive(Debug, Clone, PartialEq, Eq, clap::Args)]
-#[command(next_help_heading = "Logging")]
-pub struct LogConfig {
-    /// Log line format: text for people, json for log collectors.
-    #[arg(
-        long = "log-format",
-        env = "SIDECACHE_LOG_FORMAT",
-        value_name = "FORMAT",
-        default_value = "text"
-    )]
-    pub format: LogFormat,
-    /// Which events are logged: a preset (prod: warnings plus sidecache's start/stop lines;
-    /// development: also one access line per request; debug: everything at debug), or
-    /// tracing's EnvFilter syntax (e.g. "info" or "sidecache=debug,hyper=warn"). RUST_LOG, when
-    /// set, is honoured by telemetry instead.
-    #[arg(
-        long = "log-level",
-        env = "SIDECACHE_LOG",
-        value_name = "FILTER",
-        default_value = "info"
-    )]
-    pub level: String,
-}
-
-/// Metrics, stats and traces.
-#[derive(Debug, Clone, PartialEq, Eq, clap::Args)]
-#[command(next_help_heading = "Telemetry")]
-pub struct TelemetryConfig {
-    /// Length of the windows `GET /stats` reports: the current one (`cycle`) and the previous
-    /// complete one (`last`).
-    #[arg(
-        long = "stats-window",
-        env = "SIDECACHE_STATS_WINDOW",
-        value_name = "DURATION",
-        default_value = "60s",
-        value_parser = humantime::parse_duration
-    )]
-    pub stats_window: Duration,
-}
-
-/// OpenTelemetry traces, exported over OTLP. Off (no exporter, no spans) while no endpoint is set.
-///
-/// Each option is also read from its standard OpenTelemetry variable (see [`STANDARD_ENV`]),
-/// below its `SIDECACHE_*` variable.
-#[derive(Debug, Clone, PartialEq, Eq, clap::Args)]
-#[command(next_help_heading = "Tracing")]
-pub struct TracingConfig {
-    /// Where to send spans over OTLP, e.g. http://127.0.0.1:4317 (gRPC) or http://127.0.0.1:4318
-    /// (HTTP; /v1/traces is appended). Unset by default: tracing is off, no span is recorded.
-    #[arg(
-        long = "otlp-endpoint",
-        env = "SIDECACHE_OTLP_ENDPOINT",
-        value_name = "URL"
-    )]
-    pub otlp_endpoint: Option<http::Uri>,
-    /// The OTLP transport: grpc, or http/protobuf.
-    #[arg(
-        long = "otlp-protocol",
-        env = "SIDECACHE_OTLP_PROTOCOL",
-        value_name = "PROTOCOL",
-        default_value = "http/protobuf"
-    )]
-    pub otlp_protocol: OtlpProtocol,
-    /// The service.name spans are reported under.
-    #[arg(
-        long = "service-name",
-        env = "SIDECACHE_SERVICE_NAME",
-        value_name = "NAME",
-        default_value = "sidecache"
-    )]
-    pub service_name: String,
-    /// Which requests are traced, as OTEL_TRACES_SAMPLER names them. The parentbased_* samplers
-    /// follow the sampled flag of an incoming traceparent and apply the rest to requests without one.
-    #[arg(
-        long = "trace-sampler",
-        env = "SIDECACHE_TRACE_SAMPLER",
-        value_name = "SAMPLER",
-        default_value = "parentbased_always_on"
-    )]
-    pub sampler: SamplerKind,
-    /// The sampling ratio (0 to 1) of traceidratio and parentbased_traceidratio. Unset by default,
-    /// which samples every trace (1.0); the other samplers ignore it.
-    #[arg(
-        long = "trace-sampler-arg",
-        env = "SIDECACHE_TRACE_SAMPLER_ARG",
-        value_name = "RATIO",
-        value_parser = parse_ratio
-    )]
-    pub sampler_arg: Option<Ratio>,
-    /// How long finished spans wait to be sent in a batch (OTEL_BSP_SCHEDULE_DELAY, in ms there).
-    #[arg(
-        long = "trace-batch-delay",
-        env = "SIDECACHE_TRACE_BATCH_DELAY",
-        value_name = "DURATION",
-        default_value = "5s",
-        value_parser = humantime::parse_duration
-    )]
-    pub batch_delay: Duration,
-    /// Most finished spans held for export; when it is full, new spans are dropped rather than
-    /// making a request wait.
-    #[arg(
-        long = "trace-queue-size",
-        env = "SIDECACHE_TRACE_QUEUE_SIZE",
-        value_name = "SPANS",
-        default_value = "2048"
-    )]
-    pub max_queue_size: usize,
-    /// Most spans sent in one export request; at most the queue size.
-    #[arg(
-        long = "trace-batch-size",
-        env = "SIDECACHE_TRACE_BATCH_SIZE",
-        value_name = "SPANS",
-        default_value = "512"
-    )]
-    pub max_export_batch_size: usize,
-    /// How long one export request may take before it is abandoned (OTEL_BSP_EXPORT_TIMEOUT, in
-    /// ms there).
-    #[arg(
-        long = "trace-export-timeout",
-        env = "SIDECACHE_TRACE_EXPORT_TIMEOUT",
-        value_name = "DURATION",
-        default_value = "30s",
-        value_parser = humantime::parse_duration
-    )]
-    pub export_timeout: Duration,
-}
-
-/// The OTLP transport.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
-pub enum OtlpProtocol {
-    /// OTLP/gRPC (the collector's and Jaeger's port 4317).
-    Grpc,
-    /// OTLP/HTTP with protobuf bodies, POST {endpoint}/v1/traces (port 4318).
-    #[value(name = "http/protobuf")]
-    HttpProtobuf,
-}
-
-/// A sampler, named as `OTEL_TRACES_SAMPLER` names it.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
-#[value(rename_all = "snake_case")]
-pub enum SamplerKind {
-    /// Every trace.
-    AlwaysOn,
-    /// No trace.
-    AlwaysOff,
-    /// A share of traces (the sampler argument), decided from the trace id.
-    #[value(name = "traceidratio")]
-    TraceIdRatio,
-    /// The parent's decision; every trace that starts here.
-    ParentbasedAlwaysOn,
-    /// The parent's decision; no trace that starts here.
-    ParentbasedAlwaysOff,
-    /// The parent's decision; a share of the traces that start here.
-    #[value(name = "parentbased_traceidratio")]
-    ParentbasedTraceIdRatio,
-}
-
-/// A sampling ratio between 0 and 1 inclusive.
-#[derive(Debug, Clone, Copy, PartialEq)]
-pub struct Ratio(f64);
-
-/// Write-behind counters: kept in memory, flushed in batches to a durable sink.
-#[derive(Debug, Clone, PartialEq, Eq, clap::Args)]
-#[command(next_help_heading = "Write-behind counters")]
-pub struct WriteBehindConfig {
-    /// Where counters are flushed: sqlite:PATH (a file in WAL mode, created when missing;
-    /// sqlite::memory: keeps them only while the process runs) or a postgres:// URL (no TLS: keep
-    /// the server on loopback or a private network). Tables are created when missing.
-    #[arg(
-        long = "writebehind-sink",
-        env = "SIDECACHE_WRITEBEHIND_SINK",
-        value_name = "SINK",
-        default_value = "sqlite:sidecache-counters.db",
-        value_parser = SinkAddress::parse
-    )]
-    pub sink: SinkAddress,
-    /// How often pending increments are written to the sink, one transaction per flush.
-    #[arg(
-        long = "writebehind-interval",
-        env = "SIDECACHE_WRITEBEHIND_INTERVAL",
-        value_name = "DURATION",
-        default_value = "1s",
-        value_parser = humantime::parse_duration
-    )]
-    pub interval: Duration,
-    /// Most counter names held in memory between flushes, so a scan of random URLs cannot
-    /// exhaust memory. At the cap, increments of pending names still count; one that would add a
-    /// name is refused (admin: 503; request counts: dropped and counted in
-    /// sidecache_writebehind_increments_total{outcome="full"}) and a flush starts at once.
-    #[arg(
-        long = "writebehind-max-pending-keys",
-        env = "SIDECACHE_WRITEBEHIND_MAX_PENDING_KEYS",
-        value_name = "COUNT",
-        default_value = "100000"
-    )]
-    pub max_pending_keys: usize,
-    /// Count proxied requests per cache key, in the counter named "requests:" followed by the
-    /// key's host and path (HOST/PATH): the origin team's popularity data.
-    #[arg(
-        long = "writebehind-count-requests",
-        env = "SIDECACHE_WRITEBEHIND_COUNT_REQUESTS",
-        value_name = "BOOL",
-        default_value = "false",
-        action = clap::ArgAction::Set
-    )]
-    pub count_requests: bool,
-    /// Keep the query string in request counters' names (requests:HOST/PATH?QUERY). Off by
-    /// default: a query can carry a secret (a password-reset link) into the sink, and a random
-    /// query per request makes every request a counter of its own.
-    #[arg(
-        long = "writebehind-count-query",
-        env = "SIDECACHE_WRITEBEHIND_COUNT_QUERY",
-        value_name = "BOOL",
-        default_value = "false",
-        action = clap::ArgAction::Set
-    )]
-    pub count_query: bool,
-    /// How long a request counter's row is kept in the sink after its last increment: rows of
-    /// URLs nobody asked for since are deleted (at the first flush after a start, then about
-    /// every 1024 flushes), so one row per URL ever requested does not grow the table for ever.
-    /// Other counters are never deleted. 0 keeps every row.
-    #[arg(
-        long = "writebehind-request-retention",
-        env = "SIDECACHE_WRITEBEHIND_REQUEST_RETENTION",
-        value_name = "DURATION",
-        default_value = "30days",
-        value_parser = humantime::parse_duration
-    )]
-    pub request_retention: Duration,
-    /// Where pending increments are written if the sink cannot be reached at shutdown; replayed
-    /// (each batch at most once) and removed at the next start.
-    #[arg(
-        long = "writebehind-recovery-file",
-        env = "SIDECACHE_WRITEBEHIND_RECOVERY_FILE",
-        value_name = "FILE",
-        default_value = "sidecache-writebehind.recovery"
-    )]
-    pub recovery_file: PathBuf,
-}
-
-/// Log line format.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
-pub enum LogFormat {
-    /// Human-readable lines.
-    Text,
-    /// One JSON object per line.
-    Json,
-}
-
-// === impl Ratio ===
-
-impl Ratio {
-    /// Every trace.
-    pub const ONE: Ratio = Ratio(1.0);
-
-    /// `fraction` as a ratio, if it is from 0 to 1.
-    pub fn new(fraction: f64) -> Option<Ratio> {
-        (0.0..=1.0).contains(&fraction).then_some(Ratio(fraction))
-    }
-
-    /// The ratio as a fraction.
-    pub fn get(self) -> f64 {
-        self.0
-    }
-}
-
-// A ratio is never NaN (see `parse_ratio`), so equality is total.
-impl Eq for Ratio {}
-
-/// Parses a sampling ratio: a number from 0 to 1.
-fn parse_ratio(text: &str) -> Result<Ratio, String> {
-    let ratio: f64 = text
-        .trim()
-        .parse()
-        .map_err(|_| "expected a number from 0 to 1, e.g. 0.01".to_owned())?;
-    Ratio::new(ratio).ok_or_else(|| "must be from 0 to 1".to_owned())
-}
-
 // === impl Config ===
 
 impl Config {
@@ -631,6 +247,18 @@ impl Config {
         sources::load(args.into_iter().map(Into::into).collect(), env)
     }
 
+    /// What one request may carry: the client limits the proxy checks itself, and whether TRACE
+    /// is forwarded.
+    pub fn request_limits(&self) -> RequestLimits {
+        RequestLimits {
+            max_headers: self.client.max_headers,
+            max_body_bytes: self.client.max_request_body_bytes,
+            max_uri_bytes: self.client.max_uri_bytes,
+            allow_trace: self.proxy.allow_trace,
+            body_timeout: self.client.body_timeout,
+        }
+    }
+
     /// Checks the rules that go beyond one value's syntax: non-zero timeouts, a usable origin URL,
     /// sizes that fit together, distinct listeners. Called by [`Config::load_from`].
     ///
@@ -655,18 +283,5 @@ impl Default for Config {
     /// Only if a built-in default were invalid, which the module's tests rule out.
     fn default() -> Self {
         Self::load_from(["sidecache"], &HashMap::new()).expect("the built-in defaults are valid")
-    }
-}
-
-// === impl AdminConfig ===
-
-impl fmt::Debug for AdminConfig {
-    /// Keeps the token out of logs and panic messages.
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("AdminConfig")
-            .field("listen", &self.listen)
-            .field("token", &self.token.as_ref().map(|_| "<redacted>"))
-            .field("insecure", &self.insecure)
-            .finish()
     }
 }

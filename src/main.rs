@@ -1,6 +1,8 @@
 //! The `sidecache` binary: parse the configuration, start logging and tracing, serve until
 //! SIGTERM/SIGINT, drain, exit. No business logic lives here.
 
+use std::error::Error;
+use std::fmt;
 use std::process::ExitCode;
 
 use sidecache::app::App;
@@ -16,7 +18,7 @@ fn main() -> ExitCode {
     let runtime = match build_runtime() {
         Ok(runtime) => runtime,
         Err(error) => {
-            eprintln!("sidecache: cannot start the runtime: {error}");
+            eprintln!("sidecache: cannot start the runtime: {}", Chain(&error));
             return ExitCode::FAILURE;
         }
     };
@@ -24,12 +26,12 @@ fn main() -> ExitCode {
     let tracing = match runtime.block_on(async { Tracing::start(&config.tracing) }) {
         Ok(tracing) => tracing,
         Err(error) => {
-            eprintln!("sidecache: {error}");
+            eprintln!("sidecache: {}", Chain(&error));
             return ExitCode::from(64);
         }
     };
     if let Err(error) = telemetry::init(&config.log, &tracing) {
-        eprintln!("sidecache: {error}");
+        eprintln!("sidecache: {}", Chain(&error));
         return ExitCode::from(64);
     }
     runtime.block_on(run(config, tracing))
@@ -40,7 +42,7 @@ async fn run(config: Config, tracing: Tracing) -> ExitCode {
     let app = match App::bind_with(&config, tracing).await {
         Ok(app) => app,
         Err(error) => {
-            eprintln!("sidecache: {error}");
+            eprintln!("sidecache: {}", Chain(&error));
             return ExitCode::FAILURE;
         }
     };
@@ -77,5 +79,26 @@ fn build_runtime() -> std::io::Result<tokio::runtime::Runtime> {
         tokio::runtime::Builder::new_multi_thread()
             .enable_all()
             .build()
+    }
+}
+
+/// An error and its causes on one line, `: `-separated: each error's `Display` describes its own
+/// layer and leaves the cause to [`Error::source`]. A cause whose text its error's message already
+/// ends with (some dependencies' errors repeat their source) is not repeated.
+struct Chain<'a>(&'a dyn Error);
+
+impl fmt::Display for Chain<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let mut shown = self.0.to_string();
+        let mut cause = self.0.source();
+        while let Some(error) = cause {
+            let text = error.to_string();
+            if !shown.ends_with(&text) {
+                shown.push_str(": ");
+                shown.push_str(&text);
+            }
+            cause = error.source();
+        }
+        f.write_str(&shown)
     }
 }

@@ -4,22 +4,22 @@
 //!
 //! # Client limits
 //!
-//! - At most [`ClientLimits::max_connections`] connections are open at once: the loop stops
+//! - At most [`ClientSettings::max_connections`] connections are open at once: the loop stops
 //!   accepting until one closes, so further clients wait in the kernel's listen backlog.
-//! - An HTTP/2 client may have at most [`ClientLimits::http2_max_concurrent_streams`] streams
+//! - An HTTP/2 client may have at most [`ClientSettings::http2_max_concurrent_streams`] streams
 //!   open at once (advertised in its SETTINGS; h2 refuses streams beyond it), and at most
-//!   [`ClientLimits::max_origin_requests_per_connection`] of them at the origin (the others wait
+//!   [`ClientSettings::max_origin_requests_per_connection`] of them at the origin (the others wait
 //!   their turn: [`Client::in_turn`]).
-//! - A connection whose client abandons more than [`ClientLimits::max_abandoned_requests`]
+//! - A connection whose client abandons more than [`ClientSettings::max_abandoned_requests`]
 //!   requests (and more than it waits for) is closed (the `abandon` module).
-//! - A request head larger than [`ClientLimits::max_header_bytes`] (HTTP/1.1: or with more than
-//!   [`ClientLimits::max_headers`] fields) is answered 431 by hyper, with an empty body, and the
+//! - A request head larger than [`ClientSettings::max_header_bytes`] (HTTP/1.1: or with more than
+//!   [`ClientSettings::max_headers`] fields) is answered 431 by hyper, with an empty body, and the
 //!   connection closed; over HTTP/2 the limit is advertised as `SETTINGS_MAX_HEADER_LIST_SIZE` and
 //!   a larger head is answered 431 and its stream reset.
-//! - A connection with no request under way is closed after [`ClientLimits::idle_timeout`]; a
+//! - A connection with no request under way is closed after [`ClientSettings::idle_timeout`]; a
 //!   request head (HTTP/2: a header block) must be complete within
-//!   [`ClientLimits::header_timeout`] of its first byte, or the connection is closed without an
-//!   answer; a write that the client leaves waiting for [`ClientLimits::send_timeout`] closes
+//!   [`ClientSettings::header_timeout`] of its first byte, or the connection is closed without an
+//!   answer; a write that the client leaves waiting for [`ClientSettings::send_timeout`] closes
 //!   the connection (the `timeouts` module), and an HTTP/2 stream whose answer waits that long
 //!   on its flow-control window is reset (the `streams` module). Each such cutoff is counted by
 //!   [`ClientMetrics`].
@@ -64,7 +64,6 @@ use self::rewind::Rewind;
 use self::streams::StreamExecutor;
 use self::timeouts::{Activity, Clocks, TimedIo};
 use crate::body::{Body, RequestBody};
-use crate::config::ClientLimitsConfig;
 
 /// Something that answers requests. It never fails: errors are answered as responses.
 pub trait Handler: Send + Sync + 'static {
@@ -136,9 +135,10 @@ impl Client {
     }
 }
 
-/// What a listener allows its clients.
+/// What a listener allows its clients: the client limits of the configuration, in the units the
+/// server applies them in.
 #[derive(Debug, Clone)]
-pub struct ClientLimits {
+pub struct ClientSettings {
     /// Most connections open at once.
     pub max_connections: usize,
     /// Largest request head, in bytes.
@@ -157,22 +157,6 @@ pub struct ClientLimits {
     pub max_origin_requests_per_connection: usize,
     /// Most requests a connection may abandon (while it abandons more than it waits for).
     pub max_abandoned_requests: u32,
-}
-
-impl From<&ClientLimitsConfig> for ClientLimits {
-    fn from(config: &ClientLimitsConfig) -> Self {
-        Self {
-            max_connections: config.max_connections,
-            max_header_bytes: usize::try_from(config.max_header_bytes).unwrap_or(usize::MAX),
-            max_headers: config.max_headers,
-            header_timeout: config.header_timeout,
-            idle_timeout: config.idle_timeout,
-            send_timeout: config.send_timeout,
-            http2_max_concurrent_streams: config.http2_max_concurrent_streams,
-            max_origin_requests_per_connection: config.max_origin_requests_per_connection,
-            max_abandoned_requests: config.max_abandoned_requests,
-        }
-    }
 }
 
 /// The connection slots of one listener, and how many connections hold one.
@@ -250,7 +234,7 @@ struct Protocols {
 }
 
 impl Protocols {
-    fn new(limits: &ClientLimits, metrics: &ClientMetrics) -> Self {
+    fn new(limits: &ClientSettings, metrics: &ClientMetrics) -> Self {
         let mut http1 = http1::Builder::new();
         configure_http1(&mut http1, limits);
         let streams = StreamExecutor::new(limits.send_timeout, metrics.streams_reset());
@@ -363,7 +347,7 @@ impl Protocols {
 
 /// HTTP/1.1: the head limits, and no hyper header-read timeout (the `timeouts` module keeps the
 /// idle and header clocks apart instead).
-fn configure_http1(http1: &mut http1::Builder, limits: &ClientLimits) {
+fn configure_http1(http1: &mut http1::Builder, limits: &ClientSettings) {
     http1
         .timer(TokioTimer::new())
         .header_read_timeout(None)
@@ -374,7 +358,7 @@ fn configure_http1(http1: &mut http1::Builder, limits: &ClientLimits) {
 }
 
 /// HTTP/2: the head size limit, and the streams a client may open at once.
-fn configure_http2(http2: &mut http2::Builder<StreamExecutor>, limits: &ClientLimits) {
+fn configure_http2(http2: &mut http2::Builder<StreamExecutor>, limits: &ClientSettings) {
     http2
         .timer(TokioTimer::new())
         .max_header_list_size(header_list_size(limits))
@@ -382,7 +366,7 @@ fn configure_http2(http2: &mut http2::Builder<StreamExecutor>, limits: &ClientLi
 }
 
 /// The HTTP/2 header list size limit (RFC 9113 §6.5.2): the head size limit.
-fn header_list_size(limits: &ClientLimits) -> u32 {
+fn header_list_size(limits: &ClientSettings) -> u32 {
     u32::try_from(limits.max_header_bytes).unwrap_or(u32::MAX)
 }
 
@@ -407,7 +391,7 @@ pub async fn serve<H: Handler>(
     handler: Arc<H>,
     shutdown: impl Future<Output = ()>,
     grace: Duration,
-    limits: &ClientLimits,
+    limits: &ClientSettings,
     slots: ConnectionSlots,
     metrics: ClientMetrics,
 ) -> Drained {

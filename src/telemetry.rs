@@ -15,6 +15,7 @@
 //! request path opens no span at all (the store's debug spans are disabled by the log filter),
 //! so it pays nothing for it.
 
+mod config;
 pub mod context;
 pub mod export;
 pub mod logs;
@@ -22,32 +23,44 @@ pub mod sampling;
 pub mod semconv;
 mod uncached;
 
-use tracing::subscriber::Interest;
+use tracing::subscriber::{Interest, SetGlobalDefaultError};
 use tracing::{Metadata, Subscriber};
-use tracing_subscriber::filter::{EnvFilter, FilterExt};
+use tracing_subscriber::filter::{EnvFilter, FilterExt, ParseError};
 use tracing_subscriber::fmt::MakeWriter;
 use tracing_subscriber::layer::SubscriberExt;
 use tracing_subscriber::layer::{self, Filter};
 use tracing_subscriber::registry::LookupSpan;
 use tracing_subscriber::{Layer, Registry};
 
+pub use self::config::{
+    LogConfig, LogFormat, OtlpProtocol, Ratio, SamplerKind, TelemetryConfig, TracingConfig,
+};
 pub use self::export::{Tracing, TracingError};
 use self::uncached::Uncached;
-use crate::config::{LogConfig, LogFormat};
 
 /// A layer over the registry, boxed so that text and JSON, traced and untraced, share one type.
 type BoxedLayer = Box<dyn Layer<Registry> + Send + Sync>;
+
+/// Why the log subscriber could not be set up.
+#[derive(Debug, thiserror::Error)]
+pub enum SubscriberError {
+    /// The level (or `RUST_LOG`) is not a valid filter.
+    #[error("invalid log filter")]
+    Filter(#[source] ParseError),
+    /// A global subscriber was installed before.
+    #[error("cannot install the log subscriber")]
+    Install(#[source] SetGlobalDefaultError),
+}
 
 /// Installs the global subscriber: log lines to stderr and, when `tracing` is enabled, spans to
 /// its exporter. `RUST_LOG`, when set, overrides the configured level.
 ///
 /// # Errors
 /// The level is not a valid filter, or a subscriber is already installed.
-pub fn init(config: &LogConfig, tracing: &Tracing) -> Result<(), String> {
+pub fn init(config: &LogConfig, tracing: &Tracing) -> Result<(), SubscriberError> {
     let rust_log = std::env::var("RUST_LOG").ok();
     let subscriber = subscriber(config, tracing, rust_log.as_deref())?;
-    tracing::subscriber::set_global_default(subscriber)
-        .map_err(|error| format!("cannot install the log subscriber: {error}"))
+    tracing::subscriber::set_global_default(subscriber).map_err(SubscriberError::Install)
 }
 
 /// The subscriber [`init`] installs, for callers that scope it themselves (tests use
@@ -60,7 +73,7 @@ pub fn subscriber(
     config: &LogConfig,
     tracing: &Tracing,
     filter: Option<&str>,
-) -> Result<impl Subscriber + for<'a> LookupSpan<'a> + Send + Sync + 'static, String> {
+) -> Result<impl Subscriber + for<'a> LookupSpan<'a> + Send + Sync + 'static, SubscriberError> {
     subscriber_writing_to(config, tracing, filter, std::io::stderr)
 }
 
@@ -73,7 +86,7 @@ pub fn subscriber_writing_to<W>(
     tracing: &Tracing,
     filter: Option<&str>,
     writer: W,
-) -> Result<impl Subscriber + for<'a> LookupSpan<'a> + Send + Sync + 'static, String>
+) -> Result<impl Subscriber + for<'a> LookupSpan<'a> + Send + Sync + 'static, SubscriberError>
 where
     W: for<'w> MakeWriter<'w> + Send + Sync + 'static,
 {
@@ -82,8 +95,7 @@ where
         _ => config.level.as_str(),
     };
     let directives = preset_directives(directives.trim()).unwrap_or(directives);
-    let level =
-        EnvFilter::try_new(directives).map_err(|error| format!("invalid log filter: {error}"))?;
+    let level = EnvFilter::try_new(directives).map_err(SubscriberError::Filter)?;
     let mut layers: Vec<BoxedLayer> = vec![log_layer(
         config.format,
         level,

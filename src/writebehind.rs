@@ -66,6 +66,7 @@
 //! endpoint answers 503 so the caller knows. One retained batch (at most the cap's worth of
 //! names) may exist besides the live map while the sink is down.
 
+mod config;
 pub mod counters;
 pub mod flusher;
 pub mod metrics;
@@ -78,6 +79,7 @@ pub mod sqlite;
 /// The prefix of the per-cache-key request counters (`--writebehind-count-requests`).
 pub const REQUEST_COUNTER_PREFIX: &str = "requests:";
 
+pub use config::WriteBehindConfig;
 pub use counters::{Counters, Refused};
 pub use flusher::{Closed, WriteBehind, WriteBehindSettings};
 pub use metrics::{IncrementSource, WriteBehindMetrics};

@@ -12,7 +12,7 @@ use tokio::sync::oneshot;
 use tokio_util::sync::CancellationToken;
 
 use super::Admin;
-use crate::server::{self, ClientLimits, ClientMetrics, ConnectionSlots, Drained};
+use crate::server::{self, ClientMetrics, ClientSettings, ConnectionSlots, Drained};
 
 /// The admin listener's thread: started when the app is bound, serving once
 /// [`serve_until`](Self::serve_until) is called.
@@ -34,7 +34,7 @@ pub struct AdminThread {
 struct Serving {
     listener: TcpListener,
     admin: Arc<Admin>,
-    limits: ClientLimits,
+    limits: ClientSettings,
     grace: Duration,
 }
 
@@ -52,7 +52,7 @@ impl AdminThread {
     pub fn spawn(
         listener: TcpListener,
         admin: Arc<Admin>,
-        limits: ClientLimits,
+        limits: ClientSettings,
         grace: Duration,
     ) -> io::Result<Self> {
         let runtime = tokio::runtime::Builder::new_current_thread()

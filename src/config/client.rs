@@ -1,9 +1,15 @@
 //! The limits on what one client connection may ask of the proxy port: how many connections,
 //! how large a request head, how long to send it, how long to sit idle, how large a body.
+//!
+//! Declared here rather than next to `server`, which applies it, because its sizes are read with
+//! this module's byte-size parser, and `server` importing `config` while `config` imports the
+//! components would be a cycle; for the same reason the conversion into the server's
+//! [`ClientSettings`] is here.
 
 use std::time::Duration;
 
 use super::byte_size;
+use crate::server::ClientSettings;
 
 /// The limits on client connections and requests, applied before a request reaches the cache.
 #[derive(Debug, Clone, PartialEq, Eq, clap::Args)]
@@ -139,4 +145,22 @@ pub struct ClientLimitsConfig {
         value_parser = byte_size::parse_bytes
     )]
     pub max_uri_bytes: u64,
+}
+
+// === impl ClientLimitsConfig ===
+
+impl From<&ClientLimitsConfig> for ClientSettings {
+    fn from(config: &ClientLimitsConfig) -> Self {
+        Self {
+            max_connections: config.max_connections,
+            max_header_bytes: usize::try_from(config.max_header_bytes).unwrap_or(usize::MAX),
+            max_headers: config.max_headers,
+            header_timeout: config.header_timeout,
+            idle_timeout: config.idle_timeout,
+            send_timeout: config.send_timeout,
+            http2_max_concurrent_streams: config.http2_max_concurrent_streams,
+            max_origin_requests_per_connection: config.max_origin_requests_per_connection,
+            max_abandoned_requests: config.max_abandoned_requests,
+        }
+    }
 }

@@ -12,6 +12,8 @@ use clap::ArgAction;
 use super::error::{Place, Problem};
 use super::sources::testing;
 use super::*;
+use crate::telemetry::{LogFormat, OtlpProtocol, Ratio, SamplerKind};
+use crate::writebehind::SinkAddress;
 
 // === helpers ===
 
@@ -473,7 +475,7 @@ fn expected_tracing() -> TracingConfig {
         otlp_protocol: OtlpProtocol::Grpc,
         service_name: "edge-cache".to_owned(),
         sampler: SamplerKind::ParentbasedTraceIdRatio,
-        sampler_arg: Some(parse_ratio("0.25").expect("ratio")),
+        sampler_arg: Some(Ratio::new(0.25).expect("ratio")),
         batch_delay: secs(11),
         max_queue_size: 100,
         max_export_batch_size: 10,

@@ -6,7 +6,9 @@
 use std::time::Duration;
 
 use super::error::{Place, Problem};
-use super::{AdminConfig, ByteSize, ClientLimitsConfig, Config, TracingConfig};
+use super::{ByteSize, ClientLimitsConfig, Config};
+use crate::admin::AdminConfig;
+use crate::telemetry::TracingConfig;
 
 /// Every rule `config` breaks, in option order.
 pub(super) fn problems(config: &Config) -> Vec<Problem> {

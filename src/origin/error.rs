@@ -4,7 +4,8 @@
 use std::fmt;
 
 use bytes::Bytes;
-use http::{HeaderMap, StatusCode};
+use http::uri::Authority;
+use http::{HeaderMap, StatusCode, Uri};
 
 /// A failed origin request.
 #[derive(Debug)]
@@ -52,6 +53,30 @@ pub struct ErrorResponse {
     /// it is `private` or `no-store`, sets a cookie, or answered a request with credentials,
     /// the same marks that keep a response from being stored for others.
     pub shareable: bool,
+}
+
+/// Why an [`OriginClient`](super::OriginClient) could not be built from its settings: the URL
+/// cannot name an origin to connect to.
+#[derive(Debug, thiserror::Error)]
+pub enum OriginBuildError {
+    /// The URL has no scheme (`http://`).
+    #[error("origin URL {url} has no scheme")]
+    NoScheme {
+        /// The URL given.
+        url: Uri,
+    },
+    /// The URL has no host.
+    #[error("origin URL {url} has no host")]
+    NoHost {
+        /// The URL given.
+        url: Uri,
+    },
+    /// The URL's authority cannot be sent as a `Host` header.
+    #[error("origin authority {authority} is not a valid Host")]
+    InvalidHost {
+        /// The authority given.
+        authority: Authority,
+    },
 }
 
 /// Whether an origin answer's status counts as a failure that a stale response may stand in for

@@ -5,6 +5,7 @@
 //! classification of failures and the client span ([`trace`], with the `traceparent` the origin
 //! receives) are the same on every path.
 
+mod config;
 pub mod connector;
 pub mod error;
 pub mod headers;
@@ -26,12 +27,14 @@ use hyper_util::rt::{TokioExecutor, TokioTimer};
 use tokio::time::Instant;
 use tracing::Instrument;
 
+pub use self::config::{HostHeader, OriginConfig};
 use self::connector::{LimitedConnector, OriginBusy, OriginSlots};
-pub use self::error::{ErrorResponse, OriginError, OriginErrorKind, is_error_status};
+pub use self::error::{
+    ErrorResponse, OriginBuildError, OriginError, OriginErrorKind, is_error_status,
+};
 use self::metrics::{OriginMetrics, OriginOutcome};
 use self::trace::FetchTrace;
 use crate::body::{Body, Guard, StreamError};
-pub use crate::config::HostHeader;
 
 /// Where the origin is and how long to wait for it.
 #[derive(Debug, Clone)]
@@ -90,20 +93,22 @@ impl OriginClient {
     /// A client for the origin at `settings.url`.
     ///
     /// # Errors
-    /// The URL lacks a scheme or an authority.
-    pub fn new(settings: OriginSettings, metrics: OriginMetrics) -> Result<Self, String> {
-        let scheme = settings
-            .url
+    /// The URL lacks a scheme or an authority, or the authority is not a valid `Host`.
+    pub fn new(settings: OriginSettings, metrics: OriginMetrics) -> Result<Self, OriginBuildError> {
+        let url = &settings.url;
+        let scheme = url
             .scheme()
             .cloned()
-            .ok_or_else(|| format!("origin URL {} has no scheme", settings.url))?;
-        let authority = settings
-            .url
+            .ok_or_else(|| OriginBuildError::NoScheme { url: url.clone() })?;
+        let authority = url
             .authority()
             .cloned()
-            .ok_or_else(|| format!("origin URL {} has no host", settings.url))?;
-        let authority_host = HeaderValue::from_str(authority.as_str())
-            .map_err(|_| format!("origin authority {authority} is not a valid Host"))?;
+            .ok_or_else(|| OriginBuildError::NoHost { url: url.clone() })?;
+        let authority_host = HeaderValue::from_str(authority.as_str()).map_err(|_| {
+            OriginBuildError::InvalidHost {
+                authority: authority.clone(),
+            }
+        })?;
         let mut connector = HttpConnector::new();
         connector.set_connect_timeout(Some(settings.connect_timeout));
         connector.set_nodelay(true);

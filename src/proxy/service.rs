@@ -60,20 +60,6 @@ pub struct RequestLimits {
     pub body_timeout: Duration,
 }
 
-impl Default for RequestLimits {
-    /// The built-in defaults of `--max-headers`, `--max-request-body`, `--max-uri-length`,
-    /// `--allow-trace` and `--client-body-timeout`.
-    fn default() -> Self {
-        Self {
-            max_headers: 100,
-            max_body_bytes: 10 * 1024 * 1024,
-            max_uri_bytes: 8 * 1024,
-            allow_trace: false,
-            body_timeout: Duration::from_secs(20),
-        }
-    }
-}
-
 /// How far the phases that need no waiting got.
 enum Routed {
     /// Answered: a hit, or one of sidecache's own answers.
@@ -119,8 +105,14 @@ impl Drop for InFlight {
 // === impl Proxy ===
 
 impl Proxy {
-    /// A proxy answering from `cache`, counting into `metrics` and `stats`.
-    pub fn new(cache: HttpCache, metrics: ProxyMetrics, stats: Arc<Stats>) -> Self {
+    /// A proxy answering from `cache`, counting into `metrics` and `stats`, holding requests to
+    /// `limits` (`--max-headers`, `--max-request-body`, ...).
+    pub fn new(
+        cache: HttpCache,
+        metrics: ProxyMetrics,
+        stats: Arc<Stats>,
+        limits: RequestLimits,
+    ) -> Self {
         Self {
             purger: Purger::new(cache.clone(), metrics.clone(), Arc::clone(&stats)),
             cache,
@@ -131,14 +123,8 @@ impl Proxy {
                 request_counts: None,
             },
             traced: None,
-            limits: RequestLimits::default(),
+            limits,
         }
-    }
-
-    /// Holds requests to `limits` (`--max-headers`, `--max-request-body`, ...).
-    pub fn with_limits(mut self, limits: RequestLimits) -> Self {
-        self.limits = limits;
-        self
     }
 
     /// Traces the requests `sampler` keeps (tracing on; see [`crate::telemetry`]).

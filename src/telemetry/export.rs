@@ -24,9 +24,9 @@ use opentelemetry_sdk::trace::{
 use tokio::runtime::Handle;
 use tracing_subscriber::{Layer, Registry};
 
+use super::config::{OtlpProtocol, Ratio, SamplerKind, TracingConfig};
 use super::sampling::{DecidedIds, RequestSampler};
 use super::uncached::Uncached;
-use crate::config::{OtlpProtocol, Ratio, SamplerKind, TracingConfig};
 
 /// The instrumentation scope spans are reported under.
 const SCOPE: &str = "sidecache";
@@ -46,7 +46,7 @@ pub struct Tracing {
 #[derive(Debug, thiserror::Error)]
 pub enum TracingError {
     /// The OTLP exporter rejected its configuration.
-    #[error("cannot build the OTLP exporter: {0}")]
+    #[error("cannot build the OTLP exporter")]
     Exporter(#[from] opentelemetry_otlp::ExporterBuildError),
     /// [`Tracing::start`] was called outside a Tokio runtime.
     #[error("the OTLP exporter needs a Tokio runtime")]
@@ -376,7 +376,7 @@ mod tests {
 
     #[test]
     fn samplers_follow_the_otel_names() {
-        let one = Some(crate::config::Ratio::ONE);
+        let one = Some(Ratio::ONE);
         assert!(matches!(
             sampler(SamplerKind::TraceIdRatio, None),
             Sampler::TraceIdRatioBased(ratio) if ratio == 1.0

@@ -12,8 +12,8 @@ use std::hash::{BuildHasher, RandomState};
 use opentelemetry::trace::{SpanContext, SpanId, TraceId};
 use opentelemetry_sdk::trace::{IdGenerator, RandomIdGenerator};
 
+use super::config::{Ratio, SamplerKind};
 use super::logs::TraceIds;
-use crate::config::{Ratio, SamplerKind};
 
 /// Decides which requests are traced.
 #[derive(Debug, Clone, Copy, PartialEq)]

@@ -10,7 +10,6 @@ use opentelemetry_sdk::error::OTelSdkResult;
 use opentelemetry_sdk::trace::{SpanData, SpanExporter};
 
 use super::*;
-use crate::config::SamplerKind;
 use crate::proxy::request::CarriedFields;
 use crate::proxy::trace::RequestTrace;
 
@@ -325,7 +324,7 @@ fn a_new_trace_is_recorded_under_the_id_its_sampling_was_decided_on() {
     use opentelemetry::trace::SpanKind;
     use opentelemetry_sdk::trace::{Sampler, SamplingDecision, ShouldSample};
 
-    let half = crate::config::Ratio::new(0.5).expect("ratio");
+    let half = Ratio::new(0.5).expect("ratio");
     let tracing = Tracing::with_exporter(Discard, SamplerKind::TraceIdRatio, Some(half));
     let config = LogConfig {
         format: LogFormat::Text,

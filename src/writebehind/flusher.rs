@@ -13,6 +13,7 @@ use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
 use tracing::Instrument;
 
+use super::config::WriteBehindConfig;
 use super::counters::{Counters, Refused};
 use super::metrics::{DropReason, FlushOutcome, IncrementSource, WriteBehindMetrics};
 use super::name;
@@ -20,7 +21,7 @@ use super::postgres::PostgresSink;
 use super::recovery::{self, RecoveryError};
 use super::sink::{Batch, BatchIds, Retention, Sink, SinkAddress, SinkError};
 use super::sqlite::SqliteSink;
-use crate::config::WriteBehindConfig;
+use crate::metrics::{self, Registry};
 
 /// The first wait before retrying a failed flush; doubled after each failure.
 const FIRST_RETRY: Duration = Duration::from_millis(100);
@@ -235,6 +236,21 @@ impl WriteBehind {
             self.wake.notify_one();
         }
         result
+    }
+
+    /// Registers `sidecache_writebehind_pending_keys`, read from this component at scrape time.
+    ///
+    /// # Errors
+    /// Registration failed (a name registered twice).
+    pub fn register_pending_keys(self: &Arc<Self>, registry: &Registry) -> metrics::Result<()> {
+        let writebehind = Arc::clone(self);
+        metrics::state_gauge(
+            registry,
+            "sidecache_writebehind_pending_keys",
+            "Counter names with increments not yet confirmed by the sink (in memory and in an \
+             unconfirmed batch).",
+            move || writebehind.pending_keys() as f64,
+        )
     }
 
     /// Whether anything is waiting to be written: pending increments or an unconfirmed batch.

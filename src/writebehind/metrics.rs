@@ -1,16 +1,16 @@
 //! What write-behind counts: increments by source and outcome, flushes by outcome, flush
-//! duration, and (read at scrape time) the pending keys.
+//! duration.
 //!
 //! Recorded in two places only: [`super::WriteBehind::increment`] records the outcome the
-//! counters returned, and the flusher records each batch's result.
+//! counters returned, and the flusher records each batch's result. The pending-keys gauge is read
+//! from the component at scrape time, so the component registers it
+//! ([`super::WriteBehind::register_pending_keys`]) and this module knows nothing of it.
 
-use std::sync::Arc;
 use std::time::Duration;
 
 use prometheus::{Histogram, HistogramOpts, IntCounter, IntCounterVec, Opts};
 
 use super::counters::Refused;
-use super::flusher::WriteBehind;
 use super::sink::{Applied, SinkError};
 use crate::metrics::{self, LATENCY_BUCKETS, Registry, Result};
 
@@ -145,7 +145,8 @@ fn increment_index(source: IncrementSource, outcome: std::result::Result<(), Ref
 
 impl WriteBehindMetrics {
     /// Registers the write-behind metrics in `registry` (all but the pending-keys gauge, which
-    /// [`register_pending_keys`] adds once the component exists).
+    /// [`WriteBehind::register_pending_keys`](super::WriteBehind::register_pending_keys) adds once
+    /// the component exists).
     ///
     /// # Errors
     /// Registration failed (a name registered twice).
@@ -220,19 +221,4 @@ impl WriteBehindMetrics {
         self.flushes[outcome as usize].inc();
         self.flush_duration.observe(elapsed.as_secs_f64());
     }
-}
-
-/// Registers `sidecache_writebehind_pending_keys`, read from `writebehind` at scrape time.
-///
-/// # Errors
-/// Registration failed.
-pub fn register_pending_keys(registry: &Registry, writebehind: &Arc<WriteBehind>) -> Result<()> {
-    let writebehind = Arc::clone(writebehind);
-    metrics::state_gauge(
-        registry,
-        "sidecache_writebehind_pending_keys",
-        "Counter names with increments not yet confirmed by the sink (in memory and in an \
-         unconfirmed batch).",
-        move || writebehind.pending_keys() as f64,
-    )
 }

@@ -168,7 +168,7 @@ fn component(sink: Arc<dyn Sink>, settings: WriteBehindSettings) -> (Arc<WriteBe
     let metrics = WriteBehindMetrics::register(&registry).expect("metrics");
     let writebehind =
         Arc::new(WriteBehind::new(sink, "fake".to_owned(), settings, metrics).expect("component"));
-    super::super::metrics::register_pending_keys(&registry, &writebehind).expect("gauge");
+    writebehind.register_pending_keys(&registry).expect("gauge");
     (writebehind, registry)
 }
 
