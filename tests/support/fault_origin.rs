@@ -168,17 +168,6 @@ impl FaultOrigin {
         *self.state.arrivals.borrow()
     }
 
-    /// Requests read so far for `path` (path and query).
-    pub fn count(&self, path: &str) -> usize {
-        self.state
-            .per_path
-            .lock()
-            .expect("per path")
-            .get(path)
-            .copied()
-            .unwrap_or(0)
-    }
-
     /// Connections open right now.
     pub fn open_connections(&self) -> usize {
         *self.state.open.borrow()

@@ -5,7 +5,9 @@
 
 pub mod binary;
 pub mod fault_origin;
+pub mod machine;
 pub mod otlp;
+pub mod postgres;
 pub mod prometheus;
 
 use std::collections::HashMap;
@@ -372,12 +374,17 @@ pub struct Sidecache {
     pub writebehind: Arc<WriteBehind>,
     stop: Option<oneshot::Sender<()>>,
     task: Option<tokio::task::JoinHandle<Drained>>,
+    /// Holds this instance's write-behind recovery file (unless the test named its own): every
+    /// sidecache replays and removes the file at its start, so a shared one would hand what one
+    /// test spilled to another test running at the same time.
+    _recovery: Option<TempDir>,
 }
 
 impl Sidecache {
     /// Starts sidecache in front of `origin` with extra command-line flags.
     pub async fn start(origin: &str, flags: &[&str]) -> Self {
-        Self::start_with(&Self::config(origin, flags)).await
+        let (config, recovery) = Self::config(origin, flags);
+        Self::run(App::bind(&config).await.expect("bind sidecache"), recovery)
     }
 
     /// Starts sidecache with tracing as `flags` configure it (`--otlp-endpoint` and so on). Its
@@ -387,7 +394,7 @@ impl Sidecache {
         origin: &str,
         flags: &[&str],
     ) -> (Self, tracing::subscriber::DefaultGuard) {
-        let config = Self::config(origin, flags);
+        let (config, recovery) = Self::config(origin, flags);
         let tracing = Tracing::start(&config.tracing).expect("start the span pipeline");
         assert!(tracing.is_enabled(), "tracing needs --otlp-endpoint");
         let subscriber = telemetry::subscriber(&config.log, &tracing, None).expect("subscriber");
@@ -395,10 +402,19 @@ impl Sidecache {
         let app = App::bind_with(&config, tracing)
             .await
             .expect("bind sidecache");
-        (Self::run(app), guard)
+        (Self::run(app, recovery), guard)
     }
 
-    fn config(origin: &str, flags: &[&str]) -> Config {
+    /// The configuration `flags` give, with the directory of its own recovery file when the
+    /// flags name none.
+    fn config(origin: &str, flags: &[&str]) -> (Config, Option<TempDir>) {
+        let recovery = (!flags
+            .iter()
+            .any(|flag| flag.starts_with("--writebehind-recovery-file")))
+        .then(|| TempDir::new("recovery"));
+        let recovery_file = recovery
+            .as_ref()
+            .map(|dir| dir.0.join("recovery.json").display().to_string());
         let mut args = vec![
             "sidecache",
             "--origin",
@@ -411,15 +427,19 @@ impl Sidecache {
             "--writebehind-sink",
             "sqlite::memory:",
         ];
+        if let Some(file) = &recovery_file {
+            args.extend(["--writebehind-recovery-file", file]);
+        }
         args.extend_from_slice(flags);
-        Config::load_from(args, &HashMap::<String, String>::new()).expect("config")
+        let config = Config::load_from(args, &HashMap::<String, String>::new()).expect("config");
+        (config, recovery)
     }
 
     pub async fn start_with(config: &Config) -> Self {
-        Self::run(App::bind(config).await.expect("bind sidecache"))
+        Self::run(App::bind(config).await.expect("bind sidecache"), None)
     }
 
-    fn run(app: App) -> Self {
+    fn run(app: App, recovery: Option<TempDir>) -> Self {
         let proxy_addr = app.proxy_addr();
         let admin_addr = app.admin_addr();
         let proxy = Arc::clone(app.proxy());
@@ -435,6 +455,7 @@ impl Sidecache {
             writebehind,
             stop: Some(stop),
             task: Some(task),
+            _recovery: recovery,
         }
     }
 

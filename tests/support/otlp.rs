@@ -79,8 +79,6 @@ impl Span {
 pub trait Spans {
     /// Every span named `name` in trace `trace_id`.
     fn named<'a>(&'a self, trace_id: &str, name: &str) -> Vec<&'a Span>;
-    /// The one span named `name` in `trace_id`; panics unless there is exactly one.
-    fn one(&self, trace_id: &str, name: &str) -> &Span;
     /// The one server span in `trace_id`.
     fn server(&self, trace_id: &str) -> &Span;
     /// The spans whose parent is `parent`.
@@ -96,16 +94,6 @@ impl Spans for [Span] {
         self.iter()
             .filter(|span| span.trace_id() == trace_id && span.name() == name)
             .collect()
-    }
-
-    fn one(&self, trace_id: &str, name: &str) -> &Span {
-        match self.named(trace_id, name).as_slice() {
-            [span] => span,
-            other => panic!(
-                "expected one {name:?} span in trace {trace_id}, found {}: {self:#?}",
-                other.len()
-            ),
-        }
     }
 
     fn server(&self, trace_id: &str) -> &Span {

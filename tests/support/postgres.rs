@@ -4,9 +4,6 @@
 //!
 //! PostgreSQL refuses to run as root; as root, the server runs as the `postgres` user (which
 //! the Debian package creates) or `nobody`, through `setpriv`.
-//!
-//! Not part of `support` itself, so that only the test binaries that need PostgreSQL compile it:
-//! include it next to `mod support;` with `#[path = "support/postgres.rs"] mod postgres;`.
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
@@ -21,7 +18,7 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 use tokio_postgres::NoTls;
 
-use crate::support::{TempDir, free_port};
+use super::{TempDir, free_port};
 
 /// A PostgreSQL server of the test's own.
 pub struct PgServer {

@@ -2,7 +2,7 @@
 //! happened; the exposition passes `promtool check metrics`; a real Prometheus scrapes it and
 //! computes the hit ratio.
 
-mod support;
+use crate::support;
 
 use std::process::{Command, Stdio};
 

@@ -4,7 +4,7 @@
 //! The origin here echoes the request fields it got into the body (`echo_origin`), so a test
 //! can see whether an attacker's field reached the response that was stored for everyone.
 
-mod support;
+use crate::support;
 
 use bytes::Bytes;
 use http::Method;
@@ -81,7 +81,7 @@ async fn unkeyed_override_headers_never_shape_what_others_receive() {
         let seen = origin.seen();
         let loads: Vec<_> = seen.iter().filter(|s| s.path == path).collect();
         assert_eq!(loads.len(), 1, "{name}: one origin load");
-        // X-Forwarded-* names are sidecache's own to set (tests/isolation.rs); the client's
+        // X-Forwarded-* names are sidecache's own to set (tests/it/isolation.rs); the client's
         // value never reaches the origin.
         assert!(
             loads[0].headers.get(*name).map(|v| v.as_bytes()) != Some(value.as_bytes()),

@@ -2,7 +2,7 @@
 //! client sends and however careless the origin is with its answers. Each test is proven by what
 //! a *second* client receives and by what the origin was asked.
 
-mod support;
+use crate::support;
 
 use std::time::Duration;
 

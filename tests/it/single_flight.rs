@@ -2,7 +2,7 @@
 //! right thing when the leader's client leaves, when the answer is private, and when the origin
 //! fails or hangs.
 
-mod support;
+use crate::support;
 
 use std::time::{Duration, Instant};
 
@@ -17,6 +17,7 @@ use tokio::sync::watch;
 /// 200 clients on pre-opened connections, released at one instant.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn two_hundred_simultaneous_clients_cause_one_origin_load() {
+    let _quiet = support::machine::quiet().await;
     let body = Bytes::from(vec![b'x'; 1024]);
     let reply_body = body.clone();
     let origin = TestOrigin::start(move |_, _| {
@@ -83,8 +84,11 @@ async fn two_hundred_simultaneous_clients_cause_one_origin_load() {
         .count();
     assert_eq!(collapsed_or_hit, 199);
 
-    // Waiters are woken by the load's completion, not by a poll: all are answered within a
-    // small fraction of nginx's 500 ms lock poll after the origin answered.
+    // Waiters are woken by the load's completion, not by a poll. Under a poll of nginx's 500 ms,
+    // each of 200 waiters would wake at its own phase of the period, so the last would almost
+    // surely come more than 400 ms late (each stays under it with odds 0.8: 0.8^200 for all);
+    // woken at once, the last is answered once 200 answers have been written, well under it
+    // even on a busy machine running the other tests beside this one.
     let answered = origin.seen()[0].answered_at.expect("origin answered");
     let last = answers
         .iter()
@@ -93,7 +97,7 @@ async fn two_hundred_simultaneous_clients_cause_one_origin_load() {
         .expect("answers");
     let lag = last.saturating_duration_since(answered);
     assert!(
-        lag < Duration::from_millis(150),
+        lag < Duration::from_millis(400),
         "last waiter answered {lag:?} after the load"
     );
     sidecache.stop().await;

@@ -4,7 +4,7 @@
 //! and the rules; the dashboard passes a lint; docker-compose.yml and the Dockerfile give
 //! sidecache only options it really has, and mount only files that exist.
 
-mod support;
+use crate::support;
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::path::{Path, PathBuf};

@@ -6,7 +6,7 @@
 //! No test sleeps to synchronise: origin gates, `arrivals` and sidecache's own counters are the
 //! signals, and every test runs under a 5 s bound.
 
-mod support;
+use crate::support;
 
 use std::future::Future;
 use std::sync::Arc;

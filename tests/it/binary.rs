@@ -1,7 +1,7 @@
 //! The `sidecache` binary as a user runs it: the demo with no origin, SIGTERM, bad configuration,
 //! tracing configured by the standard OpenTelemetry variables.
 
-mod support;
+use crate::support;
 
 use std::net::SocketAddr;
 use std::process::{Child, Command, Stdio};

@@ -10,7 +10,7 @@
 //! No test sleeps to synchronise: the origin's arrivals and sidecache's own waiter gauge are the
 //! signals, and every test runs under a bound.
 
-mod support;
+use crate::support;
 
 use std::future::Future;
 use std::time::{Duration, Instant};

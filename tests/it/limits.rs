@@ -2,7 +2,7 @@
 //! that the counters say what happened. Raw TCP clients show the bytes and the closed connection
 //! exactly; every wait is bounded.
 
-mod support;
+use crate::support;
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};

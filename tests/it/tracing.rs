@@ -5,7 +5,7 @@
 //! Each test runs on a current-thread runtime: sidecache's spans go through a subscriber scoped
 //! to the test's thread (see `Sidecache::start_traced`).
 
-mod support;
+use crate::support;
 
 use std::time::Duration;
 

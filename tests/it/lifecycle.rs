@@ -1,7 +1,7 @@
 //! Protocols and lifecycle: HTTP/2 cleartext, readiness, and a graceful drain that lets
 //! in-flight requests finish.
 
-mod support;
+use crate::support;
 
 use std::time::Duration;
 
@@ -98,6 +98,7 @@ async fn a_drain_reports_not_ready_and_lets_in_flight_requests_finish() {
 
 #[tokio::test]
 async fn a_drain_gives_up_after_the_grace_period() {
+    let _quiet = support::machine::quiet().await;
     let gate = Gate::new();
     let origin_gate = gate.clone();
     let origin = TestOrigin::start(move |_, _| Reply::ok("never").gated(&origin_gate)).await;
@@ -127,6 +128,7 @@ async fn a_drain_gives_up_after_the_grace_period() {
 async fn a_drain_does_not_wait_for_a_connection_that_never_sent_a_request() {
     use tokio::io::AsyncReadExt;
 
+    let _quiet = support::machine::quiet().await;
     let origin = TestOrigin::start(|_, _| Reply::ok("body")).await;
     let sidecache = Sidecache::start(&origin.url(), &["--shutdown-grace", "5s"]).await;
     let mut silent = tokio::net::TcpStream::connect(sidecache.proxy_addr)

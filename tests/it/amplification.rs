@@ -2,7 +2,7 @@
 //! bounded, a load nobody waits for is dropped, keys are weighed, a slow origin does not bring
 //! the herd back, and requests the proxy has no business forwarding are refused.
 
-mod support;
+use crate::support;
 
 use bytes::Bytes;
 use http::Method;

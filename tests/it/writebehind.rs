@@ -8,9 +8,7 @@
 //! - PostgreSQL unreachable at shutdown: the recovery file, replayed at the next start;
 //! - a connection cut at COMMIT (before and after the server committed): no double count.
 
-#[path = "support/postgres.rs"]
-mod postgres;
-mod support;
+use crate::support;
 
 use std::collections::HashMap;
 use std::io::{BufRead, BufReader};
@@ -22,12 +20,12 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use http::Method;
-use postgres::{CommitCutter, Cut, PgServer};
 use sidecache::metrics::Registry;
 use sidecache::writebehind::postgres::PostgresSink;
 use sidecache::writebehind::{
     IncrementSource, WriteBehind, WriteBehindMetrics, WriteBehindSettings,
 };
+use support::postgres::{CommitCutter, Cut, PgServer};
 use support::{Reply, Sidecache, TempDir, TestClient, TestOrigin};
 use tokio::sync::watch;
 

@@ -10,7 +10,7 @@
 //!
 //! It runs for `SIDECACHE_SOAK_SECS` seconds: by default 90 under CI (`CI=true`), 15 elsewhere.
 
-mod support;
+use crate::support;
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
@@ -346,7 +346,7 @@ async fn purger(admin: SocketAddr, until: Instant, seen: Arc<Seen>) {
 /// unaccepted in the backlog, their requests unread, and are answered late. The sleeps make the
 /// fault; nothing waits on them. Returns the number of stalls.
 ///
-/// A closed port (refused connections) is left to `tests/origin_faults.rs`: closing a port under
+/// A closed port (refused connections) is left to `tests/it/origin_faults.rs`: closing a port under
 /// load resets the connections waiting in its backlog, whose requests would then count at
 /// sidecache and never at the origin, and the counts here must match exactly.
 async fn stalls(origin: &FaultOrigin, until: Instant) -> u64 {
@@ -382,6 +382,7 @@ fn value(scrape: &Scrape, series: &str) -> u64 {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_soak_of_mixed_traffic_and_faults_leaks_nothing_and_counts_exactly() {
+    let _whole_machine = support::machine::whole().await;
     let duration = soak_duration();
     let origin = FaultOrigin::start(script).await;
     let binary = Binary::start(&origin.url());
