@@ -10,6 +10,7 @@ use std::time::{Duration, Instant, SystemTime};
 
 use http::Uri;
 use tokio::net::TcpListener;
+use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
 use crate::admin::thread::AdminThread;
@@ -320,7 +321,7 @@ impl App {
             tracing::warn!("background loads still running at the end of the grace period");
         }
         stop_flusher.cancel();
-        let _ = flusher.await;
+        join_logged(flusher, "write-behind flusher").await;
         // Logs its outcome, including where a recovery file was written.
         self.writebehind.close(left(FINAL_FLUSH_FLOOR)).await;
         stop_others.cancel();
@@ -329,9 +330,9 @@ impl App {
                 "admin connections still open at the end of the grace period were dropped"
             );
         }
-        let _ = rotation.await;
+        join_logged(rotation, "stats rotation").await;
         if let Some(demo) = demo {
-            let _ = demo.await;
+            join_logged(demo, "demo origin").await;
         }
         if drained == Drained::TimedOut {
             tracing::warn!("connections still open at the end of the grace period were dropped");
@@ -443,9 +444,47 @@ fn demo_url(listener: &TcpListener) -> Uri {
         .expect("http:// and a socket address make a URL")
 }
 
+/// Waits for a background task to end. One that panicked or was cancelled is logged: the drain
+/// goes on without it, but an operator must hear that part of the shutdown did not run.
+async fn join_logged<T>(task: JoinHandle<T>, name: &str) {
+    if let Err(error) = task.await {
+        tracing::error!(task = name, %error, "a background task failed during shutdown");
+    }
+}
+
 /// The longest an origin load can take under `origin`'s timeouts: waiting for a connection slot
 /// and connecting, the response head, and the body, twice over for the head (a revalidation
 /// answered by a 304 that does not fit is asked again).
 fn longest_load(origin: &OriginConfig) -> Duration {
     (origin.connect_timeout * 2 + origin.first_byte_timeout) * 2 + origin.body_timeout
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::testing::CapturedLog;
+
+    #[tokio::test]
+    async fn a_task_that_failed_at_shutdown_is_logged_with_its_name() {
+        let captured = CapturedLog::default();
+        let writer = captured.clone();
+        let subscriber = tracing_subscriber::fmt()
+            .with_writer(move || writer.clone())
+            .with_ansi(false)
+            .finish();
+        let _guard = tracing::subscriber::set_default(subscriber);
+
+        join_logged(tokio::spawn(async {}), "quiet task").await;
+        let failing = tokio::spawn(async { panic!("the task broke") });
+        join_logged(failing, "failing task").await;
+
+        let text = captured.text();
+        assert!(!text.contains("quiet task"), "{text}");
+        let line = text
+            .lines()
+            .find(|line| line.contains("a background task failed during shutdown"))
+            .unwrap_or_else(|| panic!("no line for the failed task: {text}"));
+        assert!(line.contains("task=\"failing task\""), "{line}");
+        assert!(line.contains("panicked"), "{line}");
+    }
 }

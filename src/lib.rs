@@ -46,4 +46,6 @@ pub mod spans;
 pub mod stats;
 pub mod store;
 pub mod telemetry;
+#[cfg(test)]
+mod testing;
 pub mod writebehind;

@@ -121,34 +121,11 @@ where
 
 #[cfg(test)]
 mod tests {
-    use std::io;
-    use std::sync::{Arc, Mutex};
-
     use tracing_subscriber::Registry;
     use tracing_subscriber::layer::SubscriberExt;
 
     use super::*;
-
-    /// Collects what the layer writes.
-    #[derive(Clone, Default)]
-    struct Lines(Arc<Mutex<Vec<u8>>>);
-
-    impl io::Write for Lines {
-        fn write(&mut self, bytes: &[u8]) -> io::Result<usize> {
-            self.0.lock().expect("lines").extend_from_slice(bytes);
-            Ok(bytes.len())
-        }
-
-        fn flush(&mut self) -> io::Result<()> {
-            Ok(())
-        }
-    }
-
-    impl Lines {
-        fn text(&self) -> String {
-            String::from_utf8(self.0.lock().expect("lines").clone()).expect("utf-8")
-        }
-    }
+    use crate::testing::CapturedLog;
 
     fn ids() -> TraceIds {
         TraceIds {
@@ -176,7 +153,7 @@ mod tests {
 
     #[test]
     fn text_lines_inside_a_traced_span_end_with_its_ids() {
-        let lines = Lines::default();
+        let lines = CapturedLog::default();
         let writer = lines.clone();
         let layer = tracing_subscriber::fmt::layer()
             .with_ansi(false)
@@ -200,7 +177,7 @@ mod tests {
 
     #[test]
     fn json_lines_inside_a_traced_span_have_its_ids_as_keys() {
-        let lines = Lines::default();
+        let lines = CapturedLog::default();
         let writer = lines.clone();
         let layer = tracing_subscriber::fmt::layer()
             .json()

@@ -3,7 +3,6 @@
 
 use std::io;
 use std::net::SocketAddr;
-use std::sync::{Arc, Mutex};
 
 use http::Request;
 use opentelemetry_sdk::error::OTelSdkResult;
@@ -12,6 +11,7 @@ use opentelemetry_sdk::trace::{SpanData, SpanExporter};
 use super::*;
 use crate::proxy::request::CarriedFields;
 use crate::proxy::trace::RequestTrace;
+use crate::testing::CapturedLog;
 
 /// Discards every span.
 #[derive(Debug)]
@@ -23,27 +23,12 @@ impl SpanExporter for Discard {
     }
 }
 
-/// Collects what the log layer writes.
-#[derive(Clone, Default)]
-struct Lines(Arc<Mutex<Vec<u8>>>);
-
-impl io::Write for Lines {
-    fn write(&mut self, bytes: &[u8]) -> io::Result<usize> {
-        self.0.lock().expect("lines").extend_from_slice(bytes);
-        Ok(bytes.len())
-    }
-
-    fn flush(&mut self) -> io::Result<()> {
-        Ok(())
-    }
-}
-
 const TRACE_ID: &str = "4bf92f3577b34da6a3ce929d0e0e4736";
 
 /// Runs one request's worth of logging (the access line inside the server span) through the
 /// subscriber built for `format` and `tracing`, and returns the access line.
 fn access_line(format: LogFormat, tracing: &Tracing, flags: &str) -> String {
-    let lines = Lines::default();
+    let lines = CapturedLog::default();
     let config = LogConfig {
         format,
         level: "info,sidecache::access=debug".to_owned(),
@@ -79,7 +64,7 @@ fn access_line(format: LogFormat, tracing: &Tracing, flags: &str) -> String {
             None => write(),
         }
     });
-    let text = String::from_utf8(lines.0.lock().expect("lines").clone()).expect("utf-8");
+    let text = lines.text();
     text.lines()
         .find(|line| line.contains("sidecache::access"))
         .unwrap_or_else(|| panic!("no access line in {text:?}"))
@@ -186,7 +171,7 @@ fn an_unsampled_request_opens_no_span_and_passes_its_trace_on() {
 /// The lines each preset lets through, of one event per kind (a dependency's info line,
 /// sidecache's own info line, an access line, a dependency's debug line).
 fn lines_through(level: &str) -> Vec<&'static str> {
-    let lines = Lines::default();
+    let lines = CapturedLog::default();
     let config = LogConfig {
         format: LogFormat::Text,
         level: level.to_owned(),
@@ -201,7 +186,7 @@ fn lines_through(level: &str) -> Vec<&'static str> {
         tracing::debug!(target: "sidecache::access", "request");
         tracing::debug!(target: "h2::codec", "dependency debug");
     });
-    let text = String::from_utf8(lines.0.lock().expect("lines").clone()).expect("utf-8");
+    let text = lines.text();
     [
         "dependency info",
         "sidecache listening",
@@ -295,7 +280,7 @@ fn a_span_opened_after_a_turned_down_question_reaches_the_span_layer() {
 fn a_line_written_after_a_turned_down_question_is_written() {
     let _another_subscriber = tracing::Dispatch::new(tracing_subscriber::registry());
     for tracing in [Tracing::disabled(), traced()] {
-        let lines = Lines::default();
+        let lines = CapturedLog::default();
         let config = LogConfig {
             format: LogFormat::Text,
             level: "info".to_owned(),
@@ -307,7 +292,7 @@ fn a_line_written_after_a_turned_down_question_is_written() {
             tracing::enabled!(target: "h2::codec", tracing::Level::TRACE);
             tracing::info!(target: "sidecache::app", "still written");
         });
-        let text = String::from_utf8(lines.0.lock().expect("lines").clone()).expect("utf-8");
+        let text = lines.text();
         assert!(
             text.contains("still written"),
             "tracing on: {}: {text:?}",

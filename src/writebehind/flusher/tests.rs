@@ -7,6 +7,7 @@ use tokio::sync::watch;
 
 use super::*;
 use crate::metrics::{self, Registry};
+use crate::testing::CapturedLog;
 use crate::writebehind::sink::{Applied, BatchId, SinkFuture};
 
 // === a scriptable sink ===
@@ -663,18 +664,7 @@ async fn sqlite_a_commit_whose_answer_is_lost_is_not_applied_twice() {
 
 #[tokio::test]
 async fn every_attempt_to_apply_a_batch_has_a_span_with_its_outcome() {
-    #[derive(Clone, Default)]
-    struct Captured(Arc<Mutex<Vec<u8>>>);
-    impl std::io::Write for Captured {
-        fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
-            self.0.lock().expect("captured").extend_from_slice(bytes);
-            Ok(bytes.len())
-        }
-        fn flush(&mut self) -> std::io::Result<()> {
-            Ok(())
-        }
-    }
-    let captured = Captured::default();
+    let captured = CapturedLog::default();
     let writer = captured.clone();
     let subscriber = tracing_subscriber::fmt()
         .with_writer(move || writer.clone())
@@ -697,7 +687,7 @@ async fn every_attempt_to_apply_a_batch_has_a_span_with_its_outcome() {
     writebehind.flush().await.expect_err("refused");
     writebehind.flush().await.expect("retry");
 
-    let text = String::from_utf8(captured.0.lock().expect("captured").clone()).expect("UTF-8");
+    let text = captured.text();
     let closed: Vec<&str> = text
         .lines()
         .filter(|line| line.contains("writebehind_flush{") && line.contains("close"))
