@@ -140,7 +140,7 @@ pub enum Reuse {
 
 /// The RFC 9111 facts about one stored response, computed once at construction.
 ///
-/// Every stored response holds one, so it keeps only what later questions need (48 bytes):
+/// Every stored response holds one, so it keeps only what later questions need (a size test bounds it):
 /// whether the response may be stored is decided at construction, the directives are reduced
 /// to the flags and windows that reuse, stand-ins and retention read, and its times take 8
 /// bytes each ([`Nanos`]).

@@ -226,7 +226,7 @@ type Question = fn() -> bool;
 /// access line's `enabled!` check when only the log lines want it (`development`), and for a
 /// callsite every layer here turns down while another subscriber wants it (another test's, or
 /// any while a callsite registers on two threads at once). Per-layer filters pass their answer
-/// to the span's creation through a thread-local, so a span cached as "always" used to read the
+/// to the span's creation through a thread-local, so a span cached as "always" would read the
 /// previous question's answer and be dropped (tokio-rs/tracing#2519).
 #[test]
 fn a_span_opened_after_a_turned_down_question_reaches_the_span_layer() {

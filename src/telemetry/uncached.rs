@@ -4,9 +4,8 @@
 //! creation through a thread-local. A callsite whose interest is cached as "always" skips
 //! `enabled`, so its creation reads whatever the previous question on that thread left there,
 //! and when that question was turned down the span or event is silently dropped
-//! (tokio-rs/tracing#2519, open in tracing-subscriber 0.3.23). sidecache met it as lost
-//! `cache lookup` spans: the access line's `enabled!` check, asked just before, was turned down
-//! by the span layer. Capping every filter's interest at "sometimes" makes tracing ask each time,
+//! (tokio-rs/tracing#2519). Here that would drop a miss's `cache lookup` span whenever the
+//! access line's `enabled!` check, asked just before, is turned down by the span layer. Capping every filter's interest at "sometimes" makes tracing ask each time,
 //! which refreshes the thread-local; a callsite nobody wants stays "never" and costs nothing.
 
 use tracing::span::{Attributes, Id, Record};

@@ -5,8 +5,8 @@
 //! template holds such a list of names once, together with the map every answer from the
 //! store starts as: those names and the fields each answer adds ([`Added`]), with placeholder
 //! values. A hit clones that map (its hash index comes along: no name is hashed) and writes the
-//! stored and the added values into it, in order. Building the map field by field hashed every
-//! name again, ~180 instructions a field. A stored response keeps only its values, packed
+//! stored and the added values into it, in order, where building the map field by field would
+//! hash every name again on every hit. A stored response keeps only its values, packed
 //! behind its body ([`PackedValues`]: their bytes and 4 more a line), and a handle on its
 //! template.
 //!

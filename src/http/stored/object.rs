@@ -21,7 +21,7 @@ pub const MAX_VARIANTS: usize = 16;
 /// chunks, plus its share of the bucket array and frequency sketch, ~20 B), the key (moka's
 /// `Arc` of it, 96 B with a text of up to 54 bytes inside; a longer text is shared in a second
 /// allocation and undercounted by it), the object's allocation header, and the allocator's
-/// slack. Calibrated, not guessed: with 1,000,000 1 KiB entries (`scripts/bench-extra
+/// slack. Calibrated, not guessed: with 1,000,000 1 KiB entries (`benches/tools/bench-extra
 /// million`, four fields, a 38-byte key) the weighed size per entry equals the resident
 /// memory per entry (less the idle process) to within 1 %, so `--cache-capacity` bounds what
 /// the cache really costs. Measure again and recalibrate when the stored types change (the
