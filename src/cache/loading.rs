@@ -9,9 +9,8 @@
 //! 2. **hit-for-miss**: a key whose last load was not shareable skips the queue and loads on its
 //!    own for a short while, so nobody waits behind a load that cannot help them.
 //! 3. **flight**: one load per key ([`Flight`]). The load runs in a spawned task that owns it, so
-//!    a caller that goes away does not stall the others. The task asks the cache tier
-//!    ([`Loader::load_cached`], an L2) first, then the source ([`Loader::load_source`]), stores
-//!    a shareable result, and wakes every follower.
+//!    a caller that goes away does not stall the others. The task loads from the source
+//!    ([`Loader::load_source`]), stores a shareable result, and wakes every follower.
 //! 4. **followers** judge the shared value against their own request; if it does not fit (or the
 //!    leader's answer was private) they load on their own. If the leader's answer was private
 //!    only because of the leader's own request (its credentials), they elect a new leader among
@@ -96,8 +95,9 @@ pub enum Source<V, P> {
     },
 }
 
-/// The three loads in the spirit of a single-flight cache's `LoadCacheData` / `LoadSourceData`
-/// / `InvalidateCache`, plus the judgement of a stored value.
+/// What the cache asks of the code that knows the values: how a stored value may serve a request
+/// (the judgement), and the load from the source (in the spirit of a single-flight cache's
+/// `LoadSourceData`).
 ///
 /// All methods may be called concurrently, for the same key too.
 pub trait Loader: Send + Sync + 'static {
@@ -135,11 +135,6 @@ pub trait Loader: Send + Sync + 'static {
         request.clone()
     }
 
-    /// Looks in a shared cache tier behind L1 (an L2). The default has none.
-    fn load_cached(&self, _key: &Self::Key) -> impl Future<Output = Option<Self::Value>> + Send {
-        std::future::ready(None)
-    }
-
     /// Loads from the source. `current` is the stored value, if any, to revalidate or build on.
     fn load_source(
         &self,
@@ -147,11 +142,6 @@ pub trait Loader: Send + Sync + 'static {
         request: &Self::Request,
         current: Option<Self::Value>,
     ) -> impl Future<Output = Result<Source<Self::Value, Self::Private>, Self::Error>> + Send;
-
-    /// Tells the tiers behind L1 that `key` is invalid. The default does nothing.
-    fn invalidate(&self, _key: &Self::Key) -> impl Future<Output = ()> + Send {
-        std::future::ready(())
-    }
 }
 
 /// What L1 alone said for a request ([`LoadingCache::lookup`]).
@@ -359,15 +349,14 @@ where
         self.inner.loader.load_source(key, request, None).await
     }
 
-    /// Removes `key` from L1 and the tiers behind it; returns whether L1 held it.
-    pub async fn invalidate(&self, key: &L::Key) -> bool {
+    /// Removes `key` from L1, and its hit-for-miss mark; returns whether L1 held it.
+    pub fn invalidate(&self, key: &L::Key) -> bool {
         self.inner.uncacheable.invalidate(key);
-        self.inner.loader.invalidate(key).await;
         self.inner.store.remove(key)
     }
 
-    /// Removes from L1 every key that matches (and tells the tiers behind it); returns how many
-    /// L1 held. The store is walked in slices, yielding between them (see
+    /// Removes from L1 every key that matches, and their hit-for-miss marks; returns how many L1
+    /// held. The store is walked in slices, yielding between them (see
     /// [`Store::remove_matching`]).
     pub async fn invalidate_matching(&self, matches: impl Fn(&L::Key) -> bool + Send) -> usize {
         let mut removed_keys = Vec::new();
@@ -387,7 +376,6 @@ where
         for slice in removed_keys.chunks(WALK_SLICE) {
             for key in slice {
                 self.inner.uncacheable.invalidate(key);
-                self.inner.loader.invalidate(key).await;
             }
             tokio::task::yield_now().await;
         }
@@ -622,13 +610,6 @@ where
         // for the same key (rule 1). So L1 is asked once more, under the permit.
         if let Some(value) = inner.store.get(&key) {
             if inner.loader.judge(&value, request) == Judgement::Fresh {
-                permit.publish(Published::Shared(value.clone()));
-                return Outcome::of(Served::Hit(value));
-            }
-        }
-        if let Some(value) = inner.loader.load_cached(&key).await {
-            if inner.loader.judge(&value, request) == Judgement::Fresh {
-                inner.store.insert(key, value.clone());
                 permit.publish(Published::Shared(value.clone()));
                 return Outcome::of(Served::Hit(value));
             }

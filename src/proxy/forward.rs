@@ -52,7 +52,7 @@ pub(crate) async fn forward(
             // RFC 9111 §4.4: a non-error response to an unsafe method invalidates the target URI
             // and the same-origin URIs in Location and Content-Location.
             if invalidates && (parts.status.is_success() || parts.status.is_redirection()) {
-                purger.after_unsafe(&head.key, &parts.headers).await;
+                purger.after_unsafe(&head.key, &parts.headers);
             }
             let decision = passed(PassEnd::Answered(parts.status));
             let body = origin.stream_body(Bytes::new(), body);

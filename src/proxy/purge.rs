@@ -36,11 +36,7 @@ impl Purger {
     /// URLs went. Counted as manual misses.
     pub async fn purge_url(&self, host: Option<&str>, path_and_query: &str) -> usize {
         let removed = match host {
-            Some(host) => usize::from(
-                self.cache
-                    .invalidate(&CacheKey::new(host, path_and_query))
-                    .await,
-            ),
+            Some(host) => usize::from(self.cache.invalidate(&CacheKey::new(host, path_and_query))),
             None => {
                 self.cache
                     .invalidate_matching(|key| key.path_and_query() == path_and_query)
@@ -70,15 +66,15 @@ impl Purger {
 
     /// After a non-error answer to an unsafe request for `key` (RFC 9111 §4.4): removes `key` and
     /// the same-origin URIs the answer's `Location` and `Content-Location` name.
-    pub(crate) async fn after_unsafe(&self, key: &CacheKey, response: &HeaderMap) {
-        let mut removed = usize::from(self.cache.invalidate(key).await);
+    pub(crate) fn after_unsafe(&self, key: &CacheKey, response: &HeaderMap) {
+        let mut removed = usize::from(self.cache.invalidate(key));
         for name in [header::LOCATION, header::CONTENT_LOCATION] {
             let target = response
                 .get(&name)
                 .and_then(|value| value.to_str().ok())
                 .and_then(|reference| same_origin_key(key, reference));
             if let Some(target) = target {
-                removed += usize::from(self.cache.invalidate(&target).await);
+                removed += usize::from(self.cache.invalidate(&target));
             }
         }
         self.record(removed);
