@@ -11,7 +11,7 @@ use super::loading::LoadCause;
 /// What the caller gets, and how it came about.
 #[derive(Debug)]
 pub enum Served<V, P, E> {
-    /// From the store without a load (L1, or a tier behind it).
+    /// From the store without a load.
     Hit(V),
     /// A stored value, served at once while exactly one background refresh runs.
     StaleWhileRefresh(V),
