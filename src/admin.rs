@@ -34,14 +34,19 @@ pub use self::readiness::{Phase, Readiness};
 use crate::body::{Body, RequestBody};
 use crate::http::key::CacheKey;
 use crate::metrics::{self, Registry};
-use crate::proxy::service::Proxy;
+use crate::proxy::HttpCache;
+use crate::proxy::purge::Purger;
 use crate::server::{Client, Handled, Handler};
+use crate::stats::Stats;
 use crate::store::Store;
 use crate::writebehind::WriteBehind;
 
 /// The admin endpoints.
 pub struct Admin {
-    proxy: Arc<Proxy>,
+    /// The cache, for its store's entries and bytes.
+    cache: HttpCache,
+    stats: Arc<Stats>,
+    purger: Purger,
     registry: Registry,
     /// When set, the bearer token every endpoint but health, readiness and metrics needs.
     token: Option<String>,
@@ -65,15 +70,19 @@ enum PurgeTarget {
 // === impl Admin ===
 
 impl Admin {
-    /// Admin endpoints for `proxy`, exposing `registry`.
+    /// Admin endpoints for the proxy's `cache`, `stats` and `purger`, exposing `registry`.
     pub fn new(
-        proxy: Arc<Proxy>,
+        cache: HttpCache,
+        stats: Arc<Stats>,
+        purger: Purger,
         registry: Registry,
         token: Option<String>,
         readiness: Readiness,
     ) -> Self {
         Self {
-            proxy,
+            cache,
+            stats,
+            purger,
             registry,
             token,
             readiness,
@@ -98,7 +107,7 @@ impl Admin {
         match (request.method(), request.uri().path()) {
             (&Method::GET | &Method::HEAD, "/metrics") => {
                 // Let the store apply pending evictions so entry count and bytes are exact.
-                self.proxy.cache().store().settle();
+                self.cache.store().settle();
                 respond(
                     StatusCode::OK,
                     metrics::CONTENT_TYPE,
@@ -106,12 +115,9 @@ impl Admin {
                 )
             }
             (&Method::GET | &Method::HEAD, "/stats") => {
-                let store = self.proxy.cache().store();
+                let store = self.cache.store();
                 store.settle();
-                let view = self
-                    .proxy
-                    .stats()
-                    .to_json(store.entry_count(), store.size_bytes());
+                let view = self.stats.to_json(store.entry_count(), store.size_bytes());
                 json(StatusCode::OK, format!("{view}\n"))
             }
             (&Method::GET | &Method::HEAD, "/healthz") => text(StatusCode::OK, "ok\n"),
@@ -149,14 +155,9 @@ impl Admin {
 
     async fn purge(&self, target: PurgeTarget) -> Response<Body> {
         let purged = match target {
-            PurgeTarget::Url { host, path } => {
-                self.proxy.purger().purge_url(host.as_deref(), &path).await
-            }
+            PurgeTarget::Url { host, path } => self.purger.purge_url(host.as_deref(), &path).await,
             PurgeTarget::Prefix { host, prefix } => {
-                self.proxy
-                    .purger()
-                    .purge_prefix(host.as_deref(), &prefix)
-                    .await
+                self.purger.purge_prefix(host.as_deref(), &prefix).await
             }
         };
         tracing::info!(purged, "purge");

@@ -199,7 +199,9 @@ impl App {
         let readiness = Readiness::new();
         let admin = Arc::new(
             Admin::new(
-                Arc::clone(&proxy),
+                proxy.cache().clone(),
+                Arc::clone(&stats),
+                proxy.purger().clone(),
                 registry,
                 config.admin.token.clone(),
                 readiness.clone(),

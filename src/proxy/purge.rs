@@ -11,7 +11,7 @@ use super::metrics::ProxyMetrics;
 use crate::http::key::{CacheKey, same_origin_key};
 use crate::stats::Stats;
 
-/// Removes stored URLs from the cache (and the tiers behind it). Cloning is cheap; clones share
+/// Removes stored URLs from the cache. Cloning is cheap; clones share
 /// the cache and the counters.
 #[derive(Clone)]
 pub struct Purger {
