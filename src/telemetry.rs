@@ -1,13 +1,13 @@
 //! Logs and traces: the subscriber, the OTLP exporter and sampler, and W3C propagation.
 //!
-//! - [`export`]: [`Tracing`], `Disabled | Enabled`: the OpenTelemetry tracer provider (OTLP over
+//! - `export`: [`Tracing`], `Disabled | Enabled`: the OpenTelemetry tracer provider (OTLP over
 //!   gRPC or HTTP protobuf, a sampler, the SDK's bounded batch processor) and its flush at
 //!   shutdown.
-//! - [`context`]: what the two edges (the proxy's server span, the origin client's span) need:
+//! - `context`: what the two edges (the proxy's server span, the origin client's span) need:
 //!   joining an incoming `traceparent`, injecting one, attributes, links. No-ops on spans no
 //!   exporter records.
-//! - [`logs`]: the log line format, which adds the request's trace and span ids.
-//! - [`semconv`]: HTTP semantic-convention spellings both edges use.
+//! - `logs`: the log line format, which adds the request's trace and span ids.
+//! - `semconv`: HTTP semantic-convention spellings both edges use.
 //! - `uncached`: the wrapper every per-layer filter goes through, so tracing asks it about every
 //!   span and event (a tracing-subscriber bug otherwise drops spans).
 //!
@@ -16,11 +16,11 @@
 //! so it pays nothing for it.
 
 mod config;
-pub mod context;
-pub mod export;
-pub mod logs;
-pub mod sampling;
-pub mod semconv;
+pub(crate) mod context;
+pub(crate) mod export;
+pub(crate) mod logs;
+pub(crate) mod sampling;
+pub(crate) mod semconv;
 mod uncached;
 
 use tracing::subscriber::{Interest, SetGlobalDefaultError};

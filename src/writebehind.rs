@@ -31,7 +31,7 @@
 //!   New increments wait in the live map until the retained batch is confirmed.
 //! - At shutdown, increments are refused from the moment the final flush starts
 //!   ([`WriteBehind::close`]). If the sink cannot be reached within the bound, every unconfirmed
-//!   batch is written, ids included, to a recovery file ([`recovery`]) that is replayed at the
+//!   batch is written, ids included, to a recovery file (`recovery`) that is replayed at the
 //!   next start — so a replayed batch that had committed after all is skipped too.
 //!
 //! Batch ids are kept in the sink for [`sink::BATCH_ID_RETENTION`]; a recovery file older than
@@ -39,7 +39,7 @@
 //!
 //! # Names
 //!
-//! A name is 1 to [`MAX_NAME_BYTES`] bytes of UTF-8 without control characters ([`name`]),
+//! A name is 1 to [`MAX_NAME_BYTES`] bytes of UTF-8 without control characters (`name`),
 //! checked at increment: a name a sink cannot store (PostgreSQL's `text` holds no NUL, its index
 //! no entry past 2704 bytes) would otherwise fail every batch it is in. An increment of such a
 //! name is refused ([`Refused::InvalidName`]): the admin endpoint answers 400, a request count
@@ -67,14 +67,14 @@
 //! names) may exist besides the live map while the sink is down.
 
 mod config;
-pub mod counters;
-pub mod flusher;
-pub mod metrics;
-pub mod name;
+pub(crate) mod counters;
+pub(crate) mod flusher;
+pub(crate) mod metrics;
+pub(crate) mod name;
 pub mod postgres;
-pub mod recovery;
+pub(crate) mod recovery;
 pub mod sink;
-pub mod sqlite;
+pub(crate) mod sqlite;
 
 /// The prefix of the per-cache-key request counters (`--writebehind-count-requests`).
 pub const REQUEST_COUNTER_PREFIX: &str = "requests:";

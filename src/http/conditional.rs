@@ -17,7 +17,7 @@ use super::fields::{EntityTag, http_date, single_value, trim_ows};
 
 /// What a conditional request asks of a stored response.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Precondition {
+pub(crate) enum Precondition {
     /// A validation precondition is false: answer 304 (Not Modified) with
     /// [`not_modified_headers`].
     NotModified,
@@ -40,7 +40,7 @@ pub enum Precondition {
 ///   §4.3.2). RFC 9111 then falls back to the time the response was received: callers ensure
 ///   a stored response has a `Date`, which RFC 9110 §6.6.1 requires of a cache anyway.
 #[must_use]
-pub fn evaluate(
+pub(crate) fn evaluate(
     method: &Method,
     request: &HeaderMap,
     stored_status: StatusCode,
@@ -96,7 +96,7 @@ const NOT_IN_304: [HeaderName; 15] = [
 /// §15.4.5 keeps `Last-Modified` only as a validator to guide cache updates ("might be useful
 /// if the response does not have an ETag field").
 #[must_use]
-pub fn not_modified_headers(mut headers: HeaderMap) -> HeaderMap {
+pub(crate) fn not_modified_headers(mut headers: HeaderMap) -> HeaderMap {
     for name in &NOT_IN_304 {
         headers.remove(name);
     }

@@ -8,7 +8,7 @@ use http::header::{DATE, ETAG, HeaderName};
 use http::{HeaderMap, HeaderValue};
 
 /// The `Cache-Status` field (RFC 9211).
-pub const CACHE_STATUS: HeaderName = HeaderName::from_static("cache-status");
+pub(crate) const CACHE_STATUS: HeaderName = HeaderName::from_static("cache-status");
 
 /// An entity tag (RFC 9110 §8.8.3), borrowed from a header value.
 ///
@@ -19,7 +19,7 @@ pub const CACHE_STATUS: HeaderName = HeaderName::from_static("cache-status");
 /// etagc      = %x21 / %x23-7E / obs-text
 /// ```
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct EntityTag<'a> {
+pub(crate) struct EntityTag<'a> {
     /// Whether the tag carried the (case-sensitive) `W/` prefix.
     weak: bool,
     /// The opaque-tag including its quotes; the comparison functions compare exactly this.
@@ -31,13 +31,13 @@ pub struct EntityTag<'a> {
 impl<'a> EntityTag<'a> {
     /// Parses a whole field value holding exactly one entity tag (an `ETag` or `If-Range`
     /// value), allowing surrounding whitespace; `None` when malformed.
-    pub fn parse(value: &'a [u8]) -> Option<Self> {
+    pub(crate) fn parse(value: &'a [u8]) -> Option<Self> {
         let (tag, rest) = Self::parse_prefix(trim_ows(value))?;
         rest.is_empty().then_some(tag)
     }
 
     /// The entity tag of a stored response: its single `ETag` field, if valid.
-    pub fn of(headers: &'a HeaderMap) -> Option<Self> {
+    pub(crate) fn of(headers: &'a HeaderMap) -> Option<Self> {
         single_value(headers, &ETAG).and_then(|value| Self::parse(value.as_bytes()))
     }
 
@@ -58,17 +58,17 @@ impl<'a> EntityTag<'a> {
     }
 
     /// Whether the tag is weak (`W/"..."`).
-    pub fn is_weak(&self) -> bool {
+    pub(crate) fn is_weak(&self) -> bool {
         self.weak
     }
 
     /// RFC 9110 §8.8.3.2 strong comparison: both strong and the opaque-tags identical.
-    pub fn strong_eq(&self, other: &EntityTag<'_>) -> bool {
+    pub(crate) fn strong_eq(&self, other: &EntityTag<'_>) -> bool {
         !self.weak && !other.weak && self.opaque == other.opaque
     }
 
     /// RFC 9110 §8.8.3.2 weak comparison: the opaque-tags identical, weak or not.
-    pub fn weak_eq(&self, other: &EntityTag<'_>) -> bool {
+    pub(crate) fn weak_eq(&self, other: &EntityTag<'_>) -> bool {
         self.opaque == other.opaque
     }
 

@@ -30,7 +30,7 @@ use crate::store::WeighedKey;
 /// absolute-form / HTTP/2 requests, else the `Host` header) and path-and-query as received.
 ///
 /// Cheap to clone and hash: the text is `host` followed by `path?query`, kept inside the key
-/// when it is short ([`KeyText`]). Equality and hashing look at that text, so a key hashes like
+/// when it is short (`KeyText`). Equality and hashing look at that text, so a key hashes like
 /// its [`as_str`](Self::as_str).
 #[derive(Clone)]
 pub struct CacheKey {

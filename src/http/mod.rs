@@ -2,13 +2,13 @@
 //! over header fields, no I/O. The proxy applies them through the HTTP-free core in
 //! [`crate::cache`].
 
-pub mod conditional;
+pub(crate) mod conditional;
 pub mod directives;
-pub mod fields;
+pub(crate) mod fields;
 pub mod freshen;
 pub mod key;
 pub mod policy;
-pub mod range;
+pub(crate) mod range;
 mod sf;
 pub mod stored;
 pub mod vary;

@@ -143,7 +143,7 @@ pub enum Reuse {
 /// Every stored response holds one, so it keeps only what later questions need (a size test bounds it):
 /// whether the response may be stored is decided at construction, the directives are reduced
 /// to the flags and windows that reuse, stand-ins and retention read, and its times take 8
-/// bytes each ([`Nanos`]).
+/// bytes each (`Nanos`).
 #[derive(Debug, Clone)]
 pub struct ResponsePolicy {
     freshness_lifetime: Nanos,

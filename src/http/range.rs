@@ -14,7 +14,7 @@ use super::fields::{EntityTag, http_date, last_modified_is_strong, single_value,
 
 /// How to answer a request from a stored full response, as far as `Range` is concerned.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum RangeAnswer {
+pub(crate) enum RangeAnswer {
     /// Send the whole stored response with its status: no `Range`, not `GET`, stored status
     /// not 200, `If-Range` false, `Range` malformed or in another unit, or more than one range.
     Full,
@@ -43,7 +43,7 @@ pub enum RangeAnswer {
 /// position past the end is clamped, and the request is unsatisfiable only when every range
 /// is (a first position at or past the end, or `-0`).
 #[must_use]
-pub fn evaluate(
+pub(crate) fn evaluate(
     method: &Method,
     request: &HeaderMap,
     stored_status: StatusCode,
@@ -70,7 +70,7 @@ pub fn evaluate(
 /// In debug builds, when the range is not `start <= end < len` (a caller bug: [`evaluate`]
 /// only produces such ranges).
 #[must_use]
-pub fn content_range(start: u64, end: u64, len: u64) -> HeaderValue {
+pub(crate) fn content_range(start: u64, end: u64, len: u64) -> HeaderValue {
     debug_assert!(
         start <= end && end < len,
         "range {start}-{end} outside 0..{len}"
@@ -80,7 +80,7 @@ pub fn content_range(start: u64, end: u64, len: u64) -> HeaderValue {
 
 /// The `Content-Range` of a 416: `bytes */{len}` (RFC 9110 §14.4, §15.5.17).
 #[must_use]
-pub fn unsatisfied_range(len: u64) -> HeaderValue {
+pub(crate) fn unsatisfied_range(len: u64) -> HeaderValue {
     digits_value(format!("bytes */{len}"))
 }
 

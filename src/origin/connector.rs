@@ -30,11 +30,11 @@ pub struct OriginSlots {
 /// No connection to the origin came free within the wait: the request was not sent.
 #[derive(Debug, Clone, Copy, thiserror::Error)]
 #[error("every connection to the origin is in use")]
-pub struct OriginBusy;
+pub(crate) struct OriginBusy;
 
 /// A connector whose connections each hold one of the origin's slots.
 #[derive(Debug, Clone)]
-pub struct LimitedConnector<C> {
+pub(crate) struct LimitedConnector<C> {
     inner: C,
     slots: OriginSlots,
     /// Longest wait for a free slot.
@@ -43,7 +43,7 @@ pub struct LimitedConnector<C> {
 
 /// A connection holding an origin slot, given back when the connection is dropped.
 #[derive(Debug)]
-pub struct LimitedIo<T> {
+pub(crate) struct LimitedIo<T> {
     io: T,
     _slot: OwnedSemaphorePermit,
 }
@@ -77,7 +77,7 @@ impl OriginSlots {
 
 impl<C> LimitedConnector<C> {
     /// Wraps `inner` so that its connections take a slot of `slots`, waiting at most `wait`.
-    pub fn new(inner: C, slots: OriginSlots, wait: Duration) -> Self {
+    pub(crate) fn new(inner: C, slots: OriginSlots, wait: Duration) -> Self {
         Self { inner, slots, wait }
     }
 }

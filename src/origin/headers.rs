@@ -7,22 +7,22 @@ use std::net::IpAddr;
 use http::header::{self, HeaderMap, HeaderName, HeaderValue};
 
 /// The `Via` entry sidecache adds (RFC 9110 §7.6.3): protocol version and a pseudonym.
-pub const VIA_ENTRY: &str = "1.1 sidecache";
+pub(crate) const VIA_ENTRY: &str = "1.1 sidecache";
 
 /// `X-Forwarded-For`, the de-facto header naming the client of a proxy.
-pub const X_FORWARDED_FOR: HeaderName = HeaderName::from_static("x-forwarded-for");
+pub(crate) const X_FORWARDED_FOR: HeaderName = HeaderName::from_static("x-forwarded-for");
 
 /// `X-Forwarded-Host`: the host the client asked for.
-pub const X_FORWARDED_HOST: HeaderName = HeaderName::from_static("x-forwarded-host");
+pub(crate) const X_FORWARDED_HOST: HeaderName = HeaderName::from_static("x-forwarded-host");
 
 /// `X-Forwarded-Proto`: the scheme the client used.
-pub const X_FORWARDED_PROTO: HeaderName = HeaderName::from_static("x-forwarded-proto");
+pub(crate) const X_FORWARDED_PROTO: HeaderName = HeaderName::from_static("x-forwarded-proto");
 
 /// The standard field (RFC 7239) for what the `X-Forwarded-*` fields say.
-pub const FORWARDED: HeaderName = HeaderName::from_static("forwarded");
+pub(crate) const FORWARDED: HeaderName = HeaderName::from_static("forwarded");
 
 /// The scheme clients reach sidecache by: the proxy listener speaks cleartext HTTP.
-pub const CLIENT_SCHEME: &str = "http";
+pub(crate) const CLIENT_SCHEME: &str = "http";
 
 /// Fields that describe one connection only and are never forwarded or stored (RFC 9110 §7.6.1,
 /// RFC 9111 §3.1), besides those the `Connection` field itself nominates.
@@ -44,7 +44,7 @@ const HOP_BY_HOP: [HeaderName; 8] = [
 /// so they are removed from every request before it goes to the origin, as are `Forwarded` and
 /// every `X-Forwarded-*` field ([`replace_forwarding`]). The host is sent as the key has it, so
 /// an origin loses nothing it needs.
-pub const UNKEYED_OVERRIDES: [HeaderName; 4] = [
+pub(crate) const UNKEYED_OVERRIDES: [HeaderName; 4] = [
     HeaderName::from_static("x-host"),
     HeaderName::from_static("x-original-host"),
     HeaderName::from_static("x-original-url"),
@@ -54,14 +54,14 @@ pub const UNKEYED_OVERRIDES: [HeaderName; 4] = [
 /// Fields that tell an origin to treat a request as another method. On a shared load (a `GET`
 /// whose answer is stored) a `DELETE` or `POST` answer would be stored for the `GET`, so a load
 /// never carries them; a request that passes through keeps them (it affects its client only).
-pub const METHOD_OVERRIDES: [HeaderName; 3] = [
+pub(crate) const METHOD_OVERRIDES: [HeaderName; 3] = [
     HeaderName::from_static("x-http-method-override"),
     HeaderName::from_static("x-http-method"),
     HeaderName::from_static("x-method-override"),
 ];
 
 /// Removes every field in `names`.
-pub fn remove_all(headers: &mut HeaderMap, names: &[HeaderName]) {
+pub(crate) fn remove_all(headers: &mut HeaderMap, names: &[HeaderName]) {
     for name in names {
         headers.remove(name);
     }
@@ -70,7 +70,7 @@ pub fn remove_all(headers: &mut HeaderMap, names: &[HeaderName]) {
 /// Removes hop-by-hop fields: the fixed list, `Transfer-Encoding`, and every field the
 /// `Connection` field nominates, except `Host`, which names the resource and cannot describe a
 /// connection.
-pub fn remove_hop_by_hop(headers: &mut HeaderMap) {
+pub(crate) fn remove_hop_by_hop(headers: &mut HeaderMap) {
     let nominated: Vec<HeaderName> = headers
         .get_all(header::CONNECTION)
         .iter()
@@ -90,7 +90,7 @@ pub fn remove_hop_by_hop(headers: &mut HeaderMap) {
 /// sidecache knows itself: the client's address, the host the request is keyed on, and the
 /// scheme the client used. Frameworks build links and redirects from these fields and the key
 /// holds none of the client's values, so a client's own would shape a page stored for everyone.
-pub fn replace_forwarding(headers: &mut HeaderMap, client: IpAddr, host: &str) {
+pub(crate) fn replace_forwarding(headers: &mut HeaderMap, client: IpAddr, host: &str) {
     let forged: Vec<HeaderName> = headers
         .keys()
         .filter(|name| *name == FORWARDED || name.as_str().starts_with("x-forwarded-"))
@@ -120,7 +120,7 @@ pub fn replace_forwarding(headers: &mut HeaderMap, client: IpAddr, host: &str) {
 }
 
 /// Appends sidecache's entry to `Via`.
-pub fn append_via(headers: &mut HeaderMap) {
+pub(crate) fn append_via(headers: &mut HeaderMap) {
     headers.append(header::VIA, HeaderValue::from_static(VIA_ENTRY));
 }
 

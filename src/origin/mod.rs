@@ -2,15 +2,15 @@
 //!
 //! Everything that goes to the origin goes through [`OriginClient::send`], and a response body
 //! that is to be stored is read through [`OriginClient::buffer_body`], so that the timeouts, the
-//! classification of failures and the client span ([`trace`], with the `traceparent` the origin
+//! classification of failures and the client span (`trace`, with the `traceparent` the origin
 //! receives) are the same on every path.
 
 mod config;
-pub mod connector;
-pub mod error;
-pub mod headers;
+pub(crate) mod connector;
+pub(crate) mod error;
+pub(crate) mod headers;
 pub mod metrics;
-pub mod trace;
+pub(crate) mod trace;
 
 use std::time::Duration;
 

@@ -16,7 +16,7 @@ use crate::telemetry::semconv::{method_name, split_authority};
 
 /// One origin request's client span.
 #[derive(Debug)]
-pub struct FetchTrace {
+pub(crate) struct FetchTrace {
     span: Span,
     sampled: bool,
 }
@@ -27,7 +27,7 @@ impl FetchTrace {
     /// Opens the span for `request` (whose URI is already the origin's absolute URL) under the
     /// current span, and writes its context into the request's `traceparent`. Outside a traced
     /// request it opens nothing, and the `traceparent` the request carries goes on as it is.
-    pub fn open<B>(request: &mut Request<B>) -> Self {
+    pub(crate) fn open<B>(request: &mut Request<B>) -> Self {
         if !spans::in_span() {
             return Self {
                 span: Span::none(),
@@ -48,12 +48,12 @@ impl FetchTrace {
     }
 
     /// The span the request runs in.
-    pub fn span(&self) -> &Span {
+    pub(crate) fn span(&self) -> &Span {
         &self.span
     }
 
     /// Records the response status, or the failure.
-    pub fn finish<B>(&self, result: &Result<Response<B>, OriginError>) {
+    pub(crate) fn finish<B>(&self, result: &Result<Response<B>, OriginError>) {
         if !self.sampled {
             return;
         }

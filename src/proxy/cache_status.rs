@@ -6,7 +6,7 @@ use super::recent_values;
 use crate::stats::StatOutcome;
 use http::header::HeaderValue;
 
-pub use crate::http::fields::CACHE_STATUS;
+pub(crate) use crate::http::fields::CACHE_STATUS;
 
 /// The name sidecache reports itself by in `Cache-Status`.
 const CACHE_NAME: &str = "sidecache";
@@ -68,7 +68,7 @@ impl CacheResult {
 
 /// Why the request went forward (RFC 9211 §2.2 `fwd` values sidecache uses).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Forward {
+pub(crate) enum Forward {
     /// Configured or decided not to use the cache (hit-for-miss, `no-store` requests).
     Bypass,
     /// The method is not cacheable.
@@ -98,7 +98,7 @@ impl Forward {
 
 /// One `Cache-Status` member, built from the request's decisions.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct CacheStatus {
+pub(crate) struct CacheStatus {
     /// Whether the answer came from the cache without going forward.
     pub hit: bool,
     /// Why it went forward, if it did.
@@ -117,7 +117,7 @@ pub struct CacheStatus {
 
 impl CacheStatus {
     /// A hit with `ttl` seconds of freshness left.
-    pub fn hit(ttl: i64) -> Self {
+    pub(crate) fn hit(ttl: i64) -> Self {
         Self {
             hit: true,
             ttl: Some(ttl),
@@ -126,7 +126,7 @@ impl CacheStatus {
     }
 
     /// A request that went forward for `reason`.
-    pub fn forwarded(reason: Forward) -> Self {
+    pub(crate) fn forwarded(reason: Forward) -> Self {
         Self {
             hit: false,
             forward: Some(reason),
@@ -142,7 +142,7 @@ impl CacheStatus {
     ///
     /// A plain hit's value is remembered by its `ttl` (see [`recent_values`]): hits on a key
     /// within a second share it.
-    pub fn to_header_value(&self) -> HeaderValue {
+    pub(crate) fn to_header_value(&self) -> HeaderValue {
         match self.ttl {
             Some(ttl) if *self == Self::hit(ttl) => {
                 recent_values::hit_status(ttl, || self.build_header_value())

@@ -12,7 +12,7 @@ use crate::origin::OriginError;
 
 /// What became of one request.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Decision {
+pub(crate) enum Decision {
     /// A guard refused it before the cache or the origin saw it (too many fields, no host, a
     /// target too long or in authority-form, CONNECT).
     Refused,
@@ -33,7 +33,7 @@ pub enum Decision {
 /// A request answered through the cache: what the cache core did, with the figures its
 /// `Cache-Status` reports.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Cached {
+pub(crate) struct Cached {
     /// What the client got.
     pub served: ServedFrom,
     /// Why the value the store held did not serve directly; `None` when it held nothing.
@@ -46,7 +46,7 @@ pub struct Cached {
 
 /// What a request answered through the cache got.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum ServedFrom {
+pub(crate) enum ServedFrom {
     /// A stored response, fresh; `ttl` seconds of freshness left.
     Hit {
         /// Remaining freshness, whole seconds.
@@ -95,7 +95,7 @@ pub enum ServedFrom {
 
 /// A response a load brought.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Loaded {
+pub(crate) struct Loaded {
     /// The origin's status.
     pub status: StatusCode,
     /// Remaining freshness, whole seconds.
@@ -105,7 +105,7 @@ pub struct Loaded {
 /// A request sent to the origin around the cache: an unsafe or uncacheable method, or a request
 /// that must not be stored.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Passed {
+pub(crate) struct Passed {
     /// Why it went around the cache.
     pub why: PassReason,
     /// How it ended.
@@ -114,7 +114,7 @@ pub struct Passed {
 
 /// Why a request went around the cache.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum PassReason {
+pub(crate) enum PassReason {
     /// Its method is not one the cache answers (or a GET with preconditions only the origin
     /// judges).
     Method,
@@ -124,7 +124,7 @@ pub enum PassReason {
 
 /// How a request sent around the cache ended.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum PassEnd {
+pub(crate) enum PassEnd {
     /// The origin answered with this status.
     Answered(StatusCode),
     /// The origin request failed.
@@ -135,7 +135,7 @@ pub enum PassEnd {
 
 /// What went wrong with an origin request, as `Cache-Status` reports it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Failure {
+pub(crate) struct Failure {
     /// The origin's status, if it answered (a server error).
     pub status: Option<StatusCode>,
     /// The short description (`origin-timeout`, ...).
@@ -155,7 +155,7 @@ pub enum NotStored {
 
 impl Decision {
     /// How the request is counted (metric label, stats outcome, access line, span).
-    pub fn result(&self) -> CacheResult {
+    pub(crate) fn result(&self) -> CacheResult {
         match self {
             Self::Refused | Self::Unselectable => CacheResult::Error,
             Self::TraceRefused | Self::FinalRecipient => CacheResult::Pass,
@@ -169,7 +169,7 @@ impl Decision {
     }
 
     /// The `Cache-Status` member it is reported as (RFC 9211).
-    pub fn cache_status(&self) -> CacheStatus {
+    pub(crate) fn cache_status(&self) -> CacheStatus {
         match self {
             Self::Refused => CacheStatus {
                 detail: Some("bad-request"),
@@ -199,7 +199,7 @@ impl Decision {
     }
 
     /// How the request's wait on another's load ended, if it waited.
-    pub fn waited(&self) -> Option<WaitResult> {
+    pub(crate) fn waited(&self) -> Option<WaitResult> {
         match self {
             Self::Cached(cached) => cached.waited,
             _ => None,

@@ -3,22 +3,22 @@
 //!
 #![doc = include_str!("../../docs/request-path.md")]
 
-pub mod cache_status;
+pub(crate) mod cache_status;
 pub(crate) mod classify;
-pub mod decision;
+pub(crate) mod decision;
 pub(crate) mod forward;
 pub(crate) mod load;
 pub mod loader;
 pub(crate) mod lookup;
 pub mod metrics;
-pub mod purge;
-pub mod recent_values;
+pub(crate) mod purge;
+pub(crate) mod recent_values;
 pub(crate) mod record;
-pub mod request;
-pub mod request_counts;
-pub mod respond;
+pub(crate) mod request;
+pub(crate) mod request_counts;
+pub(crate) mod respond;
 pub mod service;
-pub mod trace;
+pub(crate) mod trace;
 
 use crate::cache::loading::LoadingCache;
 

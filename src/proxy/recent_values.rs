@@ -17,7 +17,7 @@ const SLOTS: usize = 64;
 
 /// Values by the number they were built from, one slot per number modulo [`SLOTS`]; a number
 /// replaces the one in its slot.
-pub struct RecentValues {
+pub(crate) struct RecentValues {
     slots: RefCell<[Option<(i64, HeaderValue)>; SLOTS]>,
 }
 
@@ -29,7 +29,7 @@ thread_local! {
 }
 
 /// The `Age` value for `seconds`: remembered, or `build` it.
-pub fn age(seconds: u64, build: impl FnOnce() -> HeaderValue) -> HeaderValue {
+pub(crate) fn age(seconds: u64, build: impl FnOnce() -> HeaderValue) -> HeaderValue {
     match i64::try_from(seconds) {
         Ok(number) => AGES.with(|values| values.get(number, build)),
         Err(_) => build(),
@@ -37,7 +37,7 @@ pub fn age(seconds: u64, build: impl FnOnce() -> HeaderValue) -> HeaderValue {
 }
 
 /// The `Cache-Status` value of a plain hit with `ttl` seconds left: remembered, or `build` it.
-pub fn hit_status(ttl: i64, build: impl FnOnce() -> HeaderValue) -> HeaderValue {
+pub(crate) fn hit_status(ttl: i64, build: impl FnOnce() -> HeaderValue) -> HeaderValue {
     HIT_STATUSES.with(|values| values.get(ttl, build))
 }
 

@@ -56,7 +56,7 @@ impl CarriedFields {
 
 /// What the proxy will do with a request, decided from its method and preconditions.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Class {
+pub(crate) enum Class {
     /// GET or HEAD: answered from the cache where possible.
     Cacheable,
     /// POST, PUT, DELETE, PATCH: sent through; a success invalidates what it touched (RFC 9111 §4.4).
@@ -93,7 +93,7 @@ pub struct RequestHead {
 
 impl Class {
     /// The class of a request with this method, carrying these fields.
-    pub fn of(method: &Method, carried: CarriedFields) -> Self {
+    pub(crate) fn of(method: &Method, carried: CarriedFields) -> Self {
         match *method {
             // RFC 9111 §4.3.2: If-Match and If-Unmodified-Since are "not applicable to a cache",
             // so such a request goes to the origin.

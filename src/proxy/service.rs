@@ -134,7 +134,7 @@ impl Proxy {
     }
 
     /// Counts requests per cache key (`--writebehind-count-requests`), under the names
-    /// [`RequestCounts::name`] gives.
+    /// `RequestCounts::name` gives.
     pub fn count_requests(mut self, counts: RequestCounts) -> Self {
         self.recorder.request_counts = Some(counts);
         self

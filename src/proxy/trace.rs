@@ -22,7 +22,7 @@ use crate::telemetry::semconv::{method_name, protocol_version, split_authority};
 
 /// A request's server span.
 #[derive(Debug)]
-pub struct RequestTrace {
+pub(crate) struct RequestTrace {
     span: Span,
     /// Whether the span is sampled: only then are attributes worth computing.
     sampled: bool,
@@ -34,7 +34,7 @@ pub struct RequestTrace {
 
 impl RequestTrace {
     /// No span (tracing off).
-    pub fn off() -> Self {
+    pub(crate) fn off() -> Self {
         Self {
             span: Span::none(),
             sampled: false,
@@ -46,7 +46,7 @@ impl RequestTrace {
     /// it sent one (`carried` tells whether its fields hold a `traceparent`). A kept request
     /// opens its server span; a dropped one opens none and only takes its own ids to log and to
     /// pass on, unsampled, should it reach the origin ([`unsampled_ids`](Self::unsampled_ids)).
-    pub fn open(
+    pub(crate) fn open(
         parts: &Parts,
         carried: CarriedFields,
         client: SocketAddr,
@@ -94,18 +94,18 @@ impl RequestTrace {
 
     /// For a request the sampler dropped: the ids its log lines carry and its origin request
     /// passes on (a kept request's come from its spans).
-    pub fn unsampled_ids(&self) -> Option<TraceIds> {
+    pub(crate) fn unsampled_ids(&self) -> Option<TraceIds> {
         self.unsampled
     }
 
     /// The span the request runs in.
-    pub fn span(&self) -> &Span {
+    pub(crate) fn span(&self) -> &Span {
         &self.span
     }
 
     /// Records how the request was answered: the status, the cache result, `error.type` for
     /// a server error, and a link to the load the request waited on, if it was coalesced.
-    pub fn finish(&self, status: StatusCode, result: CacheResult, leader: Option<&Span>) {
+    pub(crate) fn finish(&self, status: StatusCode, result: CacheResult, leader: Option<&Span>) {
         if !self.sampled {
             return;
         }

@@ -6,7 +6,7 @@ use std::sync::atomic::{AtomicU8, Ordering};
 /// Why sidecache closed a client connection on its own.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
 #[repr(u8)]
-pub enum Cutoff {
+pub(super) enum Cutoff {
     /// No request under way for `--client-idle-timeout`.
     #[error("client idle timeout")]
     Idle,
@@ -23,7 +23,7 @@ pub enum Cutoff {
 
 impl Cutoff {
     /// Every reason, in declaration order (the metric's series).
-    pub const ALL: [Cutoff; 4] = [
+    pub(super) const ALL: [Cutoff; 4] = [
         Self::Idle,
         Self::Header,
         Self::Send,
@@ -31,7 +31,7 @@ impl Cutoff {
     ];
 
     /// The label value.
-    pub fn as_str(self) -> &'static str {
+    pub(super) fn as_str(self) -> &'static str {
         match self {
             Self::Idle => "idle_timeout",
             Self::Header => "header_timeout",

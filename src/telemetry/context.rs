@@ -20,7 +20,7 @@ use super::logs::TraceIds;
 /// Makes `span` a continuation of `parent` (a client's trace) or the root of a new trace, and
 /// starts it. Log lines written inside `span` then carry its trace and span ids. Returns whether
 /// the span is recorded.
-pub fn join(span: &Span, parent: Option<SpanContext>) -> bool {
+pub(crate) fn join(span: &Span, parent: Option<SpanContext>) -> bool {
     if span.is_disabled() {
         return false;
     }
@@ -34,7 +34,7 @@ pub fn join(span: &Span, parent: Option<SpanContext>) -> bool {
 
 /// Starts `span` under its current parent and tags it for the log lines written inside it.
 /// Returns whether it is recorded.
-pub fn start(span: &Span) -> bool {
+pub(crate) fn start(span: &Span) -> bool {
     let Some(span_context) = span_context(span) else {
         return false;
     };
@@ -58,7 +58,7 @@ pub fn start(span: &Span) -> bool {
 ///
 /// Formatted by hand: it runs on every request a sampler dropped, hits included, and the
 /// propagator's `format!` and string round trips would allocate several times per request.
-pub fn write(context: &SpanContext, headers: &mut HeaderMap) {
+pub(crate) fn write(context: &SpanContext, headers: &mut HeaderMap) {
     let ids = TraceIds {
         trace_id: context.trace_id(),
         span_id: context.span_id(),
@@ -76,13 +76,13 @@ pub fn write(context: &SpanContext, headers: &mut HeaderMap) {
 }
 
 /// The W3C trace context header naming the parent span.
-pub const TRACEPARENT: HeaderName = HeaderName::from_static("traceparent");
+pub(crate) const TRACEPARENT: HeaderName = HeaderName::from_static("traceparent");
 /// The W3C trace context header carrying vendor state along a trace.
 const TRACESTATE: HeaderName = HeaderName::from_static("tracestate");
 
 /// Writes `ids` into `headers` as an unsampled `traceparent`, replacing what was there; the
 /// client's `tracestate`, if any, passes on as it came.
-pub fn write_unsampled(ids: &TraceIds, headers: &mut HeaderMap) {
+pub(crate) fn write_unsampled(ids: &TraceIds, headers: &mut HeaderMap) {
     headers.insert(TRACEPARENT, traceparent(ids, TraceFlags::NOT_SAMPLED));
 }
 
@@ -109,14 +109,14 @@ fn traceparent(ids: &TraceIds, flags: TraceFlags) -> HeaderValue {
 /// Writes `span`'s context into `headers` as `traceparent` (and `tracestate`), replacing what
 /// was there, so the next hop continues this trace with `span` as the parent. Leaves `headers`
 /// alone for a span no layer records: what the request already carries passes through.
-pub fn inject(span: &Span, headers: &mut HeaderMap) {
+pub(crate) fn inject(span: &Span, headers: &mut HeaderMap) {
     if let Some(context) = span_context(span) {
         write(&context, headers);
     }
 }
 
 /// The OpenTelemetry span context of `span`, if it is recorded.
-pub fn span_context(span: &Span) -> Option<SpanContext> {
+pub(crate) fn span_context(span: &Span) -> Option<SpanContext> {
     if span.is_disabled() {
         return None;
     }
@@ -126,26 +126,26 @@ pub fn span_context(span: &Span) -> Option<SpanContext> {
 }
 
 /// Adds a link from `span` to `target` (e.g. from a waiting request to the load it waited on).
-pub fn link(span: &Span, target: &Span) {
+pub(crate) fn link(span: &Span, target: &Span) {
     if let Some(target) = span_context(target) {
         span.add_link(target);
     }
 }
 
 /// Sets one attribute on `span`.
-pub fn set(span: &Span, key: &'static str, value: impl Into<Value>) {
+pub(crate) fn set(span: &Span, key: &'static str, value: impl Into<Value>) {
     span.set_attribute(Key::from_static_str(key), value);
 }
 
 /// Marks `span` as failed, with a low-cardinality `error.type`.
-pub fn fail(span: &Span, error_type: impl Into<Value>) {
+pub(crate) fn fail(span: &Span, error_type: impl Into<Value>) {
     set(span, "error.type", error_type);
     span.set_status(Status::error(""));
 }
 
 /// The context of the span a request continues, for tests and tools: `None` when the headers
 /// carry no valid `traceparent`.
-pub fn incoming(headers: &HeaderMap) -> Option<SpanContext> {
+pub(crate) fn incoming(headers: &HeaderMap) -> Option<SpanContext> {
     let context: Context = TraceContextPropagator::new().extract(&HeaderExtractor(headers));
     let span_context = context.span().span_context().clone();
     span_context.is_valid().then_some(span_context)

@@ -30,7 +30,7 @@ thread_local! {
 }
 
 /// Runs `write` (which logs) with `ids` on its lines when no span around them has ids.
-pub fn with_ids<R>(ids: TraceIds, write: impl FnOnce() -> R) -> R {
+pub(crate) fn with_ids<R>(ids: TraceIds, write: impl FnOnce() -> R) -> R {
     let previous = UNSPANNED.with(|cell| cell.replace(Some(ids)));
     let written = write();
     UNSPANNED.with(|cell| cell.set(previous));
@@ -49,7 +49,7 @@ enum Style {
 /// An event format that adds the ids of the innermost traced span around the event to what
 /// `F` writes.
 #[derive(Debug)]
-pub struct WithTraceIds<F> {
+pub(crate) struct WithTraceIds<F> {
     inner: F,
     style: Style,
 }
@@ -58,7 +58,7 @@ pub struct WithTraceIds<F> {
 
 impl<F> WithTraceIds<F> {
     /// Adds the ids to a text format's lines.
-    pub fn text(inner: F) -> Self {
+    pub(crate) fn text(inner: F) -> Self {
         Self {
             inner,
             style: Style::Text,
@@ -66,7 +66,7 @@ impl<F> WithTraceIds<F> {
     }
 
     /// Adds the ids to a JSON format's objects (the inner format must write one object per line).
-    pub fn json(inner: F) -> Self {
+    pub(crate) fn json(inner: F) -> Self {
         Self {
             inner,
             style: Style::Json,

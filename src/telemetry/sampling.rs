@@ -95,7 +95,7 @@ thread_local! {
 /// Runs `start`, which starts a request's span on this thread, so that the span, if it is a
 /// root, gets `trace_id`: the id its sampling was decided on. The SDK draws a root span's trace
 /// id from its id generator, which is [`DecidedIds`].
-pub fn with_root_trace_id<T>(trace_id: TraceId, start: impl FnOnce() -> T) -> T {
+pub(crate) fn with_root_trace_id<T>(trace_id: TraceId, start: impl FnOnce() -> T) -> T {
     ROOT_TRACE_ID.set(Some(trace_id));
     let started = start();
     ROOT_TRACE_ID.set(None);
@@ -105,7 +105,7 @@ pub fn with_root_trace_id<T>(trace_id: TraceId, start: impl FnOnce() -> T) -> T 
 /// The SDK's random id generator, except that a root span started inside
 /// [`with_root_trace_id`] takes the trace id given there.
 #[derive(Debug, Default)]
-pub struct DecidedIds(RandomIdGenerator);
+pub(crate) struct DecidedIds(RandomIdGenerator);
 
 impl IdGenerator for DecidedIds {
     fn new_trace_id(&self) -> TraceId {

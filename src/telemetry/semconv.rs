@@ -3,7 +3,7 @@
 use http::{Method, Version};
 
 /// The method as the semantic conventions name it: a known method, or `_OTHER`.
-pub fn method_name(method: &Method) -> &'static str {
+pub(crate) fn method_name(method: &Method) -> &'static str {
     match *method {
         Method::GET => "GET",
         Method::HEAD => "HEAD",
@@ -19,7 +19,7 @@ pub fn method_name(method: &Method) -> &'static str {
 }
 
 /// `network.protocol.version` for an HTTP version.
-pub fn protocol_version(version: Version) -> Option<&'static str> {
+pub(crate) fn protocol_version(version: Version) -> Option<&'static str> {
     match version {
         Version::HTTP_09 => Some("0.9"),
         Version::HTTP_10 => Some("1.0"),
@@ -31,7 +31,7 @@ pub fn protocol_version(version: Version) -> Option<&'static str> {
 }
 
 /// Splits `host[:port]` (an IPv6 host in brackets) into the host and the port.
-pub fn split_authority(authority: &str) -> (&str, Option<u16>) {
+pub(crate) fn split_authority(authority: &str) -> (&str, Option<u16>) {
     let (host, port) = match authority.rsplit_once(':') {
         Some((host, port))
             if !port.is_empty()

@@ -16,7 +16,7 @@ use tracing_subscriber::layer::{Context, Filter};
 
 /// `F`, except that no callsite is ever "always" interesting: see the [module](self).
 #[derive(Debug, Clone)]
-pub struct Uncached<F>(pub F);
+pub(super) struct Uncached<F>(pub F);
 
 impl<S: Subscriber, F: Filter<S>> Filter<S> for Uncached<F> {
     fn enabled(&self, metadata: &Metadata<'_>, cx: &Context<'_, S>) -> bool {

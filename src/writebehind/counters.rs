@@ -8,7 +8,7 @@ use dashmap::mapref::entry::Entry;
 /// The largest pending sum of one name, either way: 2^62. Far enough from the bounds of `i64`
 /// that the fast path's brief overshoot can never wrap. Sums in the sink are not bounded by it
 /// (they saturate at the bounds of `i64`).
-pub const MAX_PENDING: i64 = 1 << 62;
+pub(crate) const MAX_PENDING: i64 = 1 << 62;
 
 /// Deltas up to this size, either way, take the fast path: one `fetch_add`.
 const FAST_DELTA: u64 = 1 << 32;
@@ -48,10 +48,10 @@ pub enum Refused {
     /// The counters are closed: shutdown has begun.
     #[error("the counters are closed for shutdown")]
     Closed,
-    /// The name's pending sum would go past ±[`MAX_PENDING`] (2^62).
+    /// The name's pending sum would go past ±`MAX_PENDING` (2^62).
     #[error("the increment would take the pending sum past ±2^62")]
     Overflow,
-    /// The name is not one a sink can store (see [`super::name`]).
+    /// The name is not one a sink can store (see `super::name`).
     #[error("the counter name is empty, too long or holds control characters")]
     InvalidName,
 }
@@ -97,7 +97,7 @@ impl Counters {
     ///
     /// Nothing is recorded when the counters are closed ([`Refused::Closed`]), when `name` is new
     /// and the cap of names is reached ([`Refused::Full`]), or when the pending sum would
-    /// leave ±[`MAX_PENDING`] ([`Refused::Overflow`]).
+    /// leave ±`MAX_PENDING` ([`Refused::Overflow`]).
     pub fn increment(&self, name: &str, delta: i64) -> Result<i64, Refused> {
         if let Some(slot) = self.map.get(name) {
             // The read guard is held until the add is done (see `close`).

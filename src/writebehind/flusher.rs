@@ -219,7 +219,7 @@ impl WriteBehind {
     ///
     /// # Errors
     ///
-    /// [`Refused::InvalidName`] for a name a sink could not store (see [`super::name`]), else
+    /// [`Refused::InvalidName`] for a name a sink could not store (see `super::name`), else
     /// see [`Counters::increment`]. At the cap, the flusher is woken to make room.
     pub fn increment(
         &self,

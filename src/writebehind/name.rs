@@ -28,7 +28,7 @@ pub enum NameError {
 /// # Errors
 ///
 /// The first rule `name` breaks.
-pub fn check(name: &str) -> Result<(), NameError> {
+pub(crate) fn check(name: &str) -> Result<(), NameError> {
     if name.is_empty() {
         return Err(NameError::Empty);
     }

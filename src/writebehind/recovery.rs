@@ -57,7 +57,7 @@ pub enum RecoveryError {
 /// # Errors
 ///
 /// The file exists but cannot be read or is not a valid recovery file.
-pub fn read(path: &Path) -> Result<Vec<Batch>, RecoveryError> {
+pub(crate) fn read(path: &Path) -> Result<Vec<Batch>, RecoveryError> {
     let text = match fs::read_to_string(path) {
         Ok(text) => text,
         Err(error) if error.kind() == io::ErrorKind::NotFound => return Ok(Vec::new()),
@@ -109,7 +109,7 @@ fn parse(text: &str) -> Result<Vec<Batch>, String> {
 /// # Errors
 ///
 /// The file (or its temporary sibling) cannot be written, synced or renamed.
-pub fn write(path: &Path, batches: &[Arc<Batch>]) -> Result<(), RecoveryError> {
+pub(crate) fn write(path: &Path, batches: &[Arc<Batch>]) -> Result<(), RecoveryError> {
     let document = json!({
         "version": VERSION,
         "batches": batches.iter().map(|batch| json!({
@@ -146,7 +146,7 @@ pub fn write(path: &Path, batches: &[Arc<Batch>]) -> Result<(), RecoveryError> {
 /// # Errors
 ///
 /// The file exists and cannot be removed.
-pub fn remove(path: &Path) -> io::Result<()> {
+pub(crate) fn remove(path: &Path) -> io::Result<()> {
     match fs::remove_file(path) {
         Err(error) if error.kind() != io::ErrorKind::NotFound => Err(error),
         _ => Ok(()),

@@ -48,7 +48,7 @@ const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
 ///
 /// One connection, behind a std `Mutex`: SQLite calls block, so they run on tokio's blocking
 /// pool, and the mutex is only ever held there, never across an `.await`.
-pub struct SqliteSink {
+pub(crate) struct SqliteSink {
     connection: Arc<Mutex<Connection>>,
     /// Transactions started, to prune old batch ids in one of every [`PRUNE_EVERY`].
     applied: AtomicU64,
@@ -65,7 +65,7 @@ impl SqliteSink {
     /// # Errors
     ///
     /// The file cannot be opened or created, or is not a SQLite database.
-    pub fn open(path: &Path) -> Result<Self, SinkError> {
+    pub(crate) fn open(path: &Path) -> Result<Self, SinkError> {
         let mut connection = if path == Path::new(":memory:") {
             Connection::open_in_memory()
         } else {
@@ -96,7 +96,7 @@ impl SqliteSink {
     }
 
     /// Prunes rows as `retention` says (see [`super::sink`], "Pruning").
-    pub fn with_retention(mut self, retention: Retention) -> Self {
+    pub(crate) fn with_retention(mut self, retention: Retention) -> Self {
         self.retention = retention;
         self
     }

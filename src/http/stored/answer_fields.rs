@@ -26,12 +26,12 @@ use crate::http::fields::CACHE_STATUS;
 
 /// Lists of names the process-wide table shares templates for. The names come from the origin,
 /// so the table is bounded; a template costs about 0.5 KiB.
-pub const SHARED_TEMPLATES: usize = 4096;
+pub(crate) const SHARED_TEMPLATES: usize = 4096;
 
 /// The header fields of one stored response, in the order of the map they came from, and the
 /// values of the fields set aside.
 #[derive(Debug, Clone)]
-pub struct StoredFields {
+pub(crate) struct StoredFields {
     template: Arc<AnswerTemplate>,
     /// One value per name of the template, in the same order; then the values set aside.
     values: PackedValues,
@@ -39,7 +39,7 @@ pub struct StoredFields {
 
 /// A response's fields made compact, and the buffer they went into.
 #[derive(Debug)]
-pub struct Compacted {
+pub(crate) struct Compacted {
     /// The stored fields.
     pub fields: StoredFields,
     /// The buffer the values were copied into, frozen, for the caller's share of it.
@@ -59,7 +59,7 @@ pub struct Added {
 
 /// The templates of the lists of names seen so far, up to a bound.
 #[derive(Debug)]
-pub struct TemplateTable {
+pub(crate) struct TemplateTable {
     templates: DashMap<Box<[HeaderName]>, Arc<AnswerTemplate>>,
     bound: usize,
 }
@@ -84,7 +84,7 @@ impl StoredFields {
     /// The fields of `headers`, those named `set_aside` (lower case) kept apart, their values
     /// copied behind what `buffer` holds (so the entry keeps neither the connection's read
     /// buffer nor one allocation per value alive); the template comes from `table`.
-    pub fn compact(
+    pub(crate) fn compact(
         headers: &HeaderMap,
         buffer: BytesMut,
         set_aside: &str,
@@ -102,33 +102,33 @@ impl StoredFields {
     }
 
     /// The bytes `headers`' values take stored, for a buffer to be made with room for them.
-    pub fn room_for(headers: &HeaderMap) -> usize {
+    pub(crate) fn room_for(headers: &HeaderMap) -> usize {
         PackedValues::room_for(headers.values())
     }
 
     /// The first value of the field `name`.
-    pub fn get(&self, name: &HeaderName) -> Option<HeaderValue> {
+    pub(crate) fn get(&self, name: &HeaderName) -> Option<HeaderValue> {
         let index = self.template.names.iter().position(|line| line == name)?;
         self.values.get(index)
     }
 
     /// The lines, in order.
-    pub fn iter(&self) -> impl Iterator<Item = (&HeaderName, HeaderValue)> {
+    pub(crate) fn iter(&self) -> impl Iterator<Item = (&HeaderName, HeaderValue)> {
         self.template.names.iter().zip(self.values.iter())
     }
 
     /// The values of the fields set aside, in order.
-    pub fn set_aside(&self) -> impl Iterator<Item = HeaderValue> + '_ {
+    pub(crate) fn set_aside(&self) -> impl Iterator<Item = HeaderValue> + '_ {
         self.values.iter_from(self.template.names.len())
     }
 
     /// The bytes the values take, set-aside ones included.
-    pub fn bytes(&self) -> usize {
+    pub(crate) fn bytes(&self) -> usize {
         self.values.bytes()
     }
 
     /// A map of the lines with room for `more` lines besides, so adding them grows nothing.
-    pub fn to_map(&self, more: usize) -> HeaderMap {
+    pub(crate) fn to_map(&self, more: usize) -> HeaderMap {
         let mut map = HeaderMap::with_capacity(self.template.names.len() + more);
         for (name, value) in self.iter() {
             map.append(name.clone(), value);
@@ -138,7 +138,7 @@ impl StoredFields {
 
     /// The fields of an answer: the stored ones and `added`, as appending `added` to
     /// [`to_map`](Self::to_map)'s map would leave them (a stored `Age` replaced).
-    pub fn answer(&self, added: Added) -> HeaderMap {
+    pub(crate) fn answer(&self, added: Added) -> HeaderMap {
         let Added {
             age,
             via,
@@ -161,7 +161,7 @@ impl StoredFields {
 
 impl TemplateTable {
     /// A table sharing the templates of at most `bound` lists of names.
-    pub fn new(bound: usize) -> Self {
+    pub(crate) fn new(bound: usize) -> Self {
         Self {
             templates: DashMap::new(),
             bound,
@@ -169,7 +169,7 @@ impl TemplateTable {
     }
 
     /// The table every stored response of the process shares, of [`SHARED_TEMPLATES`].
-    pub fn shared() -> &'static Self {
+    pub(crate) fn shared() -> &'static Self {
         static SHARED: OnceLock<TemplateTable> = OnceLock::new();
         SHARED.get_or_init(|| Self::new(SHARED_TEMPLATES))
     }

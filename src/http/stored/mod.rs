@@ -1,6 +1,6 @@
 //! The stored representation of a response: what the store holds for one URL, and its header
 //! fields kept compact.
 
-pub mod answer_fields;
+pub(crate) mod answer_fields;
 pub mod object;
-pub mod packed;
+pub(crate) mod packed;

@@ -142,7 +142,7 @@ impl Variant {
     }
 
     /// The header fields of an answer from the store: the stored ones and `added` (see
-    /// [`StoredFields::answer`]).
+    /// `StoredFields::answer`).
     pub fn answer_headers(&self, added: Added) -> HeaderMap {
         self.fields.answer(added)
     }

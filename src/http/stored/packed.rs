@@ -20,14 +20,14 @@ const SENSITIVE: u32 = 1 << 31;
 
 /// Header values in one buffer (see the module's docs).
 #[derive(Debug, Clone)]
-pub struct PackedValues {
+pub(crate) struct PackedValues {
     /// The bytes, the table and the count.
     packed: Bytes,
 }
 
 impl PackedValues {
     /// The bytes `values` take packed, for a buffer to be made with room for them.
-    pub fn room_for<'a>(values: impl IntoIterator<Item = &'a HeaderValue>) -> usize {
+    pub(crate) fn room_for<'a>(values: impl IntoIterator<Item = &'a HeaderValue>) -> usize {
         let (count, bytes) = values.into_iter().fold((0, 0), |(count, bytes), value| {
             (count + 1, bytes + value.len())
         });
@@ -36,7 +36,7 @@ impl PackedValues {
 
     /// `values` packed behind what `buffer` holds; also the whole buffer, frozen, for the
     /// caller's share of what it held before.
-    pub fn pack<'a>(
+    pub(crate) fn pack<'a>(
         values: impl IntoIterator<Item = &'a HeaderValue>,
         mut buffer: BytesMut,
     ) -> (Self, Bytes) {
@@ -67,18 +67,13 @@ impl PackedValues {
     }
 
     /// The number of values.
-    pub fn len(&self) -> usize {
+    pub(crate) fn len(&self) -> usize {
         self.word(self.packed.len().saturating_sub(WORD))
             .map_or(0, |count| count as usize)
     }
 
-    /// Whether there are no values.
-    pub fn is_empty(&self) -> bool {
-        self.len() == 0
-    }
-
     /// The value at `index`, sharing the buffer.
-    pub fn get(&self, index: usize) -> Option<HeaderValue> {
+    pub(crate) fn get(&self, index: usize) -> Option<HeaderValue> {
         let count = self.len();
         if index >= count {
             return None;
@@ -99,17 +94,17 @@ impl PackedValues {
     }
 
     /// The values, in order.
-    pub fn iter(&self) -> impl Iterator<Item = HeaderValue> + '_ {
+    pub(crate) fn iter(&self) -> impl Iterator<Item = HeaderValue> + '_ {
         self.iter_from(0)
     }
 
     /// The values from the one at `first` on, in order (those before it are not read).
-    pub fn iter_from(&self, first: usize) -> impl Iterator<Item = HeaderValue> + '_ {
+    pub(crate) fn iter_from(&self, first: usize) -> impl Iterator<Item = HeaderValue> + '_ {
         (first..self.len()).filter_map(|index| self.get(index))
     }
 
     /// The bytes the values and their table take.
-    pub fn bytes(&self) -> usize {
+    pub(crate) fn bytes(&self) -> usize {
         self.packed.len()
     }
 
@@ -169,7 +164,7 @@ mod tests {
     fn no_values_pack_to_a_count_alone() {
         let (packed, buffer) = PackedValues::pack(&[], BytesMut::new());
         assert_eq!((packed.len(), buffer.len()), (0, WORD));
-        assert!(packed.is_empty());
+        assert_eq!(packed.len(), 0);
         assert_eq!((packed.get(0), packed.bytes()), (None, WORD));
     }
 }
