@@ -58,7 +58,7 @@ pub use standard_env::STANDARD_ENV;
 
 use crate::admin::AdminConfig;
 use crate::origin::{HostHeader, OriginConfig};
-use crate::proxy::service::RequestLimits;
+use crate::proxy::limits::RequestLimits;
 use crate::telemetry::{LogConfig, TelemetryConfig, TracingConfig};
 use crate::writebehind::WriteBehindConfig;
 

@@ -25,6 +25,7 @@
 //!   [`ClientMetrics`].
 
 mod abandon;
+mod answering;
 mod budget;
 mod cutoff;
 mod detect;
@@ -56,7 +57,8 @@ use tokio_util::sync::CancellationToken;
 pub use self::metrics::ClientMetrics;
 pub use self::tracked_body::TrackedBody;
 
-use self::abandon::{Abandonment, Answering};
+use self::abandon::Abandonment;
+use self::answering::Answering;
 use self::budget::OriginBudget;
 use self::cutoff::Cutoff;
 use self::detect::Protocol;

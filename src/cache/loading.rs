@@ -49,32 +49,10 @@ use tokio_util::task::TaskTracker;
 use tracing::{Instrument, Span};
 
 use super::flight::{Flight, Follower, Leader, Published, Role, Wait};
+pub use super::judgement::{Judgement, LoadCause};
 use super::outcome::{Outcome, Served, WaitResult, Waited};
 use crate::spans;
 use crate::store::{MemoryStore, Store, WALK_SLICE, Weighed, WeighedKey};
-
-/// How a stored value may serve one request.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Judgement {
-    /// Serve it as it is.
-    Fresh,
-    /// Serve it now and refresh it in the background (e.g. `stale-while-revalidate`).
-    ServeAndRefresh,
-    /// Load first. The stored value is handed to the load (to revalidate it, or to build on it)
-    /// and may stand in if the load fails.
-    Load(LoadCause),
-}
-
-/// Why a stored value cannot serve a request without a load.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum LoadCause {
-    /// It was stored for other requests (e.g. another `Vary` selection).
-    Unmatched,
-    /// It is stale and must be revalidated or replaced.
-    Stale,
-    /// It would do, but the request itself asks for a load (e.g. `no-cache`).
-    Requested,
-}
 
 /// What a source load produced.
 #[derive(Debug)]

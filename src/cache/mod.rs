@@ -83,5 +83,6 @@
 //! ```
 
 pub mod flight;
+mod judgement;
 pub mod loading;
 pub mod outcome;

@@ -6,7 +6,7 @@ use std::sync::Arc;
 
 use tracing::Span;
 
-use super::loading::LoadCause;
+use super::judgement::LoadCause;
 
 /// What the caller gets, and how it came about.
 #[derive(Debug)]

@@ -8,9 +8,9 @@ use http::request::Parts;
 use http::{Method, Response, StatusCode, Version};
 
 use super::decision::Decision;
+use super::limits::RequestLimits;
 use super::request::{CarriedFields, Class, RequestHead};
 use super::respond;
-use super::service::RequestLimits;
 use crate::body::Body;
 use crate::telemetry::logs::TraceIds;
 

@@ -6,10 +6,10 @@ use bytes::Bytes;
 use http::{Request, StatusCode, Version};
 
 use super::decision::{Decision, Failure, PassEnd, PassReason, Passed};
+use super::limits::RequestLimits;
 use super::purge::Purger;
 use super::request::RequestHead;
 use super::respond::{self, Answered, Audience};
-use super::service::RequestLimits;
 use crate::body::{Guard, RequestBody};
 use crate::origin::headers::remove_hop_by_hop;
 use crate::origin::{OriginClient, OriginErrorKind};

@@ -7,6 +7,7 @@ pub(crate) mod cache_status;
 pub(crate) mod classify;
 pub(crate) mod decision;
 pub(crate) mod forward;
+pub mod limits;
 pub(crate) mod load;
 pub mod loader;
 pub(crate) mod lookup;

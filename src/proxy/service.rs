@@ -4,7 +4,7 @@
 use std::future::Future;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use http::{Request, Response, Version};
 use tracing::Instrument;
@@ -12,6 +12,7 @@ use tracing::Instrument;
 use super::HttpCache;
 use super::classify::{self, Classified};
 use super::forward;
+use super::limits::RequestLimits;
 use super::load;
 use super::lookup::{self, Looked};
 use super::metrics::ProxyMetrics;
@@ -42,22 +43,6 @@ pub struct Proxy {
     traced: Option<RequestSampler>,
     /// What one request may carry.
     limits: RequestLimits,
-}
-
-/// What one request may carry, checked before it reaches the cache or the origin.
-#[derive(Debug, Clone, Copy)]
-pub struct RequestLimits {
-    /// Most header fields (HTTP/1.1 heads are held to it by the parser already; this holds
-    /// HTTP/2 requests to it too).
-    pub max_headers: usize,
-    /// Largest request body passed through to the origin.
-    pub max_body_bytes: u64,
-    /// Longest request target (path and query).
-    pub max_uri_bytes: u64,
-    /// Whether TRACE is forwarded (otherwise answered 405).
-    pub allow_trace: bool,
-    /// Longest wait for the next part of a request body passed through to the origin.
-    pub body_timeout: Duration,
 }
 
 /// How far the phases that need no waiting got.

@@ -20,8 +20,6 @@ use std::task::{Context, Poll};
 use atomic_waker::AtomicWaker;
 use prometheus::IntCounter;
 
-use super::timeouts::RequestGuard;
-
 /// One connection's record of abandoned requests.
 #[derive(Debug)]
 pub(super) struct Abandonment {
@@ -42,14 +40,6 @@ pub(super) struct Abandonment {
 
 /// Resolves once the connection is to be closed ([`Abandonment::closing`]).
 pub(super) struct Closing<'a>(&'a Abandonment);
-
-/// A request being answered, until its answer is ready (the server's request wrapper).
-pub(super) struct Answering {
-    /// Given back with the answer; still here if the request is dropped first.
-    guard: Option<RequestGuard>,
-    /// Whether the answer was not ready when first asked for: the client waited.
-    waited: bool,
-}
 
 // === impl Abandonment ===
 
@@ -72,11 +62,14 @@ impl Abandonment {
         Closing(self)
     }
 
-    fn answered(&self) {
+    /// A request the client waited for was answered.
+    pub(super) fn answered(&self) {
         self.answered.fetch_add(1, Ordering::SeqCst);
     }
 
-    fn abandoned(&self) {
+    /// A request the client waited for was dropped before its answer: counted, and the
+    /// connection closes once the limit is passed.
+    pub(super) fn abandoned(&self) {
         self.counter.inc();
         let abandoned = self.abandoned.fetch_add(1, Ordering::SeqCst) + 1;
         if abandoned >= self.limit
@@ -104,46 +97,6 @@ impl Future for Closing<'_> {
             return Poll::Ready(());
         }
         Poll::Pending
-    }
-}
-
-// === impl Answering ===
-
-impl Answering {
-    /// `guard`'s request, being answered.
-    pub(super) fn new(guard: RequestGuard) -> Self {
-        Self {
-            guard: Some(guard),
-            waited: false,
-        }
-    }
-
-    /// Waits for `answer`; gives it back with the request's guard. Dropped before it is ready,
-    /// after the client had to wait, the request counts as abandoned.
-    pub(super) async fn wait<T>(mut self, answer: impl Future<Output = T>) -> (T, RequestGuard) {
-        let mut answer = std::pin::pin!(answer);
-        let output = std::future::poll_fn(|cx| {
-            let polled = answer.as_mut().poll(cx);
-            self.waited |= polled.is_pending();
-            polled
-        })
-        .await;
-        let guard = self.guard.take().expect("the guard is taken only here");
-        if self.waited {
-            guard.activity().abandonment().answered();
-        }
-        (output, guard)
-    }
-}
-
-impl Drop for Answering {
-    fn drop(&mut self) {
-        let Some(guard) = &self.guard else { return };
-        let activity = guard.activity();
-        // A request dropped because sidecache cut the connection off is not the client's doing.
-        if self.waited && activity.cutoff().is_none() {
-            activity.abandonment().abandoned();
-        }
     }
 }
 
