@@ -13,10 +13,10 @@ use http::{HeaderMap, HeaderValue, Method, Request, StatusCode, Uri};
 use opentelemetry_sdk::error::OTelSdkResult;
 use opentelemetry_sdk::trace::{SpanData, SpanExporter};
 use sidecache::body::RequestBody;
-use sidecache::cache::loading::{LoadingCache, LoadingConfig};
+use sidecache::cache::loading::{LoadingCache, LoadingSettings};
 use sidecache::config::Config;
 use sidecache::http::key::CacheKey;
-use sidecache::http::policy::{PolicyConfig, ResponsePolicy};
+use sidecache::http::policy::{PolicySettings, ResponsePolicy};
 use sidecache::http::stored::object::{CachedObject, Variant};
 use sidecache::http::vary::VaryKey;
 use sidecache::metrics;
@@ -67,7 +67,7 @@ fn stored_object(request: &HeaderMap) -> Arc<CachedObject> {
         &headers,
         now,
         now,
-        &PolicyConfig::default(),
+        &PolicySettings::default(),
     );
     let vary = VaryKey::capture(&headers, request).expect("no Vary: *");
     let variant = Variant::new(
@@ -104,12 +104,12 @@ fn proxy(runtime: &tokio::runtime::Runtime, tracing: &Tracing) -> Arc<Proxy> {
         LoadingCache::new(
             OriginLoader::new(
                 origin,
-                PolicyConfig::default(),
+                PolicySettings::default(),
                 1 << 20,
                 proxy_metrics.clone(),
             ),
             MemoryStore::new(1 << 30, |_| {}),
-            LoadingConfig {
+            LoadingSettings {
                 coalesce_timeout: Duration::from_secs(5),
                 load_timeout: Duration::from_secs(60),
                 hit_for_miss_ttl: Duration::from_secs(10),
@@ -121,7 +121,7 @@ fn proxy(runtime: &tokio::runtime::Runtime, tracing: &Tracing) -> Arc<Proxy> {
     let (parts, _) = request().into_parts();
     let key = CacheKey::from_request(&parts.uri, &parts.headers).expect("key");
     cache.store().insert(key, stored_object(&parts.headers));
-    let limits = Config::default().request_limits();
+    let limits = Config::default().request_settings();
     Arc::new(
         Proxy::new(cache, proxy_metrics, stats, limits).with_tracing(tracing.request_sampler()),
     )

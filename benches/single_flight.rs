@@ -12,7 +12,7 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use criterion::{BenchmarkId, Criterion, criterion_group, criterion_main};
-use sidecache::cache::loading::{Judgement, Loader, LoadingCache, LoadingConfig, Source};
+use sidecache::cache::loading::{Judgement, Loader, LoadingCache, LoadingSettings, Source};
 use sidecache::cache::outcome::Served;
 use sidecache::store::{MemoryStore, Weighed};
 use tokio::task::JoinSet;
@@ -95,7 +95,7 @@ fn single_flight(c: &mut Criterion) {
         .expect("runtime");
     let loader = CountingLoader::default();
     let store = MemoryStore::new(1 << 30, |_| {});
-    let config = LoadingConfig {
+    let config = LoadingSettings {
         coalesce_timeout: Duration::from_secs(5),
         load_timeout: Duration::from_secs(60),
         hit_for_miss_ttl: Duration::from_secs(10),

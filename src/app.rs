@@ -15,10 +15,10 @@ use tokio_util::sync::CancellationToken;
 
 use crate::admin::thread::AdminThread;
 use crate::admin::{Admin, Readiness};
-use crate::cache::loading::{LoadingCache, LoadingConfig};
+use crate::cache::loading::{LoadingCache, LoadingSettings};
 use crate::config::Config;
 use crate::demo::DemoOrigin;
-use crate::http::policy::PolicyConfig;
+use crate::http::policy::PolicySettings;
 use crate::metrics::{self, Registry};
 use crate::origin::connector::OriginSlots;
 use crate::origin::metrics::OriginMetrics;
@@ -141,10 +141,10 @@ impl App {
         )
         .map_err(AppError::Origin)?;
         register_origin_gauges(&registry, origin.slots()).map_err(AppError::Metrics)?;
-        let policy = PolicyConfig {
+        let policy = PolicySettings {
             max_heuristic_freshness: config.cache.max_heuristic_freshness,
             grace: config.cache.grace,
-            ..PolicyConfig::default()
+            ..PolicySettings::default()
         };
         let proxy_metrics = ProxyMetrics::register(&registry).map_err(AppError::Metrics)?;
         let loader = OriginLoader::new(
@@ -156,7 +156,7 @@ impl App {
         let cache = LoadingCache::new(
             loader,
             store,
-            LoadingConfig {
+            LoadingSettings {
                 coalesce_timeout: config.cache.coalesce_timeout,
                 load_timeout: longest_load(&config.origin),
                 hit_for_miss_ttl: config.cache.hit_for_miss_ttl,
@@ -181,7 +181,7 @@ impl App {
             cache,
             proxy_metrics,
             Arc::clone(&stats),
-            config.request_limits(),
+            config.request_settings(),
         )
         .with_tracing(tracing.request_sampler());
         if config.writebehind.count_requests {

@@ -58,7 +58,7 @@ pub use standard_env::STANDARD_ENV;
 
 use crate::admin::AdminConfig;
 use crate::origin::{HostHeader, OriginConfig};
-use crate::proxy::limits::RequestLimits;
+use crate::proxy::settings::RequestSettings;
 use crate::telemetry::{LogConfig, TelemetryConfig, TracingConfig};
 use crate::writebehind::WriteBehindConfig;
 
@@ -249,8 +249,8 @@ impl Config {
 
     /// What one request may carry: the client limits the proxy checks itself, and whether TRACE
     /// is forwarded.
-    pub fn request_limits(&self) -> RequestLimits {
-        RequestLimits {
+    pub fn request_settings(&self) -> RequestSettings {
+        RequestSettings {
             max_headers: self.client.max_headers,
             max_body_bytes: self.client.max_request_body_bytes,
             max_uri_bytes: self.client.max_uri_bytes,

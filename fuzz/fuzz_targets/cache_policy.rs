@@ -15,7 +15,7 @@ use http::{Method, StatusCode};
 use libfuzzer_sys::fuzz_target;
 use sidecache::http::directives::{RequestDirectives, ResponseDirectives};
 use sidecache::http::freshen::{freshen_headers, not_modified_selects};
-use sidecache::http::policy::{OriginFailure, PolicyConfig, ResponsePolicy, Reuse};
+use sidecache::http::policy::{OriginFailure, PolicySettings, ResponsePolicy, Reuse};
 use sidecache::http::vary::VaryKey;
 
 /// Statuses with different caching rules (final, heuristic, partial, 304, never stored, errors).
@@ -75,7 +75,7 @@ fuzz_target!(|data: &[u8]| {
         &response,
         requested,
         received,
-        &PolicyConfig::default(),
+        &PolicySettings::default(),
     );
     let stored = policy.storable();
     if response.contains_key(SET_COOKIE) {

@@ -17,9 +17,9 @@
 //!    themselves instead. A failed load is shared as an error, never stored; a stale value stands
 //!    in where the loader allows.
 //! 5. **a slow load**: a follower still waiting when its bound
-//!    ([`LoadingConfig::coalesce_timeout`]) passes is served the stored value if the loader
+//!    ([`LoadingSettings::coalesce_timeout`]) passes is served the stored value if the loader
 //!    allows it ([`Loader::usable_while_loading`]); otherwise it keeps waiting for the same load,
-//!    at most [`LoadingConfig::load_timeout`] in all, and is then answered [`Served::TimedOut`].
+//!    at most [`LoadingSettings::load_timeout`] in all, and is then answered [`Served::TimedOut`].
 //!    It never starts a load of its own: that would send every waiter to a slow source at once.
 //!
 //! # Loads nobody waits for
@@ -142,7 +142,7 @@ pub struct Miss<V> {
 
 /// Knobs of the read-through cache.
 #[derive(Debug, Clone)]
-pub struct LoadingConfig {
+pub struct LoadingSettings {
     /// A follower waits this long for the leader's load before a stale value may serve it.
     pub coalesce_timeout: Duration,
     /// The longest a load can take (the source's own timeouts added up): no follower waits
@@ -177,11 +177,11 @@ struct Inner<L: Loader, S> {
     /// Loads under way; each carries the span its load runs in.
     flight: Arc<LoadFlight<L>>,
     /// Keys whose last load was not shareable (hit-for-miss markers with a short TTL), bounded
-    /// by the bytes their keys hold ([`LoadingConfig::hit_for_miss_capacity_bytes`]).
+    /// by the bytes their keys hold ([`LoadingSettings::hit_for_miss_capacity_bytes`]).
     uncacheable: moka::sync::Cache<L::Key, ()>,
     /// Owns the spawned loads, so shutdown can wait for them.
     loads: TaskTracker,
-    config: LoadingConfig,
+    config: LoadingSettings,
 }
 
 /// How many times a caller joins again after its leader vanished (or its leader's answer was for
@@ -207,7 +207,7 @@ where
     S: Store<Key = L::Key, Value = L::Value>,
 {
     /// A cache over `store`, loading through `loader`.
-    pub fn new(loader: L, store: S, config: LoadingConfig) -> Self {
+    pub fn new(loader: L, store: S, config: LoadingSettings) -> Self {
         let uncacheable = moka::sync::Cache::builder()
             .time_to_live(config.hit_for_miss_ttl.max(Duration::from_millis(1)))
             .weigher(|key: &L::Key, _| key.weight_bytes().saturating_add(MARKER_OVERHEAD_BYTES))

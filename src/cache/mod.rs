@@ -15,7 +15,7 @@
 //! use std::sync::atomic::{AtomicUsize, Ordering};
 //! use std::time::Duration;
 //!
-//! use sidecache::cache::loading::{Judgement, Loader, LoadingCache, LoadingConfig, Source};
+//! use sidecache::cache::loading::{Judgement, Loader, LoadingCache, LoadingSettings, Source};
 //! use sidecache::cache::outcome::Served;
 //! use sidecache::store::{PlainStore, Weighed};
 //!
@@ -65,7 +65,7 @@
 //!
 //! # #[tokio::main(flavor = "current_thread")]
 //! # async fn main() {
-//! let config = LoadingConfig {
+//! let config = LoadingSettings {
 //!     coalesce_timeout: Duration::from_secs(1),
 //!     load_timeout: Duration::from_secs(5),
 //!     hit_for_miss_ttl: Duration::from_secs(10),

@@ -33,7 +33,7 @@ pub enum Served<V, P, E> {
     /// neither queued nor sent to the source (which is busy with that key already).
     Busy,
     /// The load this caller waited for took longer than any load may
-    /// ([`LoadingConfig::load_timeout`](super::loading::LoadingConfig::load_timeout)), and
+    /// ([`LoadingSettings::load_timeout`](super::loading::LoadingSettings::load_timeout)), and
     /// nothing could stand in.
     TimedOut,
 }

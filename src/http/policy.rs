@@ -12,7 +12,7 @@
 //!   does on CDNs. Explicit `no-cache`, `must-revalidate` and `proxy-revalidate` are never
 //!   overridden, and neither the client (`max-stale`, request `stale-if-error`) nor our own
 //!   grace period overrides `s-maxage`.
-//! * Grace ([`PolicyConfig::grace`]) is the "disconnected" case of §4.2.4: it applies only
+//! * Grace ([`PolicySettings::grace`]) is the "disconnected" case of §4.2.4: it applies only
 //!   when the origin is unreachable, never to an origin that answered with an error.
 
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
@@ -26,14 +26,14 @@ use super::directives::parse_delta_seconds;
 use super::directives::{DELTA_SECONDS_MAX, MaxStale, RequestDirectives, ResponseDirectives};
 use super::fields::{http_date, single_value};
 
-/// A stored response that has a validator is kept at least this long (or [`PolicyConfig::grace`]
+/// A stored response that has a validator is kept at least this long (or [`PolicySettings::grace`]
 /// if longer), even when it can never be served without validation: a conditional request
 /// that ends in 304 still saves the origin from sending the body again.
 pub const MIN_VALIDATOR_RETENTION: Duration = Duration::from_secs(60);
 
 /// Cache-wide knobs the policy needs.
 #[derive(Debug, Clone)]
-pub struct PolicyConfig {
+pub struct PolicySettings {
     /// Fraction of (Date - Last-Modified) used as heuristic freshness (RFC 9111 §4.2.2 suggests 10%).
     pub heuristic_fraction: f64,
     /// Upper bound for heuristic freshness.
@@ -45,7 +45,7 @@ pub struct PolicyConfig {
     pub grace: Duration,
 }
 
-impl Default for PolicyConfig {
+impl Default for PolicySettings {
     fn default() -> Self {
         Self {
             heuristic_fraction: 0.1,
@@ -235,7 +235,7 @@ impl ResponsePolicy {
         res_headers: &HeaderMap,
         request_time: SystemTime,
         response_time: SystemTime,
-        config: &PolicyConfig,
+        config: &PolicySettings,
     ) -> Self {
         let directives = ResponseDirectives::from_response(res_headers);
         let credentials = Credentials::of(req_headers);
@@ -244,7 +244,7 @@ impl ResponsePolicy {
         // applies to it.
         let personal_config;
         let config = if credentials.any() {
-            personal_config = PolicyConfig {
+            personal_config = PolicySettings {
                 heuristic_fraction: 0.0,
                 grace: Duration::ZERO,
                 ..config.clone()
@@ -655,7 +655,7 @@ fn freshness_lifetime(
     expires: Expires,
     date_value: SystemTime,
     last_modified: Option<SystemTime>,
-    config: &PolicyConfig,
+    config: &PolicySettings,
 ) -> Duration {
     // §4.2.1: "Caches are encouraged to consider responses that have invalid freshness
     // information ... to be stale."

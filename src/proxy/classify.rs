@@ -8,9 +8,9 @@ use http::request::Parts;
 use http::{Method, Response, StatusCode, Version};
 
 use super::decision::Decision;
-use super::limits::RequestLimits;
 use super::request::{CarriedFields, Class, RequestHead};
 use super::respond;
+use super::settings::RequestSettings;
 use crate::body::Body;
 use crate::telemetry::logs::TraceIds;
 
@@ -34,7 +34,7 @@ pub(crate) enum Classified {
 /// Guards the request against `limits`, keys it, and classifies it. `carried` is what one pass
 /// over its fields found; `unsampled` the trace ids to pass on when no span of ours does.
 pub(crate) fn classify(
-    limits: &RequestLimits,
+    limits: &RequestSettings,
     mut parts: Parts,
     carried: CarriedFields,
     client: IpAddr,

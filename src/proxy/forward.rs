@@ -6,10 +6,10 @@ use bytes::Bytes;
 use http::{Request, StatusCode, Version};
 
 use super::decision::{Decision, Failure, PassEnd, PassReason, Passed};
-use super::limits::RequestLimits;
 use super::purge::Purger;
 use super::request::RequestHead;
 use super::respond::{self, Answered, Audience};
+use super::settings::RequestSettings;
 use crate::body::{Guard, RequestBody};
 use crate::origin::headers::remove_hop_by_hop;
 use crate::origin::{OriginClient, OriginErrorKind};
@@ -20,7 +20,7 @@ use crate::origin::{OriginClient, OriginErrorKind};
 /// With `invalidates`, a non-error answer removes what it touched, through `purger`.
 pub(crate) async fn forward(
     origin: &OriginClient,
-    limits: &RequestLimits,
+    limits: &RequestSettings,
     purger: &Purger,
     head: RequestHead,
     version: Version,

@@ -18,7 +18,7 @@ use crate::http::directives::{RequestDirectives, ResponseDirectives};
 use crate::http::freshen::{freshen_headers, not_modified_selects};
 use crate::http::key::CacheKey;
 use crate::http::policy::{
-    Credentials, OriginFailure, PolicyConfig, RefuseReason, ResponsePolicy, Reuse,
+    Credentials, OriginFailure, PolicySettings, RefuseReason, ResponsePolicy, Reuse,
 };
 use crate::http::stored::object::{CachedObject, Variant};
 use crate::http::vary::VaryKey;
@@ -53,7 +53,7 @@ pub struct PassResponse {
 /// Loads from the origin into stored objects.
 pub struct OriginLoader {
     origin: OriginClient,
-    policy: PolicyConfig,
+    policy: PolicySettings,
     max_object_bytes: u64,
     /// Counts the responses it does not store (its admission callback).
     metrics: ProxyMetrics,
@@ -73,7 +73,7 @@ impl OriginLoader {
     /// `max_object_bytes`, counting refused stores in `metrics`.
     pub fn new(
         origin: OriginClient,
-        policy: PolicyConfig,
+        policy: PolicySettings,
         max_object_bytes: u64,
         metrics: ProxyMetrics,
     ) -> Self {

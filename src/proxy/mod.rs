@@ -7,7 +7,6 @@ pub(crate) mod cache_status;
 pub(crate) mod classify;
 pub(crate) mod decision;
 pub(crate) mod forward;
-pub mod limits;
 pub(crate) mod load;
 pub mod loader;
 pub(crate) mod lookup;
@@ -19,6 +18,7 @@ pub(crate) mod request;
 pub(crate) mod request_counts;
 pub(crate) mod respond;
 pub mod service;
+pub mod settings;
 pub(crate) mod trace;
 
 use crate::cache::loading::LoadingCache;

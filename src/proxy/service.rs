@@ -12,7 +12,6 @@ use tracing::Instrument;
 use super::HttpCache;
 use super::classify::{self, Classified};
 use super::forward;
-use super::limits::RequestLimits;
 use super::load;
 use super::lookup::{self, Looked};
 use super::metrics::ProxyMetrics;
@@ -21,6 +20,7 @@ use super::record::{ACCESS_LOG, Recorder, RequestCtx};
 use super::request::{CarriedFields, RequestHead};
 use super::request_counts::RequestCounts;
 use super::respond::{self, Answered};
+use super::settings::RequestSettings;
 use super::trace::RequestTrace;
 use crate::body::{Body, RequestBody};
 use crate::cache::loading::Miss;
@@ -42,7 +42,7 @@ pub struct Proxy {
     /// With tracing on, the sampler each request applies before opening its server span.
     traced: Option<RequestSampler>,
     /// What one request may carry.
-    limits: RequestLimits,
+    limits: RequestSettings,
 }
 
 /// How far the phases that need no waiting got.
@@ -96,7 +96,7 @@ impl Proxy {
         cache: HttpCache,
         metrics: ProxyMetrics,
         stats: Arc<Stats>,
-        limits: RequestLimits,
+        limits: RequestSettings,
     ) -> Self {
         Self {
             purger: Purger::new(cache.clone(), metrics.clone(), Arc::clone(&stats)),

@@ -158,7 +158,7 @@ fn fixture_with(
     let cache = LoadingCache::new(
         Arc::clone(&loader),
         PlainStore::new(),
-        LoadingConfig {
+        LoadingSettings {
             coalesce_timeout,
             load_timeout: Duration::from_secs(600),
             hit_for_miss_ttl: Duration::from_secs(60),

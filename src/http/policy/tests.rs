@@ -42,7 +42,7 @@ struct Exchange<'a> {
     response: Vec<(&'a str, String)>,
     request_time: SystemTime,
     response_time: SystemTime,
-    config: PolicyConfig,
+    config: PolicySettings,
 }
 
 impl<'a> Exchange<'a> {
@@ -59,7 +59,7 @@ impl<'a> Exchange<'a> {
             response,
             request_time: t(0),
             response_time: t(0),
-            config: PolicyConfig::default(),
+            config: PolicySettings::default(),
         }
     }
 
@@ -576,7 +576,7 @@ fn rfc9111_4_3_4_freshened_policy_is_fresh_again() {
         &merged,
         t(1000),
         t(1000),
-        &PolicyConfig::default(),
+        &PolicySettings::default(),
     );
     assert_eq!(policy.current_age(t(1000)), Duration::ZERO);
     assert_eq!(policy.reuse(&no_request(), t(1050)), Reuse::Fresh);

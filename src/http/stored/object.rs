@@ -249,7 +249,7 @@ mod tests {
     use http::Method;
 
     use super::*;
-    use crate::http::policy::PolicyConfig;
+    use crate::http::policy::PolicySettings;
 
     fn headers(fields: &[(&str, &str)]) -> HeaderMap {
         let field = |(name, value): &(&str, &str)| {
@@ -267,7 +267,7 @@ mod tests {
 
     fn stored(response: &HeaderMap, request: &HeaderMap, body: Bytes) -> Variant {
         let now = SystemTime::now();
-        let config = PolicyConfig::default();
+        let config = PolicySettings::default();
         let policy = ResponsePolicy::new(
             &Method::GET,
             request,
@@ -389,7 +389,7 @@ mod tests {
         let object = CachedObject::with_variant(None, long);
         let object = CachedObject::with_variant(Some(&object), short);
         let retain = object.retain_for_at(now);
-        let grace = PolicyConfig::default().grace;
+        let grace = PolicySettings::default().grace;
         assert!(retain > Duration::from_secs(999) + grace, "{retain:?}");
         assert!(retain <= Duration::from_secs(1000) + grace, "{retain:?}");
     }

@@ -5,7 +5,7 @@ use std::time::Duration;
 
 /// What one request may carry, checked before it reaches the cache or the origin.
 #[derive(Debug, Clone, Copy)]
-pub struct RequestLimits {
+pub struct RequestSettings {
     /// Most header fields (HTTP/1.1 heads are held to it by the parser already; this holds
     /// HTTP/2 requests to it too).
     pub max_headers: usize,
