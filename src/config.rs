@@ -24,7 +24,7 @@
 //! 2. Give it `#[arg(long = "...", env = "SIDECACHE_...", value_name = "...", default_value = "...")]`
 //!    (leave out `default_value` only for an `Option`, and say in the doc comment what unset means),
 //!    plus `value_parser = ...` for durations (`humantime::parse_duration`) and byte sizes
-//!    (`byte_size::parse_bytes`). Options take exactly one value (`ArgAction::Set`); a test enforces
+//!    (`crate::byte_size::parse_bytes`). Options take exactly one value (`ArgAction::Set`); a test enforces
 //!    the conventions.
 //! 3. If the value has rules beyond its syntax (non-zero, relation to another option), add the check
 //!    to `validation.rs`.
@@ -35,8 +35,6 @@
 //! whose [`exit_code`](ConfigError::exit_code) is 0; every other error exits with [`EX_USAGE`] (64),
 //! before any port is bound.
 
-mod byte_size;
-mod client;
 mod env;
 mod error;
 mod sources;
@@ -47,18 +45,17 @@ mod validation;
 
 use std::collections::HashMap;
 use std::ffi::OsString;
-use std::net::SocketAddr;
 use std::time::Duration;
 
-pub use byte_size::{ByteSize, ByteSizeError};
-pub use client::ClientLimitsConfig;
 pub use env::{Env, ProcessEnv};
 pub use error::ConfigError;
 pub use standard_env::STANDARD_ENV;
 
 use crate::admin::AdminConfig;
-use crate::origin::{HostHeader, OriginConfig};
+use crate::origin::OriginConfig;
 use crate::proxy::settings::RequestSettings;
+use crate::proxy::{CacheConfig, ProxyConfig};
+use crate::server::ClientLimitsConfig;
 use crate::telemetry::{LogConfig, TelemetryConfig, TracingConfig};
 use crate::writebehind::WriteBehindConfig;
 
@@ -107,114 +104,6 @@ pub struct Config {
         value_parser = humantime::parse_duration
     )]
     pub shutdown_grace: Duration,
-}
-
-/// The client-facing proxy listener.
-#[derive(Debug, Clone, PartialEq, Eq, clap::Args)]
-#[command(next_help_heading = "Proxy")]
-pub struct ProxyConfig {
-    /// Address the proxy accepts client traffic on.
-    #[arg(
-        long = "listen",
-        env = "SIDECACHE_LISTEN",
-        value_name = "ADDR",
-        default_value = "127.0.0.1:8080"
-    )]
-    pub listen: SocketAddr,
-    /// Which Host header requests carry to the origin: the client's, or the origin URL's authority
-    /// (for origins that route on their own name).
-    #[arg(
-        long = "host-header",
-        env = "SIDECACHE_HOST_HEADER",
-        value_name = "MODE",
-        default_value = "preserve"
-    )]
-    pub host_header: HostHeader,
-    /// Forward TRACE requests to the origin. Off, they are answered 405: TRACE echoes the
-    /// request back, credentials included, and nothing in front of a service needs it.
-    #[arg(
-        long = "allow-trace",
-        env = "SIDECACHE_ALLOW_TRACE",
-        value_name = "BOOL",
-        default_value = "false",
-        action = clap::ArgAction::Set
-    )]
-    pub allow_trace: bool,
-}
-
-/// The in-memory cache: its size and its single-flight and staleness policy.
-#[derive(Debug, Clone, PartialEq, Eq, clap::Args)]
-#[command(next_help_heading = "Cache")]
-pub struct CacheConfig {
-    /// Most bytes the cache holds (bodies plus headers); beyond it, entries are evicted.
-    #[arg(
-        long = "cache-capacity",
-        env = "SIDECACHE_CACHE_CAPACITY",
-        value_name = "BYTES",
-        default_value = "256MiB",
-        value_parser = byte_size::parse_bytes
-    )]
-    pub capacity_bytes: u64,
-    /// Largest single response that is stored, so one huge object cannot flush the cache; larger
-    /// responses are passed through. Must be > 0 and at most the cache capacity.
-    #[arg(
-        long = "max-object-size",
-        env = "SIDECACHE_MAX_OBJECT_SIZE",
-        value_name = "BYTES",
-        default_value = "8MiB",
-        value_parser = byte_size::parse_bytes
-    )]
-    pub max_object_bytes: u64,
-    /// How long a request waits for another client's origin load of the same key before it goes
-    /// to the origin itself.
-    #[arg(
-        long = "coalesce-timeout",
-        env = "SIDECACHE_COALESCE_TIMEOUT",
-        value_name = "DURATION",
-        default_value = "5s",
-        value_parser = humantime::parse_duration
-    )]
-    pub coalesce_timeout: Duration,
-    /// Most requests that wait for one origin load of a key. Beyond it, a request is answered
-    /// 503 with Retry-After rather than adding to the origin's load or to the queue.
-    #[arg(
-        long = "max-waiters-per-key",
-        env = "SIDECACHE_MAX_WAITERS_PER_KEY",
-        value_name = "COUNT",
-        default_value = "10000"
-    )]
-    pub max_waiters_per_key: usize,
-    /// How long a key whose response turned out not to be shareable is remembered, so later
-    /// requests go straight to the origin instead of queueing behind a load that cannot help
-    /// them (hit-for-miss). 0 turns it off.
-    #[arg(
-        long = "hit-for-miss-ttl",
-        env = "SIDECACHE_HIT_FOR_MISS_TTL",
-        value_name = "DURATION",
-        default_value = "10s",
-        value_parser = humantime::parse_duration
-    )]
-    pub hit_for_miss_ttl: Duration,
-    /// How long past expiry a stale entry may still be served while the origin is unreachable.
-    /// 0 turns it off.
-    #[arg(
-        long = "grace",
-        env = "SIDECACHE_GRACE",
-        value_name = "DURATION",
-        default_value = "60s",
-        value_parser = humantime::parse_duration
-    )]
-    pub grace: Duration,
-    /// Upper bound on the freshness guessed for responses without explicit freshness
-    /// (heuristic freshness, RFC 9111 section 4.2.2).
-    #[arg(
-        long = "max-heuristic-freshness",
-        env = "SIDECACHE_MAX_HEURISTIC_FRESHNESS",
-        value_name = "DURATION",
-        default_value = "24h",
-        value_parser = humantime::parse_duration
-    )]
-    pub max_heuristic_freshness: Duration,
 }
 
 // === impl Config ===

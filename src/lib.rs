@@ -33,6 +33,7 @@
 pub mod admin;
 pub mod app;
 pub mod body;
+pub mod byte_size;
 pub mod cache;
 pub mod config;
 pub mod demo;

@@ -27,6 +27,7 @@
 mod abandon;
 mod answering;
 mod budget;
+mod config;
 mod cutoff;
 mod detect;
 mod header_blocks;
@@ -54,6 +55,7 @@ use tokio::time::Instant;
 use tokio_util::either::Either;
 use tokio_util::sync::CancellationToken;
 
+pub use self::config::ClientLimitsConfig;
 pub use self::metrics::ClientMetrics;
 pub use self::tracked_body::TrackedBody;
 

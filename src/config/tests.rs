@@ -13,6 +13,7 @@ use clap::ArgAction;
 use super::error::{Place, Problem};
 use super::sources::testing;
 use super::*;
+use crate::origin::HostHeader;
 use crate::telemetry::{LogFormat, OtlpProtocol, Ratio, SamplerKind};
 use crate::writebehind::SinkAddress;
 

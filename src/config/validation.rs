@@ -6,8 +6,9 @@
 use std::time::Duration;
 
 use super::error::{Place, Problem};
-use super::{ByteSize, ClientLimitsConfig, Config};
+use super::{ClientLimitsConfig, Config};
 use crate::admin::AdminConfig;
+use crate::byte_size::ByteSize;
 use crate::telemetry::TracingConfig;
 
 /// Every rule `config` breaks, in option order.

@@ -5,6 +5,7 @@
 
 pub(crate) mod cache_status;
 pub(crate) mod classify;
+mod config;
 pub(crate) mod decision;
 pub(crate) mod forward;
 pub(crate) mod load;
@@ -21,6 +22,7 @@ pub mod service;
 pub mod settings;
 pub(crate) mod trace;
 
+pub use self::config::{CacheConfig, ProxyConfig};
 use crate::cache::loading::LoadingCache;
 
 use self::loader::OriginLoader;

@@ -1,15 +1,11 @@
 //! The limits on what one client connection may ask of the proxy port: how many connections,
-//! how large a request head, how long to send it, how long to sit idle, how large a body.
-//!
-//! Declared here rather than next to `server`, which applies it, because its sizes are read with
-//! this module's byte-size parser, and `server` importing `config` while `config` imports the
-//! components would be a cycle; for the same reason the conversion into the server's
-//! [`ClientSettings`] is here.
+//! how large a request head, how long to send it, how long to sit idle, how large a body; and
+//! their conversion into the [`ClientSettings`] the server applies.
 
 use std::time::Duration;
 
-use super::byte_size;
-use crate::server::ClientSettings;
+use super::ClientSettings;
+use crate::byte_size;
 
 /// The limits on client connections and requests, applied before a request reaches the cache.
 #[derive(Debug, Clone, PartialEq, Eq, clap::Args)]

@@ -9,7 +9,7 @@ use thiserror::Error;
 /// or KiB/MiB/GiB (powers of 1024), case-insensitive, with optional space before the unit.
 ///
 /// ```
-/// # use sidecache::config::ByteSize;
+/// # use sidecache::byte_size::ByteSize;
 /// assert_eq!("64 KiB".parse::<ByteSize>(), Ok(ByteSize(64 * 1024)));
 /// assert_eq!(ByteSize(256 * 1024 * 1024).to_string(), "256MiB");
 /// ```
