@@ -6,7 +6,8 @@
 //!
 //! # Layout
 //!
-//! Dependencies point inward: `app → proxy → cache → store`.
+//! Dependencies point inward: `app → proxy → http, cache → store`, and no two modules import
+//! each other. `cache` and `store` know neither HTTP nor telemetry.
 //!
 //! | module | owns |
 //! |---|---|
@@ -14,21 +15,28 @@
 //! | [`app`] | builds the parts from a `Config`, binds, serves, drains in order |
 //! | [`server`] | the accept loop both listeners share: client limits and timeouts, graceful drain |
 //! | [`proxy`] | the request path: classify, key, lookup, load, respond, record; the server span; the HTTP loader |
-//! | [`cache`] | HTTP-free single-flight ([`cache::flight`]) and read-through cache ([`cache::loading`]); RFC 9111 policy, keys, `Vary`, conditionals, ranges |
+//! | [`cache`] | the HTTP-free core: single-flight ([`cache::flight`]), the read-through cache ([`cache::loading`]) and what it answers each caller ([`cache::outcome`]) |
 //! | [`http`] | the HTTP caching rules (RFC 9110/9111/9211/9213): keys, `Cache-Control`, freshness and reuse, `Vary`, conditionals, ranges, 304 freshening; the stored response |
-//! | [`store`] | the byte-bounded moka store with per-entry expiry |
+//! | [`store`] | the [`store::Store`] trait; the byte-bounded moka store with per-entry expiry, and a plain locked map for tests |
+//! | [`spans`] | span helpers on `tracing` alone, for the layers that must not know OpenTelemetry |
 //! | [`origin`] | the pooled client to the origin: timeouts, header hygiene, error classification, the client span and `traceparent` |
 //! | [`admin`] | the admin listener, on a thread and runtime of its own: metrics, stats, health, readiness, purge, counters |
 //! | [`metrics`] | the Prometheus registry and the helpers every metric set registers with |
 //! | [`stats`] | the windowed stats behind `GET /stats` |
-//! | [`body`] | the body type shared by both directions |
+//! | [`body`] | the body types of both directions |
+//! | [`byte_size`] | byte sizes with units, as the options take them |
 //! | [`demo`] | the embedded demo origin |
 //! | [`telemetry`] | logs (with trace ids), the OTLP span pipeline, sampling, W3C propagation |
 //! | [`shutdown`] | the shutdown signal |
 //! | [`writebehind`] | counters kept in memory and flushed in batches to SQLite or PostgreSQL |
 //!
+//! Configuration has one naming scheme: a component declares the options a user sets as its
+//! `*Config` (a section of `--help`: [`origin::OriginConfig`], [`proxy::CacheConfig`], ...),
+//! [`config::Config`] gathers them, and a component is built from `*Settings` derived from them
+//! ([`origin::OriginSettings`], [`cache::loading::LoadingSettings`], ...).
+//!
 //! The generic core can be used without HTTP: implement [`cache::loading::Loader`] and put a
-//! [`cache::loading::LoadingCache`] over it.
+//! [`cache::loading::LoadingCache`] over it (the [`cache`] module shows one).
 
 pub mod admin;
 pub mod app;

@@ -574,7 +574,7 @@ where
         self.inner.loads.spawn(Box::pin(load.instrument(span)));
     }
 
-    /// The leader's load: L2, then the source; store, then wake the followers.
+    /// The leader's load: L1 once more, then the source; store, then wake the followers.
     async fn lead(
         &self,
         permit: Leader<L::Key, L::Value, L::Error, Span>,
