@@ -1,0 +1,660 @@
+//! Revalidation with the origin, conditional requests, HEAD, invalidation by unsafe methods, and purges on the admin port.
+
+use super::*;
+
+// === revalidation with the origin (RFC 9111 §4.3.1, §4.3.3, §4.3.4, §3.2) ===
+
+#[tokio::test]
+async fn a_stale_response_is_revalidated_and_a_304_refreshes_it() {
+    bounded(async {
+        // (validator field, its value, the conditional field the origin must see)
+        let validators = [
+            ("etag", "\"v1\"", "if-none-match"),
+            ("last-modified", LAST_MODIFIED, "if-modified-since"),
+        ];
+        for (validator, value, conditional) in validators {
+            let origin = TestOrigin::start(move |seen, _| {
+                if header(seen, conditional) == value {
+                    // The 304 updates the stored fields (§3.2), here its freshness and a
+                    // custom field; it has no body.
+                    return Reply::new(304, "")
+                        .header(validator, value)
+                        .header("cache-control", "max-age=60")
+                        .header("x-version", "2");
+                }
+                Reply::ok("the stored body")
+                    .header(validator, value)
+                    .header("cache-control", "max-age=0")
+                    .header("x-version", "1")
+            })
+            .await;
+            let sidecache = Sidecache::start(&origin.url(), &[]).await;
+            let client = TestClient::new();
+            let url = sidecache.url("/doc");
+
+            let first = client.get(&url).await;
+            assert_eq!(first.text(), "the stored body");
+            assert_eq!(first.header("x-version"), "1");
+            expect_status(&first, &["fwd=uri-miss", "stored"]);
+
+            // max-age=0: stale at once, so this request revalidates.
+            let second = client.get(&url).await;
+            assert_eq!(second.status, 200, "{validator}");
+            assert_eq!(
+                second.text(),
+                "the stored body",
+                "{validator}: the stored body"
+            );
+            assert_eq!(
+                second.header("x-version"),
+                "2",
+                "{validator}: the 304's field"
+            );
+            expect_status(&second, &["fwd=stale", "fwd-status=304"]);
+            let seen = origin.seen();
+            assert_eq!(seen.len(), 2, "{validator}");
+            assert_eq!(
+                header(&seen[0], conditional),
+                "",
+                "{validator}: first is plain"
+            );
+            assert_eq!(header(&seen[1], conditional), value, "{validator}");
+            assert_eq!(seen[1].method, Method::GET);
+
+            // The 304 made it fresh for 60 s: answered from the cache, refreshed.
+            let third = client.get(&url).await;
+            assert_eq!(third.text(), "the stored body", "{validator}");
+            assert_eq!(third.header("x-version"), "2", "{validator}");
+            assert_eq!(third.header("cache-control"), "max-age=60", "{validator}");
+            expect_status(&third, &["hit"]);
+            assert_eq!(origin.count("/doc"), 2, "{validator}");
+            sidecache.stop().await;
+        }
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn a_304_that_makes_the_stored_response_private_ends_its_sharing() {
+    bounded(async {
+        let origin = TestOrigin::start(|seen, n| {
+            if header(seen, "if-none-match") == "\"p\"" {
+                return Reply::new(304, "")
+                    .header("etag", "\"p\"")
+                    .header("cache-control", "private, max-age=60");
+            }
+            Reply::ok(format!("load {n}"))
+                .header("etag", "\"p\"")
+                .header("cache-control", "max-age=0")
+        })
+        .await;
+        let sidecache = Sidecache::start(&origin.url(), &[]).await;
+        let client = TestClient::new();
+        let url = sidecache.url("/p");
+        assert_eq!(client.get(&url).await.text(), "load 1");
+        // §4.3.4 updates the stored response with the 304's fields; it now says `private`,
+        // which a shared cache "MUST NOT store" (§5.2.2.7). The client that revalidated gets
+        // it, but it is not stored as fresh for the next client.
+        let second = client.get(&url).await;
+        assert_eq!(second.text(), "load 1");
+        assert_eq!(second.header("cache-control"), "private, max-age=60");
+        expect_status(&second, &["!stored"]);
+        let third = client.get(&url).await;
+        expect_status(&third, &["!hit"]);
+        assert_eq!(origin.count("/p"), 3);
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn a_stale_response_replaced_by_a_new_200_reports_fwd_stale() {
+    bounded(async {
+        let origin = TestOrigin::start(|_, n| {
+            Reply::ok(format!("version {n}"))
+                .header("etag", format!("\"v{n}\""))
+                .header(
+                    "cache-control",
+                    if n == 1 { "max-age=0" } else { "max-age=60" },
+                )
+        })
+        .await;
+        let sidecache = Sidecache::start(&origin.url(), &[]).await;
+        let client = TestClient::new();
+        let url = sidecache.url("/changing");
+        assert_eq!(client.get(&url).await.text(), "version 1");
+        let second = client.get(&url).await;
+        assert_eq!(second.text(), "version 2");
+        assert_eq!(header(&origin.seen()[1], "if-none-match"), "\"v1\"");
+        // RFC 9211 §2.2: "stale: The cache was able to select a response for the request,
+        // but it was stale"; the origin's answer was a new 200, which was stored.
+        expect_status(&second, &["fwd=stale", "fwd-status=200", "stored"]);
+        let third = client.get(&url).await;
+        assert_eq!(third.text(), "version 2");
+        expect_status(&third, &["hit"]);
+    })
+    .await;
+}
+
+// === conditional requests answered by the cache (RFC 9111 §4.3.2, RFC 9110 §13) ===
+
+#[tokio::test]
+async fn conditional_client_requests_are_answered_from_a_fresh_stored_response() {
+    bounded(async {
+        let origin = TestOrigin::start(|_, _| {
+            Reply::ok("representation")
+                .header("etag", "\"a\"")
+                .header("last-modified", LAST_MODIFIED)
+                .header("cache-control", "max-age=60")
+        })
+        .await;
+        let sidecache = Sidecache::start(&origin.url(), &[]).await;
+        let client = TestClient::new();
+        let url = sidecache.url("/cond");
+        let fill = client.get(&url).await;
+        expect_status(&fill, &["fwd=uri-miss", "stored"]);
+
+        let modified = httpdate::parse_http_date(LAST_MODIFIED).expect("date");
+        let later = http_date(modified + Duration::from_secs(86_400));
+        let earlier = http_date(modified - Duration::from_secs(86_400));
+        // (request fields, expected status)
+        let cases: [(&[(&str, &str)], u16); 13] = [
+            (&[("if-none-match", "\"a\"")], 304),
+            // If-None-Match uses the weak comparison (RFC 9110 §13.1.2).
+            (&[("if-none-match", "W/\"a\"")], 304),
+            (&[("if-none-match", "\"x\", \"a\"")], 304),
+            (&[("if-none-match", "*")], 304),
+            (&[("if-none-match", "\"b\"")], 200),
+            (&[("if-modified-since", LAST_MODIFIED)], 304),
+            (&[("if-modified-since", &later)], 304),
+            (&[("if-modified-since", &earlier)], 200),
+            // An invalid date is ignored (RFC 9110 §13.1.3).
+            (&[("if-modified-since", "yesterday")], 200),
+            // If-Modified-Since is ignored when If-None-Match is present (§13.1.3).
+            (
+                &[
+                    ("if-none-match", "\"b\""),
+                    ("if-modified-since", LAST_MODIFIED),
+                ],
+                200,
+            ),
+            (
+                &[("if-none-match", "\"a\""), ("if-modified-since", &earlier)],
+                304,
+            ),
+            // Range is ignored when a conditional GET results in 304 (RFC 9110 §14.2).
+            (&[("if-none-match", "\"a\""), ("range", "bytes=0-3")], 304),
+            (&[], 200),
+        ];
+        for (fields, status) in cases {
+            let got = client.get_with(&url, fields).await;
+            assert_eq!(got.status.as_u16(), status, "{fields:?}");
+            expect_status(&got, &["hit"]);
+            if status == 304 {
+                assert!(got.body.is_empty(), "{fields:?}: a 304 has no content");
+                // RFC 9110 §15.4.5: the fields a 200 would have carried.
+                assert_eq!(got.header("etag"), "\"a\"", "{fields:?}");
+                assert_eq!(got.header("cache-control"), "max-age=60", "{fields:?}");
+                assert!(!got.header("date").is_empty(), "{fields:?}");
+            } else {
+                assert_eq!(got.text(), "representation", "{fields:?}");
+            }
+        }
+        // A HEAD is conditional too.
+        let head = client
+            .send(
+                Method::HEAD,
+                &url,
+                &[("if-none-match", "\"a\"")],
+                Bytes::new(),
+            )
+            .await;
+        assert_eq!(head.status, 304);
+        assert_eq!(
+            origin.count("/cond"),
+            1,
+            "no conditional request went to the origin"
+        );
+    })
+    .await;
+}
+
+// === HEAD (RFC 9110 §9.3.2, RFC 9111 §4) ===
+
+#[tokio::test]
+async fn head_is_answered_from_a_stored_get_and_a_cold_head_fills_the_cache() {
+    bounded(async {
+        let body = patterned(1234);
+        let reply_body = body.clone();
+        let origin = TestOrigin::start(move |_, _| {
+            Reply::ok(reply_body.clone()).header("cache-control", "max-age=60")
+        })
+        .await;
+        let sidecache = Sidecache::start(&origin.url(), &[]).await;
+        let client = TestClient::new();
+
+        // A stored GET answers a HEAD: same fields, no content.
+        let get = client.get(&sidecache.url("/warm")).await;
+        assert_eq!(get.body, body);
+        let head = client
+            .send(Method::HEAD, &sidecache.url("/warm"), &[], Bytes::new())
+            .await;
+        assert_eq!(head.status, 200);
+        assert!(head.body.is_empty());
+        assert_eq!(head.header("content-length"), "1234");
+        expect_status(&head, &["hit"]);
+        assert_eq!(origin.count("/warm"), 1);
+
+        // A cold HEAD loads the GET response (and stores it); a later GET is a hit.
+        let head = client
+            .send(Method::HEAD, &sidecache.url("/cold"), &[], Bytes::new())
+            .await;
+        assert_eq!(head.status, 200);
+        assert!(head.body.is_empty());
+        assert_eq!(head.header("content-length"), "1234");
+        expect_status(&head, &["fwd=uri-miss", "stored"]);
+        let seen = origin.seen();
+        let cold: Vec<_> = seen.iter().filter(|s| s.path == "/cold").collect();
+        assert_eq!(cold.len(), 1);
+        assert_eq!(cold[0].method, Method::GET, "the origin sees a GET");
+        let get = client.get(&sidecache.url("/cold")).await;
+        assert_eq!(get.body, body);
+        expect_status(&get, &["hit"]);
+        assert_eq!(origin.count("/cold"), 1);
+    })
+    .await;
+}
+
+// === invalidation by unsafe methods (RFC 9111 §4.4) ===
+
+#[tokio::test]
+async fn a_successful_unsafe_request_invalidates_its_url() {
+    bounded(async {
+        let origin = TestOrigin::start(|seen, _| match (&seen.method, seen.path.as_str()) {
+            (&Method::GET, _) => Reply::ok("resource").header("cache-control", "max-age=60"),
+            (_, "/fails-500") => Reply::new(500, "broken"),
+            (_, "/fails-404") => Reply::new(404, "no such thing"),
+            (&Method::DELETE, _) => Reply::new(204, ""),
+            _ => Reply::ok("changed"),
+        })
+        .await;
+        let sidecache = Sidecache::start(&origin.url(), &[]).await;
+        let client = TestClient::new();
+        // (method, path, status the origin answers, whether the URL is invalidated)
+        let cases = [
+            (Method::POST, "/post", 200, true),
+            (Method::PUT, "/put", 200, true),
+            (Method::DELETE, "/delete", 204, true),
+            (Method::PATCH, "/patch", 200, true),
+            // Only a non-error status invalidates.
+            (Method::POST, "/fails-500", 500, false),
+            (Method::POST, "/fails-404", 404, false),
+        ];
+        for (method, path, status, invalidates) in cases {
+            let url = sidecache.url(path);
+            expect_status(&client.get(&url).await, &["fwd=uri-miss", "stored"]);
+            expect_status(&client.get(&url).await, &["hit"]);
+            let unsafe_answer = client.send(method.clone(), &url, &[], Bytes::new()).await;
+            assert_eq!(unsafe_answer.status.as_u16(), status, "{method} {path}");
+            expect_status(&unsafe_answer, &["fwd=method"]);
+            let after = client.get(&url).await;
+            assert_eq!(after.text(), "resource");
+            if invalidates {
+                expect_status(&after, &["fwd=uri-miss", "stored"]);
+            } else {
+                expect_status(&after, &["hit"]);
+            }
+            let gets = origin
+                .seen()
+                .iter()
+                .filter(|s| s.path == path && s.method == Method::GET)
+                .count();
+            assert_eq!(gets, if invalidates { 2 } else { 1 }, "{method} {path}");
+        }
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn location_and_content_location_of_the_same_origin_are_invalidated() {
+    bounded(async {
+        let own = Arc::new(std::sync::OnceLock::<String>::new());
+        let origin_own = Arc::clone(&own);
+        let origin = TestOrigin::start(move |seen, _| {
+            if seen.method == Method::GET {
+                return Reply::ok(format!("{} body", seen.path))
+                    .header("cache-control", "max-age=60");
+            }
+            let authority = origin_own.get().expect("set before any POST");
+            match seen.path.as_str() {
+                "/things" => Reply::new(201, "created")
+                    .header("location", "/things/1")
+                    .header("content-location", format!("http://{authority}/things/2")),
+                _ => Reply::new(201, "created elsewhere")
+                    .header("location", "http://other.example/things/3")
+                    .header("content-location", "//other.example/things/4"),
+            }
+        })
+        .await;
+        let sidecache = Sidecache::start(&origin.url(), &[]).await;
+        own.set(sidecache.proxy_addr.to_string()).expect("once");
+        let client = TestClient::new();
+        let paths = [
+            "/things",
+            "/things/1",
+            "/things/2",
+            "/things/3",
+            "/things/4",
+        ];
+        for path in paths {
+            client.get(&sidecache.url(path)).await;
+            expect_status(&client.get(&sidecache.url(path)).await, &["hit"]);
+        }
+        let created = client
+            .send(Method::POST, &sidecache.url("/things"), &[], Bytes::new())
+            .await;
+        assert_eq!(created.status, 201);
+        let other = client
+            .send(
+                Method::POST,
+                &sidecache.url("/elsewhere"),
+                &[],
+                Bytes::new(),
+            )
+            .await;
+        assert_eq!(other.status, 201);
+        // (path, invalidated)
+        let expected = [
+            ("/things", true),
+            ("/things/1", true),
+            ("/things/2", true),
+            // Other origins' URLs are not ours to invalidate.
+            ("/things/3", false),
+            ("/things/4", false),
+        ];
+        for (path, invalidated) in expected {
+            let got = client.get(&sidecache.url(path)).await;
+            assert_eq!(got.text(), format!("{path} body"));
+            if invalidated {
+                expect_status(&got, &["fwd=uri-miss"]);
+            } else {
+                expect_status(&got, &["hit"]);
+            }
+        }
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn the_body_of_an_unsafe_request_reaches_the_origin_intact() {
+    bounded(async {
+        let origin = TestOrigin::start(|seen, _| {
+            Reply::new(201, format!("received {} bytes", seen.body.len()))
+                .header("x-method", seen.method.as_str())
+        })
+        .await;
+        let sidecache = Sidecache::start(&origin.url(), &[]).await;
+        let client = TestClient::new();
+        let body = patterned(200 * 1024);
+        for method in [Method::POST, Method::PUT, Method::PATCH] {
+            let got = client
+                .send(
+                    method.clone(),
+                    &sidecache.url("/upload"),
+                    &[("content-type", "application/octet-stream")],
+                    body.clone(),
+                )
+                .await;
+            assert_eq!(got.status, 201);
+            assert_eq!(got.text(), "received 204800 bytes");
+            assert_eq!(got.header("x-method"), method.as_str());
+            let seen = origin.seen();
+            let last = seen.last().expect("a request");
+            assert_eq!(last.method, method);
+            assert!(last.body == body, "{method}: the body arrived changed");
+            assert_eq!(header(last, "content-type"), "application/octet-stream");
+        }
+    })
+    .await;
+}
+
+// === purge and health on the admin port ===
+
+async fn purge(client: &TestClient, sidecache: &Sidecache, query: &str) -> Got {
+    client
+        .send(
+            Method::POST,
+            &sidecache.admin_url(&format!("/purge?{query}")),
+            &[],
+            Bytes::new(),
+        )
+        .await
+}
+
+fn purged(got: &Got) -> u64 {
+    assert_eq!(got.status, 200, "{}", got.text());
+    let json: serde_json::Value = serde_json::from_slice(&got.body).expect("JSON");
+    json["purged"].as_u64().expect("a count")
+}
+
+#[tokio::test]
+async fn purge_by_url_and_by_prefix_answers_how_many_went() {
+    bounded(async {
+        let origin = TestOrigin::start(|seen, _| {
+            let reply =
+                Reply::ok(format!("{} body", seen.path)).header("cache-control", "max-age=60");
+            if seen.path == "/p/v" {
+                reply.header("vary", "Accept-Language")
+            } else {
+                reply
+            }
+        })
+        .await;
+        let sidecache = Sidecache::start(&origin.url(), &[]).await;
+        let client = TestClient::new();
+        let admin = TestClient::new();
+        for path in ["/p/a", "/p/b", "/p/c", "/q/a"] {
+            client.get(&sidecache.url(path)).await;
+        }
+        for language in ["en", "fr"] {
+            client
+                .get_with(&sidecache.url("/p/v"), &[("accept-language", language)])
+                .await;
+        }
+        assert_eq!(origin.count("/p/v"), 2);
+
+        // One URL with two variants is one entry; both variants go.
+        assert_eq!(purged(&purge(&admin, &sidecache, "url=/p/v").await), 1);
+        for (language, miss) in [("en", "fwd=uri-miss"), ("fr", "fwd=vary-miss")] {
+            let got = client
+                .get_with(&sidecache.url("/p/v"), &[("accept-language", language)])
+                .await;
+            expect_status(&got, &[miss]);
+        }
+        assert_eq!(purged(&purge(&admin, &sidecache, "url=%2Fp%2Fa").await), 1);
+        expect_status(&client.get(&sidecache.url("/p/a")).await, &["fwd=uri-miss"]);
+        assert_eq!(purged(&purge(&admin, &sidecache, "url=/missing").await), 0);
+
+        assert_eq!(purged(&purge(&admin, &sidecache, "prefix=/p/").await), 4);
+        for path in ["/p/a", "/p/b", "/p/c"] {
+            expect_status(&client.get(&sidecache.url(path)).await, &["fwd=uri-miss"]);
+        }
+        expect_status(&client.get(&sidecache.url("/q/a")).await, &["hit"]);
+        assert_eq!(
+            purged(&purge(&admin, &sidecache, "prefix=/nothing/").await),
+            0
+        );
+
+        // Malformed purges are refused, not guessed at.
+        let bad = purge(&admin, &sidecache, "url=/p/a&prefix=/p/").await;
+        assert_eq!(bad.status, 400);
+        expect_status(&client.get(&sidecache.url("/p/a")).await, &["hit"]);
+    })
+    .await;
+}
+
+/// A purge's `host` is normalised exactly as the cache key's host is (lower-cased, an empty,
+/// `:80` or `:443` port dropped), for `prefix=` and `url=` alike; a host a request could not
+/// carry is refused.
+#[tokio::test]
+async fn purge_hosts_are_normalised_as_cache_keys_are() {
+    bounded(async {
+        let origin = TestOrigin::start(|seen, _| {
+            Reply::ok(format!("{} body", seen.path)).header("cache-control", "max-age=60")
+        })
+        .await;
+        let sidecache = Sidecache::start(&origin.url(), &[]).await;
+        let client = TestClient::new();
+        let admin = TestClient::new();
+        // Stored under the hosts `x.example` and `x.example:8080`.
+        let store = async |host: &str, path: &str| {
+            let got = client
+                .get_with(&sidecache.url(path), &[("host", host)])
+                .await;
+            assert_eq!(got.status, 200, "{host}{path}");
+        };
+        for path in ["/p/1", "/p/2", "/u"] {
+            store("X.Example", path).await;
+            store("x.example:8080", path).await;
+        }
+        let cached = |host: &'static str, path: &'static str| {
+            let (client, url) = (client.clone(), sidecache.url(path));
+            async move {
+                let got = client.get_with(&url, &[("host", host)]).await;
+                Status::of(&got).get("hit").is_some()
+            }
+        };
+
+        for host in ["x.example:80", "X.EXAMPLE:443", "x.example:"] {
+            store("x.example", "/p/1").await;
+            let query = format!("prefix=/p/&host={host}");
+            assert!(
+                purged(&purge(&admin, &sidecache, &query).await) >= 1,
+                "{query}"
+            );
+            assert!(!cached("x.example", "/p/1").await, "{query}");
+        }
+        assert!(
+            cached("x.example:8080", "/p/1").await,
+            "another port is another host"
+        );
+        for host in ["x.example:80", "X.Example:443"] {
+            store("x.example", "/u").await;
+            let query = format!("url=/u&host={host}");
+            assert_eq!(
+                purged(&purge(&admin, &sidecache, &query).await),
+                1,
+                "{query}"
+            );
+        }
+        assert!(cached("x.example:8080", "/u").await);
+        let query = "prefix=/&host=X.EXAMPLE:8080";
+        assert_eq!(
+            purged(&purge(&admin, &sidecache, query).await),
+            3,
+            "{query}"
+        );
+
+        // A host no request could carry is refused, not silently matched against nothing.
+        for host in [
+            "",
+            "x%20example",
+            "x.example:8o",
+            "x/example",
+            "us%40x.example",
+        ] {
+            for target in ["url=/u", "prefix=/"] {
+                let query = format!("{target}&host={host}");
+                let got = purge(&admin, &sidecache, &query).await;
+                assert_eq!(got.status, 400, "{query}: {}", got.text());
+            }
+        }
+        sidecache.stop().await;
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn purge_needs_the_admin_token_when_one_is_configured() {
+    bounded(async {
+        let origin =
+            TestOrigin::start(|_, _| Reply::ok("kept").header("cache-control", "max-age=60")).await;
+        let sidecache = Sidecache::start(&origin.url(), &["--admin-token", "s3cret"]).await;
+        let client = TestClient::new();
+        let url = sidecache.admin_url("/purge?url=/kept");
+        client.get(&sidecache.url("/kept")).await;
+        // (Authorization sent, expected status)
+        let cases: [(Option<&str>, u16); 5] = [
+            (None, 401),
+            (Some("Bearer wrong"), 401),
+            (Some("Bearer s3cret2"), 401),
+            (Some("Basic czNjcmV0"), 401),
+            (Some("Bearer s3cret"), 200),
+        ];
+        for (authorization, status) in cases {
+            let headers: Vec<_> = authorization
+                .map(|value| ("authorization", value))
+                .into_iter()
+                .collect();
+            let got = client
+                .send(Method::POST, &url, &headers, Bytes::new())
+                .await;
+            assert_eq!(got.status.as_u16(), status, "{authorization:?}");
+            if status == 401 {
+                // RFC 9110 §15.5.2: a 401 carries a challenge.
+                assert!(
+                    got.header("www-authenticate").starts_with("Bearer"),
+                    "{authorization:?}"
+                );
+                expect_status(&client.get(&sidecache.url("/kept")).await, &["hit"]);
+            } else {
+                assert_eq!(purged(&got), 1);
+            }
+        }
+        // Health and readiness are not state-changing: no token needed.
+        for path in ["/healthz", "/readyz"] {
+            let got = client.get(&sidecache.admin_url(path)).await;
+            assert_eq!(got.status, 200, "{path}");
+        }
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn the_bearer_scheme_is_case_insensitive() {
+    bounded(async {
+        let origin = TestOrigin::start(|_, _| Reply::ok("x")).await;
+        let sidecache = Sidecache::start(&origin.url(), &["--admin-token", "s3cret"]).await;
+        let client = TestClient::new();
+        // RFC 9110 §11.1: "It uses a case-insensitive token to identify the authentication
+        // scheme"; the token itself is compared exactly.
+        for authorization in ["bearer s3cret", "BEARER s3cret"] {
+            let got = client
+                .send(
+                    Method::POST,
+                    &sidecache.admin_url("/purge?url=/x"),
+                    &[("authorization", authorization)],
+                    Bytes::new(),
+                )
+                .await;
+            assert_eq!(got.status, 200, "{authorization}");
+        }
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn health_and_readiness_answer_on_the_admin_port() {
+    bounded(async {
+        let origin = TestOrigin::start(|_, _| Reply::ok("x")).await;
+        let sidecache = Sidecache::start(&origin.url(), &[]).await;
+        let client = TestClient::new();
+        for path in ["/healthz", "/readyz"] {
+            let got = client.get(&sidecache.admin_url(path)).await;
+            assert_eq!(got.status, 200, "{path}");
+        }
+        let got = client.get(&sidecache.admin_url("/purge?url=/x")).await;
+        assert_eq!(got.status, 405, "a purge is a POST");
+        sidecache.stop().await;
+    })
+    .await;
+}
