@@ -5,10 +5,10 @@
 use bytes::Bytes;
 use http::{Request, StatusCode, Version};
 
-use super::decision::{Decision, Failure, PassEnd, PassReason, Passed};
+use super::decision::{Decision, PassEnd, PassReason, Passed};
 use super::purge::Purger;
 use super::request::RequestHead;
-use super::respond::{self, Answered, Audience};
+use super::respond::{self, Answered};
 use super::settings::RequestSettings;
 use crate::body::{Guard, RequestBody};
 use crate::origin::headers::remove_hop_by_hop;
@@ -39,12 +39,6 @@ pub(crate) async fn forward(
     *request.method_mut() = head.method.clone();
     *request.uri_mut() = head.origin_uri();
     *request.headers_mut() = head.forwarded_headers();
-    let passed = |end| {
-        Decision::Passed(Passed {
-            why: PassReason::Method,
-            end,
-        })
-    };
     match origin.send(request).await {
         Ok(response) => {
             let (mut parts, body) = response.into_parts();
@@ -54,11 +48,9 @@ pub(crate) async fn forward(
             if invalidates && (parts.status.is_success() || parts.status.is_redirection()) {
                 purger.after_unsafe(&head.key, &parts.headers);
             }
-            let decision = passed(PassEnd::Answered(parts.status));
             let body = origin.stream_body(Bytes::new(), body);
             let response = http::Response::from_parts(parts, body);
-            let response = respond::passed(response, &head.method, &decision.cache_status());
-            Answered::new(response, decision)
+            respond::around_the_cache(response, &head.method, PassReason::Method)
         }
         Err(error) if matches!(error.kind(), OriginErrorKind::RequestBodyTooLarge) => {
             body_too_large(version)
@@ -66,16 +58,7 @@ pub(crate) async fn forward(
         Err(error) if matches!(error.kind(), OriginErrorKind::RequestBodyTimeout) => {
             body_timed_out(version)
         }
-        Err(error) => {
-            let decision = passed(PassEnd::Failed(Failure::from(&error)));
-            let response = respond::origin_failed(
-                &error,
-                &head.method,
-                &decision.cache_status(),
-                Audience::Requester,
-            );
-            Answered::new(response, decision)
-        }
+        Err(error) => respond::around_the_cache_failed(&error, &head.method, PassReason::Method),
     }
 }
 

@@ -4,9 +4,9 @@
 use std::time::SystemTime;
 
 use super::HttpCache;
-use super::decision::{Decision, Failure, PassEnd, PassReason, Passed};
+use super::decision::{Decision, PassEnd, PassReason, Passed};
 use super::request::RequestHead;
-use super::respond::{self, Answered, Audience};
+use super::respond::{self, Answered};
 use crate::cache::loading::Source;
 
 /// Loads `head`'s request from the origin for its client alone: a `no-store` request, which
@@ -25,19 +25,8 @@ pub(crate) async fn unstored(cache: &HttpCache, head: &RequestHead) -> Answered 
             })
         }
         Ok(Source::Private { answer: pass, .. }) => {
-            let decision = passed(PassEnd::Answered(pass.response.status()));
-            let response = respond::passed(pass.response, &head.method, &decision.cache_status());
-            Answered::new(response, decision)
+            respond::around_the_cache(pass.response, &head.method, PassReason::NoStore)
         }
-        Err(error) => {
-            let decision = passed(PassEnd::Failed(Failure::from(&error)));
-            let response = respond::origin_failed(
-                &error,
-                &head.method,
-                &decision.cache_status(),
-                Audience::Requester,
-            );
-            Answered::new(response, decision)
-        }
+        Err(error) => respond::around_the_cache_failed(&error, &head.method, PassReason::NoStore),
     }
 }

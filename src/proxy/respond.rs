@@ -11,7 +11,7 @@ use http::{Method, Response, StatusCode, Version};
 use tracing::Span;
 
 use super::cache_status::{CACHE_STATUS, CacheStatus};
-use super::decision::{Cached, Decision, Failure, Loaded, ServedFrom};
+use super::decision::{Cached, Decision, Failure, Loaded, PassEnd, PassReason, Passed, ServedFrom};
 use super::loader::OriginLoader;
 use super::recent_values;
 use super::request::RequestHead;
@@ -307,6 +307,34 @@ pub(crate) fn passed(
         body
     };
     finish(parts.status, strip_own_fields(parts.headers), body, status)
+}
+
+/// The answer to a request sent around the cache for `why`: the origin's `response`, passed on.
+pub(crate) fn around_the_cache(
+    response: Response<Body>,
+    method: &Method,
+    why: PassReason,
+) -> Answered {
+    let decision = Decision::Passed(Passed {
+        why,
+        end: PassEnd::Answered(response.status()),
+    });
+    let response = passed(response, method, &decision.cache_status());
+    Answered::new(response, decision)
+}
+
+/// The answer to a request sent around the cache for `why` whose origin request failed.
+pub(crate) fn around_the_cache_failed(
+    error: &OriginError,
+    method: &Method,
+    why: PassReason,
+) -> Answered {
+    let decision = Decision::Passed(Passed {
+        why,
+        end: PassEnd::Failed(Failure::from(error)),
+    });
+    let response = origin_failed(error, method, &decision.cache_status(), Audience::Requester);
+    Answered::new(response, decision)
 }
 
 /// Who an answer to a failed origin request is for.
