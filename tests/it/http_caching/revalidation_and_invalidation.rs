@@ -74,6 +74,64 @@ async fn a_stale_response_is_revalidated_and_a_304_refreshes_it() {
     .await;
 }
 
+/// Many frameworks answer a conditional request with a 304 that carries no `ETag` or
+/// `Last-Modified`. The cache built the conditional from one stored response, so that is the
+/// response the 304 selects (RFC 9111 §4.3.3-4.3.4): one origin request per revalidation.
+#[tokio::test]
+async fn a_304_without_validators_freshens_the_response_it_was_asked_about() {
+    bounded(async {
+        let weak = "W/\"v1\"";
+        // (case, the stored response's fields, the client's fields)
+        type Fields = Vec<(&'static str, &'static str)>;
+        #[rustfmt::skip]
+        let cases: [(&str, Fields, Fields); 6] = [
+            ("strong ETag", vec![("etag", "\"v1\""), ("cache-control", "max-age=0")], vec![]),
+            ("weak ETag", vec![("etag", weak), ("cache-control", "max-age=0")], vec![]),
+            ("Last-Modified", vec![("last-modified", LAST_MODIFIED), ("cache-control", "max-age=0")], vec![]),
+            ("a Vary-selected variant", vec![("etag", "\"de\""), ("vary", "accept-language"), ("cache-control", "max-age=0")], vec![("accept-language", "de")]),
+            ("no-cache", vec![("etag", "\"v1\""), ("cache-control", "no-cache")], vec![]),
+            ("must-revalidate, stale", vec![("etag", "\"v1\""), ("cache-control", "max-age=0, must-revalidate")], vec![]),
+        ];
+        for (case, fields, request) in cases {
+            let origin = TestOrigin::start(move |seen, _| {
+                let conditional = !header(seen, "if-none-match").is_empty()
+                    || !header(seen, "if-modified-since").is_empty();
+                if conditional {
+                    return Reply::new(304, "").header("x-version", "2");
+                }
+                fields
+                    .iter()
+                    .fold(Reply::ok("the stored body"), |reply, (name, value)| {
+                        reply.header(name, *value)
+                    })
+                    .header("x-version", "1")
+            })
+            .await;
+            let sidecache = Sidecache::start(&origin.url(), &[]).await;
+            let client = TestClient::new();
+            let url = sidecache.url("/doc");
+
+            let first = client.get_with(&url, &request).await;
+            expect_status(&first, &["fwd=uri-miss", "stored"]);
+            let second = client.get_with(&url, &request).await;
+            assert_eq!(second.status, 200, "{case}");
+            assert_eq!(second.text(), "the stored body", "{case}");
+            assert_eq!(second.header("x-version"), "2", "{case}: the 304's field");
+            expect_status(&second, &["fwd-status=304"]);
+
+            let seen = origin.seen();
+            assert_eq!(seen.len(), 2, "{case}: one origin request for the revalidation");
+            assert!(
+                !header(&seen[1], "if-none-match").is_empty()
+                    || !header(&seen[1], "if-modified-since").is_empty(),
+                "{case}: the revalidation is conditional"
+            );
+            sidecache.stop().await;
+        }
+    })
+    .await;
+}
+
 #[tokio::test]
 async fn a_304_that_makes_the_stored_response_private_ends_its_sharing() {
     bounded(async {
