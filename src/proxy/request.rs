@@ -59,9 +59,12 @@ impl CarriedFields {
 pub(crate) enum Class {
     /// GET or HEAD: answered from the cache where possible.
     Cacheable,
-    /// POST, PUT, DELETE, PATCH: sent through; a success invalidates what it touched (RFC 9111 §4.4).
+    /// Any method not known to be safe (POST, PUT, DELETE, PATCH, and every extension method
+    /// not registered as safe): sent through; a success invalidates what it touched (RFC 9110
+    /// §9.2.1, RFC 9111 §4.4).
     Unsafe,
-    /// Any other method, or a GET carrying preconditions the origin must judge: sent through.
+    /// The other safe methods (OPTIONS, TRACE, the WebDAV reads), or a GET carrying
+    /// preconditions the origin must judge: sent through, invalidating nothing.
     Pass,
 }
 
@@ -99,11 +102,16 @@ impl Class {
             // so such a request goes to the origin.
             Method::GET | Method::HEAD if carried.state_preconditions => Self::Pass,
             Method::GET | Method::HEAD => Self::Cacheable,
-            Method::POST | Method::PUT | Method::DELETE | Method::PATCH => Self::Unsafe,
-            _ => Self::Pass,
+            Method::OPTIONS | Method::TRACE => Self::Pass,
+            _ if SAFE_EXTENSION_METHODS.contains(&method.as_str()) => Self::Pass,
+            _ => Self::Unsafe,
         }
     }
 }
+
+/// The extension methods the IANA HTTP Method Registry records as safe (WebDAV's reads). Any
+/// other method the cache does not know may change the resource, so it is treated as unsafe.
+const SAFE_EXTENSION_METHODS: [&str; 3] = ["PROPFIND", "REPORT", "SEARCH"];
 
 impl RequestHead {
     /// Builds the head from the client's request, what [`CarriedFields::of`] found in its
@@ -304,5 +312,21 @@ mod tests {
             Class::of(&Method::OPTIONS, CarriedFields::default()),
             Class::Pass
         );
+    }
+
+    #[test]
+    fn a_method_not_known_to_be_safe_is_unsafe() {
+        let class = |method: &str| {
+            let method = Method::from_bytes(method.as_bytes()).expect("a method token");
+            Class::of(&method, CarriedFields::default())
+        };
+        for unsafe_method in [
+            "POST", "PUT", "DELETE", "PATCH", "M-SEARCH", "PURGE", "propfind",
+        ] {
+            assert_eq!(class(unsafe_method), Class::Unsafe, "{unsafe_method}");
+        }
+        for safe in ["OPTIONS", "TRACE", "PROPFIND", "REPORT", "SEARCH"] {
+            assert_eq!(class(safe), Class::Pass, "{safe}");
+        }
     }
 }

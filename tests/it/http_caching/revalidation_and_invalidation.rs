@@ -343,6 +343,13 @@ async fn a_successful_unsafe_request_invalidates_its_url() {
             (Method::PUT, "/put", 200, true),
             (Method::DELETE, "/delete", 204, true),
             (Method::PATCH, "/patch", 200, true),
+            // A method not known to be safe is unsafe (RFC 9110 §9.2.1, RFC 9111 §4.4).
+            (extension("M-SEARCH"), "/m-search", 200, true),
+            (extension("FROBNICATE"), "/frobnicate", 200, true),
+            // Safe methods the cache does not answer pass through and invalidate nothing.
+            (Method::OPTIONS, "/options", 200, false),
+            (extension("PROPFIND"), "/propfind", 200, false),
+            (extension("REPORT"), "/report", 200, false),
             // Only a non-error status invalidates.
             (Method::POST, "/fails-500", 500, false),
             (Method::POST, "/fails-404", 404, false),
@@ -372,9 +379,22 @@ async fn a_successful_unsafe_request_invalidates_its_url() {
     .await;
 }
 
+fn extension(method: &str) -> Method {
+    Method::from_bytes(method.as_bytes()).expect("a method token")
+}
+
 #[tokio::test]
 async fn location_and_content_location_of_the_same_origin_are_invalidated() {
     bounded(async {
+        for method in [Method::POST, extension("M-SEARCH")] {
+            location_and_content_location_are_invalidated_after(method).await;
+        }
+    })
+    .await;
+}
+
+async fn location_and_content_location_are_invalidated_after(method: Method) {
+    {
         let own = Arc::new(std::sync::OnceLock::<String>::new());
         let origin_own = Arc::clone(&own);
         let origin = TestOrigin::start(move |seen, _| {
@@ -408,12 +428,12 @@ async fn location_and_content_location_of_the_same_origin_are_invalidated() {
             expect_status(&client.get(&sidecache.url(path)).await, &["hit"]);
         }
         let created = client
-            .send(Method::POST, &sidecache.url("/things"), &[], Bytes::new())
+            .send(method.clone(), &sidecache.url("/things"), &[], Bytes::new())
             .await;
-        assert_eq!(created.status, 201);
+        assert_eq!(created.status, 201, "{method}");
         let other = client
             .send(
-                Method::POST,
+                method.clone(),
                 &sidecache.url("/elsewhere"),
                 &[],
                 Bytes::new(),
@@ -431,15 +451,15 @@ async fn location_and_content_location_of_the_same_origin_are_invalidated() {
         ];
         for (path, invalidated) in expected {
             let got = client.get(&sidecache.url(path)).await;
-            assert_eq!(got.text(), format!("{path} body"));
+            assert_eq!(got.text(), format!("{path} body"), "{method}");
             if invalidated {
                 expect_status(&got, &["fwd=uri-miss"]);
             } else {
                 expect_status(&got, &["hit"]);
             }
         }
-    })
-    .await;
+        sidecache.stop().await;
+    }
 }
 
 #[tokio::test]
