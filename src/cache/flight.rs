@@ -87,6 +87,9 @@ struct Call<V, E, C> {
     /// Whether a follower ever joined; set under the table's lock, so that a leader abandoning
     /// its load under that lock cannot miss a follower joining at the same moment.
     followed: AtomicBool,
+    /// Whether the key was invalidated while this load ran: what it loaded predates the
+    /// invalidation, so it may answer the callers that asked before it but must not be kept.
+    invalidated: AtomicBool,
 }
 
 /// The loads under way, by key.
@@ -183,6 +186,7 @@ where
             state,
             context: OnceLock::new(),
             followed: AtomicBool::new(false),
+            invalidated: AtomicBool::new(false),
         });
         calls.insert(key.clone(), Arc::clone(&call));
         Role::Leader(Leader {
@@ -191,6 +195,26 @@ where
             call,
             published: false,
         })
+    }
+
+    /// Marks the load under way for `key`, if any, as invalidated ([`Leader::is_invalidated`])
+    /// and frees the key: a caller arriving from now on leads a new load instead of joining one
+    /// that began before the invalidation. The old load's followers still get its outcome.
+    pub fn invalidate(&self, key: &K) {
+        if let Some(call) = self.lock_calls().remove(key) {
+            call.invalidated.store(true, Ordering::SeqCst);
+        }
+    }
+
+    /// [`invalidate`](Self::invalidate)s every load under way whose key matches.
+    pub fn invalidate_matching(&self, mut matches: impl FnMut(&K) -> bool) {
+        self.lock_calls().retain(|key, call| {
+            let invalidated = matches(key);
+            if invalidated {
+                call.invalidated.store(true, Ordering::SeqCst);
+            }
+            !invalidated
+        });
     }
 
     /// How many loads are under way (a saturation gauge).
@@ -244,6 +268,12 @@ impl<K: Hash + Eq + Clone, V, E, C> Leader<K, V, E, C> {
             key: self.key.clone(),
             call: Arc::clone(&self.call),
         }
+    }
+
+    /// Whether the key was invalidated since this load began ([`Flight::invalidate`]): then
+    /// what it loaded must not be kept.
+    pub fn is_invalidated(&self) -> bool {
+        self.call.invalidated.load(Ordering::SeqCst)
     }
 
     /// Gives the load its context, for every follower to read. Only the first call counts.
@@ -375,6 +405,28 @@ mod tests {
         let _a = leader(&flight, "a");
         let _b = leader(&flight, "b");
         assert_eq!(flight.in_flight(), 2);
+    }
+
+    #[tokio::test]
+    async fn an_invalidated_load_is_marked_and_its_key_freed_while_its_followers_still_wait() {
+        let flight = Arc::new(TestFlight::new());
+        let old = leader(&flight, "k");
+        let mut waiter = follower(&flight, "k");
+        let other = leader(&flight, "other");
+        let kept = leader(&flight, "kept");
+        flight.invalidate(&"k");
+        flight.invalidate_matching(|key| key.starts_with('o'));
+        assert!(old.is_invalidated() && other.is_invalidated());
+        assert!(!kept.is_invalidated());
+        // A caller from after the invalidation leads a load of its own.
+        let new = leader(&flight, "k");
+        assert!(!new.is_invalidated());
+        // The old leader's end leaves the new load's entry alone and still reaches its follower.
+        old.publish(Published::Shared(1));
+        let wait = waiter.wait(Duration::from_secs(60)).await;
+        assert!(matches!(wait, Wait::Done(Published::Shared(1))), "{wait:?}");
+        assert!(matches!(flight.join(&"k"), Role::Follower(_)));
+        drop((new, other, kept));
     }
 
     #[tokio::test]

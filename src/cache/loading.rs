@@ -42,6 +42,7 @@ use std::fmt;
 use std::future::Future;
 use std::hash::Hash;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use tokio::sync::oneshot;
@@ -181,6 +182,9 @@ struct Inner<L: Loader, S> {
     uncacheable: moka::sync::Cache<L::Key, ()>,
     /// Owns the spawned loads, so shutdown can wait for them.
     loads: TaskTracker,
+    /// Invalidations so far, for the loads outside the flight to tell whether one came while
+    /// they ran (the flight marks its own loads, key by key).
+    invalidations: AtomicU64,
     config: LoadingSettings,
 }
 
@@ -220,6 +224,7 @@ where
                 flight: Arc::new(Flight::with_max_followers(config.max_waiters_per_key)),
                 uncacheable,
                 loads: TaskTracker::new(),
+                invalidations: AtomicU64::new(0),
                 config,
             }),
         }
@@ -327,8 +332,13 @@ where
         self.inner.loader.load_source(key, request, None).await
     }
 
-    /// Removes `key` from L1, and its hit-for-miss mark; returns whether L1 held it.
+    /// Removes `key` from L1, and its hit-for-miss mark; returns whether L1 held it. A load of
+    /// `key` under way keeps nothing it loaded ([`keep`](Self::keep)), and the next caller
+    /// starts a new load rather than joining it.
     pub fn invalidate(&self, key: &L::Key) -> bool {
+        // Loads marked before the store is emptied: see `keep`.
+        self.inner.flight.invalidate(key);
+        self.inner.invalidations.fetch_add(1, Ordering::SeqCst);
         self.inner.uncacheable.invalidate(key);
         self.inner.store.remove(key)
     }
@@ -337,6 +347,9 @@ where
     /// held. The store is walked in slices, yielding between them (see
     /// [`Store::remove_matching`]).
     pub async fn invalidate_matching(&self, matches: impl Fn(&L::Key) -> bool + Send) -> usize {
+        // Loads marked before the store is emptied: see `keep`.
+        self.inner.flight.invalidate_matching(&matches);
+        self.inner.invalidations.fetch_add(1, Ordering::SeqCst);
         let mut removed_keys = Vec::new();
         let collected = &mut removed_keys;
         let removed = self
@@ -470,6 +483,10 @@ where
         request: &L::Request,
         current: Option<L::Value>,
     ) -> LoadOutcome<L> {
+        let invalidations = self.inner.invalidations.load(Ordering::SeqCst);
+        // Outside the flight nothing marks this load: any invalidation since it began may have
+        // been of its key.
+        let invalidated = || self.inner.invalidations.load(Ordering::SeqCst) != invalidations;
         match self
             .inner
             .loader
@@ -478,17 +495,31 @@ where
         {
             Ok(Source::Fetched(value)) => {
                 self.inner.uncacheable.invalidate(key);
-                self.inner.store.insert(key.clone(), value.clone());
+                self.keep(key.clone(), &value, invalidated);
                 Outcome::of(Served::Fetched(value))
             }
             Ok(Source::Revalidated(value)) => {
-                self.inner.store.insert(key.clone(), value.clone());
+                self.keep(key.clone(), &value, invalidated);
                 Outcome::of(Served::Revalidated(value))
             }
             Ok(Source::Private {
                 answer: private, ..
             }) => Outcome::of(Served::Private(private)),
             Err(error) => self.fall_back(current, request, Arc::new(error)),
+        }
+    }
+
+    /// Stores what a load produced, unless `key` was invalidated while it ran: then the value
+    /// predates the invalidation and is not kept (it still answers the callers that asked
+    /// before it).
+    ///
+    /// Inserted first and checked after, while an invalidation marks the loads before it
+    /// empties the store: in whichever order the two interleave, either the invalidation removes
+    /// the value or the load sees the mark and removes it itself.
+    fn keep(&self, key: L::Key, value: &L::Value, invalidated: impl Fn() -> bool) {
+        self.inner.store.insert(key.clone(), value.clone());
+        if invalidated() {
+            self.inner.store.remove(&key);
         }
     }
 
@@ -598,12 +629,12 @@ where
             .await
         {
             Ok(Source::Fetched(value)) => {
-                inner.store.insert(key, value.clone());
+                self.keep(key, &value, || permit.is_invalidated());
                 permit.publish(Published::Shared(value.clone()));
                 Outcome::of(Served::Fetched(value))
             }
             Ok(Source::Revalidated(value)) => {
-                inner.store.insert(key, value.clone());
+                self.keep(key, &value, || permit.is_invalidated());
                 permit.publish(Published::Shared(value.clone()));
                 Outcome::of(Served::Revalidated(value))
             }

@@ -585,6 +585,73 @@ async fn invalidation_removes_the_value_and_the_hit_for_miss_marker() {
     );
 }
 
+/// A load under way when its key is invalidated answers the callers that asked before, but keeps
+/// nothing: the next caller loads again instead of being served what the invalidation removed.
+#[tokio::test]
+async fn a_load_that_finishes_after_an_invalidation_keeps_nothing() {
+    for prefix in [false, true] {
+        let f = fixture(Behaviour::Fetch);
+        let before = f.start(2, "v").await;
+        if prefix {
+            f.cache
+                .invalidate_matching(|key| key.starts_with('k'))
+                .await;
+        } else {
+            f.cache.invalidate(&"k");
+        }
+        // A caller arriving after the invalidation does not join the load that began before it.
+        let after = f.start(1, "v").await;
+        assert_eq!(
+            f.loads(),
+            2,
+            "prefix {prefix}: a second load, after the invalidation"
+        );
+        f.release(1);
+        let answers = finish(before).await;
+        assert!(
+            answers.iter().all(|a| value(a).load == 1),
+            "prefix {prefix}: the callers from before get the first load"
+        );
+        assert!(
+            f.cache.store().get(&"k").is_none(),
+            "prefix {prefix}: nothing kept"
+        );
+        f.release(1);
+        let later = finish(after).await;
+        assert_eq!(value(&later[0]).load, 2, "prefix {prefix}");
+        assert_eq!(
+            f.cache.store().get(&"k").map(|v| v.load),
+            Some(2),
+            "prefix {prefix}"
+        );
+    }
+}
+
+/// The same for a key marked hit-for-miss, whose loads run outside the flight.
+#[tokio::test]
+async fn a_load_outside_the_flight_keeps_nothing_after_an_invalidation() {
+    let f = fixture(Behaviour::Private);
+    f.release(1);
+    f.cache.get(&"k", &"v").await;
+    f.set(Behaviour::Fetch);
+    let before = f.start(1, "v").await;
+    assert!(before.iter().all(|handle| !handle.is_finished()));
+    f.cache.invalidate(&"other");
+    f.release(1);
+    let answers = finish(before).await;
+    assert_eq!(route(&answers[0]), Route::Pass);
+    assert!(
+        f.cache.store().get(&"k").is_none(),
+        "an invalidation came while it ran"
+    );
+    f.release(1);
+    f.cache.get(&"k", &"v").await;
+    assert!(
+        f.cache.store().get(&"k").is_some(),
+        "no invalidation this time"
+    );
+}
+
 /// A purge walks the store in slices and yields between them: on a current-thread runtime (a
 /// sidecar on one CPU) other tasks, such as hits, run while it goes on.
 #[tokio::test]

@@ -514,6 +514,70 @@ fn purged(got: &Got) -> u64 {
     json["purged"].as_u64().expect("a count")
 }
 
+/// A load under way when its URL is purged, or invalidated by an unsafe request, answers the
+/// client that asked before, but what it loaded predates the invalidation: it is not stored, and
+/// the next client is not served it.
+#[tokio::test]
+async fn a_load_that_finishes_after_an_invalidation_stores_nothing() {
+    bounded(async {
+        for invalidation in ["purge url", "purge prefix", "POST"] {
+            let gate = Gate::new();
+            let origin_gate = gate.clone();
+            let versions = Arc::new(AtomicUsize::new(0));
+            let origin_versions = Arc::clone(&versions);
+            let origin = TestOrigin::start(move |seen, _| {
+                if seen.method != Method::GET {
+                    return Reply::new(204, "");
+                }
+                let version = origin_versions.fetch_add(1, Ordering::SeqCst) + 1;
+                let reply =
+                    Reply::ok(format!("version {version}")).header("cache-control", "max-age=60");
+                if version == 1 {
+                    reply.gated(&origin_gate)
+                } else {
+                    reply
+                }
+            })
+            .await;
+            let sidecache = Sidecache::start(&origin.url(), &[]).await;
+            let client = TestClient::new();
+            let url = sidecache.url("/doc");
+
+            let before = tokio::spawn({
+                let (client, url) = (client.clone(), url.clone());
+                async move { client.get(&url).await }
+            });
+            origin.arrivals(1).await;
+            match invalidation {
+                "purge url" => assert_eq!(purged(&purge(&client, &sidecache, "url=/doc").await), 0),
+                "purge prefix" => {
+                    assert_eq!(purged(&purge(&client, &sidecache, "prefix=/d").await), 0);
+                }
+                _ => {
+                    let post = client.send(Method::POST, &url, &[], Bytes::new()).await;
+                    assert_eq!(post.status, 204, "{invalidation}");
+                }
+            }
+            gate.open();
+            let first = before.await.expect("the client from before");
+            assert_eq!(first.text(), "version 1", "{invalidation}");
+
+            let next = client.get(&url).await;
+            assert_eq!(
+                next.text(),
+                "version 2",
+                "{invalidation}: not what was invalidated"
+            );
+            expect_status(&next, &["fwd=uri-miss", "stored"]);
+            let again = client.get(&url).await;
+            assert_eq!(again.text(), "version 2", "{invalidation}");
+            expect_status(&again, &["hit"]);
+            sidecache.stop().await;
+        }
+    })
+    .await;
+}
+
 #[tokio::test]
 async fn purge_by_url_and_by_prefix_answers_how_many_went() {
     bounded(async {
