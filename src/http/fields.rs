@@ -104,10 +104,35 @@ pub(crate) fn single_value<'a>(
     lines.next().is_none().then_some(first)
 }
 
-/// Parses an HTTP-date in any of the three formats recipients must accept (RFC 9110 §5.6.7).
+/// Parses an HTTP-date in any of the three formats recipients must accept (RFC 9110 §5.6.7):
+/// IMF-fixdate, the obsolete RFC 850 and asctime formats. Like lenient caches, it also takes
+/// day names, month names and `GMT` in the wrong case ("tue, 15 NOV 1994 08:12:31 gmt").
 pub(crate) fn http_date(value: &HeaderValue) -> Option<SystemTime> {
-    let text = value.to_str().ok()?;
-    httpdate::parse_http_date(text.trim_matches(|c| c == ' ' || c == '\t')).ok()
+    let text = value.to_str().ok()?.trim_matches(|c| c == ' ' || c == '\t');
+    httpdate::parse_http_date(text)
+        .or_else(|_| httpdate::parse_http_date(&canonical_case(text)))
+        .ok()
+}
+
+/// `text` with each word in the case the date formats spell it: `GMT` in capitals, day and month
+/// names with a capital initial.
+fn canonical_case(text: &str) -> String {
+    let mut canonical = String::with_capacity(text.len());
+    let mut word_start = true;
+    for c in text.chars() {
+        if c.is_ascii_alphabetic() {
+            canonical.push(if word_start {
+                c.to_ascii_uppercase()
+            } else {
+                c.to_ascii_lowercase()
+            });
+            word_start = false;
+        } else {
+            canonical.push(c);
+            word_start = true;
+        }
+    }
+    canonical.replace("Gmt", "GMT")
 }
 
 /// Whether a `Last-Modified` value is a strong validator for a cache comparing it with its own
@@ -230,6 +255,33 @@ mod tests {
                 *want,
                 "{stored:?}"
             );
+        }
+    }
+
+    #[test]
+    fn http_dates_in_every_format_and_any_case() {
+        let expected = httpdate::parse_http_date("Sun, 06 Nov 1994 08:49:37 GMT").unwrap();
+        let parse = |text: &str| http_date(&HeaderValue::from_str(text).unwrap());
+        for text in [
+            "Sun, 06 Nov 1994 08:49:37 GMT",
+            "Sunday, 06-Nov-94 08:49:37 GMT",
+            "Sun Nov  6 08:49:37 1994",
+            " Sun, 06 Nov 1994 08:49:37 GMT\t",
+            "sun, 06 nov 1994 08:49:37 gmt",
+            "SUN, 06 NOV 1994 08:49:37 GMT",
+            "SUNDAY, 06-NOV-94 08:49:37 gmt",
+            "sun nov  6 08:49:37 1994",
+        ] {
+            assert_eq!(parse(text), Some(expected), "{text:?}");
+        }
+        for junk in [
+            "0",
+            "-1",
+            "",
+            "Sun, 06 Nov 1994",
+            "Sun, 32 Nov 1994 08:49:37 GMT",
+        ] {
+            assert_eq!(parse(junk), None, "{junk:?}");
         }
     }
 }

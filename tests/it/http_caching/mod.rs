@@ -128,6 +128,44 @@ fn http_date(at: SystemTime) -> String {
     httpdate::fmt_http_date(at)
 }
 
+/// `at` in the obsolete RFC 850 format (RFC 9110 §5.6.7): `Sunday, 06-Nov-94 08:49:37 GMT`.
+fn rfc850_date(at: SystemTime) -> String {
+    let imf = http_date(at);
+    let [day, mday, month, year, time, _gmt] = imf_parts(&imf);
+    let day = [
+        "Monday",
+        "Tuesday",
+        "Wednesday",
+        "Thursday",
+        "Friday",
+        "Saturday",
+        "Sunday",
+    ]
+    .into_iter()
+    .find(|name| name.starts_with(day))
+    .expect("a day name");
+    format!("{day}, {mday}-{month}-{} {time} GMT", &year[2..])
+}
+
+/// `at` in the obsolete asctime format (RFC 9110 §5.6.7): `Sun Nov  6 08:49:37 1994`.
+fn asctime_date(at: SystemTime) -> String {
+    let imf = http_date(at);
+    let [day, mday, month, year, time, _gmt] = imf_parts(&imf);
+    format!(
+        "{day} {month} {:>2} {time} {year}",
+        mday.trim_start_matches('0')
+    )
+}
+
+/// The six words of an IMF-fixdate, its day name without the comma.
+fn imf_parts(imf: &str) -> [&str; 6] {
+    let words: Vec<&str> = imf.split(' ').collect();
+    let [day, mday, month, year, time, gmt] = words[..] else {
+        panic!("not an IMF-fixdate: {imf}")
+    };
+    [day.trim_end_matches(','), mday, month, year, time, gmt]
+}
+
 /// A body whose bytes depend on their position, so a reordering or a gap shows.
 fn patterned(len: usize) -> Bytes {
     (0..len)

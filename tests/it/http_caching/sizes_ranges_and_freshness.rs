@@ -229,6 +229,11 @@ async fn freshness_follows_the_response_and_the_request_directives() {
         let past = http_date(now - Duration::from_secs(3600));
         let future = http_date(now + Duration::from_secs(3600));
         let ten_days_ago = http_date(now - Duration::from_secs(10 * 86_400));
+        let future_rfc850 = rfc850_date(now + Duration::from_secs(3600));
+        let future_asctime = asctime_date(now + Duration::from_secs(3600));
+        let future_lower_case = future.to_lowercase();
+        let future_upper_case = future_rfc850.to_uppercase();
+        let ten_days_ago_asctime = asctime_date(now - Duration::from_secs(10 * 86_400));
         // (name, response fields besides ETag, second request's fields, what the second does)
         let cases: Vec<(&str, Vec<Field>, Vec<Field>, Second)> = vec![
             (
@@ -252,6 +257,36 @@ async fn freshness_follows_the_response_and_the_request_directives() {
             (
                 "Expires in the future",
                 vec![("expires", &future)],
+                vec![],
+                Second::Hit,
+            ),
+            (
+                "Expires in the obsolete RFC 850 format",
+                vec![("expires", &future_rfc850)],
+                vec![],
+                Second::Hit,
+            ),
+            (
+                "Expires in the obsolete asctime format",
+                vec![("expires", &future_asctime)],
+                vec![],
+                Second::Hit,
+            ),
+            (
+                "Expires with its names in lower case",
+                vec![("expires", &future_lower_case)],
+                vec![],
+                Second::Hit,
+            ),
+            (
+                "Expires in RFC 850 format, in capitals",
+                vec![("expires", &future_upper_case)],
+                vec![],
+                Second::Hit,
+            ),
+            (
+                "heuristic freshness from a Last-Modified in asctime format",
+                vec![("last-modified", &ten_days_ago_asctime)],
                 vec![],
                 Second::Hit,
             ),
