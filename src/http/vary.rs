@@ -11,13 +11,19 @@
 //! - each comma-separated member is trimmed of surrounding whitespace and empty members are
 //!   dropped (the list rules of RFC 9110 §5.6.1), so `gzip,deflate` matches `gzip, deflate`;
 //!   commas inside quoted strings do not separate members;
-//! - values keep their case and their member order, since only some fields define those as
-//!   insignificant. A stricter comparison costs a cache miss; a looser one could serve the
-//!   wrong variant.
+//! - for the content negotiation fields whose syntax is known (`Accept`, `Accept-Encoding`,
+//!   `Accept-Language`), member order, case and the whitespace around a member's parameters are
+//!   not significant either: preference is carried by quality values, and media types, content
+//!   codings, language tags and parameter names are case-insensitive (RFC 9110 §8.3.1, §8.4.1,
+//!   §12.5.1; RFC 5646 §2.1.1). So `gzip, deflate, br` matches `br,GZIP,deflate`, and every
+//!   browser's spelling of `Accept-Encoding` does not make a variant of its own;
+//! - every other field keeps its values' case and member order, since only some fields define
+//!   those as insignificant. A stricter comparison costs a cache miss; a looser one could serve
+//!   the wrong variant.
 
 use bytes::Bytes;
 use http::HeaderMap;
-use http::header::{HeaderName, VARY};
+use http::header::{ACCEPT, ACCEPT_ENCODING, ACCEPT_LANGUAGE, HeaderName, VARY};
 
 use super::fields::trim_ows;
 
@@ -126,20 +132,63 @@ fn nominated_fields(response_headers: &HeaderMap) -> Option<Vec<HeaderName>> {
 fn normalized_value(headers: &HeaderMap, name: &HeaderName) -> Option<Vec<u8>> {
     let mut lines = headers.get_all(name).iter().peekable();
     lines.peek()?;
+    let members = lines
+        .flat_map(|line| split_members(line.as_bytes()))
+        .map(trim_ows)
+        .filter(|member| !member.is_empty());
     let mut out = Vec::new();
-    for line in lines {
-        for member in split_members(line.as_bytes()) {
-            let member = trim_ows(member);
-            if member.is_empty() {
-                continue;
-            }
-            if !out.is_empty() {
-                out.extend_from_slice(b", ");
-            }
-            out.extend_from_slice(member);
-        }
+    if is_negotiation_field(name) {
+        let mut canonical: Vec<Vec<u8>> = members.map(canonical_member).collect();
+        canonical.sort_unstable();
+        join(&mut out, canonical.iter().map(Vec::as_slice));
+    } else {
+        join(&mut out, members);
     }
     Some(out)
+}
+
+/// The content negotiation fields whose members may be reordered and recased without changing
+/// what they ask for (see the module docs).
+fn is_negotiation_field(name: &HeaderName) -> bool {
+    name == ACCEPT || name == ACCEPT_ENCODING || name == ACCEPT_LANGUAGE
+}
+
+/// One member of a negotiation field in lower case, without whitespace around its `;` and `=`
+/// (`text/HTML ; Q=0.9` → `text/html;q=0.9`). Quoted strings are kept as they are.
+fn canonical_member(member: &[u8]) -> Vec<u8> {
+    let mut canonical = Vec::with_capacity(member.len());
+    let mut in_quotes = false;
+    let mut escaped = false;
+    for &b in member {
+        if in_quotes {
+            canonical.push(b);
+            if escaped {
+                escaped = false;
+            } else if b == b'\\' {
+                escaped = true;
+            } else if b == b'"' {
+                in_quotes = false;
+            }
+        } else if b == b'"' {
+            in_quotes = true;
+            canonical.push(b);
+        } else if b == b' ' || b == b'\t' {
+            // Whitespace outside a quoted string can only sit around `;` and `=`.
+        } else {
+            canonical.push(b.to_ascii_lowercase());
+        }
+    }
+    canonical
+}
+
+/// Appends `members` to `out`, separated by `", "`.
+fn join<'a>(out: &mut Vec<u8>, members: impl Iterator<Item = &'a [u8]>) {
+    for member in members {
+        if !out.is_empty() {
+            out.extend_from_slice(b", ");
+        }
+        out.extend_from_slice(member);
+    }
 }
 
 /// Splits a field value at commas that are outside quoted strings (RFC 9110 §5.6.4: a
@@ -266,8 +315,9 @@ mod tests {
         assert_eq!(
             fields,
             vec![
-                ("accept", Some(&b"text/html, application/json"[..])),
-                ("accept-encoding", Some(&b"gzip, deflate, br"[..])),
+                // The negotiation fields' members are sorted (see the module docs).
+                ("accept", Some(&b"application/json, text/html"[..])),
+                ("accept-encoding", Some(&b"br, deflate, gzip"[..])),
                 ("x-absent", None),
             ]
         );
@@ -321,25 +371,55 @@ mod tests {
                 &[("accept-encoding", "gzip, deflate")],
                 true,
             ),
-            // member order is kept: not every field defines it as insignificant
+            // the negotiation fields: member order, case and whitespace around parameters do
+            // not matter
             (
                 "accept-encoding",
-                &[("accept-encoding", "gzip, deflate")],
-                &[("accept-encoding", "deflate, gzip")],
-                false,
+                &[("accept-encoding", "gzip, deflate, br")],
+                &[("accept-encoding", "br,GZIP,deflate")],
+                true,
             ),
-            // value case is kept (conservative)
             (
                 "accept-language",
-                &[("accept-language", "en-US")],
-                &[("accept-language", "en-us")],
-                false,
+                &[("accept-language", "en-US, de;q=0.8")],
+                &[
+                    ("accept-language", "DE ; Q=0.8"),
+                    ("accept-language", "en-us"),
+                ],
+                true,
             ),
-            // whitespace inside a member is kept
             (
                 "accept",
-                &[("accept", "text/html;q=0.9")],
-                &[("accept", "text/html; q=0.9")],
+                &[("accept", "text/html;q=0.9, application/json")],
+                &[("accept", "Application/JSON, text/html; q=0.9")],
+                true,
+            ),
+            // ... but what they ask for still does
+            (
+                "accept-encoding",
+                &[("accept-encoding", "gzip, br")],
+                &[("accept-encoding", "gzip")],
+                false,
+            ),
+            (
+                "accept-language",
+                &[("accept-language", "en, de;q=0.8")],
+                &[("accept-language", "en, de;q=0.9")],
+                false,
+            ),
+            (
+                "accept",
+                &[("accept", "text/html;level=\"A\"")],
+                &[("accept", "text/html;level=\"a\"")],
+                false,
+            ),
+            // other fields keep their member order, case and inner whitespace (conservative)
+            ("x-foo", &[("x-foo", "a, b")], &[("x-foo", "b, a")], false),
+            ("x-foo", &[("x-foo", "A")], &[("x-foo", "a")], false),
+            (
+                "x-foo",
+                &[("x-foo", "a;q=1")],
+                &[("x-foo", "a; q=1")],
                 false,
             ),
             // absent in both matches; absent in one only does not (RFC 9111 §4.1)

@@ -324,6 +324,96 @@ async fn a_variant_is_selected_only_when_every_nominated_field_matches() {
     .await;
 }
 
+/// Browsers spell `Accept-Encoding` and `Accept-Language` each their own way: requests whose
+/// values differ only in member order, case or whitespace select the same stored variant (RFC
+/// 9111 §4.1 allows normalising), while a field whose syntax sidecache does not know stays
+/// byte-exact.
+#[tokio::test]
+async fn negotiation_fields_spelled_differently_select_the_same_variant() {
+    bounded(async {
+        let origin = TestOrigin::start(|seen, _| {
+            Reply::ok(format!("for {}", header(seen, "accept-encoding")))
+                .header("cache-control", "max-age=60")
+                .header("vary", "Accept-Encoding, Accept-Language, X-Tenant")
+        })
+        .await;
+        let sidecache = Sidecache::start(&origin.url(), &[]).await;
+        let client = TestClient::new();
+        let url = sidecache.url("/page");
+        let first = client
+            .get_with(
+                &url,
+                &[
+                    ("accept-encoding", "gzip, deflate, br"),
+                    ("accept-language", "en-US,de;q=0.8"),
+                    ("x-tenant", "a, b"),
+                ],
+            )
+            .await;
+        expect_status(&first, &["fwd=uri-miss", "stored"]);
+        // (the client's fields, whether the first response serves them)
+        let cases: [(&[(&str, &str)], bool); 5] = [
+            (
+                &[
+                    ("accept-encoding", "br,GZIP, deflate"),
+                    ("accept-language", "de ; q=0.8, en-us"),
+                    ("x-tenant", "a, b"),
+                ],
+                true,
+            ),
+            (
+                &[
+                    ("accept-encoding", "deflate"),
+                    ("accept-encoding", "br, gzip"),
+                    ("accept-language", "EN-us, DE;Q=0.8"),
+                    ("x-tenant", "a,b"),
+                ],
+                true,
+            ),
+            (
+                &[
+                    ("accept-encoding", "gzip, deflate"),
+                    ("accept-language", "en-US,de;q=0.8"),
+                    ("x-tenant", "a, b"),
+                ],
+                false,
+            ),
+            (
+                &[
+                    ("accept-encoding", "gzip, deflate, br"),
+                    ("accept-language", "en-US,de;q=0.7"),
+                    ("x-tenant", "a, b"),
+                ],
+                false,
+            ),
+            (
+                &[
+                    ("accept-encoding", "gzip, deflate, br"),
+                    ("accept-language", "en-US,de;q=0.8"),
+                    ("x-tenant", "b, a"),
+                ],
+                false,
+            ),
+        ];
+        for (fields, served) in cases {
+            let got = client.get_with(&url, fields).await;
+            if served {
+                expect_status(&got, &["hit"]);
+                assert_eq!(got.text(), "for gzip, deflate, br", "{fields:?}");
+            } else {
+                expect_status(&got, &["!hit"]);
+            }
+        }
+        assert_eq!(
+            origin.count("/page"),
+            4,
+            "one load per variant that differs"
+        );
+        sidecache.stop().await;
+    })
+    .await;
+}
+
 #[tokio::test]
 async fn a_response_with_vary_star_is_never_stored() {
     bounded(async {
