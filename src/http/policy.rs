@@ -573,9 +573,21 @@ impl Storability<'_> {
     /// The origin said how long the response stays fresh: max-age, s-maxage or Expires (invalid
     /// ones too: they make it stale at once).
     fn has_explicit_lifetime(&self) -> bool {
-        let d = self.directives;
-        d.max_age.is_some() || d.s_maxage.is_some() || d.freshness_invalid || self.has_expires
+        explicit_lifetime(self.directives, self.has_expires)
     }
+}
+
+/// Whether the origin gave a response explicit freshness (RFC 9111 §4.2.1): `max-age` or
+/// `s-maxage` (in `Cache-Control` or a targeted field), or `Expires` where no targeted field
+/// applies; invalid values count too (they make it stale at once).
+pub(crate) fn has_explicit_lifetime(headers: &HeaderMap) -> bool {
+    let directives = ResponseDirectives::from_response(headers);
+    let has_expires = !directives.targeted && headers.contains_key(EXPIRES);
+    explicit_lifetime(&directives, has_expires)
+}
+
+fn explicit_lifetime(d: &ResponseDirectives, has_expires: bool) -> bool {
+    d.max_age.is_some() || d.s_maxage.is_some() || d.freshness_invalid || has_expires
 }
 
 // === impl Window ===

@@ -19,6 +19,7 @@ use crate::http::freshen::{freshen_headers, not_modified_selects};
 use crate::http::key::CacheKey;
 use crate::http::policy::{
     Credentials, OriginFailure, PolicySettings, RefuseReason, ResponsePolicy, Reuse,
+    has_explicit_lifetime,
 };
 use crate::http::stored::object::{CachedObject, Variant};
 use crate::http::vary::VaryKey;
@@ -200,6 +201,36 @@ impl OriginLoader {
         }))
     }
 
+    /// Whether a server error is stored like any other response instead of being shared as an
+    /// error: when the origin gave it explicit freshness and it may be stored (RFC 9111 §3,
+    /// §4.2.1). Reusing it while fresh also spares a failing origin every client that asks.
+    /// But a stored response that may stand in for an error (`stale-if-error`, `--grace`) wins
+    /// over it, as it would over any error.
+    fn stores_error(
+        &self,
+        current: Option<&CachedObject>,
+        request: &RequestHead,
+        exchange: &Exchange,
+    ) -> bool {
+        let headers = exchange.response.headers();
+        if !has_explicit_lifetime(headers)
+            || current.is_some_and(|object| stands_in(object, request, OriginFailure::ErrorStatus))
+        {
+            return false;
+        }
+        ResponsePolicy::new(
+            &Method::GET,
+            &request.headers,
+            exchange.response.status(),
+            headers,
+            exchange.request_time,
+            exchange.response_time,
+            &self.policy,
+        )
+        .storable()
+        .is_ok()
+    }
+
     /// Stores a complete response, or hands it to its client alone when it must not be stored.
     async fn admit(
         &self,
@@ -297,23 +328,13 @@ impl Loader for OriginLoader {
         } else {
             OriginFailure::ErrorStatus
         };
-        object.select(&request.headers).is_some_and(|variant| {
-            variant
-                .policy
-                .usable_on_error(&request.directives, failure, SystemTime::now())
-        })
+        stands_in(object, request, failure)
     }
 
     fn usable_while_loading(&self, object: &Arc<CachedObject>, request: &RequestHead) -> bool {
         // A load slower than the waiter's bound is treated like an origin that cannot be
         // reached: what may stand in for it (max-stale, stale-if-error, grace) serves meanwhile.
-        object.select(&request.headers).is_some_and(|variant| {
-            variant.policy.usable_on_error(
-                &request.directives,
-                OriginFailure::Unreachable,
-                SystemTime::now(),
-            )
-        })
+        stands_in(object, request, OriginFailure::Unreachable)
     }
 
     fn background_request(&self, request: &RequestHead) -> RequestHead {
@@ -353,7 +374,9 @@ impl Loader for OriginLoader {
             // ask again, unconditionally.
             exchange = self.fetch(request, None).await?;
         }
-        if is_error_status(exchange.response.status()) {
+        if is_error_status(exchange.response.status())
+            && !self.stores_error(current, request, &exchange)
+        {
             return Err(self.error_status(request, exchange).await);
         }
         self.admit(current, request, exchange).await
@@ -366,4 +389,13 @@ fn whole_response(variant: &Variant) -> Response<Body> {
     *response.status_mut() = variant.status;
     *response.headers_mut() = variant.headers();
     response
+}
+
+/// Whether the response `object` holds for `request` may stand in when the origin failed so.
+fn stands_in(object: &CachedObject, request: &RequestHead, failure: OriginFailure) -> bool {
+    object.select(&request.headers).is_some_and(|variant| {
+        variant
+            .policy
+            .usable_on_error(&request.directives, failure, SystemTime::now())
+    })
 }

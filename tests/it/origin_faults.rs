@@ -134,11 +134,11 @@ impl Fault {
             },
             Self::Garbage => Behaviour::Garbage,
             Self::ShortBody => Behaviour::ShortBody { answer, sent: half },
-            Self::ServerError => Behaviour::Respond(
-                Answer::new(503, ERROR_BODY)
-                    .header("retry-after", "1")
-                    .header("cache-control", "max-age=60"),
-            ),
+            // Without explicit freshness: a server error that has it is stored like any
+            // response (`http_caching::a_server_error_with_explicit_freshness_is_stored`).
+            Self::ServerError => {
+                Behaviour::Respond(Answer::new(503, ERROR_BODY).header("retry-after", "1"))
+            }
         }
     }
 }

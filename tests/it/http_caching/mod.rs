@@ -8,6 +8,7 @@
 
 use crate::support;
 
+use std::collections::HashMap;
 use std::future::Future;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -495,6 +496,121 @@ async fn a_follower_whose_vary_fields_differ_loads_its_own_variant() {
 }
 
 // === what may be stored (RFC 9111 §3, §5.2.2; RFC 6585) ===
+
+/// A server error the origin gave explicit freshness is stored and reused while fresh (RFC 9111
+/// §3, §4.2.1), sparing a failing origin every client that asks; without explicit freshness it
+/// is not. Either way it counts as an origin error.
+#[tokio::test]
+async fn a_server_error_with_explicit_freshness_is_stored() {
+    bounded(async {
+        let in_a_minute = http_date(SystemTime::now() + Duration::from_secs(60));
+        let in_a_minute = in_a_minute.as_str();
+        // (path, status, the error's fields, whether it is stored)
+        type Case<'a> = (&'a str, u16, Vec<(&'a str, &'a str)>, bool);
+        let cases: [Case; 6] = [
+            (
+                "/503-max-age",
+                503,
+                vec![("cache-control", "max-age=60")],
+                true,
+            ),
+            (
+                "/500-s-maxage",
+                500,
+                vec![("cache-control", "s-maxage=60")],
+                true,
+            ),
+            ("/502-expires", 502, vec![("expires", in_a_minute)], true),
+            (
+                "/504-targeted",
+                504,
+                vec![("cdn-cache-control", "max-age=60")],
+                true,
+            ),
+            ("/503-plain", 503, vec![], false),
+            (
+                "/503-private",
+                503,
+                vec![("cache-control", "max-age=60, private")],
+                false,
+            ),
+        ];
+        let replies: HashMap<String, (u16, Vec<(String, String)>)> = cases
+            .iter()
+            .map(|(path, status, fields, _)| {
+                let fields = fields
+                    .iter()
+                    .map(|(name, value)| ((*name).to_owned(), (*value).to_owned()))
+                    .collect();
+                ((*path).to_owned(), (*status, fields))
+            })
+            .collect();
+        let origin = TestOrigin::start(move |seen, _| {
+            let (status, fields) = &replies[&seen.path];
+            fields
+                .iter()
+                .fold(Reply::new(*status, "failing"), |reply, (name, value)| {
+                    reply.header(name, value.clone())
+                })
+        })
+        .await;
+        let sidecache = Sidecache::start(&origin.url(), &[]).await;
+        let client = TestClient::new();
+        for (path, status, _, stored) in &cases {
+            let url = sidecache.url(path);
+            let first = client.get(&url).await;
+            assert_eq!(first.status.as_u16(), *status, "{path}");
+            assert_eq!(first.text(), "failing", "{path}");
+            let second = client.get(&url).await;
+            assert_eq!(second.status.as_u16(), *status, "{path}");
+            assert_eq!(second.text(), "failing", "{path}");
+            if *stored {
+                expect_status(&second, &["hit"]);
+            } else {
+                expect_status(&second, &["!hit"]);
+            }
+            let loads = if *stored { 1 } else { 2 };
+            assert_eq!(origin.count(path), loads, "{path}");
+        }
+        let scrape = sidecache.metrics().await;
+        assert_eq!(
+            scrape.value("sidecache_origin_requests_total{outcome=\"5xx\"}"),
+            8.0,
+            "every origin answer counts as an origin error"
+        );
+        sidecache.stop().await;
+    })
+    .await;
+}
+
+/// A stored response that may stand in for an error (`stale-if-error`) still wins over a fresh
+/// server error: the error is answered by the stale response and not stored.
+#[tokio::test]
+async fn a_stale_response_allowed_on_error_wins_over_a_fresh_server_error() {
+    bounded(async {
+        let answered = Arc::new(AtomicUsize::new(0));
+        let origin_answered = Arc::clone(&answered);
+        let origin = TestOrigin::start(move |_, _| {
+            if origin_answered.fetch_add(1, Ordering::SeqCst) == 0 {
+                Reply::ok("good").header("cache-control", "max-age=0, stale-if-error=60")
+            } else {
+                Reply::new(503, "failing").header("cache-control", "max-age=60")
+            }
+        })
+        .await;
+        let sidecache = Sidecache::start(&origin.url(), &[]).await;
+        let client = TestClient::new();
+        let url = sidecache.url("/doc");
+        assert_eq!(client.get(&url).await.text(), "good");
+        for _ in 0..2 {
+            let got = client.get(&url).await;
+            assert_eq!((got.status.as_u16(), got.text().as_str()), (200, "good"));
+        }
+        assert_eq!(origin.count("/doc"), 3, "the error was not stored");
+        sidecache.stop().await;
+    })
+    .await;
+}
 
 #[tokio::test]
 async fn only_storable_responses_are_stored() {
