@@ -145,6 +145,7 @@ impl Config {
             max_uri_bytes: self.client.max_uri_bytes,
             allow_trace: self.proxy.allow_trace,
             body_timeout: self.client.body_timeout,
+            client_cache_control: self.proxy.client_cache_control,
         }
     }
 

@@ -141,6 +141,11 @@ pub struct Follower<V, E, C = ()> {
     state: watch::Receiver<State<V, E>>,
 }
 
+/// A point in the sequence of loads ([`Flight::mark`]): a follower can tell whether the load it
+/// waits on started after it ([`Follower::started_since`]).
+#[derive(Debug, Clone, Copy)]
+pub struct LoadMark(u64);
+
 // === impl Flight ===
 
 impl<K, V, E, C> Flight<K, V, E, C>
@@ -182,7 +187,7 @@ where
         }
         let (state, _) = watch::channel(State::Loading);
         let call = Arc::new(Call {
-            id: self.next_id.fetch_add(1, Ordering::Relaxed),
+            id: self.next_id.fetch_add(1, Ordering::SeqCst),
             state,
             context: OnceLock::new(),
             followed: AtomicBool::new(false),
@@ -215,6 +220,13 @@ where
             }
             !invalidated
         });
+    }
+
+    /// Marks this moment: every load that starts from now on [`started_since`] the mark.
+    ///
+    /// [`started_since`]: Follower::started_since
+    pub fn mark(&self) -> LoadMark {
+        LoadMark(self.next_id.load(Ordering::SeqCst))
     }
 
     /// How many loads are under way (a saturation gauge).
@@ -331,6 +343,11 @@ impl<K: Hash + Eq + Clone, V, E, C> Abandonment<K, V, E, C> {
 // === impl Follower ===
 
 impl<V: Clone, E, C> Follower<V, E, C> {
+    /// Whether the load this follower waits on started after `mark` was taken.
+    pub fn started_since(&self, mark: LoadMark) -> bool {
+        self.call.id >= mark.0
+    }
+
     /// The context the leader gave the load, if it has given one yet (a leader that sets one
     /// before it starts loading has always set it by the time a wait ends).
     pub fn context(&self) -> Option<&C> {

@@ -49,7 +49,7 @@ use tokio::sync::oneshot;
 use tokio_util::task::TaskTracker;
 use tracing::{Instrument, Span};
 
-use super::flight::{Flight, Follower, Leader, Published, Role, Wait};
+use super::flight::{Flight, Follower, Leader, LoadMark, Published, Role, Wait};
 pub use super::judgement::{Judgement, LoadCause};
 use super::outcome::{Outcome, Served, WaitResult, Waited};
 use crate::spans;
@@ -385,6 +385,7 @@ where
         request: &L::Request,
         current: Option<L::Value>,
     ) -> LoadOutcome<L> {
+        let arrived = self.inner.flight.mark();
         for _ in 0..MAX_ELECTIONS {
             match self.inner.flight.join(key) {
                 Role::Leader(permit) => {
@@ -398,7 +399,8 @@ where
                     }
                 }
                 Role::Follower(follower) => {
-                    if let Some(outcome) = self.follow(follower, key, request, &current).await {
+                    let followed = self.follow(follower, arrived, key, request, &current);
+                    if let Some(outcome) = followed.await {
                         return outcome;
                     }
                 }
@@ -416,11 +418,13 @@ where
         self.load_alone(key, request, current).await
     }
 
-    /// Waits on another caller's load. `None` means join again: the leader vanished, or its
-    /// answer was for its own caller only because of its own request.
+    /// Waits on another caller's load. `None` means join again: the leader vanished, its answer
+    /// was for its own caller only because of its own request, or this request asks for a load
+    /// that starts after it `arrived` and the one it waited on had started before.
     async fn follow(
         &self,
         mut follower: Follower<L::Value, L::Error, Span>,
+        arrived: LoadMark,
         key: &L::Key,
         request: &L::Request,
         current: &Option<L::Value>,
@@ -448,20 +452,30 @@ where
         // The span of the load waited on, for the caller to link to. The handle goes now: a
         // follower that loads on its own is no longer waiting.
         let leader = follower.context().cloned();
+        let loaded_since_arrival = follower.started_since(arrived);
         drop(follower);
         let (mut outcome, result) = match wait {
             Wait::Dangling | Wait::Done(Published::ElectAgain) => return None,
-            Wait::Done(Published::Shared(value))
-                if self.inner.loader.judge(&value, request) == Judgement::Fresh =>
-            {
-                (Outcome::of(Served::Shared(value)), WaitResult::Shared)
+            Wait::Done(Published::Shared(value)) => {
+                match self.inner.loader.judge(&value, request) {
+                    Judgement::Fresh => (Outcome::of(Served::Shared(value)), WaitResult::Shared),
+                    // The request itself asks for a load (`no-cache`, `max-age=0`): one that
+                    // started after it arrived answers it (RFC 9111 §4), so concurrent such
+                    // requests share one origin exchange.
+                    Judgement::Load(LoadCause::Requested) if loaded_since_arrival => {
+                        (Outcome::of(Served::Shared(value)), WaitResult::Shared)
+                    }
+                    // One that started before it does not: the callers in this position join
+                    // again and elect a new leader, so that one more load answers them all.
+                    Judgement::Load(LoadCause::Requested) => return None,
+                    // The value does not fit this request (another variant, or not fresh enough
+                    // for it): build on it with an own load.
+                    _ => (
+                        self.load_alone(key, request, Some(value)).await,
+                        WaitResult::RefetchUncacheable,
+                    ),
+                }
             }
-            // The value does not fit this request (another variant, or not fresh enough for
-            // it): build on it with an own load.
-            Wait::Done(Published::Shared(value)) => (
-                self.load_alone(key, request, Some(value)).await,
-                WaitResult::RefetchUncacheable,
-            ),
             Wait::Done(Published::Failed(error)) => (
                 self.fall_back(current.clone(), request, error),
                 WaitResult::LeaderError,

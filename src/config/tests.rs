@@ -14,6 +14,7 @@ use super::error::{Place, Problem};
 use super::sources::testing;
 use super::*;
 use crate::origin::HostHeader;
+use crate::proxy::ClientCacheControl;
 use crate::telemetry::{LogFormat, OtlpProtocol, Ratio, SamplerKind};
 use crate::writebehind::SinkAddress;
 
@@ -117,6 +118,7 @@ fn defaults_when_nothing_is_given() {
             listen: addr("127.0.0.1:8080"),
             host_header: HostHeader::Preserve,
             allow_trace: false,
+            client_cache_control: ClientCacheControl::Honor,
         },
         client: ClientLimitsConfig {
             max_connections: 10_000,
@@ -367,6 +369,7 @@ fn every_option_is_read_from_its_environment_variable() {
         ("SIDECACHE_MAX_REQUEST_BODY", "19MiB"),
         ("SIDECACHE_MAX_URI_LENGTH", "21KiB"),
         ("SIDECACHE_ALLOW_TRACE", "true"),
+        ("SIDECACHE_CLIENT_CACHE_CONTROL", "ignore"),
         ("SIDECACHE_ORIGIN_MAX_CONNECTIONS", "22"),
         ("SIDECACHE_MAX_WAITERS_PER_KEY", "20"),
         ("SIDECACHE_LOG_FORMAT", "json"),
@@ -411,6 +414,7 @@ fn every_option_is_read_from_its_environment_variable() {
             listen: addr("0.0.0.0:80"),
             host_header: HostHeader::Origin,
             allow_trace: true,
+            client_cache_control: ClientCacheControl::Ignore,
         },
         client: ClientLimitsConfig {
             max_connections: 14,

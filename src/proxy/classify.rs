@@ -7,6 +7,7 @@ use http::header::{self, HeaderMap, HeaderValue};
 use http::request::Parts;
 use http::{Method, Response, StatusCode, Version};
 
+use super::ClientCacheControl;
 use super::decision::Decision;
 use super::request::{CarriedFields, Class, RequestHead};
 use super::respond;
@@ -82,7 +83,10 @@ pub(crate) fn classify(
     else {
         return refused(StatusCode::BAD_REQUEST, "missing or invalid Host\n");
     };
-    let head = head.passing_on(unsampled);
+    let mut head = head.passing_on(unsampled);
+    if limits.client_cache_control == ClientCacheControl::Ignore {
+        head = head.ignoring_cache_directives();
+    }
     match Class::of(&head.method, head.carried) {
         // A body on a GET or HEAD has no defined meaning; it is not forwarded to a shared load.
         Class::Cacheable => Classified::Cacheable(head),

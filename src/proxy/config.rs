@@ -37,6 +37,25 @@ pub struct ProxyConfig {
         action = clap::ArgAction::Set
     )]
     pub allow_trace: bool,
+    /// Whether clients' `Cache-Control` and `Pragma` request directives are obeyed (`honor`,
+    /// RFC 9111 §5.2.1), or ignored (`ignore`), as Varnish and nginx do by default: then a
+    /// client's `no-cache`, `max-age=0` or `no-store` cannot send requests past the cache.
+    #[arg(
+        long = "client-cache-control",
+        env = "SIDECACHE_CLIENT_CACHE_CONTROL",
+        value_name = "MODE",
+        default_value = "honor"
+    )]
+    pub client_cache_control: ClientCacheControl,
+}
+
+/// What the cache does with a client's request directives (`--client-cache-control`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum ClientCacheControl {
+    /// Obey them, as RFC 9111 asks.
+    Honor,
+    /// Answer every request as if it carried none.
+    Ignore,
 }
 
 /// The in-memory cache: its size and its single-flight and staleness policy.

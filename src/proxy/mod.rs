@@ -22,7 +22,7 @@ pub mod service;
 pub mod settings;
 pub(crate) mod trace;
 
-pub use self::config::{CacheConfig, ProxyConfig};
+pub use self::config::{CacheConfig, ClientCacheControl, ProxyConfig};
 use crate::cache::loading::LoadingCache;
 
 use self::loader::OriginLoader;

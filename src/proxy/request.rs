@@ -153,6 +153,13 @@ impl RequestHead {
         self
     }
 
+    /// Answers the request as if it carried no cache directives (`--client-cache-control
+    /// ignore`). The origin still receives its fields as they came.
+    pub fn ignoring_cache_directives(mut self) -> Self {
+        self.directives = RequestDirectives::default();
+        self
+    }
+
     /// The same request without its credentials (`Cookie`, `Authorization`): for a load made
     /// for the cache rather than for this client.
     pub fn without_credentials(&self) -> Self {

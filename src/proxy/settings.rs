@@ -3,6 +3,8 @@
 
 use std::time::Duration;
 
+use super::ClientCacheControl;
+
 /// What one request may carry, checked before it reaches the cache or the origin.
 #[derive(Debug, Clone, Copy)]
 pub struct RequestSettings {
@@ -17,4 +19,6 @@ pub struct RequestSettings {
     pub allow_trace: bool,
     /// Longest wait for the next part of a request body passed through to the origin.
     pub body_timeout: Duration,
+    /// Whether the request's cache directives are obeyed.
+    pub client_cache_control: ClientCacheControl,
 }

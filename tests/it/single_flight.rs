@@ -4,6 +4,8 @@
 
 use crate::support;
 
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
@@ -299,5 +301,65 @@ async fn a_hanging_origin_gives_504_to_the_leader_and_every_waiter() {
         "the waiters shared the leader's timeout"
     );
     gate.open();
+    sidecache.stop().await;
+}
+
+/// Requests that must be validated with the origin (`no-cache`, `Pragma: no-cache`,
+/// `max-age=0`) share one origin exchange that starts after they arrived: ten of them at once
+/// cost two origin requests (the one under way when the nine came, and one more for them), not
+/// one each.
+#[tokio::test]
+async fn concurrent_requests_that_must_revalidate_share_one_origin_exchange() {
+    let gate = Gate::new();
+    let origin_gate = gate.clone();
+    let loads = Arc::new(AtomicUsize::new(0));
+    let origin = TestOrigin::start(move |_, _| {
+        let load = loads.fetch_add(1, Ordering::SeqCst) + 1;
+        let reply = Reply::ok(format!("load {load}")).header("cache-control", "max-age=60");
+        if load == 2 {
+            reply.gated(&origin_gate)
+        } else {
+            reply
+        }
+    })
+    .await;
+    let sidecache = Sidecache::start(&origin.url(), &[]).await;
+    let client = TestClient::new();
+    let url = sidecache.url("/fresh");
+    assert_eq!(client.get(&url).await.text(), "load 1");
+
+    let must_revalidate: [&[(&str, &str)]; 3] = [
+        &[("cache-control", "no-cache")],
+        &[("pragma", "no-cache")],
+        &[("cache-control", "max-age=0")],
+    ];
+    let first = tokio::spawn({
+        let (client, url) = (client.clone(), url.clone());
+        async move {
+            client
+                .get_with(&url, &[("cache-control", "no-cache")])
+                .await
+        }
+    });
+    origin.arrivals(2).await;
+    let during: Vec<_> = (0..9)
+        .map(|i| {
+            let (client, url) = (client.clone(), url.clone());
+            let fields = must_revalidate[i % 3];
+            tokio::spawn(async move { client.get_with(&url, fields).await })
+        })
+        .collect();
+    sidecache.in_flight(10).await;
+    gate.open();
+    assert_eq!(first.await.expect("first").text(), "load 2");
+    for client in during {
+        let got = client.await.expect("client");
+        assert_eq!((got.status.as_u16(), got.text().as_str()), (200, "load 3"));
+    }
+    assert_eq!(
+        origin.count("/fresh"),
+        3,
+        "one exchange for the nine, not nine"
+    );
     sidecache.stop().await;
 }

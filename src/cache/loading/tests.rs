@@ -60,7 +60,10 @@ impl Loader for Arc<TestLoader> {
     type Error = Failure;
 
     fn judge(&self, value: &Val, request: &&'static str) -> Judgement {
-        if value.variant != *request {
+        if *request == "no-cache" {
+            // Like a request's `no-cache`: nothing stored answers it without a load.
+            Judgement::Load(LoadCause::Requested)
+        } else if value.variant != *request {
             Judgement::Load(LoadCause::Unmatched)
         } else if value.stale {
             Judgement::ServeAndRefresh
@@ -625,6 +628,35 @@ async fn a_load_that_finishes_after_an_invalidation_keeps_nothing() {
             "prefix {prefix}"
         );
     }
+}
+
+/// Requests that ask for a load themselves (`no-cache`) are answered by a load that started
+/// after they arrived: ten at once cost two loads (the one under way when they came, and one
+/// more for those that came during it), not one each.
+#[tokio::test]
+async fn requests_that_ask_for_a_load_share_one_that_started_after_them() {
+    let f = fixture(Behaviour::Fetch);
+    let first = f.start(1, "no-cache").await;
+    let during = f.start(9, "no-cache").await;
+    assert_eq!(f.loads(), 1);
+    f.release(1);
+    let first = finish(first).await;
+    assert_eq!(route(&first[0]), Route::Miss);
+    settle().await;
+    assert_eq!(
+        f.loads(),
+        2,
+        "one more load for the nine that came during the first"
+    );
+    f.release(1);
+    let during = finish(during).await;
+    assert_eq!(f.loads(), 2);
+    let shared = during
+        .iter()
+        .filter(|a| route(a) == Route::Coalesced && value(a).load == 2)
+        .count();
+    let led = during.iter().filter(|a| route(a) == Route::Miss).count();
+    assert_eq!((led, shared), (1, 8));
 }
 
 /// The same for a key marked hit-for-miss, whose loads run outside the flight.

@@ -464,3 +464,39 @@ async fn a_no_store_request_is_not_stored() {
     })
     .await;
 }
+
+/// `--client-cache-control ignore` answers every request as if it carried no cache directives,
+/// as Varnish and nginx do by default; `honor` (the default) obeys them.
+#[tokio::test]
+async fn client_cache_directives_are_obeyed_or_ignored_as_configured() {
+    bounded(async {
+        let directives: [&[(&str, &str)]; 3] = [
+            &[("cache-control", "no-cache")],
+            &[("pragma", "no-cache")],
+            &[("cache-control", "max-age=0")],
+        ];
+        for mode in ["honor", "ignore"] {
+            let origin =
+                TestOrigin::start(|_, _| Reply::ok("stored").header("cache-control", "max-age=60"))
+                    .await;
+            let sidecache =
+                Sidecache::start(&origin.url(), &["--client-cache-control", mode]).await;
+            let client = TestClient::new();
+            let url = sidecache.url("/doc");
+            client.get(&url).await;
+            for fields in directives {
+                let got = client.get_with(&url, fields).await;
+                assert_eq!(got.text(), "stored", "{mode} {fields:?}");
+                if mode == "ignore" {
+                    expect_status(&got, &["hit"]);
+                } else {
+                    expect_status(&got, &["!hit"]);
+                }
+            }
+            let origin_requests = if mode == "ignore" { 1 } else { 4 };
+            assert_eq!(origin.count("/doc"), origin_requests, "{mode}");
+            sidecache.stop().await;
+        }
+    })
+    .await;
+}
