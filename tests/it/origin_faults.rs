@@ -763,3 +763,73 @@ async fn a_slow_drip_that_finishes_in_time_is_stored_whole() {
     })
     .await;
 }
+
+// === interim responses ===
+
+/// Interim responses from the origin (`102 Processing`, `103 Early Hints`) are never stored or
+/// reused, and never mixed into the final response: the client gets the final answer whole, and
+/// the next client a hit of it. (They are not passed on either: hyper's server cannot send a 1xx
+/// other than its own `100 Continue`.)
+#[tokio::test]
+async fn interim_responses_from_the_origin_are_neither_stored_nor_mixed_in() {
+    bounded(async {
+        let interim = vec![
+            Answer::new(102, Bytes::new()),
+            Answer::new(103, Bytes::new()).header("link", "</style.css>; rel=preload"),
+        ];
+        let answer = Answer::ok("the final answer").header("cache-control", "max-age=60");
+        let origin = FaultOrigin::start(move |_| Behaviour::AfterInterim {
+            interim: interim.clone(),
+            answer: answer.clone(),
+        })
+        .await;
+        let sidecache = Sidecache::start(&origin.url(), &FLAGS).await;
+        let client = TestClient::new();
+        let url = sidecache.url("/early");
+        let first = client.get(&url).await;
+        assert_eq!(first.status, 200);
+        assert_eq!(first.text(), "the final answer");
+        assert_eq!(
+            first.header("link"),
+            "",
+            "nothing of the 103 in the final answer"
+        );
+        assert_cache_status(&first, &["fwd=uri-miss", "stored"], "first");
+        let second = client.get(&url).await;
+        assert_eq!(
+            (second.status.as_u16(), second.text().as_str()),
+            (200, "the final answer")
+        );
+        assert_cache_status(&second, &["hit"], "second");
+        assert_eq!(origin.count("/early"), 1);
+        sidecache.stop().await;
+    })
+    .await;
+}
+
+/// A client that sends `Expect: 100-continue` is told to go on, and its body reaches the origin.
+#[tokio::test]
+async fn a_request_body_sent_after_100_continue_reaches_the_origin() {
+    bounded(async {
+        let origin = FaultOrigin::start(|_| Behaviour::Respond(Answer::new(201, "created"))).await;
+        let sidecache = Sidecache::start(&origin.url(), &FLAGS).await;
+        let head = "POST /things HTTP/1.1\r\nhost: cache.test\r\ncontent-length: 5\r\n\
+                    expect: 100-continue\r\nconnection: close\r\n\r\n";
+        let mut stream = tokio::net::TcpStream::connect(sidecache.proxy_addr)
+            .await
+            .expect("connect");
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        stream.write_all(head.as_bytes()).await.expect("head");
+        let mut interim = [0u8; 25];
+        stream.read_exact(&mut interim).await.expect("100 Continue");
+        assert_eq!(&interim, b"HTTP/1.1 100 Continue\r\n\r\n");
+        stream.write_all(b"hello").await.expect("body");
+        let mut rest = String::new();
+        stream.read_to_string(&mut rest).await.expect("answer");
+        assert!(rest.starts_with("HTTP/1.1 201"), "{rest}");
+        assert!(rest.ends_with("created"), "{rest}");
+        assert_eq!(origin.count("/things"), 1);
+        sidecache.stop().await;
+    })
+    .await;
+}

@@ -45,6 +45,16 @@ impl Answer {
         self
     }
 
+    /// The status line and header fields of an interim (1xx) response, which has no body.
+    fn interim_head(&self) -> Vec<u8> {
+        let mut head = format!("HTTP/1.1 {} Interim\r\n", self.status);
+        for (name, value) in &self.headers {
+            head.push_str(&format!("{name}: {value}\r\n"));
+        }
+        head.push_str("\r\n");
+        head.into_bytes()
+    }
+
     /// The status line and header fields, declaring a `Content-Length` of the whole body.
     fn head(&self) -> Vec<u8> {
         let mut head = format!("HTTP/1.1 {} Fault Origin\r\n", self.status);
@@ -86,6 +96,11 @@ pub enum Behaviour {
     /// Declares the whole body in `Content-Length`, sends only `sent` bytes of it, then closes
     /// cleanly (FIN).
     ShortBody { answer: Answer, sent: usize },
+    /// Sends each interim (1xx) response head of `interim`, then answers properly.
+    AfterInterim {
+        interim: Vec<Answer>,
+        answer: Answer,
+    },
 }
 
 /// A request as the origin read it.
@@ -166,6 +181,17 @@ impl FaultOrigin {
     /// Requests read so far, in total.
     pub fn requests(&self) -> usize {
         *self.state.arrivals.borrow()
+    }
+
+    /// Requests read so far for `path` (path and query).
+    pub fn count(&self, path: &str) -> usize {
+        self.state
+            .per_path
+            .lock()
+            .expect("per path")
+            .get(path)
+            .copied()
+            .unwrap_or(0)
     }
 
     /// Connections open right now.
@@ -366,6 +392,17 @@ async fn wait_while_held(stream: &mut TcpStream, state: &State) -> bool {
 /// Acts out `behaviour`; returns whether the connection may carry another request.
 async fn act(stream: &mut TcpStream, behaviour: Behaviour, head_only: bool) -> bool {
     match behaviour {
+        Behaviour::AfterInterim { interim, answer } => {
+            let mut bytes = Vec::new();
+            for head in interim {
+                bytes.extend_from_slice(&head.interim_head());
+            }
+            bytes.extend_from_slice(&answer.head());
+            if !head_only {
+                bytes.extend_from_slice(&answer.body);
+            }
+            stream.write_all(&bytes).await.is_ok() && !answer.closes()
+        }
         Behaviour::Respond(answer) => {
             let mut bytes = answer.head();
             if !head_only {
