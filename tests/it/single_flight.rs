@@ -315,12 +315,9 @@ async fn concurrent_requests_that_must_revalidate_share_one_origin_exchange() {
     let loads = Arc::new(AtomicUsize::new(0));
     let origin = TestOrigin::start(move |_, _| {
         let load = loads.fetch_add(1, Ordering::SeqCst) + 1;
-        let reply = Reply::ok(format!("load {load}")).header("cache-control", "max-age=60");
-        if load == 2 {
-            reply.gated(&origin_gate)
-        } else {
-            reply
-        }
+        Reply::ok(format!("load {load}"))
+            .header("cache-control", "max-age=60")
+            .gated_if(load == 2, &origin_gate)
     })
     .await;
     let sidecache = Sidecache::start(&origin.url(), &[]).await;

@@ -79,6 +79,11 @@ impl Reply {
         self
     }
 
+    /// [`gated`](Self::gated) when `held` (the one request of several a test holds back).
+    pub fn gated_if(self, held: bool, gate: &Gate) -> Self {
+        if held { self.gated(gate) } else { self }
+    }
+
     /// Sends the body chunked, without a `Content-Length`.
     pub fn chunked(mut self) -> Self {
         self.chunked = true;

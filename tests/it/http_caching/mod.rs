@@ -456,14 +456,10 @@ async fn a_follower_whose_vary_fields_differ_loads_its_own_variant() {
         let origin_gate = gate.clone();
         let origin = TestOrigin::start(move |seen, _| {
             let language = header(seen, "accept-language").to_owned();
-            let reply = Reply::ok(format!("in {language}"))
+            Reply::ok(format!("in {language}"))
                 .header("cache-control", "max-age=60")
-                .header("vary", "Accept-Language");
-            if language == "en" {
-                reply.gated(&origin_gate)
-            } else {
-                reply
-            }
+                .header("vary", "Accept-Language")
+                .gated_if(language == "en", &origin_gate)
         })
         .await;
         let sidecache = Sidecache::start(&origin.url(), &[]).await;

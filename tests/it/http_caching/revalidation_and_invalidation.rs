@@ -530,13 +530,9 @@ async fn a_load_that_finishes_after_an_invalidation_stores_nothing() {
                     return Reply::new(204, "");
                 }
                 let version = origin_versions.fetch_add(1, Ordering::SeqCst) + 1;
-                let reply =
-                    Reply::ok(format!("version {version}")).header("cache-control", "max-age=60");
-                if version == 1 {
-                    reply.gated(&origin_gate)
-                } else {
-                    reply
-                }
+                Reply::ok(format!("version {version}"))
+                    .header("cache-control", "max-age=60")
+                    .gated_if(version == 1, &origin_gate)
             })
             .await;
             let sidecache = Sidecache::start(&origin.url(), &[]).await;
