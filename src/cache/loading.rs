@@ -314,6 +314,12 @@ where
         outcome
     }
 
+    /// Whether `key` is marked hit-for-miss: its last load was not shareable, so its next loads
+    /// run on their own and what they get is not expected to be stored.
+    pub fn is_hit_for_miss(&self, key: &L::Key) -> bool {
+        self.inner.uncacheable.contains_key(key)
+    }
+
     /// The stored value for `key` and its judgement for `request`, without loading anything
     /// (for `only-if-cached`).
     pub fn peek(&self, key: &L::Key, request: &L::Request) -> Option<(L::Value, Judgement)> {

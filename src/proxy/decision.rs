@@ -120,6 +120,8 @@ pub(crate) enum PassReason {
     Method,
     /// It carried `no-store`: loaded for this client alone.
     NoStore,
+    /// A `Range` request whose response would not be stored: sent with its `Range`.
+    Unstorable,
 }
 
 /// How a request sent around the cache ended.
@@ -312,7 +314,7 @@ impl Passed {
     fn cache_status(&self) -> CacheStatus {
         let forwarded = CacheStatus::forwarded(match self.why {
             PassReason::Method => Forward::Method,
-            PassReason::NoStore => Forward::Bypass,
+            PassReason::NoStore | PassReason::Unstorable => Forward::Bypass,
         });
         match &self.end {
             PassEnd::Answered(status) => CacheStatus {

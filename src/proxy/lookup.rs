@@ -17,6 +17,10 @@ pub(crate) enum Looked {
     NotCached,
     /// The request is `no-store` and nothing stored serves it: loaded for this client alone.
     Unstored,
+    /// A `Range` request whose response would not be stored (`no-store`, or a URL marked
+    /// hit-for-miss): sent to the origin with its `Range`, so the origin sends only the bytes
+    /// asked for.
+    RangeAround,
     /// A load is needed (or another caller's load under way is joined).
     Load(Miss<Arc<CachedObject>>),
 }
@@ -33,12 +37,17 @@ pub(crate) fn lookup(cache: &HttpCache, head: &RequestHead) -> Looked {
         // no-store request nor its response may be stored.
         return if directives.only_if_cached {
             Looked::NotCached
+        } else if head.carried.range {
+            Looked::RangeAround
         } else {
             Looked::Unstored
         };
     }
     match cache.lookup(&head.key, head) {
         Lookup::Served(outcome) => Looked::Served(outcome),
+        Lookup::Load(_) if head.carried.range && cache.is_hit_for_miss(&head.key) => {
+            Looked::RangeAround
+        }
         Lookup::Load(miss) => Looked::Load(miss),
     }
 }

@@ -60,6 +60,8 @@ enum Deferred {
     Load(RequestHead, Miss<Arc<CachedObject>>),
     /// A `no-store` request the store could not serve: loaded for this client only.
     Unstored(RequestHead),
+    /// A `Range` request whose response would not be stored: sent with its `Range`.
+    RangeAround(RequestHead),
     /// Around the cache, to the origin.
     Forward {
         head: RequestHead,
@@ -175,6 +177,7 @@ impl Proxy {
                 Looked::Served(outcome) => Routed::Now(respond::outcome(&head, outcome)),
                 Looked::NotCached => Routed::Now(respond::not_cached()),
                 Looked::Unstored => Routed::Later(Deferred::Unstored(head)),
+                Looked::RangeAround => Routed::Later(Deferred::RangeAround(head)),
                 Looked::Load(miss) => Routed::Later(Deferred::Load(head, miss)),
             },
         }
@@ -188,6 +191,9 @@ impl Proxy {
                 respond::outcome(&head, outcome)
             }
             Deferred::Unstored(head) => load::unstored(&self.cache, &head).await,
+            Deferred::RangeAround(head) => {
+                load::range_around(self.cache.loader().origin(), &head).await
+            }
             Deferred::Forward {
                 head,
                 version,

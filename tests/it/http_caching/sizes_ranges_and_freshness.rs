@@ -211,6 +211,69 @@ async fn ranges_are_answered_from_a_stored_full_response() {
     .await;
 }
 
+/// A `Range` request whose response will not be stored goes to the origin with its `Range`, so
+/// the origin sends the bytes asked for and the client gets its 206, instead of the whole
+/// representation with a 200: a `no-store` request, or a URL whose last answer was not stored
+/// (here: larger than `--max-object-size`, which marks it hit-for-miss).
+#[tokio::test]
+async fn a_range_whose_response_will_not_be_stored_is_sent_to_the_origin() {
+    bounded(async {
+        let body = "0123456789".repeat(200);
+        let origin_body = body.clone();
+        let origin =
+            TestOrigin::start(
+                move |seen, _| match header(seen, "range").strip_prefix("bytes=") {
+                    Some("0-3") => Reply::new(206, origin_body[..4].to_owned())
+                        .header("content-range", format!("bytes 0-3/{}", origin_body.len()))
+                        .header("cache-control", "max-age=60"),
+                    _ => Reply::ok(origin_body.clone()).header("cache-control", "max-age=60"),
+                },
+            )
+            .await;
+        let sidecache = Sidecache::start(&origin.url(), &["--max-object-size", "1KiB"]).await;
+        let client = TestClient::new();
+        let range = ("range", "bytes=0-3");
+
+        // A no-store request: its response is never stored.
+        let no_store = client
+            .get_with(
+                &sidecache.url("/small"),
+                &[range, ("cache-control", "no-store")],
+            )
+            .await;
+        assert_eq!(
+            (no_store.status.as_u16(), no_store.text().as_str()),
+            (206, "0123")
+        );
+        expect_status(&no_store, &["fwd=bypass", "fwd-status=206", "!stored"]);
+        assert_eq!(header(&origin.seen()[0], "range"), "bytes=0-3");
+
+        // Too large to store: the first answer teaches sidecache so, the next range goes as is.
+        let url = sidecache.url("/large");
+        let first = client.get_with(&url, &[range]).await;
+        assert_eq!(first.body.len(), body.len(), "loaded whole, not stored");
+        let second = client.get_with(&url, &[range]).await;
+        assert_eq!(
+            (second.status.as_u16(), second.text().as_str()),
+            (206, "0123")
+        );
+        expect_status(&second, &["fwd=bypass", "fwd-status=206", "!stored"]);
+        let seen = origin.seen();
+        assert_eq!(
+            header(&seen[1], "range"),
+            "",
+            "the first load is a whole one"
+        );
+        assert_eq!(header(&seen[2], "range"), "bytes=0-3");
+
+        // Without Range, nothing changes: the whole representation, not stored.
+        let whole = client.get(&url).await;
+        assert_eq!((whole.status.as_u16(), whole.body.len()), (200, body.len()));
+        sidecache.stop().await;
+    })
+    .await;
+}
+
 // === freshness (RFC 9111 §4.2, §5.2) ===
 
 /// What the second request for a URL must do.
