@@ -339,8 +339,8 @@ where
     }
 
     /// Removes `key` from L1, and its hit-for-miss mark; returns whether L1 held it. A load of
-    /// `key` under way keeps nothing it loaded ([`keep`](Self::keep)), and the next caller
-    /// starts a new load rather than joining it.
+    /// `key` under way keeps nothing it loaded (it still answers the callers that asked before),
+    /// and the next caller starts a new load rather than joining it.
     pub fn invalidate(&self, key: &L::Key) -> bool {
         // Loads marked before the store is emptied: see `keep`.
         self.inner.flight.invalidate(key);
