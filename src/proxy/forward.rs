@@ -1,18 +1,18 @@
 //! Requests that go around the cache: unsafe and uncacheable methods, sent to the origin with
-//! their bodies streamed both ways; a success of an unsafe method invalidates what it touched
-//! (RFC 9111 §4.4).
+//! their bodies streamed both ways, a success of an unsafe method invalidating what it touched
+//! (RFC 9111 §4.4); and `Range` requests whose response would not be stored.
 
 use bytes::Bytes;
-use http::{Request, StatusCode, Version};
+use http::{Request, Response, StatusCode, Version};
 
 use super::decision::{Decision, PassEnd, PassReason, Passed};
 use super::purge::Purger;
 use super::request::RequestHead;
 use super::respond::{self, Answered};
 use super::settings::RequestSettings;
-use crate::body::{Guard, RequestBody};
+use crate::body::{Body, Guard, RequestBody};
 use crate::origin::headers::remove_hop_by_hop;
-use crate::origin::{OriginClient, OriginErrorKind};
+use crate::origin::{OriginClient, OriginError, OriginErrorKind};
 
 /// Sends `head`'s request with `body` to `origin`. A body larger than the limit is refused
 /// (413) before the origin is asked if its length says so, else cut off when it passes the limit,
@@ -35,21 +35,14 @@ pub(crate) async fn forward(
         limit: Some(limit),
         read_timeout: Some(limits.body_timeout),
     };
-    let mut request = Request::new(body.guarded(Bytes::new(), guard));
-    *request.method_mut() = head.method.clone();
-    *request.uri_mut() = head.origin_uri();
-    *request.headers_mut() = head.forwarded_headers();
-    match origin.send(request).await {
+    match send(origin, &head, body.guarded(Bytes::new(), guard)).await {
         Ok(response) => {
-            let (mut parts, body) = response.into_parts();
-            remove_hop_by_hop(&mut parts.headers);
             // RFC 9111 §4.4: a non-error response to an unsafe method invalidates the target URI
             // and the same-origin URIs in Location and Content-Location.
-            if invalidates && (parts.status.is_success() || parts.status.is_redirection()) {
-                purger.after_unsafe(&head.key, &parts.headers);
+            let status = response.status();
+            if invalidates && (status.is_success() || status.is_redirection()) {
+                purger.after_unsafe(&head.key, response.headers());
             }
-            let body = origin.stream_body(Bytes::new(), body);
-            let response = http::Response::from_parts(parts, body);
             respond::around_the_cache(response, &head.method, PassReason::Method)
         }
         Err(error) if matches!(error.kind(), OriginErrorKind::RequestBodyTooLarge) => {
@@ -60,6 +53,38 @@ pub(crate) async fn forward(
         }
         Err(error) => respond::around_the_cache_failed(&error, &head.method, PassReason::Method),
     }
+}
+
+/// Sends `head`'s `Range` request to the origin as it came, `Range` included, and passes the
+/// answer (typically a 206) on: its response would not be stored anyway (see
+/// [`Looked::RangeAround`](super::lookup::Looked::RangeAround)), so the origin need not send the
+/// whole representation.
+pub(crate) async fn range(origin: &OriginClient, head: &RequestHead) -> Answered {
+    match send(origin, head, Body::empty()).await {
+        Ok(response) => respond::around_the_cache(response, &head.method, PassReason::Unstorable),
+        Err(error) => {
+            respond::around_the_cache_failed(&error, &head.method, PassReason::Unstorable)
+        }
+    }
+}
+
+/// Sends `head`'s request with `body` to `origin` with the client's end-to-end fields, and gives
+/// back the origin's response without its hop-by-hop fields, its body streamed through.
+async fn send(
+    origin: &OriginClient,
+    head: &RequestHead,
+    body: Body,
+) -> Result<Response<Body>, OriginError> {
+    let mut request = Request::new(body);
+    *request.method_mut() = head.method.clone();
+    *request.uri_mut() = head.origin_uri();
+    *request.headers_mut() = head.forwarded_headers();
+    let (mut parts, body) = origin.send(request).await?.into_parts();
+    remove_hop_by_hop(&mut parts.headers);
+    Ok(Response::from_parts(
+        parts,
+        origin.stream_body(Bytes::new(), body),
+    ))
 }
 
 /// 413 for a request body past `--max-request-body`.

@@ -192,7 +192,7 @@ impl Proxy {
             }
             Deferred::Unstored(head) => load::unstored(&self.cache, &head).await,
             Deferred::RangeAround(head) => {
-                load::range_around(self.cache.loader().origin(), &head).await
+                forward::range(self.cache.loader().origin(), &head).await
             }
             Deferred::Forward {
                 head,
