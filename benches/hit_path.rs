@@ -121,10 +121,15 @@ fn proxy(runtime: &tokio::runtime::Runtime, tracing: &Tracing) -> Arc<Proxy> {
     let (parts, _) = request().into_parts();
     let key = CacheKey::from_request(&parts.uri, &parts.headers).expect("key");
     cache.store().insert(key, stored_object(&parts.headers));
-    let limits = Config::default().request_settings();
-    Arc::new(
-        Proxy::new(cache, proxy_metrics, stats, limits).with_tracing(tracing.request_sampler()),
-    )
+    let config = Config::default();
+    let proxy = Proxy::new(
+        cache,
+        config.part_settings(),
+        proxy_metrics,
+        stats,
+        config.request_settings(),
+    );
+    Arc::new(proxy.with_tracing(tracing.request_sampler()))
 }
 
 /// The request every iteration sends: a hit on `/hot`.

@@ -179,6 +179,7 @@ impl App {
             .map_err(AppError::Metrics)?;
         let mut proxy = Proxy::new(
             cache,
+            config.part_settings(),
             proxy_metrics,
             Arc::clone(&stats),
             config.request_settings(),

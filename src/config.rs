@@ -53,6 +53,7 @@ pub use standard_env::STANDARD_ENV;
 
 use crate::admin::AdminConfig;
 use crate::origin::OriginConfig;
+use crate::proxy::part_store::PartSettings;
 use crate::proxy::settings::RequestSettings;
 use crate::proxy::{CacheConfig, ProxyConfig};
 use crate::server::ClientLimitsConfig;
@@ -146,6 +147,17 @@ impl Config {
             allow_trace: self.proxy.allow_trace,
             body_timeout: self.client.body_timeout,
             client_cache_control: self.proxy.client_cache_control,
+        }
+    }
+
+    /// How the proxy keeps the parts of representations: up to a sixteenth of
+    /// `--cache-capacity` (at least 1 MiB) beside it, each representation up to
+    /// `--max-object-size`.
+    pub fn part_settings(&self) -> PartSettings {
+        PartSettings {
+            capacity_bytes: (self.cache.capacity_bytes / 16).max(1 << 20),
+            max_object_bytes: self.cache.max_object_bytes,
+            range_miss: self.cache.range_miss,
         }
     }
 

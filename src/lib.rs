@@ -14,7 +14,7 @@
 //! | [`config`] | the typed configuration: flags > environment > TOML file > defaults |
 //! | [`app`] | builds the parts from a `Config`, binds, serves, drains in order |
 //! | [`server`] | the accept loop both listeners share: client limits and timeouts, graceful drain |
-//! | [`proxy`] | the request path: classify, key, lookup, load, respond, record; the server span; the HTTP loader |
+//! | [`proxy`] | the request path: classify, key, lookup, load (or answer from stored parts), respond, record; the server span; the HTTP loader |
 //! | [`cache`] | the HTTP-free core: single-flight ([`cache::flight`]), the read-through cache ([`cache::loading`]) and what it answers each caller ([`cache::outcome`]) |
 //! | [`http`] | the HTTP caching rules (RFC 9110/9111/9211/9213): keys, `Cache-Control`, freshness and reuse, `Vary`, conditionals, ranges, 304 freshening; the stored response |
 //! | [`store`] | the [`store::Store`] trait; the byte-bounded moka store with per-entry expiry, and a plain locked map for tests |

@@ -141,6 +141,13 @@ pub struct Miss<V> {
     found: Option<LoadCause>,
 }
 
+impl<V> Miss<V> {
+    /// Whether L1 held nothing for the key.
+    pub fn held_nothing(&self) -> bool {
+        self.current.is_none()
+    }
+}
+
 /// Knobs of the read-through cache.
 #[derive(Debug, Clone)]
 pub struct LoadingSettings {

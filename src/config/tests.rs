@@ -14,7 +14,7 @@ use super::error::{Place, Problem};
 use super::sources::testing;
 use super::*;
 use crate::origin::HostHeader;
-use crate::proxy::ClientCacheControl;
+use crate::proxy::{ClientCacheControl, RangeMiss};
 use crate::telemetry::{LogFormat, OtlpProtocol, Ratio, SamplerKind};
 use crate::writebehind::SinkAddress;
 
@@ -151,6 +151,7 @@ fn defaults_when_nothing_is_given() {
             hit_for_miss_ttl: secs(10),
             grace: secs(60),
             max_heuristic_freshness: secs(24 * 60 * 60),
+            range_miss: RangeMiss::Whole,
         },
         admin: AdminConfig {
             listen: addr("127.0.0.1:8081"),
@@ -351,6 +352,7 @@ fn every_option_is_read_from_its_environment_variable() {
         ("SIDECACHE_HIT_FOR_MISS_TTL", "2s"),
         ("SIDECACHE_GRACE", "3s"),
         ("SIDECACHE_MAX_HEURISTIC_FRESHNESS", "4s"),
+        ("SIDECACHE_RANGE_MISS", "part"),
         ("SIDECACHE_ORIGIN_CONNECT_TIMEOUT", "5s"),
         ("SIDECACHE_ORIGIN_TIMEOUT", "6s"),
         ("SIDECACHE_ORIGIN_BODY_TIMEOUT", "7s"),
@@ -447,6 +449,7 @@ fn every_option_is_read_from_its_environment_variable() {
             hit_for_miss_ttl: secs(2),
             grace: secs(3),
             max_heuristic_freshness: secs(4),
+            range_miss: RangeMiss::Part,
         },
         admin: AdminConfig {
             listen: addr("0.0.0.0:81"),

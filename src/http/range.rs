@@ -1,13 +1,16 @@
-//! Range requests served from a stored full response (RFC 9110 §14, §13.1.5).
+//! Range requests (RFC 9110 §14, §13.1.5): answering them from a stored representation, and the
+//! `Range` and `Content-Range` values that ask for and carry its parts.
 //!
-//! sidecache stores complete 200 responses only and answers a single byte range from them with
-//! a 206. Everything else gets the full 200, which RFC 9110 §14.2 always allows ("A server MAY
-//! ignore the Range header field"): multiple ranges (no `multipart/byteranges` bodies), other
-//! range units, malformed fields, and an `If-Range` that does not hold. Evaluate
+//! A single byte range is answered from a stored full response with a 206. Everything else gets
+//! the full 200, which RFC 9110 §14.2 always allows ("A server MAY ignore the Range header
+//! field"): multiple ranges (no `multipart/byteranges` bodies), other range units, malformed
+//! fields, and an `If-Range` that does not hold. Evaluate
 //! [`conditional::evaluate`](super::conditional::evaluate) first: RFC 9110 §14.2 ignores
-//! `Range` when a conditional `GET` results in 304.
+//! `Range` when a conditional `GET` results in 304. Stored parts of a representation
+//! ([`stored::parts`](super::stored::parts)) are answered the same way, against the complete
+//! length their `Content-Range` named.
 
-use http::header::{IF_RANGE, LAST_MODIFIED, RANGE};
+use http::header::{CONTENT_RANGE, IF_RANGE, LAST_MODIFIED, RANGE};
 use http::{HeaderMap, HeaderValue, Method, StatusCode};
 
 use super::fields::{EntityTag, http_date, last_modified_is_strong, single_value, trim_ows};
@@ -82,6 +85,36 @@ pub(crate) fn content_range(start: u64, end: u64, len: u64) -> HeaderValue {
 #[must_use]
 pub(crate) fn unsatisfied_range(len: u64) -> HeaderValue {
     digits_value(format!("bytes */{len}"))
+}
+
+/// The `Range` value asking for bytes `start..=end`: `bytes={start}-{end}` (RFC 9110 §14.1.2).
+#[must_use]
+pub(crate) fn byte_range(start: u64, end: u64) -> HeaderValue {
+    digits_value(format!("bytes={start}-{end}"))
+}
+
+/// The byte range a `206` carries: `(first, last, complete length)` of its single
+/// `Content-Range: bytes first-last/length` (RFC 9110 §14.4); `None` for another unit, an unknown
+/// length (`*`), a range that does not fit the length, or anything malformed.
+#[must_use]
+pub(crate) fn content_range_of(response: &HeaderMap) -> Option<(u64, u64, u64)> {
+    let value = single_value(response, &CONTENT_RANGE)?.as_bytes();
+    let rest = value.strip_prefix(b"bytes ")?;
+    let slash = rest.iter().position(|&b| b == b'/')?;
+    let (range, length) = (&rest[..slash], &rest[slash + 1..]);
+    let dash = range.iter().position(|&b| b == b'-')?;
+    let first = strict_digits(&range[..dash])?;
+    let last = strict_digits(&range[dash + 1..])?;
+    let length = strict_digits(length)?;
+    (first <= last && last < length).then_some((first, last, length))
+}
+
+/// `1*DIGIT` as a number; `None` when empty, not digits, or past `u64::MAX`.
+fn strict_digits(digits: &[u8]) -> Option<u64> {
+    if digits.is_empty() || !digits.iter().all(u8::is_ascii_digit) {
+        return None;
+    }
+    std::str::from_utf8(digits).ok()?.parse().ok()
 }
 
 /// A header value from text made only of ASCII letters, digits, spaces and `-*/`.
@@ -476,6 +509,36 @@ mod tests {
             evaluate(&Method::GET, &request, StatusCode::OK, &stored, 10),
             UNSATISFIABLE
         );
+    }
+
+    #[test]
+    fn content_range_of_a_206() {
+        // (Content-Range lines, (first, last, complete length))
+        type Case<'a> = (&'a [&'a str], Option<(u64, u64, u64)>);
+        let cases: &[Case] = &[
+            (&["bytes 0-3/10"], Some((0, 3, 10))),
+            (&["bytes 9-9/10"], Some((9, 9, 10))),
+            (&["bytes 0-9/10"], Some((0, 9, 10))),
+            // the length must be known, and the range inside it
+            (&["bytes 0-3/*"], None),
+            (&["bytes 0-10/10"], None),
+            (&["bytes 4-3/10"], None),
+            (&["bytes */10"], None),
+            // another unit, malformed, repeated, absent
+            (&["items 0-3/10"], None),
+            (&["bytes=0-3/10"], None),
+            (&["bytes 0-3"], None),
+            (&["bytes 0 -3/10"], None),
+            (&["bytes 0-3/10/"], None),
+            (&["bytes 0-3/99999999999999999999999"], None),
+            (&["bytes 0-3/10", "bytes 0-3/10"], None),
+            (&[], None),
+        ];
+        for (lines, want) in cases {
+            let fields: Vec<_> = lines.iter().map(|v| ("content-range", *v)).collect();
+            assert_eq!(content_range_of(&map(&fields)), *want, "{lines:?}");
+        }
+        assert_eq!(byte_range(5, 9), "bytes=5-9");
     }
 
     #[test]

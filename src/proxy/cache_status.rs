@@ -81,6 +81,8 @@ pub(crate) enum Forward {
     Request,
     /// A stored response was stale and was revalidated (or stood in after the origin failed).
     Stale,
+    /// Parts of the response were stored; the origin was asked for the rest (RFC 9211 §2.2).
+    Partial,
 }
 
 impl Forward {
@@ -92,6 +94,7 @@ impl Forward {
             Self::VaryMiss => "vary-miss",
             Self::Request => "request",
             Self::Stale => "stale",
+            Self::Partial => "partial",
         }
     }
 }

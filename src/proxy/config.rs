@@ -121,6 +121,18 @@ pub struct CacheConfig {
         value_parser = humantime::parse_duration
     )]
     pub grace: Duration,
+    /// What a `Range` request for a URL with nothing stored loads: `whole`, the whole
+    /// representation in one shared load, from which every later range is answered (as Varnish
+    /// and nginx do); or `part`, only the bytes asked for, stored as a part that later ranges are
+    /// answered from and completed with the missing bytes only. URLs too large to store always
+    /// work as `part`.
+    #[arg(
+        long = "range-miss",
+        env = "SIDECACHE_RANGE_MISS",
+        value_name = "MODE",
+        default_value = "whole"
+    )]
+    pub range_miss: RangeMiss,
     /// Upper bound on the freshness guessed for responses without explicit freshness
     /// (heuristic freshness, RFC 9111 section 4.2.2).
     #[arg(
@@ -131,4 +143,13 @@ pub struct CacheConfig {
         value_parser = humantime::parse_duration
     )]
     pub max_heuristic_freshness: Duration,
+}
+
+/// What a `Range` request that misses loads (`--range-miss`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum RangeMiss {
+    /// The whole representation, in one load every waiting request shares.
+    Whole,
+    /// The bytes asked for, stored as a part.
+    Part,
 }

@@ -64,6 +64,8 @@ pub(crate) enum ServedFrom {
     },
     /// The origin's answer to this request's own load, stored.
     Fetched(Loaded),
+    /// Stored parts, completed by the origin's part with the bytes they lacked.
+    Completed(Loaded),
     /// The stored response, confirmed by the origin (304) for this request's own load.
     Revalidated {
         /// Remaining freshness after the revalidation.
@@ -221,7 +223,9 @@ impl Cached {
             ServedFrom::Fetched(_) | ServedFrom::Private { .. } if self.bypassed => {
                 CacheResult::Pass
             }
-            ServedFrom::Fetched(_) | ServedFrom::Private { .. } => CacheResult::Miss,
+            ServedFrom::Fetched(_) | ServedFrom::Completed(_) | ServedFrom::Private { .. } => {
+                CacheResult::Miss
+            }
             ServedFrom::Revalidated { .. } => CacheResult::Revalidated,
             ServedFrom::Shared(_) => CacheResult::Coalesced,
             ServedFrom::Failed(_) | ServedFrom::Busy | ServedFrom::TimedOut => CacheResult::Error,
@@ -238,6 +242,9 @@ impl Cached {
             )
         {
             return Forward::Bypass;
+        }
+        if matches!(self.served, ServedFrom::Completed(_)) {
+            return Forward::Partial;
         }
         match self.found {
             None => Forward::UriMiss,
@@ -274,7 +281,8 @@ impl Cached {
                 detail: Some("hit-for-miss"),
                 ..loaded(*status, *ttl)
             },
-            ServedFrom::Fetched(Loaded { status, ttl }) => loaded(*status, *ttl),
+            ServedFrom::Fetched(Loaded { status, ttl })
+            | ServedFrom::Completed(Loaded { status, ttl }) => loaded(*status, *ttl),
             ServedFrom::Revalidated { ttl } => loaded(StatusCode::NOT_MODIFIED, *ttl),
             ServedFrom::Shared(Loaded { status, ttl }) => CacheStatus {
                 stored: false,

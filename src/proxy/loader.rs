@@ -106,6 +106,11 @@ impl OriginLoader {
         }
     }
 
+    /// The cache-wide knobs responses are judged with.
+    pub(crate) fn policy(&self) -> &PolicySettings {
+        &self.policy
+    }
+
     /// The origin client (also used for requests that bypass the cache).
     pub fn origin(&self) -> &OriginClient {
         &self.origin
@@ -138,13 +143,7 @@ impl OriginLoader {
         let mut response = self.origin.send(origin_request).await?;
         let response_time = SystemTime::now();
         remove_hop_by_hop(response.headers_mut());
-        // RFC 9110 §6.6.1: a recipient with a clock that caches or forwards a response without
-        // Date records when it arrived as its Date.
-        if !response.headers().contains_key(header::DATE) {
-            let date = HeaderValue::from_str(&httpdate::fmt_http_date(response_time))
-                .expect("an HTTP-date is a valid header value");
-            response.headers_mut().insert(header::DATE, date);
-        }
+        date_if_missing(response.headers_mut(), response_time);
         Ok(Exchange {
             response,
             request_time,
@@ -380,6 +379,16 @@ impl Loader for OriginLoader {
             return Err(self.error_status(request, exchange).await);
         }
         self.admit(current, request, exchange).await
+    }
+}
+
+/// RFC 9110 §6.6.1: a recipient with a clock that caches or forwards a response without `Date`
+/// records when it arrived (`response_time`) as its `Date`.
+pub(crate) fn date_if_missing(headers: &mut HeaderMap, response_time: SystemTime) {
+    if !headers.contains_key(header::DATE) {
+        let date = HeaderValue::from_str(&httpdate::fmt_http_date(response_time))
+            .expect("an HTTP-date is a valid header value");
+        headers.insert(header::DATE, date);
     }
 }
 

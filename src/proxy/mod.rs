@@ -12,6 +12,8 @@ pub(crate) mod load;
 pub mod loader;
 pub(crate) mod lookup;
 pub mod metrics;
+pub mod part_store;
+pub(crate) mod partial;
 pub(crate) mod purge;
 pub(crate) mod recent_values;
 pub(crate) mod record;
@@ -22,7 +24,7 @@ pub mod service;
 pub mod settings;
 pub(crate) mod trace;
 
-pub use self::config::{CacheConfig, ClientCacheControl, ProxyConfig};
+pub use self::config::{CacheConfig, ClientCacheControl, ProxyConfig, RangeMiss};
 use crate::cache::loading::LoadingCache;
 
 use self::loader::OriginLoader;

@@ -1,5 +1,6 @@
 //! Removing stored URLs: the admin port's purges, and the invalidation that follows a successful
-//! unsafe request (RFC 9111 §4.4). Every removal is counted as a manual miss.
+//! unsafe request (RFC 9111 §4.4). Every removal of a stored response is counted as a manual
+//! miss; the parts of representations that go with them are removed too, uncounted.
 
 use std::sync::Arc;
 
@@ -8,6 +9,7 @@ use http::header;
 
 use super::HttpCache;
 use super::metrics::ProxyMetrics;
+use super::part_store::PartStore;
 use crate::http::key::{CacheKey, same_origin_key};
 use crate::stats::Stats;
 
@@ -16,6 +18,7 @@ use crate::stats::Stats;
 #[derive(Clone)]
 pub struct Purger {
     cache: HttpCache,
+    parts: PartStore,
     metrics: ProxyMetrics,
     stats: Arc<Stats>,
 }
@@ -23,10 +26,16 @@ pub struct Purger {
 // === impl Purger ===
 
 impl Purger {
-    /// Removes from `cache`, counting into `metrics` and `stats`.
-    pub(crate) fn new(cache: HttpCache, metrics: ProxyMetrics, stats: Arc<Stats>) -> Self {
+    /// Removes from `cache` and `parts`, counting into `metrics` and `stats`.
+    pub(crate) fn new(
+        cache: HttpCache,
+        parts: PartStore,
+        metrics: ProxyMetrics,
+        stats: Arc<Stats>,
+    ) -> Self {
         Self {
             cache,
+            parts,
             metrics,
             stats,
         }
@@ -36,8 +45,11 @@ impl Purger {
     /// URLs went. Counted as manual misses.
     pub async fn purge_url(&self, host: Option<&str>, path_and_query: &str) -> usize {
         let removed = match host {
-            Some(host) => usize::from(self.cache.invalidate(&CacheKey::new(host, path_and_query))),
+            Some(host) => self.invalidate(&CacheKey::new(host, path_and_query)),
             None => {
+                let path = path_and_query.to_owned();
+                self.parts
+                    .remove_matching(move |key| key.path_and_query() == path);
                 self.cache
                     .invalidate_matching(|key| key.path_and_query() == path_and_query)
                     .await
@@ -52,6 +64,13 @@ impl Purger {
     /// (as [`purge_url`](Self::purge_url)'s is), so `x:80` matches what `x` stored.
     pub async fn purge_prefix(&self, host: Option<&str>, prefix: &str) -> usize {
         let host = host.map(|host| CacheKey::new(host, "/"));
+        let (parts_host, parts_prefix) = (host.clone(), prefix.to_owned());
+        self.parts.remove_matching(move |key| {
+            parts_host
+                .as_ref()
+                .is_none_or(|host| key.host() == host.host())
+                && key.path_and_query().starts_with(&parts_prefix)
+        });
         let host = host.as_ref().map(CacheKey::host);
         let removed = self
             .cache
@@ -67,17 +86,25 @@ impl Purger {
     /// After a non-error answer to an unsafe request for `key` (RFC 9111 §4.4): removes `key` and
     /// the same-origin URIs the answer's `Location` and `Content-Location` name.
     pub(crate) fn after_unsafe(&self, key: &CacheKey, response: &HeaderMap) {
-        let mut removed = usize::from(self.cache.invalidate(key));
+        let mut removed = self.invalidate(key);
         for name in [header::LOCATION, header::CONTENT_LOCATION] {
             let target = response
                 .get(&name)
                 .and_then(|value| value.to_str().ok())
                 .and_then(|reference| same_origin_key(key, reference));
             if let Some(target) = target {
-                removed += usize::from(self.cache.invalidate(&target));
+                removed += self.invalidate(&target);
             }
         }
         self.record(removed);
+    }
+
+    /// Removes `key`'s stored responses and parts; 1 when a stored response went, else 0.
+    fn invalidate(&self, key: &CacheKey) -> usize {
+        // Parts first: a whole response combined from parts is stored only if no removal of
+        // parts came after its parts were asked for (see `partial`).
+        self.parts.remove(key);
+        usize::from(self.cache.invalidate(key))
     }
 
     fn record(&self, removed: usize) {

@@ -23,6 +23,7 @@ use crate::http::directives::SIDECACHE_CACHE_CONTROL;
 use crate::http::range::{self, RangeAnswer};
 use crate::http::stored::answer_fields::Added;
 use crate::http::stored::object::{CachedObject, Variant};
+use crate::http::stored::parts::StoredParts;
 use crate::origin::OriginError;
 use crate::origin::headers::{VIA_ENTRY, append_via};
 
@@ -292,6 +293,57 @@ pub(crate) fn stored(
         Body::full(body)
     };
     response(code, headers, body)
+}
+
+/// What an answer from stored parts carries.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum PartAnswer {
+    /// A `206` with `bytes` from offset `start`.
+    Bytes {
+        /// Offset of the first byte.
+        start: u64,
+        /// The bytes.
+        bytes: Bytes,
+    },
+    /// A `416` naming the representation's length.
+    Unsatisfiable,
+    /// A `304`: the client's validators match the parts' (RFC 9110 §13.2.2 puts this before
+    /// `Range`).
+    NotModified,
+}
+
+/// Answers a `GET` from stored parts.
+pub(crate) fn from_parts(
+    stored: &StoredParts,
+    answer: PartAnswer,
+    status: &CacheStatus,
+    now: SystemTime,
+) -> Response<Body> {
+    let mut headers = strip_own_fields(stored.headers().clone());
+    let age = stored.policy().age_header_seconds(now);
+    headers.insert(header::AGE, integer_value(age));
+    let length = stored.length();
+    let (code, body) = match answer {
+        PartAnswer::Bytes { start, bytes } => {
+            let end = start + bytes.len() as u64 - 1;
+            headers.insert(
+                header::CONTENT_RANGE,
+                range::content_range(start, end, length),
+            );
+            headers.insert(header::CONTENT_LENGTH, integer_value(bytes.len() as u64));
+            (StatusCode::PARTIAL_CONTENT, bytes)
+        }
+        PartAnswer::Unsatisfiable => {
+            headers.insert(header::CONTENT_RANGE, range::unsatisfied_range(length));
+            headers.insert(header::CONTENT_LENGTH, HeaderValue::from_static("0"));
+            (StatusCode::RANGE_NOT_SATISFIABLE, Bytes::new())
+        }
+        PartAnswer::NotModified => {
+            headers = conditional::not_modified_headers(headers);
+            (StatusCode::NOT_MODIFIED, Bytes::new())
+        }
+    };
+    finish(code, headers, Body::full(body), status)
 }
 
 /// Passes an origin response through to the client (for a HEAD, without its body).

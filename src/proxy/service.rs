@@ -15,6 +15,8 @@ use super::forward;
 use super::load;
 use super::lookup::{self, Looked};
 use super::metrics::ProxyMetrics;
+use super::part_store::{PartSettings, PartStore};
+use super::partial;
 use super::purge::Purger;
 use super::record::{ACCESS_LOG, Recorder, RequestCtx};
 use super::request::{CarriedFields, RequestHead};
@@ -33,6 +35,8 @@ use crate::telemetry::sampling::RequestSampler;
 /// The caching proxy: the cache and the origin behind it.
 pub struct Proxy {
     cache: HttpCache,
+    /// The parts of representations whose whole response is not stored.
+    parts: PartStore,
     /// Removes stored URLs (purges, and after unsafe requests).
     purger: Purger,
     /// Requests received and not yet answered (a saturation gauge).
@@ -62,6 +66,8 @@ enum Deferred {
     Unstored(RequestHead),
     /// A `Range` request whose response would not be stored: sent with its `Range`.
     RangeAround(RequestHead),
+    /// A `Range` request answered from stored parts, or stored as one.
+    FromParts(RequestHead),
     /// Around the cache, to the origin.
     Forward {
         head: RequestHead,
@@ -92,17 +98,26 @@ impl Drop for InFlight {
 // === impl Proxy ===
 
 impl Proxy {
-    /// A proxy answering from `cache`, counting into `metrics` and `stats`, holding requests to
-    /// `limits` (`--max-headers`, `--max-request-body`, ...).
+    /// A proxy answering from `cache` (and from parts kept as `parts` says), counting into
+    /// `metrics` and `stats`, holding requests to `limits` (`--max-headers`,
+    /// `--max-request-body`, ...).
     pub fn new(
         cache: HttpCache,
+        parts: PartSettings,
         metrics: ProxyMetrics,
         stats: Arc<Stats>,
         limits: RequestSettings,
     ) -> Self {
+        let parts = PartStore::new(parts);
         Self {
-            purger: Purger::new(cache.clone(), metrics.clone(), Arc::clone(&stats)),
+            purger: Purger::new(
+                cache.clone(),
+                parts.clone(),
+                metrics.clone(),
+                Arc::clone(&stats),
+            ),
             cache,
+            parts,
             in_flight: AtomicUsize::new(0),
             recorder: Recorder {
                 metrics,
@@ -173,11 +188,12 @@ impl Proxy {
                 body,
                 invalidates,
             }),
-            Classified::Cacheable(head) => match lookup::lookup(&self.cache, &head) {
+            Classified::Cacheable(head) => match lookup::lookup(&self.cache, &self.parts, &head) {
                 Looked::Served(outcome) => Routed::Now(respond::outcome(&head, outcome)),
                 Looked::NotCached => Routed::Now(respond::not_cached()),
                 Looked::Unstored => Routed::Later(Deferred::Unstored(head)),
                 Looked::RangeAround => Routed::Later(Deferred::RangeAround(head)),
+                Looked::FromParts => Routed::Later(Deferred::FromParts(head)),
                 Looked::Load(miss) => Routed::Later(Deferred::Load(head, miss)),
             },
         }
@@ -194,6 +210,7 @@ impl Proxy {
             Deferred::RangeAround(head) => {
                 forward::range(self.cache.loader().origin(), &head).await
             }
+            Deferred::FromParts(head) => partial::answer(&self.cache, &self.parts, &head).await,
             Deferred::Forward {
                 head,
                 version,

@@ -4,3 +4,4 @@
 pub(crate) mod answer_fields;
 pub mod object;
 pub(crate) mod packed;
+pub(crate) mod parts;

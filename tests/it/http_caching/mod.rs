@@ -22,6 +22,7 @@ use support::{Failed, Gate, Got, Reply, Seen, Sidecache, TestClient, TestOrigin}
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 
+mod partial_content;
 mod revalidation_and_invalidation;
 mod sizes_ranges_and_freshness;
 mod staleness_and_fields;
@@ -101,6 +102,25 @@ fn expect_status(got: &Got, expected: &[&str]) {
 }
 
 // === helpers ===
+
+/// Purges on the admin port with `query` (`url=/doc`, `prefix=/d`, ...).
+async fn purge(client: &TestClient, sidecache: &Sidecache, query: &str) -> Got {
+    client
+        .send(
+            Method::POST,
+            &sidecache.admin_url(&format!("/purge?{query}")),
+            &[],
+            Bytes::new(),
+        )
+        .await
+}
+
+/// The count of stored URLs a purge answered it removed.
+fn purged(got: &Got) -> u64 {
+    assert_eq!(got.status, 200, "{}", got.text());
+    let json: serde_json::Value = serde_json::from_slice(&got.body).expect("JSON");
+    json["purged"].as_u64().expect("a count")
+}
 
 /// A header field as a table states it.
 type Field<'a> = (&'a str, &'a str);

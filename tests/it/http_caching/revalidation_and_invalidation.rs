@@ -497,23 +497,6 @@ async fn the_body_of_an_unsafe_request_reaches_the_origin_intact() {
 
 // === purge and health on the admin port ===
 
-async fn purge(client: &TestClient, sidecache: &Sidecache, query: &str) -> Got {
-    client
-        .send(
-            Method::POST,
-            &sidecache.admin_url(&format!("/purge?{query}")),
-            &[],
-            Bytes::new(),
-        )
-        .await
-}
-
-fn purged(got: &Got) -> u64 {
-    assert_eq!(got.status, 200, "{}", got.text());
-    let json: serde_json::Value = serde_json::from_slice(&got.body).expect("JSON");
-    json["purged"].as_u64().expect("a count")
-}
-
 /// A load under way when its URL is purged, or invalidated by an unsafe request, answers the
 /// client that asked before, but what it loaded predates the invalidation: it is not stored, and
 /// the next client is not served it.

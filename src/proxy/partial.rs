@@ -1,0 +1,318 @@
+//! The range phase: a `Range` request answered from the stored parts of a representation
+//! (RFC 9111 §3.3-3.4), for a URL whose whole response is not stored, when
+//! [`Looked::FromParts`](super::lookup::Looked::FromParts) says so.
+//!
+//! Fresh parts that cover the range answer it (a hit). Parts that miss one run of its bytes ask
+//! the origin for that run only, with `If-Range` naming the parts' validator, and answer from the
+//! parts it completes (`fwd=partial`). Otherwise the client's own `Range` goes to the origin, and
+//! its `206` is stored as a part. Once the parts hold every byte of a representation no larger
+//! than `--max-object-size`, they are combined into a whole stored response.
+
+use std::sync::Arc;
+use std::time::SystemTime;
+
+use bytes::{Bytes, BytesMut};
+use http::header::{self, HeaderValue};
+use http::{Method, Request, Response, StatusCode};
+
+use super::HttpCache;
+use super::decision::{Cached, Decision, Loaded, NotStored, PassReason, ServedFrom};
+use super::loader::date_if_missing;
+use super::part_store::{Kept, PartStore, RemovalMark};
+use super::request::RequestHead;
+use super::respond::{self, Answered, PartAnswer};
+use crate::body::Body;
+use crate::http::conditional::{self, Precondition};
+use crate::http::policy::{ResponsePolicy, Reuse};
+use crate::http::range::{self, RangeAnswer};
+use crate::http::stored::object::{CachedObject, Variant};
+use crate::http::stored::parts::{Coverage, Part, StoredParts};
+use crate::http::vary::VaryKey;
+use crate::origin::Buffered;
+use crate::origin::headers::remove_hop_by_hop;
+use crate::store::Store;
+
+/// What the origin is asked for.
+enum Ask {
+    /// The client's `Range`, as it came.
+    AsSent,
+    /// The one run of bytes the stored parts lack, if the representation is still theirs.
+    Missing {
+        first: u64,
+        last: u64,
+        if_range: HeaderValue,
+    },
+}
+
+/// A `206` that may be stored as a part, its body still to read.
+struct Candidate {
+    part: Part,
+    last: u64,
+}
+
+/// Answers `head`'s `Range` request from the parts `parts` holds, asking the origin for what
+/// they lack.
+pub(crate) async fn answer(cache: &HttpCache, parts: &PartStore, head: &RequestHead) -> Answered {
+    // Taken before anything is asked of the origin: see `PartStore::add`.
+    let mark = parts.mark();
+    let now = SystemTime::now();
+    let fresh = parts
+        .get(&head.key)
+        .filter(|stored| stored.policy().reuse(&head.directives, now) == Reuse::Fresh);
+    if let Some(stored) = fresh {
+        let not_modified = head.carried.validators
+            && conditional::evaluate(
+                &Method::GET,
+                &head.headers,
+                StatusCode::OK,
+                stored.headers(),
+            ) == Precondition::NotModified;
+        if not_modified {
+            return from_parts(&stored, PartAnswer::NotModified, hit, now);
+        }
+        match wanted(head, &stored) {
+            RangeAnswer::Partial { start, end } => match stored.coverage(start, end) {
+                Coverage::Covered(bytes) => {
+                    let answer = PartAnswer::Bytes { start, bytes };
+                    return from_parts(&stored, answer, hit, now);
+                }
+                Coverage::Missing { start, end } => {
+                    let ask = Ask::Missing {
+                        first: start,
+                        last: end,
+                        if_range: stored.if_range().clone(),
+                    };
+                    return fetch(cache, parts, head, ask, mark).await;
+                }
+                Coverage::Scattered => {}
+            },
+            RangeAnswer::Unsatisfiable => {
+                return from_parts(&stored, PartAnswer::Unsatisfiable, hit, now);
+            }
+            // If-Range does not hold for the parts, or several ranges: the origin decides.
+            RangeAnswer::Full => {}
+        }
+    }
+    fetch(cache, parts, head, Ask::AsSent, mark).await
+}
+
+/// What the client's `Range` asks of the representation the parts belong to.
+fn wanted(head: &RequestHead, stored: &StoredParts) -> RangeAnswer {
+    range::evaluate(
+        &Method::GET,
+        &head.headers,
+        StatusCode::OK,
+        stored.headers(),
+        stored.length(),
+    )
+}
+
+/// Asks the origin for `ask`, stores a `206` that may be stored as a part, and answers the
+/// client from the parts when they now cover its range; anything else is passed on.
+async fn fetch(
+    cache: &HttpCache,
+    parts: &PartStore,
+    head: &RequestHead,
+    ask: Ask,
+    mark: RemovalMark,
+) -> Answered {
+    let origin = cache.loader().origin();
+    let mut headers = head.forwarded_headers();
+    let completing = matches!(ask, Ask::Missing { .. });
+    if let Ask::Missing {
+        first,
+        last,
+        if_range,
+    } = ask
+    {
+        headers.insert(header::RANGE, range::byte_range(first, last));
+        headers.insert(header::IF_RANGE, if_range);
+    }
+    let mut request = Request::new(Body::empty());
+    *request.uri_mut() = head.origin_uri();
+    *request.headers_mut() = headers;
+    let request_time = SystemTime::now();
+    let response = match origin.send(request).await {
+        Ok(response) => response,
+        Err(error) => {
+            return respond::around_the_cache_failed(&error, &head.method, PassReason::Unstorable);
+        }
+    };
+    let response_time = SystemTime::now();
+    let (mut response, body) = response.into_parts();
+    remove_hop_by_hop(&mut response.headers);
+    date_if_missing(&mut response.headers, response_time);
+    let times = (request_time, response_time);
+    if completing && response.status == StatusCode::OK {
+        // If-Range did not hold: the parts belong to a representation the origin no longer has.
+        parts.forget(&head.key);
+    }
+    let Some(candidate) = candidate(cache, parts, head, &response, times) else {
+        let body = origin.stream_body(Bytes::new(), body);
+        return pass(Response::from_parts(response, body), head);
+    };
+    let size = candidate.last - candidate.part.start + 1;
+    let bytes = match origin.buffer_body(body, size, 0).await {
+        Ok(Buffered::Complete(bytes)) => bytes.freeze(),
+        // Longer than its Content-Range says: not a part to keep, but the origin's answer.
+        Ok(Buffered::TooLarge { prefix, rest }) => {
+            let body = origin.stream_body(prefix, rest);
+            return pass(Response::from_parts(response, body), head);
+        }
+        Err(error) => {
+            return respond::around_the_cache_failed(&error, &head.method, PassReason::Unstorable);
+        }
+    };
+    let passed_on = |bytes: Bytes| pass(Response::from_parts(response, Body::full(bytes)), head);
+    if bytes.len() as u64 != size {
+        return passed_on(bytes);
+    }
+    let part = Part {
+        body: bytes.clone(),
+        ..candidate.part
+    };
+    let Some(merged) = StoredParts::with(parts.get(&head.key).as_deref(), part) else {
+        return passed_on(bytes);
+    };
+    let merged = Arc::new(merged);
+    let kept = parts.keep(&head.key, Arc::clone(&merged), mark);
+    if kept == Kept::Stored {
+        combine_if_complete(cache, parts, head, &merged, mark);
+    }
+    // The client's range from the parts with the new one, stored or not.
+    let RangeAnswer::Partial { start, end } = wanted(head, &merged) else {
+        return passed_on(bytes);
+    };
+    let Coverage::Covered(range) = merged.coverage(start, end) else {
+        return passed_on(bytes);
+    };
+    let status = StatusCode::PARTIAL_CONTENT;
+    let served = move |ttl| match kept {
+        Kept::TooLarge => ServedFrom::Private {
+            status,
+            not_stored: NotStored::TooLarge,
+        },
+        Kept::Stored | Kept::Removed if completing => ServedFrom::Completed(Loaded { status, ttl }),
+        Kept::Stored | Kept::Removed => ServedFrom::Fetched(Loaded { status, ttl }),
+    };
+    let answer = PartAnswer::Bytes {
+        start,
+        bytes: range,
+    };
+    from_parts(&merged, answer, served, SystemTime::now())
+}
+
+/// The part `response` carries, when it may be stored as one: a `206` to a `GET` with one
+/// known range no longer than `--max-object-size`, no `Vary`, and fields that allow storing the
+/// representation (judged as its `200` would be).
+fn candidate(
+    cache: &HttpCache,
+    parts: &PartStore,
+    head: &RequestHead,
+    response: &http::response::Parts,
+    (request_time, response_time): (SystemTime, SystemTime),
+) -> Option<Candidate> {
+    if response.status != StatusCode::PARTIAL_CONTENT
+        || head.method != Method::GET
+        || response.headers.contains_key(header::VARY)
+    {
+        return None;
+    }
+    let (first, last, length) = range::content_range_of(&response.headers)?;
+    if last - first >= parts.settings().max_object_bytes {
+        return None;
+    }
+    let mut headers = response.headers.clone();
+    headers.remove(header::CONTENT_RANGE);
+    headers.remove(header::CONTENT_LENGTH);
+    let policy = ResponsePolicy::new(
+        &Method::GET,
+        &head.headers,
+        StatusCode::OK,
+        &headers,
+        request_time,
+        response_time,
+        cache.loader().policy(),
+    );
+    policy.storable().ok()?;
+    Some(Candidate {
+        part: Part {
+            headers,
+            policy,
+            start: first,
+            body: Bytes::new(),
+            length,
+        },
+        last,
+    })
+}
+
+/// Stores `stored` as a whole response when it holds every byte and fits `--max-object-size`,
+/// unless a removal came after `mark`; its parts are then no longer needed.
+fn combine_if_complete(
+    cache: &HttpCache,
+    parts: &PartStore,
+    head: &RequestHead,
+    stored: &StoredParts,
+    mark: RemovalMark,
+) {
+    let Some(whole) = stored.complete() else {
+        return;
+    };
+    if stored.length() > parts.settings().max_object_bytes {
+        return;
+    }
+    let Some(vary) = VaryKey::capture(stored.headers(), &head.headers) else {
+        return;
+    };
+    let mut headers = stored.headers().clone();
+    headers.insert(header::CONTENT_LENGTH, HeaderValue::from(stored.length()));
+    let room = Variant::room_for(&headers);
+    let mut body = BytesMut::with_capacity(whole.len() + room);
+    body.extend_from_slice(&whole);
+    let variant = Variant::read(
+        StatusCode::OK,
+        &headers,
+        body,
+        stored.policy().clone(),
+        vary,
+    );
+    let store = cache.store();
+    store.insert(
+        head.key.clone(),
+        Arc::new(CachedObject::with_variant(None, variant)),
+    );
+    // Inserted first, then checked, as parts are (see `PartStore::add`).
+    if parts.unchanged_since(mark) {
+        parts.forget(&head.key);
+    } else {
+        store.remove(&head.key);
+    }
+}
+
+/// `answer` from `stored`; `served` says how, given the parts' remaining freshness.
+fn from_parts(
+    stored: &StoredParts,
+    answer: PartAnswer,
+    served: impl FnOnce(i64) -> ServedFrom,
+    now: SystemTime,
+) -> Answered {
+    let decision = Decision::Cached(Cached {
+        served: served(stored.policy().ttl_seconds(now)),
+        found: None,
+        bypassed: false,
+        waited: None,
+    });
+    let response = respond::from_parts(stored, answer, &decision.cache_status(), now);
+    Answered::new(response, decision)
+}
+
+/// A hit with `ttl` seconds of freshness left.
+fn hit(ttl: i64) -> ServedFrom {
+    ServedFrom::Hit { ttl }
+}
+
+/// The origin's answer, passed on unstored.
+fn pass(response: Response<Body>, head: &RequestHead) -> Answered {
+    respond::around_the_cache(response, &head.method, PassReason::Unstorable)
+}
