@@ -24,6 +24,7 @@ use sidecache::origin::metrics::OriginMetrics;
 use sidecache::origin::{HostHeader, OriginClient, OriginSettings};
 use sidecache::proxy::loader::OriginLoader;
 use sidecache::proxy::metrics::ProxyMetrics;
+use sidecache::proxy::part_store::PartStore;
 use sidecache::proxy::service::Proxy;
 use sidecache::server::{Client, Handled, Handler};
 use sidecache::stats::Stats;
@@ -100,6 +101,8 @@ fn proxy(runtime: &tokio::runtime::Runtime, tracing: &Tracing) -> Arc<Proxy> {
     .expect("origin");
     let proxy_metrics = ProxyMetrics::register(&registry).expect("proxy metrics");
     let stats = Arc::new(Stats::new(Duration::from_secs(60), SystemTime::now()));
+    let config = Config::default();
+    let parts = PartStore::new(config.part_settings());
     let cache = runtime.block_on(async {
         LoadingCache::new(
             OriginLoader::new(
@@ -107,6 +110,7 @@ fn proxy(runtime: &tokio::runtime::Runtime, tracing: &Tracing) -> Arc<Proxy> {
                 PolicySettings::default(),
                 1 << 20,
                 proxy_metrics.clone(),
+                parts.clone(),
             ),
             MemoryStore::new(1 << 30, |_| {}),
             LoadingSettings {
@@ -118,13 +122,12 @@ fn proxy(runtime: &tokio::runtime::Runtime, tracing: &Tracing) -> Arc<Proxy> {
             },
         )
     });
-    let (parts, _) = request().into_parts();
-    let key = CacheKey::from_request(&parts.uri, &parts.headers).expect("key");
-    cache.store().insert(key, stored_object(&parts.headers));
-    let config = Config::default();
+    let (head, _) = request().into_parts();
+    let key = CacheKey::from_request(&head.uri, &head.headers).expect("key");
+    cache.store().insert(key, stored_object(&head.headers));
     let proxy = Proxy::new(
         cache,
-        config.part_settings(),
+        parts,
         proxy_metrics,
         stats,
         config.request_settings(),

@@ -25,6 +25,7 @@ use crate::origin::metrics::OriginMetrics;
 use crate::origin::{OriginBuildError, OriginClient, OriginConfig, OriginSettings};
 use crate::proxy::loader::OriginLoader;
 use crate::proxy::metrics::ProxyMetrics;
+use crate::proxy::part_store::PartStore;
 use crate::proxy::request_counts::RequestCounts;
 use crate::proxy::service::Proxy;
 use crate::server::{self, ClientMetrics, ClientSettings, ConnectionSlots, Drained};
@@ -147,11 +148,13 @@ impl App {
             ..PolicySettings::default()
         };
         let proxy_metrics = ProxyMetrics::register(&registry).map_err(AppError::Metrics)?;
+        let parts = PartStore::new(config.part_settings());
         let loader = OriginLoader::new(
             origin,
             policy,
             config.cache.max_object_bytes,
             proxy_metrics.clone(),
+            parts.clone(),
         );
         let cache = LoadingCache::new(
             loader,
@@ -179,7 +182,7 @@ impl App {
             .map_err(AppError::Metrics)?;
         let mut proxy = Proxy::new(
             cache,
-            config.part_settings(),
+            parts,
             proxy_metrics,
             Arc::clone(&stats),
             config.request_settings(),

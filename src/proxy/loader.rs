@@ -11,6 +11,7 @@ use hyper::body::Incoming;
 
 use super::decision::NotStored;
 use super::metrics::ProxyMetrics;
+use super::part_store::PartStore;
 use super::request::RequestHead;
 use crate::body::Body;
 use crate::cache::loading::{Judgement, LoadCause, Loader, Source};
@@ -21,7 +22,9 @@ use crate::http::policy::{
     Credentials, OriginFailure, PolicySettings, RefuseReason, ResponsePolicy, Reuse,
     has_explicit_lifetime,
 };
+use crate::http::range;
 use crate::http::stored::object::{CachedObject, Variant};
+use crate::http::stored::parts::{Coverage, Part, StoredParts};
 use crate::http::vary::VaryKey;
 use crate::origin::headers::{METHOD_OVERRIDES, remove_all, remove_hop_by_hop};
 use crate::origin::{
@@ -58,6 +61,32 @@ pub struct OriginLoader {
     max_object_bytes: u64,
     /// Counts the responses it does not store (its admission callback).
     metrics: ProxyMetrics,
+    /// Parts of representations, which a whole load completes rather than loads again.
+    parts: PartStore,
+}
+
+/// What a load asks the origin for.
+enum Asking<'a> {
+    /// The representation, unconditionally.
+    Whole,
+    /// The representation, unless `stored` is still current (RFC 9111 §4.3.1).
+    Revalidating(&'a Variant),
+    /// The bytes stored parts lack (`Range`), if the representation is still theirs
+    /// (`If-Range`).
+    Rest {
+        /// The `Range` value.
+        range: HeaderValue,
+        /// The parts' validator.
+        if_range: HeaderValue,
+    },
+}
+
+/// How a load that tried to complete stored parts went.
+enum Completion {
+    /// The parts and the origin's part make the whole response.
+    Whole(Variant),
+    /// The origin's answer to a load of the whole representation, to be judged as any.
+    Answered(Exchange),
 }
 
 /// What came back from the origin, with the times the age calculation needs.
@@ -71,18 +100,21 @@ struct Exchange {
 
 impl OriginLoader {
     /// A loader asking `origin`, judging with `policy`, storing objects up to
-    /// `max_object_bytes`, counting refused stores in `metrics`.
+    /// `max_object_bytes`, counting refused stores in `metrics`, completing the representations
+    /// `parts` holds pieces of.
     pub fn new(
         origin: OriginClient,
         policy: PolicySettings,
         max_object_bytes: u64,
         metrics: ProxyMetrics,
+        parts: PartStore,
     ) -> Self {
         Self {
             origin,
             policy,
             max_object_bytes,
             metrics,
+            parts,
         }
     }
 
@@ -116,23 +148,30 @@ impl OriginLoader {
         &self.origin
     }
 
-    /// Sends a GET for `request`, conditional on `validators`' ETag / Last-Modified when given.
+    /// Sends a GET for `request`, asking for what `asking` says.
     async fn fetch(
         &self,
         request: &RequestHead,
-        validators: Option<&Variant>,
+        asking: Asking<'_>,
     ) -> Result<Exchange, OriginError> {
         let mut headers = request.forwarded_headers();
         remove_all(&mut headers, &CLIENT_CONDITIONS);
         remove_all(&mut headers, &METHOD_OVERRIDES);
-        if let Some(stored) = validators {
-            // RFC 9111 §4.3.1: send the stored entity tag in If-None-Match and the stored
-            // Last-Modified in If-Modified-Since.
-            if let Some(etag) = stored.field(&header::ETAG) {
-                headers.insert(header::IF_NONE_MATCH, etag);
+        match asking {
+            Asking::Whole => {}
+            Asking::Revalidating(stored) => {
+                // RFC 9111 §4.3.1: send the stored entity tag in If-None-Match and the stored
+                // Last-Modified in If-Modified-Since.
+                if let Some(etag) = stored.field(&header::ETAG) {
+                    headers.insert(header::IF_NONE_MATCH, etag);
+                }
+                if let Some(modified) = stored.field(&header::LAST_MODIFIED) {
+                    headers.insert(header::IF_MODIFIED_SINCE, modified);
+                }
             }
-            if let Some(modified) = stored.field(&header::LAST_MODIFIED) {
-                headers.insert(header::IF_MODIFIED_SINCE, modified);
+            Asking::Rest { range, if_range } => {
+                headers.insert(header::RANGE, range);
+                headers.insert(header::IF_RANGE, if_range);
             }
         }
         let mut origin_request = Request::new(Body::empty());
@@ -281,6 +320,77 @@ impl OriginLoader {
         }
     }
 
+    /// The parts of `key` a whole load can complete with one range, and that range: fresh for
+    /// `request`, lacking one run of bytes, and no larger together than `--max-object-size`.
+    fn completable(
+        &self,
+        key: &CacheKey,
+        request: &RequestHead,
+    ) -> Option<(Arc<StoredParts>, u64, u64)> {
+        let parts = self.parts.get(key)?;
+        let fresh = parts.policy().reuse(&request.directives, SystemTime::now()) == Reuse::Fresh;
+        if !fresh || parts.length() > self.max_object_bytes {
+            return None;
+        }
+        match parts.coverage(0, parts.length() - 1) {
+            Coverage::Missing { start, end } => Some((parts, start, end)),
+            Coverage::Covered(_) | Coverage::Scattered => None,
+        }
+    }
+
+    /// Asks the origin for bytes `first..=last` of the representation `parts` hold the rest of
+    /// (RFC 9111 §3.4). Its `206` completes them into the whole response; any other answer is
+    /// the origin's to a whole load (a `200` when `If-Range` no longer holds, which also drops
+    /// the outdated parts; anything else is asked again, unconditionally).
+    async fn complete(
+        &self,
+        key: &CacheKey,
+        request: &RequestHead,
+        parts: &StoredParts,
+        (first, last): (u64, u64),
+    ) -> Result<Completion, OriginError> {
+        let asking = Asking::Rest {
+            range: range::byte_range(first, last),
+            if_range: parts.if_range().clone(),
+        };
+        let exchange = self.fetch(request, asking).await?;
+        let status = exchange.response.status();
+        if status != StatusCode::PARTIAL_CONTENT {
+            if status == StatusCode::OK {
+                self.parts.forget(key);
+            }
+            return Ok(Completion::Answered(exchange));
+        }
+        let times = (exchange.request_time, exchange.response_time);
+        let (response, body) = exchange.response.into_parts();
+        let whole = match Part::of_response(&response, &request.headers, times, &self.policy) {
+            Some((part, end)) if (part.start, end) == (first, last) => {
+                match self.origin.buffer_body(body, last - first + 1, 0).await? {
+                    Buffered::Complete(bytes) if bytes.len() as u64 == last - first + 1 => {
+                        let part = Part {
+                            body: bytes.freeze(),
+                            ..part
+                        };
+                        StoredParts::with(Some(parts), part)
+                            .and_then(|combined| combined.whole(&request.headers))
+                    }
+                    _ => None,
+                }
+            }
+            _ => None,
+        };
+        match whole {
+            Some(variant) => {
+                self.parts.forget(key);
+                Ok(Completion::Whole(variant))
+            }
+            // Not the part asked for: the whole representation, as any load asks for it.
+            None => Ok(Completion::Answered(
+                self.fetch(request, Asking::Whole).await?,
+            )),
+        }
+    }
+
     fn declared_too_large(&self, headers: &HeaderMap) -> bool {
         headers
             .get(header::CONTENT_LENGTH)
@@ -342,7 +452,7 @@ impl Loader for OriginLoader {
 
     async fn load_source(
         &self,
-        _key: &CacheKey,
+        key: &CacheKey,
         request: &RequestHead,
         current: Option<Arc<CachedObject>>,
     ) -> Result<Source<Arc<CachedObject>, PassResponse>, OriginError> {
@@ -350,7 +460,20 @@ impl Loader for OriginLoader {
         let stored = current
             .and_then(|object| object.select(&request.headers))
             .filter(|variant| variant.policy.has_validator());
-        let mut exchange = self.fetch(request, stored).await?;
+        let completable = current.is_none().then(|| self.completable(key, request));
+        let mut exchange = match (completable.flatten(), stored) {
+            (Some((parts, first, last)), _) => {
+                match self.complete(key, request, &parts, (first, last)).await? {
+                    Completion::Whole(variant) => {
+                        let object = CachedObject::with_variant(None, variant);
+                        return Ok(Source::Fetched(Arc::new(object)));
+                    }
+                    Completion::Answered(exchange) => exchange,
+                }
+            }
+            (None, Some(stored)) => self.fetch(request, Asking::Revalidating(stored)).await?,
+            (None, None) => self.fetch(request, Asking::Whole).await?,
+        };
         if exchange.response.status() == StatusCode::NOT_MODIFIED {
             if let Some(stored) = stored {
                 if not_modified_selects(|name| stored.field(name), exchange.response.headers()) {
@@ -371,7 +494,7 @@ impl Loader for OriginLoader {
             }
             // A 304 that does not fit what is stored (RFC 9111 §4.3.4: it must not update it):
             // ask again, unconditionally.
-            exchange = self.fetch(request, None).await?;
+            exchange = self.fetch(request, Asking::Whole).await?;
         }
         if is_error_status(exchange.response.status())
             && !self.stores_error(current, request, &exchange)

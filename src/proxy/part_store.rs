@@ -23,7 +23,7 @@ pub struct PartSettings {
 
 /// The stored parts, by URL. Cloning is cheap; clones share the parts.
 #[derive(Clone)]
-pub(crate) struct PartStore {
+pub struct PartStore {
     parts: moka::sync::Cache<CacheKey, Arc<StoredParts>>,
     settings: PartSettings,
     /// Counts removals, so that an origin request that began before one stores nothing
@@ -50,7 +50,7 @@ pub(crate) enum Kept {
 
 impl PartStore {
     /// An empty store holding up to `settings.capacity_bytes`.
-    pub(crate) fn new(settings: PartSettings) -> Self {
+    pub fn new(settings: PartSettings) -> Self {
         let parts = moka::sync::Cache::builder()
             .max_capacity(settings.capacity_bytes)
             .weigher(|key: &CacheKey, parts: &Arc<StoredParts>| {

@@ -6,12 +6,14 @@
 //! the origin for that run only, with `If-Range` naming the parts' validator, and answer from the
 //! parts it completes (`fwd=partial`). Otherwise the client's own `Range` goes to the origin, and
 //! its `206` is stored as a part. Once the parts hold every byte of a representation no larger
-//! than `--max-object-size`, they are combined into a whole stored response.
+//! than `--max-object-size`, they are combined into a whole stored response. (A request without
+//! `Range` completes parts through the loader instead, see
+//! [`OriginLoader`](super::loader::OriginLoader).)
 
 use std::sync::Arc;
 use std::time::SystemTime;
 
-use bytes::{Bytes, BytesMut};
+use bytes::Bytes;
 use http::header::{self, HeaderValue};
 use http::{Method, Request, Response, StatusCode};
 
@@ -23,11 +25,10 @@ use super::request::RequestHead;
 use super::respond::{self, Answered, PartAnswer};
 use crate::body::Body;
 use crate::http::conditional::{self, Precondition};
-use crate::http::policy::{ResponsePolicy, Reuse};
+use crate::http::policy::Reuse;
 use crate::http::range::{self, RangeAnswer};
-use crate::http::stored::object::{CachedObject, Variant};
+use crate::http::stored::object::CachedObject;
 use crate::http::stored::parts::{Coverage, Part, StoredParts};
-use crate::http::vary::VaryKey;
 use crate::origin::Buffered;
 use crate::origin::headers::remove_hop_by_hop;
 use crate::store::Store;
@@ -202,49 +203,21 @@ async fn fetch(
     from_parts(&merged, answer, served, SystemTime::now())
 }
 
-/// The part `response` carries, when it may be stored as one: a `206` to a `GET` with one
-/// known range no longer than `--max-object-size`, no `Vary`, and fields that allow storing the
-/// representation (judged as its `200` would be).
+/// The part `response` carries, when it may be stored as one (see [`Part::of_response`]): a
+/// `206` to a `GET`, no longer than `--max-object-size`.
 fn candidate(
     cache: &HttpCache,
     parts: &PartStore,
     head: &RequestHead,
     response: &http::response::Parts,
-    (request_time, response_time): (SystemTime, SystemTime),
+    times: (SystemTime, SystemTime),
 ) -> Option<Candidate> {
-    if response.status != StatusCode::PARTIAL_CONTENT
-        || head.method != Method::GET
-        || response.headers.contains_key(header::VARY)
-    {
+    if head.method != Method::GET {
         return None;
     }
-    let (first, last, length) = range::content_range_of(&response.headers)?;
-    if last - first >= parts.settings().max_object_bytes {
-        return None;
-    }
-    let mut headers = response.headers.clone();
-    headers.remove(header::CONTENT_RANGE);
-    headers.remove(header::CONTENT_LENGTH);
-    let policy = ResponsePolicy::new(
-        &Method::GET,
-        &head.headers,
-        StatusCode::OK,
-        &headers,
-        request_time,
-        response_time,
-        cache.loader().policy(),
-    );
-    policy.storable().ok()?;
-    Some(Candidate {
-        part: Part {
-            headers,
-            policy,
-            start: first,
-            body: Bytes::new(),
-            length,
-        },
-        last,
-    })
+    let settings = cache.loader().policy();
+    let (part, last) = Part::of_response(response, &head.headers, times, settings)?;
+    (last - part.start < parts.settings().max_object_bytes).then_some(Candidate { part, last })
 }
 
 /// Stores `stored` as a whole response when it holds every byte and fits `--max-object-size`,
@@ -256,33 +229,18 @@ fn combine_if_complete(
     stored: &StoredParts,
     mark: RemovalMark,
 ) {
-    let Some(whole) = stored.complete() else {
-        return;
-    };
     if stored.length() > parts.settings().max_object_bytes {
         return;
     }
-    let Some(vary) = VaryKey::capture(stored.headers(), &head.headers) else {
+    let Some(variant) = stored.whole(&head.headers) else {
         return;
     };
-    let mut headers = stored.headers().clone();
-    headers.insert(header::CONTENT_LENGTH, HeaderValue::from(stored.length()));
-    let room = Variant::room_for(&headers);
-    let mut body = BytesMut::with_capacity(whole.len() + room);
-    body.extend_from_slice(&whole);
-    let variant = Variant::read(
-        StatusCode::OK,
-        &headers,
-        body,
-        stored.policy().clone(),
-        vary,
-    );
     let store = cache.store();
     store.insert(
         head.key.clone(),
         Arc::new(CachedObject::with_variant(None, variant)),
     );
-    // Inserted first, then checked, as parts are (see `PartStore::add`).
+    // Inserted first, then checked, as parts are (see `PartStore::keep`).
     if parts.unchanged_since(mark) {
         parts.forget(&head.key);
     } else {

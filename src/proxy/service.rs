@@ -15,7 +15,7 @@ use super::forward;
 use super::load;
 use super::lookup::{self, Looked};
 use super::metrics::ProxyMetrics;
-use super::part_store::{PartSettings, PartStore};
+use super::part_store::PartStore;
 use super::partial;
 use super::purge::Purger;
 use super::record::{ACCESS_LOG, Recorder, RequestCtx};
@@ -98,17 +98,16 @@ impl Drop for InFlight {
 // === impl Proxy ===
 
 impl Proxy {
-    /// A proxy answering from `cache` (and from parts kept as `parts` says), counting into
-    /// `metrics` and `stats`, holding requests to `limits` (`--max-headers`,
-    /// `--max-request-body`, ...).
+    /// A proxy answering from `cache` (and from the stored `parts` of representations, which
+    /// its loader completes), counting into `metrics` and `stats`, holding requests to `limits`
+    /// (`--max-headers`, `--max-request-body`, ...).
     pub fn new(
         cache: HttpCache,
-        parts: PartSettings,
+        parts: PartStore,
         metrics: ProxyMetrics,
         stats: Arc<Stats>,
         limits: RequestSettings,
     ) -> Self {
-        let parts = PartStore::new(parts);
         Self {
             purger: Purger::new(
                 cache.clone(),

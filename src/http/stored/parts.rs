@@ -12,9 +12,13 @@ use std::time::SystemTime;
 
 use bytes::{Bytes, BytesMut};
 use http::header::{self, HeaderMap, HeaderValue};
+use http::{Method, StatusCode};
 
+use super::object::Variant;
 use crate::http::fields::{EntityTag, http_date, last_modified_is_strong, single_value};
-use crate::http::policy::ResponsePolicy;
+use crate::http::policy::{PolicySettings, ResponsePolicy};
+use crate::http::range::content_range_of;
+use crate::http::vary::VaryKey;
 
 /// Bytes counted per stored representation on top of its parts' bodies: its fields, its policy,
 /// the map and the store's entry.
@@ -43,6 +47,49 @@ pub(crate) struct Part {
     pub body: Bytes,
     /// The complete length of the representation (`Content-Range: bytes a-b/length`).
     pub length: u64,
+}
+
+// === impl Part ===
+
+impl Part {
+    /// The part a `206` to a `GET` carries, its body not yet read (`body` is empty), with the
+    /// offset of its last byte; `None` unless it has one known range (`Content-Range: bytes
+    /// a-b/length`), no `Vary`, and fields that allow storing the representation, judged as its
+    /// `200` would be with `request`'s fields, `times` (request and response) and `settings`.
+    pub(crate) fn of_response(
+        response: &http::response::Parts,
+        request: &HeaderMap,
+        (request_time, response_time): (SystemTime, SystemTime),
+        settings: &PolicySettings,
+    ) -> Option<(Self, u64)> {
+        if response.status != StatusCode::PARTIAL_CONTENT
+            || response.headers.contains_key(header::VARY)
+        {
+            return None;
+        }
+        let (first, last, length) = content_range_of(&response.headers)?;
+        let mut headers = response.headers.clone();
+        headers.remove(header::CONTENT_RANGE);
+        headers.remove(header::CONTENT_LENGTH);
+        let policy = ResponsePolicy::new(
+            &Method::GET,
+            request,
+            StatusCode::OK,
+            &headers,
+            request_time,
+            response_time,
+            settings,
+        );
+        policy.storable().ok()?;
+        let part = Self {
+            headers,
+            policy,
+            start: first,
+            body: Bytes::new(),
+            length,
+        };
+        Some((part, last))
+    }
 }
 
 /// The stored parts of one representation: disjoint byte ranges sharing one strong validator.
@@ -148,6 +195,26 @@ impl StoredParts {
     pub(crate) fn complete(&self) -> Option<Bytes> {
         let (&first, bytes) = self.ranges.first_key_value()?;
         (first == 0 && bytes.len() as u64 == self.length).then(|| bytes.clone())
+    }
+
+    /// The whole response the parts make once they cover every byte: a `200` with the
+    /// representation's fields, selected by `request`'s fields should they name any (RFC 9111
+    /// §3.4). `None` while bytes are missing.
+    pub(crate) fn whole(&self, request: &HeaderMap) -> Option<Variant> {
+        let body = self.complete()?;
+        let vary = VaryKey::capture(&self.headers, request)?;
+        let mut headers = self.headers.clone();
+        headers.insert(header::CONTENT_LENGTH, HeaderValue::from(self.length));
+        // One buffer for the body and the fields, as a response read from the origin has.
+        let mut buffer = BytesMut::with_capacity(body.len() + Variant::room_for(&headers));
+        buffer.extend_from_slice(&body);
+        Some(Variant::read(
+            StatusCode::OK,
+            &headers,
+            buffer,
+            self.policy.clone(),
+            vary,
+        ))
     }
 
     /// The representation's fields (the newest part's, without `Content-Range`).

@@ -71,6 +71,22 @@ impl Ranged {
     }
 }
 
+/// A range origin serving `body` (`max-age=60`) with a weak entity tag at `/weak`, none at
+/// `/none`, and elsewhere the strong tag `"v{version}"` of the version the test sets.
+async fn versioned_origin(body: &Bytes, version: &Arc<AtomicUsize>) -> TestOrigin {
+    let served = body.clone();
+    let current = Arc::clone(version);
+    TestOrigin::start(move |seen, _| {
+        let etag = match seen.path.as_str() {
+            "/weak" => "W/\"v1\"".to_owned(),
+            "/none" => String::new(),
+            _ => format!("\"v{}\"", current.load(Ordering::SeqCst)),
+        };
+        range_reply(seen, &served, &etag, &[("cache-control", "max-age=60")])
+    })
+    .await
+}
+
 /// Gets bytes `first..=last` of a URL.
 trait GetRange {
     async fn get_range(&self, url: &str, first: usize, last: usize) -> Got;
@@ -240,18 +256,8 @@ async fn a_url_too_large_to_store_keeps_parts_up_to_the_largest_object() {
 async fn parts_are_kept_only_under_one_strong_validator() {
     bounded(async {
         let body = representation();
-        let served = body.clone();
         let version = Arc::new(AtomicUsize::new(1));
-        let current = Arc::clone(&version);
-        let origin = TestOrigin::start(move |seen, _| {
-            let etag = match seen.path.as_str() {
-                "/weak" => "W/\"v1\"".to_owned(),
-                "/none" => String::new(),
-                _ => format!("\"v{}\"", current.load(Ordering::SeqCst)),
-            };
-            range_reply(seen, &served, &etag, &[("cache-control", "max-age=60")])
-        })
-        .await;
+        let origin = versioned_origin(&body, &version).await;
         let sidecache = Sidecache::start(&origin.url(), &["--range-miss", "part"]).await;
         let client = TestClient::new();
         let get = |path: &str, first, last| {
@@ -345,6 +351,47 @@ async fn a_purge_or_an_unsafe_request_removes_parts_and_a_part_fetched_across_it
             2,
             "the part fetched across the purge was not kept"
         );
+        sidecache.stop().await;
+    })
+    .await;
+}
+
+/// A request without `Range` for a URL whose parts lack one run asks the origin for that run
+/// only, and stores the whole response they make; if the representation changed meanwhile
+/// (`If-Range` no longer holds), the origin's whole new one is stored instead.
+#[tokio::test]
+async fn a_whole_request_completes_the_stored_parts_with_only_the_missing_bytes() {
+    bounded(async {
+        let body = representation();
+        let version = Arc::new(AtomicUsize::new(1));
+        let origin = versioned_origin(&body, &version).await;
+        let sidecache = Sidecache::start(&origin.url(), &["--range-miss", "part"]).await;
+        let client = TestClient::new();
+
+        for (path, changed) in [("/same", false), ("/changed", true)] {
+            version.store(1, Ordering::SeqCst);
+            let url = sidecache.url(path);
+            expect_part(&client.get_range(&url, 0, 39).await, &body, (0, 39));
+            if changed {
+                version.store(2, Ordering::SeqCst);
+            }
+            let whole = client.get(&url).await;
+            assert_eq!((whole.status.as_u16(), &whole.body), (200, &body), "{path}");
+            let want_etag = if changed { "\"v2\"" } else { "\"v1\"" };
+            assert_eq!(whole.header("etag"), want_etag, "{path}");
+            expect_status(&whole, &["fwd=uri-miss", "fwd-status=200", "stored"]);
+            let seen = origin.seen();
+            let asked = seen.last().expect("asked");
+            assert_eq!(
+                (header(asked, "range"), header(asked, "if-range")),
+                ("bytes=40-99", "\"v1\""),
+                "{path}: only the missing bytes"
+            );
+            assert!(is_stored(&sidecache, path).await, "{path}");
+            expect_status(&client.get(&url).await, &["hit"]);
+            expect_part(&client.get_range(&url, 50, 59).await, &body, (50, 59));
+            assert_eq!(origin.count(path), 2, "{path}");
+        }
         sidecache.stop().await;
     })
     .await;
