@@ -47,8 +47,20 @@ enum Ask {
 
 /// A `206` that may be stored as a part, its body still to read.
 struct Candidate {
+    /// The part, without its body.
     part: Part,
+    /// The offset of its last byte.
     last: u64,
+}
+
+/// A `206` read whole, whose part may be kept.
+struct Arrived {
+    /// The origin's response head, passed on when the parts cannot answer the client.
+    response: http::response::Parts,
+    /// The part, with its body.
+    part: Part,
+    /// Whether it was asked for to complete stored parts (`fwd=partial`).
+    completing: bool,
 }
 
 /// Answers `head`'s `Range` request from the parts `parts` holds, asking the origin for what
@@ -108,8 +120,8 @@ fn wanted(head: &RequestHead, stored: &StoredParts) -> RangeAnswer {
     )
 }
 
-/// Asks the origin for `ask`, stores a `206` that may be stored as a part, and answers the
-/// client from the parts when they now cover its range; anything else is passed on.
+/// Asks the origin for `ask`; a `206` that may be stored as a part is read whole and goes to
+/// [`keep_and_answer`]; anything else is passed on.
 async fn fetch(
     cache: &HttpCache,
     parts: &PartStore,
@@ -164,28 +176,52 @@ async fn fetch(
             return respond::around_the_cache_failed(&error, &head.method, PassReason::Unstorable);
         }
     };
-    let passed_on = |bytes: Bytes| pass(Response::from_parts(response, Body::full(bytes)), head);
     if bytes.len() as u64 != size {
-        return passed_on(bytes);
+        return pass(Response::from_parts(response, Body::full(bytes)), head);
     }
     let part = Part {
-        body: bytes.clone(),
+        body: bytes,
         ..candidate.part
     };
+    let arrived = Arrived {
+        response,
+        part,
+        completing,
+    };
+    keep_and_answer(cache, parts, head, arrived, mark)
+}
+
+/// Keeps the part that `arrived` with what `parts` holds (unless a removal came after `mark`,
+/// or it would make them too large), and answers the client's range from them; when they do not
+/// cover it, the origin's `206` is passed on.
+fn keep_and_answer(
+    cache: &HttpCache,
+    parts: &PartStore,
+    head: &RequestHead,
+    arrived: Arrived,
+    mark: RemovalMark,
+) -> Answered {
+    let Arrived {
+        response,
+        part,
+        completing,
+    } = arrived;
+    let bytes = part.body.clone();
+    let passed_on = || pass(Response::from_parts(response, Body::full(bytes)), head);
     let Some(merged) = StoredParts::with(parts.get(&head.key).as_deref(), part) else {
-        return passed_on(bytes);
+        return passed_on();
     };
     let merged = Arc::new(merged);
     let kept = parts.keep(&head.key, Arc::clone(&merged), mark);
     if kept == Kept::Stored {
         combine_if_complete(cache, parts, head, &merged, mark);
     }
-    // The client's range from the parts with the new one, stored or not.
+    // The client's range from the parts with the new one, kept or not.
     let RangeAnswer::Partial { start, end } = wanted(head, &merged) else {
-        return passed_on(bytes);
+        return passed_on();
     };
     let Coverage::Covered(range) = merged.coverage(start, end) else {
-        return passed_on(bytes);
+        return passed_on();
     };
     let status = StatusCode::PARTIAL_CONTENT;
     let served = move |ttl| match kept {
