@@ -522,12 +522,12 @@ where
         {
             Ok(Source::Fetched(value)) => {
                 self.inner.uncacheable.invalidate(key);
-                self.keep(key.clone(), &value, invalidated);
-                Outcome::of(Served::Fetched(value))
+                let kept = self.keep(key.clone(), &value, invalidated);
+                Outcome::loaded(Served::Fetched(value), kept)
             }
             Ok(Source::Revalidated(value)) => {
-                self.keep(key.clone(), &value, invalidated);
-                Outcome::of(Served::Revalidated(value))
+                let kept = self.keep(key.clone(), &value, invalidated);
+                Outcome::loaded(Served::Revalidated(value), kept)
             }
             Ok(Source::Private {
                 answer: private, ..
@@ -543,11 +543,13 @@ where
     /// Inserted first and checked after, while an invalidation marks the loads before it
     /// empties the store: in whichever order the two interleave, either the invalidation removes
     /// the value or the load sees the mark and removes it itself.
-    fn keep(&self, key: L::Key, value: &L::Value, invalidated: impl Fn() -> bool) {
+    fn keep(&self, key: L::Key, value: &L::Value, invalidated: impl Fn() -> bool) -> bool {
         self.inner.store.insert(key.clone(), value.clone());
         if invalidated() {
             self.inner.store.remove(&key);
+            return false;
         }
+        true
     }
 
     /// A failed load: the stored value if it may stand in, else the error.
@@ -656,14 +658,14 @@ where
             .await
         {
             Ok(Source::Fetched(value)) => {
-                self.keep(key, &value, || permit.is_invalidated());
+                let kept = self.keep(key, &value, || permit.is_invalidated());
                 permit.publish(Published::Shared(value.clone()));
-                Outcome::of(Served::Fetched(value))
+                Outcome::loaded(Served::Fetched(value), kept)
             }
             Ok(Source::Revalidated(value)) => {
-                self.keep(key, &value, || permit.is_invalidated());
+                let kept = self.keep(key, &value, || permit.is_invalidated());
                 permit.publish(Published::Shared(value.clone()));
-                Outcome::of(Served::Revalidated(value))
+                Outcome::loaded(Served::Revalidated(value), kept)
             }
             Ok(Source::Private {
                 answer: private,

@@ -51,6 +51,9 @@ pub struct Outcome<V, P, E> {
     pub bypassed: bool,
     /// For a caller that waited on another caller's load: how the wait ended.
     pub waited: Option<Waited>,
+    /// Whether this caller's own load was not kept: its key was invalidated while it ran, so
+    /// the value ([`Served::Fetched`], [`Served::Revalidated`]) answers this caller only.
+    pub dropped: bool,
 }
 
 /// How a caller's wait on another caller's load went.
@@ -90,6 +93,15 @@ impl<V, P, E> Outcome<V, P, E> {
             found: None,
             bypassed: false,
             waited: None,
+            dropped: false,
+        }
+    }
+
+    /// `served` by this caller's own load, which was kept in the store unless `kept` is false.
+    pub fn loaded(served: Served<V, P, E>, kept: bool) -> Self {
+        Self {
+            dropped: !kept,
+            ..Self::of(served)
         }
     }
 

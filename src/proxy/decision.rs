@@ -42,6 +42,9 @@ pub(crate) struct Cached {
     pub bypassed: bool,
     /// For a request that waited on another's load: how the wait ended.
     pub waited: Option<WaitResult>,
+    /// Whether what this request's own load brought was not kept: its URL was invalidated (a
+    /// purge, an unsafe request) while the load ran.
+    pub dropped: bool,
 }
 
 /// What a request answered through the cache got.
@@ -261,8 +264,9 @@ impl Cached {
         };
         let loaded = |status: StatusCode, ttl: i64| CacheStatus {
             forward_status: Some(status),
-            stored: true,
+            stored: !self.dropped,
             ttl: Some(ttl),
+            detail: self.dropped.then_some("invalidated"),
             ..forwarded.clone()
         };
         match &self.served {

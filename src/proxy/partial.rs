@@ -224,19 +224,24 @@ fn keep_and_answer(
         return passed_on();
     };
     let status = StatusCode::PARTIAL_CONTENT;
-    let served = move |ttl| match kept {
-        Kept::TooLarge => ServedFrom::Private {
-            status,
-            not_stored: NotStored::TooLarge,
-        },
-        Kept::Stored | Kept::Removed if completing => ServedFrom::Completed(Loaded { status, ttl }),
-        Kept::Stored | Kept::Removed => ServedFrom::Fetched(Loaded { status, ttl }),
+    let decided = move |ttl| {
+        let served = match kept {
+            Kept::TooLarge => ServedFrom::Private {
+                status,
+                not_stored: NotStored::TooLarge,
+            },
+            Kept::Stored | Kept::Removed if completing => {
+                ServedFrom::Completed(Loaded { status, ttl })
+            }
+            Kept::Stored | Kept::Removed => ServedFrom::Fetched(Loaded { status, ttl }),
+        };
+        cached(served, kept == Kept::Removed)
     };
     let answer = PartAnswer::Bytes {
         start,
         bytes: range,
     };
-    from_parts(&merged, answer, served, SystemTime::now())
+    from_parts(&merged, answer, decided, SystemTime::now())
 }
 
 /// The part `response` carries, when it may be stored as one (see [`Part::of_response`]): a
@@ -284,26 +289,34 @@ fn combine_if_complete(
     }
 }
 
-/// `answer` from `stored`; `served` says how, given the parts' remaining freshness.
+/// `answer` from `stored`; `decided` says how it came about, given the parts' remaining
+/// freshness.
 fn from_parts(
     stored: &StoredParts,
     answer: PartAnswer,
-    served: impl FnOnce(i64) -> ServedFrom,
+    decided: impl FnOnce(i64) -> Cached,
     now: SystemTime,
 ) -> Answered {
-    let decision = Decision::Cached(Cached {
-        served: served(stored.policy().ttl_seconds(now)),
-        found: None,
-        bypassed: false,
-        waited: None,
-    });
+    let decision = Decision::Cached(decided(stored.policy().ttl_seconds(now)));
     let response = respond::from_parts(stored, answer, &decision.cache_status(), now);
     Answered::new(response, decision)
 }
 
+/// A request answered through the parts: `served`, and whether what its origin request brought
+/// was `dropped` (its URL invalidated meanwhile).
+fn cached(served: ServedFrom, dropped: bool) -> Cached {
+    Cached {
+        served,
+        found: None,
+        bypassed: false,
+        waited: None,
+        dropped,
+    }
+}
+
 /// A hit with `ttl` seconds of freshness left.
-fn hit(ttl: i64) -> ServedFrom {
-    ServedFrom::Hit { ttl }
+fn hit(ttl: i64) -> Cached {
+    cached(ServedFrom::Hit { ttl }, false)
 }
 
 /// The origin's answer, passed on unstored.

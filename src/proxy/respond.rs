@@ -56,6 +56,7 @@ pub(crate) fn outcome(head: &RequestHead, outcome: LoadOutcome<OriginLoader>) ->
         found,
         bypassed,
         waited,
+        dropped,
     } = outcome;
     let (waited, leader) = match waited {
         Some(waited) => (Some(waited.result), waited.leader),
@@ -67,6 +68,7 @@ pub(crate) fn outcome(head: &RequestHead, outcome: LoadOutcome<OriginLoader>) ->
             found,
             bypassed,
             waited,
+            dropped,
         })
     };
     let now = SystemTime::now();

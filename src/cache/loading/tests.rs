@@ -619,9 +619,15 @@ async fn a_load_that_finishes_after_an_invalidation_keeps_nothing() {
             f.cache.store().get(&"k").is_none(),
             "prefix {prefix}: nothing kept"
         );
+        assert_eq!(
+            answers.iter().filter(|a| a.dropped).count(),
+            1,
+            "prefix {prefix}: the leader is told its load was not kept"
+        );
         f.release(1);
         let later = finish(after).await;
         assert_eq!(value(&later[0]).load, 2, "prefix {prefix}");
+        assert!(!later[0].dropped, "prefix {prefix}: kept");
         assert_eq!(
             f.cache.store().get(&"k").map(|v| v.load),
             Some(2),
@@ -675,6 +681,10 @@ async fn a_load_outside_the_flight_keeps_nothing_after_an_invalidation() {
     assert!(
         f.cache.store().get(&"k").is_none(),
         "an invalidation came while it ran"
+    );
+    assert!(
+        answers[0].dropped,
+        "the caller is told its load was not kept"
     );
     f.release(1);
     f.cache.get(&"k", &"v").await;

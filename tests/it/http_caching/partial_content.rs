@@ -343,7 +343,9 @@ async fn a_purge_or_an_unsafe_request_removes_parts_and_a_part_fetched_across_it
         origin.arrivals(asked_before + 1).await;
         purge(&client, &sidecache, "url=/q").await;
         gate.open();
-        expect_part(&on_its_way.await.expect("request"), &body, (0, 9));
+        let across = on_its_way.await.expect("request");
+        expect_part(&across, &body, (0, 9));
+        expect_status(&across, &["fwd=uri-miss", "!stored", "detail=invalidated"]);
         let next = client.get_with(&sidecache.url("/q"), &headers).await;
         expect_status(&next, &["fwd=uri-miss", "stored"]);
         assert_eq!(

@@ -540,6 +540,7 @@ async fn a_load_that_finishes_after_an_invalidation_stores_nothing() {
             gate.open();
             let first = before.await.expect("the client from before");
             assert_eq!(first.text(), "version 1", "{invalidation}");
+            expect_status(&first, &["fwd=uri-miss", "!stored", "detail=invalidated"]);
 
             let next = client.get(&url).await;
             assert_eq!(
