@@ -320,8 +320,9 @@ impl OriginLoader {
         }
     }
 
-    /// The parts of `key` a whole load can complete with one range, and that range: fresh for
-    /// `request`, lacking one run of bytes, and no larger together than `--max-object-size`.
+    /// The parts of `key` a whole load can complete with one range, and that range (the span of
+    /// the bytes they lack): fresh for `request`, and no larger together than
+    /// `--max-object-size`.
     fn completable(
         &self,
         key: &CacheKey,
@@ -334,7 +335,7 @@ impl OriginLoader {
         }
         match parts.coverage(0, parts.length() - 1) {
             Coverage::Missing { start, end } => Some((parts, start, end)),
-            Coverage::Covered(_) | Coverage::Scattered => None,
+            Coverage::Covered(_) => None,
         }
     }
 

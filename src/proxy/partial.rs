@@ -2,10 +2,10 @@
 //! (RFC 9111 §3.3-3.4), for a URL whose whole response is not stored, when
 //! [`Looked::FromParts`](super::lookup::Looked::FromParts) says so.
 //!
-//! Fresh parts that cover the range answer it (a hit). Parts that miss one run of its bytes ask
-//! the origin for that run only, with `If-Range` naming the parts' validator, and answer from the
-//! parts it completes (`fwd=partial`). Otherwise the client's own `Range` goes to the origin, and
-//! its `206` is stored as a part. Once the parts hold every byte of a representation no larger
+//! Fresh parts that cover the range answer it (a hit). Parts that miss some of its bytes ask the
+//! origin for the span of them only, with `If-Range` naming the parts' validator, and answer from
+//! the parts it completes (`fwd=partial`). Without fresh parts the client's own `Range` goes to
+//! the origin, and its `206` is stored as a part. Once the parts hold every byte of a representation no larger
 //! than `--max-object-size`, they are combined into a whole stored response. (A request without
 //! `Range` completes parts through the loader instead, see
 //! [`OriginLoader`](super::loader::OriginLoader).)
@@ -37,7 +37,7 @@ use crate::store::Store;
 enum Ask {
     /// The client's `Range`, as it came.
     AsSent,
-    /// The one run of bytes the stored parts lack, if the representation is still theirs.
+    /// The span of bytes the stored parts lack, if the representation is still theirs.
     Missing {
         first: u64,
         last: u64,
@@ -97,7 +97,6 @@ pub(crate) async fn answer(cache: &HttpCache, parts: &PartStore, head: &RequestH
                     };
                     return fetch(cache, parts, head, ask, mark).await;
                 }
-                Coverage::Scattered => {}
             },
             RangeAnswer::Unsatisfiable => {
                 return from_parts(&stored, PartAnswer::Unsatisfiable, hit, now);

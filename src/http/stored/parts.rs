@@ -114,15 +114,15 @@ pub(crate) struct StoredParts {
 pub(crate) enum Coverage {
     /// All of it.
     Covered(Bytes),
-    /// All but the bytes `start..=end`, one run (possibly the whole range).
+    /// Not all of it: `start..=end` spans the missing bytes, from the first to the last. It is
+    /// the one run missing, or the span over several runs (and the stored bytes between them,
+    /// asked for again: one origin request rather than one per run).
     Missing {
         /// First missing byte.
         start: u64,
         /// Last missing byte.
         end: u64,
     },
-    /// Several runs are missing.
-    Scattered,
 }
 
 // === impl StoredParts ===
@@ -156,39 +156,27 @@ impl StoredParts {
 
     /// What the parts hold of bytes `start..=end`.
     pub(crate) fn coverage(&self, start: u64, end: u64) -> Coverage {
-        let before = self.ranges.range(..=start).next_back();
-        if let Some((&first, bytes)) = before {
-            let past = first + bytes.len() as u64;
-            if end < past {
+        if let Some((first, last)) = self.run_holding(start) {
+            if end <= last {
+                let bytes = &self.ranges[&first];
                 let from = usize::try_from(start - first).unwrap_or(usize::MAX);
                 let to = usize::try_from(end - first).unwrap_or(usize::MAX);
                 return Coverage::Covered(bytes.slice(from..=to));
             }
         }
-        // Stored runs overlapping start..=end, in order.
-        let overlapping = before
-            .into_iter()
-            .chain(self.ranges.range(start + 1..=end))
-            .map(|(&first, bytes)| (first, first + bytes.len() as u64 - 1))
-            .filter(|&(first, last)| last >= start && first <= end);
-        let mut missing = Vec::new();
-        let mut next = start;
-        for (first, last) in overlapping {
-            if first > next {
-                missing.push((next, first - 1));
-            }
-            next = next.max(last + 1);
+        // Runs neither overlap nor touch, so the byte after the run holding `start` is missing,
+        // and so is the byte before the run holding `end`.
+        Coverage::Missing {
+            start: self.run_holding(start).map_or(start, |(_, last)| last + 1),
+            end: self.run_holding(end).map_or(end, |(first, _)| first - 1),
         }
-        if next <= end {
-            missing.push((next, end));
-        }
-        match missing.as_slice() {
-            [(start, end)] => Coverage::Missing {
-                start: *start,
-                end: *end,
-            },
-            _ => Coverage::Scattered,
-        }
+    }
+
+    /// The first and last offsets of the stored run that holds byte `offset`, if one does.
+    fn run_holding(&self, offset: u64) -> Option<(u64, u64)> {
+        let (&first, bytes) = self.ranges.range(..=offset).next_back()?;
+        let last = first + bytes.len() as u64 - 1;
+        (last >= offset).then_some((first, last))
     }
 
     /// The whole representation, when the parts cover all of it.

@@ -119,7 +119,7 @@ async fn requests(sidecache: &Sidecache, result: &str) -> f64 {
 }
 
 /// With `--range-miss part`, a range that misses asks for its bytes only and stores them; a range
-/// the parts cover is a hit; a range they cover but for one run asks the origin for that run only,
+/// the parts cover is a hit; a range they cover in part asks the origin for the bytes they lack only,
 /// with `If-Range`; once the parts cover every byte they are one stored response, and a request
 /// without `Range` is a hit. Validators and ranges past the end are answered from the parts too.
 /// The request counters say exactly that.
@@ -358,7 +358,7 @@ async fn a_purge_or_an_unsafe_request_removes_parts_and_a_part_fetched_across_it
     .await;
 }
 
-/// A request without `Range` for a URL whose parts lack one run asks the origin for that run
+/// A request without `Range` for a URL with parts asks the origin for the bytes they lack
 /// only, and stores the whole response they make; if the representation changed meanwhile
 /// (`If-Range` no longer holds), the origin's whole new one is stored instead.
 #[tokio::test]
@@ -394,6 +394,36 @@ async fn a_whole_request_completes_the_stored_parts_with_only_the_missing_bytes(
             expect_part(&client.get_range(&url, 50, 59).await, &body, (50, 59));
             assert_eq!(origin.count(path), 2, "{path}");
         }
+        sidecache.stop().await;
+    })
+    .await;
+}
+
+/// Parts that lack several runs of a range are completed with one origin request: the span from
+/// the first missing byte to the last (asking again for the stored bytes between).
+#[tokio::test]
+async fn a_range_whose_parts_lack_several_runs_asks_for_the_span_of_them() {
+    bounded(async {
+        let Ranged {
+            body,
+            origin,
+            sidecache,
+            client,
+        } = Ranged::start(&["--range-miss", "part"]).await;
+        let url = sidecache.url("/gaps");
+        expect_part(&client.get_range(&url, 0, 19).await, &body, (0, 19));
+        expect_part(&client.get_range(&url, 60, 79).await, &body, (60, 79));
+
+        let spanning = client.get_range(&url, 0, 99).await;
+        expect_part(&spanning, &body, (0, 99));
+        expect_status(&spanning, &["fwd=partial", "stored"]);
+        let seen = origin.seen();
+        assert_eq!(seen.len(), 3, "one origin request for both gaps");
+        assert_eq!(header(&seen[2], "range"), "bytes=20-99");
+        assert!(
+            is_stored(&sidecache, "/gaps").await,
+            "complete: stored whole"
+        );
         sidecache.stop().await;
     })
     .await;

@@ -78,9 +78,12 @@ fn coverage_table() {
         (&[(0, 4)], (3, 9), missing(5, 9)),
         (&[(0, 4)], (5, 9), missing(5, 9)),
         (&[(0, 1), (8, 9)], (0, 9), missing(2, 7)),
-        (&[(0, 1), (4, 5)], (0, 9), Coverage::Scattered),
-        (&[(3, 4)], (0, 9), Coverage::Scattered),
-        (&[(0, 1), (4, 5), (8, 9)], (2, 7), Coverage::Scattered),
+        // several runs missing: the span from the first missing byte to the last
+        (&[(0, 1), (4, 5)], (0, 9), missing(2, 9)),
+        (&[(3, 4)], (0, 9), missing(0, 9)),
+        (&[(0, 1), (4, 5), (8, 9)], (2, 7), missing(2, 7)),
+        (&[(0, 1), (4, 5), (8, 9)], (0, 9), missing(2, 7)),
+        (&[(2, 3), (6, 7)], (0, 9), missing(0, 9)),
         (&[(0, 1), (4, 5), (8, 9)], (4, 7), missing(6, 7)),
         // touching parts merge into one run
         (&[(0, 4), (5, 9)], (3, 6), covered("3456")),
