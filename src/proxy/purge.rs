@@ -48,10 +48,7 @@ impl Purger {
             Some(host) => self.invalidate(&CacheKey::new(host, path_and_query)),
             None => {
                 let path = path_and_query.to_owned();
-                self.parts
-                    .remove_matching(move |key| key.path_and_query() == path);
-                self.cache
-                    .invalidate_matching(|key| key.path_and_query() == path_and_query)
+                self.invalidate_matching(move |key| key.path_and_query() == path)
                     .await
             }
         };
@@ -64,19 +61,11 @@ impl Purger {
     /// (as [`purge_url`](Self::purge_url)'s is), so `x:80` matches what `x` stored.
     pub async fn purge_prefix(&self, host: Option<&str>, prefix: &str) -> usize {
         let host = host.map(|host| CacheKey::new(host, "/"));
-        let (parts_host, parts_prefix) = (host.clone(), prefix.to_owned());
-        self.parts.remove_matching(move |key| {
-            parts_host
-                .as_ref()
-                .is_none_or(|host| key.host() == host.host())
-                && key.path_and_query().starts_with(&parts_prefix)
-        });
-        let host = host.as_ref().map(CacheKey::host);
+        let prefix = prefix.to_owned();
         let removed = self
-            .cache
-            .invalidate_matching(|key| {
-                host.is_none_or(|host| key.host() == host)
-                    && key.path_and_query().starts_with(prefix)
+            .invalidate_matching(move |key| {
+                host.as_ref().is_none_or(|host| key.host() == host.host())
+                    && key.path_and_query().starts_with(&prefix)
             })
             .await;
         self.record(removed);
@@ -105,6 +94,16 @@ impl Purger {
         // parts came after its parts were asked for (see `partial`).
         self.parts.remove(key);
         usize::from(self.cache.invalidate(key))
+    }
+
+    /// Removes the stored responses and parts of every URL that `matches`; returns how many
+    /// stored responses went. Parts first, as in [`invalidate`](Self::invalidate).
+    async fn invalidate_matching(
+        &self,
+        matches: impl Fn(&CacheKey) -> bool + Clone + Send + Sync + 'static,
+    ) -> usize {
+        self.parts.remove_matching(matches.clone());
+        self.cache.invalidate_matching(matches).await
     }
 
     fn record(&self, removed: usize) {
