@@ -3,7 +3,8 @@
 //! (RFC 9111 §4.4); and `Range` requests whose response would not be stored.
 
 use bytes::Bytes;
-use http::{Request, Response, StatusCode, Version};
+use http::{HeaderMap, Request, Response, StatusCode, Version};
+use hyper::body::Incoming;
 
 use super::decision::{Decision, PassEnd, PassReason, Passed};
 use super::purge::Purger;
@@ -75,16 +76,29 @@ async fn send(
     head: &RequestHead,
     body: Body,
 ) -> Result<Response<Body>, OriginError> {
-    let mut request = Request::new(body);
-    *request.method_mut() = head.method.clone();
-    *request.uri_mut() = head.origin_uri();
-    *request.headers_mut() = head.forwarded_headers();
-    let (mut parts, body) = origin.send(request).await?.into_parts();
-    remove_hop_by_hop(&mut parts.headers);
+    let response = exchange(origin, head, head.forwarded_headers(), body).await?;
+    let (parts, body) = response.into_parts();
     Ok(Response::from_parts(
         parts,
         origin.stream_body(Bytes::new(), body),
     ))
+}
+
+/// Sends `head`'s request to `origin` with `headers` and `body`, and gives back the origin's
+/// response without its hop-by-hop fields, its body not yet read.
+pub(crate) async fn exchange(
+    origin: &OriginClient,
+    head: &RequestHead,
+    headers: HeaderMap,
+    body: Body,
+) -> Result<Response<Incoming>, OriginError> {
+    let mut request = Request::new(body);
+    *request.method_mut() = head.method.clone();
+    *request.uri_mut() = head.origin_uri();
+    *request.headers_mut() = headers;
+    let mut response = origin.send(request).await?;
+    remove_hop_by_hop(response.headers_mut());
+    Ok(response)
 }
 
 /// 413 for a request body past `--max-request-body`.

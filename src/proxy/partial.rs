@@ -15,10 +15,11 @@ use std::time::SystemTime;
 
 use bytes::Bytes;
 use http::header::{self, HeaderValue};
-use http::{Method, Request, Response, StatusCode};
+use http::{Method, Response, StatusCode};
 
 use super::HttpCache;
 use super::decision::{Cached, Decision, Loaded, NotStored, PassReason, ServedFrom};
+use super::forward;
 use super::loader::date_if_missing;
 use super::part_store::{Kept, PartStore, RemovalMark};
 use super::request::RequestHead;
@@ -30,7 +31,6 @@ use crate::http::range::{self, RangeAnswer};
 use crate::http::stored::object::CachedObject;
 use crate::http::stored::parts::{Coverage, Part, StoredParts};
 use crate::origin::Buffered;
-use crate::origin::headers::remove_hop_by_hop;
 use crate::store::Store;
 
 /// What the origin is asked for.
@@ -140,11 +140,8 @@ async fn fetch(
         headers.insert(header::RANGE, range::byte_range(first, last));
         headers.insert(header::IF_RANGE, if_range);
     }
-    let mut request = Request::new(Body::empty());
-    *request.uri_mut() = head.origin_uri();
-    *request.headers_mut() = headers;
     let request_time = SystemTime::now();
-    let response = match origin.send(request).await {
+    let response = match forward::exchange(origin, head, headers, Body::empty()).await {
         Ok(response) => response,
         Err(error) => {
             return respond::around_the_cache_failed(&error, &head.method, PassReason::Unstorable);
@@ -152,7 +149,6 @@ async fn fetch(
     };
     let response_time = SystemTime::now();
     let (mut response, body) = response.into_parts();
-    remove_hop_by_hop(&mut response.headers);
     date_if_missing(&mut response.headers, response_time);
     let times = (request_time, response_time);
     if completing && response.status == StatusCode::OK {
