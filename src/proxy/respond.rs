@@ -272,19 +272,10 @@ pub(crate) fn stored(
     let (code, body) = match range {
         RangeAnswer::Full => (variant.status, variant.body.clone()),
         RangeAnswer::Partial { start, end } => {
-            headers.insert(
-                header::CONTENT_RANGE,
-                range::content_range(start, end, body_len),
-            );
-            headers.insert(header::CONTENT_LENGTH, integer_value(end - start + 1));
             let slice = variant.body.slice(start as usize..=end as usize);
-            (StatusCode::PARTIAL_CONTENT, slice)
+            partial_content(&mut headers, start, slice, body_len)
         }
-        RangeAnswer::Unsatisfiable => {
-            headers.insert(header::CONTENT_RANGE, range::unsatisfied_range(body_len));
-            headers.insert(header::CONTENT_LENGTH, HeaderValue::from_static("0"));
-            (StatusCode::RANGE_NOT_SATISFIABLE, Bytes::new())
-        }
+        RangeAnswer::Unsatisfiable => range_not_satisfiable(&mut headers, body_len),
     };
     if code != StatusCode::RANGE_NOT_SATISFIABLE && !headers.contains_key(header::CONTENT_LENGTH) {
         headers.insert(header::CONTENT_LENGTH, integer_value(body.len() as u64));
@@ -326,26 +317,39 @@ pub(crate) fn from_parts(
     headers.insert(header::AGE, integer_value(age));
     let length = stored.length();
     let (code, body) = match answer {
-        PartAnswer::Bytes { start, bytes } => {
-            let end = start + bytes.len() as u64 - 1;
-            headers.insert(
-                header::CONTENT_RANGE,
-                range::content_range(start, end, length),
-            );
-            headers.insert(header::CONTENT_LENGTH, integer_value(bytes.len() as u64));
-            (StatusCode::PARTIAL_CONTENT, bytes)
-        }
-        PartAnswer::Unsatisfiable => {
-            headers.insert(header::CONTENT_RANGE, range::unsatisfied_range(length));
-            headers.insert(header::CONTENT_LENGTH, HeaderValue::from_static("0"));
-            (StatusCode::RANGE_NOT_SATISFIABLE, Bytes::new())
-        }
+        PartAnswer::Bytes { start, bytes } => partial_content(&mut headers, start, bytes, length),
+        PartAnswer::Unsatisfiable => range_not_satisfiable(&mut headers, length),
         PartAnswer::NotModified => {
             headers = conditional::not_modified_headers(headers);
             (StatusCode::NOT_MODIFIED, Bytes::new())
         }
     };
     finish(code, headers, Body::full(body), status)
+}
+
+/// A 206 of `bytes` from offset `start` of content `length` bytes long: its status and body,
+/// its `Content-Range` and `Content-Length` set in `headers` (RFC 9110 §15.3.7).
+fn partial_content(
+    headers: &mut HeaderMap,
+    start: u64,
+    bytes: Bytes,
+    length: u64,
+) -> (StatusCode, Bytes) {
+    let end = start + bytes.len() as u64 - 1;
+    headers.insert(
+        header::CONTENT_RANGE,
+        range::content_range(start, end, length),
+    );
+    headers.insert(header::CONTENT_LENGTH, integer_value(bytes.len() as u64));
+    (StatusCode::PARTIAL_CONTENT, bytes)
+}
+
+/// A 416 for content `length` bytes long: its status and (empty) body, its `Content-Range` and
+/// `Content-Length` set in `headers` (RFC 9110 §15.5.17).
+fn range_not_satisfiable(headers: &mut HeaderMap, length: u64) -> (StatusCode, Bytes) {
+    headers.insert(header::CONTENT_RANGE, range::unsatisfied_range(length));
+    headers.insert(header::CONTENT_LENGTH, HeaderValue::from_static("0"));
+    (StatusCode::RANGE_NOT_SATISFIABLE, Bytes::new())
 }
 
 /// Passes an origin response through to the client (for a HEAD, without its body).
