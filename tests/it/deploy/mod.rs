@@ -2,7 +2,8 @@
 //! configuration and the rules and passes the alerts' unit tests; a real Prometheus scraping
 //! loaded sidecaches evaluates every PromQL expression of the dashboards, the Grafana data sources
 //! and the rules; the dashboard passes a lint; docker-compose.yml and the Dockerfile give
-//! sidecache only options it really has, and mount only files that exist.
+//! sidecache only options it really has, and mount only files that exist; the Kubernetes kit
+//! renders and validates offline and agrees with sidecache's options.
 
 use crate::support;
 
@@ -21,6 +22,7 @@ use support::{Gate, Reply, Sidecache, TestClient, TestOrigin};
 use tokio::io::{AsyncBufReadExt, AsyncWriteExt};
 
 mod compose;
+mod kubernetes;
 mod live_prometheus;
 
 // === the kit's files ===
