@@ -2,7 +2,7 @@
 
     python validate.py OBJECTS.json VERSION...
 
-OBJECTS.json is a JSON array of objects (kustomize's output, as tests/it/deploy/kubernetes.rs
+OBJECTS.json is a JSON array of objects (kustomize's output, as tests/it/deploy/kubernetes/
 hands it over). Objects of the Prometheus Operator's group are left to
 validate-operator-kinds.mjs; any other kind without a schema fails. Validation is strict: a field
 the schema does not define is an error, as `kubectl apply` reports it. Prints one line per

@@ -219,19 +219,12 @@ fn the_compose_stack_provisions_grafana_and_prometheus_from_the_repository() {
 fn the_dockerfile_is_multi_stage_non_root_and_sets_only_real_options() {
     let options = sidecache_options();
     let dockerfile = read(DOCKERFILE);
-    // Join continuation lines.
-    let joined = dockerfile.replace("\\\n", " ");
-    let instructions: Vec<(&str, &str)> = joined
-        .lines()
-        .map(str::trim)
-        .filter(|l| !l.is_empty() && !l.starts_with('#'))
-        .map(|l| l.split_once(' ').unwrap_or((l, "")))
-        .collect();
+    let instructions = dockerfile_instructions();
     let of = |name: &str| -> Vec<&str> {
         instructions
             .iter()
             .filter(|(i, _)| i.eq_ignore_ascii_case(name))
-            .map(|(_, rest)| rest.trim())
+            .map(|(_, rest)| rest.as_str())
             .collect()
     };
     assert!(of("FROM").len() >= 2, "a multi-stage build");
@@ -241,13 +234,7 @@ fn the_dockerfile_is_multi_stage_non_root_and_sets_only_real_options() {
         !["root", "0", "0:0", "root:root"].contains(user),
         "runs as root"
     );
-    let mut env = BTreeMap::new();
-    for line in of("ENV") {
-        for pair in line.split_whitespace() {
-            let (k, v) = pair.split_once('=').expect("ENV KEY=VALUE");
-            env.insert(k.to_owned(), v.to_owned());
-        }
-    }
+    let env = image_env();
     // The image sets no token of its own (one baked into a public image is no secret): the
     // ports listen on every interface, so the image refuses to start until one is passed.
     assert!(

@@ -612,6 +612,35 @@ fn load_sidecache_config(
         .unwrap_or_else(|e| panic!("{at}: sidecache rejects its configuration: {e}"))
 }
 
+// === the image ===
+
+/// The Dockerfile's instructions, continuation lines joined: (instruction, its arguments).
+fn dockerfile_instructions() -> Vec<(String, String)> {
+    read(DOCKERFILE)
+        .replace("\\\n", " ")
+        .lines()
+        .map(str::trim)
+        .filter(|l| !l.is_empty() && !l.starts_with('#'))
+        .map(|l| {
+            let (instruction, rest) = l.split_once(' ').unwrap_or((l, ""));
+            (instruction.to_owned(), rest.trim().to_owned())
+        })
+        .collect()
+}
+
+/// The environment the image gives every container run from it (its `ENV` instructions).
+fn image_env() -> BTreeMap<String, String> {
+    dockerfile_instructions()
+        .iter()
+        .filter(|(instruction, _)| instruction.eq_ignore_ascii_case("ENV"))
+        .flat_map(|(_, pairs)| pairs.split_whitespace())
+        .map(|pair| {
+            let (k, v) = pair.split_once('=').expect("ENV KEY=VALUE");
+            (k.to_owned(), v.to_owned())
+        })
+        .collect()
+}
+
 // === docker-compose.yml, as the submodules read it ===
 
 struct Compose(Yaml);

@@ -7,6 +7,8 @@ use super::*;
 
 use sidecache::writebehind::SinkAddress;
 
+mod pod;
+
 const KUBERNETES_BASE: &str = "deploy/kubernetes/base";
 const OVERLAYS: [&str; 2] = ["single", "fleet"];
 /// The oldest Kubernetes the kit supports (native sidecars; the preStop sleep action is on by
@@ -228,17 +230,46 @@ fn config_map_file<'a>(objects: &'a [Yaml], pod: &Yaml, container: &Yaml, path: 
         .unwrap_or_else(|| panic!("{} has no {file}", name_of(map)))
 }
 
-/// sidecache's configuration in the rendered pod, loaded by sidecache's own loader: its args (the
-/// `--config` file read from its ConfigMap) and its environment (the admin token's Secret
-/// replaced by a value, the Secret's name and key returned beside it).
+/// What every Secret key holds in these tests.
+const SECRET_VALUE: &str = "from-the-secret";
+
+/// A container's environment as the kubelet gives it: the image's, overridden by the container's
+/// own, each Secret key read as [`SECRET_VALUE`]. The (Secret, key) pairs read are returned beside
+/// it.
+fn container_env(container: &Yaml) -> (BTreeMap<String, String>, Vec<(String, String)>) {
+    let mut env = image_env();
+    let mut secrets = Vec::new();
+    for variable in items(&container["env"]) {
+        let name = text(&variable["name"]).to_owned();
+        let secret = &variable["valueFrom"]["secretKeyRef"];
+        let value = if secret.is_mapping() {
+            secrets.push((
+                text(&secret["name"]).to_owned(),
+                text(&secret["key"]).to_owned(),
+            ));
+            SECRET_VALUE.to_owned()
+        } else {
+            text(&variable["value"]).to_owned()
+        };
+        env.insert(name, value);
+    }
+    (env, secrets)
+}
+
+fn container_args(container: &Yaml) -> Vec<String> {
+    items(&container["args"])
+        .iter()
+        .map(|a| text(a).to_owned())
+        .collect()
+}
+
+/// sidecache's configuration in the rendered pod, loaded by sidecache's own loader from its args
+/// (the `--config` file read from its ConfigMap) and its environment.
 fn sidecache_config(objects: &[Yaml], at: &str) -> (Config, Vec<(String, String)>) {
     let (pod, _) = demo_pod(objects);
     let sidecache = container(pod, SIDECACHE_CONTAINER);
     let scratch = support::TempDir::new("kubernetes-config");
-    let mut args: Vec<String> = items(&sidecache["args"])
-        .iter()
-        .map(|a| text(a).to_owned())
-        .collect();
+    let mut args = container_args(sidecache);
     if let Some(at_flag) = args.iter().position(|a| a == "--config") {
         let file = scratch.0.join("sidecache.toml");
         std::fs::write(
@@ -248,22 +279,7 @@ fn sidecache_config(objects: &[Yaml], at: &str) -> (Config, Vec<(String, String)
         .expect("write the config file");
         args[at_flag + 1] = file.to_string_lossy().into_owned();
     }
-    let mut env = BTreeMap::new();
-    let mut secrets = Vec::new();
-    for variable in items(&sidecache["env"]) {
-        let name = text(&variable["name"]).to_owned();
-        let secret = &variable["valueFrom"]["secretKeyRef"];
-        let value = if secret.is_mapping() {
-            secrets.push((
-                text(&secret["name"]).to_owned(),
-                text(&secret["key"]).to_owned(),
-            ));
-            "from-the-secret".to_owned()
-        } else {
-            text(&variable["value"]).to_owned()
-        };
-        env.insert(name, value);
-    }
+    let (env, secrets) = container_env(sidecache);
     let config = load_sidecache_config(&sidecache_options(), &env, &args, at);
     (config, secrets)
 }
@@ -469,6 +485,16 @@ fn the_sidecache_sidecar_gets_only_options_it_has_and_its_ports_agree_with_them(
             .map(|l| l.trim_end_matches(';').trim())
             .collect();
         assert_eq!(listens, [format!("127.0.0.1:{origin_port}")], "{at}");
+        // Its readiness probe asks it there, from inside the pod.
+        let probe: Vec<&str> = items(&origin_container["readinessProbe"]["exec"]["command"])
+            .iter()
+            .map(text)
+            .collect();
+        assert_eq!(
+            probe.last().copied(),
+            Some(format!("http://127.0.0.1:{origin_port}/").as_str()),
+            "{at}: the origin's readiness probe"
+        );
     }
 }
 
