@@ -418,12 +418,17 @@ where
                     }
                 }
                 Role::Full => {
+                    // A full queue means the load is slow and in demand: what may stand in for a
+                    // load slower than a waiter's bound (stale-if-error, max-stale, grace) serves
+                    // rather than a refusal.
+                    let stand_in = current
+                        .filter(|value| self.inner.loader.usable_while_loading(value, request));
                     return Outcome {
                         waited: Some(Waited {
                             result: WaitResult::QueueFull,
                             leader: None,
                         }),
-                        ..Outcome::of(Served::Busy)
+                        ..Outcome::of(stand_in.map_or(Served::Busy, Served::StaleWhileLoading))
                     };
                 }
             }

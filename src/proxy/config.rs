@@ -91,8 +91,9 @@ pub struct CacheConfig {
         value_parser = humantime::parse_duration
     )]
     pub coalesce_timeout: Duration,
-    /// Most requests that wait for one origin load of a key. Beyond it, a request is answered
-    /// 503 with Retry-After rather than adding to the origin's load or to the queue.
+    /// Most requests that wait for one origin load of a key. Beyond it, a request gets the stored
+    /// copy where one may stand in (stale-if-error, max-stale, --grace), else 503 with
+    /// Retry-After, rather than adding to the origin's load or to the queue.
     #[arg(
         long = "max-waiters-per-key",
         env = "SIDECACHE_MAX_WAITERS_PER_KEY",

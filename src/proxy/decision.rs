@@ -275,10 +275,15 @@ impl Cached {
                 detail: Some("stale-while-revalidate"),
                 ..CacheStatus::hit(*ttl)
             },
-            // Still going forward: the load under way is slower than the wait bound.
+            // Still going forward: the load under way is slower than the wait bound, or has as
+            // many waiters as it takes.
             ServedFrom::StaleWhileLoading { ttl } => CacheStatus {
                 ttl: Some(*ttl),
-                detail: Some("origin-slow"),
+                detail: Some(if self.waited == Some(WaitResult::QueueFull) {
+                    "too-many-waiters"
+                } else {
+                    "origin-slow"
+                }),
                 ..forwarded
             },
             ServedFrom::Fetched(Loaded { status, ttl }) if self.bypassed => CacheStatus {

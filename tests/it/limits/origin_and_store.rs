@@ -168,6 +168,76 @@ async fn an_object_over_the_size_limit_is_passed_through_whole_and_counted_not_s
 
 // === waiters per key ===
 
+/// A caller the full queue turns away gets the stored copy where it may stand in for a slow
+/// load (the origin's `stale-if-error`, or `--grace`), not a 503.
+#[tokio::test]
+async fn callers_beyond_the_waiter_limit_get_a_stale_copy_that_may_stand_in() {
+    for (cache_control, flags) in [
+        ("max-age=60, stale-if-error=600", &[][..]),
+        ("max-age=60", &["--grace", "600s"][..]),
+    ] {
+        let gate = Gate::new();
+        let origin_gate = gate.clone();
+        // The first answer is stored a minute stale; the load that replaces it is fresh.
+        let origin = TestOrigin::start(move |_, nth| match nth {
+            1 => Reply::ok("first")
+                .header("cache-control", cache_control)
+                .header("age", "120"),
+            _ => Reply::ok("second")
+                .header("cache-control", cache_control)
+                .gated(&origin_gate),
+        })
+        .await;
+        let mut all_flags = vec!["--max-waiters-per-key", "2", "--coalesce-timeout", "30s"];
+        all_flags.extend_from_slice(flags);
+        let sidecache = Sidecache::start(&origin.url(), &all_flags).await;
+        let client = TestClient::new();
+        let stored = client.get(&sidecache.url("/hot")).await;
+        assert_eq!(stored.text(), "first");
+
+        let spawn_get = || {
+            let (client, url) = (client.clone(), sidecache.url("/hot"));
+            tokio::spawn(async move { client.get(&url).await })
+        };
+        let leader = spawn_get();
+        origin.arrivals(2).await;
+        let waiters = [spawn_get(), spawn_get()];
+        let cache = sidecache.proxy.cache().clone();
+        wait_until(|| cache.waiting() == 2).await;
+
+        let turned_away = client.get(&sidecache.url("/hot")).await;
+        assert_eq!(
+            (turned_away.status.as_u16(), turned_away.text().as_str()),
+            (200, "first"),
+            "{cache_control} {flags:?}"
+        );
+        let status = turned_away.cache_status();
+        assert!(status.contains("detail=too-many-waiters"), "{status}");
+        assert_eq!(cache.waiting(), 2, "the turned-away caller was not queued");
+
+        gate.open();
+        for request in [leader].into_iter().chain(waiters) {
+            assert_eq!(request.await.expect("request").text(), "second");
+        }
+        assert_eq!(origin.count("/hot"), 2, "one load each time, no herd");
+        let scrape = sidecache.metrics().await;
+        let requests = |result: &str| {
+            scrape.value(&format!(
+                "sidecache_requests_total{{cache_result=\"{result}\"}}"
+            ))
+        };
+        assert_eq!(
+            (requests("stale"), requests("error")),
+            (1.0, 0.0),
+            "{cache_control} {flags:?}"
+        );
+        assert_eq!(
+            scrape.value("sidecache_coalesce_waiters_total{outcome=\"queue_full\"}"),
+            1.0
+        );
+    }
+}
+
 #[tokio::test]
 async fn callers_beyond_the_waiter_limit_get_503_and_the_queue_is_served() {
     let gate = Gate::new();
