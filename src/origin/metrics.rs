@@ -11,7 +11,9 @@ use crate::metrics::{self, Registry, Result};
 /// How one request to the origin ended, as far as its response head.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum OriginOutcome {
-    /// A 1xx-2xx response head arrived.
+    /// A 1xx response head arrived as the final answer (a protocol error for the client).
+    Informational,
+    /// A 2xx response head arrived.
     Success,
     /// A 3xx response head arrived.
     Redirection,
@@ -32,7 +34,8 @@ pub enum OriginOutcome {
 
 impl OriginOutcome {
     /// Every outcome, in declaration order.
-    pub const ALL: [OriginOutcome; 8] = [
+    pub const ALL: [OriginOutcome; 9] = [
+        Self::Informational,
         Self::Success,
         Self::Redirection,
         Self::ClientError,
@@ -46,6 +49,7 @@ impl OriginOutcome {
     /// The label value.
     pub fn as_str(self) -> &'static str {
         match self {
+            Self::Informational => "1xx",
             Self::Success => "2xx",
             Self::Redirection => "3xx",
             Self::ClientError => "4xx",
@@ -60,6 +64,7 @@ impl OriginOutcome {
     /// The outcome of a request that got a response head with `status`.
     pub fn of_status(status: StatusCode) -> Self {
         match status.as_u16() {
+            100..=199 => Self::Informational,
             300..=399 => Self::Redirection,
             400..=499 => Self::ClientError,
             500..=599 => Self::ServerError,

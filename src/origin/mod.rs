@@ -213,6 +213,16 @@ impl OriginClient {
             Some(outcome) => self.metrics.record_request(outcome, started.elapsed()),
             None => self.metrics.record_refusal(),
         }
+        // A final answer cannot be 1xx: hyper reads interim answers itself, and sidecache never
+        // asks to switch protocols (Upgrade is hop-by-hop). Counted as the 1xx it was, it is
+        // a broken answer for the client.
+        let result = match result {
+            Ok(response) if response.status().is_informational() => Err(OriginError::new(
+                OriginErrorKind::Protocol,
+                format!("a final {} answer", response.status()),
+            )),
+            other => other,
+        };
         trace.finish(&result);
         result
     }

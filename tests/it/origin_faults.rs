@@ -833,3 +833,35 @@ async fn a_request_body_sent_after_100_continue_reaches_the_origin() {
     })
     .await;
 }
+
+/// A final 1xx answer (a `101 Switching Protocols` to a request that asked for no switch) is
+/// broken: the client gets a 502, and the origin's answer is counted in its own class, not as a
+/// success.
+#[tokio::test]
+async fn a_final_1xx_answer_is_a_502_counted_as_1xx() {
+    bounded(async {
+        let origin = FaultOrigin::start(|_| Behaviour::Respond(Answer::new(101, ""))).await;
+        let sidecache = Sidecache::start(&origin.url(), &FLAGS).await;
+        let got = TestClient::new().get(&sidecache.url("/switch")).await;
+        assert_eq!(got.status, 502);
+        assert_cache_status(
+            &got,
+            &["fwd=uri-miss", "detail=origin-protocol-error"],
+            "101",
+        );
+        let scrape = sidecache.metrics().await;
+        let origin_outcome = |outcome: &str| {
+            scrape.value(&format!(
+                "sidecache_origin_requests_total{{outcome=\"{outcome}\"}}"
+            ))
+        };
+        assert_eq!((origin_outcome("1xx"), origin_outcome("2xx")), (1.0, 0.0));
+        assert_eq!(
+            scrape.value(r#"sidecache_requests_total{cache_result="error"}"#),
+            1.0
+        );
+        assert_eq!(origin.count("/switch"), 1);
+        sidecache.stop().await;
+    })
+    .await;
+}
