@@ -84,6 +84,13 @@ impl StreamError {
     }
 }
 
+/// The peer's own body broke while it was read: its framing was malformed, or the peer went away
+/// before the end it declared. The peer's fault, not the fault of whoever the body was being sent
+/// to.
+#[derive(Debug, thiserror::Error)]
+#[error("the peer's body was malformed or broke off")]
+pub struct PeerBodyError(#[source] hyper::Error);
+
 /// What a guarded stream enforces.
 #[derive(Debug, Clone, Copy, Default)]
 pub struct Guard {
@@ -195,7 +202,7 @@ impl GuardedStream {
                 }
                 Poll::Ready(Some(self.check_limit(frame)))
             }
-            Poll::Ready(Some(Err(error))) => Poll::Ready(Some(Err(error.into()))),
+            Poll::Ready(Some(Err(error))) => Poll::Ready(Some(Err(PeerBodyError(error).into()))),
             Poll::Ready(None) => Poll::Ready(None),
             Poll::Pending => self.poll_clock(cx),
         }

@@ -33,6 +33,9 @@ pub enum OriginErrorKind {
     /// The client's request body paused longer than its timeout while being sent; the request
     /// was abandoned.
     RequestBodyTimeout,
+    /// The client's request body was malformed (broken chunked framing) or ended before its
+    /// declared length while being sent; the request was abandoned.
+    RequestBodyMalformed,
     /// The origin answered with a server error (500, 502, 503 or 504). Its answer is kept so
     /// every waiting client can be given it.
     ErrorStatus(ErrorResponse),
@@ -126,6 +129,7 @@ impl OriginError {
             OriginErrorKind::ErrorStatus(_)
                 | OriginErrorKind::RequestBodyTooLarge
                 | OriginErrorKind::RequestBodyTimeout
+                | OriginErrorKind::RequestBodyMalformed
         )
     }
 
@@ -146,6 +150,7 @@ impl OriginError {
             OriginErrorKind::RequestBodyTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
             OriginErrorKind::Busy => StatusCode::SERVICE_UNAVAILABLE,
             OriginErrorKind::RequestBodyTimeout => StatusCode::REQUEST_TIMEOUT,
+            OriginErrorKind::RequestBodyMalformed => StatusCode::BAD_REQUEST,
             _ if self.is_timeout() => StatusCode::GATEWAY_TIMEOUT,
             _ => StatusCode::BAD_GATEWAY,
         }
@@ -164,6 +169,7 @@ impl OriginError {
             OriginErrorKind::RequestBodyTooLarge => "request-body-too-large",
             OriginErrorKind::Busy => "origin-busy",
             OriginErrorKind::RequestBodyTimeout => "request-body-timeout",
+            OriginErrorKind::RequestBodyMalformed => "request-body-malformed",
         }
     }
 }

@@ -28,7 +28,7 @@ pub enum OriginOutcome {
     /// The connection broke or the origin spoke garbage before a complete response head.
     ProtocolError,
     /// sidecache abandoned the request before a response head: the client's body ran past its
-    /// limit, or stopped coming. Not the origin's failure.
+    /// limit, stopped coming, or was malformed. Not the origin's failure.
     Aborted,
 }
 
@@ -80,9 +80,9 @@ impl OriginOutcome {
             OriginErrorKind::Timeout => Self::Timeout,
             OriginErrorKind::ErrorStatus(_) => Self::ServerError,
             OriginErrorKind::Protocol | OriginErrorKind::Body => Self::ProtocolError,
-            OriginErrorKind::RequestBodyTooLarge | OriginErrorKind::RequestBodyTimeout => {
-                Self::Aborted
-            }
+            OriginErrorKind::RequestBodyTooLarge
+            | OriginErrorKind::RequestBodyTimeout
+            | OriginErrorKind::RequestBodyMalformed => Self::Aborted,
             OriginErrorKind::Busy => return None,
         })
     }

@@ -34,7 +34,7 @@ pub use self::error::{
 };
 use self::metrics::{OriginMetrics, OriginOutcome};
 use self::trace::FetchTrace;
-use crate::body::{Body, Guard, StreamError};
+use crate::body::{Body, Guard, PeerBodyError, StreamError};
 
 /// Where the origin is and how long to wait for it.
 #[derive(Debug, Clone)]
@@ -202,6 +202,11 @@ impl OriginClient {
             {
                 Err(OriginError::new(OriginErrorKind::RequestBodyTimeout, error))
             }
+            // Nor when the client's body was malformed or broke off.
+            Ok(Err(error)) if is_caused_by::<PeerBodyError>(&error) => Err(OriginError::new(
+                OriginErrorKind::RequestBodyMalformed,
+                error,
+            )),
             Ok(Err(error)) => Err(OriginError::new(OriginErrorKind::Protocol, error)),
             Ok(Ok(response)) => Ok(response),
         };

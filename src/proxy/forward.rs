@@ -52,6 +52,9 @@ pub(crate) async fn forward(
         Err(error) if matches!(error.kind(), OriginErrorKind::RequestBodyTimeout) => {
             body_timed_out(version)
         }
+        Err(error) if matches!(error.kind(), OriginErrorKind::RequestBodyMalformed) => {
+            body_malformed(version)
+        }
         Err(error) => respond::around_the_cache_failed(&error, &head.method, PassReason::Method),
     }
 }
@@ -116,6 +119,16 @@ fn body_timed_out(version: Version) -> Answered {
     body_refused(
         (StatusCode::REQUEST_TIMEOUT, "request body timed out\n"),
         "request-body-timeout",
+        version,
+    )
+}
+
+/// 400 for a request body whose framing was broken (or that ended before its declared length):
+/// the client's fault, not the origin's.
+fn body_malformed(version: Version) -> Answered {
+    body_refused(
+        (StatusCode::BAD_REQUEST, "request body malformed\n"),
+        "request-body-malformed",
         version,
     )
 }

@@ -351,6 +351,43 @@ async fn a_chunked_body_running_past_the_limit_aborts_the_origin_request_and_get
     sidecache.stop().await;
 }
 
+/// A request body whose framing is broken, or that ends before its declared length, is the
+/// client's fault: 400, the origin request abandoned, not counted as the origin's failure.
+#[tokio::test]
+async fn a_malformed_request_body_gets_400_and_is_not_the_origins_failure() {
+    let origin = TestOrigin::start(|_, _| Reply::ok("stored")).await;
+    let sidecache = Sidecache::start(&origin.url(), &[]).await;
+    let cases: [(&str, &[u8], bool); 2] = [
+        (
+            "a chunk size that is not hex",
+            b"POST /upload HTTP/1.1\r\nHost: limits.test\r\nTransfer-Encoding: chunked\r\n\r\n\
+              5\r\nhello\r\nzz\r\n",
+            false,
+        ),
+        (
+            "a body shorter than its Content-Length",
+            b"POST /upload HTTP/1.1\r\nHost: limits.test\r\nContent-Length: 100\r\n\r\nfirst ten.",
+            true,
+        ),
+    ];
+    for (case, request, then_half_close) in cases {
+        let mut stream = connect(&sidecache).await;
+        stream.write_all(request).await.expect("write");
+        if then_half_close {
+            stream.shutdown().await.expect("half-close");
+        }
+        let (head, body) = read_response(&mut stream).await;
+        assert!(head.starts_with("http/1.1 400"), "{case}: {head}");
+        assert!(
+            head.contains("cache-status: sidecache; fwd=method; detail=request-body-malformed"),
+            "{case}: {head}"
+        );
+        assert_eq!(body, b"request body malformed\n", "{case}");
+    }
+    assert_abandoned_for_their_bodies(&origin, &sidecache, 2).await;
+    sidecache.stop().await;
+}
+
 /// A client that stops sending its request body part-way is answered 408 after
 /// --client-body-timeout (as nginx does at client_body_timeout), the origin request abandoned; it
 /// is not the origin's failure.
@@ -408,25 +445,36 @@ async fn a_request_body_that_stalls_gets_408_after_the_body_timeout() {
         .expect("a response");
     assert_eq!(response.status(), 408);
 
-    origin.arrivals(2).await;
+    assert_abandoned_for_their_bodies(&origin, &sidecache, 2).await;
+    sidecache.stop().await;
+}
+
+/// After `abandoned` requests whose origin requests sidecache abandoned for their bodies' sake:
+/// no whole body reached the origin, each client got an error, and the origin was not blamed.
+async fn assert_abandoned_for_their_bodies(
+    origin: &TestOrigin,
+    sidecache: &Sidecache,
+    abandoned: usize,
+) {
+    origin.arrivals(abandoned).await;
     assert!(
         origin.seen().iter().all(|seen| seen.body.is_empty()),
         "no whole body reached the origin"
     );
     let scrape = sidecache.metrics().await;
+    let origin_outcome = |outcome: &str| {
+        scrape.value(&format!(
+            "sidecache_origin_requests_total{{outcome=\"{outcome}\"}}"
+        ))
+    };
     assert_eq!(
         scrape.value(r#"sidecache_requests_total{cache_result="error"}"#),
-        2.0
+        abandoned as f64
     );
-    assert_eq!(
-        scrape.value(r#"sidecache_origin_requests_total{outcome="aborted"}"#),
-        2.0
-    );
-    assert_eq!(
-        scrape.value(r#"sidecache_origin_requests_total{outcome="timeout"}"#),
-        0.0
-    );
-    sidecache.stop().await;
+    assert_eq!(origin_outcome("aborted"), abandoned as f64);
+    for origins_failure in ["timeout", "protocol_error"] {
+        assert_eq!(origin_outcome(origins_failure), 0.0, "{origins_failure}");
+    }
 }
 
 /// A request body that sends its first chunk and then nothing, without ending.
