@@ -258,8 +258,14 @@ impl Cached {
     }
 
     fn cache_status(&self) -> CacheStatus {
+        // RFC 9211 §2.5: collapsed only when the answer is the load waited on (its value, or its
+        // failure); a waiter that then loaded on its own, or was served a stored copy, was not.
+        let collapsed = matches!(
+            self.waited,
+            Some(WaitResult::Shared | WaitResult::LeaderError)
+        );
         let forwarded = CacheStatus {
-            collapsed: self.waited.is_some(),
+            collapsed,
             ..CacheStatus::forwarded(self.forward())
         };
         let loaded = |status: StatusCode, ttl: i64| CacheStatus {
@@ -312,8 +318,6 @@ impl Cached {
             },
             ServedFrom::Failed(failure) => failure.status(forwarded),
             ServedFrom::Busy => CacheStatus {
-                // Not queued, so not collapsed into another request's load either.
-                collapsed: false,
                 detail: Some("too-many-waiters"),
                 ..forwarded
             },

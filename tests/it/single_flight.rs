@@ -157,6 +157,58 @@ async fn when_the_leaders_client_disconnects_the_load_goes_on_for_the_waiters_an
     sidecache.stop().await;
 }
 
+/// `Cache-Status: collapsed` says the answer is the load the request waited on: a waiter that
+/// shares it says so, one that then has to load on its own (the load's answer was private) does
+/// not, and is counted as the miss it was.
+#[tokio::test]
+async fn only_a_waiter_answered_by_the_shared_load_says_collapsed() {
+    for (cache_control, collapsed, result) in [
+        ("max-age=60", true, "coalesced"),
+        ("private", false, "miss"),
+    ] {
+        let gate = Gate::new();
+        let origin_gate = gate.clone();
+        let origin = TestOrigin::start(move |_, n| {
+            Reply::ok(format!("answer {n}"))
+                .header("cache-control", cache_control)
+                .gated_if(n == 1, &origin_gate)
+        })
+        .await;
+        let sidecache = Sidecache::start(&origin.url(), &[]).await;
+        let client = TestClient::new();
+        let spawn_get = || {
+            let (client, url) = (client.clone(), sidecache.url("/k"));
+            tokio::spawn(async move { client.get(&url).await })
+        };
+        let leader = spawn_get();
+        origin.arrivals(1).await;
+        let waiter = spawn_get();
+        let cache = sidecache.proxy.cache().clone();
+        support::wait_until(|| cache.waiting() == 1).await;
+        gate.open();
+        assert_eq!(leader.await.expect("leader").text(), "answer 1");
+        let waited = waiter.await.expect("waiter");
+        let status = waited.cache_status();
+        assert_eq!(
+            status.contains("collapsed"),
+            collapsed,
+            "{cache_control}: {status}"
+        );
+        let expected_body = if collapsed { "answer 1" } else { "answer 2" };
+        assert_eq!(waited.text(), expected_body, "{cache_control}");
+
+        let scrape = sidecache.metrics().await;
+        assert_eq!(
+            scrape.value(&format!(
+                "sidecache_requests_total{{cache_result=\"{result}\"}}"
+            )),
+            if collapsed { 1.0 } else { 2.0 },
+            "{cache_control}"
+        );
+        sidecache.stop().await;
+    }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn private_answers_with_cookies_are_never_shared_and_later_requests_do_not_queue() {
     let origin = TestOrigin::start(|_, n| {

@@ -212,7 +212,10 @@ async fn callers_beyond_the_waiter_limit_get_a_stale_copy_that_may_stand_in() {
             "{cache_control} {flags:?}"
         );
         let status = turned_away.cache_status();
-        assert!(status.contains("detail=too-many-waiters"), "{status}");
+        assert!(
+            status.contains("detail=too-many-waiters") && !status.contains("collapsed"),
+            "{status}"
+        );
         assert_eq!(cache.waiting(), 2, "the turned-away caller was not queued");
 
         gate.open();
