@@ -160,7 +160,15 @@ async fn after_a_known_workload_every_counter_equals_what_happened() {
     };
     assert_eq!(outcome("2xx"), truth.origin_2xx as f64);
     assert_eq!(outcome("5xx"), truth.origin_5xx as f64);
-    for o in ["3xx", "4xx", "connect_error", "timeout", "protocol_error"] {
+    for o in [
+        "1xx",
+        "3xx",
+        "4xx",
+        "connect_error",
+        "timeout",
+        "protocol_error",
+        "aborted",
+    ] {
         assert_eq!(outcome(o), 0.0, "origin {o}");
     }
     assert_eq!(
@@ -174,7 +182,12 @@ async fn after_a_known_workload_every_counter_equals_what_happened() {
         ))
     };
     assert_eq!(waiters("shared"), truth.coalesced as f64);
-    for o in ["refetch_uncacheable", "timeout", "leader_error"] {
+    for o in [
+        "refetch_uncacheable",
+        "timeout",
+        "leader_error",
+        "queue_full",
+    ] {
         assert_eq!(waiters(o), 0.0, "waiters {o}");
     }
     assert_eq!(
