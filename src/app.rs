@@ -123,6 +123,10 @@ impl App {
             }
         };
         let registry = metrics::new_registry().map_err(AppError::Metrics)?;
+        tracing
+            .span_counts()
+            .register(&registry)
+            .map_err(AppError::Metrics)?;
         let store_metrics = StoreMetrics::register(&registry).map_err(AppError::Metrics)?;
         let store = MemoryStore::new(config.cache.capacity_bytes, move |removal| {
             store_metrics.record(removal);

@@ -21,6 +21,7 @@ pub(crate) mod export;
 pub(crate) mod logs;
 pub(crate) mod sampling;
 pub(crate) mod semconv;
+mod span_counts;
 mod uncached;
 
 use tracing::subscriber::{Interest, SetGlobalDefaultError};
@@ -36,6 +37,7 @@ pub use self::config::{
     LogConfig, LogFormat, OtlpProtocol, Ratio, SamplerKind, TelemetryConfig, TracingConfig,
 };
 pub use self::export::{Tracing, TracingError};
+pub use self::span_counts::SpanCounts;
 use self::uncached::Uncached;
 
 /// A layer over the registry, boxed so that text and JSON, traced and untraced, share one type.

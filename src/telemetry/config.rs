@@ -110,7 +110,8 @@ pub struct TracingConfig {
         value_parser = humantime::parse_duration
     )]
     pub batch_delay: Duration,
-    /// Most finished spans held for export; when it is full, new spans are dropped rather than
+    /// Most finished spans held for export (queued, or in the batch being sent); when it is
+    /// full, new spans are dropped (counted in sidecache_trace_spans_dropped_total) rather than
     /// making a request wait.
     #[arg(
         long = "trace-queue-size",

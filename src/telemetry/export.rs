@@ -2,8 +2,9 @@
 //! thread) → OTLP over gRPC or HTTP protobuf, and its flush at shutdown.
 //!
 //! Requests never wait for export: an ended span is handed to the processor's bounded queue with
-//! a non-blocking send, and when the queue is full the span is dropped. (The SDK counts those
-//! drops but does not expose the count; it only reports it when the provider shuts down.)
+//! a non-blocking send, and when the queue is full the span is dropped. The SDK counts those drops
+//! only for a log line at shutdown, so a gate in front of the processor holds the bound itself and
+//! counts every span exported, failed or dropped as it happens ([`SpanCounts`]).
 //!
 //! The processor's thread has no Tokio runtime, and both OTLP clients (tonic, hyper) need one, so
 //! every export is run as a task on the runtime the pipeline was started in (`OnRuntime`).
@@ -26,6 +27,7 @@ use tracing_subscriber::{Layer, Registry};
 
 use super::config::{OtlpProtocol, Ratio, SamplerKind, TracingConfig};
 use super::sampling::{DecidedIds, RequestSampler};
+use super::span_counts::SpanCounts;
 use super::uncached::Uncached;
 
 /// The instrumentation scope spans are reported under.
@@ -40,6 +42,8 @@ pub struct Tracing {
     provider: Option<SdkTracerProvider>,
     /// The configured sampler, applied to each request before it opens any span.
     requests: RequestSampler,
+    /// What became of the finished spans.
+    spans: SpanCounts,
 }
 
 /// Why the span pipeline could not start.
@@ -105,7 +109,7 @@ impl Tracing {
             .build();
         Ok(Self::pipeline(
             exporter,
-            batch,
+            (batch, config.max_queue_size),
             resource,
             config.sampler,
             config.sampler_arg,
@@ -120,27 +124,34 @@ impl Tracing {
         sampler: SamplerKind,
         sampler_arg: Option<Ratio>,
     ) -> Self {
+        let queue_size = crate::config::Config::default().tracing.max_queue_size;
+        let batch = BatchConfigBuilder::default()
+            .with_max_queue_size(queue_size)
+            .build();
         Self::pipeline(
             exporter,
-            BatchConfigBuilder::default().build(),
+            (batch, queue_size),
             Resource::builder().build(),
             sampler,
             sampler_arg,
         )
     }
 
+    /// The pipeline through `exporter`, batched as `batch` says with a queue of `queue_size`
+    /// spans (the same size `batch` was given).
     fn pipeline(
         exporter: impl SpanExporter + 'static,
-        batch: BatchConfig,
+        (batch, queue_size): (BatchConfig, usize),
         resource: Resource,
         kind: SamplerKind,
         arg: Option<Ratio>,
     ) -> Self {
-        let processor = BatchSpanProcessor::builder(exporter)
+        let spans = SpanCounts::default();
+        let processor = BatchSpanProcessor::builder(spans.exporter(exporter))
             .with_batch_config(batch)
             .build();
         let provider = SdkTracerProvider::builder()
-            .with_span_processor(processor)
+            .with_span_processor(spans.gate(processor, queue_size))
             .with_sampler(PreDecided(sampler(kind, arg)))
             // Root spans take the trace id their request's sampling was decided on.
             .with_id_generator(DecidedIds::default())
@@ -149,7 +160,13 @@ impl Tracing {
         Self {
             provider: Some(provider),
             requests: RequestSampler::new(kind, arg),
+            spans,
         }
+    }
+
+    /// What became of the finished spans (all zero while tracing is off).
+    pub fn span_counts(&self) -> &SpanCounts {
+        &self.spans
     }
 
     /// The sampler requests apply before opening a span (`None` when tracing is off).

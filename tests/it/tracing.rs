@@ -1,6 +1,7 @@
 //! Traces end to end, against a real OTLP receiver, over both OTLP transports: the server span
 //! joins the client's trace, the origin continues it, coalesced waiters link to the load they
-//! waited on, the sampler is obeyed, and shutdown flushes every span.
+//! waited on, the sampler is obeyed, shutdown flushes every span, and every span is counted
+//! exported, failed or dropped.
 //!
 //! Each test runs on a current-thread runtime: sidecache's spans go through a subscriber scoped
 //! to the test's thread (see `Sidecache::start_traced`).
@@ -41,6 +42,7 @@ both_protocols!(
     the_sampler_decides_what_is_exported,
     shutdown_flushes_every_span,
     shutdown_is_bounded_when_the_collector_hangs,
+    every_span_is_counted_exported_failed_or_dropped,
 );
 
 /// A W3C `traceparent` for trace `trace_id` with parent `span_id`.
@@ -412,17 +414,7 @@ async fn shutdown_flushes_every_span(protocol: &str) {
 }
 
 async fn shutdown_is_bounded_when_the_collector_hangs(protocol: &str) {
-    // A "collector" that accepts connections and never answers.
-    let silent = tokio::net::TcpListener::bind("127.0.0.1:0")
-        .await
-        .expect("bind");
-    let endpoint = format!("http://{}", silent.local_addr().expect("address"));
-    let holding = tokio::spawn(async move {
-        let mut held = Vec::new();
-        while let Ok((stream, _)) = silent.accept().await {
-            held.push(stream);
-        }
-    });
+    let (endpoint, holding) = hanging_collector().await;
     let origin = TestOrigin::start(|_, _| Reply::ok("body")).await;
     let flags = [
         "--otlp-endpoint",
@@ -448,4 +440,120 @@ async fn shutdown_is_bounded_when_the_collector_hangs(protocol: &str) {
         started.elapsed()
     );
     holding.abort();
+}
+
+/// The span counters, read from `sidecache`'s metrics: (exported, failed, dropped).
+async fn span_counts(sidecache: &Sidecache) -> (f64, f64, f64) {
+    let scrape = sidecache.metrics().await;
+    let count = |outcome: &str| scrape.value(&format!("sidecache_trace_spans_{outcome}_total"));
+    (count("exported"), count("failed"), count("dropped"))
+}
+
+/// Scrapes until the span counters read `expected`: spans end, and exports finish, a little
+/// after the answers their requests got.
+async fn until_span_counts(sidecache: &Sidecache, expected: (f64, f64, f64)) {
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    loop {
+        let counts = span_counts(sidecache).await;
+        if counts == expected {
+            return;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "span counts (exported, failed, dropped) {counts:?}, expected {expected:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+}
+
+/// A "collector" that accepts connections and never answers; its address, and the task holding
+/// its connections.
+async fn hanging_collector() -> (String, tokio::task::JoinHandle<()>) {
+    let silent = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let endpoint = format!("http://{}", silent.local_addr().expect("address"));
+    let holding = tokio::spawn(async move {
+        let mut held = Vec::new();
+        while let Ok((stream, _)) = silent.accept().await {
+            held.push(stream);
+        }
+    });
+    (endpoint, holding)
+}
+
+/// Every finished span is counted once: exported when the collector takes it, failed when its
+/// export fails, dropped when the export queue is full. A miss makes six spans, a hit two.
+async fn every_span_is_counted_exported_failed_or_dropped(protocol: &str) {
+    let origin =
+        TestOrigin::start(|_, _| Reply::ok("body").header("cache-control", "max-age=60")).await;
+    let client = TestClient::new();
+    let workload = |sidecache: &Sidecache, path: &'static str| {
+        let (client, url) = (client.clone(), sidecache.url(path));
+        async move {
+            for _ in 0..4 {
+                assert_eq!(client.get(&url).await.status, 200);
+            }
+        }
+    };
+    const SPANS: f64 = 6.0 + 3.0 * 2.0;
+    let quick_batches = ["--trace-batch-size", "1", "--trace-batch-delay", "1ms"];
+
+    // A collector that never answers, and exports that wait a minute for it: the first spans
+    // fill the queue of four, every later one is dropped.
+    let (endpoint, holding) = hanging_collector().await;
+    let mut flags = vec![
+        "--otlp-endpoint",
+        &endpoint,
+        "--otlp-protocol",
+        protocol,
+        "--trace-queue-size",
+        "4",
+        "--trace-export-timeout",
+        "60s",
+        "--shutdown-grace",
+        "1s",
+    ];
+    flags.extend_from_slice(&quick_batches);
+    let (sidecache, subscriber) = Sidecache::start_traced(&origin.url(), &flags).await;
+    workload(&sidecache, "/held").await;
+    until_span_counts(&sidecache, (0.0, 0.0, SPANS - 4.0)).await;
+    sidecache.stop().await;
+    drop(subscriber);
+
+    // Exports that give up on it after 100 ms: each span fails, none waits long enough to be
+    // dropped.
+    let mut flags = vec![
+        "--otlp-endpoint",
+        &endpoint,
+        "--otlp-protocol",
+        protocol,
+        "--trace-export-timeout",
+        "100ms",
+    ];
+    flags.extend_from_slice(&quick_batches);
+    let (sidecache, subscriber) = Sidecache::start_traced(&origin.url(), &flags).await;
+    workload(&sidecache, "/failed").await;
+    until_span_counts(&sidecache, (0.0, SPANS, 0.0)).await;
+    sidecache.stop().await;
+    drop(subscriber);
+    holding.abort();
+
+    // A collector that answers: each span is exported, and arrives.
+    let Some(mut receiver) = Receiver::start().await else {
+        return;
+    };
+    let endpoint = receiver.endpoint(protocol);
+    let mut flags = vec!["--otlp-endpoint", &endpoint, "--otlp-protocol", protocol];
+    flags.extend_from_slice(&quick_batches);
+    let (sidecache, _subscriber) = Sidecache::start_traced(&origin.url(), &flags).await;
+    workload(&sidecache, "/exported").await;
+    until_span_counts(&sidecache, (SPANS, 0.0, 0.0)).await;
+    receiver
+        .wait_for(Duration::from_secs(10), |spans| {
+            spans.len() == SPANS as usize
+        })
+        .await;
+    sidecache.stop().await;
+    receiver.stop().await;
 }
