@@ -128,8 +128,8 @@ impl App {
             .register(&registry)
             .map_err(AppError::Metrics)?;
         let store_metrics = StoreMetrics::register(&registry).map_err(AppError::Metrics)?;
-        let store = MemoryStore::new(config.cache.capacity_bytes, move |removal| {
-            store_metrics.record(removal);
+        let store = MemoryStore::new(config.cache.capacity_bytes, move |event| {
+            store_metrics.record(event);
         });
         let origin = OriginClient::new(
             OriginSettings {

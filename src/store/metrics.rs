@@ -1,10 +1,13 @@
-//! What the store counts: removals by cause, from its eviction listener.
+//! What the store counts, from its own reports: the values handed to it, stored or refused, and
+//! the stored entries that left it, by cause.
 
-use super::Removal;
+use super::{Removal, StoreEvent};
 
-/// `sidecache_evictions_total{cause}`: removals counted in the store's eviction listener.
+/// `sidecache_stores_total{outcome}` and `sidecache_evictions_total{cause}`.
 #[derive(Clone)]
 pub struct StoreMetrics {
+    /// `stored`, then `refused`.
+    stores: Vec<prometheus::IntCounter>,
     /// Indexed by [`Removal`].
     evictions: Vec<prometheus::IntCounter>,
 }
@@ -12,25 +15,36 @@ pub struct StoreMetrics {
 // === impl StoreMetrics ===
 
 impl StoreMetrics {
-    /// Registers the store's removal counters in `registry`.
+    /// Registers the store's counters in `registry`.
     ///
     /// # Errors
     /// Registration failed (a name registered twice).
     pub fn register(registry: &crate::metrics::Registry) -> crate::metrics::Result<Self> {
         let causes: Vec<_> = Removal::ALL.iter().map(|c| c.as_str()).collect();
         Ok(Self {
+            stores: crate::metrics::counters(
+                registry,
+                "sidecache_stores_total",
+                "Responses handed to the cache to keep, by outcome (stored; refused: its admission policy judged them less likely to be asked for again than what they would push out).",
+                "outcome",
+                &["stored", "refused"],
+            )?,
             evictions: crate::metrics::counters(
                 registry,
                 "sidecache_evictions_total",
-                "Entries that left the cache, by cause (size: capacity pressure; expired: past retention; explicit: purged or invalidated; replaced: overwritten).",
+                "Stored entries that left the cache, by cause (size: pushed out for capacity; expired: past retention; explicit: purged or invalidated; replaced: overwritten).",
                 "cause",
                 &causes,
             )?,
         })
     }
 
-    /// One entry left the store.
-    pub fn record(&self, removal: Removal) {
-        self.evictions[removal as usize].inc();
+    /// What the store reported.
+    pub fn record(&self, event: StoreEvent) {
+        match event {
+            StoreEvent::Stored => self.stores[0].inc(),
+            StoreEvent::Refused => self.stores[1].inc(),
+            StoreEvent::Removed(removal) => self.evictions[removal as usize].inc(),
+        }
     }
 }

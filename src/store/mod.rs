@@ -103,7 +103,8 @@ impl WeighedKey for String {
 /// Why an entry left the store (moka's removal causes).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Removal {
-    /// Evicted to stay within the byte capacity (or refused admission for lack of room).
+    /// Evicted to stay within the byte capacity: an entry that had been kept, pushed out for
+    /// another.
     Size,
     /// Past its retention time.
     Expired,
@@ -111,6 +112,18 @@ pub enum Removal {
     Explicit,
     /// Overwritten by a newer value for the same key.
     Replaced,
+}
+
+/// What the store reports of its entries, as it happens.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum StoreEvent {
+    /// A value handed to the store was kept.
+    Stored,
+    /// A value handed to the store was not kept: its admission policy judged it less likely to be
+    /// asked for again than what it would have pushed out.
+    Refused,
+    /// A kept entry left the store.
+    Removed(Removal),
 }
 
 // === impl Removal ===

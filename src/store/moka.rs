@@ -2,7 +2,10 @@
 //! schedule.
 //!
 //! Removals are counted by cause in the eviction listener, so the numbers come from moka itself
-//! rather than from guesses. Lookups and inserts run in `cache lookup` / `cache store` debug
+//! rather than from guesses. moka reports an entry its admission policy refused as removed "for
+//! size", like one it evicted; the store tells them apart by deciding each insert's admission
+//! at once, one insert at a time, with the inserted key marked as the candidate (see
+//! [`Admission`]). Lookups and inserts run in `cache lookup` / `cache store` debug
 //! spans: the store is the L1 edge of a request's trace.
 //!
 //! It is moka's synchronous cache: every operation is in memory and short (moka runs its
@@ -10,14 +13,14 @@
 //! of its own, and a hit can be answered without the request ever waiting.
 
 use std::hash::Hash;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
 use moka::Expiry;
 use moka::notification::RemovalCause;
 use moka::sync::Cache;
 
-use super::{Removal, Store, WALK_SLICE, Weighed, WeighedKey};
+use super::{Removal, Store, StoreEvent, WALK_SLICE, Weighed, WeighedKey};
 use crate::spans;
 
 /// A byte-bounded, per-entry-expiring store.
@@ -27,6 +30,20 @@ use crate::spans;
 pub struct MemoryStore<K, V> {
     entries: Cache<K, V>,
     capacity_bytes: u64,
+    admission: Arc<Admission<K>>,
+    on_event: Arc<dyn Fn(StoreEvent) + Send + Sync>,
+}
+
+/// The insert whose admission is being decided.
+///
+/// An insert holds `turn` while moka applies it ([`Cache::run_pending_tasks`]), with its key as
+/// `candidate`: a removal "for size" of that key in the meantime is its refusal (an admitted
+/// entry of the same key would have made the insert an update, which is never refused), any
+/// other is an eviction.
+struct Admission<K> {
+    turn: Mutex<()>,
+    /// The candidate's key, and whether it was refused.
+    candidate: Mutex<Option<(K, bool)>>,
 }
 
 /// Expires each entry after its own retention time, renewed when the entry is replaced.
@@ -57,24 +74,69 @@ where
 {
     /// A store holding at most `capacity_bytes` of keys and values (as weighed by
     /// [`WeighedKey`] and [`Weighed`]).
-    /// `on_removal` is called once for every entry that leaves it, with the reason.
-    pub fn new(capacity_bytes: u64, on_removal: impl Fn(Removal) + Send + Sync + 'static) -> Self {
+    /// `on_event` is called once for every value handed to it (stored or refused) and once for
+    /// every stored entry that leaves it, with the reason.
+    pub fn new(capacity_bytes: u64, on_event: impl Fn(StoreEvent) + Send + Sync + 'static) -> Self {
+        let on_event: Arc<dyn Fn(StoreEvent) + Send + Sync> = Arc::new(on_event);
+        let admission: Arc<Admission<K>> = Arc::new(Admission {
+            turn: Mutex::new(()),
+            candidate: Mutex::new(None),
+        });
         let entries = Cache::builder()
             .max_capacity(capacity_bytes)
             .weigher(|key: &K, value: &V| key.weight_bytes().saturating_add(value.weight_bytes()))
             .expire_after(RetainExpiry)
-            .eviction_listener(move |_key, _value, cause| on_removal(Removal::from(cause)))
+            .eviction_listener({
+                let (admission, on_event) = (Arc::clone(&admission), Arc::clone(&on_event));
+                move |key: Arc<K>, _value, cause| {
+                    let refusal = cause == RemovalCause::Size && admission.refuses(key.as_ref());
+                    if !refusal {
+                        on_event(StoreEvent::Removed(Removal::from(cause)));
+                    }
+                }
+            })
             .build();
         Self {
             entries,
             capacity_bytes,
+            admission,
+            on_event,
+        }
+    }
+}
+
+impl<K, V> MemoryStore<K, V> {
+    /// Makes `candidate` the insert being admitted, returning the one before.
+    fn set_candidate(&self, candidate: Option<(K, bool)>) -> Option<(K, bool)> {
+        let mut current = self
+            .admission
+            .candidate
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        std::mem::replace(&mut *current, candidate)
+    }
+}
+
+impl<K: Eq> Admission<K> {
+    /// Whether `key` is the candidate, which is then marked refused.
+    fn refuses(&self, key: &K) -> bool {
+        let mut candidate = self
+            .candidate
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        match candidate.as_mut() {
+            Some((candidate, refused)) if candidate == key => {
+                *refused = true;
+                true
+            }
+            _ => false,
         }
     }
 }
 
 impl<K, V> Store for MemoryStore<K, V>
 where
-    K: Hash + Eq + WeighedKey + Send + Sync + 'static,
+    K: Hash + Eq + Clone + WeighedKey + Send + Sync + 'static,
     V: Weighed + Clone + Send + Sync + 'static,
 {
     type Key = K;
@@ -89,12 +151,29 @@ where
 
     /// Stores `value` under `key`, replacing what was there. A value with nothing worth keeping
     /// ([`Weighed::retain_for`] is zero) is not stored.
+    ///
+    /// Its admission is decided before this returns: moka applies the insert (with whatever else
+    /// is pending) on this thread, one insert at a time. Inserts come from origin loads, so this
+    /// costs misses a little and hits nothing.
     fn insert(&self, key: K, value: V) {
         if value.retain_for().is_zero() {
             return;
         }
         let _span = spans::in_span().then(|| tracing::debug_span!("cache store").entered());
+        let _turn = self
+            .admission
+            .turn
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        self.set_candidate(Some((key.clone(), false)));
         self.entries.insert(key, value);
+        self.entries.run_pending_tasks();
+        let refused = self.set_candidate(None).is_some_and(|(_, refused)| refused);
+        (self.on_event)(if refused {
+            StoreEvent::Refused
+        } else {
+            StoreEvent::Stored
+        });
     }
 
     /// Removes `key`; returns whether an entry was there.
@@ -181,19 +260,19 @@ mod tests {
 
     use super::*;
 
-    /// Counts removals by cause, as the metrics would.
+    /// Records what the store reports, as the metrics would.
     #[derive(Clone, Default)]
-    struct Removals(Arc<Mutex<Vec<Removal>>>);
+    struct Events(Arc<Mutex<Vec<StoreEvent>>>);
 
-    impl Removals {
-        fn listener(&self) -> impl Fn(Removal) + Send + Sync + 'static {
+    impl Events {
+        fn listener(&self) -> impl Fn(StoreEvent) + Send + Sync + 'static {
             let seen = Arc::clone(&self.0);
-            move |removal| seen.lock().expect("removals").push(removal)
+            move |event| seen.lock().expect("events").push(event)
         }
 
-        fn count(&self, cause: Removal) -> u64 {
-            let seen = self.0.lock().expect("removals");
-            seen.iter().filter(|r| **r == cause).count() as u64
+        fn count(&self, event: StoreEvent) -> u64 {
+            let seen = self.0.lock().expect("events");
+            seen.iter().filter(|e| **e == event).count() as u64
         }
     }
 
@@ -229,18 +308,46 @@ mod tests {
     }
 
     #[test]
-    fn stays_within_its_byte_capacity_and_counts_size_evictions() {
-        let removals = Removals::default();
-        let store = MemoryStore::new(10_000, removals.listener());
+    fn stays_within_its_byte_capacity_and_counts_every_insert_stored_or_refused() {
+        let events = Events::default();
+        let store = MemoryStore::new(10_000, events.listener());
         for key in 0..100u32 {
             store.insert(key, blob(1_000));
         }
         store.settle();
         assert!(store.size_bytes() <= 10_000, "{}", store.size_bytes());
         assert_eq!(store.size_bytes(), store.entry_count() * 1_000);
-        // moka may refuse an admission without storing it; a refused candidate is also an
-        // eviction "by size", so inserts = held + size evictions.
-        assert_eq!(store.entry_count() + removals.count(Removal::Size), 100);
+        let (stored, refused) = (
+            events.count(StoreEvent::Stored),
+            events.count(StoreEvent::Refused),
+        );
+        assert_eq!(stored + refused, 100);
+        // Keys asked for once each: once the store is full, none is worth more than what it
+        // would push out, so the admission policy refuses them rather than evicting.
+        assert!(refused > 0, "{refused} refused");
+        let evicted = events.count(StoreEvent::Removed(Removal::Size));
+        assert_eq!(store.entry_count() + evicted, stored);
+    }
+
+    #[test]
+    fn a_kept_entry_pushed_out_for_a_more_wanted_one_is_an_eviction_not_a_refusal() {
+        let events = Events::default();
+        let store = MemoryStore::new(10_000, events.listener());
+        for key in 0..10u32 {
+            store.insert(key, blob(1_000));
+        }
+        assert_eq!(events.count(StoreEvent::Stored), 10);
+        // Asked for often (misses count too), the new key is worth more than the least wanted
+        // entry: it is admitted, and that entry evicted.
+        for _ in 0..20 {
+            assert!(store.get(&100).is_none());
+        }
+        store.insert(100, blob(1_000));
+        store.settle();
+        assert_eq!(events.count(StoreEvent::Stored), 11);
+        assert_eq!(events.count(StoreEvent::Refused), 0);
+        assert_eq!(events.count(StoreEvent::Removed(Removal::Size)), 1);
+        assert!(store.get(&100).is_some());
     }
 
     /// Every slice of the walk is followed by a yield: other tasks on a current-thread runtime
@@ -285,8 +392,8 @@ mod tests {
 
     #[tokio::test]
     async fn remove_matching_counts_what_it_removed() {
-        let removals = Removals::default();
-        let store = MemoryStore::new(1_000_000, removals.listener());
+        let events = Events::default();
+        let store = MemoryStore::new(1_000_000, events.listener());
         for key in 0..20u32 {
             store.insert(key, blob(10));
         }
@@ -296,7 +403,7 @@ mod tests {
         assert!(store.remove(&3));
         assert!(!store.remove(&3));
         store.settle();
-        assert_eq!(removals.count(Removal::Explicit), 11);
+        assert_eq!(events.count(StoreEvent::Removed(Removal::Explicit)), 11);
         assert_eq!(store.entry_count(), 9);
     }
 }

@@ -23,6 +23,7 @@ struct Truth {
     origin_5xx: u64,
     refused_private: u64,
     invalidated: u64,
+    stored: u64,
     entries: u64,
 }
 
@@ -101,6 +102,8 @@ async fn known_workload(origin: &TestOrigin, gate: &Gate, sidecache: &Sidecache)
         origin_5xx: 2,
         refused_private: 4,
         invalidated: 1 + 5,
+        // The five /c/ misses, the burst's load, /c/1 after the POST and /c/2 after the purge.
+        stored: 5 + 1 + 1 + 1,
         entries: 2,
     }
 }
@@ -204,6 +207,10 @@ async fn after_a_known_workload_every_counter_equals_what_happened() {
     for cause in ["size", "expired", "replaced"] {
         assert_eq!(evicted(cause), 0.0, "evictions {cause}");
     }
+    let stores =
+        |outcome: &str| scrape.value(&format!("sidecache_stores_total{{outcome=\"{outcome}\"}}"));
+    assert_eq!(stores("stored"), truth.stored as f64);
+    assert_eq!(stores("refused"), 0.0);
 
     let store = sidecache.proxy.cache().store();
     assert_eq!(scrape.value("sidecache_entries"), truth.entries as f64);

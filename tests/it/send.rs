@@ -98,7 +98,7 @@ where
 )]
 fn store_walk_is_send<K, V>(store: &MemoryStore<K, V>)
 where
-    K: std::hash::Hash + Eq + WeighedKey + Send + Sync + 'static,
+    K: std::hash::Hash + Eq + Clone + WeighedKey + Send + Sync + 'static,
     V: Weighed + Clone + Send + Sync + 'static,
 {
     assert_send(store.remove_matching(|_| true));
