@@ -108,7 +108,7 @@ fn origin_script(
         } else if path == "/fail" {
             Reply::new(503, "down")
         } else if path.starts_with("/big/") {
-            Reply::ok(vec![b'x'; 1500]).header("cache-control", "max-age=60")
+            Reply::ok(vec![b'x'; 7000]).header("cache-control", "max-age=60")
         } else {
             Reply::ok("cacheable").header("cache-control", "max-age=60")
         }
@@ -165,20 +165,27 @@ async fn healthy_load(sidecache: &Sidecache, origin: &TestOrigin, burst: &Gate) 
     requests + 10
 }
 
-/// Enough that the troubled instance's request rate over the rules' 5-minute window (where
-/// Prometheus divides by the whole window, however short the test) passes the hit ratio alert's
-/// traffic floor of 1 request/s.
-const TROUBLED_URLS: usize = 400;
+/// The troubled instance's URLs come in phases, each phase's asked more often than the last's.
+/// Six 7 KB answers fill its 48 KiB: each phase's URLs are refused until asked more often than
+/// the entries they would push out, then admitted, evicting the last phase's (the evicting-hot
+/// alert's case). Twelve phases are enough requests that its rate over the rules' 5-minute window
+/// (where Prometheus divides by the whole window, however short the test) passes the hit ratio
+/// alert's traffic floor of 1 request/s.
+const TROUBLED_PHASES: u32 = 12;
+const TROUBLED_URLS_PER_PHASE: u32 = 6;
 
-/// The troubled instance's load: every URL asked once, each too big for the cache to keep many
-/// of, and one origin failure in six. Returns how many requests it made.
+/// The troubled instance's load (see [`TROUBLED_PHASES`]), with an origin failure after each
+/// URL. Returns how many requests it made.
 async fn troubled_load(sidecache: &Sidecache) -> u64 {
     let client = TestClient::new();
     let mut requests = 0;
-    for key in 0..TROUBLED_URLS {
-        client.get(&sidecache.url(&format!("/big/{key}"))).await;
-        requests += 1;
-        if key % 5 == 0 {
+    for phase in 0..TROUBLED_PHASES {
+        let first = phase * TROUBLED_URLS_PER_PHASE;
+        for key in first..first + TROUBLED_URLS_PER_PHASE {
+            for _ in 0..phase + 2 {
+                client.get(&sidecache.url(&format!("/big/{key}"))).await;
+                requests += 1;
+            }
             assert_eq!(client.get(&sidecache.url("/fail")).await.status, 503);
             requests += 1;
         }

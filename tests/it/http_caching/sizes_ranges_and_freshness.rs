@@ -87,11 +87,22 @@ async fn the_byte_capacity_holds_under_a_fill_larger_than_it() {
         let scrape = sidecache.metrics().await;
         let evicted =
             |cause: &str| scrape.value(&format!("sidecache_evictions_total{{cause=\"{cause}\"}}"));
+        let stores = |outcome: &str| {
+            scrape.value(&format!("sidecache_stores_total{{outcome=\"{outcome}\"}}"))
+        };
         assert!(store.entry_count() > 0, "something is kept");
-        assert!(evicted("size") > 0.0, "something was evicted");
+        assert_eq!(
+            stores("stored") + stores("refused"),
+            OBJECTS as f64,
+            "every object handed to the store is counted stored or refused"
+        );
+        assert!(
+            stores("refused") > 0.0,
+            "objects asked for once are refused once the store is full"
+        );
         assert_eq!(
             store.entry_count() as f64 + evicted("size"),
-            OBJECTS as f64,
+            stores("stored"),
             "every stored object is either held or counted as evicted"
         );
         for cause in ["expired", "explicit", "replaced"] {
