@@ -94,26 +94,6 @@ impl SpanCounts {
         Ok(())
     }
 
-    /// Spans exported so far.
-    pub fn exported(&self) -> u64 {
-        self.0.exported.get()
-    }
-
-    /// Spans whose export failed so far.
-    pub fn failed(&self) -> u64 {
-        self.0.failed.get()
-    }
-
-    /// Spans dropped so far.
-    pub fn dropped(&self) -> u64 {
-        self.0.dropped.get()
-    }
-
-    /// Spans handed on and not yet through an export.
-    pub fn held(&self) -> usize {
-        self.0.held.load(Ordering::Acquire)
-    }
-
     /// A gate in front of `next` that holds at most `bound` spans (`next`'s queue size).
     pub(super) fn gate<P: SpanProcessor>(&self, next: P, bound: usize) -> CountingGate<P> {
         self.0.bound.store(bound, Ordering::Release);

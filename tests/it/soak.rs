@@ -57,7 +57,7 @@ const PRIVATE_URLS: u64 = 16;
 const ERROR_BODY: &str = "origin overloaded\n";
 
 fn soak_duration() -> Duration {
-    let ci = std::env::var("CI").is_ok_and(|v| v == "true" || v == "1");
+    let ci = support::in_ci();
     let seconds = std::env::var("SIDECACHE_SOAK_SECS")
         .ok()
         .map(|s| {

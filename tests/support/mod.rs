@@ -684,14 +684,21 @@ pub fn require_tool(name: &str) -> Option<std::path::PathBuf> {
             .find(|candidate| candidate.is_file())
     });
     if found.is_none() {
-        let ci = std::env::var("CI").is_ok_and(|v| v == "true" || v == "1");
-        assert!(
-            !ci,
-            "{name} is required in CI; scripts/install-test-deps installs it"
-        );
-        eprintln!("SKIPPED: {name} is not installed (run scripts/install-test-deps)");
+        missing_component(name, "scripts/install-test-deps installs it");
     }
     found
+}
+
+/// Whether the tests run under CI (`CI=true`), where every component they need must be there.
+pub fn in_ci() -> bool {
+    std::env::var("CI").is_ok_and(|v| v == "true" || v == "1")
+}
+
+/// `what`, which a test needs, is missing: in CI that fails the test; elsewhere the caller skips
+/// it, and this says so loudly, with `remedy`.
+pub fn missing_component(what: &str, remedy: &str) {
+    assert!(!in_ci(), "{what} is required in CI; {remedy}");
+    eprintln!("SKIPPED: {what} is missing ({remedy})");
 }
 
 /// A fresh, empty temporary directory, removed on drop.
