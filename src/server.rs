@@ -32,6 +32,7 @@ mod cutoff;
 mod detect;
 mod header_blocks;
 mod metrics;
+mod request_end;
 mod rewind;
 mod streams;
 mod timeouts;
@@ -57,6 +58,7 @@ use tokio_util::sync::CancellationToken;
 
 pub use self::config::ClientLimitsConfig;
 pub use self::metrics::ClientMetrics;
+pub use self::request_end::RequestEnd;
 pub use self::tracked_body::TrackedBody;
 
 use self::abandon::Abandonment;
@@ -100,15 +102,35 @@ pub struct Client {
     addr: SocketAddr,
     /// How many of the connection's requests may be at the origin at once.
     origin_budget: OriginBudget,
+    /// What the connection's requests share (why it was cut off).
+    activity: Arc<Activity>,
 }
 
 impl Client {
-    /// A connection from `addr` that may have `origin_requests` requests at the origin at once.
+    /// A connection from `addr` that may have `origin_requests` requests at the origin at once,
+    /// for a handler driven outside a listener (a benchmark): what its requests abandon, and how
+    /// they end, is counted nowhere.
     pub fn new(addr: SocketAddr, origin_requests: usize) -> Self {
+        let metrics = ClientMetrics::unexposed();
+        let abandonment = Abandonment::new(u32::MAX, metrics.abandoned());
+        let activity = Arc::new(Activity::new(abandonment, metrics.ends()));
+        Self::on_connection(addr, origin_requests, activity)
+    }
+
+    /// A listener's connection from `addr`, sharing `activity` with it, that may have
+    /// `origin_requests` requests at the origin at once.
+    fn on_connection(addr: SocketAddr, origin_requests: usize, activity: Arc<Activity>) -> Self {
         Self {
             addr,
             origin_budget: OriginBudget::new(origin_requests),
+            activity,
         }
+    }
+
+    /// How a request of this connection dropped now, before its answer, ends: closed by its
+    /// client, or cut off by sidecache (it counts it so itself).
+    pub fn unanswered_end(&self) -> RequestEnd {
+        self.activity.unanswered_end()
     }
 
     /// The client's address.
@@ -427,8 +449,12 @@ pub async fn serve<H: Handler>(
         let _ = stream.set_nodelay(true);
         let handler = Arc::clone(&handler);
         let abandonment = Abandonment::new(limits.max_abandoned_requests, metrics.abandoned());
-        let activity = Arc::new(Activity::new(abandonment));
-        let client = Client::new(peer, limits.max_origin_requests_per_connection);
+        let activity = Arc::new(Activity::new(abandonment, metrics.ends()));
+        let client = Client::on_connection(
+            peer,
+            limits.max_origin_requests_per_connection,
+            Arc::clone(&activity),
+        );
         let service = hyper::service::service_fn({
             let activity = Arc::clone(&activity);
             move |request| {

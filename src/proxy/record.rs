@@ -1,6 +1,7 @@
 //! The record phase: the end-of-request hook, run once for every request, errors included. It
 //! is the one place requests are counted, logged and their span completed, all from the request's
-//! [`Decision`](super::decision::Decision).
+//! [`Decision`](super::decision::Decision); or, for a request dropped before its answer, from how
+//! it ended (the server counts those ends, with every other).
 
 use std::sync::Arc;
 use std::time::Instant;
@@ -13,6 +14,7 @@ use super::respond::Answered;
 use super::trace::RequestTrace;
 use crate::body::Body;
 use crate::http::key::CacheKey;
+use crate::server::RequestEnd;
 use crate::stats::Stats;
 use crate::telemetry::logs;
 
@@ -74,12 +76,36 @@ impl Recorder {
                     "request"
                 );
             };
-            match ctx.trace.unsampled_ids() {
-                // A request the sampler dropped has no span to carry its ids to the line.
-                Some(ids) => logs::with_ids(ids, access_line),
-                None => access_line(),
-            }
+            write_access_line(ctx, access_line);
         }
         response
+    }
+
+    /// Records the request of `ctx`, dropped before its answer because it ended as `end`: its
+    /// span fails with that `error.type`, and its access line says so in place of a status.
+    pub(crate) fn record_unanswered(&self, ctx: &RequestCtx, end: RequestEnd) {
+        ctx.trace.finish_unanswered(end.as_str());
+        let Some(uri) = &ctx.logged_uri else { return };
+        let _entered = ctx.trace.span().enter();
+        let access_line = || {
+            tracing::debug!(
+                target: ACCESS_LOG,
+                method = %ctx.method,
+                path = uri.path(),
+                ended = end.as_str(),
+                elapsed_us = u64::try_from(ctx.started.elapsed().as_micros()).unwrap_or(u64::MAX),
+                "request unanswered"
+            );
+        };
+        write_access_line(ctx, access_line);
+    }
+}
+
+/// Writes the access line of `ctx`'s request with `line`.
+fn write_access_line(ctx: &RequestCtx, line: impl FnOnce()) {
+    match ctx.trace.unsampled_ids() {
+        // A request the sampler dropped has no span to carry its ids to the line.
+        Some(ids) => logs::with_ids(ids, line),
+        None => line(),
     }
 }

@@ -78,20 +78,48 @@ enum Deferred {
     },
 }
 
-/// Counts a request as in flight for as long as it lives; holds the proxy for the future that
-/// answers it.
-struct InFlight(Arc<Proxy>);
+/// A request from its arrival to its record: counted in flight while it lives, and holding the
+/// proxy for the future that answers it. Dropped unrecorded (its client went away before the
+/// answer, or sidecache closed the connection), it is recorded as unanswered.
+struct Handling {
+    proxy: Arc<Proxy>,
+    ctx: RequestCtx,
+    /// The connection of a request that waits for its answer, which tells how it ends if it is
+    /// dropped first; `None` for one answered at once, and once recorded.
+    waiting_on: Option<Client>,
+}
 
-impl InFlight {
-    fn enter(proxy: Arc<Proxy>) -> Self {
+impl Handling {
+    fn enter(proxy: Arc<Proxy>, ctx: RequestCtx) -> Self {
         proxy.in_flight.fetch_add(1, Ordering::SeqCst);
-        Self(proxy)
+        Self {
+            proxy,
+            ctx,
+            waiting_on: None,
+        }
+    }
+
+    /// The request waits for its answer on `client`'s connection.
+    fn wait_on(mut self, client: &Client) -> Self {
+        self.waiting_on = Some(client.clone());
+        self
+    }
+
+    /// Records the request as `answered` says; hands its response back.
+    fn record(mut self, answered: Answered) -> Response<Body> {
+        self.waiting_on = None;
+        self.proxy.recorder.record(&self.ctx, answered)
     }
 }
 
-impl Drop for InFlight {
+impl Drop for Handling {
     fn drop(&mut self) {
-        self.0.in_flight.fetch_sub(1, Ordering::SeqCst);
+        self.proxy.in_flight.fetch_sub(1, Ordering::SeqCst);
+        if let Some(client) = &self.waiting_on {
+            self.proxy
+                .recorder
+                .record_unanswered(&self.ctx, client.unanswered_end());
+        }
     }
 }
 
@@ -238,7 +266,7 @@ impl Handler for Proxy {
     ///
     /// This is the outermost wrapper: it counts the request in flight, starts its clock, and
     /// (with tracing on) runs it inside its server span; then the phases run, and the request is
-    /// recorded. A request answered at once (a hit) is answered and recorded before this returns,
+    /// recorded (as unanswered if it is dropped first). A request answered at once (a hit) is answered and recorded before this returns,
     /// with no future at all; the rest is answered by a boxed future, in a turn of the
     /// connection's share of the origin.
     fn handle(
@@ -246,33 +274,33 @@ impl Handler for Proxy {
         request: Request<RequestBody>,
         connection: &Client,
     ) -> Handled<impl Future<Output = Response<Body>> + Send + use<>> {
-        let in_flight = InFlight::enter(Arc::clone(self));
         let (parts, body) = request.into_parts();
         // One pass over the fields tells the trace and the cache which of them to look up.
         let carried = CarriedFields::of(&parts.headers);
-        let ctx = self.open(&parts, carried, connection);
+        let handling = Handling::enter(Arc::clone(self), self.open(&parts, carried, connection));
+        let ctx = &handling.ctx;
         let routed = {
             let _entered = ctx.trace.span().enter();
-            self.answer_now(parts, carried, body, connection, &ctx)
+            self.answer_now(parts, carried, body, connection, ctx)
         };
         match routed {
-            Routed::Now(answered) => {
-                let response = self.recorder.record(&ctx, answered);
-                drop(in_flight);
-                Handled::Now(response)
-            }
+            Routed::Now(answered) => Handled::Now(handling.record(answered)),
             // A request whose key was loaded while it waited for its turn costs no second load
             // (the load's leader looks in the store again first).
-            Routed::Later(deferred) => Handled::Later(Box::pin(connection.in_turn(async move {
-                let proxy = &in_flight.0;
-                let answered = proxy.answer_later(deferred);
-                let answered = if ctx.trace.span().is_none() {
-                    answered.await
-                } else {
-                    answered.instrument(ctx.trace.span().clone()).await
-                };
-                proxy.recorder.record(&ctx, answered)
-            }))),
+            Routed::Later(deferred) => {
+                let handling = handling.wait_on(connection);
+                Handled::Later(Box::pin(connection.in_turn(async move {
+                    let proxy = &handling.proxy;
+                    let span = handling.ctx.trace.span();
+                    let answered = proxy.answer_later(deferred);
+                    let answered = if span.is_none() {
+                        answered.await
+                    } else {
+                        answered.instrument(span.clone()).await
+                    };
+                    handling.record(answered)
+                })))
+            }
         }
     }
 }

@@ -124,6 +124,14 @@ impl RequestTrace {
             context::link(span, leader);
         }
     }
+
+    /// Records that the request was dropped before its answer, ended as `end` says: no status,
+    /// and the span fails with `end` as its `error.type`, as a request that got no response does.
+    pub(crate) fn finish_unanswered(&self, end: &'static str) {
+        if self.sampled {
+            context::fail(&self.span, end);
+        }
+    }
 }
 
 /// The semantic-convention attributes of the request itself.

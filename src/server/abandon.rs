@@ -62,6 +62,12 @@ impl Abandonment {
         Closing(self)
     }
 
+    /// Whether the connection is to close for the requests it abandoned (its other requests are
+    /// then dropped by sidecache, not by the client).
+    pub(super) fn is_closing(&self) -> bool {
+        self.closing.load(Ordering::SeqCst)
+    }
+
     /// A request the client waited for was answered.
     pub(super) fn answered(&self) {
         self.answered.fetch_add(1, Ordering::SeqCst);

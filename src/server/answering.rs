@@ -1,9 +1,11 @@
 //! A request being answered: whether its client had to wait for the answer, and what that means
 //! for the connection's record of abandoned requests (the `abandon` module) when the answer comes
-//! or the request is dropped first.
+//! or the request is dropped first. A request dropped before its answer ends here (closed by its
+//! client, or cut off); one answered ends with its response body (`TrackedBody`).
 
 use std::future::Future;
 
+use super::request_end::RequestEnd;
 use super::timeouts::RequestGuard;
 
 /// A request being answered, until its answer is ready (the server's request wrapper).
@@ -45,8 +47,12 @@ impl Drop for Answering {
     fn drop(&mut self) {
         let Some(guard) = &self.guard else { return };
         let activity = guard.activity();
+        // Decided before this request counts as abandoned: it may be the one that closes the
+        // connection, and it was the client's doing.
+        let end = activity.unanswered_end();
+        activity.record_end(end);
         // A request dropped because sidecache cut the connection off is not the client's doing.
-        if self.waited && activity.cutoff().is_none() {
+        if self.waited && end == RequestEnd::ClientClosed {
             activity.abandonment().abandoned();
         }
     }

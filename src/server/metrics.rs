@@ -1,12 +1,14 @@
 //! What a listener counts about its clients: the connections it cut off and why, the HTTP/2
-//! streams it reset, and the requests clients abandoned.
+//! streams it reset, the requests clients abandoned, and how every request ended.
 //!
 //! Recorded by the task that serves each connection once it has ended, by the task of each
-//! HTTP/2 stream, and by the request wrapper (the wrappers of connections, streams and requests).
+//! HTTP/2 stream, by the request wrapper and by the response body (the wrappers of connections,
+//! streams, requests and bodies).
 
 use prometheus::IntCounter;
 
 use super::cutoff::Cutoff;
+use super::request_end::{RequestEnd, RequestEnds};
 use crate::metrics::{self, Registry, Result};
 
 /// A listener's client metrics, with every label value resolved up front.
@@ -18,6 +20,8 @@ pub struct ClientMetrics {
     streams_reset: IntCounter,
     /// `sidecache_client_requests_abandoned_total`.
     abandoned: IntCounter,
+    /// `sidecache_requests_ended_total{outcome}`.
+    ended: RequestEnds,
 }
 
 impl ClientMetrics {
@@ -37,6 +41,7 @@ impl ClientMetrics {
 
     fn build(registry: Option<&Registry>) -> Result<Self> {
         let reasons: Vec<_> = Cutoff::ALL.iter().map(|cutoff| cutoff.as_str()).collect();
+        let ends: Vec<_> = RequestEnd::ALL.iter().map(|end| end.as_str()).collect();
         let scratch;
         let registry = match registry {
             Some(registry) => registry,
@@ -66,6 +71,13 @@ impl ClientMetrics {
                 "sidecache_client_requests_abandoned_total",
                 "Requests whose client reset the stream or closed the connection while sidecache worked on the answer.",
             )?,
+            ended: RequestEnds::new(metrics::counters(
+                registry,
+                "sidecache_requests_ended_total",
+                "Requests handed to the proxy, by how they ended: completed, body_aborted (after the response head), client_closed or cut_off (before it).",
+                "outcome",
+                &ends,
+            )?),
         })
     }
 
@@ -78,6 +90,11 @@ impl ClientMetrics {
     /// The counter of abandoned requests (for each connection's account of them).
     pub(super) fn abandoned(&self) -> IntCounter {
         self.abandoned.clone()
+    }
+
+    /// The counters of how requests ended (for each connection's requests).
+    pub(super) fn ends(&self) -> RequestEnds {
+        self.ended.clone()
     }
 
     /// A connection that sidecache cut off for `cutoff`.

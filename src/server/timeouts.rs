@@ -37,6 +37,7 @@ use tokio::time::{Instant, Sleep};
 use super::abandon::Abandonment;
 use super::cutoff::{Cutoff, CutoffCell};
 use super::header_blocks::HeaderBlocks;
+use super::request_end::{RequestEnd, RequestEnds};
 
 /// The shortest time between two checks of a connection's clocks, whatever the timeouts.
 const MIN_RECHECK: Duration = Duration::from_millis(1);
@@ -44,7 +45,7 @@ const MIN_RECHECK: Duration = Duration::from_millis(1);
 /// Whether a connection is answering requests, and since when it is not: shared by its service
 /// (which counts requests in and out) and its [`TimedIo`] (which times the idle periods). It also
 /// carries what the connection's requests share beyond that (the requests abandoned, why the
-/// connection was cut off), so a request reaches it through its one guard.
+/// connection was cut off, how requests ended), so a request reaches it through its one guard.
 #[derive(Debug)]
 pub(super) struct Activity {
     /// Requests being answered (HTTP/2: streams open), from the call of the service to the end
@@ -61,6 +62,8 @@ pub(super) struct Activity {
     cutoff: CutoffCell,
     /// The requests the client abandoned.
     abandonment: Abandonment,
+    /// Where each request's end is counted.
+    ends: RequestEnds,
 }
 
 /// One request being answered; the connection is idle again once every guard is dropped.
@@ -124,8 +127,8 @@ pub(super) struct TimedIo<T> {
 
 impl Activity {
     /// An idle connection, accepted now, keeping account of its abandoned requests in
-    /// `abandonment`.
-    pub(super) fn new(abandonment: Abandonment) -> Self {
+    /// `abandonment` and counting how its requests end in `ends`.
+    pub(super) fn new(abandonment: Abandonment, ends: RequestEnds) -> Self {
         Self {
             active: AtomicUsize::new(0),
             idle_periods: AtomicU64::new(0),
@@ -133,6 +136,7 @@ impl Activity {
             opened: Instant::now(),
             cutoff: CutoffCell::new(),
             abandonment,
+            ends,
         }
     }
 
@@ -155,6 +159,22 @@ impl Activity {
     /// Why sidecache cut the connection off, if it did.
     pub(super) fn cutoff(&self) -> Option<Cutoff> {
         self.cutoff.get()
+    }
+
+    /// How a request of this connection dropped before its answer ended: cut off if sidecache
+    /// is closing the connection (a timeout, or too many requests abandoned, which is known
+    /// before the connection's task notes it as the cutoff), closed by the client otherwise.
+    pub(super) fn unanswered_end(&self) -> RequestEnd {
+        if self.cutoff().is_some() || self.abandonment.is_closing() {
+            RequestEnd::CutOff
+        } else {
+            RequestEnd::ClientClosed
+        }
+    }
+
+    /// Counts one request of this connection as ended with `end`.
+    pub(super) fn record_end(&self, end: RequestEnd) {
+        self.ends.record(end);
     }
 
     fn is_idle(&self) -> bool {
@@ -450,7 +470,8 @@ mod tests {
     /// A connection's activity, accepted now, that no number of abandoned requests closes.
     fn activity() -> Arc<Activity> {
         let counter = prometheus::IntCounter::new("abandoned", "abandoned").expect("counter");
-        Arc::new(Activity::new(Abandonment::new(u32::MAX, counter)))
+        let ends = super::super::ClientMetrics::unexposed().ends();
+        Arc::new(Activity::new(Abandonment::new(u32::MAX, counter), ends))
     }
 
     fn timed() -> (TimedIo<DuplexStream>, DuplexStream, Arc<Activity>) {

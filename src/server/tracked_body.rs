@@ -1,5 +1,5 @@
-//! The body of a response as the server sends it: what it keeps while it is sent, and (HTTP/2)
-//! how it is handed over.
+//! The body of a response as the server sends it: what it keeps while it is sent, (HTTP/2) how
+//! it is handed over, and whether it was sent to its end: the request ends with it.
 
 use std::pin::Pin;
 use std::task::{Context, Poll};
@@ -9,6 +9,7 @@ use http::Response;
 use http_body::{Body as _, Frame, SizeHint};
 
 use super::budget::OriginPermit;
+use super::request_end::RequestEnd;
 use super::streams;
 use super::timeouts::RequestGuard;
 use crate::body::{Body, BodyError};
@@ -25,17 +26,21 @@ const HTTP2_SLICE: usize = 16 * 1024;
 /// A response body that keeps its request counted as under way until it is sent or dropped,
 /// keeps a body streamed from the origin in its turn at the origin, and (HTTP/2) is handed over
 /// in slices and tells its stream's send clock when hyper holds a frame of it (the `streams`
-/// module).
+/// module). Dropped, it counts its request as ended: completed if hyper took it to its end,
+/// body aborted otherwise.
 pub struct TrackedBody {
     body: Body,
     /// What is left of a data frame being handed over in slices (HTTP/2). An `Option`, so
     /// that a body sent whole (every hit) drops nothing here.
     rest: Option<Bytes>,
-    _request: RequestGuard,
+    request: RequestGuard,
     /// The request's turn at the origin, while the body streams from there.
     _origin: Option<OriginPermit>,
     /// Whether the body runs in an HTTP/2 stream's task under a send clock.
     watched: bool,
+    /// How the body ended, once it said so: no more frames, or an error. hyper stops at a known
+    /// length without asking; `is_end_stream` tells those apart.
+    ended: Option<RequestEnd>,
 }
 
 impl TrackedBody {
@@ -49,9 +54,10 @@ impl TrackedBody {
         response.map(|body| Self {
             body,
             rest: None,
-            _request: request,
+            request,
             _origin: origin,
             watched: streams::is_watched(),
+            ended: None,
         })
     }
 
@@ -100,6 +106,11 @@ impl http_body::Body for TrackedBody {
     ) -> Poll<Option<Result<Frame<Bytes>, BodyError>>> {
         let this = self.get_mut();
         let polled = this.next_frame(cx);
+        match &polled {
+            Poll::Ready(None) => this.ended = Some(RequestEnd::Completed),
+            Poll::Ready(Some(Err(_))) => this.ended = Some(RequestEnd::BodyAborted),
+            _ => {}
+        }
         if this.watched {
             // hyper holds a data frame until the client's window lets it through; anything else
             // (trailers, the end, an error, a wait on the origin) needs nothing from the client.
@@ -129,5 +140,18 @@ impl http_body::Body for TrackedBody {
             total.set_upper(upper + rest);
         }
         total
+    }
+}
+
+impl Drop for TrackedBody {
+    fn drop(&mut self) {
+        // A body with nothing left (an empty one, a HEAD's, one sent to its known length) may
+        // never be asked for its end.
+        let end = self.ended.unwrap_or(if self.is_end_stream() {
+            RequestEnd::Completed
+        } else {
+            RequestEnd::BodyAborted
+        });
+        self.request.activity().record_end(end);
     }
 }

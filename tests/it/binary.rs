@@ -9,7 +9,7 @@ use std::process::{Child, Command, Stdio};
 use std::thread::JoinHandle;
 
 use support::otlp::{Receiver, Spans};
-use support::{Reply, TestClient, TestOrigin};
+use support::{Gate, Reply, TestClient, TestOrigin};
 
 /// Starts the binary with JSON logs and returns it with the proxy and admin addresses it logged.
 fn start(args: &[&str]) -> (Child, SocketAddr, SocketAddr) {
@@ -129,10 +129,16 @@ async fn otel_variables_turn_tracing_on_and_sigterm_flushes_the_spans() {
     let Some(receiver) = Receiver::start().await else {
         return;
     };
-    let origin =
-        TestOrigin::start(|_, _| Reply::ok("body").header("cache-control", "max-age=60")).await;
+    let gate = Gate::new();
+    let origin_gate = gate.clone();
+    let origin = TestOrigin::start(move |seen, _| {
+        Reply::ok("body")
+            .header("cache-control", "max-age=60")
+            .gated_if(seen.path == "/left", &origin_gate)
+    })
+    .await;
     let endpoint = receiver.endpoint("grpc");
-    let (mut child, proxy, _admin, log) = start_logged(
+    let (mut child, proxy, admin, log) = start_logged(
         &[
             "--origin",
             &origin.url(),
@@ -155,6 +161,22 @@ async fn otel_variables_turn_tracing_on_and_sigterm_flushes_the_spans() {
         )
         .await;
     assert_eq!(got.status, 200);
+    // A request its client leaves before the answer.
+    let left_trace = "0af7651916cd43dd8448eb211c80319d";
+    let mut left = tokio::net::TcpStream::connect(proxy)
+        .await
+        .expect("connect");
+    let head = format!(
+        "GET /left HTTP/1.1\r\nHost: binary.test\r\ntraceparent: 00-{left_trace}-b7ad6b7169203331-01\r\n\r\n"
+    );
+    tokio::io::AsyncWriteExt::write_all(&mut left, head.as_bytes())
+        .await
+        .expect("write");
+    origin.arrivals(2).await;
+    drop(left);
+    let client_closed = "sidecache_requests_ended_total{outcome=\"client_closed\"}";
+    support::wait_for_value_at(admin, client_closed, 1.0).await;
+    gate.open();
     assert_eq!(terminate(&mut child), 0);
     let spans = receiver.stop().await;
 
@@ -179,4 +201,22 @@ async fn otel_variables_turn_tracing_on_and_sigterm_flushes_the_spans() {
         .unwrap_or_else(|| panic!("no access line in {log:#?}"));
     assert_eq!(access["trace_id"], trace_id, "{access}");
     assert_eq!(access["span_id"], server.span_id(), "{access}");
+
+    // The request left unanswered has its line, and its span failed with how it ended.
+    let left = spans.server(left_trace);
+    assert_eq!(left.attr("error.type"), "client_closed");
+    assert_eq!(left.status(), "error");
+    assert!(left.attr("http.response.status_code").is_null());
+    let unanswered = log
+        .iter()
+        .filter_map(|line| serde_json::from_str::<serde_json::Value>(line).ok())
+        .find(|entry| entry["fields"]["message"] == "request unanswered")
+        .unwrap_or_else(|| panic!("no unanswered access line in {log:#?}"));
+    assert_eq!(unanswered["target"], "sidecache::access", "{unanswered}");
+    assert_eq!(
+        unanswered["fields"]["ended"], "client_closed",
+        "{unanswered}"
+    );
+    assert_eq!(unanswered["fields"]["path"], "/left", "{unanswered}");
+    assert_eq!(unanswered["trace_id"], left_trace, "{unanswered}");
 }

@@ -10,7 +10,7 @@ use bytes::Bytes;
 use http::Method;
 use sidecache::store::Store;
 use support::prometheus::Prometheus;
-use support::{Gate, Reply, Scrape, Sidecache, TestClient, TestOrigin};
+use support::{Gate, Reply, Scrape, Sidecache, TestClient, TestOrigin, wait_for_value};
 
 /// What the workload below does, as the truth the counters are compared with.
 struct Truth {
@@ -127,7 +127,19 @@ async fn after_a_known_workload_every_counter_equals_what_happened() {
     let origin = workload_origin(&gate).await;
     let sidecache = Sidecache::start(&origin.url(), &[]).await;
     let truth = known_workload(&origin, &gate, &sidecache).await;
+    let all = truth.hits + truth.misses + truth.coalesced + truth.passes + truth.errors;
+    // Every request ended with its whole answer handed over (the last body ends on the server a
+    // moment after the client has read it).
+    let ended = |outcome: &str| format!("sidecache_requests_ended_total{{outcome=\"{outcome}\"}}");
+    wait_for_value(&sidecache, &ended("completed"), all as f64).await;
     let scrape = sidecache.metrics().await;
+    for outcome in ["body_aborted", "client_closed", "cut_off"] {
+        assert_eq!(
+            scrape.value(&ended(outcome)),
+            0.0,
+            "requests ended {outcome}"
+        );
+    }
 
     let requests = |result: &str| {
         scrape.value(&format!(
@@ -237,7 +249,6 @@ async fn after_a_known_workload_every_counter_equals_what_happened() {
     let stats = TestClient::new().get(&sidecache.admin_url("/stats")).await;
     let stats: serde_json::Value = serde_json::from_slice(&stats.body).expect("stats JSON");
     let cycle = &stats["cycle"];
-    let all = truth.hits + truth.misses + truth.coalesced + truth.passes + truth.errors;
     assert_eq!(cycle["hits"], truth.hits);
     assert_eq!(
         cycle["misses"],

@@ -519,6 +519,32 @@ pub async fn wait_until(mut condition: impl FnMut() -> bool) {
     }
 }
 
+/// Scrapes `sidecache` until `series` has `value`, at most 10 s: for what follows tasks that end
+/// on their own (connections, the end of a response body the client has already read).
+pub async fn wait_for_value(sidecache: &Sidecache, series: &str, value: f64) {
+    wait_for_value_at(sidecache.admin_addr, series, value).await;
+}
+
+/// Like [`wait_for_value`], for the sidecache whose admin port is `admin` (a child process).
+pub async fn wait_for_value_at(admin: SocketAddr, series: &str, value: f64) {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let got = TestClient::new()
+            .get(&format!("http://{admin}/metrics"))
+            .await;
+        assert_eq!(got.status, 200, "metrics scrape");
+        let now = Scrape::parse(&got.text()).value(series);
+        if now == value {
+            return;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "{series} is {now}, expected {value}"
+        );
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+}
+
 // === client ===
 
 /// A response, read whole.

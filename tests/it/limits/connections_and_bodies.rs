@@ -52,34 +52,6 @@ async fn beyond_max_connections_new_clients_wait_until_one_closes() {
 
 // === the origin's share of one connection ===
 
-/// Sends `request` on `sender` in the background: its status, `Cache-Status` and body.
-fn spawn_h2(
-    sender: &hyper::client::conn::http2::SendRequest<Full<Bytes>>,
-    request: Request<Full<Bytes>>,
-) -> tokio::task::JoinHandle<(u16, String, Bytes)> {
-    let mut sender = sender.clone();
-    tokio::spawn(async move {
-        let response = tokio::time::timeout(BOUND, sender.send_request(request))
-            .await
-            .expect("an answer in time")
-            .expect("a response");
-        let status = response.status().as_u16();
-        let cache_status = response
-            .headers()
-            .get("cache-status")
-            .and_then(|value| value.to_str().ok())
-            .unwrap_or_default()
-            .to_owned();
-        let body = response
-            .into_body()
-            .collect()
-            .await
-            .expect("body")
-            .to_bytes();
-        (status, cache_status, body)
-    })
-}
-
 /// One HTTP/2 connection may have at most --max-origin-requests-per-connection requests at the
 /// origin; the others wait their turn (a browser's cold page is many misses at once) and are
 /// all answered. A streamed answer keeps its turn until its body is sent.
@@ -216,11 +188,7 @@ async fn an_http1_client_that_closes_while_its_answer_is_loaded_has_abandoned_it
     let origin_gate = gate.clone();
     let origin = TestOrigin::start(move |_, _| cached_origin_reply().gated(&origin_gate)).await;
     let sidecache = Sidecache::start(&origin.url(), &[]).await;
-    let mut stream = connect(&sidecache).await;
-    stream
-        .write_all(get_head("/left", "").as_bytes())
-        .await
-        .expect("write");
+    let stream = send_get(&sidecache, "/left").await;
     origin.arrivals(1).await;
     drop(stream);
     wait_for_value(&sidecache, ABANDONED, 1.0).await;
@@ -228,11 +196,7 @@ async fn an_http1_client_that_closes_while_its_answer_is_loaded_has_abandoned_it
     gate.open();
     let got = TestClient::new().get(&sidecache.url("/left")).await;
     assert_eq!(got.status, 200);
-    let mut stream = connect(&sidecache).await;
-    stream
-        .write_all(get_head("/left", "").as_bytes())
-        .await
-        .expect("write");
+    let mut stream = send_get(&sidecache, "/left").await;
     let _ = read_response(&mut stream).await;
     drop(stream);
     let scrape = sidecache.metrics().await;

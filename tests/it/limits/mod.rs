@@ -13,12 +13,13 @@ use http::{Method, Request};
 use http_body_util::{BodyExt, Empty, Full};
 use hyper_util::rt::{TokioExecutor, TokioIo};
 use support::fault_origin::{Answer, Behaviour, FaultOrigin};
-use support::{Failed, Gate, Reply, Sidecache, TestClient, TestOrigin, wait_until};
+use support::{Failed, Gate, Reply, Sidecache, TestClient, TestOrigin, wait_for_value, wait_until};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpSocket, TcpStream};
 
 mod connections_and_bodies;
 mod origin_and_store;
+mod request_ends;
 mod slow_clients;
 
 /// The longest any single step of these tests may take before it counts as hanging.
@@ -41,6 +42,16 @@ async fn connect(sidecache: &Sidecache) -> TcpStream {
         .expect("connect")
 }
 
+/// A new connection to `sidecache` with a GET for `path` sent on it.
+async fn send_get(sidecache: &Sidecache, path: &str) -> TcpStream {
+    let mut stream = connect(sidecache).await;
+    stream
+        .write_all(get_head(path, "").as_bytes())
+        .await
+        .expect("write");
+    stream
+}
+
 /// Reads until the server ends the connection (at most [`BOUND`]): everything it sent, and how.
 async fn read_to_end(stream: &mut TcpStream) -> (Vec<u8>, End) {
     let mut received = Vec::new();
@@ -57,8 +68,8 @@ async fn read_to_end(stream: &mut TcpStream) -> (Vec<u8>, End) {
     }
 }
 
-/// Reads one response with a `Content-Length` body; returns the head (as text) and the body.
-async fn read_response(stream: &mut TcpStream) -> (String, Vec<u8>) {
+/// Reads one response head; returns it (as text, lower case) and the bytes read after it.
+async fn read_head(stream: &mut TcpStream) -> (String, Vec<u8>) {
     let mut received = Vec::new();
     let mut buffer = [0u8; 4096];
     let head_end = loop {
@@ -73,11 +84,17 @@ async fn read_response(stream: &mut TcpStream) -> (String, Vec<u8>) {
         received.extend_from_slice(&buffer[..n]);
     };
     let head = String::from_utf8_lossy(&received[..head_end]).to_ascii_lowercase();
+    (head, received.split_off(head_end))
+}
+
+/// Reads one response with a `Content-Length` body; returns the head (as text) and the body.
+async fn read_response(stream: &mut TcpStream) -> (String, Vec<u8>) {
+    let (head, mut body) = read_head(stream).await;
+    let mut buffer = [0u8; 4096];
     let length: usize = head
         .lines()
         .find_map(|line| line.strip_prefix("content-length:"))
         .map_or(0, |value| value.trim().parse().expect("a length"));
-    let mut body = received[head_end..].to_vec();
     while body.len() < length {
         let n = tokio::time::timeout(BOUND, stream.read(&mut buffer))
             .await
@@ -109,23 +126,6 @@ fn closed(reason: &str) -> String {
 
 fn cached_origin_reply() -> Reply {
     Reply::ok("ok").header("cache-control", "max-age=60")
-}
-
-/// Scrapes until `series` has `value` (state gauges, and counters of connections, follow
-/// connection tasks that end on their own), at most [`BOUND`].
-async fn wait_for_value(sidecache: &Sidecache, series: &str, value: f64) {
-    let deadline = Instant::now() + BOUND;
-    loop {
-        let now = sidecache.metrics().await.value(series);
-        if now == value {
-            return;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "{series} is {now}, expected {value}"
-        );
-        tokio::time::sleep(Duration::from_millis(5)).await;
-    }
 }
 
 // === request heads ===
@@ -251,4 +251,32 @@ async fn h2_connection(
     .expect("h2 handshake");
     tokio::spawn(connection);
     sender
+}
+
+/// Sends `request` on `sender` in the background: its status, `Cache-Status` and body.
+fn spawn_h2(
+    sender: &hyper::client::conn::http2::SendRequest<Full<Bytes>>,
+    request: Request<Full<Bytes>>,
+) -> tokio::task::JoinHandle<(u16, String, Bytes)> {
+    let mut sender = sender.clone();
+    tokio::spawn(async move {
+        let response = tokio::time::timeout(BOUND, sender.send_request(request))
+            .await
+            .expect("an answer in time")
+            .expect("a response");
+        let status = response.status().as_u16();
+        let cache_status = response
+            .headers()
+            .get("cache-status")
+            .and_then(|value| value.to_str().ok())
+            .unwrap_or_default()
+            .to_owned();
+        let body = response
+            .into_body()
+            .collect()
+            .await
+            .expect("body")
+            .to_bytes();
+        (status, cache_status, body)
+    })
 }

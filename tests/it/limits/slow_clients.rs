@@ -475,6 +475,14 @@ async fn an_http1_client_that_stops_reading_is_cut_off_after_the_send_timeout() 
     let scrape = sidecache.metrics().await;
     assert_eq!(scrape.value(&closed("idle_timeout")), 0.0);
     assert_eq!(scrape.value(&closed("header_timeout")), 0.0);
+    // The answer began and broke off: its request ends so.
+    let ended = |outcome: &str| {
+        scrape.value(&format!(
+            "sidecache_requests_ended_total{{outcome=\"{outcome}\"}}"
+        ))
+    };
+    assert_eq!(ended("body_aborted"), 1.0);
+    assert_eq!(ended("completed"), 0.0);
     sidecache.stop().await;
 }
 
