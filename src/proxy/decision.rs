@@ -308,7 +308,7 @@ impl Cached {
                 detail: Some(if self.bypassed {
                     "hit-for-miss"
                 } else {
-                    not_stored.as_str()
+                    not_stored.detail()
                 }),
                 ..forwarded
             },
@@ -400,11 +400,39 @@ impl NotStored {
         }
     }
 
-    /// The metric label / `Cache-Status` detail.
+    /// The metric label (`sidecache_store_refused_total{reason}`).
     pub fn as_str(self) -> &'static str {
         match self {
             Self::Refused(reason) => reason.as_str(),
             Self::TooLarge => "too_large",
+        }
+    }
+
+    /// The `Cache-Status` detail: the label spelled as every other detail is, with hyphens.
+    pub fn detail(self) -> &'static str {
+        match self {
+            Self::Refused(RefuseReason::Method) => "method",
+            Self::Refused(RefuseReason::NoStore) => "no-store",
+            Self::Refused(RefuseReason::Private) => "private",
+            Self::Refused(RefuseReason::SetCookie) => "set-cookie",
+            Self::Refused(RefuseReason::Authorization) => "authorization",
+            Self::Refused(RefuseReason::Cookie) => "cookie",
+            Self::Refused(RefuseReason::Status) => "status",
+            Self::Refused(RefuseReason::VaryStar) => "vary-star",
+            Self::Refused(RefuseReason::ZeroTtl) => "zero-ttl",
+            Self::TooLarge => "too-large",
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::NotStored;
+
+    #[test]
+    fn not_stored_details_are_the_labels_spelled_with_hyphens() {
+        for reason in NotStored::all() {
+            assert_eq!(reason.detail(), reason.as_str().replace('_', "-"));
         }
     }
 }

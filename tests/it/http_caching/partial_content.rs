@@ -222,7 +222,7 @@ async fn a_url_too_large_to_store_keeps_parts_up_to_the_largest_object() {
         // but not kept.
         let beyond = get(20, 59).await;
         expect_part(&beyond, &body, (20, 59));
-        expect_status(&beyond, &["fwd-status=206", "!stored", "detail=too_large"]);
+        expect_status(&beyond, &["fwd-status=206", "!stored", "detail=too-large"]);
         assert_eq!(header(&origin.seen()[2], "range"), "bytes=30-59");
         let again = get(20, 59).await;
         expect_part(&again, &body, (20, 59));

@@ -34,7 +34,7 @@ async fn large_objects_stream_through_whole_and_are_not_stored() {
                 );
                 expect_status(&got, &["!stored", "!hit"]);
                 if round == 1 {
-                    expect_status(&got, &["detail=too_large"]);
+                    expect_status(&got, &["detail=too-large"]);
                 }
                 assert_eq!(origin.count(path), round, "{path}: not stored");
             }
