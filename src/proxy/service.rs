@@ -266,9 +266,9 @@ impl Handler for Proxy {
     ///
     /// This is the outermost wrapper: it counts the request in flight, starts its clock, and
     /// (with tracing on) runs it inside its server span; then the phases run, and the request is
-    /// recorded (as unanswered if it is dropped first). A request answered at once (a hit) is answered and recorded before this returns,
-    /// with no future at all; the rest is answered by a boxed future, in a turn of the
-    /// connection's share of the origin.
+    /// recorded (as unanswered if it is dropped first). A request answered at once (a hit) is
+    /// answered and recorded before this returns, with no future at all; the rest is answered by
+    /// a boxed future, in a turn of the connection's share of the origin.
     fn handle(
         self: &Arc<Self>,
         request: Request<RequestBody>,
