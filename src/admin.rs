@@ -9,16 +9,22 @@
 //! | `/readyz` | GET | 200 while serving; 503 until startup is complete, and once draining ([`Readiness`]) |
 //! | `/purge?url=PATH[&host=HOST]` | POST | removes one URL (every variant); without `host`, on every host |
 //! | `/purge?prefix=PREFIX[&host=HOST]` | POST | removes every URL whose path starts with `PREFIX` |
+//! | `/debug/cache?[prefix=PREFIX][&host=HOST][&limit=N]` | GET | JSON: up to `N` (default 100, at most 1000) stored URLs with their age, TTL, size and variants |
 //! | `/v1/counters/{name}?delta=N` | POST | adds N (default 1, may be negative) to a write-behind counter; 200 once recorded, 503 when it cannot be |
 //! | `/v1/counters/{name}`, `/v1/counters` | GET | a counter's stored + pending value; all that is pending |
 //!
-//! Purges answer `{"purged": N}`: how many stored URLs went. When an admin token is configured,
+//! Purges answer `{"purged": N}`: how many stored URLs went. `PATH` is written as a client
+//! sends it, query included (see `docs/purging.md`), and `HOST` without a port matches every
+//! port ([`HostMatch`](crate::http::host_match::HostMatch)). When an admin token is configured,
 //! every endpoint but `/healthz`, `/readyz` and `/metrics` needs `Authorization: Bearer TOKEN`,
 //! else 401: the stats and counter names (request counts are URLs) are as private as the calls
 //! that change state.
 
+mod cache_listing;
 mod config;
 mod counters;
+mod purge;
+mod query;
 mod readiness;
 pub mod thread;
 
@@ -32,7 +38,6 @@ use http::{Method, Request, Response, StatusCode};
 pub use self::config::AdminConfig;
 pub use self::readiness::{Phase, Readiness};
 use crate::body::{Body, RequestBody};
-use crate::http::key::CacheKey;
 use crate::metrics::{self, Registry};
 use crate::proxy::HttpCache;
 use crate::proxy::purge::Purger;
@@ -53,18 +58,6 @@ pub struct Admin {
     readiness: Readiness,
     /// The write-behind counters behind `/v1/counters`, when they run.
     counters: Option<Arc<WriteBehind>>,
-}
-
-/// What a purge call asks to remove.
-#[derive(Debug, PartialEq, Eq)]
-enum PurgeTarget {
-    /// One path (with its query), on one host or every host.
-    Url { host: Option<String>, path: String },
-    /// Every path starting with the prefix, on one host or every host.
-    Prefix {
-        host: Option<String>,
-        prefix: String,
-    },
 }
 
 // === impl Admin ===
@@ -123,16 +116,16 @@ impl Admin {
             (&Method::GET | &Method::HEAD, "/healthz") => text(StatusCode::OK, "ok\n"),
             (&Method::GET | &Method::HEAD, "/readyz") => readyz(self.readiness.phase()),
             (&Method::POST, "/purge") => {
-                match PurgeTarget::parse(request.uri().query().unwrap_or("")) {
-                    Ok(target) => self.purge(target).await,
-                    Err(message) => text(StatusCode::BAD_REQUEST, message),
-                }
+                purge::handle(&self.purger, request.uri().query().unwrap_or("")).await
+            }
+            (&Method::GET | &Method::HEAD, "/debug/cache") => {
+                cache_listing::handle(&self.cache, request.uri().query().unwrap_or("")).await
             }
             (method, path) if counters::is_counters_path(path) => {
                 let query = request.uri().query();
                 counters::handle(self.counters.as_deref(), method, path, query).await
             }
-            (_, "/metrics" | "/stats" | "/healthz" | "/readyz" | "/purge") => {
+            (_, "/metrics" | "/stats" | "/healthz" | "/readyz" | "/purge" | "/debug/cache") => {
                 text(StatusCode::METHOD_NOT_ALLOWED, "method not allowed\n")
             }
             _ => text(StatusCode::NOT_FOUND, "not found\n"),
@@ -152,17 +145,6 @@ impl Admin {
             .map_or("", |(_, token)| token.trim_start());
         constant_time_eq(presented.as_bytes(), token.as_bytes())
     }
-
-    async fn purge(&self, target: PurgeTarget) -> Response<Body> {
-        let purged = match target {
-            PurgeTarget::Url { host, path } => self.purger.purge_url(host.as_deref(), &path).await,
-            PurgeTarget::Prefix { host, prefix } => {
-                self.purger.purge_prefix(host.as_deref(), &prefix).await
-            }
-        };
-        tracing::info!(purged, "purge");
-        json(StatusCode::OK, format!("{{\"purged\":{purged}}}\n"))
-    }
 }
 
 impl Handler for Admin {
@@ -173,37 +155,6 @@ impl Handler for Admin {
     ) -> Handled<impl Future<Output = Response<Body>> + Send + use<>> {
         let admin = Arc::clone(self);
         Handled::Later(async move { admin.route(&request).await })
-    }
-}
-
-// === impl PurgeTarget ===
-
-impl PurgeTarget {
-    fn parse(query: &str) -> Result<Self, &'static str> {
-        let mut url = None;
-        let mut prefix = None;
-        let mut host = None;
-        for (name, value) in form_urlencoded::parse(query.as_bytes()) {
-            match &*name {
-                "url" => url = Some(value.into_owned()),
-                "prefix" => prefix = Some(value.into_owned()),
-                // Normalised as the cache key's host is, so `x:80` finds what `x` stored.
-                "host" => match CacheKey::normalize_host(&value) {
-                    Ok(normalized) => host = Some(normalized),
-                    Err(_) => {
-                        return Err("host must be a host name or address, with an optional port\n");
-                    }
-                },
-                _ => return Err("unknown parameter: use url=, prefix= and host=\n"),
-            }
-        }
-        match (url, prefix) {
-            (Some(path), None) if path.starts_with('/') => Ok(Self::Url { host, path }),
-            (None, Some(prefix)) if prefix.starts_with('/') => Ok(Self::Prefix { host, prefix }),
-            (Some(_), Some(_)) => Err("give either url= or prefix=, not both\n"),
-            (None, None) => Err("give url=/path or prefix=/path\n"),
-            _ => Err("paths start with /\n"),
-        }
     }
 }
 
@@ -227,6 +178,11 @@ fn text(status: StatusCode, body: &'static str) -> Response<Body> {
         "text/plain; charset=utf-8",
         Bytes::from_static(body.as_bytes()),
     )
+}
+
+/// A plain-text answer built at run time (an error message naming what was wrong).
+fn text_owned(status: StatusCode, body: String) -> Response<Body> {
+    respond(status, "text/plain; charset=utf-8", Bytes::from(body))
 }
 
 fn json(status: StatusCode, body: String) -> Response<Body> {
@@ -256,41 +212,6 @@ fn respond(status: StatusCode, content_type: &'static str, body: Bytes) -> Respo
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn purge_targets_are_parsed_and_bad_ones_rejected() {
-        assert_eq!(
-            PurgeTarget::parse("url=%2Fa%3Fb%3D1&host=Example.com"),
-            Ok(PurgeTarget::Url {
-                host: Some("example.com".into()),
-                path: "/a?b=1".into()
-            })
-        );
-        assert_eq!(
-            PurgeTarget::parse("prefix=/static/"),
-            Ok(PurgeTarget::Prefix {
-                host: None,
-                prefix: "/static/".into()
-            })
-        );
-        assert_eq!(
-            PurgeTarget::parse("prefix=/&host=X.example:443"),
-            Ok(PurgeTarget::Prefix {
-                host: Some("x.example".into()),
-                prefix: "/".into()
-            })
-        );
-        for bad in [
-            "",
-            "url=/a&prefix=/b",
-            "url=a",
-            "nope=1",
-            "url=/a&host=",
-            "prefix=/&host=a%20b",
-        ] {
-            assert!(PurgeTarget::parse(bad).is_err(), "{bad:?}");
-        }
-    }
 
     #[test]
     fn readyz_answers_200_only_while_serving() {

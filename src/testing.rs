@@ -9,6 +9,18 @@ use std::sync::{Arc, Mutex};
 pub(crate) struct CapturedLog(Arc<Mutex<Vec<u8>>>);
 
 impl CapturedLog {
+    /// A log captured from what this thread logs at `info` and above (without colour) while
+    /// the returned guard lives.
+    pub(crate) fn on_this_thread() -> (Self, tracing::subscriber::DefaultGuard) {
+        let captured = Self::default();
+        let writer = captured.clone();
+        let subscriber = tracing_subscriber::fmt()
+            .with_writer(move || writer.clone())
+            .with_ansi(false)
+            .finish();
+        (captured, tracing::subscriber::set_default(subscriber))
+    }
+
     /// Everything written so far.
     pub(crate) fn text(&self) -> String {
         String::from_utf8(self.0.lock().expect("captured log").clone()).expect("UTF-8 log")

@@ -6,6 +6,7 @@ pub(crate) mod conditional;
 pub mod directives;
 pub(crate) mod fields;
 pub mod freshen;
+pub mod host_match;
 pub mod key;
 pub mod policy;
 pub(crate) mod range;

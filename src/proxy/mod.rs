@@ -22,6 +22,7 @@ pub(crate) mod request_counts;
 pub(crate) mod respond;
 pub mod service;
 pub mod settings;
+pub(crate) mod status_class;
 pub(crate) mod trace;
 
 pub use self::config::{CacheConfig, ClientCacheControl, ProxyConfig, RangeMiss};

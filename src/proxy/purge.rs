@@ -10,6 +10,7 @@ use http::header;
 use super::HttpCache;
 use super::metrics::ProxyMetrics;
 use super::part_store::PartStore;
+use crate::http::host_match::HostMatch;
 use crate::http::key::{CacheKey, same_origin_key};
 use crate::stats::Stats;
 
@@ -41,31 +42,31 @@ impl Purger {
         }
     }
 
-    /// Removes one URL (every variant), on `host` or on every host; returns how many stored
-    /// URLs went. Counted as manual misses.
-    pub async fn purge_url(&self, host: Option<&str>, path_and_query: &str) -> usize {
+    /// Removes one URL (every variant) on the hosts `host` matches; returns how many stored
+    /// URLs went. Counted as manual misses. One host and port is one key; any other match walks
+    /// the store.
+    pub async fn purge_url(&self, host: &HostMatch, path_and_query: &str) -> usize {
         let removed = match host {
-            Some(host) => self.invalidate(&CacheKey::new(host, path_and_query)),
-            None => {
-                let path = path_and_query.to_owned();
-                self.invalidate_matching(move |key| key.path_and_query() == path)
-                    .await
+            HostMatch::Exact(host) => self.invalidate(&CacheKey::new(host, path_and_query)),
+            _ => {
+                let (host, path) = (host.clone(), path_and_query.to_owned());
+                self.invalidate_matching(move |key| {
+                    key.path_and_query() == path && host.matches(key.host())
+                })
+                .await
             }
         };
         self.record(removed);
         removed
     }
 
-    /// Removes every URL whose path starts with `prefix`, on `host` or on every host; returns
-    /// how many stored URLs went. Counted as manual misses. `host` is normalised as keys are
-    /// (as [`purge_url`](Self::purge_url)'s is), so `x:80` matches what `x` stored.
-    pub async fn purge_prefix(&self, host: Option<&str>, prefix: &str) -> usize {
-        let host = host.map(|host| CacheKey::new(host, "/"));
-        let prefix = prefix.to_owned();
+    /// Removes every URL whose path starts with `prefix` on the hosts `host` matches; returns
+    /// how many stored URLs went. Counted as manual misses.
+    pub async fn purge_prefix(&self, host: &HostMatch, prefix: &str) -> usize {
+        let (host, prefix) = (host.clone(), prefix.to_owned());
         let removed = self
             .invalidate_matching(move |key| {
-                host.as_ref().is_none_or(|host| key.host() == host.host())
-                    && key.path_and_query().starts_with(&prefix)
+                key.path_and_query().starts_with(&prefix) && host.matches(key.host())
             })
             .await;
         self.record(removed);

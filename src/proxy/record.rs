@@ -58,7 +58,7 @@ impl Recorder {
         let elapsed = ctx.started.elapsed();
         let result = decision.result();
         self.metrics
-            .record_request(result, elapsed, decision.waited());
+            .record_request(response.status(), result, elapsed, decision.waited());
         self.stats.record(result.stat_outcome(), elapsed);
         ctx.trace.finish(response.status(), result, leader.as_ref());
         if let (Some(counts), Some(key)) = (&self.request_counts, &ctx.counted_key) {

@@ -17,8 +17,9 @@ pub use self::metrics::StoreMetrics;
 pub use self::moka::MemoryStore;
 pub use self::plain::PlainStore;
 
-/// How many keys a walk of the store ([`MemoryStore::remove_matching`]) handles between two
-/// yields to the runtime: a few hundred microseconds of work at most.
+/// How many keys a walk of the store ([`MemoryStore::remove_matching`],
+/// [`MemoryStore::list_matching`]) handles between two yields to the runtime: a few hundred
+/// microseconds of work at most.
 pub const WALK_SLICE: usize = 256;
 
 /// Where a read-through cache keeps its values.
@@ -47,6 +48,16 @@ pub trait Store: Send + Sync + 'static {
         matches: impl FnMut(&Self::Key) -> bool + Send,
     ) -> impl Future<Output = usize> + Send;
 
+    /// Up to `limit` entries whose key matches, in no particular order, and whether more were
+    /// left. It walks the store as [`remove_matching`](Self::remove_matching) does, until the
+    /// limit is passed, and reads entries without counting as a use of them (the admission and
+    /// eviction policy does not see the walk).
+    fn list_matching(
+        &self,
+        matches: impl FnMut(&Self::Key) -> bool + Send,
+        limit: usize,
+    ) -> impl Future<Output = Listing<Self::Key, Self::Value>> + Send;
+
     /// Applies pending evictions and expirations, so that the counts below are exact.
     fn settle(&self) {}
 
@@ -58,6 +69,35 @@ pub trait Store: Send + Sync + 'static {
 
     /// The byte bound.
     fn capacity_bytes(&self) -> u64;
+}
+
+/// A bounded page of a store's entries ([`Store::list_matching`]).
+#[derive(Debug)]
+pub struct Listing<K, V> {
+    /// The entries found, at most the limit asked for.
+    pub entries: Vec<(K, V)>,
+    /// Whether the walk stopped at the limit with another matching entry found: there are more.
+    pub truncated: bool,
+}
+
+impl<K, V> Listing<K, V> {
+    /// An empty page that keeps at most `limit` entries.
+    fn new(limit: usize) -> Self {
+        Self {
+            entries: Vec::with_capacity(limit.min(WALK_SLICE)),
+            truncated: false,
+        }
+    }
+
+    /// Adds an entry found, unless the page is full; returns whether the walk should go on.
+    fn add(&mut self, limit: usize, key: K, value: V) -> bool {
+        if self.entries.len() == limit {
+            self.truncated = true;
+            return false;
+        }
+        self.entries.push((key, value));
+        true
+    }
 }
 
 /// What the store needs to know about a value to bound and expire it.

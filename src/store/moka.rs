@@ -20,7 +20,7 @@ use moka::Expiry;
 use moka::notification::RemovalCause;
 use moka::sync::Cache;
 
-use super::{Removal, Store, StoreEvent, WALK_SLICE, Weighed, WeighedKey};
+use super::{Listing, Removal, Store, StoreEvent, WALK_SLICE, Weighed, WeighedKey};
 use crate::spans;
 
 /// A byte-bounded, per-entry-expiring store.
@@ -105,6 +105,40 @@ where
     }
 }
 
+impl<K, V> MemoryStore<K, V>
+where
+    K: Hash + Eq + Send + Sync + 'static,
+    V: Clone + Send + Sync + 'static,
+{
+    /// Every entry, handed over a slice of [`WALK_SLICE`] at a time.
+    ///
+    /// The entries are listed by a blocking-pool task and handed over through a channel of one
+    /// slice: moka's iterator cannot be held across an `.await` (it is not `Send`), and listing
+    /// in slices keeps what is in memory bounded. Its readers yield to the runtime after each
+    /// slice, so on a current-thread runtime (one CPU) the requests it serves are not held up
+    /// for the whole walk. The task ends when the walk is done or the receiver is dropped.
+    fn walk(&self) -> tokio::sync::mpsc::Receiver<Vec<(Arc<K>, V)>> {
+        let (slices, walked) = tokio::sync::mpsc::channel(1);
+        let entries = self.entries.clone();
+        drop(tokio::task::spawn_blocking(move || {
+            let mut slice = Vec::with_capacity(WALK_SLICE);
+            for entry in entries.iter() {
+                slice.push(entry);
+                if slice.len() == WALK_SLICE {
+                    let full = std::mem::replace(&mut slice, Vec::with_capacity(WALK_SLICE));
+                    if slices.blocking_send(full).is_err() {
+                        return;
+                    }
+                }
+            }
+            if !slice.is_empty() {
+                let _ = slices.blocking_send(slice);
+            }
+        }));
+        walked
+    }
+}
+
 impl<K, V> MemoryStore<K, V> {
     /// Makes `candidate` the insert being admitted, returning the one before.
     fn set_candidate(&self, candidate: Option<(K, bool)>) -> Option<(K, bool)> {
@@ -183,43 +217,44 @@ where
 
     /// Removes every entry whose key matches; returns how many went.
     ///
-    /// Walks the whole store, so it is meant for administrative purges, not for the request
-    /// path; but it does so in slices of [`WALK_SLICE`] keys and yields to the runtime after
-    /// each, so on a current-thread runtime (one CPU) the requests it serves are not held up for
-    /// the whole walk. Entries inserted while the walk goes on may or may not be visited.
-    ///
-    /// The keys are listed by a blocking-pool task, a slice at a time, and handed over through a
-    /// channel of one slice: moka's iterator cannot be held across an `.await` (it is not
-    /// `Send`), and listing in slices keeps the keys in memory bounded. Matching and removing
-    /// happen here, between yields.
+    /// Walks the whole store (`MemoryStore::walk`), so it is meant for administrative
+    /// purges, not for the request path. Entries inserted while the walk goes on may or may not
+    /// be visited. Matching and removing happen here, between yields.
     async fn remove_matching(&self, mut matches: impl FnMut(&K) -> bool + Send) -> usize {
-        let (slices, mut walked) = tokio::sync::mpsc::channel::<Vec<Arc<K>>>(1);
-        let entries = self.entries.clone();
-        // Ends when the walk is done, or when this future is dropped (the send then fails).
-        let _walker = tokio::task::spawn_blocking(move || {
-            let mut slice = Vec::with_capacity(WALK_SLICE);
-            for (key, _) in entries.iter() {
-                slice.push(key);
-                if slice.len() == WALK_SLICE {
-                    let full = std::mem::replace(&mut slice, Vec::with_capacity(WALK_SLICE));
-                    if slices.blocking_send(full).is_err() {
-                        return;
-                    }
-                }
-            }
-            if !slice.is_empty() {
-                let _ = slices.blocking_send(slice);
-            }
-        });
+        let mut walked = self.walk();
         let mut removed = 0;
         while let Some(slice) = walked.recv().await {
             removed += slice
                 .iter()
-                .filter(|key| matches(key) && self.entries.remove(&***key).is_some())
+                .filter(|(key, _)| matches(key) && self.entries.remove(&**key).is_some())
                 .count();
             tokio::task::yield_now().await;
         }
         removed
+    }
+
+    /// Up to `limit` entries whose key matches, and whether more were left.
+    ///
+    /// Walks the store (`MemoryStore::walk`) until the limit is passed: a listing that
+    /// finds few matches visits every entry, on a blocking-pool thread, without holding up a
+    /// lookup. Reading an entry this way is not a use of it for moka's policy.
+    async fn list_matching(
+        &self,
+        mut matches: impl FnMut(&K) -> bool + Send,
+        limit: usize,
+    ) -> Listing<K, V> {
+        let mut walked = self.walk();
+        let mut listing = Listing::new(limit);
+        while let Some(slice) = walked.recv().await {
+            for (key, value) in slice {
+                if matches(&key) && !listing.add(limit, K::clone(&key), value) {
+                    // Dropping the receiver ends the walk.
+                    return listing;
+                }
+            }
+            tokio::task::yield_now().await;
+        }
+        listing
     }
 
     /// Applies pending evictions and expirations, so that the counts below are exact.
@@ -375,6 +410,36 @@ mod tests {
         assert!(during >= 11, "{during} turns for 11 slices");
         store.settle();
         assert_eq!(store.entry_count(), 0);
+    }
+
+    #[tokio::test]
+    async fn list_matching_stops_at_its_limit_and_says_whether_more_matched() {
+        let store = MemoryStore::new(u64::MAX, |_| {});
+        let keys = 3 * WALK_SLICE as u32;
+        for key in 0..keys {
+            store.insert(key, blob(key));
+        }
+        let even = |key: &u32| key.is_multiple_of(2);
+        let listing = store.list_matching(even, 5).await;
+        assert_eq!(listing.entries.len(), 5);
+        assert!(listing.truncated);
+        for (key, value) in &listing.entries {
+            assert!(even(key), "{key}");
+            assert_eq!(value.bytes, *key, "each key comes with its own value");
+        }
+        let all_even = keys as usize / 2;
+        let exact = store.list_matching(even, all_even).await;
+        assert_eq!((exact.entries.len(), exact.truncated), (all_even, false));
+        let roomy = store.list_matching(even, keys as usize).await;
+        assert_eq!((roomy.entries.len(), roomy.truncated), (all_even, false));
+        let none = store.list_matching(|_| false, 5).await;
+        assert_eq!((none.entries.len(), none.truncated), (0, false));
+        store.settle();
+        assert_eq!(
+            store.entry_count(),
+            u64::from(keys),
+            "listing removes nothing"
+        );
     }
 
     #[test]

@@ -6,7 +6,7 @@ use std::collections::HashMap;
 use std::hash::Hash;
 use std::sync::{Mutex, MutexGuard};
 
-use super::{Store, WALK_SLICE, Weighed, WeighedKey};
+use super::{Listing, Store, WALK_SLICE, Weighed, WeighedKey};
 
 /// A map behind a lock, weighed as [`MemoryStore`](super::MemoryStore) weighs its entries.
 #[derive(Debug, Default)]
@@ -66,6 +66,25 @@ where
             tokio::task::yield_now().await;
         }
         removed
+    }
+
+    async fn list_matching(
+        &self,
+        mut matches: impl FnMut(&K) -> bool + Send,
+        limit: usize,
+    ) -> Listing<K, V> {
+        let entries: Vec<(K, V)> = self
+            .lock()
+            .iter()
+            .map(|(key, value)| (key.clone(), value.clone()))
+            .collect();
+        let mut listing = Listing::new(limit);
+        for (key, value) in entries {
+            if matches(&key) && !listing.add(limit, key, value) {
+                break;
+            }
+        }
+        listing
     }
 
     fn entry_count(&self) -> u64 {

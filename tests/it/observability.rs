@@ -19,6 +19,8 @@ struct Truth {
     coalesced: u64,
     passes: u64,
     errors: u64,
+    /// Answers with a 5xx status (every other answer is a 2xx).
+    answered_5xx: u64,
     origin_2xx: u64,
     origin_5xx: u64,
     refused_private: u64,
@@ -98,6 +100,7 @@ async fn known_workload(origin: &TestOrigin, gate: &Gate, sidecache: &Sidecache)
         coalesced: 9,
         passes: 3 + 1,
         errors: 2,
+        answered_5xx: 2,
         origin_2xx: 5 + 1 + 4 + 1 + 1 + 1,
         origin_5xx: 2,
         refused_private: 4,
@@ -163,6 +166,17 @@ async fn after_a_known_workload_every_counter_equals_what_happened() {
     for (result, count) in expected {
         assert_eq!(requests(result), count as f64, "requests_total {result}");
         assert_eq!(timed(result), count as f64, "duration count {result}");
+    }
+
+    let responses = |class: &str| {
+        scrape.value(&format!(
+            "sidecache_responses_total{{code_class=\"{class}\"}}"
+        ))
+    };
+    assert_eq!(responses("2xx"), (all - truth.answered_5xx) as f64);
+    assert_eq!(responses("5xx"), truth.answered_5xx as f64);
+    for class in ["1xx", "3xx", "4xx"] {
+        assert_eq!(responses(class), 0.0, "responses {class}");
     }
 
     // The origin's own count is the truth for loads.
@@ -260,6 +274,73 @@ async fn after_a_known_workload_every_counter_equals_what_happened() {
     assert_eq!(cycle["hit_rate"], truth.hits as f64 / all as f64);
     assert_eq!(stats["entries"], truth.entries);
     assert_eq!(stats["last"]["requests"], 0);
+    sidecache.stop().await;
+}
+
+/// Every class of answer is counted once, whether the origin or sidecache gave its status; a
+/// code past 599 (invalid, but an origin may send one) counts as a server error.
+#[tokio::test]
+async fn responses_are_counted_by_the_class_of_their_status() {
+    let origin = TestOrigin::start(|seen, _| match seen.path.as_str() {
+        "/moved" => Reply::new(301, "").header("location", "/ok"),
+        "/missing" => Reply::new(404, "no"),
+        "/broken" => Reply::new(500, "down"),
+        "/odd" => Reply::new(600, "odd"),
+        _ => Reply::ok("ok")
+            .header("cache-control", "max-age=60")
+            .header("etag", "\"v1\""),
+    })
+    .await;
+    let sidecache = Sidecache::start(&origin.url(), &[]).await;
+    let client = TestClient::new();
+    let mut statuses = Vec::new();
+    for path in ["/ok", "/moved", "/missing", "/broken", "/odd"] {
+        statuses.push(client.get(&sidecache.url(path)).await.status.as_u16());
+    }
+    // A conditional hit: sidecache's own 304.
+    let revalidated = client
+        .get_with(&sidecache.url("/ok"), &[("if-none-match", "\"v1\"")])
+        .await;
+    statuses.push(revalidated.status.as_u16());
+    // No Host: sidecache's own 400.
+    let refused = support::exchange(sidecache.proxy_addr, b"GET / HTTP/1.0\r\n\r\n").await;
+    assert!(refused.starts_with("HTTP/1.0 400"), "{refused}");
+    statuses.push(400);
+    assert_eq!(statuses, [200, 301, 404, 500, 600, 304, 400]);
+
+    let scrape = sidecache.metrics().await;
+    let responses = |class: &str| {
+        scrape.value(&format!(
+            "sidecache_responses_total{{code_class=\"{class}\"}}"
+        ))
+    };
+    for (class, count) in [
+        ("1xx", 0.0),
+        ("2xx", 1.0),
+        ("3xx", 2.0),
+        ("4xx", 2.0),
+        ("5xx", 2.0),
+    ] {
+        assert_eq!(responses(class), count, "responses {class}");
+    }
+    // The same answers as the cache results count.
+    let by_result: f64 = [
+        "hit",
+        "miss",
+        "stale",
+        "revalidated",
+        "coalesced",
+        "pass",
+        "error",
+    ]
+    .iter()
+    .map(|result| {
+        scrape.value(&format!(
+            "sidecache_requests_total{{cache_result=\"{result}\"}}"
+        ))
+    })
+    .sum();
+    assert_eq!(by_result, statuses.len() as f64);
     sidecache.stop().await;
 }
 

@@ -682,6 +682,8 @@ async fn with_a_token_every_admin_endpoint_but_health_readiness_and_metrics_need
         ("GET", secret),
         ("HEAD", "/v1/counters"),
         ("GET", "/purge?url=/x"),
+        ("GET", "/debug/cache"),
+        ("GET", "/debug/cache?prefix=/&limit=1"),
         ("GET", "/no-such-endpoint"),
         ("DELETE", "/stats"),
     ];
@@ -701,7 +703,7 @@ async fn with_a_token_every_admin_endpoint_but_health_readiness_and_metrics_need
         }
     }
     // With the token, the reads answer as before.
-    for path in ["/stats", "/v1/counters", secret] {
+    for path in ["/stats", "/v1/counters", secret, "/debug/cache"] {
         let got = client
             .send(
                 Method::GET,

@@ -17,6 +17,7 @@ use sidecache::body::Body;
 use sidecache::cache::flight::Follower;
 use sidecache::cache::loading::{Loader, LoadingCache, Miss};
 use sidecache::config::Config;
+use sidecache::http::host_match::HostMatch;
 use sidecache::origin::OriginClient;
 use sidecache::proxy::service::Proxy;
 use sidecache::server::{self, ClientMetrics, ClientSettings, ConnectionSlots, Handler};
@@ -38,8 +39,12 @@ fn public_futures_are_send() {
         assert_send(app.run_until(std::future::pending()));
     };
     let _ = |proxy: &Proxy| {
-        assert_send(proxy.purger().purge_url(Some("host"), "/path"));
-        assert_send(proxy.purger().purge_prefix(None, "/prefix"));
+        assert_send(
+            proxy
+                .purger()
+                .purge_url(&HostMatch::AnyPort("host".into()), "/path"),
+        );
+        assert_send(proxy.purger().purge_prefix(&HostMatch::Any, "/prefix"));
     };
     let _ = |origin: &OriginClient, request: http::Request<Body>, body: Incoming| {
         assert_send(origin.send(request));
@@ -91,7 +96,7 @@ where
     assert_send(follower.wait(Duration::from_secs(1)));
 }
 
-/// The store's walk, for any key and value it accepts.
+/// The store's walks, for any key and value it accepts.
 #[expect(
     dead_code,
     reason = "type-checked, never called: that is the assertion"
@@ -102,6 +107,7 @@ where
     V: Weighed + Clone + Send + Sync + 'static,
 {
     assert_send(store.remove_matching(|_| true));
+    assert_send(store.list_matching(|_| true, 10));
 }
 
 /// The server, for any handler and any shutdown signal that can cross threads.

@@ -695,6 +695,178 @@ async fn purge_hosts_are_normalised_as_cache_keys_are() {
     .await;
 }
 
+/// A purge's `url=` is the path and query as a client writes it, `&`s and escapes included,
+/// and a `host=` without a port finds what clients stored under any port (clients of a
+/// sidecache on a port of its own send that port in `Host`).
+#[tokio::test]
+async fn purge_urls_are_written_as_clients_write_them_and_hosts_match_any_port() {
+    bounded(async {
+        let origin = TestOrigin::start(|seen, _| {
+            Reply::ok(format!("{} body", seen.path)).header("cache-control", "max-age=60")
+        })
+        .await;
+        let sidecache = Sidecache::start(&origin.url(), &[]).await;
+        let (client, admin) = (TestClient::new(), TestClient::new());
+        let paths = [
+            "/s?q=a&page=2",
+            "/s?q=a&page=3",
+            "/s?q=a+b&page=2",
+            "/caf%C3%A9?x=1&y=2",
+        ];
+        for path in paths {
+            expect_status(&client.get(&sidecache.url(path)).await, &["fwd=uri-miss"]);
+        }
+        let cached = async |path: &str| {
+            Status::of(&client.get(&sidecache.url(path)).await)
+                .get("hit")
+                .is_some()
+        };
+        // Stored under 127.0.0.1 with sidecache's own port.
+        assert_eq!(
+            purged(&purge(&admin, &sidecache, "url=/s?q=a&page=2&host=127.0.0.1").await),
+            1
+        );
+        assert!(!cached("/s?q=a&page=2").await);
+        assert!(
+            cached("/s?q=a&page=3").await,
+            "another query is another URL"
+        );
+        assert!(cached("/s?q=a+b&page=2").await);
+        assert_eq!(
+            purged(&purge(&admin, &sidecache, "url=/s?q=a+b&page=2").await),
+            1,
+            "a + is kept as a client sent it"
+        );
+        assert_eq!(
+            purged(&purge(&admin, &sidecache, "url=/caf%C3%A9?x=1&y=2").await),
+            1,
+            "escapes are kept as a client sent them"
+        );
+        let port = sidecache.proxy_addr.port();
+        let other_port = format!("url=/s?q=a&page=3&host=127.0.0.1:{}", port + 1);
+        assert_eq!(purged(&purge(&admin, &sidecache, &other_port).await), 0);
+        let own_port = format!("url=/s?q=a&page=3&host=127.0.0.1:{port}");
+        assert_eq!(purged(&purge(&admin, &sidecache, &own_port).await), 1);
+
+        // The plain form with no query is not mistaken for one.
+        let both = purge(&admin, &sidecache, "url=/s&prefix=/s").await;
+        assert_eq!(both.status, 400, "{}", both.text());
+        let whole = purge(&admin, &sidecache, "url=http://127.0.0.1/s").await;
+        assert_eq!(whole.status, 400);
+        assert!(
+            whole.text().contains("give the host with host="),
+            "{}",
+            whole.text()
+        );
+
+        // One host on two ports: without a port, both go; with one, that one.
+        for host in ["x.example", "x.example:8080"] {
+            let got = client
+                .get_with(&sidecache.url("/h?a=1&b=2"), &[("host", host)])
+                .await;
+            assert_eq!(got.status, 200);
+        }
+        assert_eq!(
+            purged(&purge(&admin, &sidecache, "url=/h?a=1&b=2&host=X.example").await),
+            2
+        );
+        for host in ["x.example", "x.example:8080"] {
+            client
+                .get_with(&sidecache.url("/h/p"), &[("host", host)])
+                .await;
+        }
+        assert_eq!(
+            purged(&purge(&admin, &sidecache, "prefix=/h/&host=x.example").await),
+            2
+        );
+        sidecache.stop().await;
+    })
+    .await;
+}
+
+/// `GET /debug/cache` lists what is stored, each URL with its age, TTL, size and variants, at
+/// most `limit`, filtered as a purge with the same `prefix=` and `host=` would be.
+#[tokio::test]
+async fn the_admin_port_lists_what_is_stored() {
+    bounded(async {
+        let origin = TestOrigin::start(|seen, _| {
+            let reply = Reply::ok(format!("{} body", seen.path))
+                .header("cache-control", "max-age=60")
+                .header("age", "10");
+            if seen.path == "/l/v" {
+                reply.header("vary", "Accept-Language")
+            } else {
+                reply
+            }
+        })
+        .await;
+        let sidecache = Sidecache::start(&origin.url(), &[]).await;
+        let (client, admin) = (TestClient::new(), TestClient::new());
+        for path in ["/l/a?x=1&y=2", "/l/b", "/l/c", "/other"] {
+            client.get(&sidecache.url(path)).await;
+        }
+        for language in ["en", "fr"] {
+            client
+                .get_with(&sidecache.url("/l/v"), &[("accept-language", language)])
+                .await;
+        }
+        let list = async |query: &str| {
+            let got = admin
+                .get(&sidecache.admin_url(&format!("/debug/cache?{query}")))
+                .await;
+            assert_eq!(got.status, 200, "{query}: {}", got.text());
+            serde_json::from_slice::<serde_json::Value>(&got.body).expect("JSON")
+        };
+        let page = list("prefix=/l/").await;
+        let host = format!("127.0.0.1:{}", sidecache.proxy_addr.port());
+        let paths: Vec<_> = page["entries"]
+            .as_array()
+            .expect("entries")
+            .iter()
+            .map(|entry| {
+                assert_eq!(entry["host"], host.as_str());
+                entry["path"].as_str().expect("path").to_owned()
+            })
+            .collect();
+        assert_eq!(paths, ["/l/a?x=1&y=2", "/l/b", "/l/c", "/l/v"]);
+        assert_eq!(page["listed"], 4);
+        assert_eq!(page["truncated"], false);
+        let entry = &page["entries"][0];
+        // The origin said the response was 10 s old, fresh for 60.
+        let age = entry["age_seconds"].as_u64().expect("age");
+        assert!((10..=12).contains(&age), "{entry}");
+        let ttl = entry["ttl_seconds"].as_i64().expect("ttl");
+        assert!((48..=50).contains(&ttl), "{entry}");
+        assert!(entry["size_bytes"].as_u64().expect("size") > "/l/a body".len() as u64);
+        assert_eq!(entry["variants"], 1);
+        assert_eq!(page["entries"][3]["variants"], 2, "{}", page["entries"][3]);
+
+        let first_two = list("prefix=/l/&limit=2").await;
+        assert_eq!(first_two["listed"], 2);
+        assert_eq!(first_two["truncated"], true);
+        let everything = list("").await;
+        assert_eq!(everything["listed"], 5);
+        let elsewhere = list("host=y.example").await;
+        assert_eq!(elsewhere["listed"], 0);
+        assert_eq!(
+            list("prefix=/l/a?x=1&y=2&host=127.0.0.1").await["listed"],
+            1
+        );
+        // Listing is not a use: the entries are as they were, and nothing was loaded again.
+        expect_status(&client.get(&sidecache.url("/l/b")).await, &["hit"]);
+        assert_eq!(origin.seen().len(), 6);
+
+        for bad in ["limit=0", "limit=1001", "prefix=l", "host=a/b", "url=/l/b"] {
+            let got = admin
+                .get(&sidecache.admin_url(&format!("/debug/cache?{bad}")))
+                .await;
+            assert_eq!(got.status, 400, "{bad}");
+        }
+        sidecache.stop().await;
+    })
+    .await;
+}
+
 #[tokio::test]
 async fn purge_needs_the_admin_token_when_one_is_configured() {
     bounded(async {
