@@ -23,6 +23,7 @@ pub(crate) mod respond;
 pub mod service;
 pub mod settings;
 pub(crate) mod trace;
+pub mod ttl_overrides;
 
 pub use self::config::{CacheConfig, ClientCacheControl, ProxyConfig, RangeMiss};
 use crate::cache::loading::LoadingCache;

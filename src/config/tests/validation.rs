@@ -147,6 +147,45 @@ fn bad_byte_sizes_are_rejected_with_the_reason() {
 }
 
 #[test]
+fn bad_ttl_overrides_name_the_source_and_the_rule() {
+    let dir = TempDir::new();
+    let file = dir.file("rules.toml", "ttl-overrides = \"/a/=1s; b/=2s\"\n");
+    let error = load_err(
+        &["--config", path_str(&file)],
+        &[("SIDECACHE_DEFAULT_TTL", "-1s")],
+    );
+    let key = Place::FileKey {
+        path: file.clone(),
+        key: "ttl-overrides".to_owned(),
+    };
+    assert!(
+        has_problem(
+            &error,
+            &key,
+            "invalid value \"/a/=1s; b/=2s\": rule \"b/=2s\": the prefix must be a path"
+        ),
+        "{error}"
+    );
+    assert!(
+        has_problem(
+            &error,
+            &env_var("SIDECACHE_DEFAULT_TTL"),
+            "invalid value \"-1s\""
+        ),
+        "{error}"
+    );
+    assert_eq!(error.problems().len(), 2, "{error}");
+
+    let error = load_err(&["--ttl-overrides", "/a/=1s,always"], &[]);
+    assert_eq!(error.exit_code(), EX_USAGE);
+    let message = error.to_string();
+    assert!(
+        message.contains("--ttl-overrides") && message.contains("only \"force\" may follow"),
+        "{message}"
+    );
+}
+
+#[test]
 fn command_line_syntax_errors_are_clap_errors_with_exit_code_64() {
     for args in [
         &["--cache-capacity", "12XB"][..],
