@@ -23,6 +23,7 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 
 mod operator_freshness;
+mod origin_path;
 mod partial_content;
 mod revalidation_and_invalidation;
 mod sizes_ranges_and_freshness;
