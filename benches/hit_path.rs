@@ -26,6 +26,7 @@ use sidecache::proxy::loader::OriginLoader;
 use sidecache::proxy::metrics::ProxyMetrics;
 use sidecache::proxy::part_store::PartStore;
 use sidecache::proxy::service::Proxy;
+use sidecache::proxy::ttl_overrides::TtlOverrides;
 use sidecache::server::{Client, Handled, Handler};
 use sidecache::stats::Stats;
 use sidecache::store::MemoryStore;
@@ -108,6 +109,7 @@ fn proxy(runtime: &tokio::runtime::Runtime, tracing: &Tracing) -> Arc<Proxy> {
             OriginLoader::new(
                 origin,
                 PolicySettings::default(),
+                TtlOverrides::default(),
                 1 << 20,
                 proxy_metrics.clone(),
                 parts.clone(),

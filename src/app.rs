@@ -148,6 +148,7 @@ impl App {
         register_origin_gauges(&registry, origin.slots()).map_err(AppError::Metrics)?;
         let policy = PolicySettings {
             max_heuristic_freshness: config.cache.max_heuristic_freshness,
+            default_ttl: config.cache.default_ttl,
             grace: config.cache.grace,
             ..PolicySettings::default()
         };
@@ -156,6 +157,7 @@ impl App {
         let loader = OriginLoader::new(
             origin,
             policy,
+            config.cache.ttl_overrides.clone(),
             config.cache.max_object_bytes,
             proxy_metrics.clone(),
             parts.clone(),

@@ -14,6 +14,7 @@ use super::error::{Place, Problem};
 use super::sources::testing;
 use super::*;
 use crate::origin::HostHeader;
+use crate::proxy::ttl_overrides::TtlOverrides;
 use crate::proxy::{ClientCacheControl, RangeMiss};
 use crate::telemetry::{LogFormat, OtlpProtocol, Ratio, SamplerKind};
 use crate::writebehind::SinkAddress;
@@ -150,7 +151,9 @@ fn defaults_when_nothing_is_given() {
             max_waiters_per_key: 10_000,
             hit_for_miss_ttl: secs(10),
             grace: secs(60),
-            max_heuristic_freshness: secs(24 * 60 * 60),
+            max_heuristic_freshness: secs(120),
+            default_ttl: None,
+            ttl_overrides: TtlOverrides::default(),
             range_miss: RangeMiss::Whole,
         },
         admin: AdminConfig {
@@ -247,6 +250,22 @@ fn each_source_overrides_the_one_below() {
             flag_value: "2h",
             read: |config| format!("{:?}", config.origin.first_byte_timeout),
             expected: ["30s", "250ms", "90s", "7200s"],
+        },
+        PrecedenceCase {
+            long: "ttl-overrides",
+            env: "SIDECACHE_TTL_OVERRIDES",
+            // Each source's list replaces the one below it whole: rules never add up.
+            toml_value: "\"/file/=1s; /both/=1s\"",
+            env_value: "/env/=2s,force",
+            flag_value: "none",
+            read: |config| {
+                let rules = &config.cache.ttl_overrides;
+                ["/file/", "/both/", "/env/"]
+                    .map(|path| rules.for_path(path).is_some())
+                    .map(|found| if found { "1" } else { "0" })
+                    .concat()
+            },
+            expected: ["000", "110", "001", "000"],
         },
         PrecedenceCase {
             long: "log-format",
@@ -352,6 +371,8 @@ fn every_option_is_read_from_its_environment_variable() {
         ("SIDECACHE_HIT_FOR_MISS_TTL", "2s"),
         ("SIDECACHE_GRACE", "3s"),
         ("SIDECACHE_MAX_HEURISTIC_FRESHNESS", "4s"),
+        ("SIDECACHE_DEFAULT_TTL", "26s"),
+        ("SIDECACHE_TTL_OVERRIDES", "/api/=27s,force"),
         ("SIDECACHE_RANGE_MISS", "part"),
         ("SIDECACHE_ORIGIN_CONNECT_TIMEOUT", "5s"),
         ("SIDECACHE_ORIGIN_TIMEOUT", "6s"),
@@ -449,6 +470,8 @@ fn every_option_is_read_from_its_environment_variable() {
             hit_for_miss_ttl: secs(2),
             grace: secs(3),
             max_heuristic_freshness: secs(4),
+            default_ttl: Some(secs(26)),
+            ttl_overrides: "/api/=27s,force".parse().expect("valid rules"),
             range_miss: RangeMiss::Part,
         },
         admin: AdminConfig {

@@ -41,7 +41,8 @@ fn problem(long: &str, message: impl Into<String>) -> Problem {
     Problem::new(Place::flag(long), message)
 }
 
-/// The origin must be plain `http://host[:port]`: sidecache forwards each client's path and query.
+/// The origin must be `http://host[:port]`, optionally with a path that each client's path is
+/// asked for under; a query would have no place to go.
 fn check_origin_url(url: &http::Uri, found: &mut Vec<Problem>) {
     match url.scheme_str() {
         Some("http") => {}
@@ -58,16 +59,14 @@ fn check_origin_url(url: &http::Uri, found: &mut Vec<Problem>) {
             format!("{url}: must be an absolute http:// URL, e.g. http://127.0.0.1:9000"),
         )),
     }
-    if let Some(path_and_query) = url.path_and_query() {
-        if !matches!(path_and_query.as_str(), "" | "/") {
-            found.push(problem(
-                "origin",
-                format!(
-                    "{url}: the path must be empty or \"/\" (got {path_and_query:?}); \
-                     sidecache forwards each client's path and query unchanged"
-                ),
-            ));
-        }
+    if let Some(query) = url.query() {
+        found.push(problem(
+            "origin",
+            format!(
+                "{url}: must not have a query (got {query:?}); sidecache forwards each client's \
+                 query, under the URL's path if it has one (e.g. http://127.0.0.1:9000/api/)"
+            ),
+        ));
     }
 }
 

@@ -14,6 +14,11 @@
 //!   grace period overrides `s-maxage`.
 //! * Grace ([`PolicySettings::grace`]) is the "disconnected" case of §4.2.4: it applies only
 //!   when the origin is unreachable, never to an origin that answered with an error.
+//!
+//! Freshness the operator sets ([`PolicySettings::default_ttl`], [`PolicySettings::forced_ttl`])
+//! stands exactly where a `max-age` would: the response's age (its `Age`, its time in transit)
+//! counts against it, and every directive about reuse (`no-cache`, `must-revalidate`, the stale
+//! windows) and every rule about storing (`no-store`, `private`, credentials) applies unchanged.
 
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
@@ -31,13 +36,27 @@ use super::fields::{http_date, single_value};
 /// that ends in 304 still saves the origin from sending the body again.
 pub const MIN_VALIDATOR_RETENTION: Duration = Duration::from_secs(60);
 
-/// Cache-wide knobs the policy needs.
+/// The default bound on heuristic freshness: Varnish's `default_ttl`. A response that says
+/// nothing of its freshness is kept briefly, and its `Last-Modified` makes each later
+/// revalidation cheap.
+pub const DEFAULT_MAX_HEURISTIC_FRESHNESS: Duration = Duration::from_secs(120);
+
+/// Cache-wide knobs the policy needs, with the operator's freshness for the request's route.
 #[derive(Debug, Clone)]
 pub struct PolicySettings {
     /// Fraction of (Date - Last-Modified) used as heuristic freshness (RFC 9111 §4.2.2 suggests 10%).
     pub heuristic_fraction: f64,
     /// Upper bound for heuristic freshness.
     pub max_heuristic_freshness: Duration,
+    /// Freshness for a response the origin gave none (no `max-age`, `s-maxage` or `Expires`),
+    /// in place of the heuristic: §4.2.2 lets a cache assign such a lifetime, to the same
+    /// statuses the heuristic may serve. `None`: the heuristic applies.
+    pub default_ttl: Option<Duration>,
+    /// Freshness that replaces whatever the origin said (`max-age`, `s-maxage`, `Expires`, the
+    /// heuristic), for an origin whose fields cannot be fixed; only for the heuristically
+    /// cacheable statuses, so an error or a redirect the origin meant briefly is never kept
+    /// longer. `None`: the origin's lifetime stands.
+    pub forced_ttl: Option<Duration>,
     /// How long past freshness (+ stale windows) a stored response is kept to be served when the
     /// origin is unreachable (connection refused / timeout) — "grace", RFC 9111 §4.2.4 "disconnected".
     ///
@@ -49,7 +68,9 @@ impl Default for PolicySettings {
     fn default() -> Self {
         Self {
             heuristic_fraction: 0.1,
-            max_heuristic_freshness: Duration::from_secs(24 * 60 * 60),
+            max_heuristic_freshness: DEFAULT_MAX_HEURISTIC_FRESHNESS,
+            default_ttl: None,
+            forced_ttl: None,
             grace: Duration::from_secs(60),
         }
     }
@@ -239,20 +260,6 @@ impl ResponsePolicy {
     ) -> Self {
         let directives = ResponseDirectives::from_response(res_headers);
         let credentials = Credentials::of(req_headers);
-        // An answer to a request with credentials may be built for that user alone; only the
-        // origin's own word may keep it for others, so neither heuristic freshness nor grace
-        // applies to it.
-        let personal_config;
-        let config = if credentials.any() {
-            personal_config = PolicySettings {
-                heuristic_fraction: 0.0,
-                grace: Duration::ZERO,
-                ..config.clone()
-            };
-            &personal_config
-        } else {
-            config
-        };
         let date = single_value(res_headers, &DATE).and_then(http_date);
         // RFC 9110 §6.6.1: without a (valid) Date, the time of receipt stands in for it.
         let date_value = date.unwrap_or(response_time);
@@ -260,6 +267,23 @@ impl ResponsePolicy {
             Expires::Absent
         } else {
             Expires::from_headers(res_headers)
+        };
+        // An answer to a request with credentials may be built for that user alone; only the
+        // origin's own word may keep it for others, so neither heuristic freshness, a default
+        // TTL nor grace applies to it, and a forced TTL only replaces a lifetime the origin gave.
+        let personal_config;
+        let config = if credentials.any() {
+            let explicit = explicit_lifetime(&directives, expires != Expires::Absent);
+            personal_config = PolicySettings {
+                heuristic_fraction: 0.0,
+                default_ttl: None,
+                forced_ttl: config.forced_ttl.filter(|_| explicit),
+                grace: Duration::ZERO,
+                ..config.clone()
+            };
+            &personal_config
+        } else {
+            config
         };
         let last_modified = single_value(res_headers, &LAST_MODIFIED).and_then(http_date);
         let freshness_lifetime = freshness_lifetime(
@@ -660,7 +684,8 @@ impl Expires {
     }
 }
 
-/// §4.2.1 (first match wins) and §4.2.2.
+/// The operator's forced lifetime, else §4.2.1 (first match wins), else the operator's default
+/// lifetime or the §4.2.2 heuristic.
 fn freshness_lifetime(
     d: &ResponseDirectives,
     status: StatusCode,
@@ -669,6 +694,11 @@ fn freshness_lifetime(
     last_modified: Option<SystemTime>,
     config: &PolicySettings,
 ) -> Duration {
+    if let Some(forced) = config.forced_ttl {
+        if heuristically_cacheable(status) {
+            return forced;
+        }
+    }
     // §4.2.1: "Caches are encouraged to consider responses that have invalid freshness
     // information ... to be stale."
     if d.freshness_invalid {
@@ -687,6 +717,9 @@ fn freshness_lifetime(
     // codes, or any status marked `public` (§5.2.2.9).
     if !(heuristically_cacheable(status) || d.public) {
         return Duration::ZERO;
+    }
+    if let Some(default) = config.default_ttl {
+        return default;
     }
     let Some(last_modified) = last_modified else {
         return Duration::ZERO;

@@ -6,9 +6,10 @@ use std::time::Duration;
 #[derive(Debug, Clone, PartialEq, Eq, clap::Args)]
 #[command(next_help_heading = "Origin")]
 pub struct OriginConfig {
-    /// The origin to cache in front of, as http://HOST or http://HOST:PORT (no path: each client's path is
-    /// forwarded as is). Unset by default: sidecache then starts an embedded demo origin, so one
-    /// command shows the whole product.
+    /// The origin to cache in front of, as http://HOST or http://HOST:PORT, optionally with a path each
+    /// client's path is asked for under (http://svc:9000/api/: /users goes to /api/users, and the
+    /// origin's Location /api/users/5 reaches clients as /users/5). Unset by default: sidecache
+    /// then starts an embedded demo origin, so one command shows the whole product.
     #[arg(long = "origin", env = "SIDECACHE_ORIGIN", value_name = "URL")]
     pub url: Option<http::Uri>,
     /// How long to wait for a TCP connection to the origin, so a dead origin fails fast.

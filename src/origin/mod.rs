@@ -10,6 +10,7 @@ pub(crate) mod connector;
 pub(crate) mod error;
 pub(crate) mod headers;
 pub mod metrics;
+mod path_prefix;
 pub(crate) mod trace;
 
 use std::time::Duration;
@@ -33,13 +34,15 @@ pub use self::error::{
     ErrorResponse, OriginBuildError, OriginError, OriginErrorKind, is_error_status,
 };
 use self::metrics::{OriginMetrics, OriginOutcome};
+use self::path_prefix::PathPrefix;
 use self::trace::FetchTrace;
 use crate::body::{Body, Guard, PeerBodyError, StreamError};
 
 /// Where the origin is and how long to wait for it.
 #[derive(Debug, Clone)]
 pub struct OriginSettings {
-    /// The origin's base URL (`http://host:port`).
+    /// The origin's base URL (`http://host:port`, or with a path every request is asked for
+    /// under: `http://host:port/api/`).
     pub url: Uri,
     /// Limit for establishing a connection.
     pub connect_timeout: Duration,
@@ -83,6 +86,8 @@ pub struct OriginClient {
     authority: Authority,
     /// The authority as a ready-made `Host` value, for [`HostHeader::Origin`].
     authority_host: HeaderValue,
+    /// The URL's path, which clients' paths are asked for under.
+    path_prefix: PathPrefix,
     settings: OriginSettings,
     metrics: OriginMetrics,
 }
@@ -124,6 +129,7 @@ impl OriginClient {
             scheme,
             authority,
             authority_host,
+            path_prefix: PathPrefix::new(url.path()),
             settings,
             metrics,
         })
@@ -139,9 +145,11 @@ impl OriginClient {
         &self.settings.url
     }
 
-    /// Sends `request` (whose URI is the path and query to ask for) and waits for the response
-    /// head, at most the first-byte timeout. It runs in an `origin fetch` client span whose
-    /// context replaces the request's `traceparent` (with tracing on).
+    /// Sends `request` (whose URI is the client's path and query, asked for under the origin
+    /// URL's path) and waits for the response head, at most the first-byte timeout. The
+    /// response's `Location` and `Content-Location` come back in the client's paths. It runs in
+    /// an `origin fetch` client span whose context replaces the request's `traceparent` (with
+    /// tracing on).
     ///
     /// # Errors
     /// Connection failures, timeouts and malformed answers, classified as [`OriginError`].
@@ -154,6 +162,10 @@ impl OriginClient {
             .path_and_query()
             .cloned()
             .unwrap_or_else(|| http::uri::PathAndQuery::from_static("/"));
+        let path = self
+            .path_prefix
+            .outgoing(path)
+            .map_err(|e| OriginError::new(OriginErrorKind::Protocol, e))?;
         *request.uri_mut() = Uri::builder()
             .scheme(self.scheme.clone())
             .authority(self.authority.clone())
@@ -167,6 +179,7 @@ impl OriginClient {
                 .headers_mut()
                 .insert(header::HOST, self.authority_host.clone());
         }
+        let host = request.headers().get(header::HOST).cloned();
         let trace = FetchTrace::open(&mut request);
         let started = Instant::now();
         let sent = tokio::time::timeout(
@@ -208,7 +221,11 @@ impl OriginClient {
                 error,
             )),
             Ok(Err(error)) => Err(OriginError::new(OriginErrorKind::Protocol, error)),
-            Ok(Ok(response)) => Ok(response),
+            Ok(Ok(mut response)) => {
+                self.path_prefix
+                    .incoming(response.headers_mut(), &self.authority, host.as_ref());
+                Ok(response)
+            }
         };
         let outcome = match &result {
             Ok(response) => Some(OriginOutcome::of_status(response.status())),

@@ -3,6 +3,7 @@
 use std::net::SocketAddr;
 use std::time::Duration;
 
+use super::ttl_overrides::TtlOverrides;
 use crate::byte_size;
 use crate::origin::HostHeader;
 
@@ -134,16 +135,39 @@ pub struct CacheConfig {
         default_value = "whole"
     )]
     pub range_miss: RangeMiss,
-    /// Upper bound on the freshness guessed for responses without explicit freshness
-    /// (heuristic freshness, RFC 9111 section 4.2.2).
+    /// Upper bound on the freshness guessed from `Last-Modified` for responses without explicit
+    /// freshness (heuristic freshness, RFC 9111 section 4.2.2: a tenth of the time since the
+    /// last change). 0 turns the guess off.
     #[arg(
         long = "max-heuristic-freshness",
         env = "SIDECACHE_MAX_HEURISTIC_FRESHNESS",
         value_name = "DURATION",
-        default_value = "24h",
+        default_value = "2m",
         value_parser = humantime::parse_duration
     )]
     pub max_heuristic_freshness: Duration,
+    /// Freshness for responses the origin gives none (no max-age, s-maxage or Expires), in place
+    /// of the guess from `Last-Modified`, like Varnish's default_ttl. Unset by default: the
+    /// guess applies.
+    #[arg(
+        long = "default-ttl",
+        env = "SIDECACHE_DEFAULT_TTL",
+        value_name = "DURATION",
+        value_parser = humantime::parse_duration
+    )]
+    pub default_ttl: Option<Duration>,
+    /// Freshness by path prefix, for origins whose caching fields cannot be changed: rules
+    /// `PREFIX=DURATION[,force]` separated by `;`, e.g. "/api/=30s; /static/=1d,force". A rule
+    /// stands in for missing freshness; with `force` it replaces the origin's max-age, s-maxage
+    /// and Expires too. The longest matching prefix wins; no-store, private and credentials are
+    /// obeyed whatever the rule.
+    #[arg(
+        long = "ttl-overrides",
+        env = "SIDECACHE_TTL_OVERRIDES",
+        value_name = "RULES",
+        default_value = "none"
+    )]
+    pub ttl_overrides: TtlOverrides,
 }
 
 /// What a `Range` request that misses loads (`--range-miss`).

@@ -13,6 +13,7 @@ use super::decision::NotStored;
 use super::metrics::ProxyMetrics;
 use super::part_store::PartStore;
 use super::request::RequestHead;
+use super::ttl_overrides::TtlOverrides;
 use crate::body::Body;
 use crate::cache::loading::{Judgement, LoadCause, Loader, Source};
 use crate::http::directives::{RequestDirectives, ResponseDirectives};
@@ -58,6 +59,8 @@ pub struct PassResponse {
 pub struct OriginLoader {
     origin: OriginClient,
     policy: PolicySettings,
+    /// The operator's freshness by path prefix, applied on top of `policy` per request.
+    ttl_overrides: TtlOverrides,
     max_object_bytes: u64,
     /// Counts the responses it does not store (its admission callback).
     metrics: ProxyMetrics,
@@ -99,12 +102,13 @@ struct Exchange {
 // === impl OriginLoader ===
 
 impl OriginLoader {
-    /// A loader asking `origin`, judging with `policy`, storing objects up to
-    /// `max_object_bytes`, counting refused stores in `metrics`, completing the representations
-    /// `parts` holds pieces of.
+    /// A loader asking `origin`, judging with `policy` as `ttl_overrides` adjust it for each
+    /// path, storing objects up to `max_object_bytes`, counting refused stores in `metrics`,
+    /// completing the representations `parts` holds pieces of.
     pub fn new(
         origin: OriginClient,
         policy: PolicySettings,
+        ttl_overrides: TtlOverrides,
         max_object_bytes: u64,
         metrics: ProxyMetrics,
         parts: PartStore,
@@ -112,6 +116,7 @@ impl OriginLoader {
         Self {
             origin,
             policy,
+            ttl_overrides,
             max_object_bytes,
             metrics,
             parts,
@@ -138,9 +143,11 @@ impl OriginLoader {
         }
     }
 
-    /// The cache-wide knobs responses are judged with.
-    pub(crate) fn policy(&self) -> &PolicySettings {
-        &self.policy
+    /// The knobs the answers to `request` are judged with: the cache-wide ones, with the
+    /// freshness `--ttl-overrides` sets for its path.
+    pub(crate) fn policy_for(&self, request: &RequestHead) -> PolicySettings {
+        self.ttl_overrides
+            .settings_for(&self.policy, request.key.path_and_query())
     }
 
     /// The origin client (also used for requests that bypass the cache).
@@ -200,7 +207,7 @@ impl OriginLoader {
             &headers,
             not_modified.request_time,
             not_modified.response_time,
-            &self.policy,
+            &self.policy_for(request),
         );
         Variant::new(
             stored.status,
@@ -263,7 +270,7 @@ impl OriginLoader {
             headers,
             exchange.request_time,
             exchange.response_time,
-            &self.policy,
+            &self.policy_for(request),
         )
         .storable()
         .is_ok()
@@ -284,7 +291,7 @@ impl OriginLoader {
             &parts.headers,
             exchange.request_time,
             exchange.response_time,
-            &self.policy,
+            &self.policy_for(request),
         );
         let vary = VaryKey::capture(&parts.headers, &request.headers);
         let refusal = match (policy.storable(), &vary) {
@@ -364,7 +371,12 @@ impl OriginLoader {
         }
         let times = (exchange.request_time, exchange.response_time);
         let (response, body) = exchange.response.into_parts();
-        let whole = match Part::of_response(&response, &request.headers, times, &self.policy) {
+        let whole = match Part::of_response(
+            &response,
+            &request.headers,
+            times,
+            &self.policy_for(request),
+        ) {
             Some((part, end)) if (part.start, end) == (first, last) => {
                 match self.origin.buffer_body(body, last - first + 1, 0).await? {
                     Buffered::Complete(bytes) if bytes.len() as u64 == last - first + 1 => {

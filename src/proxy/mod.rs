@@ -24,6 +24,7 @@ pub mod service;
 pub mod settings;
 pub(crate) mod status_class;
 pub(crate) mod trace;
+pub mod ttl_overrides;
 
 pub use self::config::{CacheConfig, ClientCacheControl, ProxyConfig, RangeMiss};
 use crate::cache::loading::LoadingCache;

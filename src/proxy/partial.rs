@@ -251,8 +251,8 @@ fn candidate(
     if head.method != Method::GET {
         return None;
     }
-    let settings = cache.loader().policy();
-    let (part, last) = Part::of_response(response, &head.headers, times, settings)?;
+    let settings = cache.loader().policy_for(head);
+    let (part, last) = Part::of_response(response, &head.headers, times, &settings)?;
     (last - part.start < parts.settings().max_object_bytes).then_some(Candidate { part, last })
 }
 

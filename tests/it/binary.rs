@@ -83,6 +83,27 @@ fn a_bad_configuration_exits_64_and_names_every_problem() {
     assert!(stderr.contains("cache-capacity"), "{stderr}");
 }
 
+#[test]
+fn bad_freshness_rules_and_an_origin_with_a_query_exit_64_naming_each() {
+    let output = Command::new(env!("CARGO_BIN_EXE_sidecache"))
+        .args(["--origin", "http://127.0.0.1:9/api/?debug=1"])
+        .env("SIDECACHE_TTL_OVERRIDES", "/api/=30s; static/=1d,force")
+        .env_remove("RUST_LOG")
+        .output()
+        .expect("run sidecache");
+    assert_eq!(output.status.code(), Some(64));
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        stderr.contains("SIDECACHE_TTL_OVERRIDES")
+            && stderr.contains("rule \"static/=1d,force\": the prefix must be a path"),
+        "{stderr}"
+    );
+    assert!(
+        stderr.contains("--origin") && stderr.contains("must not have a query"),
+        "{stderr}"
+    );
+}
+
 /// An admin port other hosts can reach, with no token, would open purges and counters to the
 /// network: refused before any port is bound, unless `--admin-insecure true` says so.
 #[test]

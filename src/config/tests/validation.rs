@@ -147,6 +147,45 @@ fn bad_byte_sizes_are_rejected_with_the_reason() {
 }
 
 #[test]
+fn bad_ttl_overrides_name_the_source_and_the_rule() {
+    let dir = TempDir::new();
+    let file = dir.file("rules.toml", "ttl-overrides = \"/a/=1s; b/=2s\"\n");
+    let error = load_err(
+        &["--config", path_str(&file)],
+        &[("SIDECACHE_DEFAULT_TTL", "-1s")],
+    );
+    let key = Place::FileKey {
+        path: file.clone(),
+        key: "ttl-overrides".to_owned(),
+    };
+    assert!(
+        has_problem(
+            &error,
+            &key,
+            "invalid value \"/a/=1s; b/=2s\": rule \"b/=2s\": the prefix must be a path"
+        ),
+        "{error}"
+    );
+    assert!(
+        has_problem(
+            &error,
+            &env_var("SIDECACHE_DEFAULT_TTL"),
+            "invalid value \"-1s\""
+        ),
+        "{error}"
+    );
+    assert_eq!(error.problems().len(), 2, "{error}");
+
+    let error = load_err(&["--ttl-overrides", "/a/=1s,always"], &[]);
+    assert_eq!(error.exit_code(), EX_USAGE);
+    let message = error.to_string();
+    assert!(
+        message.contains("--ttl-overrides") && message.contains("only \"force\" may follow"),
+        "{message}"
+    );
+}
+
+#[test]
 fn command_line_syntax_errors_are_clap_errors_with_exit_code_64() {
     for args in [
         &["--cache-capacity", "12XB"][..],
@@ -169,11 +208,13 @@ fn command_line_syntax_errors_are_clap_errors_with_exit_code_64() {
 // === validation ===
 
 #[test]
-fn the_origin_must_be_an_absolute_http_url_without_a_path() {
+fn the_origin_must_be_an_absolute_http_url_without_a_query() {
     for accepted in [
         "http://127.0.0.1:9000",
         "http://origin.internal:9000/",
         "http://[::1]",
+        "http://origin.internal/api",
+        "http://origin.internal:9000/api/v1/",
     ] {
         let config = load_ok(&["--origin", accepted], &[]);
         let expected: http::Uri = accepted.parse().expect("test URL");
@@ -188,13 +229,10 @@ fn the_origin_must_be_an_absolute_http_url_without_a_path() {
         ("127.0.0.1:9000", "must be an absolute http:// URL"),
         ("/api", "must be an absolute http:// URL"),
         (
-            "http://origin.internal/api",
-            "the path must be empty or \"/\"",
-        ),
-        (
             "http://origin.internal/?debug=1",
-            "the path must be empty or \"/\"",
+            "must not have a query (got \"debug=1\")",
         ),
+        ("http://origin.internal/api?", "must not have a query"),
     ];
     for (url, reason) in rejected {
         let error = load_err(&["--origin", url], &[]);

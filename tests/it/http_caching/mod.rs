@@ -22,6 +22,8 @@ use support::{Failed, Gate, Got, Reply, Seen, Sidecache, TestClient, TestOrigin}
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 
+mod operator_freshness;
+mod origin_path;
 mod partial_content;
 mod revalidation_and_invalidation;
 mod sizes_ranges_and_freshness;
