@@ -6,7 +6,7 @@ use std::fmt;
 use std::process::ExitCode;
 
 use sidecache::app::App;
-use sidecache::config::Config;
+use sidecache::config::{Config, Invocation};
 use sidecache::demo::DemoOrigin;
 use sidecache::server::Drained;
 use sidecache::telemetry::Tracing;
@@ -14,7 +14,11 @@ use sidecache::{shutdown, telemetry};
 
 fn main() -> ExitCode {
     // A bad configuration exits 64 (EX_USAGE) before any port is bound.
-    let config = Config::load().unwrap_or_else(|error| error.exit());
+    let invocation = Invocation::load().unwrap_or_else(|error| error.exit());
+    if invocation.check_only {
+        return check_config(&invocation);
+    }
+    let config = invocation.config.clone();
     let runtime = match build_runtime() {
         Ok(runtime) => runtime,
         Err(error) => {
@@ -64,6 +68,22 @@ async fn run(config: Config, tracing: Tracing) -> ExitCode {
         Drained::Cleanly => tracing::info!("drained, exiting"),
         Drained::TimedOut => tracing::warn!("shutdown grace period ran out, exiting"),
     }
+    ExitCode::SUCCESS
+}
+
+/// `--check-config`: what starting would check before binding a port (the loaded configuration
+/// and the log filter), then a summary on stdout and exit 0, or the problems on stderr and exit 64.
+/// Nothing is bound, written or started.
+fn check_config(invocation: &Invocation) -> ExitCode {
+    let rust_log = std::env::var("RUST_LOG").ok();
+    if let Err(error) = telemetry::log_filter(&invocation.config.log, rust_log.as_deref()) {
+        eprintln!("sidecache: {}", Chain(&error));
+        return ExitCode::from(64);
+    }
+    println!(
+        "sidecache: the configuration is valid\n{}",
+        invocation.summary()
+    );
     ExitCode::SUCCESS
 }
 

@@ -47,8 +47,16 @@ type BoxedLayer = Box<dyn Layer<Registry> + Send + Sync>;
 #[derive(Debug, thiserror::Error)]
 pub enum SubscriberError {
     /// The level (or `RUST_LOG`) is not a valid filter.
-    #[error("invalid log filter")]
-    Filter(#[source] ParseError),
+    #[error(
+        "invalid log filter {directives:?} (--log-level, or RUST_LOG when set): expected a preset \
+         (prod, development, debug) or EnvFilter directives such as \"info,hyper=warn\""
+    )]
+    Filter {
+        /// The text that was given.
+        directives: String,
+        /// What the filter parser found wrong.
+        source: ParseError,
+    },
     /// A global subscriber was installed before.
     #[error("cannot install the log subscriber")]
     Install(#[source] SetGlobalDefaultError),
@@ -92,12 +100,7 @@ pub fn subscriber_writing_to<W>(
 where
     W: for<'w> MakeWriter<'w> + Send + Sync + 'static,
 {
-    let directives = match filter {
-        Some(directives) if !directives.trim().is_empty() => directives,
-        _ => config.level.as_str(),
-    };
-    let directives = preset_directives(directives.trim()).unwrap_or(directives);
-    let level = EnvFilter::try_new(directives).map_err(SubscriberError::Filter)?;
+    let level = log_filter(config, filter)?;
     let mut layers: Vec<BoxedLayer> = vec![log_layer(
         config.format,
         level,
@@ -108,6 +111,23 @@ where
         layers.push(Box::new(spans));
     }
     Ok(Registry::default().with(layers))
+}
+
+/// The filter the log lines go through: `filter` when given and not blank (`RUST_LOG`'s value in
+/// the binary), else the configured level, either of them a preset name or `EnvFilter` directives.
+///
+/// # Errors
+/// The chosen text is not a valid filter.
+pub fn log_filter(config: &LogConfig, filter: Option<&str>) -> Result<EnvFilter, SubscriberError> {
+    let directives = match filter {
+        Some(directives) if !directives.trim().is_empty() => directives,
+        _ => config.level.as_str(),
+    };
+    let directives = preset_directives(directives.trim()).unwrap_or(directives);
+    EnvFilter::try_new(directives).map_err(|source| SubscriberError::Filter {
+        directives: directives.to_owned(),
+        source,
+    })
 }
 
 /// The filter a named preset stands for, if `level` is one:

@@ -13,6 +13,7 @@ mod support;
 
 mod amplification;
 mod binary;
+mod check_config;
 mod deploy;
 mod http_caching;
 mod isolation;
