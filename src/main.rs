@@ -1,16 +1,27 @@
 //! The `sidecache` binary: parse the configuration, start logging and tracing, serve until
-//! SIGTERM/SIGINT, drain, exit. No business logic lives here.
+//! SIGTERM/SIGINT, drain (or stop at once on a second one), exit. No business logic lives here.
 
 use std::error::Error;
 use std::fmt;
 use std::process::ExitCode;
+use std::sync::Arc;
+use std::time::Duration;
 
 use sidecache::app::App;
 use sidecache::config::{Config, Invocation};
 use sidecache::demo::DemoOrigin;
 use sidecache::server::Drained;
+use sidecache::shutdown::StopSignals;
+use sidecache::telemetry;
 use sidecache::telemetry::Tracing;
-use sidecache::{shutdown, telemetry};
+use sidecache::writebehind::WriteBehind;
+
+/// How long the write-behind counters get to reach their sink when a second stop request cuts
+/// the drain short, before they are written to the recovery file.
+const FORCED_FLUSH_BOUND: Duration = Duration::from_secs(1);
+
+/// The exit status after a drain cut short by a second stop request: not a clean stop.
+const EXIT_FORCED: i32 = 1;
 
 fn main() -> ExitCode {
     // A bad configuration exits 64 (EX_USAGE) before any port is bound.
@@ -42,6 +53,8 @@ fn main() -> ExitCode {
 }
 
 async fn run(config: Config, tracing: Tracing) -> ExitCode {
+    // From before any port is bound: a stop request during startup is kept, not lost.
+    let mut stops = StopSignals::listen();
     let traced = tracing.is_enabled();
     let app = match App::bind_with(&config, tracing).await {
         Ok(app) => app,
@@ -64,11 +77,35 @@ async fn run(config: Config, tracing: Tracing) -> ExitCode {
             DemoOrigin::walkthrough(app.proxy_addr(), app.admin_addr())
         );
     }
-    match app.run_until(shutdown::signal()).await {
-        Drained::Cleanly => tracing::info!("drained, exiting"),
-        Drained::TimedOut => tracing::warn!("shutdown grace period ran out, exiting"),
+    let writebehind = Arc::clone(app.writebehind());
+    let (drain, draining) = tokio::sync::oneshot::channel::<()>();
+    let second_stop = async {
+        let first = stops.next().await;
+        tracing::info!("{first} received, draining");
+        let _ = drain.send(());
+        stops.next().await
+    };
+    tokio::select! {
+        drained = app.run_until(async { let _ = draining.await; }) => match drained {
+            Drained::Cleanly => tracing::info!("drained, exiting"),
+            Drained::TimedOut => tracing::warn!("shutdown grace period ran out, exiting"),
+        },
+        second = second_stop => exit_now(second, &writebehind).await,
     }
     ExitCode::SUCCESS
+}
+
+/// A second stop request during the drain: the requests still in flight are cut off and the
+/// process exits 1 at once, after giving the write-behind counters [`FORCED_FLUSH_BOUND`] to
+/// reach their sink (else they go to the recovery file, replayed at the next start).
+async fn exit_now(signal: &str, writebehind: &WriteBehind) -> ! {
+    tracing::warn!(
+        "{signal} received again during the drain: exiting now, in-flight requests are cut off"
+    );
+    // Logs where the counts went.
+    writebehind.close(FORCED_FLUSH_BOUND).await;
+    // Not a return from `main`: dropping the runtime would wait for the tasks left running.
+    std::process::exit(EXIT_FORCED)
 }
 
 /// `--check-config`: what starting would check before binding a port (the loaded configuration

@@ -23,6 +23,7 @@ mod observability;
 mod origin_faults;
 mod poisoning;
 mod send;
+mod signals;
 mod single_flight;
 mod soak;
 mod tracing;
