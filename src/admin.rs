@@ -21,6 +21,7 @@ mod config;
 mod counters;
 mod readiness;
 pub mod thread;
+mod token;
 
 use std::future::Future;
 use std::sync::Arc;
@@ -31,6 +32,7 @@ use http::{Method, Request, Response, StatusCode};
 
 pub use self::config::AdminConfig;
 pub use self::readiness::{Phase, Readiness};
+pub use self::token::AdminToken;
 use crate::body::{Body, RequestBody};
 use crate::http::key::CacheKey;
 use crate::metrics::{self, Registry};
@@ -49,7 +51,7 @@ pub struct Admin {
     purger: Purger,
     registry: Registry,
     /// When set, the bearer token every endpoint but health, readiness and metrics needs.
-    token: Option<String>,
+    token: AdminToken,
     readiness: Readiness,
     /// The write-behind counters behind `/v1/counters`, when they run.
     counters: Option<Arc<WriteBehind>>,
@@ -84,10 +86,15 @@ impl Admin {
             stats,
             purger,
             registry,
-            token,
+            token: AdminToken::new(token),
             readiness,
             counters: None,
         }
+    }
+
+    /// The token the endpoints ask for, to replace it while serving.
+    pub fn token(&self) -> &AdminToken {
+        &self.token
     }
 
     /// Serves `/v1/counters` from `counters`.
@@ -140,7 +147,7 @@ impl Admin {
     }
 
     fn authorized(&self, headers: &HeaderMap) -> bool {
-        let Some(token) = &self.token else {
+        let Some(token) = self.token.current() else {
             return true;
         };
         // RFC 9110 §11.1: the scheme name is case-insensitive.

@@ -1,19 +1,22 @@
 //! The `sidecache` binary: parse the configuration, start logging and tracing, serve until
-//! SIGTERM/SIGINT, drain (or stop at once on a second one), exit. No business logic lives here.
+//! SIGTERM/SIGINT (reloading on SIGHUP), drain (or stop at once on a second one), exit. No
+//! business logic lives here.
 
 use std::error::Error;
+use std::ffi::OsString;
 use std::fmt;
 use std::process::ExitCode;
 use std::sync::Arc;
 use std::time::Duration;
 
 use sidecache::app::App;
-use sidecache::config::{Config, Invocation};
+use sidecache::config::{Config, Invocation, ProcessEnv};
 use sidecache::demo::DemoOrigin;
+use sidecache::reload::{AdminTokenSetting, Hangups, LogFilterSetting, Reloader};
 use sidecache::server::Drained;
 use sidecache::shutdown::StopSignals;
-use sidecache::telemetry;
 use sidecache::telemetry::Tracing;
+use sidecache::telemetry::{self, LogFilterHandle};
 use sidecache::writebehind::WriteBehind;
 
 /// How long the write-behind counters get to reach their sink when a second stop request cuts
@@ -25,7 +28,9 @@ const EXIT_FORCED: i32 = 1;
 
 fn main() -> ExitCode {
     // A bad configuration exits 64 (EX_USAGE) before any port is bound.
-    let invocation = Invocation::load().unwrap_or_else(|error| error.exit());
+    let args: Vec<OsString> = std::env::args_os().collect();
+    let invocation =
+        Invocation::load_from(args.clone(), &ProcessEnv).unwrap_or_else(|error| error.exit());
     if invocation.check_only {
         return check_config(&invocation);
     }
@@ -45,16 +50,33 @@ fn main() -> ExitCode {
             return ExitCode::from(64);
         }
     };
-    if let Err(error) = telemetry::init(&config.log, &tracing) {
-        eprintln!("sidecache: {}", Chain(&error));
-        return ExitCode::from(64);
-    }
-    runtime.block_on(run(config, tracing))
+    let log_filter = match telemetry::init(&config.log, &tracing) {
+        Ok(handle) => handle,
+        Err(error) => {
+            eprintln!("sidecache: {}", Chain(&error));
+            return ExitCode::from(64);
+        }
+    };
+    let reload = Reload {
+        args,
+        running: invocation,
+        log_filter,
+    };
+    runtime.block_on(run(config, tracing, reload))
 }
 
-async fn run(config: Config, tracing: Tracing) -> ExitCode {
-    // From before any port is bound: a stop request during startup is kept, not lost.
+/// What a reload starts from: the command line, the configuration in effect and the log filter.
+struct Reload {
+    args: Vec<OsString>,
+    running: Invocation,
+    log_filter: LogFilterHandle,
+}
+
+async fn run(config: Config, tracing: Tracing, reload: Reload) -> ExitCode {
+    // From before any port is bound: a stop request or a SIGHUP during startup is kept, not lost
+    // (nor fatal).
     let mut stops = StopSignals::listen();
+    let hangups = Hangups::listen();
     let traced = tracing.is_enabled();
     let app = match App::bind_with(&config, tracing).await {
         Ok(app) => app,
@@ -78,6 +100,18 @@ async fn run(config: Config, tracing: Tracing) -> ExitCode {
         );
     }
     let writebehind = Arc::clone(app.writebehind());
+    let reloader = match Reloader::new(reload.args, ProcessEnv, reload.running, app.registry()) {
+        Ok(reloader) => reloader
+            .with(LogFilterSetting::new(
+                reload.log_filter,
+                std::env::var("RUST_LOG").ok(),
+            ))
+            .with(AdminTokenSetting::new(app.admin_token().clone())),
+        Err(error) => {
+            eprintln!("sidecache: cannot register the reload metrics: {error}");
+            return ExitCode::FAILURE;
+        }
+    };
     let (drain, draining) = tokio::sync::oneshot::channel::<()>();
     let second_stop = async {
         let first = stops.next().await;
@@ -91,6 +125,7 @@ async fn run(config: Config, tracing: Tracing) -> ExitCode {
             Drained::TimedOut => tracing::warn!("shutdown grace period ran out, exiting"),
         },
         second = second_stop => exit_now(second, &writebehind).await,
+        () = reloader.serve(hangups) => {}
     }
     ExitCode::SUCCESS
 }

@@ -31,7 +31,7 @@ use tracing_subscriber::fmt::MakeWriter;
 use tracing_subscriber::layer::SubscriberExt;
 use tracing_subscriber::layer::{self, Filter};
 use tracing_subscriber::registry::LookupSpan;
-use tracing_subscriber::{Layer, Registry};
+use tracing_subscriber::{Layer, Registry, reload};
 
 pub use self::config::{
     LogConfig, LogFormat, OtlpProtocol, Ratio, SamplerKind, TelemetryConfig, TracingConfig,
@@ -42,6 +42,9 @@ use self::uncached::Uncached;
 
 /// A layer over the registry, boxed so that text and JSON, traced and untraced, share one type.
 type BoxedLayer = Box<dyn Layer<Registry> + Send + Sync>;
+
+/// The log lines' filter, replaceable through a [`LogFilterHandle`].
+type ReloadableFilter = reload::Layer<EnvFilter, Registry>;
 
 /// Why the log subscriber could not be set up.
 #[derive(Debug, thiserror::Error)]
@@ -67,10 +70,31 @@ pub enum SubscriberError {
 ///
 /// # Errors
 /// The level is not a valid filter, or a subscriber is already installed.
-pub fn init(config: &LogConfig, tracing: &Tracing) -> Result<(), SubscriberError> {
+/// Returns the handle that changes the log filter while serving.
+pub fn init(config: &LogConfig, tracing: &Tracing) -> Result<LogFilterHandle, SubscriberError> {
     let rust_log = std::env::var("RUST_LOG").ok();
-    let subscriber = subscriber(config, tracing, rust_log.as_deref())?;
-    tracing::subscriber::set_global_default(subscriber).map_err(SubscriberError::Install)
+    let (subscriber, handle) =
+        reloadable_subscriber(config, tracing, rust_log.as_deref(), std::io::stderr)?;
+    tracing::subscriber::set_global_default(subscriber).map_err(SubscriberError::Install)?;
+    Ok(handle)
+}
+
+/// Replaces the filter of the log lines [`init`] installed.
+///
+/// The filter sits behind a read-write lock that tracing reads only for callsites the filter
+/// does not turn down outright (a turned-down callsite is cached as such and never asks), and the
+/// interest of every callsite is recomputed when the filter is replaced.
+#[derive(Debug, Clone)]
+pub struct LogFilterHandle(reload::Handle<EnvFilter, Registry>);
+
+impl LogFilterHandle {
+    /// Makes `filter` the log lines' filter from now on.
+    ///
+    /// # Errors
+    /// The subscriber is gone (the process is ending).
+    pub fn replace(&self, filter: EnvFilter) -> Result<(), reload::Error> {
+        self.0.reload(filter)
+    }
 }
 
 /// The subscriber [`init`] installs, for callers that scope it themselves (tests use
@@ -100,7 +124,29 @@ pub fn subscriber_writing_to<W>(
 where
     W: for<'w> MakeWriter<'w> + Send + Sync + 'static,
 {
-    let level = log_filter(config, filter)?;
+    reloadable_subscriber(config, tracing, filter, writer).map(|(subscriber, _)| subscriber)
+}
+
+/// [`subscriber_writing_to`], with the handle that replaces its log filter.
+///
+/// # Errors
+/// The level is not a valid filter.
+pub fn reloadable_subscriber<W>(
+    config: &LogConfig,
+    tracing: &Tracing,
+    filter: Option<&str>,
+    writer: W,
+) -> Result<
+    (
+        impl Subscriber + for<'a> LookupSpan<'a> + Send + Sync + 'static + use<W>,
+        LogFilterHandle,
+    ),
+    SubscriberError,
+>
+where
+    W: for<'w> MakeWriter<'w> + Send + Sync + 'static,
+{
+    let (level, handle) = reload::Layer::new(log_filter(config, filter)?);
     let mut layers: Vec<BoxedLayer> = vec![log_layer(
         config.format,
         level,
@@ -110,7 +156,7 @@ where
     if let Some(spans) = tracing.layer() {
         layers.push(Box::new(spans));
     }
-    Ok(Registry::default().with(layers))
+    Ok((Registry::default().with(layers), LogFilterHandle(handle)))
 }
 
 /// The filter the log lines go through: `filter` when given and not blank (`RUST_LOG`'s value in
@@ -145,7 +191,7 @@ fn preset_directives(level: &str) -> Option<&'static str> {
 
 /// The log lines. With tracing on, the lines also see sidecache's spans whatever the level, so
 /// that a request's line can carry its trace id; their fields are only formatted then.
-fn log_layer<W>(format: LogFormat, level: EnvFilter, traced: bool, writer: W) -> BoxedLayer
+fn log_layer<W>(format: LogFormat, level: ReloadableFilter, traced: bool, writer: W) -> BoxedLayer
 where
     W: for<'w> MakeWriter<'w> + Send + Sync + 'static,
 {

@@ -58,4 +58,15 @@ impl Invocation {
             .cloned()
             .collect()
     }
+
+    /// Takes `options`' values from `newer`: the reloadable options a reload applied, so that
+    /// the next reload compares with what is in effect.
+    pub fn adopt(&mut self, newer: &Invocation, options: &[String]) {
+        for option in options {
+            match newer.values.get(option) {
+                Some(value) => self.values.insert(option.clone(), value.clone()),
+                None => self.values.remove(option),
+            };
+        }
+    }
 }
