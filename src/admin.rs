@@ -27,6 +27,7 @@ mod purge;
 mod query;
 mod readiness;
 pub mod thread;
+mod token;
 
 use std::future::Future;
 use std::sync::Arc;
@@ -37,6 +38,7 @@ use http::{Method, Request, Response, StatusCode};
 
 pub use self::config::AdminConfig;
 pub use self::readiness::{Phase, Readiness};
+pub use self::token::AdminToken;
 use crate::body::{Body, RequestBody};
 use crate::metrics::{self, Registry};
 use crate::proxy::HttpCache;
@@ -54,7 +56,7 @@ pub struct Admin {
     purger: Purger,
     registry: Registry,
     /// When set, the bearer token every endpoint but health, readiness and metrics needs.
-    token: Option<String>,
+    token: AdminToken,
     readiness: Readiness,
     /// The write-behind counters behind `/v1/counters`, when they run.
     counters: Option<Arc<WriteBehind>>,
@@ -77,10 +79,15 @@ impl Admin {
             stats,
             purger,
             registry,
-            token,
+            token: AdminToken::new(token),
             readiness,
             counters: None,
         }
+    }
+
+    /// The token the endpoints ask for, to replace it while serving.
+    pub fn token(&self) -> &AdminToken {
+        &self.token
     }
 
     /// Serves `/v1/counters` from `counters`.
@@ -133,7 +140,7 @@ impl Admin {
     }
 
     fn authorized(&self, headers: &HeaderMap) -> bool {
-        let Some(token) = &self.token else {
+        let Some(token) = self.token.current() else {
             return true;
         };
         // RFC 9110 §11.1: the scheme name is case-insensitive.

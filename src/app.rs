@@ -14,7 +14,7 @@ use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
 use crate::admin::thread::AdminThread;
-use crate::admin::{Admin, Readiness};
+use crate::admin::{Admin, AdminToken, Readiness};
 use crate::cache::loading::{LoadingCache, LoadingSettings};
 use crate::config::Config;
 use crate::demo::DemoOrigin;
@@ -64,6 +64,10 @@ pub struct App {
     client_metrics: ClientMetrics,
     /// The span pipeline, flushed last when draining.
     tracing: Tracing,
+    /// The metrics registry the admin port exposes, for parts built after the app (reloads).
+    registry: Registry,
+    /// The admin endpoints' token, replaceable while serving.
+    admin_token: AdminToken,
 }
 
 /// Why the app could not start.
@@ -212,13 +216,14 @@ impl App {
                 proxy.cache().clone(),
                 Arc::clone(&stats),
                 proxy.purger().clone(),
-                registry,
+                registry.clone(),
                 config.admin.token.clone(),
                 readiness.clone(),
             )
             .with_counters(Arc::clone(&writebehind)),
         );
         let admin_addr = local_addr(&admin_listener);
+        let admin_token = admin.token().clone();
         // The admin port has the proxy's client limits, and connection slots of its own.
         let admin = AdminThread::spawn(
             admin_listener,
@@ -245,6 +250,8 @@ impl App {
             proxy_slots,
             client_metrics,
             tracing,
+            registry,
+            admin_token,
         })
     }
 
@@ -266,6 +273,16 @@ impl App {
     /// The proxy (for tests that look inside the cache).
     pub fn proxy(&self) -> &Arc<Proxy> {
         &self.proxy
+    }
+
+    /// The metrics registry the admin port exposes.
+    pub fn registry(&self) -> &Registry {
+        &self.registry
+    }
+
+    /// The token the admin endpoints ask for, replaceable while serving.
+    pub fn admin_token(&self) -> &AdminToken {
+        &self.admin_token
     }
 
     /// The write-behind counters (for tests that flush or inspect them).

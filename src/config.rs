@@ -37,8 +37,10 @@
 
 mod env;
 mod error;
+mod invocation;
 mod sources;
 mod standard_env;
+mod summary;
 #[cfg(test)]
 mod tests;
 mod validation;
@@ -49,7 +51,9 @@ use std::time::Duration;
 
 pub use env::{Env, ProcessEnv};
 pub use error::ConfigError;
+pub use invocation::Invocation;
 pub use standard_env::STANDARD_ENV;
+pub use summary::Summary;
 
 use crate::admin::AdminConfig;
 use crate::origin::OriginConfig;

@@ -27,7 +27,8 @@
 //! | [`byte_size`] | byte sizes with units, as the options take them |
 //! | [`demo`] | the embedded demo origin |
 //! | [`telemetry`] | logs (with trace ids), the OTLP span pipeline, sampling, W3C propagation |
-//! | [`shutdown`] | the shutdown signal |
+//! | [`shutdown`] | the shutdown signals: a drain, then a stop at once |
+//! | [`reload`] | SIGHUP: re-reads the configuration and applies what can change while serving (log filter, admin token) |
 //! | [`writebehind`] | counters kept in memory and flushed in batches to SQLite or PostgreSQL |
 //!
 //! Configuration has one naming scheme: a component declares the options a user sets as its
@@ -49,6 +50,7 @@ pub mod http;
 pub mod metrics;
 pub mod origin;
 pub mod proxy;
+pub mod reload;
 pub mod server;
 pub mod shutdown;
 pub mod spans;

@@ -1,20 +1,40 @@
 //! The `sidecache` binary: parse the configuration, start logging and tracing, serve until
-//! SIGTERM/SIGINT, drain, exit. No business logic lives here.
+//! SIGTERM/SIGINT (reloading on SIGHUP), drain (or stop at once on a second one), exit. No
+//! business logic lives here.
 
 use std::error::Error;
+use std::ffi::OsString;
 use std::fmt;
 use std::process::ExitCode;
+use std::sync::Arc;
+use std::time::Duration;
 
 use sidecache::app::App;
-use sidecache::config::Config;
+use sidecache::config::{Config, Invocation, ProcessEnv};
 use sidecache::demo::DemoOrigin;
+use sidecache::reload::{AdminTokenSetting, Hangups, LogFilterSetting, Reloader};
 use sidecache::server::Drained;
+use sidecache::shutdown::StopSignals;
 use sidecache::telemetry::Tracing;
-use sidecache::{shutdown, telemetry};
+use sidecache::telemetry::{self, LogFilterHandle};
+use sidecache::writebehind::WriteBehind;
+
+/// How long the write-behind counters get to reach their sink when a second stop request cuts
+/// the drain short, before they are written to the recovery file.
+const FORCED_FLUSH_BOUND: Duration = Duration::from_secs(1);
+
+/// The exit status after a drain cut short by a second stop request: not a clean stop.
+const EXIT_FORCED: i32 = 1;
 
 fn main() -> ExitCode {
     // A bad configuration exits 64 (EX_USAGE) before any port is bound.
-    let config = Config::load().unwrap_or_else(|error| error.exit());
+    let args: Vec<OsString> = std::env::args_os().collect();
+    let invocation =
+        Invocation::load_from(args.clone(), &ProcessEnv).unwrap_or_else(|error| error.exit());
+    if invocation.check_only {
+        return check_config(&invocation);
+    }
+    let config = invocation.config.clone();
     let runtime = match build_runtime() {
         Ok(runtime) => runtime,
         Err(error) => {
@@ -30,14 +50,33 @@ fn main() -> ExitCode {
             return ExitCode::from(64);
         }
     };
-    if let Err(error) = telemetry::init(&config.log, &tracing) {
-        eprintln!("sidecache: {}", Chain(&error));
-        return ExitCode::from(64);
-    }
-    runtime.block_on(run(config, tracing))
+    let log_filter = match telemetry::init(&config.log, &tracing) {
+        Ok(handle) => handle,
+        Err(error) => {
+            eprintln!("sidecache: {}", Chain(&error));
+            return ExitCode::from(64);
+        }
+    };
+    let reload = Reload {
+        args,
+        running: invocation,
+        log_filter,
+    };
+    runtime.block_on(run(config, tracing, reload))
 }
 
-async fn run(config: Config, tracing: Tracing) -> ExitCode {
+/// What a reload starts from: the command line, the configuration in effect and the log filter.
+struct Reload {
+    args: Vec<OsString>,
+    running: Invocation,
+    log_filter: LogFilterHandle,
+}
+
+async fn run(config: Config, tracing: Tracing, reload: Reload) -> ExitCode {
+    // From before any port is bound: a stop request or a SIGHUP during startup is kept, not lost
+    // (nor fatal).
+    let mut stops = StopSignals::listen();
+    let hangups = Hangups::listen();
     let traced = tracing.is_enabled();
     let app = match App::bind_with(&config, tracing).await {
         Ok(app) => app,
@@ -60,10 +99,63 @@ async fn run(config: Config, tracing: Tracing) -> ExitCode {
             DemoOrigin::walkthrough(app.proxy_addr(), app.admin_addr())
         );
     }
-    match app.run_until(shutdown::signal()).await {
-        Drained::Cleanly => tracing::info!("drained, exiting"),
-        Drained::TimedOut => tracing::warn!("shutdown grace period ran out, exiting"),
+    let writebehind = Arc::clone(app.writebehind());
+    let reloader = match Reloader::new(reload.args, ProcessEnv, reload.running, app.registry()) {
+        Ok(reloader) => reloader
+            .with(LogFilterSetting::new(
+                reload.log_filter,
+                std::env::var("RUST_LOG").ok(),
+            ))
+            .with(AdminTokenSetting::new(app.admin_token().clone())),
+        Err(error) => {
+            eprintln!("sidecache: cannot register the reload metrics: {error}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let (drain, draining) = tokio::sync::oneshot::channel::<()>();
+    let second_stop = async {
+        let first = stops.next().await;
+        tracing::info!("{first} received, draining");
+        let _ = drain.send(());
+        stops.next().await
+    };
+    tokio::select! {
+        drained = app.run_until(async { let _ = draining.await; }) => match drained {
+            Drained::Cleanly => tracing::info!("drained, exiting"),
+            Drained::TimedOut => tracing::warn!("shutdown grace period ran out, exiting"),
+        },
+        second = second_stop => exit_now(second, &writebehind).await,
+        () = reloader.serve(hangups) => {}
     }
+    ExitCode::SUCCESS
+}
+
+/// A second stop request during the drain: the requests still in flight are cut off and the
+/// process exits 1 at once, after giving the write-behind counters [`FORCED_FLUSH_BOUND`] to
+/// reach their sink (else they go to the recovery file, replayed at the next start).
+async fn exit_now(signal: &str, writebehind: &WriteBehind) -> ! {
+    tracing::warn!(
+        "{signal} received again during the drain: exiting now, in-flight requests are cut off"
+    );
+    // Logs where the counts went.
+    writebehind.close(FORCED_FLUSH_BOUND).await;
+    // Not a return from `main`: dropping the runtime would wait for the tasks left running.
+    std::process::exit(EXIT_FORCED)
+}
+
+/// `--check-config`: what starting would check before binding a port (the loaded configuration
+/// and the log filter), then a summary on stdout and exit 0, or the problems on stderr and exit 64.
+/// Nothing is bound, written or started.
+fn check_config(invocation: &Invocation) -> ExitCode {
+    let rust_log = std::env::var("RUST_LOG").ok();
+    if let Err(error) = telemetry::log_filter(&invocation.config.log, rust_log.as_deref()) {
+        eprintln!("sidecache: {}", Chain(&error));
+        return ExitCode::from(64);
+    }
+    println!(
+        "sidecache: the configuration is valid\n{}",
+        invocation.summary()
+    );
     ExitCode::SUCCESS
 }
 

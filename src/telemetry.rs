@@ -31,7 +31,7 @@ use tracing_subscriber::fmt::MakeWriter;
 use tracing_subscriber::layer::SubscriberExt;
 use tracing_subscriber::layer::{self, Filter};
 use tracing_subscriber::registry::LookupSpan;
-use tracing_subscriber::{Layer, Registry};
+use tracing_subscriber::{Layer, Registry, reload};
 
 pub use self::config::{
     LogConfig, LogFormat, OtlpProtocol, Ratio, SamplerKind, TelemetryConfig, TracingConfig,
@@ -43,12 +43,23 @@ use self::uncached::Uncached;
 /// A layer over the registry, boxed so that text and JSON, traced and untraced, share one type.
 type BoxedLayer = Box<dyn Layer<Registry> + Send + Sync>;
 
+/// The log lines' filter, replaceable through a [`LogFilterHandle`].
+type ReloadableFilter = reload::Layer<EnvFilter, Registry>;
+
 /// Why the log subscriber could not be set up.
 #[derive(Debug, thiserror::Error)]
 pub enum SubscriberError {
     /// The level (or `RUST_LOG`) is not a valid filter.
-    #[error("invalid log filter")]
-    Filter(#[source] ParseError),
+    #[error(
+        "invalid log filter {directives:?} (--log-level, or RUST_LOG when set): expected a preset \
+         (prod, development, debug) or EnvFilter directives such as \"info,hyper=warn\""
+    )]
+    Filter {
+        /// The text that was given.
+        directives: String,
+        /// What the filter parser found wrong.
+        source: ParseError,
+    },
     /// A global subscriber was installed before.
     #[error("cannot install the log subscriber")]
     Install(#[source] SetGlobalDefaultError),
@@ -59,10 +70,31 @@ pub enum SubscriberError {
 ///
 /// # Errors
 /// The level is not a valid filter, or a subscriber is already installed.
-pub fn init(config: &LogConfig, tracing: &Tracing) -> Result<(), SubscriberError> {
+/// Returns the handle that changes the log filter while serving.
+pub fn init(config: &LogConfig, tracing: &Tracing) -> Result<LogFilterHandle, SubscriberError> {
     let rust_log = std::env::var("RUST_LOG").ok();
-    let subscriber = subscriber(config, tracing, rust_log.as_deref())?;
-    tracing::subscriber::set_global_default(subscriber).map_err(SubscriberError::Install)
+    let (subscriber, handle) =
+        reloadable_subscriber(config, tracing, rust_log.as_deref(), std::io::stderr)?;
+    tracing::subscriber::set_global_default(subscriber).map_err(SubscriberError::Install)?;
+    Ok(handle)
+}
+
+/// Replaces the filter of the log lines [`init`] installed.
+///
+/// The filter sits behind a read-write lock that tracing reads only for callsites the filter
+/// does not turn down outright (a turned-down callsite is cached as such and never asks), and the
+/// interest of every callsite is recomputed when the filter is replaced.
+#[derive(Debug, Clone)]
+pub struct LogFilterHandle(reload::Handle<EnvFilter, Registry>);
+
+impl LogFilterHandle {
+    /// Makes `filter` the log lines' filter from now on.
+    ///
+    /// # Errors
+    /// The subscriber is gone (the process is ending).
+    pub fn replace(&self, filter: EnvFilter) -> Result<(), reload::Error> {
+        self.0.reload(filter)
+    }
 }
 
 /// The subscriber [`init`] installs, for callers that scope it themselves (tests use
@@ -92,12 +124,29 @@ pub fn subscriber_writing_to<W>(
 where
     W: for<'w> MakeWriter<'w> + Send + Sync + 'static,
 {
-    let directives = match filter {
-        Some(directives) if !directives.trim().is_empty() => directives,
-        _ => config.level.as_str(),
-    };
-    let directives = preset_directives(directives.trim()).unwrap_or(directives);
-    let level = EnvFilter::try_new(directives).map_err(SubscriberError::Filter)?;
+    reloadable_subscriber(config, tracing, filter, writer).map(|(subscriber, _)| subscriber)
+}
+
+/// [`subscriber_writing_to`], with the handle that replaces its log filter.
+///
+/// # Errors
+/// The level is not a valid filter.
+pub fn reloadable_subscriber<W>(
+    config: &LogConfig,
+    tracing: &Tracing,
+    filter: Option<&str>,
+    writer: W,
+) -> Result<
+    (
+        impl Subscriber + for<'a> LookupSpan<'a> + Send + Sync + 'static + use<W>,
+        LogFilterHandle,
+    ),
+    SubscriberError,
+>
+where
+    W: for<'w> MakeWriter<'w> + Send + Sync + 'static,
+{
+    let (level, handle) = reload::Layer::new(log_filter(config, filter)?);
     let mut layers: Vec<BoxedLayer> = vec![log_layer(
         config.format,
         level,
@@ -107,7 +156,24 @@ where
     if let Some(spans) = tracing.layer() {
         layers.push(Box::new(spans));
     }
-    Ok(Registry::default().with(layers))
+    Ok((Registry::default().with(layers), LogFilterHandle(handle)))
+}
+
+/// The filter the log lines go through: `filter` when given and not blank (`RUST_LOG`'s value in
+/// the binary), else the configured level, either of them a preset name or `EnvFilter` directives.
+///
+/// # Errors
+/// The chosen text is not a valid filter.
+pub fn log_filter(config: &LogConfig, filter: Option<&str>) -> Result<EnvFilter, SubscriberError> {
+    let directives = match filter {
+        Some(directives) if !directives.trim().is_empty() => directives,
+        _ => config.level.as_str(),
+    };
+    let directives = preset_directives(directives.trim()).unwrap_or(directives);
+    EnvFilter::try_new(directives).map_err(|source| SubscriberError::Filter {
+        directives: directives.to_owned(),
+        source,
+    })
 }
 
 /// The filter a named preset stands for, if `level` is one:
@@ -125,7 +191,7 @@ fn preset_directives(level: &str) -> Option<&'static str> {
 
 /// The log lines. With tracing on, the lines also see sidecache's spans whatever the level, so
 /// that a request's line can carry its trace id; their fields are only formatted then.
-fn log_layer<W>(format: LogFormat, level: EnvFilter, traced: bool, writer: W) -> BoxedLayer
+fn log_layer<W>(format: LogFormat, level: ReloadableFilter, traced: bool, writer: W) -> BoxedLayer
 where
     W: for<'w> MakeWriter<'w> + Send + Sync + 'static,
 {

@@ -6,6 +6,7 @@
 //! the user's arguments, lowest precedence first; as a later occurrence of an option overrides an
 //! earlier one, the user's flags win, then the environment, then the file, then the defaults.
 
+use std::collections::BTreeMap;
 use std::error::Error as _;
 use std::ffi::{OsStr, OsString};
 use std::fs;
@@ -17,13 +18,16 @@ use clap::{Arg, ArgMatches, Command, CommandFactory, FromArgMatches, Parser};
 
 use super::error::{Place, Problem};
 use super::standard_env::{self, StandardEnv};
-use super::{Config, ConfigError, Env, validation};
+use super::{Config, ConfigError, Env, Invocation, validation};
 
 /// The variable naming the config file when `--config` is not given.
 const CONFIG_FILE_ENV: &str = "SIDECACHE_CONFIG";
 
 /// Argument id of `--config`, the one option that is not part of [`Config`].
 const CONFIG_FILE_ID: &str = "config";
+
+/// Argument id of `--check-config`, which asks for a check instead of a server.
+const CHECK_ONLY_ID: &str = "check-config";
 
 /// Printed after the options in `--help`.
 const AFTER_HELP: &str = "\
@@ -43,6 +47,11 @@ struct Cli {
     /// Unset by default: no file is read.
     #[arg(id = CONFIG_FILE_ID, long = "config", env = CONFIG_FILE_ENV, value_name = "FILE")]
     config_file: Option<PathBuf>,
+    /// Check the configuration (flags, environment and file) and exit: 0 with a summary of the
+    /// effective configuration (secrets redacted), 64 with every problem. Binds no port and
+    /// writes no file.
+    #[arg(id = CHECK_ONLY_ID, long = "check-config", help_heading = "Lifecycle")]
+    check_only: bool,
     #[command(flatten)]
     config: Config,
 }
@@ -70,6 +79,14 @@ struct SourcedValue<'a> {
 
 /// Loads, checks and validates the configuration from `args` (argv\[0\] first) and `env`.
 pub(super) fn load(args: Vec<OsString>, env: &dyn Env) -> Result<Config, ConfigError> {
+    load_invocation(args, env).map(|invocation| invocation.config)
+}
+
+/// [`load`], with what else the command line asked for and the effective value of every option.
+pub(super) fn load_invocation(
+    args: Vec<OsString>,
+    env: &dyn Env,
+) -> Result<Invocation, ConfigError> {
     let (mut command, options) = command_and_options();
     let flags = command
         .try_get_matches_from_mut(&args)
@@ -77,8 +94,9 @@ pub(super) fn load(args: Vec<OsString>, env: &dyn Env) -> Result<Config, ConfigE
 
     let mut problems = Vec::new();
     let mut below_flags = Vec::new();
-    if let Some(path) = config_file(&flags, env) {
-        below_flags.extend(file_values(&path, &options, &mut problems));
+    let file = config_file(&flags, env);
+    if let Some(path) = &file {
+        below_flags.extend(file_values(path, &options, &mut problems));
     }
     below_flags.extend(env_values(&options, env));
     below_flags.retain(|sourced| match check(sourced) {
@@ -89,14 +107,20 @@ pub(super) fn load(args: Vec<OsString>, env: &dyn Env) -> Result<Config, ConfigE
         }
     });
 
-    let config = parse_layered(&command, &args, &below_flags)?;
+    let (cli, values) = parse_layered(&command, &args, &below_flags)?;
+    let config = cli.config;
     problems.extend(
         validation::problems(&config)
             .into_iter()
             .map(|problem| relabel(problem, &flags, &below_flags)),
     );
     if problems.is_empty() {
-        Ok(config)
+        Ok(Invocation {
+            config,
+            file,
+            check_only: cli.check_only,
+            values,
+        })
     } else {
         Err(ConfigError::invalid(problems))
     }
@@ -307,12 +331,13 @@ fn flag_with_value(long: &str, value: &OsStr) -> OsString {
 }
 
 /// Parses `args` with the checked values from below the command line placed before the user's
-/// arguments, lowest precedence first.
+/// arguments, lowest precedence first; also returns each option's effective value as text, by
+/// long flag name.
 fn parse_layered(
     command: &Command,
     args: &[OsString],
     below_flags: &[SourcedValue<'_>],
-) -> Result<Config, ConfigError> {
+) -> Result<(Cli, BTreeMap<String, String>), ConfigError> {
     let program = args
         .first()
         .cloned()
@@ -327,9 +352,22 @@ fn parse_layered(
         .clone()
         .try_get_matches_from(argv)
         .map_err(ConfigError::from_clap)?;
-    Cli::from_arg_matches(&matches)
-        .map(|cli| cli.config)
-        .map_err(ConfigError::from_clap)
+    let cli = Cli::from_arg_matches(&matches).map_err(ConfigError::from_clap)?;
+    Ok((cli, effective_values(command, &matches)))
+}
+
+/// The text each option of [`Config`] ended up with (an option left unset is absent).
+fn effective_values(command: &Command, matches: &ArgMatches) -> BTreeMap<String, String> {
+    command
+        .get_arguments()
+        .filter(|arg| ![CONFIG_FILE_ID, CHECK_ONLY_ID].contains(&arg.get_id().as_str()))
+        .filter_map(|arg| {
+            let long = arg.get_long()?;
+            let raw = matches.try_get_raw(arg.get_id().as_str()).ok().flatten()?;
+            let text: Vec<_> = raw.map(OsStr::to_string_lossy).collect();
+            Some((long.to_owned(), text.join(" ")))
+        })
+        .collect()
 }
 
 /// Points a validation problem at the source its value came from, when that was not a flag.

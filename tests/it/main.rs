@@ -13,6 +13,7 @@ mod support;
 
 mod amplification;
 mod binary;
+mod check_config;
 mod deploy;
 mod http_caching;
 mod isolation;
@@ -22,6 +23,7 @@ mod observability;
 mod origin_faults;
 mod poisoning;
 mod send;
+mod signals;
 mod single_flight;
 mod soak;
 mod tracing;

@@ -501,7 +501,8 @@ fn help_documents_every_option_with_its_env_name_and_default() {
         let help = error.to_string();
         for arg in command.get_arguments() {
             let Some(long) = arg.get_long() else { continue };
-            if matches!(long, "help" | "version") {
+            // Actions, not options: they take no value and have no variable.
+            if matches!(long, "help" | "version" | "check-config") {
                 continue;
             }
             assert!(
@@ -562,7 +563,8 @@ fn every_option_follows_the_conventions() {
 
     for arg in command.get_arguments() {
         let id = arg.get_id().as_str();
-        if matches!(id, "help" | "version") {
+        // Actions, not options: they take no value and have no variable.
+        if matches!(id, "help" | "version" | "check-config") {
             continue;
         }
         let long = arg
