@@ -7,6 +7,8 @@
 //!   joining an incoming `traceparent`, injecting one, attributes, links. No-ops on spans no
 //!   exporter records.
 //! - `logs`: the log line format, which adds the request's trace and span ids.
+//! - `line_budget`: how many lines of a kind may be written, so a storm of failures cannot flood
+//!   the log.
 //! - `semconv`: HTTP semantic-convention spellings both edges use.
 //! - `uncached`: the wrapper every per-layer filter goes through, so tracing asks it about every
 //!   span and event (a tracing-subscriber bug otherwise drops spans).
@@ -18,6 +20,7 @@
 mod config;
 pub(crate) mod context;
 pub(crate) mod export;
+pub(crate) mod line_budget;
 pub(crate) mod logs;
 pub(crate) mod sampling;
 pub(crate) mod semconv;

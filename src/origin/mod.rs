@@ -8,10 +8,13 @@
 mod config;
 pub(crate) mod connector;
 pub(crate) mod error;
+mod failure_log;
 pub(crate) mod headers;
 pub mod metrics;
 pub(crate) mod trace;
 
+use std::fmt;
+use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::{Bytes, BytesMut};
@@ -32,6 +35,8 @@ use self::connector::{LimitedConnector, OriginBusy, OriginSlots};
 pub use self::error::{
     ErrorResponse, OriginBuildError, OriginError, OriginErrorKind, is_error_status,
 };
+use self::failure_log::FailureLog;
+pub use self::failure_log::ORIGIN_LOG;
 use self::metrics::{OriginMetrics, OriginOutcome};
 use self::trace::FetchTrace;
 use crate::body::{Body, Guard, PeerBodyError, StreamError};
@@ -85,6 +90,8 @@ pub struct OriginClient {
     authority_host: HeaderValue,
     settings: OriginSettings,
     metrics: OriginMetrics,
+    /// Where failed requests are logged, within one budget shared by every clone.
+    failures: Arc<FailureLog>,
 }
 
 // === impl OriginClient ===
@@ -118,6 +125,7 @@ impl OriginClient {
             .pool_idle_timeout(settings.pool_idle_timeout)
             .pool_timer(TokioTimer::new())
             .build(connector);
+        let failures = Arc::new(FailureLog::new(&settings.url));
         Ok(Self {
             client,
             slots,
@@ -126,6 +134,7 @@ impl OriginClient {
             authority_host,
             settings,
             metrics,
+            failures,
         })
     }
 
@@ -137,6 +146,15 @@ impl OriginClient {
     /// The origin's base URL.
     pub fn url(&self) -> &Uri {
         &self.settings.url
+    }
+
+    /// Logs that the origin request (or load) for `key` failed with `error`: one WARN line on
+    /// target [`ORIGIN_LOG`], unless the client's own request body failed, and at most a burst
+    /// of ten lines then ten a minute; a line written after some were held back says how many
+    /// (`suppressed`). Called once per failed load or request sent around the cache, where its
+    /// failure is handled.
+    pub fn log_failure(&self, key: &dyn fmt::Display, error: &OriginError) {
+        self.failures.failed(key, error);
     }
 
     /// Sends `request` (whose URI is the path and query to ask for) and waits for the response

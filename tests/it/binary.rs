@@ -220,3 +220,82 @@ async fn otel_variables_turn_tracing_on_and_sigterm_flushes_the_spans() {
     assert_eq!(unanswered["fields"]["path"], "/left", "{unanswered}");
     assert_eq!(unanswered["trace_id"], left_trace, "{unanswered}");
 }
+
+/// The JSON log lines of `log` on `target`.
+fn lines_on(log: &[String], target: &str) -> Vec<serde_json::Value> {
+    log.iter()
+        .filter_map(|line| serde_json::from_str::<serde_json::Value>(line).ok())
+        .filter(|entry| entry["target"] == target)
+        .collect()
+}
+
+#[tokio::test]
+async fn each_failed_origin_request_is_one_warning_naming_the_origin_the_key_and_the_cause() {
+    // Nothing listens on the origin's port: every connection is refused.
+    let origin = format!("http://127.0.0.1:{}", support::free_port());
+    let (mut child, proxy, _admin, log) = start_logged(&["--origin", &origin], &[]);
+    let client = TestClient::new();
+    let loaded = client.get(&format!("http://{proxy}/a?x=1")).await;
+    assert_eq!(loaded.status, 502);
+    let forwarded = client
+        .send(
+            http::Method::POST,
+            &format!("http://{proxy}/b"),
+            &[],
+            bytes::Bytes::from_static(b"form"),
+        )
+        .await;
+    assert_eq!(forwarded.status, 502);
+    assert_eq!(terminate(&mut child), 0);
+
+    let log = log.join().expect("log reader");
+    let failures = lines_on(&log, "sidecache::origin");
+    let keys: Vec<_> = failures.iter().map(|line| &line["fields"]["key"]).collect();
+    assert_eq!(
+        keys,
+        [&format!("{proxy}/a?x=1"), &format!("{proxy}/b")],
+        "{log:#?}"
+    );
+    for line in &failures {
+        assert_eq!(line["level"], "WARN", "{line}");
+        assert_eq!(line["fields"]["message"], "origin request failed", "{line}");
+        assert_eq!(line["fields"]["origin"], format!("{origin}/"), "{line}");
+        assert_eq!(line["fields"]["error"], "origin-connect-failed", "{line}");
+        let cause = line["fields"]["cause"].as_str().unwrap_or_default();
+        assert!(cause.to_lowercase().contains("refused"), "{line}");
+    }
+}
+
+#[tokio::test]
+async fn a_load_many_clients_wait_on_fails_with_one_warning() {
+    let gate = Gate::new();
+    let held = gate.clone();
+    let origin = TestOrigin::start(move |_, _| Reply::ok("late").gated(&held)).await;
+    let (mut child, proxy, admin, log) =
+        start_logged(&["--origin", &origin.url(), "--origin-timeout", "2s"], &[]);
+    let url = format!("http://{proxy}/slow");
+    let first = tokio::spawn({
+        let url = url.clone();
+        async move { TestClient::new().get(&url).await.status }
+    });
+    origin.arrivals(1).await;
+    let waiters: Vec<_> = (0..4)
+        .map(|_| {
+            let url = url.clone();
+            tokio::spawn(async move { TestClient::new().get(&url).await.status })
+        })
+        .collect();
+    support::wait_for_value_at(admin, "sidecache_coalesce_waiting", 4.0).await;
+    for answer in std::iter::once(first).chain(waiters) {
+        assert_eq!(answer.await.expect("client"), 504);
+    }
+    gate.open();
+    assert_eq!(terminate(&mut child), 0);
+
+    let log = log.join().expect("log reader");
+    let failures = lines_on(&log, "sidecache::origin");
+    assert_eq!(failures.len(), 1, "{log:#?}");
+    assert_eq!(failures[0]["fields"]["error"], "origin-timeout");
+    assert_eq!(failures[0]["fields"]["key"], format!("{proxy}/slow"));
+    assert_eq!(origin.count("/slow"), 1);
+}
