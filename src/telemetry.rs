@@ -27,6 +27,8 @@ pub(crate) mod semconv;
 mod span_counts;
 mod uncached;
 
+use std::io::IsTerminal as _;
+
 use tracing::subscriber::{Interest, SetGlobalDefaultError};
 use tracing::{Metadata, Subscriber};
 use tracing_subscriber::filter::{EnvFilter, FilterExt, ParseError};
@@ -79,10 +81,14 @@ pub fn subscriber(
     tracing: &Tracing,
     filter: Option<&str>,
 ) -> Result<impl Subscriber + for<'a> LookupSpan<'a> + Send + Sync + 'static, SubscriberError> {
-    subscriber_writing_to(config, tracing, filter, std::io::stderr)
+    // Colour codes only for a person at a terminal: not in files, pipes or journald.
+    let colour = std::io::stderr().is_terminal()
+        && std::env::var_os("NO_COLOR").is_none_or(|value| value.is_empty());
+    subscriber_with(config, tracing, filter, std::io::stderr, colour)
 }
 
-/// [`subscriber`], writing log lines to `writer` instead of stderr (for tests and benchmarks).
+/// [`subscriber`], writing log lines to `writer` instead of stderr (for tests and benchmarks),
+/// without colour codes.
 ///
 /// # Errors
 /// The level is not a valid filter.
@@ -91,6 +97,20 @@ pub fn subscriber_writing_to<W>(
     tracing: &Tracing,
     filter: Option<&str>,
     writer: W,
+) -> Result<impl Subscriber + for<'a> LookupSpan<'a> + Send + Sync + 'static, SubscriberError>
+where
+    W: for<'w> MakeWriter<'w> + Send + Sync + 'static,
+{
+    subscriber_with(config, tracing, filter, writer, false)
+}
+
+/// [`subscriber_writing_to`], with colour codes in text lines if `colour`.
+fn subscriber_with<W>(
+    config: &LogConfig,
+    tracing: &Tracing,
+    filter: Option<&str>,
+    writer: W,
+    colour: bool,
 ) -> Result<impl Subscriber + for<'a> LookupSpan<'a> + Send + Sync + 'static, SubscriberError>
 where
     W: for<'w> MakeWriter<'w> + Send + Sync + 'static,
@@ -106,6 +126,7 @@ where
         level,
         tracing.is_enabled(),
         writer,
+        colour,
     )];
     if let Some(spans) = tracing.layer() {
         layers.push(Box::new(spans));
@@ -126,15 +147,22 @@ fn preset_directives(level: &str) -> Option<&'static str> {
     }
 }
 
-/// The log lines. With tracing on, the lines also see sidecache's spans whatever the level, so
-/// that a request's line can carry its trace id; their fields are only formatted then.
-fn log_layer<W>(format: LogFormat, level: EnvFilter, traced: bool, writer: W) -> BoxedLayer
+/// The log lines, text ones with colour codes if `colour`. With tracing on, the lines also see
+/// sidecache's spans whatever the level, so that a request's line can carry its trace id; their
+/// fields are only formatted then.
+fn log_layer<W>(
+    format: LogFormat,
+    level: EnvFilter,
+    traced: bool,
+    writer: W,
+    colour: bool,
+) -> BoxedLayer
 where
     W: for<'w> MakeWriter<'w> + Send + Sync + 'static,
 {
     let lines = tracing_subscriber::fmt::layer().with_writer(writer);
     match (format, traced) {
-        (LogFormat::Text, false) => lines.with_filter(Uncached(level)).boxed(),
+        (LogFormat::Text, false) => lines.with_ansi(colour).with_filter(Uncached(level)).boxed(),
         (LogFormat::Json, false) => lines.json().with_filter(Uncached(level)).boxed(),
         (LogFormat::Text, true) => lines
             // Lines carrying ids are re-written (see `logs`), which drops colours: keep all

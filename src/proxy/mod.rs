@@ -3,6 +3,7 @@
 //!
 #![doc = include_str!("../../docs/request-path.md")]
 
+pub(crate) mod access_log;
 pub(crate) mod cache_status;
 pub(crate) mod classify;
 mod config;
@@ -24,6 +25,7 @@ pub mod service;
 pub mod settings;
 pub(crate) mod trace;
 
+pub use self::access_log::AccessLogFormat;
 pub use self::config::{CacheConfig, ClientCacheControl, ProxyConfig, RangeMiss};
 use crate::cache::loading::LoadingCache;
 

@@ -23,19 +23,43 @@ fn start_logged(
     args: &[&str],
     vars: &[(&str, &str)],
 ) -> (Child, SocketAddr, SocketAddr, JoinHandle<Vec<String>>) {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_sidecache"))
+    let mut child = command(args, vars)
+        .stdout(Stdio::null())
+        .spawn()
+        .expect("spawn sidecache");
+    let listening = support::binary::listening(&mut child);
+    (child, listening.proxy, listening.admin, listening.log)
+}
+
+/// The binary's command line, with JSON logs on a piped stderr.
+fn command(args: &[&str], vars: &[(&str, &str)]) -> Command {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_sidecache"));
+    command
         .args(["--listen", "127.0.0.1:0", "--admin-listen", "127.0.0.1:0"])
         .args(["--log-format", "json", "--log-level", "info"])
         .args(["--writebehind-sink", "sqlite::memory:"])
         .args(args)
         .env_remove("RUST_LOG")
         .envs(vars.iter().copied())
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
+        .stderr(Stdio::piped());
+    command
+}
+
+/// Like [`start_logged`], with what the binary writes to stdout (its access log), every line
+/// of it once the process has exited.
+fn start_with_stdout(args: &[&str]) -> (Child, SocketAddr, SocketAddr, JoinHandle<Vec<String>>) {
+    let mut child = command(args, &[])
+        .stdout(Stdio::piped())
         .spawn()
         .expect("spawn sidecache");
+    let stdout = child.stdout.take().expect("stdout");
+    let lines = std::thread::spawn(move || {
+        std::io::BufRead::lines(std::io::BufReader::new(stdout))
+            .map_while(Result::ok)
+            .collect()
+    });
     let listening = support::binary::listening(&mut child);
-    (child, listening.proxy, listening.admin, listening.log)
+    (child, listening.proxy, listening.admin, lines)
 }
 
 fn terminate(child: &mut Child) -> i32 {
@@ -129,14 +153,7 @@ async fn otel_variables_turn_tracing_on_and_sigterm_flushes_the_spans() {
     let Some(receiver) = Receiver::start().await else {
         return;
     };
-    let gate = Gate::new();
-    let origin_gate = gate.clone();
-    let origin = TestOrigin::start(move |seen, _| {
-        Reply::ok("body")
-            .header("cache-control", "max-age=60")
-            .gated_if(seen.path == "/left", &origin_gate)
-    })
-    .await;
+    let (origin, gate) = origin_holding_left("body").await;
     let endpoint = receiver.endpoint("grpc");
     let (mut child, proxy, admin, log) = start_logged(
         &[
@@ -163,19 +180,8 @@ async fn otel_variables_turn_tracing_on_and_sigterm_flushes_the_spans() {
     assert_eq!(got.status, 200);
     // A request its client leaves before the answer.
     let left_trace = "0af7651916cd43dd8448eb211c80319d";
-    let mut left = tokio::net::TcpStream::connect(proxy)
-        .await
-        .expect("connect");
-    let head = format!(
-        "GET /left HTTP/1.1\r\nHost: binary.test\r\ntraceparent: 00-{left_trace}-b7ad6b7169203331-01\r\n\r\n"
-    );
-    tokio::io::AsyncWriteExt::write_all(&mut left, head.as_bytes())
-        .await
-        .expect("write");
-    origin.arrivals(2).await;
-    drop(left);
-    let client_closed = "sidecache_requests_ended_total{outcome=\"client_closed\"}";
-    support::wait_for_value_at(admin, client_closed, 1.0).await;
+    let traceparent = format!("traceparent: 00-{left_trace}-b7ad6b7169203331-01\r\n");
+    leave_before_the_answer(proxy, admin, &origin, &traceparent).await;
     gate.open();
     assert_eq!(terminate(&mut child), 0);
     let spans = receiver.stop().await;
@@ -298,4 +304,107 @@ async fn a_load_many_clients_wait_on_fails_with_one_warning() {
     assert_eq!(failures[0]["fields"]["error"], "origin-timeout");
     assert_eq!(failures[0]["fields"]["key"], format!("{proxy}/slow"));
     assert_eq!(origin.count("/slow"), 1);
+}
+
+#[tokio::test]
+async fn the_access_log_has_one_line_per_request_with_what_was_sent() {
+    let (origin, gate) = origin_holding_left("0123456789").await;
+    let (mut child, proxy, admin, stdout) =
+        start_with_stdout(&["--origin", &origin.url(), "--access-log", "json"]);
+    let client = TestClient::new();
+    let url = format!("http://{proxy}/page?x=1");
+    let headers = [
+        ("referer", "http://shop.test/"),
+        ("user-agent", "probe/1.0"),
+    ];
+    for _ in 0..2 {
+        assert_eq!(client.get_with(&url, &headers).await.status, 200);
+    }
+    leave_before_the_answer(proxy, admin, &origin, "").await;
+    gate.open();
+    assert_eq!(terminate(&mut child), 0);
+
+    let lines = stdout.join().expect("stdout reader");
+    let entries: Vec<serde_json::Value> = lines
+        .iter()
+        .map(|line| serde_json::from_str(line).expect("one JSON object per line"))
+        .collect();
+    assert_eq!(entries.len(), 3, "{lines:#?}");
+    let (miss, hit, unanswered) = (&entries[0], &entries[1], &entries[2]);
+    for entry in [miss, hit] {
+        assert_eq!(entry["remote_addr"], "127.0.0.1", "{entry}");
+        assert_eq!(entry["request_method"], "GET", "{entry}");
+        assert_eq!(entry["request_uri"], "/page?x=1", "{entry}");
+        assert_eq!(entry["server_protocol"], "HTTP/1.1", "{entry}");
+        assert_eq!(entry["status"], 200, "{entry}");
+        assert_eq!(entry["body_bytes_sent"], 10, "{entry}");
+        assert_eq!(entry["http_referer"], "http://shop.test/", "{entry}");
+        assert_eq!(entry["http_user_agent"], "probe/1.0", "{entry}");
+        assert_eq!(entry["host"], proxy.to_string(), "{entry}");
+        assert_eq!(entry["ended"], "completed", "{entry}");
+        assert!(entry["request_time"].is_f64(), "{entry}");
+        assert!(entry["trace_id"].is_null(), "tracing is off: {entry}");
+    }
+    let cache_status =
+        |entry: &serde_json::Value| entry["cache_status"].as_str().map(str::to_owned);
+    assert!(
+        cache_status(miss).is_some_and(|status| status.contains("fwd=uri-miss")),
+        "{miss}"
+    );
+    assert!(miss["upstream_time"].is_f64(), "{miss}");
+    assert!(
+        cache_status(hit).is_some_and(|status| status.starts_with("sidecache; hit")),
+        "{hit}"
+    );
+    assert!(hit["upstream_time"].is_null(), "{hit}");
+    assert_eq!(unanswered["request_uri"], "/left", "{unanswered}");
+    assert!(unanswered["status"].is_null(), "{unanswered}");
+    assert_eq!(unanswered["body_bytes_sent"], 0, "{unanswered}");
+    assert_eq!(unanswered["ended"], "client_closed", "{unanswered}");
+}
+
+#[tokio::test]
+async fn the_access_log_is_off_by_default() {
+    let origin = TestOrigin::start(|_, _| Reply::ok("body")).await;
+    let (mut child, proxy, _admin, stdout) = start_with_stdout(&["--origin", &origin.url()]);
+    let got = TestClient::new().get(&format!("http://{proxy}/page")).await;
+    assert_eq!(got.status, 200);
+    assert_eq!(terminate(&mut child), 0);
+    let lines = stdout.join().expect("stdout reader");
+    assert!(lines.is_empty(), "{lines:#?}");
+}
+
+/// An origin that answers `body` (fresh for a minute) at once, but holds its answer to `/left`
+/// until the gate opens.
+async fn origin_holding_left(body: &'static str) -> (TestOrigin, Gate) {
+    let gate = Gate::new();
+    let held = gate.clone();
+    let origin = TestOrigin::start(move |seen, _| {
+        Reply::ok(body)
+            .header("cache-control", "max-age=60")
+            .gated_if(seen.path == "/left", &held)
+    })
+    .await;
+    (origin, gate)
+}
+
+/// Sends `GET /left` (with `fields`, each ending in CRLF) to `proxy` as the origin's second
+/// request, and leaves before the answer; returns once the proxy counted it `client_closed`.
+async fn leave_before_the_answer(
+    proxy: SocketAddr,
+    admin: SocketAddr,
+    origin: &TestOrigin,
+    fields: &str,
+) {
+    let mut left = tokio::net::TcpStream::connect(proxy)
+        .await
+        .expect("connect");
+    let head = format!("GET /left HTTP/1.1\r\nHost: binary.test\r\n{fields}\r\n");
+    tokio::io::AsyncWriteExt::write_all(&mut left, head.as_bytes())
+        .await
+        .expect("write");
+    origin.arrivals(2).await;
+    drop(left);
+    let client_closed = "sidecache_requests_ended_total{outcome=\"client_closed\"}";
+    support::wait_for_value_at(admin, client_closed, 1.0).await;
 }
