@@ -408,3 +408,35 @@ async fn leave_before_the_answer(
     let client_closed = "sidecache_requests_ended_total{outcome=\"client_closed\"}";
     support::wait_for_value_at(admin, client_closed, 1.0).await;
 }
+
+#[tokio::test]
+async fn a_text_access_line_is_nginx_combined_followed_by_the_cache_fields() {
+    let origin = TestOrigin::start(|_, _| Reply::ok("text")).await;
+    let (mut child, proxy, _admin, stdout) =
+        start_with_stdout(&["--origin", &origin.url(), "--access-log", "text"]);
+    let got = TestClient::new()
+        .get_with(
+            &format!("http://{proxy}/t?q=1"),
+            &[("user-agent", "probe \"2\"")],
+        )
+        .await;
+    assert_eq!(got.status, 200);
+    assert_eq!(terminate(&mut child), 0);
+    let lines = stdout.join().expect("stdout reader");
+    assert_eq!(lines.len(), 1, "{lines:#?}");
+    let line = &lines[0];
+    let (combined, cache_fields) = line.split_once("] ").expect("a bracketed time");
+    assert!(combined.starts_with("127.0.0.1 - - ["), "{line}");
+    assert!(
+        cache_fields.starts_with(&format!(
+            "\"GET /t?q=1 HTTP/1.1\" 200 4 \"-\" \"probe \\x222\\x22\" host=\"{proxy}\" cache_status=\""
+        )),
+        "{line}"
+    );
+    assert!(cache_fields.contains(" request_time="), "{line}");
+    assert!(
+        cache_fields.ends_with(" ended=completed trace_id=-"),
+        "{line}"
+    );
+    assert!(!line.contains('\x1b'), "no colour codes: {line:?}");
+}
