@@ -440,3 +440,31 @@ async fn a_text_access_line_is_nginx_combined_followed_by_the_cache_fields() {
     );
     assert!(!line.contains('\x1b'), "no colour codes: {line:?}");
 }
+
+#[tokio::test]
+async fn an_access_line_counts_the_bytes_sent_before_the_body_broke_off() {
+    use support::fault_origin::{Answer, Behaviour, FaultOrigin};
+    let origin = FaultOrigin::start(|_| Behaviour::ShortBody {
+        answer: Answer::ok(vec![b'x'; 1000]).header("cache-control", "no-store"),
+        sent: 100,
+    })
+    .await;
+    let (mut child, proxy, _admin, stdout) =
+        start_with_stdout(&["--origin", &origin.url(), "--access-log", "json"]);
+    let got = TestClient::new()
+        .try_send(
+            http::Method::GET,
+            &format!("http://{proxy}/short"),
+            &[],
+            bytes::Bytes::new(),
+        )
+        .await;
+    assert!(got.is_err(), "the body broke off");
+    assert_eq!(terminate(&mut child), 0);
+    let lines = stdout.join().expect("stdout reader");
+    assert_eq!(lines.len(), 1, "{lines:#?}");
+    let entry: serde_json::Value = serde_json::from_str(&lines[0]).expect("JSON");
+    assert_eq!(entry["status"], 200, "{entry}");
+    assert_eq!(entry["body_bytes_sent"], 100, "{entry}");
+    assert_eq!(entry["ended"], "body_aborted", "{entry}");
+}
