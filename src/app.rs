@@ -197,7 +197,8 @@ impl App {
             Arc::clone(&stats),
             config.request_settings(),
         )
-        .with_tracing(tracing.request_sampler());
+        .with_tracing(tracing.request_sampler())
+        .access_log(config.proxy.access_log);
         if config.writebehind.count_requests {
             proxy = proxy.count_requests(RequestCounts::new(
                 Arc::clone(&writebehind),

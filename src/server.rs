@@ -59,7 +59,7 @@ use tokio_util::sync::CancellationToken;
 pub use self::config::ClientLimitsConfig;
 pub use self::metrics::ClientMetrics;
 pub use self::request_end::RequestEnd;
-pub use self::tracked_body::TrackedBody;
+pub use self::tracked_body::{OnBodyEnd, TrackedBody};
 
 use self::abandon::Abandonment;
 use self::answering::Answering;

@@ -7,6 +7,8 @@
 //!   joining an incoming `traceparent`, injecting one, attributes, links. No-ops on spans no
 //!   exporter records.
 //! - `logs`: the log line format, which adds the request's trace and span ids.
+//! - `line_budget`: how many lines of a kind may be written, so a storm of failures cannot flood
+//!   the log.
 //! - `semconv`: HTTP semantic-convention spellings both edges use.
 //! - `uncached`: the wrapper every per-layer filter goes through, so tracing asks it about every
 //!   span and event (a tracing-subscriber bug otherwise drops spans).
@@ -18,11 +20,14 @@
 mod config;
 pub(crate) mod context;
 pub(crate) mod export;
+pub(crate) mod line_budget;
 pub(crate) mod logs;
 pub(crate) mod sampling;
 pub(crate) mod semconv;
 mod span_counts;
 mod uncached;
+
+use std::io::IsTerminal as _;
 
 use tracing::subscriber::{Interest, SetGlobalDefaultError};
 use tracing::{Metadata, Subscriber};
@@ -73,8 +78,13 @@ pub enum SubscriberError {
 /// Returns the handle that changes the log filter while serving.
 pub fn init(config: &LogConfig, tracing: &Tracing) -> Result<LogFilterHandle, SubscriberError> {
     let rust_log = std::env::var("RUST_LOG").ok();
-    let (subscriber, handle) =
-        reloadable_subscriber(config, tracing, rust_log.as_deref(), std::io::stderr)?;
+    let (subscriber, handle) = reloadable_subscriber(
+        config,
+        tracing,
+        rust_log.as_deref(),
+        std::io::stderr,
+        stderr_is_a_terminal(),
+    )?;
     tracing::subscriber::set_global_default(subscriber).map_err(SubscriberError::Install)?;
     Ok(handle)
 }
@@ -108,10 +118,25 @@ pub fn subscriber(
     tracing: &Tracing,
     filter: Option<&str>,
 ) -> Result<impl Subscriber + for<'a> LookupSpan<'a> + Send + Sync + 'static, SubscriberError> {
-    subscriber_writing_to(config, tracing, filter, std::io::stderr)
+    reloadable_subscriber(
+        config,
+        tracing,
+        filter,
+        std::io::stderr,
+        stderr_is_a_terminal(),
+    )
+    .map(|(subscriber, _)| subscriber)
 }
 
-/// [`subscriber`], writing log lines to `writer` instead of stderr (for tests and benchmarks).
+/// Whether log lines to stderr may carry colour codes: only for a person at a terminal (not in
+/// files, pipes or journald), and not when `NO_COLOR` is set.
+fn stderr_is_a_terminal() -> bool {
+    std::io::stderr().is_terminal()
+        && std::env::var_os("NO_COLOR").is_none_or(|value| value.is_empty())
+}
+
+/// [`subscriber`], writing log lines to `writer` instead of stderr (for tests and benchmarks),
+/// without colour codes.
 ///
 /// # Errors
 /// The level is not a valid filter.
@@ -124,10 +149,11 @@ pub fn subscriber_writing_to<W>(
 where
     W: for<'w> MakeWriter<'w> + Send + Sync + 'static,
 {
-    reloadable_subscriber(config, tracing, filter, writer).map(|(subscriber, _)| subscriber)
+    reloadable_subscriber(config, tracing, filter, writer, false).map(|(subscriber, _)| subscriber)
 }
 
-/// [`subscriber_writing_to`], with the handle that replaces its log filter.
+/// [`subscriber_writing_to`], with colour codes in text lines if `colour`, and the handle that
+/// replaces its log filter.
 ///
 /// # Errors
 /// The level is not a valid filter.
@@ -136,6 +162,7 @@ pub fn reloadable_subscriber<W>(
     tracing: &Tracing,
     filter: Option<&str>,
     writer: W,
+    colour: bool,
 ) -> Result<
     (
         impl Subscriber + for<'a> LookupSpan<'a> + Send + Sync + 'static + use<W>,
@@ -152,6 +179,7 @@ where
         level,
         tracing.is_enabled(),
         writer,
+        colour,
     )];
     if let Some(spans) = tracing.layer() {
         layers.push(Box::new(spans));
@@ -189,15 +217,22 @@ fn preset_directives(level: &str) -> Option<&'static str> {
     }
 }
 
-/// The log lines. With tracing on, the lines also see sidecache's spans whatever the level, so
-/// that a request's line can carry its trace id; their fields are only formatted then.
-fn log_layer<W>(format: LogFormat, level: ReloadableFilter, traced: bool, writer: W) -> BoxedLayer
+/// The log lines, text ones with colour codes if `colour`. With tracing on, the lines also see
+/// sidecache's spans whatever the level, so that a request's line can carry its trace id; their
+/// fields are only formatted then.
+fn log_layer<W>(
+    format: LogFormat,
+    level: ReloadableFilter,
+    traced: bool,
+    writer: W,
+    colour: bool,
+) -> BoxedLayer
 where
     W: for<'w> MakeWriter<'w> + Send + Sync + 'static,
 {
     let lines = tracing_subscriber::fmt::layer().with_writer(writer);
     match (format, traced) {
-        (LogFormat::Text, false) => lines.with_filter(Uncached(level)).boxed(),
+        (LogFormat::Text, false) => lines.with_ansi(colour).with_filter(Uncached(level)).boxed(),
         (LogFormat::Json, false) => lines.json().with_filter(Uncached(level)).boxed(),
         (LogFormat::Text, true) => lines
             // Lines carrying ids are re-written (see `logs`), which drops colours: keep all

@@ -15,7 +15,7 @@ use super::sources::testing;
 use super::*;
 use crate::origin::HostHeader;
 use crate::proxy::ttl_overrides::TtlOverrides;
-use crate::proxy::{ClientCacheControl, RangeMiss};
+use crate::proxy::{AccessLogFormat, ClientCacheControl, RangeMiss};
 use crate::telemetry::{LogFormat, OtlpProtocol, Ratio, SamplerKind};
 use crate::writebehind::SinkAddress;
 
@@ -120,6 +120,7 @@ fn defaults_when_nothing_is_given() {
             host_header: HostHeader::Preserve,
             allow_trace: false,
             client_cache_control: ClientCacheControl::Honor,
+            access_log: AccessLogFormat::Off,
         },
         client: ClientLimitsConfig {
             max_connections: 10_000,
@@ -393,6 +394,7 @@ fn every_option_is_read_from_its_environment_variable() {
         ("SIDECACHE_MAX_URI_LENGTH", "21KiB"),
         ("SIDECACHE_ALLOW_TRACE", "true"),
         ("SIDECACHE_CLIENT_CACHE_CONTROL", "ignore"),
+        ("SIDECACHE_ACCESS_LOG", "json"),
         ("SIDECACHE_ORIGIN_MAX_CONNECTIONS", "22"),
         ("SIDECACHE_MAX_WAITERS_PER_KEY", "20"),
         ("SIDECACHE_LOG_FORMAT", "json"),
@@ -438,6 +440,7 @@ fn every_option_is_read_from_its_environment_variable() {
             host_header: HostHeader::Origin,
             allow_trace: true,
             client_cache_control: ClientCacheControl::Ignore,
+            access_log: AccessLogFormat::Json,
         },
         client: ClientLimitsConfig {
             max_connections: 14,

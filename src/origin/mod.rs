@@ -8,11 +8,14 @@
 mod config;
 pub(crate) mod connector;
 pub(crate) mod error;
+mod failure_log;
 pub(crate) mod headers;
 pub mod metrics;
 mod path_prefix;
 pub(crate) mod trace;
 
+use std::fmt;
+use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::{Bytes, BytesMut};
@@ -33,6 +36,8 @@ use self::connector::{LimitedConnector, OriginBusy, OriginSlots};
 pub use self::error::{
     ErrorResponse, OriginBuildError, OriginError, OriginErrorKind, is_error_status,
 };
+use self::failure_log::FailureLog;
+pub use self::failure_log::ORIGIN_LOG;
 use self::metrics::{OriginMetrics, OriginOutcome};
 use self::path_prefix::PathPrefix;
 use self::trace::FetchTrace;
@@ -90,6 +95,8 @@ pub struct OriginClient {
     path_prefix: PathPrefix,
     settings: OriginSettings,
     metrics: OriginMetrics,
+    /// Where failed requests are logged, within one budget shared by every clone.
+    failures: Arc<FailureLog>,
 }
 
 // === impl OriginClient ===
@@ -123,6 +130,7 @@ impl OriginClient {
             .pool_idle_timeout(settings.pool_idle_timeout)
             .pool_timer(TokioTimer::new())
             .build(connector);
+        let failures = Arc::new(FailureLog::new(&settings.url));
         Ok(Self {
             client,
             slots,
@@ -132,6 +140,7 @@ impl OriginClient {
             path_prefix: PathPrefix::new(url.path()),
             settings,
             metrics,
+            failures,
         })
     }
 
@@ -143,6 +152,15 @@ impl OriginClient {
     /// The origin's base URL.
     pub fn url(&self) -> &Uri {
         &self.settings.url
+    }
+
+    /// Logs that the origin request (or load) for `key` failed with `error`: one WARN line on
+    /// target [`ORIGIN_LOG`], unless the client's own request body failed, and at most a burst
+    /// of ten lines then ten a minute; a line written after some were held back says how many
+    /// (`suppressed`). Called once per failed load or request sent around the cache, where its
+    /// failure is handled.
+    pub fn log_failure(&self, key: &dyn fmt::Display, error: &OriginError) {
+        self.failures.failed(key, error);
     }
 
     /// Sends `request` (whose URI is the client's path and query, asked for under the origin

@@ -3,6 +3,7 @@
 use std::net::SocketAddr;
 use std::time::Duration;
 
+use super::access_log::AccessLogFormat;
 use super::ttl_overrides::TtlOverrides;
 use crate::byte_size;
 use crate::origin::HostHeader;
@@ -48,6 +49,17 @@ pub struct ProxyConfig {
         default_value = "honor"
     )]
     pub client_cache_control: ClientCacheControl,
+    /// One access line per request on stdout, written when its response is sent: off, text
+    /// (nginx's combined format plus host, Cache-Status, request and upstream times, how it
+    /// ended and the trace id), or json (the same fields, one object per line).
+    #[arg(
+        help_heading = "Logging",
+        long = "access-log",
+        env = "SIDECACHE_ACCESS_LOG",
+        value_name = "FORMAT",
+        default_value = "off"
+    )]
+    pub access_log: AccessLogFormat,
 }
 
 /// What the cache does with a client's request directives (`--client-cache-control`).

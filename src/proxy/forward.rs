@@ -88,7 +88,8 @@ async fn send(
 }
 
 /// Sends `head`'s request to `origin` with `headers` and `body`, and gives back the origin's
-/// response without its hop-by-hop fields, its body not yet read.
+/// response without its hop-by-hop fields, its body not yet read. A failure is logged here,
+/// once.
 pub(crate) async fn exchange(
     origin: &OriginClient,
     head: &RequestHead,
@@ -99,7 +100,9 @@ pub(crate) async fn exchange(
     *request.method_mut() = head.method.clone();
     *request.uri_mut() = head.origin_uri();
     *request.headers_mut() = headers;
-    let mut response = origin.send(request).await?;
+    let mut response = origin.send(request).await.inspect_err(|error| {
+        origin.log_failure(&head.key, error);
+    })?;
     remove_hop_by_hop(response.headers_mut());
     Ok(response)
 }

@@ -469,7 +469,26 @@ impl Loader for OriginLoader {
         request: &RequestHead,
         current: Option<Arc<CachedObject>>,
     ) -> Result<Source<Arc<CachedObject>, PassResponse>, OriginError> {
-        let current = current.as_deref();
+        let loaded = self.load(key, request, current.as_deref()).await;
+        if let Err(error) = &loaded {
+            // Once per load, however many clients wait on it.
+            self.origin.log_failure(key, error);
+        }
+        loaded
+    }
+}
+
+// === impl OriginLoader (the load) ===
+
+impl OriginLoader {
+    /// Loads `key` for `request` from the origin: revalidating `current`'s variant where it has
+    /// a validator, completing stored parts where there are some, else asking for the whole.
+    async fn load(
+        &self,
+        key: &CacheKey,
+        request: &RequestHead,
+        current: Option<&CachedObject>,
+    ) -> Result<Source<Arc<CachedObject>, PassResponse>, OriginError> {
         let stored = current
             .and_then(|object| object.select(&request.headers))
             .filter(|variant| variant.policy.has_validator());

@@ -3,6 +3,7 @@
 //!
 #![doc = include_str!("../../docs/request-path.md")]
 
+pub(crate) mod access_log;
 pub(crate) mod cache_status;
 pub(crate) mod classify;
 mod config;
@@ -26,6 +27,7 @@ pub(crate) mod status_class;
 pub(crate) mod trace;
 pub mod ttl_overrides;
 
+pub use self::access_log::AccessLogFormat;
 pub use self::config::{CacheConfig, ClientCacheControl, ProxyConfig, RangeMiss};
 use crate::cache::loading::LoadingCache;
 

@@ -168,6 +168,7 @@ async fn fetch(
             return pass(Response::from_parts(response, body), head);
         }
         Err(error) => {
+            origin.log_failure(&head.key, &error);
             return respond::around_the_cache_failed(&error, &head.method, PassReason::Unstorable);
         }
     };

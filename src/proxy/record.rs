@@ -4,17 +4,19 @@
 //! it ended (the server counts those ends, with every other).
 
 use std::sync::Arc;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use http::{Method, Response};
 
+use super::access_log::{AccessLine, AccessLogFormat, AccessRequest};
+use super::cache_status::CACHE_STATUS;
 use super::metrics::ProxyMetrics;
 use super::request_counts::RequestCounts;
 use super::respond::Answered;
 use super::trace::RequestTrace;
 use crate::body::Body;
 use crate::http::key::CacheKey;
-use crate::server::RequestEnd;
+use crate::server::{OnBodyEnd, RequestEnd};
 use crate::stats::Stats;
 use crate::telemetry::logs;
 
@@ -34,6 +36,12 @@ pub(crate) struct RequestCtx {
     pub logged_uri: Option<http::Uri>,
     /// The cache key, only when requests are counted per key.
     pub counted_key: Option<CacheKey>,
+    /// What the `--access-log` line needs from the request head; `None` when it is off (boxed,
+    /// so a request without it carries one pointer).
+    pub access: Option<Box<AccessRequest>>,
+    /// How long the answer waited on the origin, or on the load it shared; `None` for an
+    /// answer given at once, and when there is no access line to carry it.
+    pub upstream: Option<Duration>,
 }
 
 /// Where requests are recorded: the metrics, the stats window and the per-key counts.
@@ -42,18 +50,27 @@ pub(crate) struct Recorder {
     pub stats: Arc<Stats>,
     /// When set, every request with a cache key adds 1 to its counter.
     pub request_counts: Option<RequestCounts>,
+    /// Whether and how each request writes an access line (`--access-log`).
+    pub access_log: AccessLogFormat,
 }
 
 // === impl Recorder ===
 
 impl Recorder {
     /// Records the request of `ctx` as `answered` says, and hands its response back.
-    pub(crate) fn record(&self, ctx: &RequestCtx, answered: Answered) -> Response<Body> {
+    pub(crate) fn record(&self, ctx: &mut RequestCtx, answered: Answered) -> Response<Body> {
         let Answered {
-            response,
+            mut response,
             decision,
             leader,
         } = answered;
+        if let Some(request) = ctx.access.take() {
+            // Written when the body is over, so it carries the bytes sent and the whole time.
+            let line = self.access_line(ctx, request, &response);
+            response
+                .extensions_mut()
+                .insert(OnBodyEnd::new(move |end, sent| line.write(end, sent)));
+        }
         let _entered = ctx.trace.span().enter();
         let elapsed = ctx.started.elapsed();
         let result = decision.result();
@@ -83,8 +100,11 @@ impl Recorder {
 
     /// Records the request of `ctx`, dropped before its answer because it ended as `end`: its
     /// span fails with that `error.type`, and its access line says so in place of a status.
-    pub(crate) fn record_unanswered(&self, ctx: &RequestCtx, end: RequestEnd) {
+    pub(crate) fn record_unanswered(&self, ctx: &mut RequestCtx, end: RequestEnd) {
         ctx.trace.finish_unanswered(end.as_str());
+        if let Some(request) = ctx.access.take() {
+            self.unanswered_line(ctx, request).write(end, 0);
+        }
         let Some(uri) = &ctx.logged_uri else { return };
         let _entered = ctx.trace.span().enter();
         let access_line = || {
@@ -98,6 +118,37 @@ impl Recorder {
             );
         };
         write_access_line(ctx, access_line);
+    }
+}
+
+// === impl Recorder (access lines) ===
+
+impl Recorder {
+    /// The access line of `ctx`'s request, answered with `response`.
+    fn access_line(
+        &self,
+        ctx: &RequestCtx,
+        request: Box<AccessRequest>,
+        response: &Response<Body>,
+    ) -> AccessLine {
+        AccessLine {
+            status: Some(response.status()),
+            cache_status: response.headers().get(CACHE_STATUS).cloned(),
+            ..self.unanswered_line(ctx, request)
+        }
+    }
+
+    /// The access line of `ctx`'s request, dropped before its answer.
+    fn unanswered_line(&self, ctx: &RequestCtx, request: Box<AccessRequest>) -> AccessLine {
+        AccessLine {
+            format: self.access_log,
+            request: *request,
+            started: ctx.started,
+            status: None,
+            cache_status: None,
+            upstream: ctx.upstream,
+            trace_id: ctx.trace.trace_id(),
+        }
     }
 }
 

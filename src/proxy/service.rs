@@ -10,6 +10,7 @@ use http::{Request, Response, Version};
 use tracing::Instrument;
 
 use super::HttpCache;
+use super::access_log::{AccessLogFormat, AccessRequest};
 use super::classify::{self, Classified};
 use super::forward;
 use super::load;
@@ -108,7 +109,7 @@ impl Handling {
     /// Records the request as `answered` says; hands its response back.
     fn record(mut self, answered: Answered) -> Response<Body> {
         self.waiting_on = None;
-        self.proxy.recorder.record(&self.ctx, answered)
+        self.proxy.recorder.record(&mut self.ctx, answered)
     }
 }
 
@@ -118,7 +119,7 @@ impl Drop for Handling {
         if let Some(client) = &self.waiting_on {
             self.proxy
                 .recorder
-                .record_unanswered(&self.ctx, client.unanswered_end());
+                .record_unanswered(&mut self.ctx, client.unanswered_end());
         }
     }
 }
@@ -150,6 +151,7 @@ impl Proxy {
                 metrics,
                 stats,
                 request_counts: None,
+                access_log: AccessLogFormat::Off,
             },
             traced: None,
             limits,
@@ -166,6 +168,12 @@ impl Proxy {
     /// `RequestCounts::name` gives.
     pub fn count_requests(mut self, counts: RequestCounts) -> Self {
         self.recorder.request_counts = Some(counts);
+        self
+    }
+
+    /// Writes one access line per request in `format` (`--access-log`).
+    pub fn access_log(mut self, format: AccessLogFormat) -> Self {
+        self.recorder.access_log = format;
         self
     }
 
@@ -288,16 +296,19 @@ impl Handler for Proxy {
             // A request whose key was loaded while it waited for its turn costs no second load
             // (the load's leader looks in the store again first).
             Routed::Later(deferred) => {
-                let handling = handling.wait_on(connection);
+                let mut handling = handling.wait_on(connection);
                 Handled::Later(Box::pin(connection.in_turn(async move {
                     let proxy = &handling.proxy;
                     let span = handling.ctx.trace.span();
+                    // Timed only for the access line.
+                    let waited_from = handling.ctx.access.is_some().then(Instant::now);
                     let answered = proxy.answer_later(deferred);
                     let answered = if span.is_none() {
                         answered.await
                     } else {
                         answered.instrument(span.clone()).await
                     };
+                    handling.ctx.upstream = waited_from.map(|from| from.elapsed());
                     handling.record(answered)
                 })))
             }
@@ -329,6 +340,9 @@ impl Proxy {
                 .request_counts
                 .as_ref()
                 .and_then(|_| CacheKey::from_request(&parts.uri, &parts.headers).ok()),
+            access: (self.recorder.access_log != AccessLogFormat::Off)
+                .then(|| Box::new(AccessRequest::of(parts, connection.addr()))),
+            upstream: None,
         }
     }
 }

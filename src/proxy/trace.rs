@@ -10,7 +10,7 @@ use std::net::SocketAddr;
 
 use http::request::Parts;
 use http::{StatusCode, header};
-use opentelemetry::trace::SpanContext;
+use opentelemetry::trace::{SpanContext, TraceId};
 use tracing::Span;
 
 use super::cache_status::CacheResult;
@@ -96,6 +96,15 @@ impl RequestTrace {
     /// passes on (a kept request's come from its spans).
     pub(crate) fn unsampled_ids(&self) -> Option<TraceIds> {
         self.unsampled
+    }
+
+    /// The request's trace id, if tracing is on: its span's, or (dropped by the sampler) the
+    /// one it passes on.
+    pub(crate) fn trace_id(&self) -> Option<TraceId> {
+        match self.unsampled {
+            Some(ids) => Some(ids.trace_id),
+            None => context::span_context(&self.span).map(|context| context.trace_id()),
+        }
     }
 
     /// The span the request runs in.

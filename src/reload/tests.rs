@@ -57,6 +57,7 @@ fn started(
         &Tracing::disabled(),
         None,
         move || writer.clone(),
+        false,
     )
     .expect("subscriber");
     let token = AdminToken::new(running.config.admin.token.clone());

@@ -2,6 +2,7 @@
 //! it is handed over, and whether it was sent to its end: the request ends with it.
 
 use std::pin::Pin;
+use std::sync::Arc;
 use std::task::{Context, Poll};
 
 use bytes::Bytes;
@@ -23,6 +24,19 @@ use crate::body::{Body, BodyError};
 /// last.
 const HTTP2_SLICE: usize = 16 * 1024;
 
+/// What a handler wants to be told when the body of its response ends: how its request ended,
+/// and how many body bytes were handed to the connection. Put in the response's extensions; the
+/// server takes it out and calls it once, when the body is dropped.
+#[derive(Clone)]
+pub struct OnBodyEnd(Arc<dyn Fn(RequestEnd, u64) + Send + Sync>);
+
+impl OnBodyEnd {
+    /// Calls `told` with how the request ended and the body bytes sent.
+    pub fn new(told: impl Fn(RequestEnd, u64) + Send + Sync + 'static) -> Self {
+        Self(Arc::new(told))
+    }
+}
+
 /// A response body that keeps its request counted as under way until it is sent or dropped,
 /// keeps a body streamed from the origin in its turn at the origin, and (HTTP/2) is handed over
 /// in slices and tells its stream's send clock when hyper holds a frame of it (the `streams`
@@ -41,6 +55,10 @@ pub struct TrackedBody {
     /// How the body ended, once it said so: no more frames, or an error. hyper stops at a known
     /// length without asking; `is_end_stream` tells those apart.
     ended: Option<RequestEnd>,
+    /// Body bytes handed to the connection so far.
+    sent: u64,
+    /// Who is told how the body ended, if the handler asked.
+    on_end: Option<OnBodyEnd>,
 }
 
 impl TrackedBody {
@@ -51,6 +69,7 @@ impl TrackedBody {
             .extensions_mut()
             .remove::<OriginPermit>()
             .filter(|_| matches!(response.body(), Body::Guarded(_)));
+        let on_end = response.extensions_mut().remove::<OnBodyEnd>();
         response.map(|body| Self {
             body,
             rest: None,
@@ -58,6 +77,8 @@ impl TrackedBody {
             _origin: origin,
             watched: streams::is_watched(),
             ended: None,
+            sent: 0,
+            on_end,
         })
     }
 
@@ -107,6 +128,11 @@ impl http_body::Body for TrackedBody {
         let this = self.get_mut();
         let polled = this.next_frame(cx);
         match &polled {
+            Poll::Ready(Some(Ok(frame))) => {
+                if let Some(data) = frame.data_ref() {
+                    this.sent += data.len() as u64;
+                }
+            }
             Poll::Ready(None) => this.ended = Some(RequestEnd::Completed),
             Poll::Ready(Some(Err(_))) => this.ended = Some(RequestEnd::BodyAborted),
             _ => {}
@@ -153,5 +179,8 @@ impl Drop for TrackedBody {
             RequestEnd::BodyAborted
         });
         self.request.activity().record_end(end);
+        if let Some(OnBodyEnd(told)) = self.on_end.take() {
+            told(end, self.sent);
+        }
     }
 }

@@ -71,6 +71,30 @@ fn access_line(format: LogFormat, tracing: &Tracing, flags: &str) -> String {
         .to_owned()
 }
 
+/// Runs `f` under the subscriber for `tracing`, its log lines discarded.
+fn with_lines_discarded<R>(tracing: &Tracing, f: impl FnOnce() -> R) -> R {
+    let config = LogConfig {
+        format: LogFormat::Text,
+        level: "info".to_owned(),
+    };
+    let subscriber = subscriber_writing_to(&config, tracing, None, io::sink).expect("subscriber");
+    tracing::subscriber::with_default(subscriber, f)
+}
+
+/// The trace of a request continuing the client's trace [`TRACE_ID`] with `flags`.
+fn open_continuing(sampler: &sampling::RequestSampler, flags: &str) -> RequestTrace {
+    let (parts, ()) = Request::get("/")
+        .header(
+            "traceparent",
+            format!("00-{TRACE_ID}-00f067aa0ba902b7-{flags}"),
+        )
+        .body(())
+        .expect("request")
+        .into_parts();
+    let client = "127.0.0.1:1".parse().expect("address");
+    RequestTrace::open(&parts, CarriedFields::of(&parts.headers), client, sampler)
+}
+
 fn traced() -> Tracing {
     Tracing::with_exporter(Discard, SamplerKind::ParentbasedAlwaysOn, None)
 }
@@ -118,34 +142,9 @@ fn an_unsampled_requests_access_line_carries_the_trace_it_passes_on() {
 #[test]
 fn an_unsampled_request_opens_no_span_and_passes_its_trace_on() {
     let tracing = traced();
-    let subscriber = subscriber_writing_to(
-        &LogConfig {
-            format: LogFormat::Text,
-            level: "info".to_owned(),
-        },
-        &tracing,
-        None,
-        io::sink,
-    )
-    .expect("subscriber");
     let sampler = tracing.request_sampler().expect("tracing on");
-    tracing::subscriber::with_default(subscriber, || {
-        let open = |flags: &str| {
-            let (parts, ()) = Request::get("/")
-                .header(
-                    "traceparent",
-                    format!("00-{TRACE_ID}-00f067aa0ba902b7-{flags}"),
-                )
-                .body(())
-                .expect("request")
-                .into_parts();
-            RequestTrace::open(
-                &parts,
-                CarriedFields::of(&parts.headers),
-                "127.0.0.1:1".parse().expect("address"),
-                &sampler,
-            )
-        };
+    with_lines_discarded(&tracing, || {
+        let open = |flags: &str| open_continuing(&sampler, flags);
         let unsampled = open("00");
         assert!(unsampled.span().is_none(), "no span at all");
         assert!(!crate::spans::in_span());
@@ -343,4 +342,41 @@ fn a_new_trace_is_recorded_under_the_id_its_sampling_was_decided_on() {
         }
     });
     assert!(kept > 0 && dropped > 0, "{kept} kept, {dropped} dropped");
+}
+
+#[test]
+fn text_lines_written_anywhere_but_a_terminal_have_no_colour_codes() {
+    let lines = CapturedLog::default();
+    let writer = lines.clone();
+    let config = LogConfig {
+        format: LogFormat::Text,
+        level: "info".to_owned(),
+    };
+    let subscriber =
+        subscriber_writing_to(&config, &Tracing::disabled(), None, move || writer.clone())
+            .expect("subscriber");
+    tracing::subscriber::with_default(subscriber, || {
+        tracing::warn!(target: "sidecache::origin", key = "k", "origin request failed");
+    });
+    let text = lines.text();
+    assert!(text.contains("WARN"), "{text}");
+    assert!(
+        text.contains("key=\"k\"") || text.contains("key=k"),
+        "{text}"
+    );
+    assert!(!text.contains('\x1b'), "colour codes in {text:?}");
+}
+
+#[test]
+fn a_requests_trace_id_is_its_spans_or_the_one_it_passes_on() {
+    let tracing = traced();
+    let sampler = tracing.request_sampler().expect("tracing on");
+    with_lines_discarded(&tracing, || {
+        for flags in ["01", "00"] {
+            let trace = open_continuing(&sampler, flags);
+            let trace_id = trace.trace_id().map(|id| id.to_string());
+            assert_eq!(trace_id.as_deref(), Some(TRACE_ID), "flags {flags}");
+        }
+    });
+    assert!(RequestTrace::off().trace_id().is_none());
 }

@@ -23,19 +23,43 @@ fn start_logged(
     args: &[&str],
     vars: &[(&str, &str)],
 ) -> (Child, SocketAddr, SocketAddr, JoinHandle<Vec<String>>) {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_sidecache"))
+    let mut child = command(args, vars)
+        .stdout(Stdio::null())
+        .spawn()
+        .expect("spawn sidecache");
+    let listening = support::binary::listening(&mut child);
+    (child, listening.proxy, listening.admin, listening.log)
+}
+
+/// The binary's command line, with JSON logs on a piped stderr.
+fn command(args: &[&str], vars: &[(&str, &str)]) -> Command {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_sidecache"));
+    command
         .args(["--listen", "127.0.0.1:0", "--admin-listen", "127.0.0.1:0"])
         .args(["--log-format", "json", "--log-level", "info"])
         .args(["--writebehind-sink", "sqlite::memory:"])
         .args(args)
         .env_remove("RUST_LOG")
         .envs(vars.iter().copied())
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
+        .stderr(Stdio::piped());
+    command
+}
+
+/// Like [`start_logged`], with what the binary writes to stdout (its access log), every line
+/// of it once the process has exited.
+fn start_with_stdout(args: &[&str]) -> (Child, SocketAddr, SocketAddr, JoinHandle<Vec<String>>) {
+    let mut child = command(args, &[])
+        .stdout(Stdio::piped())
         .spawn()
         .expect("spawn sidecache");
+    let stdout = child.stdout.take().expect("stdout");
+    let lines = std::thread::spawn(move || {
+        std::io::BufRead::lines(std::io::BufReader::new(stdout))
+            .map_while(Result::ok)
+            .collect()
+    });
     let listening = support::binary::listening(&mut child);
-    (child, listening.proxy, listening.admin, listening.log)
+    (child, listening.proxy, listening.admin, lines)
 }
 
 fn terminate(child: &mut Child) -> i32 {
@@ -150,14 +174,7 @@ async fn otel_variables_turn_tracing_on_and_sigterm_flushes_the_spans() {
     let Some(receiver) = Receiver::start().await else {
         return;
     };
-    let gate = Gate::new();
-    let origin_gate = gate.clone();
-    let origin = TestOrigin::start(move |seen, _| {
-        Reply::ok("body")
-            .header("cache-control", "max-age=60")
-            .gated_if(seen.path == "/left", &origin_gate)
-    })
-    .await;
+    let (origin, gate) = origin_holding_left("body").await;
     let endpoint = receiver.endpoint("grpc");
     let (mut child, proxy, admin, log) = start_logged(
         &[
@@ -184,19 +201,8 @@ async fn otel_variables_turn_tracing_on_and_sigterm_flushes_the_spans() {
     assert_eq!(got.status, 200);
     // A request its client leaves before the answer.
     let left_trace = "0af7651916cd43dd8448eb211c80319d";
-    let mut left = tokio::net::TcpStream::connect(proxy)
-        .await
-        .expect("connect");
-    let head = format!(
-        "GET /left HTTP/1.1\r\nHost: binary.test\r\ntraceparent: 00-{left_trace}-b7ad6b7169203331-01\r\n\r\n"
-    );
-    tokio::io::AsyncWriteExt::write_all(&mut left, head.as_bytes())
-        .await
-        .expect("write");
-    origin.arrivals(2).await;
-    drop(left);
-    let client_closed = "sidecache_requests_ended_total{outcome=\"client_closed\"}";
-    support::wait_for_value_at(admin, client_closed, 1.0).await;
+    let traceparent = format!("traceparent: 00-{left_trace}-b7ad6b7169203331-01\r\n");
+    leave_before_the_answer(proxy, admin, &origin, &traceparent).await;
     gate.open();
     assert_eq!(terminate(&mut child), 0);
     let spans = receiver.stop().await;
@@ -240,4 +246,246 @@ async fn otel_variables_turn_tracing_on_and_sigterm_flushes_the_spans() {
     );
     assert_eq!(unanswered["fields"]["path"], "/left", "{unanswered}");
     assert_eq!(unanswered["trace_id"], left_trace, "{unanswered}");
+}
+
+/// The JSON log lines of `log` on `target`.
+fn lines_on(log: &[String], target: &str) -> Vec<serde_json::Value> {
+    log.iter()
+        .filter_map(|line| serde_json::from_str::<serde_json::Value>(line).ok())
+        .filter(|entry| entry["target"] == target)
+        .collect()
+}
+
+#[tokio::test]
+async fn each_failed_origin_request_is_one_warning_naming_the_origin_the_key_and_the_cause() {
+    // Nothing listens on the origin's port: every connection is refused.
+    let origin = format!("http://127.0.0.1:{}", support::free_port());
+    let (mut child, proxy, _admin, log) = start_logged(&["--origin", &origin], &[]);
+    let client = TestClient::new();
+    let loaded = client.get(&format!("http://{proxy}/a?x=1")).await;
+    assert_eq!(loaded.status, 502);
+    let forwarded = client
+        .send(
+            http::Method::POST,
+            &format!("http://{proxy}/b"),
+            &[],
+            bytes::Bytes::from_static(b"form"),
+        )
+        .await;
+    assert_eq!(forwarded.status, 502);
+    assert_eq!(terminate(&mut child), 0);
+
+    let log = log.join().expect("log reader");
+    let failures = lines_on(&log, "sidecache::origin");
+    let keys: Vec<_> = failures.iter().map(|line| &line["fields"]["key"]).collect();
+    assert_eq!(
+        keys,
+        [&format!("{proxy}/a?x=1"), &format!("{proxy}/b")],
+        "{log:#?}"
+    );
+    for line in &failures {
+        assert_eq!(line["level"], "WARN", "{line}");
+        assert_eq!(line["fields"]["message"], "origin request failed", "{line}");
+        assert_eq!(line["fields"]["origin"], format!("{origin}/"), "{line}");
+        assert_eq!(line["fields"]["error"], "origin-connect-failed", "{line}");
+        let cause = line["fields"]["cause"].as_str().unwrap_or_default();
+        assert!(cause.to_lowercase().contains("refused"), "{line}");
+    }
+}
+
+#[tokio::test]
+async fn a_load_many_clients_wait_on_fails_with_one_warning() {
+    let gate = Gate::new();
+    let held = gate.clone();
+    let origin = TestOrigin::start(move |_, _| Reply::ok("late").gated(&held)).await;
+    let (mut child, proxy, admin, log) =
+        start_logged(&["--origin", &origin.url(), "--origin-timeout", "2s"], &[]);
+    let url = format!("http://{proxy}/slow");
+    let first = tokio::spawn({
+        let url = url.clone();
+        async move { TestClient::new().get(&url).await.status }
+    });
+    origin.arrivals(1).await;
+    let waiters: Vec<_> = (0..4)
+        .map(|_| {
+            let url = url.clone();
+            tokio::spawn(async move { TestClient::new().get(&url).await.status })
+        })
+        .collect();
+    support::wait_for_value_at(admin, "sidecache_coalesce_waiting", 4.0).await;
+    for answer in std::iter::once(first).chain(waiters) {
+        assert_eq!(answer.await.expect("client"), 504);
+    }
+    gate.open();
+    assert_eq!(terminate(&mut child), 0);
+
+    let log = log.join().expect("log reader");
+    let failures = lines_on(&log, "sidecache::origin");
+    assert_eq!(failures.len(), 1, "{log:#?}");
+    assert_eq!(failures[0]["fields"]["error"], "origin-timeout");
+    assert_eq!(failures[0]["fields"]["key"], format!("{proxy}/slow"));
+    assert_eq!(origin.count("/slow"), 1);
+}
+
+#[tokio::test]
+async fn the_access_log_has_one_line_per_request_with_what_was_sent() {
+    let (origin, gate) = origin_holding_left("0123456789").await;
+    let (mut child, proxy, admin, stdout) =
+        start_with_stdout(&["--origin", &origin.url(), "--access-log", "json"]);
+    let client = TestClient::new();
+    let url = format!("http://{proxy}/page?x=1");
+    let headers = [
+        ("referer", "http://shop.test/"),
+        ("user-agent", "probe/1.0"),
+    ];
+    for _ in 0..2 {
+        assert_eq!(client.get_with(&url, &headers).await.status, 200);
+    }
+    leave_before_the_answer(proxy, admin, &origin, "").await;
+    gate.open();
+    assert_eq!(terminate(&mut child), 0);
+
+    let lines = stdout.join().expect("stdout reader");
+    let entries: Vec<serde_json::Value> = lines
+        .iter()
+        .map(|line| serde_json::from_str(line).expect("one JSON object per line"))
+        .collect();
+    assert_eq!(entries.len(), 3, "{lines:#?}");
+    let (miss, hit, unanswered) = (&entries[0], &entries[1], &entries[2]);
+    for entry in [miss, hit] {
+        assert_eq!(entry["remote_addr"], "127.0.0.1", "{entry}");
+        assert_eq!(entry["request_method"], "GET", "{entry}");
+        assert_eq!(entry["request_uri"], "/page?x=1", "{entry}");
+        assert_eq!(entry["server_protocol"], "HTTP/1.1", "{entry}");
+        assert_eq!(entry["status"], 200, "{entry}");
+        assert_eq!(entry["body_bytes_sent"], 10, "{entry}");
+        assert_eq!(entry["http_referer"], "http://shop.test/", "{entry}");
+        assert_eq!(entry["http_user_agent"], "probe/1.0", "{entry}");
+        assert_eq!(entry["host"], proxy.to_string(), "{entry}");
+        assert_eq!(entry["ended"], "completed", "{entry}");
+        assert!(entry["request_time"].is_f64(), "{entry}");
+        assert!(entry["trace_id"].is_null(), "tracing is off: {entry}");
+    }
+    let cache_status =
+        |entry: &serde_json::Value| entry["cache_status"].as_str().map(str::to_owned);
+    assert!(
+        cache_status(miss).is_some_and(|status| status.contains("fwd=uri-miss")),
+        "{miss}"
+    );
+    assert!(miss["upstream_time"].is_f64(), "{miss}");
+    assert!(
+        cache_status(hit).is_some_and(|status| status.starts_with("sidecache; hit")),
+        "{hit}"
+    );
+    assert!(hit["upstream_time"].is_null(), "{hit}");
+    assert_eq!(unanswered["request_uri"], "/left", "{unanswered}");
+    assert!(unanswered["status"].is_null(), "{unanswered}");
+    assert_eq!(unanswered["body_bytes_sent"], 0, "{unanswered}");
+    assert_eq!(unanswered["ended"], "client_closed", "{unanswered}");
+}
+
+#[tokio::test]
+async fn the_access_log_is_off_by_default() {
+    let origin = TestOrigin::start(|_, _| Reply::ok("body")).await;
+    let (mut child, proxy, _admin, stdout) = start_with_stdout(&["--origin", &origin.url()]);
+    let got = TestClient::new().get(&format!("http://{proxy}/page")).await;
+    assert_eq!(got.status, 200);
+    assert_eq!(terminate(&mut child), 0);
+    let lines = stdout.join().expect("stdout reader");
+    assert!(lines.is_empty(), "{lines:#?}");
+}
+
+/// An origin that answers `body` (fresh for a minute) at once, but holds its answer to `/left`
+/// until the gate opens.
+async fn origin_holding_left(body: &'static str) -> (TestOrigin, Gate) {
+    let gate = Gate::new();
+    let held = gate.clone();
+    let origin = TestOrigin::start(move |seen, _| {
+        Reply::ok(body)
+            .header("cache-control", "max-age=60")
+            .gated_if(seen.path == "/left", &held)
+    })
+    .await;
+    (origin, gate)
+}
+
+/// Sends `GET /left` (with `fields`, each ending in CRLF) to `proxy` as the origin's second
+/// request, and leaves before the answer; returns once the proxy counted it `client_closed`.
+async fn leave_before_the_answer(
+    proxy: SocketAddr,
+    admin: SocketAddr,
+    origin: &TestOrigin,
+    fields: &str,
+) {
+    let mut left = tokio::net::TcpStream::connect(proxy)
+        .await
+        .expect("connect");
+    let head = format!("GET /left HTTP/1.1\r\nHost: binary.test\r\n{fields}\r\n");
+    tokio::io::AsyncWriteExt::write_all(&mut left, head.as_bytes())
+        .await
+        .expect("write");
+    origin.arrivals(2).await;
+    drop(left);
+    let client_closed = "sidecache_requests_ended_total{outcome=\"client_closed\"}";
+    support::wait_for_value_at(admin, client_closed, 1.0).await;
+}
+
+#[tokio::test]
+async fn a_text_access_line_is_nginx_combined_followed_by_the_cache_fields() {
+    let origin = TestOrigin::start(|_, _| Reply::ok("text")).await;
+    let (mut child, proxy, _admin, stdout) =
+        start_with_stdout(&["--origin", &origin.url(), "--access-log", "text"]);
+    let got = TestClient::new()
+        .get_with(
+            &format!("http://{proxy}/t?q=1"),
+            &[("user-agent", "probe \"2\"")],
+        )
+        .await;
+    assert_eq!(got.status, 200);
+    assert_eq!(terminate(&mut child), 0);
+    let lines = stdout.join().expect("stdout reader");
+    assert_eq!(lines.len(), 1, "{lines:#?}");
+    let line = &lines[0];
+    let (combined, cache_fields) = line.split_once("] ").expect("a bracketed time");
+    assert!(combined.starts_with("127.0.0.1 - - ["), "{line}");
+    assert!(
+        cache_fields.starts_with(&format!(
+            "\"GET /t?q=1 HTTP/1.1\" 200 4 \"-\" \"probe \\x222\\x22\" host=\"{proxy}\" cache_status=\""
+        )),
+        "{line}"
+    );
+    assert!(cache_fields.contains(" request_time="), "{line}");
+    assert!(
+        cache_fields.ends_with(" ended=completed trace_id=-"),
+        "{line}"
+    );
+    assert!(!line.contains('\x1b'), "no colour codes: {line:?}");
+}
+
+#[tokio::test]
+async fn an_access_line_counts_the_bytes_sent_before_the_body_broke_off() {
+    use support::fault_origin::{Answer, Behaviour, FaultOrigin};
+    let origin = FaultOrigin::start(|_| Behaviour::ShortBody {
+        answer: Answer::ok(vec![b'x'; 1000]).header("cache-control", "no-store"),
+        sent: 100,
+    })
+    .await;
+    let (mut child, proxy, _admin, stdout) =
+        start_with_stdout(&["--origin", &origin.url(), "--access-log", "json"]);
+    let got = TestClient::new()
+        .try_send(
+            http::Method::GET,
+            &format!("http://{proxy}/short"),
+            &[],
+            bytes::Bytes::new(),
+        )
+        .await;
+    assert!(got.is_err(), "the body broke off");
+    assert_eq!(terminate(&mut child), 0);
+    let lines = stdout.join().expect("stdout reader");
+    assert_eq!(lines.len(), 1, "{lines:#?}");
+    let entry: serde_json::Value = serde_json::from_str(&lines[0]).expect("JSON");
+    assert_eq!(entry["status"], 200, "{entry}");
+    assert_eq!(entry["body_bytes_sent"], 100, "{entry}");
+    assert_eq!(entry["ended"], "body_aborted", "{entry}");
 }
