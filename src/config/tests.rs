@@ -18,6 +18,7 @@ use crate::proxy::{ClientCacheControl, RangeMiss};
 use crate::telemetry::{LogFormat, OtlpProtocol, Ratio, SamplerKind};
 use crate::writebehind::SinkAddress;
 
+mod safe_defaults;
 mod validation;
 
 // === helpers ===
@@ -142,6 +143,7 @@ fn defaults_when_nothing_is_given() {
             read_timeout: secs(30),
             pool_idle_timeout: secs(90),
             max_connections: 1024,
+            demo: false,
         },
         cache: CacheConfig {
             capacity_bytes: 256 * 1024 * 1024,
@@ -285,11 +287,17 @@ fn each_source_overrides_the_one_below() {
 
     let dir = TempDir::new();
     for case in cases {
-        // Keeps max-object-size within every capacity above.
+        // Keeps max-object-size within every capacity above; an origin, as the listeners above
+        // are not loopback.
+        let origin = if case.long == "origin" {
+            ""
+        } else {
+            "origin = \"http://127.0.0.1:9000\"\n"
+        };
         let file = dir.file(
             &format!("{}.toml", case.long),
             &format!(
-                "max-object-size = \"1KiB\"\n{} = {}\n",
+                "max-object-size = \"1KiB\"\n{origin}{} = {}\n",
                 case.long, case.toml_value
             ),
         );
@@ -334,7 +342,10 @@ fn the_config_file_comes_from_sidecache_config_unless_the_flag_names_one() {
 
 #[test]
 fn a_repeated_flag_takes_its_last_value() {
-    let config = load_ok(&["--listen", "10.0.0.1:1", "--listen", "10.0.0.2:2"], &[]);
+    let config = load_ok(
+        &["--demo", "--listen", "10.0.0.1:1", "--listen", "10.0.0.2:2"],
+        &[],
+    );
     assert_eq!(config.proxy.listen, addr("10.0.0.2:2"));
 }
 
@@ -397,6 +408,8 @@ fn every_option_is_read_from_its_environment_variable() {
         ("SIDECACHE_WRITEBEHIND_COUNT_QUERY", "true"),
         ("SIDECACHE_WRITEBEHIND_REQUEST_RETENTION", "21s"),
         ("SIDECACHE_ADMIN_INSECURE", "true"),
+        // With an origin, --demo must stay off; its variable is read in the demo's own tests.
+        ("SIDECACHE_DEMO", "false"),
         (
             "SIDECACHE_WRITEBEHIND_RECOVERY_FILE",
             "/var/lib/sidecache/recovery",
@@ -440,6 +453,7 @@ fn every_option_is_read_from_its_environment_variable() {
             read_timeout: secs(13),
             pool_idle_timeout: secs(8),
             max_connections: 22,
+            demo: false,
         },
         cache: CacheConfig {
             capacity_bytes: 1 << 30,
@@ -567,7 +581,7 @@ fn unknown_toml_keys_are_all_listed_with_the_file_name() {
     let dir = TempDir::new();
     let file = dir.file(
         "unknown.toml",
-        "cache-size = \"1MiB\"\nlisten = \"0.0.0.0:1\"\nfoo = 1\n# --config is not a file key\nconfig = \"other.toml\"\n\n[cache]\ncapacity = 5\n",
+        "cache-size = \"1MiB\"\nlisten = \"127.0.0.1:1\"\nfoo = 1\n# --config is not a file key\nconfig = \"other.toml\"\n\n[cache]\ncapacity = 5\n",
     );
     let error = load_err(&["--config", path_str(&file)], &[]);
     let message = error.to_string();

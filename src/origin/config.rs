@@ -7,8 +7,9 @@ use std::time::Duration;
 #[command(next_help_heading = "Origin")]
 pub struct OriginConfig {
     /// The origin to cache in front of, as http://HOST or http://HOST:PORT (no path: each client's path is
-    /// forwarded as is). Unset by default: sidecache then starts an embedded demo origin, so one
-    /// command shows the whole product.
+    /// forwarded as is). Unset by default: sidecache then starts its embedded demo origin if the
+    /// proxy listens on a loopback address only (so one command shows the whole product), and
+    /// refuses to start otherwise unless --demo is given.
     #[arg(long = "origin", env = "SIDECACHE_ORIGIN", value_name = "URL")]
     pub url: Option<http::Uri>,
     /// How long to wait for a TCP connection to the origin, so a dead origin fails fast.
@@ -70,6 +71,20 @@ pub struct OriginConfig {
         default_value = "1024"
     )]
     pub max_connections: usize,
+    /// Serve the embedded demo origin (slow cacheable pages, an uncacheable one, a failing one)
+    /// even when the proxy listens beyond loopback. Without it, a missing --origin starts the demo
+    /// only on a loopback --listen, so a typo or an unset SIDECACHE_ORIGIN cannot put demo pages
+    /// in front of real clients. Cannot be combined with --origin.
+    #[arg(
+        long = "demo",
+        env = "SIDECACHE_DEMO",
+        value_name = "BOOL",
+        default_value = "false",
+        num_args = 0..=1,
+        default_missing_value = "true",
+        action = clap::ArgAction::Set
+    )]
+    pub demo: bool,
 }
 
 /// Which `Host` header requests carry to the origin.

@@ -23,19 +23,32 @@ fn start_logged(
     args: &[&str],
     vars: &[(&str, &str)],
 ) -> (Child, SocketAddr, SocketAddr, JoinHandle<Vec<String>>) {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_sidecache"))
-        .args(["--listen", "127.0.0.1:0", "--admin-listen", "127.0.0.1:0"])
-        .args(["--log-format", "json", "--log-level", "info"])
-        .args(["--writebehind-sink", "sqlite::memory:"])
+    let mut all = vec!["--listen", "127.0.0.1:0", "--admin-listen", "127.0.0.1:0"];
+    all.extend(["--log-format", "json", "--log-level", "info"]);
+    all.extend(["--writebehind-sink", "sqlite::memory:"]);
+    all.extend_from_slice(args);
+    let mut child = spawn(&all, vars);
+    let listening = support::binary::listening(&mut child);
+    (child, listening.proxy, listening.admin, listening.log)
+}
+
+/// Spawns the binary with `args` and `vars` and no other `SIDECACHE_*` variable (nor
+/// `RUST_LOG`) from the test's environment, its stderr piped.
+fn spawn(args: &[&str], vars: &[(&str, &str)]) -> Child {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_sidecache"));
+    for (name, _) in std::env::vars_os() {
+        if name.to_string_lossy().starts_with("SIDECACHE_") {
+            command.env_remove(name);
+        }
+    }
+    command
         .args(args)
         .env_remove("RUST_LOG")
         .envs(vars.iter().copied())
         .stdout(Stdio::null())
         .stderr(Stdio::piped())
         .spawn()
-        .expect("spawn sidecache");
-    let listening = support::binary::listening(&mut child);
-    (child, listening.proxy, listening.admin, listening.log)
+        .expect("spawn sidecache")
 }
 
 fn terminate(child: &mut Child) -> i32 {
@@ -87,27 +100,11 @@ fn a_bad_configuration_exits_64_and_names_every_problem() {
 /// network: refused before any port is bound, unless `--admin-insecure true` says so.
 #[test]
 fn an_admin_port_open_to_the_network_without_a_token_exits_64() {
-    let child = Command::new(env!("CARGO_BIN_EXE_sidecache"))
-        .args(["--listen", "127.0.0.1:0", "--admin-listen", "0.0.0.0:0"])
-        .args(["--writebehind-sink", "sqlite::memory:"])
-        .env_remove("RUST_LOG")
-        .env_remove("SIDECACHE_ADMIN_TOKEN")
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("spawn sidecache");
-    // A binary that starts instead of refusing would run until killed: wait for its exit on a
-    // thread, at most 10 s.
-    let pid = child.id().to_string();
-    let (exited, exit) = std::sync::mpsc::channel();
-    std::thread::spawn(move || exited.send(child.wait_with_output()));
-    let Ok(output) = exit.recv_timeout(std::time::Duration::from_secs(10)) else {
-        let _ = Command::new("kill").args(["-KILL", &pid]).status();
-        panic!("sidecache started with its admin port open to the network and no token");
-    };
-    let output = output.expect("wait for sidecache");
-    assert_eq!(output.status.code(), Some(64));
-    let stderr = String::from_utf8_lossy(&output.stderr);
+    let (code, stderr) = run_to_exit(
+        &["--listen", "127.0.0.1:0", "--admin-listen", "0.0.0.0:0"],
+        &[],
+    );
+    assert_eq!(code, 64, "{stderr}");
     assert!(stderr.contains("admin-listen"), "{stderr}");
     assert!(stderr.contains("--admin-token"), "{stderr}");
 }
@@ -219,4 +216,55 @@ async fn otel_variables_turn_tracing_on_and_sigterm_flushes_the_spans() {
     );
     assert_eq!(unanswered["fields"]["path"], "/left", "{unanswered}");
     assert_eq!(unanswered["trace_id"], left_trace, "{unanswered}");
+}
+
+/// Runs the binary to its exit with `args` (after a loopback admin port) and `vars`, at most 10 s: a binary that starts instead of refusing is killed
+/// and the test fails.
+fn run_to_exit(args: &[&str], vars: &[(&str, &str)]) -> (i32, String) {
+    let mut all = vec!["--admin-listen", "127.0.0.1:0"];
+    all.extend_from_slice(args);
+    let child = spawn(&all, vars);
+    let pid = child.id().to_string();
+    let (exited, exit) = std::sync::mpsc::channel();
+    std::thread::spawn(move || exited.send(child.wait_with_output()));
+    let Ok(output) = exit.recv_timeout(std::time::Duration::from_secs(10)) else {
+        let _ = Command::new("kill").args(["-KILL", &pid]).status();
+        panic!("sidecache started with {args:?} {vars:?}, where it should have refused");
+    };
+    let output = output.expect("wait for sidecache");
+    let stderr = String::from_utf8_lossy(&output.stderr).into_owned();
+    (output.status.code().expect("an exit code"), stderr)
+}
+
+/// A container without `SIDECACHE_ORIGIN` (a typo, a variable that did not render) must not
+/// serve demo pages on a port other hosts reach.
+#[test]
+fn no_origin_on_a_listener_other_hosts_reach_exits_64_naming_the_origin() {
+    let (code, stderr) = run_to_exit(&[], &[("SIDECACHE_LISTEN", "0.0.0.0:0")]);
+    let (flag_code, flag_stderr) = run_to_exit(&["--listen", "0.0.0.0:0"], &[]);
+    for (code, stderr) in [(code, stderr), (flag_code, flag_stderr)] {
+        assert_eq!(code, 64, "{stderr}");
+        assert!(
+            stderr.contains("--origin: not set (SIDECACHE_ORIGIN)"),
+            "{stderr}"
+        );
+        assert!(stderr.contains("--demo"), "{stderr}");
+    }
+}
+
+#[tokio::test]
+async fn demo_serves_the_demo_on_a_listener_other_hosts_reach() {
+    let (mut child, proxy, _admin) = start(&["--demo", "--listen", "0.0.0.0:0"]);
+    assert!(proxy.ip().is_unspecified(), "{proxy}");
+    let local = SocketAddr::from(([127, 0, 0, 1], proxy.port()));
+    let got = TestClient::new()
+        .get(&format!("http://{local}/slow/1?delay_ms=1"))
+        .await;
+    assert_eq!(got.status, 200);
+    assert!(
+        got.body.starts_with(b"slow resource /slow/1"),
+        "{:?}",
+        got.body
+    );
+    assert_eq!(terminate(&mut child), 0);
 }
