@@ -36,6 +36,7 @@
 //! before any port is bound.
 
 mod env;
+mod env_names;
 mod error;
 mod sources;
 mod standard_env;

@@ -5,6 +5,8 @@
 //! their option's own value parser (all problems collected), and the valid ones are placed before
 //! the user's arguments, lowest precedence first; as a later occurrence of an option overrides an
 //! earlier one, the user's flags win, then the environment, then the file, then the defaults.
+//! Names that are no option's are refused in both sources alike: unknown file keys and unknown
+//! `SIDECACHE_*` variables, each with the closest known name.
 
 use std::error::Error as _;
 use std::ffi::{OsStr, OsString};
@@ -15,6 +17,7 @@ use std::path::{Path, PathBuf};
 use clap::parser::ValueSource;
 use clap::{Arg, ArgMatches, Command, CommandFactory, FromArgMatches, Parser};
 
+use super::env_names;
 use super::error::{Place, Problem};
 use super::standard_env::{self, StandardEnv};
 use super::{Config, ConfigError, Env, validation};
@@ -75,7 +78,8 @@ pub(super) fn load(args: Vec<OsString>, env: &dyn Env) -> Result<Config, ConfigE
         .try_get_matches_from_mut(&args)
         .map_err(ConfigError::from_clap)?;
 
-    let mut problems = Vec::new();
+    let known_vars: Vec<&str> = options.iter().map(|spec| spec.env.as_str()).collect();
+    let mut problems = env_names::unknown(&env.names(), &known_vars);
     let mut below_flags = Vec::new();
     if let Some(path) = config_file(&flags, env) {
         below_flags.extend(file_values(&path, &options, &mut problems));
@@ -200,11 +204,23 @@ fn file_values<'a>(
         }
     }
     if !unknown_keys.is_empty() {
+        let keys: Vec<&str> = options
+            .iter()
+            .filter(|spec| !is_config_file(spec))
+            .map(|spec| spec.long.as_str())
+            .collect();
+        let named: Vec<String> = unknown_keys
+            .iter()
+            .map(|key| match env_names::closest(key, &keys) {
+                Some(closest) => format!("{key} (closest: {closest})"),
+                None => key.clone(),
+            })
+            .collect();
         problems.push(Problem::new(
             whole_file,
             format!(
                 "unknown keys: {} (keys are the long flag names listed by --help, e.g. cache-capacity)",
-                unknown_keys.join(", ")
+                named.join(", ")
             ),
         ));
     }
@@ -232,8 +248,8 @@ fn scalar_text(value: &toml::Value) -> Option<String> {
     }
 }
 
-/// The values set by `SIDECACHE_*` variables, or else by the standard OpenTelemetry variable of
-/// the option, if it has one.
+/// The values set by `SIDECACHE_*` variables, or else by the option's former variable, or else by
+/// the standard OpenTelemetry variable of the option, if it has one.
 fn env_values<'a>(
     options: &'a [OptionSpec],
     env: &'a dyn Env,
@@ -242,14 +258,17 @@ fn env_values<'a>(
         .iter()
         .filter(|spec| !is_config_file(spec))
         .filter_map(move |spec| {
-            let (var, value) = match (env.var(&spec.env), spec.standard) {
-                (Some(value), _) => (spec.env.clone(), value),
-                (None, Some(standard)) => {
-                    let value = env.var(standard.var)?;
-                    (standard.var.to_owned(), (standard.convert)(&value))
-                }
-                (None, None) => return None,
+            let own = || env.var(&spec.env).map(|value| (spec.env.clone(), value));
+            let alias = || {
+                let alias = env_names::alias_of(&spec.long)?;
+                env.var(alias).map(|value| (alias.to_owned(), value))
             };
+            let standard = || {
+                let standard = spec.standard?;
+                let value = env.var(standard.var)?;
+                Some((standard.var.to_owned(), (standard.convert)(&value)))
+            };
+            let (var, value) = own().or_else(alias).or_else(standard)?;
             Some(SourcedValue {
                 spec,
                 value: value.into(),

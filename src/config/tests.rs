@@ -275,7 +275,7 @@ fn each_source_overrides_the_one_below() {
         },
         PrecedenceCase {
             long: "log-level",
-            env: "SIDECACHE_LOG",
+            env: "SIDECACHE_LOG_LEVEL",
             toml_value: "\"warn\"",
             // Values that look like flags are still values.
             env_value: "-weird",
@@ -386,7 +386,7 @@ fn every_option_is_read_from_its_environment_variable() {
         ("SIDECACHE_ORIGIN_MAX_CONNECTIONS", "22"),
         ("SIDECACHE_MAX_WAITERS_PER_KEY", "20"),
         ("SIDECACHE_LOG_FORMAT", "json"),
-        ("SIDECACHE_LOG", "debug"),
+        ("SIDECACHE_LOG_LEVEL", "debug"),
         ("SIDECACHE_SHUTDOWN_GRACE", "9s"),
         ("SIDECACHE_STATS_WINDOW", "10s"),
         ("SIDECACHE_OTLP_ENDPOINT", "http://127.0.0.1:4317"),
@@ -589,11 +589,12 @@ fn unknown_toml_keys_are_all_listed_with_the_file_name() {
     assert_eq!(error.problems().len(), 1, "{message}");
     assert!(
         message.contains(&format!(
-            "{}: unknown keys: cache, cache-size, config, foo",
+            "{}: unknown keys: cache (closest: cache-capacity), cache-size (closest: cache-capacity), config (closest: ",
             file.display()
         )),
         "{message}"
     );
+    assert!(message.contains(", foo (closest: "), "{message}");
 }
 
 #[test]

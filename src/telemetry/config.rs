@@ -17,10 +17,11 @@ pub struct LogConfig {
     /// Which events are logged: a preset (prod: warnings plus sidecache's start/stop lines;
     /// development: also one access line per request; debug: everything at debug), or
     /// tracing's EnvFilter syntax (e.g. "info" or "sidecache=debug,hyper=warn"). RUST_LOG, when
-    /// set, is honoured by telemetry instead.
+    /// set, is honoured by telemetry instead. SIDECACHE_LOG, the variable's former name, is still
+    /// read when SIDECACHE_LOG_LEVEL is unset.
     #[arg(
         long = "log-level",
-        env = "SIDECACHE_LOG",
+        env = "SIDECACHE_LOG_LEVEL",
         value_name = "FILTER",
         default_value = "info"
     )]

@@ -268,3 +268,19 @@ async fn demo_serves_the_demo_on_a_listener_other_hosts_reach() {
     );
     assert_eq!(terminate(&mut child), 0);
 }
+
+/// A mistyped variable is refused, as a mistyped file key is, rather than silently ignored.
+#[test]
+fn an_unknown_sidecache_variable_exits_64_naming_it_and_the_closest_known_one() {
+    let (code, stderr) = run_to_exit(
+        &["--listen", "127.0.0.1:0"],
+        &[("SIDECACHE_ORIGN", "http://127.0.0.1:9000")],
+    );
+    assert_eq!(code, 64, "{stderr}");
+    assert!(
+        stderr.contains(
+            "SIDECACHE_ORIGN: not a variable sidecache reads; the closest is SIDECACHE_ORIGIN"
+        ),
+        "{stderr}"
+    );
+}

@@ -73,3 +73,73 @@ fn demo_and_an_origin_together_are_refused() {
         "{error}"
     );
 }
+
+// === the SIDECACHE_* namespace ===
+
+#[test]
+fn an_unknown_sidecache_variable_is_refused_naming_the_closest_known_one() {
+    let error = load_err(
+        &[],
+        &[
+            ("SIDECACHE_ORIGN", "http://127.0.0.1:9000"),
+            ("SIDECACHE_CACHE_SIZE", "1GiB"),
+            // Not sidecache's: left alone.
+            ("ORIGIN", "x"),
+            ("OTEL_SDK_DISABLED", "true"),
+        ],
+    );
+    assert_eq!(error.exit_code(), EX_USAGE);
+    assert_eq!(error.problems().len(), 2, "{error}");
+    assert!(
+        has_problem(
+            &error,
+            &env_var("SIDECACHE_ORIGN"),
+            "not a variable sidecache reads; the closest is SIDECACHE_ORIGIN "
+        ),
+        "{error}"
+    );
+    assert!(
+        has_problem(
+            &error,
+            &env_var("SIDECACHE_CACHE_SIZE"),
+            "the closest is SIDECACHE_CACHE_CAPACITY "
+        ),
+        "{error}"
+    );
+}
+
+#[test]
+fn an_unknown_file_key_names_the_closest_known_one() {
+    let dir = TempDir::new();
+    let file = dir.file("typo.toml", "orign = \"http://127.0.0.1:9000\"\n");
+    let error = load_err(&["--config", path_str(&file)], &[]);
+    assert!(
+        error
+            .to_string()
+            .contains("unknown keys: orign (closest: origin)"),
+        "{error}"
+    );
+}
+
+#[test]
+fn log_level_is_read_from_sidecache_log_level_and_its_former_name() {
+    let level = |vars: Vars<'_>| load_ok(&[], vars).log.level;
+    assert_eq!(level(&[("SIDECACHE_LOG_LEVEL", "debug")]), "debug");
+    assert_eq!(level(&[("SIDECACHE_LOG", "warn")]), "warn");
+    assert_eq!(
+        level(&[("SIDECACHE_LOG", "warn"), ("SIDECACHE_LOG_LEVEL", "debug")]),
+        "debug"
+    );
+    assert_eq!(
+        load_ok(&["--log-level", "error"], &[("SIDECACHE_LOG", "warn")])
+            .log
+            .level,
+        "error"
+    );
+    // A problem with the former name's value names the former name.
+    let error = load_err(&[], &[("SIDECACHE_LOG", " ")]);
+    assert!(
+        has_problem(&error, &env_var("SIDECACHE_LOG"), "must not be empty"),
+        "{error}"
+    );
+}

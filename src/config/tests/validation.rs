@@ -390,9 +390,9 @@ fn an_admin_port_reachable_from_other_hosts_needs_a_token_or_admin_insecure() {
 
 #[test]
 fn the_log_level_must_not_be_empty() {
-    let error = load_err(&[], &[("SIDECACHE_LOG", " ")]);
+    let error = load_err(&[], &[("SIDECACHE_LOG_LEVEL", " ")]);
     assert!(
-        has_problem(&error, &env_var("SIDECACHE_LOG"), "must not be empty"),
+        has_problem(&error, &env_var("SIDECACHE_LOG_LEVEL"), "must not be empty"),
         "{error}"
     );
 }

@@ -29,7 +29,7 @@ const STOP_MARGIN: Duration = Duration::from_secs(5);
 /// Where scripts/test installed kustomize, the validators' dependencies and their venv; `None`
 /// (with a loud message) when they are missing outside CI, a failure under CI.
 fn tools() -> Option<PathBuf> {
-    let dir = std::env::var_os("SIDECACHE_TEST_KUBERNETES_TOOLS")
+    let dir = std::env::var_os("TEST_SIDECACHE_KUBERNETES_TOOLS")
         .map_or_else(|| repo_path("target/kubernetes-tools"), PathBuf::from);
     let ready = kustomize(&dir).is_file() && validator_python(&dir).is_file();
     if ready {
