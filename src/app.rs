@@ -94,6 +94,20 @@ pub enum AppError {
     AdminThread(#[source] std::io::Error),
 }
 
+// === impl AppError ===
+
+impl AppError {
+    /// The process exit code for this error: [`EX_USAGE`](crate::config::EX_USAGE) (64) when a
+    /// file the configuration names cannot be used (the write-behind sink or recovery file), as
+    /// for any other configuration error; 1 otherwise.
+    pub fn exit_code(&self) -> u8 {
+        match self {
+            Self::WriteBehind(_) => 64,
+            Self::Bind { .. } | Self::Origin(_) | Self::Metrics(_) | Self::AdminThread(_) => 1,
+        }
+    }
+}
+
 // === impl App ===
 
 impl App {

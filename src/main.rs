@@ -43,7 +43,7 @@ async fn run(config: Config, tracing: Tracing) -> ExitCode {
         Ok(app) => app,
         Err(error) => {
             eprintln!("sidecache: {}", Chain(&error));
-            return ExitCode::FAILURE;
+            return ExitCode::from(error.exit_code());
         }
     };
     tracing::info!(

@@ -179,13 +179,13 @@ fn defaults_when_nothing_is_given() {
             export_timeout: secs(30),
         },
         writebehind: WriteBehindConfig {
-            sink: SinkAddress::Sqlite(PathBuf::from("sidecache-counters.db")),
+            sink: SinkAddress::Sqlite(PathBuf::from(":memory:")),
             interval: secs(1),
             max_pending_keys: 100_000,
             count_requests: false,
             count_query: false,
             request_retention: secs(30 * 24 * 60 * 60),
-            recovery_file: PathBuf::from("sidecache-writebehind.recovery"),
+            recovery_file: None,
         },
         shutdown_grace: secs(10),
     };
@@ -486,7 +486,7 @@ fn every_option_is_read_from_its_environment_variable() {
             count_requests: true,
             count_query: true,
             request_retention: secs(21),
-            recovery_file: PathBuf::from("/var/lib/sidecache/recovery"),
+            recovery_file: Some(PathBuf::from("/var/lib/sidecache/recovery")),
         },
         shutdown_grace: secs(9),
     };

@@ -9,14 +9,15 @@ use super::sink::SinkAddress;
 #[derive(Debug, Clone, PartialEq, Eq, clap::Args)]
 #[command(next_help_heading = "Write-behind counters")]
 pub struct WriteBehindConfig {
-    /// Where counters are flushed: sqlite:PATH (a file in WAL mode, created when missing;
-    /// sqlite::memory: keeps them only while the process runs) or a postgres:// URL (no TLS: keep
-    /// the server on loopback or a private network). Tables are created when missing.
+    /// Where counters are flushed: sqlite::memory: (the default: kept in memory while the process
+    /// runs, lost when it stops; no file is written), sqlite:PATH (a file in WAL mode, created
+    /// when missing; an unwritable one stops the start, exit 64) or a postgres:// URL (no TLS:
+    /// keep the server on loopback or a private network). Tables are created when missing.
     #[arg(
         long = "writebehind-sink",
         env = "SIDECACHE_WRITEBEHIND_SINK",
         value_name = "SINK",
-        default_value = "sqlite:sidecache-counters.db",
+        default_value = "sqlite::memory:",
         value_parser = SinkAddress::parse
     )]
     pub sink: SinkAddress,
@@ -74,12 +75,13 @@ pub struct WriteBehindConfig {
     )]
     pub request_retention: Duration,
     /// Where pending increments are written if the sink cannot be reached at shutdown; replayed
-    /// (each batch at most once) and removed at the next start.
+    /// (each batch at most once) and removed at the next start. Its directory must be writable
+    /// (checked at start, exit 64). Unset by default: no file is written, and what the sink cannot
+    /// take at shutdown is lost (and logged); set it with a PostgreSQL sink.
     #[arg(
         long = "writebehind-recovery-file",
         env = "SIDECACHE_WRITEBEHIND_RECOVERY_FILE",
-        value_name = "FILE",
-        default_value = "sidecache-writebehind.recovery"
+        value_name = "FILE"
     )]
-    pub recovery_file: PathBuf,
+    pub recovery_file: Option<PathBuf>,
 }

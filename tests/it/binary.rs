@@ -35,6 +35,11 @@ fn start_logged(
 /// Spawns the binary with `args` and `vars` and no other `SIDECACHE_*` variable (nor
 /// `RUST_LOG`) from the test's environment, its stderr piped.
 fn spawn(args: &[&str], vars: &[(&str, &str)]) -> Child {
+    command(args, vars).spawn().expect("spawn sidecache")
+}
+
+/// The command [`spawn`] runs.
+fn command(args: &[&str], vars: &[(&str, &str)]) -> Command {
     let mut command = Command::new(env!("CARGO_BIN_EXE_sidecache"));
     for (name, _) in std::env::vars_os() {
         if name.to_string_lossy().starts_with("SIDECACHE_") {
@@ -46,9 +51,8 @@ fn spawn(args: &[&str], vars: &[(&str, &str)]) -> Child {
         .env_remove("RUST_LOG")
         .envs(vars.iter().copied())
         .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("spawn sidecache")
+        .stderr(Stdio::piped());
+    command
 }
 
 fn terminate(child: &mut Child) -> i32 {
@@ -283,4 +287,75 @@ fn an_unknown_sidecache_variable_exits_64_naming_it_and_the_closest_known_one() 
         ),
         "{stderr}"
     );
+}
+
+/// Counters kept in memory by default: a run in a read-only directory (Kubernetes'
+/// `readOnlyRootFilesystem`) starts, and no run leaves files behind.
+#[tokio::test]
+async fn by_default_no_file_is_written_in_the_working_directory() {
+    let dir = support::TempDir::new("working-directory");
+    let mut child = command(
+        &["--listen", "127.0.0.1:0", "--admin-listen", "127.0.0.1:0"],
+        &[],
+    )
+    .args(["--log-format", "json", "--log-level", "info"])
+    .current_dir(&dir.0)
+    .spawn()
+    .expect("spawn sidecache");
+    let listening = support::binary::listening(&mut child);
+    let client = TestClient::new();
+    let page = client
+        .get(&format!("http://{}/slow/1?delay_ms=1", listening.proxy))
+        .await;
+    assert_eq!(page.status, 200);
+    let counted = client
+        .send(
+            http::Method::POST,
+            &format!("http://{}/v1/counters/views?delta=2", listening.admin),
+            &[],
+            bytes::Bytes::new(),
+        )
+        .await;
+    assert_eq!(counted.status, 200, "{:?}", counted.body);
+    let read = client
+        .get(&format!("http://{}/v1/counters/views", listening.admin))
+        .await;
+    assert!(
+        String::from_utf8_lossy(&read.body).contains("\"value\":2"),
+        "{:?}",
+        read.body
+    );
+    assert_eq!(terminate(&mut child), 0);
+    let left: Vec<_> = std::fs::read_dir(&dir.0)
+        .expect("read the working directory")
+        .map(|entry| entry.expect("an entry").file_name())
+        .collect();
+    assert!(left.is_empty(), "sidecache left {left:?} behind");
+}
+
+/// A configured file that cannot be written stops the start, naming it, before any port
+/// serves: here under a path whose "directory" is a file, which no user can write into.
+#[test]
+fn an_unwritable_counters_file_or_recovery_file_exits_64_naming_it() {
+    let dir = support::TempDir::new("unwritable");
+    let not_a_directory = dir.0.join("plain-file");
+    std::fs::write(&not_a_directory, "").expect("write a plain file");
+    let counters = not_a_directory.join("counters.db").display().to_string();
+    let recovery = not_a_directory
+        .join("writebehind.recovery")
+        .display()
+        .to_string();
+    for (flag, value) in [
+        ("--writebehind-sink", format!("sqlite:{counters}")),
+        ("--writebehind-recovery-file", recovery.clone()),
+    ] {
+        let (code, stderr) = run_to_exit(&["--listen", "127.0.0.1:0", flag, &value], &[]);
+        assert_eq!(code, 64, "{flag}: {stderr}");
+        let path = if flag == "--writebehind-sink" {
+            &counters
+        } else {
+            &recovery
+        };
+        assert!(stderr.contains(path.as_str()), "{flag}: {stderr}");
+    }
 }

@@ -556,7 +556,8 @@ fn every_container_runs_restricted_and_writes_only_to_its_volumes() {
         let SinkAddress::Sqlite(counters_file) = &config.writebehind.sink else {
             panic!("overlay {overlay}: the demo keeps its counters in a SQLite file");
         };
-        for file in [counters_file, &config.writebehind.recovery_file] {
+        let recovery_file = config.writebehind.recovery_file.as_ref();
+        for file in [Some(counters_file), recovery_file].into_iter().flatten() {
             assert!(
                 writable.iter().any(|dir| file.starts_with(dir)),
                 "overlay {overlay}: sidecache writes {} outside its writable volumes {writable:?}",
