@@ -25,6 +25,8 @@
 //! | [`stats`] | the windowed stats behind `GET /stats` |
 //! | [`body`] | the body types of both directions |
 //! | [`byte_size`] | byte sizes with units, as the options take them |
+//! | [`duration`] | durations with units or in seconds, as the options take them |
+//! | [`listen_addr`] | listener addresses, host names resolved, as the options take them |
 //! | [`demo`] | the embedded demo origin |
 //! | [`telemetry`] | logs (with trace ids), the OTLP span pipeline, sampling, W3C propagation |
 //! | [`shutdown`] | the shutdown signal |
@@ -45,7 +47,9 @@ pub mod byte_size;
 pub mod cache;
 pub mod config;
 pub mod demo;
+pub mod duration;
 pub mod http;
+pub mod listen_addr;
 pub mod metrics;
 pub mod origin;
 pub mod proxy;

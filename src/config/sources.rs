@@ -31,9 +31,12 @@ const CONFIG_FILE_ID: &str = "config";
 /// Printed after the options in `--help`.
 const AFTER_HELP: &str = "\
 Units:
-  DURATION  a duration such as 250ms, 5s, 1h 30m or 1d
+  DURATION  a duration such as 250ms, 5s, 1h 30m or 1d, or a whole number of seconds (30)
   BYTES     a whole number with an optional unit: B, KB/MB/GB (powers of 1000) or KiB/MiB/GiB
-            (powers of 1024), case-insensitive, e.g. 1048576, 256MiB or \"64 KiB\"
+            (powers of 1024; nginx's K/M/G too), case-insensitive, e.g. 1048576, 256MiB, 256M
+            or \"64 KiB\"
+  ADDR      HOST:PORT, an IP address or a host name resolved at start, e.g. 0.0.0.0:8080 or
+            localhost:8080
 
 Every option can also be set by the environment variable shown, or in the --config TOML file under
 its long name (e.g. cache-capacity = \"256MiB\"). Precedence: flag > environment > file > default.";

@@ -18,6 +18,7 @@ use crate::proxy::{ClientCacheControl, RangeMiss};
 use crate::telemetry::{LogFormat, OtlpProtocol, Ratio, SamplerKind};
 use crate::writebehind::SinkAddress;
 
+mod formats;
 mod safe_defaults;
 mod validation;
 
@@ -600,7 +601,7 @@ fn unknown_toml_keys_are_all_listed_with_the_file_name() {
 #[test]
 fn toml_values_of_the_wrong_type_or_syntax_name_file_and_key() {
     let dir = TempDir::new();
-    let file = dir.file("types.toml", "grace = 1.5\ncoalesce-timeout = 5\n");
+    let file = dir.file("types.toml", "grace = 1.5\ncoalesce-timeout = -5\n");
     let error = load_err(&["--config", path_str(&file)], &[]);
     let key = |key: &str| Place::FileKey {
         path: file.clone(),
@@ -616,7 +617,7 @@ fn toml_values_of_the_wrong_type_or_syntax_name_file_and_key() {
     );
     // An integer is accepted as TOML, then rejected by the duration parser: no unit.
     assert!(
-        has_problem(&error, &key("coalesce-timeout"), "invalid value \"5\""),
+        has_problem(&error, &key("coalesce-timeout"), "invalid value \"-5\""),
         "{error}"
     );
 }

@@ -18,7 +18,7 @@ pub struct OriginConfig {
         env = "SIDECACHE_ORIGIN_CONNECT_TIMEOUT",
         value_name = "DURATION",
         default_value = "5s",
-        value_parser = humantime::parse_duration
+        value_parser = crate::duration::parse_duration
     )]
     pub connect_timeout: Duration,
     /// How long to wait for the origin's response head, so a hanging origin turns into a 504 (or
@@ -28,7 +28,7 @@ pub struct OriginConfig {
         env = "SIDECACHE_ORIGIN_TIMEOUT",
         value_name = "DURATION",
         default_value = "30s",
-        value_parser = humantime::parse_duration
+        value_parser = crate::duration::parse_duration
     )]
     pub first_byte_timeout: Duration,
     /// How long reading a whole response body may take when it is buffered for the cache.
@@ -37,7 +37,7 @@ pub struct OriginConfig {
         env = "SIDECACHE_ORIGIN_BODY_TIMEOUT",
         value_name = "DURATION",
         default_value = "60s",
-        value_parser = humantime::parse_duration
+        value_parser = crate::duration::parse_duration
     )]
     pub body_timeout: Duration,
     /// Longest pause between two reads of an origin body streamed to a client (a pass-through or
@@ -48,7 +48,7 @@ pub struct OriginConfig {
         env = "SIDECACHE_ORIGIN_READ_TIMEOUT",
         value_name = "DURATION",
         default_value = "30s",
-        value_parser = humantime::parse_duration
+        value_parser = crate::duration::parse_duration
     )]
     pub read_timeout: Duration,
     /// How long an idle pooled connection to the origin is kept for reuse before it is closed.
@@ -57,7 +57,7 @@ pub struct OriginConfig {
         env = "SIDECACHE_ORIGIN_POOL_IDLE_TIMEOUT",
         value_name = "DURATION",
         default_value = "90s",
-        value_parser = humantime::parse_duration
+        value_parser = crate::duration::parse_duration
     )]
     pub pool_idle_timeout: Duration,
     /// Most connections open to the origin at once. A request that finds none free waits for

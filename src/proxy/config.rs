@@ -15,7 +15,8 @@ pub struct ProxyConfig {
         long = "listen",
         env = "SIDECACHE_LISTEN",
         value_name = "ADDR",
-        default_value = "127.0.0.1:8080"
+        default_value = "127.0.0.1:8080",
+        value_parser = crate::listen_addr::parse_listen_addr
     )]
     pub listen: SocketAddr,
     /// Which Host header requests carry to the origin: the client's, or the origin URL's authority
@@ -88,7 +89,7 @@ pub struct CacheConfig {
         env = "SIDECACHE_COALESCE_TIMEOUT",
         value_name = "DURATION",
         default_value = "5s",
-        value_parser = humantime::parse_duration
+        value_parser = crate::duration::parse_duration
     )]
     pub coalesce_timeout: Duration,
     /// Most requests that wait for one origin load of a key. Beyond it, a request gets the stored
@@ -109,7 +110,7 @@ pub struct CacheConfig {
         env = "SIDECACHE_HIT_FOR_MISS_TTL",
         value_name = "DURATION",
         default_value = "10s",
-        value_parser = humantime::parse_duration
+        value_parser = crate::duration::parse_duration
     )]
     pub hit_for_miss_ttl: Duration,
     /// How long past expiry a stale entry may still be served while the origin is unreachable.
@@ -119,7 +120,7 @@ pub struct CacheConfig {
         env = "SIDECACHE_GRACE",
         value_name = "DURATION",
         default_value = "60s",
-        value_parser = humantime::parse_duration
+        value_parser = crate::duration::parse_duration
     )]
     pub grace: Duration,
     /// What a `Range` request for a URL with nothing stored loads: `whole`, the whole
@@ -141,7 +142,7 @@ pub struct CacheConfig {
         env = "SIDECACHE_MAX_HEURISTIC_FRESHNESS",
         value_name = "DURATION",
         default_value = "24h",
-        value_parser = humantime::parse_duration
+        value_parser = crate::duration::parse_duration
     )]
     pub max_heuristic_freshness: Duration,
 }

@@ -48,7 +48,7 @@ pub struct TelemetryConfig {
         env = "SIDECACHE_STATS_WINDOW",
         value_name = "DURATION",
         default_value = "60s",
-        value_parser = humantime::parse_duration
+        value_parser = crate::duration::parse_duration
     )]
     pub stats_window: Duration,
 }
@@ -108,7 +108,7 @@ pub struct TracingConfig {
         env = "SIDECACHE_TRACE_BATCH_DELAY",
         value_name = "DURATION",
         default_value = "5s",
-        value_parser = humantime::parse_duration
+        value_parser = crate::duration::parse_duration
     )]
     pub batch_delay: Duration,
     /// Most finished spans held for export (queued, or in the batch being sent); when it is
@@ -136,7 +136,7 @@ pub struct TracingConfig {
         env = "SIDECACHE_TRACE_EXPORT_TIMEOUT",
         value_name = "DURATION",
         default_value = "30s",
-        value_parser = humantime::parse_duration
+        value_parser = crate::duration::parse_duration
     )]
     pub export_timeout: Duration,
 }

@@ -27,7 +27,7 @@ pub struct WriteBehindConfig {
         env = "SIDECACHE_WRITEBEHIND_INTERVAL",
         value_name = "DURATION",
         default_value = "1s",
-        value_parser = humantime::parse_duration
+        value_parser = crate::duration::parse_duration
     )]
     pub interval: Duration,
     /// Most counter names held in memory between flushes, so a scan of random URLs cannot
@@ -71,7 +71,7 @@ pub struct WriteBehindConfig {
         env = "SIDECACHE_WRITEBEHIND_REQUEST_RETENTION",
         value_name = "DURATION",
         default_value = "30days",
-        value_parser = humantime::parse_duration
+        value_parser = crate::duration::parse_duration
     )]
     pub request_retention: Duration,
     /// Where pending increments are written if the sink cannot be reached at shutdown; replayed

@@ -359,3 +359,36 @@ fn an_unwritable_counters_file_or_recovery_file_exits_64_naming_it() {
         assert!(stderr.contains(path.as_str()), "{flag}: {stderr}");
     }
 }
+
+/// A port already taken is a configuration error like any other: exit 64, naming the option.
+#[test]
+fn a_port_in_use_exits_64_naming_the_flag_and_the_address() {
+    let taken = std::net::TcpListener::bind("127.0.0.1:0").expect("bind a port");
+    let addr = taken.local_addr().expect("its address").to_string();
+    for flag in ["--listen", "--admin-listen"] {
+        let mut args = vec!["--listen", "127.0.0.1:0"];
+        args.extend([flag, addr.as_str()]);
+        let (code, stderr) = run_to_exit(&args, &[]);
+        assert_eq!(code, 64, "{flag}: {stderr}");
+        assert!(
+            stderr.contains(&format!("{flag} {addr}: cannot listen there")),
+            "{flag}: {stderr}"
+        );
+        assert!(stderr.contains("choose a free port"), "{stderr}");
+    }
+}
+
+/// The spellings an nginx user reaches for start the binary.
+#[tokio::test]
+async fn host_names_nginx_sizes_and_bare_seconds_are_accepted() {
+    let (mut child, proxy, _admin) = start(&[
+        "--listen",
+        "localhost:0",
+        "--cache-capacity",
+        "64M",
+        "--origin-timeout",
+        "30",
+    ]);
+    assert_eq!(proxy.ip().to_string(), "127.0.0.1");
+    assert_eq!(terminate(&mut child), 0);
+}
