@@ -21,7 +21,10 @@ ARG RUST_VERSION=1.95
 
 FROM rust:${RUST_VERSION}-slim-bookworm AS build
 WORKDIR /src
-COPY Cargo.toml Cargo.lock ./
+COPY Cargo.toml Cargo.lock build.rs ./
+# The image has no .git: pass the commit for `sidecache --version` and sidecache_build_info
+# (docker build --build-arg GIT_COMMIT=$(git rev-parse --short=12 HEAD) .); "unknown" without it.
+ARG GIT_COMMIT
 COPY src ./src
 COPY benches ./benches
 # The registry and target caches survive between builds (BuildKit cache mounts); the binary is

@@ -24,6 +24,7 @@
 //! | [`metrics`] | the Prometheus registry and the helpers every metric set registers with |
 //! | [`stats`] | the windowed stats behind `GET /stats` |
 //! | [`body`] | the body types of both directions |
+//! | [`build`] | which build is running: version, git commit, profile |
 //! | [`byte_size`] | byte sizes with units, as the options take them |
 //! | [`duration`] | durations with units or in seconds, as the options take them |
 //! | [`listen_addr`] | listener addresses, host names resolved, as the options take them |
@@ -43,6 +44,7 @@
 pub mod admin;
 pub mod app;
 pub mod body;
+pub mod build;
 pub mod byte_size;
 pub mod cache;
 pub mod config;

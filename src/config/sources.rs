@@ -43,7 +43,7 @@ its long name (e.g. cache-capacity = \"256MiB\"). Precedence: flag > environment
 
 /// The command line: every option of [`Config`], plus the file to read more of them from.
 #[derive(Debug, Parser)]
-#[command(name = "sidecache", version, about, after_help = AFTER_HELP)]
+#[command(name = "sidecache", version = crate::build::VERSION_LINE, about, after_help = AFTER_HELP)]
 struct Cli {
     /// TOML file of options keyed by their long flag names (e.g. cache-capacity = "256MiB").
     /// Unset by default: no file is read.

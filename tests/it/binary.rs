@@ -392,3 +392,26 @@ async fn host_names_nginx_sizes_and_bare_seconds_are_accepted() {
     assert_eq!(proxy.ip().to_string(), "127.0.0.1");
     assert_eq!(terminate(&mut child), 0);
 }
+
+/// `--version` says which source and profile the binary was built from, as git reports them.
+#[test]
+fn version_prints_the_git_commit_and_the_build_profile() {
+    let output = command(&["--version"], &[])
+        .stdout(Stdio::piped())
+        .output()
+        .expect("run sidecache");
+    assert_eq!(output.status.code(), Some(0));
+    let version = String::from_utf8_lossy(&output.stdout).into_owned();
+    let Ok(head) = Command::new("git")
+        .args(["rev-parse", "--short=12", "HEAD"])
+        .output()
+    else {
+        return support::missing_component("git", "to compare the commit --version prints");
+    };
+    let head = String::from_utf8_lossy(&head.stdout).trim().to_owned();
+    assert!(
+        version.starts_with(&format!("sidecache 0.1.0 (commit {head}")),
+        "{version} (HEAD is {head})"
+    );
+    assert!(version.trim_end().ends_with(", debug)"), "{version}");
+}

@@ -509,6 +509,31 @@ fn version_is_not_a_failure() {
 }
 
 #[test]
+fn version_names_the_commit_and_the_build_profile() {
+    let version = load_err(&["--version"], &[]).to_string();
+    assert_eq!(
+        version.trim_end(),
+        format!(
+            "sidecache {} (commit {}, {})",
+            crate::build::VERSION,
+            crate::build::COMMIT,
+            crate::build::PROFILE
+        )
+    );
+    let commit = crate::build::COMMIT.trim_end_matches("-dirty");
+    assert!(
+        commit == "unknown"
+            || (commit.len() == 12 && commit.bytes().all(|byte| byte.is_ascii_hexdigit())),
+        "{commit}"
+    );
+    assert_eq!(
+        crate::build::PROFILE,
+        "debug",
+        "tests build the debug profile"
+    );
+}
+
+#[test]
 fn every_option_follows_the_conventions() {
     let mut command = testing::command();
     command.build();
