@@ -13,8 +13,10 @@ fn main() {
         .unwrap_or_else(|| "unknown".to_owned());
     // Cargo sets PROFILE to the profile the build inherits from: "debug" or "release".
     let profile = std::env::var("PROFILE").unwrap_or_else(|_| "unknown".to_owned());
-    println!("cargo::rustc-env=SIDECACHE_BUILD_COMMIT={}", commit.trim());
-    println!("cargo::rustc-env=SIDECACHE_BUILD_PROFILE={profile}");
+    // Not SIDECACHE_*: Cargo also sets these in the environment of `cargo run` and `cargo test`,
+    // where sidecache refuses unknown variables of its own namespace.
+    println!("cargo::rustc-env=BUILD_SIDECACHE_COMMIT={}", commit.trim());
+    println!("cargo::rustc-env=BUILD_SIDECACHE_PROFILE={profile}");
     // Rerun when the commit or the dirty state can have changed: a checkout (HEAD), a commit
     // (the branch's ref, or the packed refs), staging (the index), an edit (the sources).
     let branch = git(&["rev-parse", "--symbolic-full-name", "HEAD"]);
