@@ -20,12 +20,13 @@ pub(super) fn alias_of(long: &str) -> Option<&'static str> {
         .find_map(|&(option, var)| (option == long).then_some(var))
 }
 
-/// A problem for every `SIDECACHE_*` name in `set` that is neither in `known` nor an alias,
-/// naming the closest of `known`.
-pub(super) fn unknown(set: &[String], known: &[&str]) -> Vec<Problem> {
+/// A problem for every `SIDECACHE_*` variable in `set` (name, value) that is neither in `known`
+/// nor an alias nor a service link, naming the closest of `known`.
+pub(super) fn unknown(set: &[(String, String)], known: &[&str]) -> Vec<Problem> {
     let mut unknown: Vec<&String> = set
         .iter()
-        .filter(|name| name.starts_with(PREFIX))
+        .filter(|(name, value)| name.starts_with(PREFIX) && !is_service_link(name, value))
+        .map(|(name, _)| name)
         .filter(|name| !known.contains(&name.as_str()))
         .filter(|name| !ALIASES.iter().any(|&(_, alias)| alias == name.as_str()))
         .collect();
@@ -43,6 +44,37 @@ pub(super) fn unknown(set: &[String], known: &[&str]) -> Vec<Problem> {
             )
         })
         .collect()
+}
+
+/// Whether `name` is one of the variables Kubernetes (and Docker's links) set for a Service: a
+/// Service named `sidecache` or `sidecache-demo` in the pod's namespace gives every pod
+/// `SIDECACHE_SERVICE_HOST`, `SIDECACHE_DEMO_PORT=tcp://…`, `SIDECACHE_PORT_80_TCP_ADDR` and so
+/// on, which are not meant for sidecache and must not stop it.
+fn is_service_link(name: &str, value: &str) -> bool {
+    if name.ends_with("_SERVICE_HOST")
+        || name.ends_with("_SERVICE_PORT")
+        || name.contains("_SERVICE_PORT_")
+    {
+        return true;
+    }
+    let is_link_url = ["tcp://", "udp://", "sctp://"]
+        .iter()
+        .any(|scheme| value.starts_with(scheme));
+    if name.ends_with("_PORT") && is_link_url {
+        return true;
+    }
+    // NAME_PORT_<number>_<PROTOCOL>, then nothing or _PROTO, _PORT or _ADDR.
+    name.split("_PORT_").skip(1).any(|rest| {
+        let mut parts = rest.split('_');
+        let number = parts.next().unwrap_or_default();
+        let protocol = parts.next().unwrap_or_default();
+        let field = parts.next();
+        !number.is_empty()
+            && number.bytes().all(|byte| byte.is_ascii_digit())
+            && matches!(protocol, "TCP" | "UDP" | "SCTP")
+            && matches!(field, None | Some("PROTO" | "PORT" | "ADDR"))
+            && parts.next().is_none()
+    })
 }
 
 /// The name of `known` most like `name`, by Jaro-Winkler similarity (as clap suggests flags),
@@ -100,7 +132,7 @@ mod tests {
             "OTEL_SERVICE_NAME",
             "SIDECACHE_A",
         ]
-        .map(str::to_owned);
+        .map(|name| (name.to_owned(), "value".to_owned()));
         let problems = unknown(&set, &KNOWN);
         let places: Vec<String> = problems.iter().map(|p| p.place.to_string()).collect();
         assert_eq!(places, ["SIDECACHE_A", "SIDECACHE_ORIGN"]);
@@ -111,6 +143,30 @@ mod tests {
             "{}",
             problems[1].message
         );
+    }
+
+    #[test]
+    fn the_variables_kubernetes_sets_for_a_service_are_left_alone() {
+        let links = [
+            ("SIDECACHE_SERVICE_HOST", "10.0.0.11"),
+            ("SIDECACHE_SERVICE_PORT", "80"),
+            ("SIDECACHE_SERVICE_PORT_HTTP", "80"),
+            ("SIDECACHE_DEMO_PORT", "tcp://10.0.0.11:80"),
+            ("SIDECACHE_DEMO_PORT_80_TCP", "tcp://10.0.0.11:80"),
+            ("SIDECACHE_DEMO_PORT_80_TCP_PROTO", "tcp"),
+            ("SIDECACHE_DEMO_PORT_80_TCP_PORT", "80"),
+            ("SIDECACHE_DEMO_PORT_80_TCP_ADDR", "10.0.0.11"),
+        ]
+        .map(|(name, value)| (name.to_owned(), value.to_owned()));
+        assert!(unknown(&links, &KNOWN).is_empty());
+        // The same shapes with values that are no service's are typos, not links.
+        let typos = [
+            ("SIDECACHE_ADMIN_PORT", "8081"),
+            ("SIDECACHE_PORT_HTTP", "80"),
+            ("SIDECACHE_PORT_80_TCP_HOST", "x"),
+        ]
+        .map(|(name, value)| (name.to_owned(), value.to_owned()));
+        assert_eq!(unknown(&typos, &KNOWN).len(), 3);
     }
 
     #[test]

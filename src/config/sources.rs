@@ -82,7 +82,12 @@ pub(super) fn load(args: Vec<OsString>, env: &dyn Env) -> Result<Config, ConfigE
         .map_err(ConfigError::from_clap)?;
 
     let known_vars: Vec<&str> = options.iter().map(|spec| spec.env.as_str()).collect();
-    let mut problems = env_names::unknown(&env.names(), &known_vars);
+    let set: Vec<(String, String)> = env
+        .names()
+        .into_iter()
+        .filter_map(|name| env.var(&name).map(|value| (name, value)))
+        .collect();
+    let mut problems = env_names::unknown(&set, &known_vars);
     let mut below_flags = Vec::new();
     if let Some(path) = config_file(&flags, env) {
         below_flags.extend(file_values(&path, &options, &mut problems));
