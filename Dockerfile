@@ -9,17 +9,22 @@
 #
 #   docker build -t sidecache .
 #   export SIDECACHE_ADMIN_TOKEN=$(openssl rand -hex 32)
-#   docker run --rm -p 127.0.0.1:8080:8080 -p 127.0.0.1:8081:8081 -e SIDECACHE_ADMIN_TOKEN sidecache
 #   docker run --rm -p 127.0.0.1:8080:8080 -p 127.0.0.1:8081:8081 -e SIDECACHE_ADMIN_TOKEN -e SIDECACHE_ORIGIN=http://origin:9000 sidecache
+#   docker run --rm -p 127.0.0.1:8080:8080 -p 127.0.0.1:8081:8081 -e SIDECACHE_ADMIN_TOKEN -e SIDECACHE_DEMO=true sidecache
 #
-# The first runs the embedded demo origin. `-e SIDECACHE_ADMIN_TOKEN` passes the variable from
-# the shell; publish beyond 127.0.0.1 only where the network is yours.
+# The second runs the embedded demo origin: without SIDECACHE_ORIGIN or SIDECACHE_DEMO the image
+# refuses to start (exit 64), as its proxy port listens on every interface. `-e
+# SIDECACHE_ADMIN_TOKEN` passes the variable from the shell; publish beyond 127.0.0.1 only where
+# the network is yours.
 
 ARG RUST_VERSION=1.95
 
 FROM rust:${RUST_VERSION}-slim-bookworm AS build
 WORKDIR /src
-COPY Cargo.toml Cargo.lock ./
+COPY Cargo.toml Cargo.lock build.rs ./
+# The image has no .git: pass the commit for `sidecache --version` and sidecache_build_info
+# (docker build --build-arg GIT_COMMIT=$(git rev-parse --short=12 HEAD) .); "unknown" without it.
+ARG GIT_COMMIT
 COPY src ./src
 COPY benches ./benches
 # The registry and target caches survive between builds (BuildKit cache mounts); the binary is

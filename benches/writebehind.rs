@@ -104,7 +104,7 @@ fn increment(c: &mut Criterion) {
             WriteBehindSettings {
                 interval: Duration::from_secs(3600),
                 max_pending_keys: 1_000_000,
-                recovery_file: std::env::temp_dir().join("sidecache-bench-no-such-recovery-file"),
+                recovery_file: None,
             },
             WriteBehindMetrics::register(&registry).expect("metrics"),
         )

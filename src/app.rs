@@ -77,8 +77,13 @@ pub struct App {
 #[derive(Debug, thiserror::Error)]
 pub enum AppError {
     /// A listener could not be bound.
-    #[error("cannot listen on {addr}")]
+    #[error(
+        "{option} {addr}: cannot listen there (a port in use, or an address this host does not have); choose a free port on one of this host's addresses"
+    )]
     Bind {
+        /// The option that names the address (`--listen`, `--admin-listen`), or what the
+        /// listener is for.
+        option: &'static str,
         /// The address asked for.
         addr: SocketAddr,
         /// The cause.
@@ -96,6 +101,21 @@ pub enum AppError {
     /// The admin listener's thread or runtime could not be started.
     #[error("cannot start the admin thread")]
     AdminThread(#[source] std::io::Error),
+}
+
+// === impl AppError ===
+
+impl AppError {
+    /// The process exit code for this error: [`EX_USAGE`](crate::config::EX_USAGE) (64) when an
+    /// address or a file the configuration names cannot be used (a listener, the write-behind
+    /// sink or recovery file), as for any other configuration error; 1 otherwise.
+    pub fn exit_code(&self) -> u8 {
+        match self {
+            Self::WriteBehind(_) => 64,
+            Self::Bind { option, .. } if option.starts_with("--") => 64,
+            Self::Bind { .. } | Self::Origin(_) | Self::Metrics(_) | Self::AdminThread(_) => 1,
+        }
+    }
 }
 
 // === impl App ===
@@ -116,12 +136,13 @@ impl App {
     /// # Errors
     /// A port cannot be bound, or the origin URL is unusable.
     pub async fn bind_with(config: &Config, tracing: Tracing) -> Result<Self, AppError> {
-        let proxy_listener = bind(config.proxy.listen).await?;
-        let admin_listener = bind(config.admin.listen).await?;
+        let proxy_listener = bind("--listen", config.proxy.listen).await?;
+        let admin_listener = bind("--admin-listen", config.admin.listen).await?;
         let (demo, origin_url) = match &config.origin.url {
             Some(url) => (None, url.clone()),
             None => {
-                let listener = bind(SocketAddr::from(([127, 0, 0, 1], 0))).await?;
+                let listener =
+                    bind("the demo origin", SocketAddr::from(([127, 0, 0, 1], 0))).await?;
                 let url = demo_url(&listener);
                 (Some(listener), url)
             }
@@ -456,10 +477,14 @@ fn register_origin_gauges(registry: &Registry, slots: &OriginSlots) -> metrics::
     )
 }
 
-async fn bind(addr: SocketAddr) -> Result<TcpListener, AppError> {
+async fn bind(option: &'static str, addr: SocketAddr) -> Result<TcpListener, AppError> {
     TcpListener::bind(addr)
         .await
-        .map_err(|source| AppError::Bind { addr, source })
+        .map_err(|source| AppError::Bind {
+            option,
+            addr,
+            source,
+        })
 }
 
 fn local_addr(listener: &TcpListener) -> SocketAddr {

@@ -6,7 +6,8 @@ use std::str::FromStr;
 use thiserror::Error;
 
 /// A number of bytes, parsed from an integer with an optional unit: B, KB/MB/GB (powers of 1000)
-/// or KiB/MiB/GiB (powers of 1024), case-insensitive, with optional space before the unit.
+/// or KiB/MiB/GiB (powers of 1024), or nginx's K/M/G (powers of 1024 too), case-insensitive,
+/// with optional space before the unit.
 ///
 /// ```
 /// # use sidecache::byte_size::ByteSize;
@@ -29,15 +30,19 @@ pub enum ByteSizeError {
     #[error("byte size must start with a whole number of bytes or units")]
     MissingNumber,
     /// The text after the number is not a known unit.
-    #[error("unknown unit {0:?} (expected B, KB, MB, GB, KiB, MiB or GiB)")]
+    #[error("unknown unit {0:?} (expected B, KB, MB, GB, KiB, MiB, GiB, K, M or G)")]
     UnknownUnit(String),
+    /// The number had a fractional part.
+    #[error("byte size must be a whole number; use a smaller unit (e.g. 1536MiB, not 1.5GiB)")]
+    Fraction,
     /// The size does not fit in 64 bits.
     #[error("byte size is too large (more than 2^64 - 1 bytes)")]
     Overflow,
 }
 
-/// Units in the order [`ByteSize`]'s `Display` prefers them (binary first), with their size in bytes.
-const UNITS: [(&str, u64); 7] = [
+/// Units in the order [`ByteSize`]'s `Display` prefers them (binary first), with their size in
+/// bytes; nginx's one-letter spellings come after `B`, so they are read but never written.
+const UNITS: [(&str, u64); 10] = [
     ("GiB", 1 << 30),
     ("MiB", 1 << 20),
     ("KiB", 1 << 10),
@@ -45,6 +50,9 @@ const UNITS: [(&str, u64); 7] = [
     ("MB", 1_000_000),
     ("KB", 1_000),
     ("B", 1),
+    ("K", 1 << 10),
+    ("M", 1 << 20),
+    ("G", 1 << 30),
 ];
 
 /// Value parser for `#[arg(value_parser = ...)]` on `*_bytes: u64` fields.
@@ -81,6 +89,9 @@ impl FromStr for ByteSize {
         }
         // `digits` holds only ASCII digits, so parsing can only fail by overflowing.
         let count: u64 = digits.parse().map_err(|_| ByteSizeError::Overflow)?;
+        if unit.starts_with(['.', ',']) {
+            return Err(ByteSizeError::Fraction);
+        }
         let unit_bytes = unit_bytes(unit.trim_start())?;
         count
             .checked_mul(unit_bytes)
@@ -150,9 +161,9 @@ mod tests {
     fn rejects_unknown_units() {
         for (text, unit) in [
             ("12XB", "XB"),
-            ("1.5GiB", ".5GiB"),
             ("10 bytes", "bytes"),
-            ("5k", "k"),
+            ("5kk", "kk"),
+            ("5T", "T"),
         ] {
             assert_eq!(
                 text.parse::<ByteSize>(),
@@ -160,6 +171,31 @@ mod tests {
                 "{text}"
             );
         }
+    }
+
+    #[test]
+    fn reads_nginx_one_letter_units_as_binary() {
+        for (text, bytes) in [
+            ("256M", 256 * MIB),
+            ("1G", GIB),
+            ("1g", GIB),
+            ("64k", 64 * KIB),
+            ("64 K", 64 * KIB),
+        ] {
+            assert_eq!(text.parse::<ByteSize>(), Ok(ByteSize(bytes)), "{text}");
+        }
+    }
+
+    #[test]
+    fn a_fraction_is_refused_with_what_to_write_instead() {
+        for text in ["1.5GiB", "0.5G", "2,5MB"] {
+            assert_eq!(
+                text.parse::<ByteSize>(),
+                Err(ByteSizeError::Fraction),
+                "{text}"
+            );
+        }
+        assert!(ByteSizeError::Fraction.to_string().contains("1536MiB"));
     }
 
     #[test]

@@ -23,7 +23,8 @@
 //!    its name (`_bytes`).
 //! 2. Give it `#[arg(long = "...", env = "SIDECACHE_...", value_name = "...", default_value = "...")]`
 //!    (leave out `default_value` only for an `Option`, and say in the doc comment what unset means),
-//!    plus `value_parser = ...` for durations (`humantime::parse_duration`) and byte sizes
+//!    plus `value_parser = ...` for durations (`crate::duration::parse_duration`), listener
+//!    addresses (`crate::listen_addr::parse_listen_addr`) and byte sizes
 //!    (`crate::byte_size::parse_bytes`). Options take exactly one value (`ArgAction::Set`); a test enforces
 //!    the conventions.
 //! 3. If the value has rules beyond its syntax (non-zero, relation to another option), add the check
@@ -36,6 +37,7 @@
 //! before any port is bound.
 
 mod env;
+mod env_names;
 mod error;
 mod invocation;
 mod sources;
@@ -106,7 +108,7 @@ pub struct Config {
         env = "SIDECACHE_SHUTDOWN_GRACE",
         value_name = "DURATION",
         default_value = "10s",
-        value_parser = humantime::parse_duration
+        value_parser = crate::duration::parse_duration
     )]
     pub shutdown_grace: Duration,
 }

@@ -24,7 +24,10 @@
 //! | [`metrics`] | the Prometheus registry and the helpers every metric set registers with |
 //! | [`stats`] | the windowed stats behind `GET /stats` |
 //! | [`body`] | the body types of both directions |
+//! | [`build`] | which build is running: version, git commit, profile |
 //! | [`byte_size`] | byte sizes with units, as the options take them |
+//! | [`duration`] | durations with units or in seconds, as the options take them |
+//! | [`listen_addr`] | listener addresses, host names resolved, as the options take them |
 //! | [`demo`] | the embedded demo origin |
 //! | [`telemetry`] | logs (with trace ids), the OTLP span pipeline, sampling, W3C propagation |
 //! | [`shutdown`] | the shutdown signals: a drain, then a stop at once |
@@ -42,11 +45,14 @@
 pub mod admin;
 pub mod app;
 pub mod body;
+pub mod build;
 pub mod byte_size;
 pub mod cache;
 pub mod config;
 pub mod demo;
+pub mod duration;
 pub mod http;
+pub mod listen_addr;
 pub mod metrics;
 pub mod origin;
 pub mod proxy;

@@ -82,7 +82,7 @@ async fn run(config: Config, tracing: Tracing, reload: Reload) -> ExitCode {
         Ok(app) => app,
         Err(error) => {
             eprintln!("sidecache: {}", Chain(&error));
-            return ExitCode::FAILURE;
+            return ExitCode::from(error.exit_code());
         }
     };
     tracing::info!(

@@ -12,6 +12,8 @@ use prometheus::{
     PullingGauge, TextEncoder,
 };
 
+use crate::build;
+
 pub use prometheus::Registry;
 
 /// Latency buckets in seconds: fine below a millisecond for hits, up to half a minute for slow
@@ -34,12 +36,13 @@ pub fn new_registry() -> Result<Registry> {
     let build_info = IntGaugeVec::new(
         Opts::new(
             "sidecache_build_info",
-            "Always 1; the labels say which build is running.",
+            "Always 1; the labels say which build is running: the crate version, the git \
+             commit and the Cargo profile.",
         ),
-        &["version"],
+        &["version", "commit", "profile"],
     )?;
     build_info
-        .with_label_values(&[env!("CARGO_PKG_VERSION")])
+        .with_label_values(&[build::VERSION, build::COMMIT, build::PROFILE])
         .set(1);
     registry.register(Box::new(build_info))?;
     #[cfg(target_os = "linux")]

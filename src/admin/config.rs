@@ -14,7 +14,8 @@ pub struct AdminConfig {
         long = "admin-listen",
         env = "SIDECACHE_ADMIN_LISTEN",
         value_name = "ADDR",
-        default_value = "127.0.0.1:8081"
+        default_value = "127.0.0.1:8081",
+        value_parser = crate::listen_addr::parse_listen_addr
     )]
     pub listen: SocketAddr,
     /// Bearer token that every admin call but /healthz, /readyz and /metrics must send

@@ -5,6 +5,8 @@
 //! their option's own value parser (all problems collected), and the valid ones are placed before
 //! the user's arguments, lowest precedence first; as a later occurrence of an option overrides an
 //! earlier one, the user's flags win, then the environment, then the file, then the defaults.
+//! Names that are no option's are refused in both sources alike: unknown file keys and unknown
+//! `SIDECACHE_*` variables, each with the closest known name.
 
 use std::collections::BTreeMap;
 use std::error::Error as _;
@@ -16,6 +18,7 @@ use std::path::{Path, PathBuf};
 use clap::parser::ValueSource;
 use clap::{Arg, ArgMatches, Command, CommandFactory, FromArgMatches, Parser};
 
+use super::env_names;
 use super::error::{Place, Problem};
 use super::standard_env::{self, StandardEnv};
 use super::{Config, ConfigError, Env, Invocation, validation};
@@ -32,16 +35,19 @@ const CHECK_ONLY_ID: &str = "check-config";
 /// Printed after the options in `--help`.
 const AFTER_HELP: &str = "\
 Units:
-  DURATION  a duration such as 250ms, 5s, 1h 30m or 1d
+  DURATION  a duration such as 250ms, 5s, 1h 30m or 1d, or a whole number of seconds (30)
   BYTES     a whole number with an optional unit: B, KB/MB/GB (powers of 1000) or KiB/MiB/GiB
-            (powers of 1024), case-insensitive, e.g. 1048576, 256MiB or \"64 KiB\"
+            (powers of 1024; nginx's K/M/G too), case-insensitive, e.g. 1048576, 256MiB, 256M
+            or \"64 KiB\"
+  ADDR      HOST:PORT, an IP address or a host name resolved at start, e.g. 0.0.0.0:8080 or
+            localhost:8080
 
 Every option can also be set by the environment variable shown, or in the --config TOML file under
 its long name (e.g. cache-capacity = \"256MiB\"). Precedence: flag > environment > file > default.";
 
 /// The command line: every option of [`Config`], plus the file to read more of them from.
 #[derive(Debug, Parser)]
-#[command(name = "sidecache", version, about, after_help = AFTER_HELP)]
+#[command(name = "sidecache", version = crate::build::VERSION_LINE, about, after_help = AFTER_HELP)]
 struct Cli {
     /// TOML file of options keyed by their long flag names (e.g. cache-capacity = "256MiB").
     /// Unset by default: no file is read.
@@ -92,7 +98,13 @@ pub(super) fn load_invocation(
         .try_get_matches_from_mut(&args)
         .map_err(ConfigError::from_clap)?;
 
-    let mut problems = Vec::new();
+    let known_vars: Vec<&str> = options.iter().map(|spec| spec.env.as_str()).collect();
+    let set: Vec<(String, String)> = env
+        .names()
+        .into_iter()
+        .filter_map(|name| env.var(&name).map(|value| (name, value)))
+        .collect();
+    let mut problems = env_names::unknown(&set, &known_vars);
     let mut below_flags = Vec::new();
     let file = config_file(&flags, env);
     if let Some(path) = &file {
@@ -224,11 +236,23 @@ fn file_values<'a>(
         }
     }
     if !unknown_keys.is_empty() {
+        let keys: Vec<&str> = options
+            .iter()
+            .filter(|spec| !is_config_file(spec))
+            .map(|spec| spec.long.as_str())
+            .collect();
+        let named: Vec<String> = unknown_keys
+            .iter()
+            .map(|key| match env_names::closest(key, &keys) {
+                Some(closest) => format!("{key} (closest: {closest})"),
+                None => key.clone(),
+            })
+            .collect();
         problems.push(Problem::new(
             whole_file,
             format!(
                 "unknown keys: {} (keys are the long flag names listed by --help, e.g. cache-capacity)",
-                unknown_keys.join(", ")
+                named.join(", ")
             ),
         ));
     }
@@ -256,8 +280,8 @@ fn scalar_text(value: &toml::Value) -> Option<String> {
     }
 }
 
-/// The values set by `SIDECACHE_*` variables, or else by the standard OpenTelemetry variable of
-/// the option, if it has one.
+/// The values set by `SIDECACHE_*` variables, or else by the option's former variable, or else by
+/// the standard OpenTelemetry variable of the option, if it has one.
 fn env_values<'a>(
     options: &'a [OptionSpec],
     env: &'a dyn Env,
@@ -266,14 +290,17 @@ fn env_values<'a>(
         .iter()
         .filter(|spec| !is_config_file(spec))
         .filter_map(move |spec| {
-            let (var, value) = match (env.var(&spec.env), spec.standard) {
-                (Some(value), _) => (spec.env.clone(), value),
-                (None, Some(standard)) => {
-                    let value = env.var(standard.var)?;
-                    (standard.var.to_owned(), (standard.convert)(&value))
-                }
-                (None, None) => return None,
+            let own = || env.var(&spec.env).map(|value| (spec.env.clone(), value));
+            let alias = || {
+                let alias = env_names::alias_of(&spec.long)?;
+                env.var(alias).map(|value| (alias.to_owned(), value))
             };
+            let standard = || {
+                let standard = spec.standard?;
+                let value = env.var(standard.var)?;
+                Some((standard.var.to_owned(), (standard.convert)(&value)))
+            };
+            let (var, value) = own().or_else(alias).or_else(standard)?;
             Some(SourcedValue {
                 spec,
                 value: value.into(),

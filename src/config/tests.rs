@@ -19,6 +19,8 @@ use crate::proxy::{AccessLogFormat, ClientCacheControl, RangeMiss};
 use crate::telemetry::{LogFormat, OtlpProtocol, Ratio, SamplerKind};
 use crate::writebehind::SinkAddress;
 
+mod formats;
+mod safe_defaults;
 mod validation;
 
 // === helpers ===
@@ -144,6 +146,7 @@ fn defaults_when_nothing_is_given() {
             read_timeout: secs(30),
             pool_idle_timeout: secs(90),
             max_connections: 1024,
+            demo: false,
         },
         cache: CacheConfig {
             capacity_bytes: 256 * 1024 * 1024,
@@ -181,13 +184,13 @@ fn defaults_when_nothing_is_given() {
             export_timeout: secs(30),
         },
         writebehind: WriteBehindConfig {
-            sink: SinkAddress::Sqlite(PathBuf::from("sidecache-counters.db")),
+            sink: SinkAddress::Sqlite(PathBuf::from(":memory:")),
             interval: secs(1),
             max_pending_keys: 100_000,
             count_requests: false,
             count_query: false,
             request_retention: secs(30 * 24 * 60 * 60),
-            recovery_file: PathBuf::from("sidecache-writebehind.recovery"),
+            recovery_file: None,
         },
         shutdown_grace: secs(10),
     };
@@ -293,7 +296,7 @@ fn each_source_overrides_the_one_below() {
         },
         PrecedenceCase {
             long: "log-level",
-            env: "SIDECACHE_LOG",
+            env: "SIDECACHE_LOG_LEVEL",
             toml_value: "\"warn\"",
             // Values that look like flags are still values.
             env_value: "-weird",
@@ -305,11 +308,17 @@ fn each_source_overrides_the_one_below() {
 
     let dir = TempDir::new();
     for case in cases {
-        // Keeps max-object-size within every capacity above.
+        // Keeps max-object-size within every capacity above; an origin, as the listeners above
+        // are not loopback.
+        let origin = if case.long == "origin" {
+            ""
+        } else {
+            "origin = \"http://127.0.0.1:9000\"\n"
+        };
         let file = dir.file(
             &format!("{}.toml", case.long),
             &format!(
-                "max-object-size = \"1KiB\"\n{} = {}\n",
+                "max-object-size = \"1KiB\"\n{origin}{} = {}\n",
                 case.long, case.toml_value
             ),
         );
@@ -354,7 +363,10 @@ fn the_config_file_comes_from_sidecache_config_unless_the_flag_names_one() {
 
 #[test]
 fn a_repeated_flag_takes_its_last_value() {
-    let config = load_ok(&["--listen", "10.0.0.1:1", "--listen", "10.0.0.2:2"], &[]);
+    let config = load_ok(
+        &["--demo", "--listen", "10.0.0.1:1", "--listen", "10.0.0.2:2"],
+        &[],
+    );
     assert_eq!(config.proxy.listen, addr("10.0.0.2:2"));
 }
 
@@ -398,7 +410,7 @@ fn every_option_is_read_from_its_environment_variable() {
         ("SIDECACHE_ORIGIN_MAX_CONNECTIONS", "22"),
         ("SIDECACHE_MAX_WAITERS_PER_KEY", "20"),
         ("SIDECACHE_LOG_FORMAT", "json"),
-        ("SIDECACHE_LOG", "debug"),
+        ("SIDECACHE_LOG_LEVEL", "debug"),
         ("SIDECACHE_SHUTDOWN_GRACE", "9s"),
         ("SIDECACHE_STATS_WINDOW", "10s"),
         ("SIDECACHE_OTLP_ENDPOINT", "http://127.0.0.1:4317"),
@@ -420,6 +432,8 @@ fn every_option_is_read_from_its_environment_variable() {
         ("SIDECACHE_WRITEBEHIND_COUNT_QUERY", "true"),
         ("SIDECACHE_WRITEBEHIND_REQUEST_RETENTION", "21s"),
         ("SIDECACHE_ADMIN_INSECURE", "true"),
+        // With an origin, --demo must stay off; its variable is read in the demo's own tests.
+        ("SIDECACHE_DEMO", "false"),
         (
             "SIDECACHE_WRITEBEHIND_RECOVERY_FILE",
             "/var/lib/sidecache/recovery",
@@ -464,6 +478,7 @@ fn every_option_is_read_from_its_environment_variable() {
             read_timeout: secs(13),
             pool_idle_timeout: secs(8),
             max_connections: 22,
+            demo: false,
         },
         cache: CacheConfig {
             capacity_bytes: 1 << 30,
@@ -498,7 +513,7 @@ fn every_option_is_read_from_its_environment_variable() {
             count_requests: true,
             count_query: true,
             request_retention: secs(21),
-            recovery_file: PathBuf::from("/var/lib/sidecache/recovery"),
+            recovery_file: Some(PathBuf::from("/var/lib/sidecache/recovery")),
         },
         shutdown_grace: secs(9),
     };
@@ -593,7 +608,7 @@ fn unknown_toml_keys_are_all_listed_with_the_file_name() {
     let dir = TempDir::new();
     let file = dir.file(
         "unknown.toml",
-        "cache-size = \"1MiB\"\nlisten = \"0.0.0.0:1\"\nfoo = 1\n# --config is not a file key\nconfig = \"other.toml\"\n\n[cache]\ncapacity = 5\n",
+        "cache-size = \"1MiB\"\nlisten = \"127.0.0.1:1\"\nfoo = 1\n# --config is not a file key\nconfig = \"other.toml\"\n\n[cache]\ncapacity = 5\n",
     );
     let error = load_err(&["--config", path_str(&file)], &[]);
     let message = error.to_string();
@@ -601,17 +616,18 @@ fn unknown_toml_keys_are_all_listed_with_the_file_name() {
     assert_eq!(error.problems().len(), 1, "{message}");
     assert!(
         message.contains(&format!(
-            "{}: unknown keys: cache, cache-size, config, foo",
+            "{}: unknown keys: cache (closest: cache-capacity), cache-size (closest: cache-capacity), config (closest: ",
             file.display()
         )),
         "{message}"
     );
+    assert!(message.contains(", foo (closest: "), "{message}");
 }
 
 #[test]
 fn toml_values_of_the_wrong_type_or_syntax_name_file_and_key() {
     let dir = TempDir::new();
-    let file = dir.file("types.toml", "grace = 1.5\ncoalesce-timeout = 5\n");
+    let file = dir.file("types.toml", "grace = 1.5\ncoalesce-timeout = -5\n");
     let error = load_err(&["--config", path_str(&file)], &[]);
     let key = |key: &str| Place::FileKey {
         path: file.clone(),
@@ -627,7 +643,7 @@ fn toml_values_of_the_wrong_type_or_syntax_name_file_and_key() {
     );
     // An integer is accepted as TOML, then rejected by the duration parser: no unit.
     assert!(
-        has_problem(&error, &key("coalesce-timeout"), "invalid value \"5\""),
+        has_problem(&error, &key("coalesce-timeout"), "invalid value \"-5\""),
         "{error}"
     );
 }

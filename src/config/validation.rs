@@ -17,6 +17,7 @@ pub(super) fn problems(config: &Config) -> Vec<Problem> {
     if let Some(url) = &config.origin.url {
         check_origin_url(url, &mut found);
     }
+    check_origin_or_demo(config, &mut found);
     check_non_zero_durations(config, &mut found);
     check_cache_sizes(config, &mut found);
     check_client_limits(&config.client, &mut found);
@@ -67,6 +68,31 @@ fn check_origin_url(url: &http::Uri, found: &mut Vec<Problem>) {
                  query, under the URL's path if it has one (e.g. http://127.0.0.1:9000/api/)"
             ),
         ));
+    }
+}
+
+/// The embedded demo origin stands in for a missing `--origin` only where no other host can see
+/// it (a loopback `--listen`), or when `--demo` asks for it: a mistyped or unrendered
+/// `SIDECACHE_ORIGIN` must not put demo pages in front of real clients.
+fn check_origin_or_demo(config: &Config, found: &mut Vec<Problem>) {
+    let listen = config.proxy.listen;
+    match (&config.origin.url, config.origin.demo) {
+        (Some(url), true) => found.push(problem(
+            "demo",
+            format!(
+                "--demo serves the embedded demo origin in place of --origin ({url}); \
+                 give one of them, not both"
+            ),
+        )),
+        (None, false) if !listen.ip().to_canonical().is_loopback() => found.push(problem(
+            "origin",
+            format!(
+                "not set (SIDECACHE_ORIGIN), and the proxy listens on {listen}, which other hosts \
+                 can reach: set --origin to the service to cache, e.g. http://127.0.0.1:9000, \
+                 or pass --demo to serve the embedded demo origin there"
+            ),
+        )),
+        _ => {}
     }
 }
 

@@ -9,7 +9,8 @@ pub struct OriginConfig {
     /// The origin to cache in front of, as http://HOST or http://HOST:PORT, optionally with a path each
     /// client's path is asked for under (http://svc:9000/api/: /users goes to /api/users, and the
     /// origin's Location /api/users/5 reaches clients as /users/5). Unset by default: sidecache
-    /// then starts an embedded demo origin, so one command shows the whole product.
+    /// then starts its embedded demo origin if the proxy listens on a loopback address only (so
+    /// one command shows the whole product), and refuses to start otherwise unless --demo is given.
     #[arg(long = "origin", env = "SIDECACHE_ORIGIN", value_name = "URL")]
     pub url: Option<http::Uri>,
     /// How long to wait for a TCP connection to the origin, so a dead origin fails fast.
@@ -18,7 +19,7 @@ pub struct OriginConfig {
         env = "SIDECACHE_ORIGIN_CONNECT_TIMEOUT",
         value_name = "DURATION",
         default_value = "5s",
-        value_parser = humantime::parse_duration
+        value_parser = crate::duration::parse_duration
     )]
     pub connect_timeout: Duration,
     /// How long to wait for the origin's response head, so a hanging origin turns into a 504 (or
@@ -28,7 +29,7 @@ pub struct OriginConfig {
         env = "SIDECACHE_ORIGIN_TIMEOUT",
         value_name = "DURATION",
         default_value = "30s",
-        value_parser = humantime::parse_duration
+        value_parser = crate::duration::parse_duration
     )]
     pub first_byte_timeout: Duration,
     /// How long reading a whole response body may take when it is buffered for the cache.
@@ -37,7 +38,7 @@ pub struct OriginConfig {
         env = "SIDECACHE_ORIGIN_BODY_TIMEOUT",
         value_name = "DURATION",
         default_value = "60s",
-        value_parser = humantime::parse_duration
+        value_parser = crate::duration::parse_duration
     )]
     pub body_timeout: Duration,
     /// Longest pause between two reads of an origin body streamed to a client (a pass-through or
@@ -48,7 +49,7 @@ pub struct OriginConfig {
         env = "SIDECACHE_ORIGIN_READ_TIMEOUT",
         value_name = "DURATION",
         default_value = "30s",
-        value_parser = humantime::parse_duration
+        value_parser = crate::duration::parse_duration
     )]
     pub read_timeout: Duration,
     /// How long an idle pooled connection to the origin is kept for reuse before it is closed.
@@ -57,7 +58,7 @@ pub struct OriginConfig {
         env = "SIDECACHE_ORIGIN_POOL_IDLE_TIMEOUT",
         value_name = "DURATION",
         default_value = "90s",
-        value_parser = humantime::parse_duration
+        value_parser = crate::duration::parse_duration
     )]
     pub pool_idle_timeout: Duration,
     /// Most connections open to the origin at once. A request that finds none free waits for
@@ -71,6 +72,20 @@ pub struct OriginConfig {
         default_value = "1024"
     )]
     pub max_connections: usize,
+    /// Serve the embedded demo origin (slow cacheable pages, an uncacheable one, a failing one)
+    /// even when the proxy listens beyond loopback. Without it, a missing --origin starts the demo
+    /// only on a loopback --listen, so a typo or an unset SIDECACHE_ORIGIN cannot put demo pages
+    /// in front of real clients. Cannot be combined with --origin.
+    #[arg(
+        long = "demo",
+        env = "SIDECACHE_DEMO",
+        value_name = "BOOL",
+        default_value = "false",
+        num_args = 0..=1,
+        default_missing_value = "true",
+        action = clap::ArgAction::Set
+    )]
+    pub demo: bool,
 }
 
 /// Which `Host` header requests carry to the origin.

@@ -17,7 +17,8 @@ pub struct ProxyConfig {
         long = "listen",
         env = "SIDECACHE_LISTEN",
         value_name = "ADDR",
-        default_value = "127.0.0.1:8080"
+        default_value = "127.0.0.1:8080",
+        value_parser = crate::listen_addr::parse_listen_addr
     )]
     pub listen: SocketAddr,
     /// Which Host header requests carry to the origin: the client's, or the origin URL's authority
@@ -101,7 +102,7 @@ pub struct CacheConfig {
         env = "SIDECACHE_COALESCE_TIMEOUT",
         value_name = "DURATION",
         default_value = "5s",
-        value_parser = humantime::parse_duration
+        value_parser = crate::duration::parse_duration
     )]
     pub coalesce_timeout: Duration,
     /// Most requests that wait for one origin load of a key. Beyond it, a request gets the stored
@@ -122,7 +123,7 @@ pub struct CacheConfig {
         env = "SIDECACHE_HIT_FOR_MISS_TTL",
         value_name = "DURATION",
         default_value = "10s",
-        value_parser = humantime::parse_duration
+        value_parser = crate::duration::parse_duration
     )]
     pub hit_for_miss_ttl: Duration,
     /// How long past expiry a stale entry may still be served while the origin is unreachable.
@@ -132,7 +133,7 @@ pub struct CacheConfig {
         env = "SIDECACHE_GRACE",
         value_name = "DURATION",
         default_value = "60s",
-        value_parser = humantime::parse_duration
+        value_parser = crate::duration::parse_duration
     )]
     pub grace: Duration,
     /// What a `Range` request for a URL with nothing stored loads: `whole`, the whole
@@ -155,7 +156,7 @@ pub struct CacheConfig {
         env = "SIDECACHE_MAX_HEURISTIC_FRESHNESS",
         value_name = "DURATION",
         default_value = "2m",
-        value_parser = humantime::parse_duration
+        value_parser = crate::duration::parse_duration
     )]
     pub max_heuristic_freshness: Duration,
     /// Freshness for responses the origin gives none (no max-age, s-maxage or Expires), in place
@@ -165,7 +166,7 @@ pub struct CacheConfig {
         long = "default-ttl",
         env = "SIDECACHE_DEFAULT_TTL",
         value_name = "DURATION",
-        value_parser = humantime::parse_duration
+        value_parser = crate::duration::parse_duration
     )]
     pub default_ttl: Option<Duration>,
     /// Freshness by path prefix, for origins whose caching fields cannot be changed: rules

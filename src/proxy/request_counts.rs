@@ -63,7 +63,7 @@ mod tests {
             WriteBehindSettings {
                 interval: std::time::Duration::from_secs(1),
                 max_pending_keys: 10,
-                recovery_file: "unused-recovery-file".into(),
+                recovery_file: None,
             },
             WriteBehindMetrics::register(&Registry::new()).expect("metrics"),
         )

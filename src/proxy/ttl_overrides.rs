@@ -132,7 +132,7 @@ fn parse_rule(written: &str) -> Result<TtlOverride, TtlOverridesError> {
         Some(_) => return Err(TtlOverridesError::UnknownOption(written.to_owned())),
         None => (spec, false),
     };
-    let ttl = humantime::parse_duration(duration.trim()).map_err(|error| {
+    let ttl = crate::duration::parse_duration(duration).map_err(|error| {
         TtlOverridesError::Duration {
             rule: written.to_owned(),
             reason: error.to_string(),

@@ -48,7 +48,7 @@ pub struct ClientLimitsConfig {
         env = "SIDECACHE_CLIENT_HEADER_TIMEOUT",
         value_name = "DURATION",
         default_value = "10s",
-        value_parser = humantime::parse_duration
+        value_parser = crate::duration::parse_duration
     )]
     pub header_timeout: Duration,
     /// How long a client connection may stay open with no request under way (a new connection
@@ -58,7 +58,7 @@ pub struct ClientLimitsConfig {
         env = "SIDECACHE_CLIENT_IDLE_TIMEOUT",
         value_name = "DURATION",
         default_value = "60s",
-        value_parser = humantime::parse_duration
+        value_parser = crate::duration::parse_duration
     )]
     pub idle_timeout: Duration,
     /// How long a response may make no progress because its client takes none of it (does not
@@ -70,7 +70,7 @@ pub struct ClientLimitsConfig {
         env = "SIDECACHE_CLIENT_SEND_TIMEOUT",
         value_name = "DURATION",
         default_value = "60s",
-        value_parser = humantime::parse_duration
+        value_parser = crate::duration::parse_duration
     )]
     pub send_timeout: Duration,
     /// How long a client may send nothing while its request body is passed to the origin (POST,
@@ -83,7 +83,7 @@ pub struct ClientLimitsConfig {
         env = "SIDECACHE_CLIENT_BODY_TIMEOUT",
         value_name = "DURATION",
         default_value = "20s",
-        value_parser = humantime::parse_duration
+        value_parser = crate::duration::parse_duration
     )]
     pub body_timeout: Duration,
     /// Most streams (requests) an HTTP/2 client may have open at once on one connection,

@@ -17,10 +17,11 @@ pub struct LogConfig {
     /// Which events are logged: a preset (prod: warnings plus sidecache's start/stop lines;
     /// development: also one access line per request; debug: everything at debug), or
     /// tracing's EnvFilter syntax (e.g. "info" or "sidecache=debug,hyper=warn"). RUST_LOG, when
-    /// set, is honoured by telemetry instead.
+    /// set, is honoured by telemetry instead. SIDECACHE_LOG, the variable's former name, is still
+    /// read when SIDECACHE_LOG_LEVEL is unset.
     #[arg(
         long = "log-level",
-        env = "SIDECACHE_LOG",
+        env = "SIDECACHE_LOG_LEVEL",
         value_name = "FILTER",
         default_value = "info"
     )]
@@ -47,7 +48,7 @@ pub struct TelemetryConfig {
         env = "SIDECACHE_STATS_WINDOW",
         value_name = "DURATION",
         default_value = "60s",
-        value_parser = humantime::parse_duration
+        value_parser = crate::duration::parse_duration
     )]
     pub stats_window: Duration,
 }
@@ -107,7 +108,7 @@ pub struct TracingConfig {
         env = "SIDECACHE_TRACE_BATCH_DELAY",
         value_name = "DURATION",
         default_value = "5s",
-        value_parser = humantime::parse_duration
+        value_parser = crate::duration::parse_duration
     )]
     pub batch_delay: Duration,
     /// Most finished spans held for export (queued, or in the batch being sent); when it is
@@ -135,7 +136,7 @@ pub struct TracingConfig {
         env = "SIDECACHE_TRACE_EXPORT_TIMEOUT",
         value_name = "DURATION",
         default_value = "30s",
-        value_parser = humantime::parse_duration
+        value_parser = crate::duration::parse_duration
     )]
     pub export_timeout: Duration,
 }

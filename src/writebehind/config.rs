@@ -9,14 +9,15 @@ use super::sink::SinkAddress;
 #[derive(Debug, Clone, PartialEq, Eq, clap::Args)]
 #[command(next_help_heading = "Write-behind counters")]
 pub struct WriteBehindConfig {
-    /// Where counters are flushed: sqlite:PATH (a file in WAL mode, created when missing;
-    /// sqlite::memory: keeps them only while the process runs) or a postgres:// URL (no TLS: keep
-    /// the server on loopback or a private network). Tables are created when missing.
+    /// Where counters are flushed: sqlite::memory: (the default: kept in memory while the process
+    /// runs, lost when it stops; no file is written), sqlite:PATH (a file in WAL mode, created
+    /// when missing; an unwritable one stops the start, exit 64) or a postgres:// URL (no TLS:
+    /// keep the server on loopback or a private network). Tables are created when missing.
     #[arg(
         long = "writebehind-sink",
         env = "SIDECACHE_WRITEBEHIND_SINK",
         value_name = "SINK",
-        default_value = "sqlite:sidecache-counters.db",
+        default_value = "sqlite::memory:",
         value_parser = SinkAddress::parse
     )]
     pub sink: SinkAddress,
@@ -26,7 +27,7 @@ pub struct WriteBehindConfig {
         env = "SIDECACHE_WRITEBEHIND_INTERVAL",
         value_name = "DURATION",
         default_value = "1s",
-        value_parser = humantime::parse_duration
+        value_parser = crate::duration::parse_duration
     )]
     pub interval: Duration,
     /// Most counter names held in memory between flushes, so a scan of random URLs cannot
@@ -70,16 +71,17 @@ pub struct WriteBehindConfig {
         env = "SIDECACHE_WRITEBEHIND_REQUEST_RETENTION",
         value_name = "DURATION",
         default_value = "30days",
-        value_parser = humantime::parse_duration
+        value_parser = crate::duration::parse_duration
     )]
     pub request_retention: Duration,
     /// Where pending increments are written if the sink cannot be reached at shutdown; replayed
-    /// (each batch at most once) and removed at the next start.
+    /// (each batch at most once) and removed at the next start. Its directory must be writable
+    /// (checked at start, exit 64). Unset by default: no file is written, and what the sink cannot
+    /// take at shutdown is lost (and logged); set it with a PostgreSQL sink.
     #[arg(
         long = "writebehind-recovery-file",
         env = "SIDECACHE_WRITEBEHIND_RECOVERY_FILE",
-        value_name = "FILE",
-        default_value = "sidecache-writebehind.recovery"
+        value_name = "FILE"
     )]
-    pub recovery_file: PathBuf,
+    pub recovery_file: Option<PathBuf>,
 }

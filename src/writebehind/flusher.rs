@@ -35,8 +35,9 @@ pub struct WriteBehindSettings {
     pub interval: Duration,
     /// The most counter names held in memory between flushes.
     pub max_pending_keys: usize,
-    /// Where unconfirmed batches go when the sink cannot be reached at shutdown.
-    pub recovery_file: PathBuf,
+    /// Where unconfirmed batches go when the sink cannot be reached at shutdown; with none, they
+    /// are lost (and logged).
+    pub recovery_file: Option<PathBuf>,
 }
 
 /// In-memory counters written behind to a [`Sink`].
@@ -169,7 +170,13 @@ impl WriteBehind {
         settings: WriteBehindSettings,
         metrics: WriteBehindMetrics,
     ) -> Result<Self, OpenError> {
-        let mut replayed = recovery::read(&settings.recovery_file)?;
+        let mut replayed = match &settings.recovery_file {
+            Some(path) => {
+                recovery::check_writable(path)?;
+                recovery::read(path)?
+            }
+            None => Vec::new(),
+        };
         let found = !replayed.is_empty();
         // A name no sink can store (an earlier version's, or written by hand) would fail its
         // batch at every replay: it is dropped here, once, and counted.
@@ -181,7 +188,10 @@ impl WriteBehind {
         if invalid > 0 {
             metrics.record_dropped(DropReason::InvalidName, invalid);
             tracing::warn!(
-                path = %settings.recovery_file.display(),
+                path = settings
+                    .recovery_file
+                    .as_deref()
+                    .map(|path| tracing::field::display(path.display())),
                 rows = invalid,
                 "the write-behind recovery file holds counter names no sink can store \
                  (empty, over 1024 bytes, or with control characters): those rows are dropped"
@@ -189,7 +199,10 @@ impl WriteBehind {
         }
         if !replayed.is_empty() {
             tracing::warn!(
-                path = %settings.recovery_file.display(),
+                path = settings
+                    .recovery_file
+                    .as_deref()
+                    .map(|path| tracing::field::display(path.display())),
                 batches = replayed.len(),
                 keys = replayed.iter().map(Batch::len).sum::<usize>(),
                 "write-behind recovery file found: its batches are replayed to the sink (each at most once)"
@@ -468,7 +481,10 @@ impl WriteBehind {
     }
 
     fn replay_done(&self) {
-        let path = &self.settings.recovery_file;
+        // Batches are replayed only from a recovery file.
+        let Some(path) = &self.settings.recovery_file else {
+            return;
+        };
         match recovery::remove(path) {
             Ok(()) => tracing::info!(
                 path = %path.display(),
@@ -569,10 +585,19 @@ impl WriteBehind {
         self.drain_into_batch();
         let batches: Vec<Arc<Batch>> = self.lock_retained().iter().cloned().collect();
         let keys = batches.iter().map(|batch| batch.len()).sum();
-        let path = &self.settings.recovery_file;
         if batches.is_empty() {
             return Closed::Flushed;
         }
+        let Some(path) = &self.settings.recovery_file else {
+            tracing::error!(
+                sink = %self.sink_name,
+                batches = batches.len(),
+                keys,
+                "the write-behind sink could not be reached at shutdown and no \
+                 --writebehind-recovery-file is set: pending increments are LOST"
+            );
+            return Closed::Lost { keys };
+        };
         match recovery::write(path, &batches) {
             Ok(()) => {
                 tracing::error!(
@@ -604,9 +629,9 @@ impl WriteBehind {
         }
     }
 
-    /// The recovery file this component writes and replays.
-    pub fn recovery_file(&self) -> &Path {
-        &self.settings.recovery_file
+    /// The recovery file this component writes and replays, if it has one.
+    pub fn recovery_file(&self) -> Option<&Path> {
+        self.settings.recovery_file.as_deref()
     }
 
     fn lock_retained(&self) -> MutexGuard<'_, VecDeque<Arc<Batch>>> {

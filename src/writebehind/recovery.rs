@@ -52,6 +52,30 @@ pub enum RecoveryError {
     },
 }
 
+/// Checks at start that the recovery file at `path` could be written at shutdown, by creating
+/// and removing the temporary file [`write`] would use, so an unwritable path stops the start
+/// instead of losing the increments at the next outage.
+///
+/// # Errors
+///
+/// The temporary file cannot be created in the file's directory.
+pub(crate) fn check_writable(path: &Path) -> Result<(), RecoveryError> {
+    let temporary = temporary_path(path);
+    File::create(&temporary)
+        .and_then(|_| fs::remove_file(&temporary))
+        .map_err(|source| RecoveryError::Write {
+            path: path.to_owned(),
+            source,
+        })
+}
+
+/// Where [`write`] writes the file before it renames it into place.
+fn temporary_path(path: &Path) -> PathBuf {
+    let mut temporary = path.as_os_str().to_owned();
+    temporary.push(".tmp");
+    PathBuf::from(temporary)
+}
+
 /// The batches in the recovery file at `path`; none if there is no file.
 ///
 /// # Errors
@@ -121,9 +145,7 @@ pub(crate) fn write(path: &Path, batches: &[Arc<Batch>]) -> Result<(), RecoveryE
         path: path.to_owned(),
         source,
     };
-    let mut temporary = path.as_os_str().to_owned();
-    temporary.push(".tmp");
-    let temporary = PathBuf::from(temporary);
+    let temporary = temporary_path(path);
     let mut file = File::create(&temporary).map_err(failed)?;
     file.write_all(document.to_string().as_bytes())
         .and_then(|()| file.write_all(b"\n"))

@@ -72,6 +72,14 @@ impl SqliteSink {
             Connection::open(path)
         }
         .map_err(SinkError::unavailable)?;
+        // SQLite opens a file it may not write read-only, without an error: every flush would
+        // then fail. Refused here, the start stops and names the file.
+        if connection
+            .is_readonly(rusqlite::MAIN_DB)
+            .map_err(SinkError::unavailable)?
+        {
+            return Err(SinkError::unavailable("the file is not writable"));
+        }
         connection
             .busy_timeout(BUSY_TIMEOUT)
             .map_err(SinkError::unavailable)?;

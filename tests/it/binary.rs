@@ -17,38 +17,39 @@ fn start(args: &[&str]) -> (Child, SocketAddr, SocketAddr) {
     (child, proxy, admin)
 }
 
+/// The flags of every logged start: ports the system chooses, JSON logs, counters in memory.
+fn logged<'a>(args: &[&'a str]) -> Vec<&'a str> {
+    let mut all = vec![
+        "--listen",
+        "127.0.0.1:0",
+        "--admin-listen",
+        "127.0.0.1:0",
+        "--log-format",
+        "json",
+        "--log-level",
+        "info",
+        "--writebehind-sink",
+        "sqlite::memory:",
+    ];
+    all.extend_from_slice(args);
+    all
+}
+
 /// Like [`start`], with environment variables, and with the rest of its log: every line after
 /// the listening line, once the process has exited.
 fn start_logged(
     args: &[&str],
     vars: &[(&str, &str)],
 ) -> (Child, SocketAddr, SocketAddr, JoinHandle<Vec<String>>) {
-    let mut child = command(args, vars)
-        .stdout(Stdio::null())
-        .spawn()
-        .expect("spawn sidecache");
+    let mut child = spawn(&logged(args), vars);
     let listening = support::binary::listening(&mut child);
     (child, listening.proxy, listening.admin, listening.log)
-}
-
-/// The binary's command line, with JSON logs on a piped stderr.
-fn command(args: &[&str], vars: &[(&str, &str)]) -> Command {
-    let mut command = Command::new(env!("CARGO_BIN_EXE_sidecache"));
-    command
-        .args(["--listen", "127.0.0.1:0", "--admin-listen", "127.0.0.1:0"])
-        .args(["--log-format", "json", "--log-level", "info"])
-        .args(["--writebehind-sink", "sqlite::memory:"])
-        .args(args)
-        .env_remove("RUST_LOG")
-        .envs(vars.iter().copied())
-        .stderr(Stdio::piped());
-    command
 }
 
 /// Like [`start_logged`], with what the binary writes to stdout (its access log), every line
 /// of it once the process has exited.
 fn start_with_stdout(args: &[&str]) -> (Child, SocketAddr, SocketAddr, JoinHandle<Vec<String>>) {
-    let mut child = command(args, &[])
+    let mut child = command(&logged(args), &[])
         .stdout(Stdio::piped())
         .spawn()
         .expect("spawn sidecache");
@@ -60,6 +61,29 @@ fn start_with_stdout(args: &[&str]) -> (Child, SocketAddr, SocketAddr, JoinHandl
     });
     let listening = support::binary::listening(&mut child);
     (child, listening.proxy, listening.admin, lines)
+}
+
+/// Spawns the binary with `args` and `vars` and no other `SIDECACHE_*` variable (nor
+/// `RUST_LOG`) from the test's environment, its stderr piped.
+fn spawn(args: &[&str], vars: &[(&str, &str)]) -> Child {
+    command(args, vars).spawn().expect("spawn sidecache")
+}
+
+/// The command [`spawn`] runs.
+fn command(args: &[&str], vars: &[(&str, &str)]) -> Command {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_sidecache"));
+    for (name, _) in std::env::vars_os() {
+        if name.to_string_lossy().starts_with("SIDECACHE_") {
+            command.env_remove(name);
+        }
+    }
+    command
+        .args(args)
+        .env_remove("RUST_LOG")
+        .envs(vars.iter().copied())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped());
+    command
 }
 
 fn terminate(child: &mut Child) -> i32 {
@@ -132,27 +156,11 @@ fn bad_freshness_rules_and_an_origin_with_a_query_exit_64_naming_each() {
 /// network: refused before any port is bound, unless `--admin-insecure true` says so.
 #[test]
 fn an_admin_port_open_to_the_network_without_a_token_exits_64() {
-    let child = Command::new(env!("CARGO_BIN_EXE_sidecache"))
-        .args(["--listen", "127.0.0.1:0", "--admin-listen", "0.0.0.0:0"])
-        .args(["--writebehind-sink", "sqlite::memory:"])
-        .env_remove("RUST_LOG")
-        .env_remove("SIDECACHE_ADMIN_TOKEN")
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("spawn sidecache");
-    // A binary that starts instead of refusing would run until killed: wait for its exit on a
-    // thread, at most 10 s.
-    let pid = child.id().to_string();
-    let (exited, exit) = std::sync::mpsc::channel();
-    std::thread::spawn(move || exited.send(child.wait_with_output()));
-    let Ok(output) = exit.recv_timeout(std::time::Duration::from_secs(10)) else {
-        let _ = Command::new("kill").args(["-KILL", &pid]).status();
-        panic!("sidecache started with its admin port open to the network and no token");
-    };
-    let output = output.expect("wait for sidecache");
-    assert_eq!(output.status.code(), Some(64));
-    let stderr = String::from_utf8_lossy(&output.stderr);
+    let (code, stderr) = run_to_exit(
+        &["--listen", "127.0.0.1:0", "--admin-listen", "0.0.0.0:0"],
+        &[],
+    );
+    assert_eq!(code, 64, "{stderr}");
     assert!(stderr.contains("admin-listen"), "{stderr}");
     assert!(stderr.contains("--admin-token"), "{stderr}");
 }
@@ -488,4 +496,198 @@ async fn an_access_line_counts_the_bytes_sent_before_the_body_broke_off() {
     assert_eq!(entry["status"], 200, "{entry}");
     assert_eq!(entry["body_bytes_sent"], 100, "{entry}");
     assert_eq!(entry["ended"], "body_aborted", "{entry}");
+}
+
+/// Runs the binary to its exit with `args` (after a loopback admin port) and `vars`, at most 10 s: a binary that starts instead of refusing is killed
+/// and the test fails.
+fn run_to_exit(args: &[&str], vars: &[(&str, &str)]) -> (i32, String) {
+    let mut all = vec!["--admin-listen", "127.0.0.1:0"];
+    all.extend_from_slice(args);
+    let child = spawn(&all, vars);
+    let pid = child.id().to_string();
+    let (exited, exit) = std::sync::mpsc::channel();
+    std::thread::spawn(move || exited.send(child.wait_with_output()));
+    let Ok(output) = exit.recv_timeout(std::time::Duration::from_secs(10)) else {
+        let _ = Command::new("kill").args(["-KILL", &pid]).status();
+        panic!("sidecache started with {args:?} {vars:?}, where it should have refused");
+    };
+    let output = output.expect("wait for sidecache");
+    let stderr = String::from_utf8_lossy(&output.stderr).into_owned();
+    (output.status.code().expect("an exit code"), stderr)
+}
+
+/// A container without `SIDECACHE_ORIGIN` (a typo, a variable that did not render) must not
+/// serve demo pages on a port other hosts reach.
+#[test]
+fn no_origin_on_a_listener_other_hosts_reach_exits_64_naming_the_origin() {
+    let (code, stderr) = run_to_exit(&[], &[("SIDECACHE_LISTEN", "0.0.0.0:0")]);
+    let (flag_code, flag_stderr) = run_to_exit(&["--listen", "0.0.0.0:0"], &[]);
+    for (code, stderr) in [(code, stderr), (flag_code, flag_stderr)] {
+        assert_eq!(code, 64, "{stderr}");
+        assert!(
+            stderr.contains("--origin: not set (SIDECACHE_ORIGIN)"),
+            "{stderr}"
+        );
+        assert!(stderr.contains("--demo"), "{stderr}");
+    }
+}
+
+#[tokio::test]
+async fn demo_serves_the_demo_on_a_listener_other_hosts_reach() {
+    let (mut child, proxy, _admin) = start(&["--demo", "--listen", "0.0.0.0:0"]);
+    assert!(proxy.ip().is_unspecified(), "{proxy}");
+    let local = SocketAddr::from(([127, 0, 0, 1], proxy.port()));
+    let got = TestClient::new()
+        .get(&format!("http://{local}/slow/1?delay_ms=1"))
+        .await;
+    assert_eq!(got.status, 200);
+    assert!(
+        got.body.starts_with(b"slow resource /slow/1"),
+        "{:?}",
+        got.body
+    );
+    assert_eq!(terminate(&mut child), 0);
+}
+
+/// A mistyped variable is refused, as a mistyped file key is, rather than silently ignored.
+#[test]
+fn an_unknown_sidecache_variable_exits_64_naming_it_and_the_closest_known_one() {
+    let (code, stderr) = run_to_exit(
+        &["--listen", "127.0.0.1:0"],
+        &[("SIDECACHE_ORIGN", "http://127.0.0.1:9000")],
+    );
+    assert_eq!(code, 64, "{stderr}");
+    assert!(
+        stderr.contains(
+            "SIDECACHE_ORIGN: not a variable sidecache reads; the closest is SIDECACHE_ORIGIN"
+        ),
+        "{stderr}"
+    );
+}
+
+/// Counters kept in memory by default: a run in a read-only directory (Kubernetes'
+/// `readOnlyRootFilesystem`) starts, and no run leaves files behind.
+#[tokio::test]
+async fn by_default_no_file_is_written_in_the_working_directory() {
+    let dir = support::TempDir::new("working-directory");
+    let mut child = command(
+        &["--listen", "127.0.0.1:0", "--admin-listen", "127.0.0.1:0"],
+        &[],
+    )
+    .args(["--log-format", "json", "--log-level", "info"])
+    .current_dir(&dir.0)
+    .spawn()
+    .expect("spawn sidecache");
+    let listening = support::binary::listening(&mut child);
+    let client = TestClient::new();
+    let page = client
+        .get(&format!("http://{}/slow/1?delay_ms=1", listening.proxy))
+        .await;
+    assert_eq!(page.status, 200);
+    let counted = client
+        .send(
+            http::Method::POST,
+            &format!("http://{}/v1/counters/views?delta=2", listening.admin),
+            &[],
+            bytes::Bytes::new(),
+        )
+        .await;
+    assert_eq!(counted.status, 200, "{:?}", counted.body);
+    let read = client
+        .get(&format!("http://{}/v1/counters/views", listening.admin))
+        .await;
+    assert!(
+        String::from_utf8_lossy(&read.body).contains("\"value\":2"),
+        "{:?}",
+        read.body
+    );
+    assert_eq!(terminate(&mut child), 0);
+    let left: Vec<_> = std::fs::read_dir(&dir.0)
+        .expect("read the working directory")
+        .map(|entry| entry.expect("an entry").file_name())
+        .collect();
+    assert!(left.is_empty(), "sidecache left {left:?} behind");
+}
+
+/// A configured file that cannot be written stops the start, naming it, before any port
+/// serves: here under a path whose "directory" is a file, which no user can write into.
+#[test]
+fn an_unwritable_counters_file_or_recovery_file_exits_64_naming_it() {
+    let dir = support::TempDir::new("unwritable");
+    let not_a_directory = dir.0.join("plain-file");
+    std::fs::write(&not_a_directory, "").expect("write a plain file");
+    let counters = not_a_directory.join("counters.db").display().to_string();
+    let recovery = not_a_directory
+        .join("writebehind.recovery")
+        .display()
+        .to_string();
+    for (flag, value) in [
+        ("--writebehind-sink", format!("sqlite:{counters}")),
+        ("--writebehind-recovery-file", recovery.clone()),
+    ] {
+        let (code, stderr) = run_to_exit(&["--listen", "127.0.0.1:0", flag, &value], &[]);
+        assert_eq!(code, 64, "{flag}: {stderr}");
+        let path = if flag == "--writebehind-sink" {
+            &counters
+        } else {
+            &recovery
+        };
+        assert!(stderr.contains(path.as_str()), "{flag}: {stderr}");
+    }
+}
+
+/// A port already taken is a configuration error like any other: exit 64, naming the option.
+#[test]
+fn a_port_in_use_exits_64_naming_the_flag_and_the_address() {
+    let taken = std::net::TcpListener::bind("127.0.0.1:0").expect("bind a port");
+    let addr = taken.local_addr().expect("its address").to_string();
+    for flag in ["--listen", "--admin-listen"] {
+        let mut args = vec!["--listen", "127.0.0.1:0"];
+        args.extend([flag, addr.as_str()]);
+        let (code, stderr) = run_to_exit(&args, &[]);
+        assert_eq!(code, 64, "{flag}: {stderr}");
+        assert!(
+            stderr.contains(&format!("{flag} {addr}: cannot listen there")),
+            "{flag}: {stderr}"
+        );
+        assert!(stderr.contains("choose a free port"), "{stderr}");
+    }
+}
+
+/// The spellings an nginx user reaches for start the binary.
+#[tokio::test]
+async fn host_names_nginx_sizes_and_bare_seconds_are_accepted() {
+    let (mut child, proxy, _admin) = start(&[
+        "--listen",
+        "localhost:0",
+        "--cache-capacity",
+        "64M",
+        "--origin-timeout",
+        "30",
+    ]);
+    assert_eq!(proxy.ip().to_string(), "127.0.0.1");
+    assert_eq!(terminate(&mut child), 0);
+}
+
+/// `--version` says which source and profile the binary was built from, as git reports them.
+#[test]
+fn version_prints_the_git_commit_and_the_build_profile() {
+    let output = command(&["--version"], &[])
+        .stdout(Stdio::piped())
+        .output()
+        .expect("run sidecache");
+    assert_eq!(output.status.code(), Some(0));
+    let version = String::from_utf8_lossy(&output.stdout).into_owned();
+    let Ok(head) = Command::new("git")
+        .args(["rev-parse", "--short=12", "HEAD"])
+        .output()
+    else {
+        return support::missing_component("git", "to compare the commit --version prints");
+    };
+    let head = String::from_utf8_lossy(&head.stdout).trim().to_owned();
+    assert!(
+        version.starts_with(&format!("sidecache 0.1.0 (commit {head}")),
+        "{version} (HEAD is {head})"
+    );
+    assert!(version.trim_end().ends_with(", debug)"), "{version}");
 }

@@ -257,7 +257,18 @@ async fn after_a_known_workload_every_counter_equals_what_happened() {
     ] {
         assert_eq!(scrape.value(gauge), 0.0, "{gauge}");
     }
-    assert_eq!(scrape.value("sidecache_build_info{version=\"0.1.0\"}"), 1.0);
+    // Labelled with the build the test runs: the commit the build script found, the profile.
+    let build_info = format!(
+        "sidecache_build_info{{commit=\"{}\",profile=\"{}\",version=\"0.1.0\"}}",
+        sidecache::build::COMMIT,
+        sidecache::build::PROFILE
+    );
+    assert_eq!(scrape.value(&build_info), 1.0, "{build_info}");
+    assert_eq!(
+        sidecache::build::PROFILE,
+        "debug",
+        "tests are built in the debug profile"
+    );
 
     // The windowed stats agree with the counters.
     let stats = TestClient::new().get(&sidecache.admin_url("/stats")).await;

@@ -8,7 +8,7 @@
 //! waiters), every body a client got was whole, and the counters add up exactly — against what
 //! the clients saw and what the origin received.
 //!
-//! It runs for `SIDECACHE_SOAK_SECS` seconds: by default 90 under CI (`CI=true`), 15 elsewhere.
+//! It runs for `TEST_SIDECACHE_SOAK_SECS` seconds: by default 90 under CI (`CI=true`), 15 elsewhere.
 
 use crate::support;
 
@@ -58,11 +58,11 @@ const ERROR_BODY: &str = "origin overloaded\n";
 
 fn soak_duration() -> Duration {
     let ci = support::in_ci();
-    let seconds = std::env::var("SIDECACHE_SOAK_SECS")
+    let seconds = std::env::var("TEST_SIDECACHE_SOAK_SECS")
         .ok()
         .map(|s| {
             s.parse()
-                .expect("SIDECACHE_SOAK_SECS is a number of seconds")
+                .expect("TEST_SIDECACHE_SOAK_SECS is a number of seconds")
         })
         .unwrap_or(if ci { 90 } else { 15 });
     Duration::from_secs(seconds)

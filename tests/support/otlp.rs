@@ -5,7 +5,7 @@
 //! The receiver writes a span before it answers the export that carried it, so once sidecache's
 //! exporter has flushed, [`Receiver::stop`] (close stdin, read to the end) sees every span.
 //!
-//! Python: `SIDECACHE_TEST_PYTHON` (scripts/test points it at the venv it installs the receiver's
+//! Python: `TEST_SIDECACHE_PYTHON` (scripts/test points it at the venv it installs the receiver's
 //! requirements into), else `target/otlp-venv/bin/python`, else `python3`. Under CI (`CI=true`)
 //! a receiver that cannot start fails the test; elsewhere the test is skipped with a loud note.
 
@@ -169,7 +169,7 @@ impl Receiver {
                     std::io::stderr(),
                     "\n!!!!!!!!\n!!! SKIPPED: the OTLP test receiver could not start: {problem}\n\
                      !!! run scripts/test (it installs tests/otlp/requirements.txt), or set\n\
-                     !!! SIDECACHE_TEST_PYTHON to a Python with them installed\n!!!!!!!!\n"
+                     !!! TEST_SIDECACHE_PYTHON to a Python with them installed\n!!!!!!!!\n"
                 );
                 None
             }
@@ -178,7 +178,7 @@ impl Receiver {
 
     async fn try_start() -> Result<Self, String> {
         let manifest = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
-        let python = std::env::var("SIDECACHE_TEST_PYTHON")
+        let python = std::env::var("TEST_SIDECACHE_PYTHON")
             .map(PathBuf::from)
             .ok()
             .or_else(|| {

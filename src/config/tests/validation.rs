@@ -127,7 +127,7 @@ fn bad_byte_sizes_are_rejected_with_the_reason() {
         ("18446744073709551616", "too large"),
         ("17179869184GiB", "too large"),
         ("12XB", "unknown unit \"XB\""),
-        ("1.5GiB", "unknown unit \".5GiB\""),
+        ("1.5GiB", "whole number; use a smaller unit"),
         ("-5", "must not be negative"),
         ("-5MiB", "must not be negative"),
         ("MiB", "whole number"),
@@ -428,9 +428,9 @@ fn an_admin_port_reachable_from_other_hosts_needs_a_token_or_admin_insecure() {
 
 #[test]
 fn the_log_level_must_not_be_empty() {
-    let error = load_err(&[], &[("SIDECACHE_LOG", " ")]);
+    let error = load_err(&[], &[("SIDECACHE_LOG_LEVEL", " ")]);
     assert!(
-        has_problem(&error, &env_var("SIDECACHE_LOG"), "must not be empty"),
+        has_problem(&error, &env_var("SIDECACHE_LOG_LEVEL"), "must not be empty"),
         "{error}"
     );
 }
@@ -505,8 +505,9 @@ fn help_documents_every_option_with_its_env_name_and_default() {
             if matches!(long, "help" | "version" | "check-config") {
                 continue;
             }
+            // A flag whose value may be left out (`--demo`) shows it in brackets.
             assert!(
-                help.contains(&format!("--{long} <")),
+                help.contains(&format!("--{long} <")) || help.contains(&format!("--{long} [<")),
                 "{args:?}: --{long} missing"
             );
             let env = testing::options()
@@ -544,6 +545,31 @@ fn version_is_not_a_failure() {
     assert!(error.is_help_or_version());
     assert_eq!(error.exit_code(), 0);
     assert!(error.to_string().starts_with("sidecache "), "{error}");
+}
+
+#[test]
+fn version_names_the_commit_and_the_build_profile() {
+    let version = load_err(&["--version"], &[]).to_string();
+    assert_eq!(
+        version.trim_end(),
+        format!(
+            "sidecache {} (commit {}, {})",
+            crate::build::VERSION,
+            crate::build::COMMIT,
+            crate::build::PROFILE
+        )
+    );
+    let commit = crate::build::COMMIT.trim_end_matches("-dirty");
+    assert!(
+        commit == "unknown"
+            || (commit.len() == 12 && commit.bytes().all(|byte| byte.is_ascii_hexdigit())),
+        "{commit}"
+    );
+    assert_eq!(
+        crate::build::PROFILE,
+        "debug",
+        "tests build the debug profile"
+    );
 }
 
 #[test]

@@ -160,7 +160,7 @@ fn settings(dir: &TempDir, interval: Duration, max_pending_keys: usize) -> Write
     WriteBehindSettings {
         interval,
         max_pending_keys,
-        recovery_file: dir.0.join("recovery.json"),
+        recovery_file: Some(dir.0.join("recovery.json")),
     }
 }
 
@@ -474,7 +474,12 @@ async fn close_flushes_everything_and_refuses_later_increments() {
         ),
         1.0
     );
-    assert!(!writebehind.recovery_file().exists());
+    assert!(
+        !writebehind
+            .recovery_file()
+            .expect("the tests' settings name one")
+            .exists()
+    );
 }
 
 #[tokio::test(start_paused = true)]
@@ -519,6 +524,25 @@ async fn an_unreachable_sink_at_shutdown_spills_to_the_recovery_file_replayed_at
         ),
         1.0
     );
+}
+
+#[tokio::test(start_paused = true)]
+async fn without_a_recovery_file_an_unreachable_sink_at_shutdown_loses_the_pending_keys() {
+    let dir = TempDir::new();
+    let sink = FakeSink::new();
+    let settings = WriteBehindSettings {
+        recovery_file: None,
+        ..settings(&dir, Duration::from_secs(1), 10)
+    };
+    let (writebehind, _) = component(sink.clone(), settings);
+    sink.down.store(true, Ordering::SeqCst);
+    admin(&writebehind, "views", 2);
+    admin(&writebehind, "likes", 1);
+
+    let closed = writebehind.close(Duration::from_secs(2)).await;
+    assert_eq!(closed, Closed::Lost { keys: 2 });
+    let written: Vec<_> = std::fs::read_dir(&dir.0).expect("read dir").collect();
+    assert!(written.is_empty(), "{written:?}");
 }
 
 /// A recovery file written by an earlier version (or by hand) may hold names no sink can

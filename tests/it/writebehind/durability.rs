@@ -181,7 +181,7 @@ async fn postgres_a_commit_cut_before_or_after_the_server_committed_counts_once(
         WriteBehindSettings {
             interval: Duration::from_secs(3600),
             max_pending_keys: 100,
-            recovery_file: dir.0.join("recovery.json"),
+            recovery_file: Some(dir.0.join("recovery.json")),
         },
         WriteBehindMetrics::register(&registry).expect("metrics"),
     )

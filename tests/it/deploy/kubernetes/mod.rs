@@ -29,7 +29,7 @@ const STOP_MARGIN: Duration = Duration::from_secs(5);
 /// Where scripts/test installed kustomize, the validators' dependencies and their venv; `None`
 /// (with a loud message) when they are missing outside CI, a failure under CI.
 fn tools() -> Option<PathBuf> {
-    let dir = std::env::var_os("SIDECACHE_TEST_KUBERNETES_TOOLS")
+    let dir = std::env::var_os("TEST_SIDECACHE_KUBERNETES_TOOLS")
         .map_or_else(|| repo_path("target/kubernetes-tools"), PathBuf::from);
     let ready = kustomize(&dir).is_file() && validator_python(&dir).is_file();
     if ready {
@@ -556,7 +556,8 @@ fn every_container_runs_restricted_and_writes_only_to_its_volumes() {
         let SinkAddress::Sqlite(counters_file) = &config.writebehind.sink else {
             panic!("overlay {overlay}: the demo keeps its counters in a SQLite file");
         };
-        for file in [counters_file, &config.writebehind.recovery_file] {
+        let recovery_file = config.writebehind.recovery_file.as_ref();
+        for file in [Some(counters_file), recovery_file].into_iter().flatten() {
             assert!(
                 writable.iter().any(|dir| file.starts_with(dir)),
                 "overlay {overlay}: sidecache writes {} outside its writable volumes {writable:?}",
