@@ -132,12 +132,11 @@ fn parse_rule(written: &str) -> Result<TtlOverride, TtlOverridesError> {
         Some(_) => return Err(TtlOverridesError::UnknownOption(written.to_owned())),
         None => (spec, false),
     };
-    let ttl = crate::duration::parse_duration(duration).map_err(|error| {
-        TtlOverridesError::Duration {
+    let ttl =
+        crate::duration::parse_duration(duration).map_err(|error| TtlOverridesError::Duration {
             rule: written.to_owned(),
             reason: error.to_string(),
-        }
-    })?;
+        })?;
     Ok(TtlOverride {
         prefix: prefix.to_owned(),
         ttl,
