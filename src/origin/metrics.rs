@@ -61,14 +61,16 @@ impl OriginOutcome {
         }
     }
 
-    /// The outcome of a request that got a response head with `status`.
+    /// The outcome of a request that got a response head with `status`. A code from 600 up,
+    /// which RFC 9110 defines no class for, counts as a server error, as the proxy's
+    /// `sidecache_responses_total` counts it.
     pub fn of_status(status: StatusCode) -> Self {
         match status.as_u16() {
             100..=199 => Self::Informational,
+            200..=299 => Self::Success,
             300..=399 => Self::Redirection,
             400..=499 => Self::ClientError,
-            500..=599 => Self::ServerError,
-            _ => Self::Success,
+            _ => Self::ServerError,
         }
     }
 
@@ -148,5 +150,29 @@ impl OriginMetrics {
     /// A body that could not be read whole.
     pub fn record_body_error(&self) {
         self.body_errors.inc();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use http::StatusCode;
+
+    use super::OriginOutcome;
+
+    #[test]
+    fn statuses_count_by_class_and_codes_from_600_as_server_errors() {
+        for (code, outcome) in [
+            (100, OriginOutcome::Informational),
+            (200, OriginOutcome::Success),
+            (299, OriginOutcome::Success),
+            (301, OriginOutcome::Redirection),
+            (404, OriginOutcome::ClientError),
+            (503, OriginOutcome::ServerError),
+            (600, OriginOutcome::ServerError),
+            (999, OriginOutcome::ServerError),
+        ] {
+            let status = StatusCode::from_u16(code).expect("a status code");
+            assert_eq!(OriginOutcome::of_status(status), outcome, "{code}");
+        }
     }
 }
